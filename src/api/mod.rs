@@ -1,0 +1,15 @@
+//! The `durablejob.dev/v1alpha1` API.
+
+mod schema_helpers;
+mod spec;
+mod status;
+
+pub use spec::*;
+pub use status::*;
+
+/// API group of every durablejob resource.
+pub const GROUP: &str = "durablejob.dev";
+/// Finalizer that keeps a DurableJob until its Temporal schedule is handled.
+pub const FINALIZER: &str = "durablejob.dev/schedule";
+/// Annotation a user sets (to any new value) to resume a schedule paused after a failed run.
+pub const RESUME_ANNOTATION: &str = "durablejob.dev/resume";

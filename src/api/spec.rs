@@ -1,0 +1,408 @@
+//! The `DurableJob` custom resource: its spec, as users and GitOps write it.
+//!
+//! The schema generated from these types is the first line of validation: enums, patterns,
+//! bounds and CEL rules refuse typical mistakes at `kubectl apply`. What a schema cannot
+//! express (cron semantics, IANA zones, embedded Job/Pod templates) is checked by
+//! [`crate::validate`] and reported as `Ready=False`.
+//!
+//! Durations and timestamps are kept as the strings the user wrote: the operator never
+//! writes the spec, and comparisons are made on parsed values, so GitOps tools see no drift.
+
+#![allow(clippy::duplicated_attributes)] // kube-derive takes repeated printcolumn(...) attributes
+
+use std::collections::BTreeMap;
+
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::schema_helpers::{any_value_map, duration_string, preserved_object, preserved_values};
+use super::status::DurableJobStatus;
+
+/// Workflow type of the built-in job runner.
+pub const BUILTIN_WORKFLOW_TYPE: &str = "durablejob.run";
+
+/// A schedule whose runs Temporal drives: retries with backoff, durable history, catch-up
+/// after outages, and every run visible in `status`.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "durablejob.dev",
+    version = "v1alpha1",
+    kind = "DurableJob",
+    plural = "durablejobs",
+    shortname = "dj",
+    category = "durablejob",
+    namespaced,
+    status = "DurableJobStatus",
+    derive = "PartialEq",
+    doc = "DurableJob runs a job on a Temporal Schedule: a CronJob replacement with retries, history, backfill and catch-up.",
+    printcolumn(
+        name = "Schedule",
+        type_ = "string",
+        json_path = ".status.schedule",
+        description = "When runs start"
+    ),
+    printcolumn(name = "Suspend", type_ = "boolean", json_path = ".spec.suspend"),
+    printcolumn(
+        name = "Last Run",
+        type_ = "date",
+        json_path = ".status.lastScheduleTime",
+        description = "Time since the last scheduled run"
+    ),
+    printcolumn(
+        name = "Next Run",
+        type_ = "string",
+        json_path = ".status.nextRunTimes[0]",
+        description = "Next scheduled start (UTC)"
+    ),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
+    printcolumn(
+        name = "Schedule ID",
+        type_ = "string",
+        json_path = ".status.scheduleId",
+        priority = 1
+    ),
+    printcolumn(
+        name = "Message",
+        type_ = "string",
+        json_path = ".status.message",
+        priority = 1
+    ),
+    selectable = ".spec.suspend"
+)]
+#[x_kube(
+    validation = Rule::new("has(self.jobTemplate) != has(self.worker)")
+        .message("set exactly one of spec.jobTemplate (the built-in runner creates a Job per run) or spec.worker (your own Temporal worker runs spec.workflow.type)")
+        .field_path(".jobTemplate")
+        .reason(Reason::FieldValueRequired),
+    validation = Rule::new("!has(self.worker) || (has(self.workflow) && has(self.workflow.type))")
+        .message("spec.worker needs spec.workflow.type: the workflow type your worker registers")
+        .field_path(".workflow")
+        .reason(Reason::FieldValueRequired),
+    validation = Rule::new("!has(self.jobTemplate) || !has(self.workflow) || !has(self.workflow.type) || self.workflow.type == 'durablejob.run'")
+        .message("with spec.jobTemplate the built-in runner executes each run: leave spec.workflow.type unset (or durablejob.run), or use spec.worker for your own workflow type")
+        .field_path(".workflow.type"),
+    validation = Rule::new("!has(self.jobTemplate) || !has(self.workflow) || !has(self.workflow.args) || size(self.workflow.args) == 0")
+        .message("spec.workflow.args are passed to your own workflow (spec.worker); the built-in runner takes its input from spec.jobTemplate")
+        .field_path(".workflow.args")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct DurableJobSpec {
+    /// When runs start: cron entries and/or fixed intervals, in one time zone.
+    pub schedule: ScheduleSpec,
+
+    /// What happens when a run is due while an earlier one is still going.
+    /// Default Skip (Temporal's default); CronJob's default is Allow (here AllowAll).
+    #[serde(default)]
+    pub overlap_policy: OverlapPolicy,
+
+    /// Runs missed while Temporal was unavailable are still started if they are at most this
+    /// late (Go duration, at least 10s). Default 1m, unlike Temporal's one year, so an outage
+    /// does not cause a burst of stale runs.
+    #[serde(default = "default_catchup_window")]
+    #[schemars(schema_with = "catchup_window_schema")]
+    pub catchup_window: String,
+
+    /// Pause the schedule when a run fails (after its retries). Resume it with the
+    /// `durablejob.dev/resume` annotation.
+    #[serde(default)]
+    pub pause_on_failure: bool,
+
+    /// Pause the schedule: no new runs start. Running ones are not stopped.
+    #[serde(default)]
+    pub suspend: bool,
+
+    /// Stop after this many runs in total.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub run_limit: Option<i64>,
+
+    /// What one run is: workflow type, task queue, input, timeouts, retries, memo, search attributes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workflow: Option<WorkflowSpec>,
+
+    /// A batch/v1 JobTemplateSpec, as in a CronJob. The built-in runner creates one Job per run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "preserved_object")]
+    pub job_template: Option<Value>,
+
+    /// Your own Temporal worker, run as a Deployment the operator manages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker: Option<WorkerSpec>,
+
+    /// Finished successful Jobs the built-in runner keeps.
+    #[serde(default = "default_successful_limit")]
+    #[schemars(range(min = 0))]
+    pub successful_runs_history_limit: i32,
+
+    /// Finished failed Jobs the built-in runner keeps.
+    #[serde(default = "default_failed_limit")]
+    #[schemars(range(min = 0))]
+    pub failed_runs_history_limit: i32,
+
+    /// Temporal settings for this resource; unset fields use the operator's configuration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temporal: Option<TemporalSpec>,
+
+    /// What happens to the Temporal schedule when this resource is deleted.
+    #[serde(default)]
+    pub deletion_policy: DeletionPolicy,
+}
+
+/// When runs start.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[x_kube(
+    validation = Rule::new("(has(self.cron) ? size(self.cron) : 0) + (has(self.intervals) ? size(self.intervals) : 0) > 0")
+        .message("spec.schedule needs at least one entry in cron or intervals")
+        .reason(Reason::FieldValueRequired),
+    validation = Rule::new("!has(self.startAt) || !has(self.endAt) || timestamp(self.startAt) < timestamp(self.endAt)")
+        .message("spec.schedule.startAt must be before spec.schedule.endAt")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct ScheduleSpec {
+    /// Five-field cron expressions (minute hour day-of-month month day-of-week) or one of
+    /// @yearly @annually @monthly @weekly @daily @midnight @hourly. As in Temporal, when both
+    /// day-of-month and day-of-week are restricted, both must match.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 20))]
+    #[x_kube(
+        validation = Rule::new("self.all(c, !c.startsWith('CRON_TZ=') && !c.startsWith('TZ='))")
+            .message("a cron entry must not start with CRON_TZ= or TZ=: put the zone in spec.schedule.timeZone"),
+        validation = Rule::new("self.all(c, !c.startsWith('@every'))")
+            .message("@every is not a cron entry here: use spec.schedule.intervals, e.g. {every: 1h}"),
+        validation = Rule::new("self.all(c, c.startsWith('@') || c.matches('^\\\\s*\\\\S+(\\\\s+\\\\S+){4}\\\\s*$'))")
+            .message("each cron entry needs exactly five fields (minute hour day-of-month month day-of-week); seconds and years are not supported")
+    )]
+    pub cron: Vec<String>,
+
+    /// Fixed intervals, e.g. every 1h at offset 5m (runs at :05 each hour, counted from the Unix epoch).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 20))]
+    pub intervals: Vec<IntervalSpec>,
+
+    /// IANA time zone the cron entries are read in, e.g. Europe/Berlin. Default UTC.
+    #[serde(default = "default_time_zone")]
+    #[schemars(
+        length(min = 1, max = 64),
+        regex(pattern = r"^[A-Za-z][A-Za-z0-9_+\-]*(/[A-Za-z0-9_+\-]+)*$")
+    )]
+    pub time_zone: String,
+
+    /// Random delay of up to this much added to each start (Go duration), to spread load.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "duration_string")]
+    pub jitter: Option<String>,
+
+    /// No runs before this time (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "super::schema_helpers::date_time_string")]
+    pub start_at: Option<String>,
+
+    /// No runs after this time (RFC 3339). A schedule past endAt is reported as completed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "super::schema_helpers::date_time_string")]
+    pub end_at: Option<String>,
+}
+
+/// A run every `every`, shifted by `offset`.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[x_kube(
+    validation = Rule::new("duration(self.every) >= duration('1s')")
+        .message("intervals[].every must be at least 1s"),
+    validation = Rule::new("!has(self.offset) || duration(self.offset) < duration(self.every)")
+        .message("intervals[].offset must be shorter than every")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct IntervalSpec {
+    /// Go duration, e.g. 15m or 1h30m.
+    #[schemars(schema_with = "duration_string")]
+    pub every: String,
+    /// Go duration shorter than `every`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "duration_string")]
+    pub offset: Option<String>,
+}
+
+/// Temporal's schedule overlap policies.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum OverlapPolicy {
+    /// Do not start a run while one is going (Temporal's default).
+    #[default]
+    Skip,
+    /// Start one more run after the current one; drop further ones.
+    BufferOne,
+    /// Start every due run, one after another.
+    BufferAll,
+    /// Cancel the running run, then start the new one.
+    CancelOther,
+    /// Terminate the running run, then start the new one (like CronJob's Replace).
+    TerminateOther,
+    /// Start runs regardless (like CronJob's Allow).
+    AllowAll,
+}
+
+/// What happens to the Temporal schedule when the DurableJob is deleted.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum DeletionPolicy {
+    /// Delete the schedule (running workflows are left to finish).
+    #[default]
+    Delete,
+    /// Leave the schedule in Temporal.
+    Orphan,
+}
+
+/// What one run is.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkflowSpec {
+    /// Workflow type. Default durablejob.run (the built-in runner); required with spec.worker.
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 1000))]
+    pub type_: Option<String>,
+
+    /// Task queue. Default: the built-in runner's queue with jobTemplate,
+    /// `durablejob.<namespace>.<name>` with spec.worker.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 1000))]
+    pub task_queue: Option<String>,
+
+    /// Workflow input, one JSON value per argument (spec.worker only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "preserved_values")]
+    pub args: Vec<Value>,
+
+    /// Limit on one run including its retries (Go duration).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "duration_string")]
+    pub execution_timeout: Option<String>,
+
+    /// Limit on a single attempt of a run (Go duration).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "duration_string")]
+    pub run_timeout: Option<String>,
+
+    /// Limit on one workflow task (Go duration; Temporal's default is 10s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "duration_string")]
+    pub task_timeout: Option<String>,
+
+    /// Retries of a failed run. Without it a run is attempted once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<RetrySpec>,
+
+    /// Memo attached to each run (JSON values).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(schema_with = "any_value_map")]
+    pub memo: BTreeMap<String, Value>,
+
+    /// Search attributes set on each run; they must be registered in the Temporal namespace.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(schema_with = "any_value_map")]
+    pub search_attributes: BTreeMap<String, Value>,
+}
+
+/// Retry policy of a run (Temporal's RetryPolicy).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[x_kube(
+    validation = Rule::new("!has(self.initialInterval) || !has(self.maximumInterval) || duration(self.initialInterval) <= duration(self.maximumInterval)")
+        .message("retry.maximumInterval must not be shorter than retry.initialInterval")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct RetrySpec {
+    /// Wait before the first retry (Go duration; default 1s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "duration_string")]
+    pub initial_interval: Option<String>,
+    /// Each wait is the previous one times this (default 2.0, at least 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1.0))]
+    pub backoff_coefficient: Option<f64>,
+    /// Longest wait between attempts (Go duration; default 100 × initialInterval).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "duration_string")]
+    pub maximum_interval: Option<String>,
+    /// Attempts in total, the first included; 0 means unlimited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub maximum_attempts: Option<i32>,
+    /// Failure types that are not retried. The built-in runner's types are JobFailed,
+    /// JobDeadlineExceeded, InvalidJobTemplate and Forbidden.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub non_retryable_error_types: Vec<String>,
+}
+
+/// A user worker: a Deployment running your Temporal worker image.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkerSpec {
+    /// Container image of your worker.
+    #[schemars(length(min = 1))]
+    pub image: String,
+    /// Worker replicas (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub replicas: Option<i32>,
+    /// Extra environment variables (core/v1 EnvVar list).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "super::schema_helpers::preserved_objects")]
+    pub env: Vec<Value>,
+    /// Container resources (core/v1 ResourceRequirements).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "preserved_object")]
+    pub resources: Option<Value>,
+    /// Service account the worker pods run as.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_account_name: Option<String>,
+    /// A core/v1 PodTemplateSpec whose fields override the generated ones.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "preserved_object")]
+    pub template: Option<Value>,
+}
+
+/// Temporal settings of one DurableJob.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct TemporalSpec {
+    /// Temporal namespace of the schedule. Default: the operator's TEMPORAL_NAMESPACE.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 1000))]
+    pub namespace: Option<String>,
+}
+
+/// Default catch-up window, written by the CRD's defaulting.
+pub const DEFAULT_CATCHUP_WINDOW: &str = "1m";
+/// Default time zone.
+pub const DEFAULT_TIME_ZONE: &str = "UTC";
+
+fn default_catchup_window() -> String {
+    DEFAULT_CATCHUP_WINDOW.to_string()
+}
+fn default_time_zone() -> String {
+    DEFAULT_TIME_ZONE.to_string()
+}
+fn default_successful_limit() -> i32 {
+    3
+}
+fn default_failed_limit() -> i32 {
+    1
+}
+
+fn catchup_window_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let mut schema = duration_string(generator);
+    let obj = schema.ensure_object();
+    obj.insert("default".into(), DEFAULT_CATCHUP_WINDOW.into());
+    obj.insert(
+        "x-kubernetes-validations".into(),
+        serde_json::json!([{
+            "rule": "duration(self) >= duration('10s')",
+            "message": "catchupWindow must be at least 10s (Temporal's minimum)"
+        }]),
+    );
+    schema
+}

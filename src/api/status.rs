@@ -1,0 +1,176 @@
+//! What the operator writes back: `DurableJob.status`.
+
+use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Observed state of a DurableJob, taken from Temporal after each reconcile.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct DurableJobStatus {
+    /// The spec generation this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+
+    /// Ready, ScheduleSynced, WorkerAvailable, Reconciling, Stalled.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "super::schema_helpers::conditions_schema")]
+    pub conditions: Vec<Condition>,
+
+    /// The Temporal schedule id: `temporal schedule describe --schedule-id <scheduleId>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule_id: Option<String>,
+
+    /// Temporal namespace holding the schedule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temporal_namespace: Option<String>,
+
+    /// Human-readable summary of when runs start, e.g. `0 9 * * 1-5 (Europe/Berlin)`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<String>,
+
+    /// Whether the schedule is paused in Temporal.
+    #[serde(default)]
+    pub paused: bool,
+
+    /// Why it is paused: Suspended (spec.suspend) or RunFailed (pauseOnFailure).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paused_reason: Option<String>,
+
+    /// The schedule will start no more runs (endAt passed or runLimit used up).
+    #[serde(default)]
+    pub completed: bool,
+
+    /// The next (up to five) scheduled start times.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub next_run_times: Vec<DateTime<Utc>>,
+
+    /// Scheduled time of the most recent run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_schedule_time: Option<DateTime<Utc>>,
+
+    /// Close time of the most recent successful run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_successful_time: Option<DateTime<Utc>>,
+
+    /// Close time of the most recent failed run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_failure_time: Option<DateTime<Utc>>,
+
+    /// The last (up to ten) runs, newest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recent_runs: Vec<RecentRun>,
+
+    /// Runs going on now.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub running_workflows: Vec<RunningWorkflow>,
+
+    /// Runs Temporal skipped because they were later than catchupWindow.
+    #[serde(default)]
+    pub missed_runs: i64,
+
+    /// Runs the schedule has started in total (counts toward runLimit).
+    #[serde(default)]
+    pub action_count: i64,
+
+    /// The user worker Deployment (spec.worker).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker: Option<WorkerStatus>,
+
+    /// What needs attention, in one sentence; empty when all is well.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+
+    /// Bookkeeping of the last write to Temporal; see `sync` in the operator's docs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sync: Option<SyncRecord>,
+}
+
+/// Enough to tell "in sync" without re-implementing Temporal's normalization: a hash of the
+/// schedule the operator built from the spec, and a fingerprint of Temporal's description
+/// taken right after the operator wrote it.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncRecord {
+    /// Hash of the desired schedule built from the spec.
+    pub desired_hash: String,
+    /// Fingerprint of the schedule as Temporal described it after the last write.
+    pub observed_fingerprint: String,
+    /// The last `durablejob.dev/resume` annotation value acted on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handled_resume: Option<String>,
+}
+
+/// A status condition (the shape of metav1.Condition).
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Condition {
+    /// Ready, ScheduleSynced, WorkerAvailable, Reconciling or Stalled.
+    #[serde(rename = "type")]
+    pub type_: String,
+    /// True, False or Unknown.
+    pub status: String,
+    /// CamelCase reason.
+    pub reason: String,
+    /// Human-readable details.
+    #[serde(default)]
+    pub message: String,
+    /// When status last changed.
+    pub last_transition_time: DateTime<Utc>,
+    /// The generation this condition was set for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+}
+
+/// One run of the schedule.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct RecentRun {
+    pub workflow_id: String,
+    pub run_id: String,
+    /// The slot this run is for.
+    pub scheduled_time: DateTime<Utc>,
+    pub start_time: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub close_time: Option<DateTime<Utc>>,
+    pub result: RunResult,
+    /// Job created by the built-in runner for the last attempt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_name: Option<String>,
+    /// Attempts made (built-in runner).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempts: Option<i32>,
+    /// Why it failed, when it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// Outcome of a run.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunResult {
+    Running,
+    Succeeded,
+    Failed,
+    Canceled,
+    Terminated,
+    TimedOut,
+}
+
+/// A run in flight.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct RunningWorkflow {
+    pub workflow_id: String,
+    pub run_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<DateTime<Utc>>,
+}
+
+/// State of the user worker Deployment.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkerStatus {
+    pub deployment: String,
+    #[serde(default)]
+    pub ready_replicas: i32,
+}

@@ -1,0 +1,126 @@
+//! Command-line interface: `durablejob <operator|worker|crd|get|migrate>`.
+
+use std::{net::SocketAddr, time::Duration};
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::settings::{DEFAULT_RUNNER_TASK_QUEUE, DEFAULT_SCHEDULE_ID_PREFIX};
+use crate::temporal::connect::TemporalArgs;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "durablejob",
+    version,
+    about = "Run Kubernetes CronJob workloads on Temporal schedules"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the operator: reconcile DurableJobs into Temporal schedules.
+    Operator(Box<OperatorArgs>),
+    /// Print the CustomResourceDefinitions as YAML.
+    Crd,
+    /// List DurableJobs with the same columns as `kubectl get dj`.
+    Get(GetArgs),
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum LogFormat {
+    Json,
+    Text,
+}
+
+#[derive(Debug, Args)]
+pub struct OperatorArgs {
+    /// Namespaces to watch, comma-separated; all namespaces when empty.
+    #[arg(
+        long,
+        env = "DURABLEJOB_WATCH_NAMESPACES",
+        value_delimiter = ',',
+        value_name = "NS,..."
+    )]
+    pub watch_namespaces: Vec<String>,
+    /// Task queue of the built-in runner.
+    #[arg(long, env = "DURABLEJOB_RUNNER_TASK_QUEUE", default_value = DEFAULT_RUNNER_TASK_QUEUE)]
+    pub runner_task_queue: String,
+    /// First part of schedule ids (`<prefix>:<namespace>/<name>`); differ per cluster sharing a Temporal namespace.
+    #[arg(long, env = "DURABLEJOB_SCHEDULE_ID_PREFIX", default_value = DEFAULT_SCHEDULE_ID_PREFIX, value_parser = parse_prefix)]
+    pub schedule_id_prefix: String,
+    /// Longest time between two reconciles of one DurableJob (Go duration).
+    #[arg(long, env = "DURABLEJOB_RESYNC_INTERVAL", default_value = "5m", value_parser = parse_duration)]
+    pub resync_interval: Duration,
+    /// Address of the /metrics endpoint.
+    #[arg(long, env = "DURABLEJOB_METRICS_ADDR", default_value = "0.0.0.0:8080")]
+    pub metrics_addr: SocketAddr,
+    /// Address of the /healthz and /readyz endpoints.
+    #[arg(long, env = "DURABLEJOB_HEALTH_ADDR", default_value = "0.0.0.0:8081")]
+    pub health_addr: SocketAddr,
+    /// Log format.
+    #[arg(long, env = "DURABLEJOB_LOG_FORMAT", value_enum, default_value = "json")]
+    pub log_format: LogFormat,
+    #[command(flatten)]
+    pub temporal: TemporalArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct GetArgs {
+    /// Namespace (default: the kubeconfig context's).
+    #[arg(short = 'n', long)]
+    pub namespace: Option<String>,
+    /// All namespaces.
+    #[arg(short = 'A', long, conflicts_with = "namespace")]
+    pub all_namespaces: bool,
+}
+
+/// Parses a Go duration such as `30s` or `5m`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let d: kube::core::Duration = s
+        .parse()
+        .map_err(|e| format!("{s:?} is not a duration ({e}); write e.g. 30s, 5m or 1h"))?;
+    if d.is_negative() || Duration::from(d).is_zero() {
+        return Err(format!("{s:?} must be longer than zero"));
+    }
+    Ok(d.into())
+}
+
+fn parse_prefix(s: &str) -> Result<String, String> {
+    let ok = !s.is_empty()
+        && s.len() <= 63
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if ok {
+        Ok(s.to_string())
+    } else {
+        Err(format!(
+            "{s:?} is not a usable prefix: use 1-63 letters, digits, '-', '_' or '.' (no ':' or '/', which separate the id's parts)"
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_flags_are_refused_with_the_reason() {
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert!(
+            parse_duration("5 minutes")
+                .unwrap_err()
+                .contains("not a duration")
+        );
+        assert!(parse_duration("0s").unwrap_err().contains("longer than zero"));
+        assert!(parse_prefix("a:b").unwrap_err().contains("no ':'"));
+        assert_eq!(parse_prefix("prod-eu"), Ok("prod-eu".into()));
+    }
+
+    #[test]
+    fn cli_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

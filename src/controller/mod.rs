@@ -1,0 +1,197 @@
+//! The DurableJob controller: watches the resources and reconciles each one into a Temporal
+//! schedule, behind a finalizer.
+
+use std::{collections::HashMap, sync::Arc, sync::Mutex, time::Duration};
+
+use futures::StreamExt;
+use kube::{
+    Api, Client, Resource, ResourceExt,
+    api::ListParams,
+    core::DeserializeGuard,
+    runtime::{
+        Controller,
+        controller::Action,
+        events::{Recorder, Reporter},
+        finalizer::{Event as Finalizer, finalizer},
+        reflector::ObjectRef,
+        watcher,
+    },
+};
+use tracing::{error, info, warn};
+
+use crate::api::{DurableJob, FINALIZER};
+use crate::health::Readiness;
+use crate::metrics::Metrics;
+use crate::settings::Settings;
+use crate::temporal::{Schedules, TemporalError};
+
+pub mod conditions;
+pub mod plan;
+pub mod reconcile;
+pub mod status;
+
+/// Errors of the controller layer; the variant name is the metric label.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("Kubernetes API request failed: {0}")]
+    Kube(#[source] kube::Error),
+    #[error(transparent)]
+    Temporal(#[from] TemporalError),
+    #[error("finalizer: {0}")]
+    Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
+    #[error("a DurableJob must be namespaced")]
+    NotNamespaced,
+}
+
+impl Error {
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Error::Kube(_) => "Kube",
+            Error::Temporal(_) => "Temporal",
+            Error::Finalizer(_) => "Finalizer",
+            Error::NotNamespaced => "NotNamespaced",
+        }
+    }
+}
+
+/// Shared by every reconcile.
+pub struct Context<S: Schedules> {
+    pub client: Client,
+    pub schedules: S,
+    pub settings: Settings,
+    pub recorder: Recorder,
+    pub metrics: Arc<Metrics>,
+    failures: Mutex<HashMap<ObjectRef<DurableJob>, u32>>,
+}
+
+impl<S: Schedules> Context<S> {
+    pub fn new(client: Client, schedules: S, settings: Settings, metrics: Arc<Metrics>) -> Self {
+        let reporter = Reporter {
+            controller: "durablejob-operator".into(),
+            instance: std::env::var("POD_NAME").ok(),
+        };
+        Self {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            schedules,
+            settings,
+            metrics,
+            failures: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// 1s, 2s, 4s … up to 60s for consecutive failures of one resource.
+    pub fn next_backoff(&self, dj: &DurableJob) -> Duration {
+        let mut failures = self.failures.lock().expect("backoff lock");
+        let n = failures.entry(ObjectRef::from_obj(dj)).or_insert(0);
+        *n = n.saturating_add(1);
+        Duration::from_secs(1u64 << (*n - 1).min(6)).min(Duration::from_secs(60))
+    }
+
+    pub fn reset_backoff(&self, dj: &DurableJob) {
+        self.failures
+            .lock()
+            .expect("backoff lock")
+            .remove(&ObjectRef::from_obj(dj));
+    }
+}
+
+async fn reconcile<S: Schedules>(
+    obj: Arc<DeserializeGuard<DurableJob>>,
+    ctx: Arc<Context<S>>,
+) -> Result<Action, Error> {
+    ctx.metrics.reconciles.inc();
+    let started = std::time::Instant::now();
+    let result = match &obj.0 {
+        Err(invalid) => {
+            // The CRD schema should make this impossible; an outdated CRD can still let it in.
+            warn!(name = ?invalid.metadata.name, namespace = ?invalid.metadata.namespace, error = %invalid.error,
+                "DurableJob cannot be read; is the installed CRD older than the operator? (durablejob crd | kubectl apply -f -)");
+            ctx.metrics.failure("UnreadableObject");
+            Ok(Action::await_change())
+        }
+        Ok(dj) => {
+            let api: Api<DurableJob> =
+                Api::namespaced(ctx.client.clone(), &dj.namespace().unwrap_or_default());
+            let ctx2 = ctx.clone();
+            finalizer(&api, FINALIZER, Arc::new(dj.clone()), |event| async move {
+                match event {
+                    Finalizer::Apply(dj) => reconcile::apply(dj, ctx2).await,
+                    Finalizer::Cleanup(dj) => reconcile::cleanup(dj, ctx2).await,
+                }
+            })
+            .await
+            .map_err(|e| Error::Finalizer(Box::new(e)))
+        }
+    };
+    ctx.metrics
+        .reconcile_duration
+        .observe(started.elapsed().as_secs_f64());
+    result
+}
+
+fn error_policy<S: Schedules>(
+    obj: Arc<DeserializeGuard<DurableJob>>,
+    error: &Error,
+    ctx: Arc<Context<S>>,
+) -> Action {
+    ctx.metrics.failure(error.metric_label());
+    let delay = match &obj.0 {
+        Ok(dj) => ctx.next_backoff(dj),
+        Err(_) => Duration::from_secs(60),
+    };
+    warn!(name = ?obj.meta().name, namespace = ?obj.meta().namespace, error = %error, retry_in = ?delay, "reconcile failed");
+    Action::requeue(delay)
+}
+
+/// Fails with a message saying how to install the CRD when it is missing.
+pub async fn check_crd_installed(client: &Client) -> Result<(), String> {
+    let api: Api<DurableJob> = Api::all(client.clone());
+    match api.list(&ListParams::default().limit(1)).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 404 => Err(format!(
+            "the DurableJob CRD ({}.{}) is not installed; install it with `durablejob crd | kubectl apply --server-side -f -` or the Helm chart",
+            DurableJob::plural(&()),
+            DurableJob::group(&())
+        )),
+        Err(e) => Err(format!("cannot list DurableJobs: {e}")),
+    }
+}
+
+/// Runs controllers for the given namespaces (all when empty) until a shutdown signal.
+pub async fn run<S: Schedules>(ctx: Arc<Context<S>>, namespaces: Vec<String>, ready: Readiness) {
+    let apis: Vec<Api<DeserializeGuard<DurableJob>>> = if namespaces.is_empty() {
+        vec![Api::all(ctx.client.clone())]
+    } else {
+        namespaces
+            .iter()
+            .map(|ns| Api::namespaced(ctx.client.clone(), ns))
+            .collect()
+    };
+    info!(namespaces = ?namespaces, "watching DurableJobs");
+    let controllers = apis.into_iter().map(|api| {
+        let controller = Controller::new(api, watcher::Config::default().any_semantic());
+        let store = controller.store();
+        let ready = ready.clone();
+        let ctx = ctx.clone();
+        async move {
+            let wait_ready = async move {
+                let _ = store.wait_until_ready().await;
+                ready.set_ready();
+            };
+            let drive = controller
+                .shutdown_on_signal()
+                .run(reconcile, error_policy, ctx)
+                .for_each(|res| async move {
+                    if let Err(e) = res {
+                        match e {
+                            kube::runtime::controller::Error::ReconcilerFailed(..) => {}
+                            other => error!(error = %other, "controller error"),
+                        }
+                    }
+                });
+            tokio::join!(wait_ready, drive);
+        }
+    });
+    futures::future::join_all(controllers).await;
+}

@@ -1,0 +1,96 @@
+use std::{process::ExitCode, sync::Arc};
+
+use clap::Parser;
+use durablejob::{
+    cli::{Cli, Command, LogFormat, OperatorArgs},
+    controller::{self, Context},
+    crd, get, health,
+    metrics::Metrics,
+    settings::Settings,
+    telemetry,
+    temporal::{connect::ClientPool, sdk::SdkSchedules},
+};
+use tracing::{error, info};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Crd => {
+            print!("{}", crd::all_yaml());
+            ExitCode::SUCCESS
+        }
+        Command::Get(args) => {
+            telemetry::init(LogFormat::Text);
+            let client = match kube::Client::try_default().await {
+                Ok(c) => c,
+                Err(e) => return fail(&format!("cannot load a kubeconfig: {e}")),
+            };
+            match get::run(client, args.namespace, args.all_namespaces).await {
+                Ok(table) => {
+                    print!("{table}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(&format!("cannot list DurableJobs: {e}")),
+            }
+        }
+        Command::Operator(args) => operator(*args).await,
+    }
+}
+
+fn fail(message: &str) -> ExitCode {
+    eprintln!("error: {message}");
+    ExitCode::FAILURE
+}
+
+async fn operator(args: OperatorArgs) -> ExitCode {
+    telemetry::init(args.log_format);
+    let identity = format!(
+        "durablejob-operator@{}",
+        std::env::var("POD_NAME").unwrap_or_else(|_| std::process::id().to_string())
+    );
+    let temporal = match args.temporal.resolve(&identity) {
+        Ok(t) => t,
+        Err(e) => return fail(&e.to_string()),
+    };
+    let client = match kube::Client::try_default().await {
+        Ok(c) => c,
+        Err(e) => return fail(&format!("cannot load a kubeconfig or in-cluster config: {e}")),
+    };
+    if let Err(e) = controller::check_crd_installed(&client).await {
+        error!("{e}");
+        return fail(&e);
+    }
+    let settings = Settings {
+        schedule_id_prefix: args.schedule_id_prefix,
+        runner_task_queue: args.runner_task_queue,
+        default_temporal_namespace: temporal.namespace.clone(),
+        resync_interval: args.resync_interval,
+    };
+    info!(temporal_address = %temporal.address, temporal_namespace = %temporal.namespace,
+        prefix = %settings.schedule_id_prefix, "starting operator");
+    let mut registry = prometheus_client::registry::Registry::default();
+    let metrics = Metrics::register(&mut registry);
+    let pool = Arc::new(ClientPool::new(temporal));
+    let schedules = SdkSchedules::new(pool, identity, Some(metrics.clone()));
+    let ctx = Arc::new(Context::new(client, schedules, settings, metrics));
+    let ready = health::Readiness::default();
+    let server = health::serve(
+        args.health_addr,
+        args.metrics_addr,
+        ready.clone(),
+        Arc::new(registry),
+    );
+    tokio::select! {
+        r = server => {
+            if let Err(e) = r {
+                return fail(&format!("cannot serve health/metrics endpoints on {} / {}: {e}", args.health_addr, args.metrics_addr));
+            }
+            ExitCode::SUCCESS
+        }
+        () = controller::run(ctx, args.watch_namespaces, ready) => {
+            info!("operator stopped");
+            ExitCode::SUCCESS
+        }
+    }
+}

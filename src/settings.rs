@@ -1,0 +1,39 @@
+//! Operator-wide settings that shape desired state (from flags and environment).
+
+use std::time::Duration;
+
+/// Default `--schedule-id-prefix`.
+pub const DEFAULT_SCHEDULE_ID_PREFIX: &str = "durablejob";
+/// Default `--runner-task-queue`.
+pub const DEFAULT_RUNNER_TASK_QUEUE: &str = "durablejob-runner";
+
+/// What the pure builders need to know about the operator's configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// First part of every schedule id; two clusters sharing a Temporal namespace use different ones.
+    pub schedule_id_prefix: String,
+    /// Task queue of the built-in runner.
+    pub runner_task_queue: String,
+    /// Temporal namespace for resources that do not name one.
+    pub default_temporal_namespace: String,
+    /// Longest time between two reconciles of one resource.
+    pub resync_interval: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            schedule_id_prefix: DEFAULT_SCHEDULE_ID_PREFIX.into(),
+            runner_task_queue: DEFAULT_RUNNER_TASK_QUEUE.into(),
+            default_temporal_namespace: "default".into(),
+            resync_interval: Duration::from_secs(300),
+        }
+    }
+}
+
+impl Settings {
+    /// `<prefix>:<namespace>/<name>`: neither `:` nor `/` can occur in Kubernetes names.
+    pub fn schedule_id(&self, namespace: &str, name: &str) -> String {
+        format!("{}:{namespace}/{name}", self.schedule_id_prefix)
+    }
+}

@@ -1,0 +1,147 @@
+//! The Temporal side, behind a small trait of the operator's own. The SDK implementation
+//! lives in [`sdk`]; everything else sees only the types here.
+
+use std::future::Future;
+
+use chrono::{DateTime, Utc};
+
+use crate::api::RunResult;
+use crate::schedule::{DesiredSchedule, Owner, ScheduleLocation};
+
+pub mod connect;
+pub mod sdk;
+
+/// Errors talking to Temporal, classified by what the reconcile should do about them.
+#[derive(Debug, thiserror::Error)]
+pub enum TemporalError {
+    /// Temporal could not be reached (connection refused, timeout, unavailable).
+    #[error("Temporal is unreachable: {0}")]
+    Unavailable(String),
+    /// Temporal refused the request as invalid (bad cron, unknown search attribute, ...).
+    #[error("Temporal rejected the schedule: {0}")]
+    Rejected(String),
+    /// The schedule changed between describe and update (conflict token) or was created concurrently.
+    #[error("the schedule changed concurrently: {0}")]
+    Conflict(String),
+    /// The namespace does not exist.
+    #[error("Temporal namespace {0:?} does not exist")]
+    NamespaceNotFound(String),
+    /// Credentials were refused.
+    #[error("Temporal refused the operator's credentials: {0}")]
+    PermissionDenied(String),
+    /// Anything else.
+    #[error("Temporal request failed: {0}")]
+    Other(String),
+}
+
+/// A schedule as Temporal describes it, reduced to what the operator uses.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ObservedSchedule {
+    /// Hash of the schedule definition (spec, action, policies, paused state and notes), taken
+    /// over a canonical form so two describes of an unchanged schedule give the same value.
+    pub fingerprint: String,
+    /// Owner recorded in the memo; `None` if the schedule was not made by this operator.
+    pub owner: Option<Owner>,
+    /// Runs started by earlier incarnations, from the memo.
+    pub action_count_base: i64,
+    pub paused: bool,
+    pub notes: String,
+    pub conflict_token: Vec<u8>,
+    pub action_count: i64,
+    pub missed_catchup_window: i64,
+    pub limited_actions: bool,
+    pub remaining_actions: i64,
+    pub running: Vec<RunRef>,
+    pub recent_actions: Vec<RecentAction>,
+    pub future_action_times: Vec<DateTime<Utc>>,
+    pub end_at: Option<DateTime<Utc>>,
+}
+
+impl ObservedSchedule {
+    /// Runs started in total, across re-creations of the schedule.
+    pub fn total_actions(&self) -> i64 {
+        self.action_count_base + self.action_count
+    }
+
+    /// Paused by Temporal itself after a failed run (`pauseOnFailure`).
+    pub fn paused_by_failure(&self) -> bool {
+        self.paused
+            && (self.notes.starts_with("paused due to workflow")
+                || self.notes.starts_with("paused, workflow"))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunRef {
+    pub workflow_id: String,
+    pub run_id: String,
+}
+
+/// One entry of the schedule's recent actions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecentAction {
+    pub scheduled_time: DateTime<Utc>,
+    pub actual_time: DateTime<Utc>,
+    pub run: RunRef,
+    pub result: Option<RunResult>,
+}
+
+/// One workflow run started by a schedule, from Temporal's visibility store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunRecord {
+    pub run: RunRef,
+    pub scheduled_time: Option<DateTime<Utc>>,
+    pub start_time: DateTime<Utc>,
+    pub close_time: Option<DateTime<Utc>>,
+    pub result: RunResult,
+    /// Run details the built-in runner records in the workflow memo.
+    pub job_name: Option<String>,
+    pub attempts: Option<i32>,
+    pub message: Option<String>,
+}
+
+/// How a write to a schedule is done.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WriteOptions {
+    /// Paused state to send (the spec's suspend, or a pause Temporal made that is respected).
+    pub paused: bool,
+    /// Notes to send.
+    pub notes: String,
+    /// Remaining actions when runLimit is set.
+    pub remaining_actions: Option<i64>,
+    /// Runs started by earlier incarnations (memo, on create only).
+    pub action_count_base: i64,
+}
+
+/// The schedule operations the operator needs.
+pub trait Schedules: Send + Sync + 'static {
+    /// `Ok(None)` when the schedule does not exist.
+    fn describe(
+        &self,
+        at: &ScheduleLocation,
+    ) -> impl Future<Output = Result<Option<ObservedSchedule>, TemporalError>> + Send;
+
+    fn create(
+        &self,
+        desired: &DesiredSchedule,
+        options: &WriteOptions,
+    ) -> impl Future<Output = Result<(), TemporalError>> + Send;
+
+    /// Replaces the whole schedule, guarded by the conflict token from describe.
+    fn update(
+        &self,
+        desired: &DesiredSchedule,
+        options: &WriteOptions,
+        conflict_token: &[u8],
+    ) -> impl Future<Output = Result<(), TemporalError>> + Send;
+
+    /// Deletes the schedule; a schedule that is already gone counts as deleted.
+    fn delete(&self, at: &ScheduleLocation) -> impl Future<Output = Result<(), TemporalError>> + Send;
+
+    /// The most recent runs the schedule started, newest first.
+    fn recent_runs(
+        &self,
+        at: &ScheduleLocation,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<RunRecord>, TemporalError>> + Send;
+}

@@ -1,0 +1,504 @@
+//! [`Schedules`] on the official Temporal Rust SDK, through raw gRPC calls: the high-level
+//! schedule API cannot set memo, timeouts or retry policies on create, and its update drops
+//! parts of the action. The protobuf translation is made of pure functions, tested below.
+
+use std::{collections::HashMap, sync::Arc, time::SystemTime};
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use temporalio_client::tonic::{Code, Status};
+use temporalio_client::{Client, NamespacedClient, grpc::WorkflowService, tonic::IntoRequest};
+use temporalio_common::protos::{
+    coresdk::{AsJsonPayloadExt, FromJsonPayloadExt},
+    temporal::api::{
+        common::v1::{Memo, Payload, Payloads, RetryPolicy, SearchAttributes, WorkflowType},
+        enums::v1::{ScheduleOverlapPolicy, WorkflowExecutionStatus},
+        schedule::v1::{
+            IntervalSpec, Schedule, ScheduleAction, SchedulePolicies, ScheduleSpec, ScheduleState,
+            schedule_action::Action,
+        },
+        taskqueue::v1::TaskQueue,
+        workflow::v1::NewWorkflowExecutionInfo,
+        workflowservice::v1::{
+            CreateScheduleRequest, DeleteScheduleRequest, DescribeScheduleRequest, DescribeScheduleResponse,
+            ListWorkflowExecutionsRequest, UpdateScheduleRequest,
+        },
+    },
+};
+
+use super::{
+    ObservedSchedule, RecentAction, RunRecord, RunRef, Schedules, TemporalError, WriteOptions,
+    connect::ClientPool,
+};
+use crate::api::{OverlapPolicy, RunResult};
+use crate::schedule::{DesiredSchedule, Owner, ScheduleLocation, canonical_json, hex_sha256, memo};
+use crate::validate::ValidRetry;
+
+/// Memo keys the built-in runner sets on its workflows, read back into `recentRuns`.
+pub mod run_memo {
+    pub const JOB_NAME: &str = "durablejob.dev/job-name";
+    pub const ATTEMPTS: &str = "durablejob.dev/attempts";
+    pub const MESSAGE: &str = "durablejob.dev/message";
+}
+
+/// Counts of the operator's Temporal calls by operation, for metrics and tests.
+pub trait CallObserver: Send + Sync {
+    fn observe(&self, operation: &'static str, ok: bool);
+}
+
+/// The SDK-backed implementation.
+#[derive(Clone)]
+pub struct SdkSchedules {
+    pool: Arc<ClientPool>,
+    identity: String,
+    observer: Option<Arc<dyn CallObserver>>,
+}
+
+impl SdkSchedules {
+    pub fn new(pool: Arc<ClientPool>, identity: String, observer: Option<Arc<dyn CallObserver>>) -> Self {
+        Self {
+            pool,
+            identity,
+            observer,
+        }
+    }
+
+    async fn client(&self, namespace: &str) -> Result<Client, TemporalError> {
+        self.pool.client(namespace).await
+    }
+
+    fn observe<T>(&self, operation: &'static str, r: &Result<T, TemporalError>) {
+        if let Some(o) = &self.observer {
+            o.observe(operation, r.is_ok());
+        }
+    }
+}
+
+impl Schedules for SdkSchedules {
+    async fn describe(&self, at: &ScheduleLocation) -> Result<Option<ObservedSchedule>, TemporalError> {
+        let client = self.client(&at.namespace).await?;
+        let req = DescribeScheduleRequest {
+            namespace: client.namespace(),
+            schedule_id: at.id.clone(),
+        };
+        let r = match WorkflowService::describe_schedule(&mut client.clone(), req.into_request()).await {
+            Ok(resp) => observed_from_describe(&resp.into_inner()).map(Some),
+            Err(s) if is_schedule_not_found(&s) => Ok(None),
+            Err(s) => Err(classify(&at.namespace, s)),
+        };
+        self.observe("describe", &r);
+        r
+    }
+
+    async fn create(&self, desired: &DesiredSchedule, options: &WriteOptions) -> Result<(), TemporalError> {
+        let client = self.client(&desired.location.namespace).await?;
+        let req = CreateScheduleRequest {
+            namespace: client.namespace(),
+            schedule_id: desired.location.id.clone(),
+            schedule: Some(schedule_proto(desired, options)?),
+            initial_patch: None,
+            identity: self.identity.clone(),
+            request_id: request_id(desired, options),
+            memo: Some(schedule_memo(&desired.owner, options.action_count_base)?),
+            search_attributes: None,
+        };
+        let r = WorkflowService::create_schedule(&mut client.clone(), req.into_request())
+            .await
+            .map(|_| ())
+            .map_err(|s| classify(&desired.location.namespace, s));
+        self.observe("create", &r);
+        r
+    }
+
+    async fn update(
+        &self,
+        desired: &DesiredSchedule,
+        options: &WriteOptions,
+        conflict_token: &[u8],
+    ) -> Result<(), TemporalError> {
+        let client = self.client(&desired.location.namespace).await?;
+        let req = UpdateScheduleRequest {
+            namespace: client.namespace(),
+            schedule_id: desired.location.id.clone(),
+            schedule: Some(schedule_proto(desired, options)?),
+            conflict_token: conflict_token.to_vec(),
+            identity: self.identity.clone(),
+            request_id: request_id(desired, options),
+            search_attributes: None,
+            memo: Some(schedule_memo(&desired.owner, options.action_count_base)?),
+        };
+        let r = WorkflowService::update_schedule(&mut client.clone(), req.into_request())
+            .await
+            .map(|_| ())
+            .map_err(|s| classify(&desired.location.namespace, s));
+        self.observe("update", &r);
+        r
+    }
+
+    async fn delete(&self, at: &ScheduleLocation) -> Result<(), TemporalError> {
+        let client = self.client(&at.namespace).await?;
+        let req = DeleteScheduleRequest {
+            namespace: client.namespace(),
+            schedule_id: at.id.clone(),
+            identity: self.identity.clone(),
+        };
+        let r = match WorkflowService::delete_schedule(&mut client.clone(), req.into_request()).await {
+            Ok(_) => Ok(()),
+            Err(s) if is_schedule_not_found(&s) => Ok(()),
+            Err(s) => Err(classify(&at.namespace, s)),
+        };
+        self.observe("delete", &r);
+        r
+    }
+
+    async fn recent_runs(
+        &self,
+        at: &ScheduleLocation,
+        limit: usize,
+    ) -> Result<Vec<RunRecord>, TemporalError> {
+        let client = self.client(&at.namespace).await?;
+        let req = ListWorkflowExecutionsRequest {
+            namespace: client.namespace(),
+            page_size: limit as i32,
+            next_page_token: Vec::new(),
+            query: format!("TemporalScheduledById = '{}'", at.id.replace('\'', "\\'")),
+        };
+        let r = WorkflowService::list_workflow_executions(&mut client.clone(), req.into_request())
+            .await
+            .map_err(|s| classify(&at.namespace, s))
+            .map(|resp| {
+                let mut runs: Vec<RunRecord> = resp
+                    .into_inner()
+                    .executions
+                    .iter()
+                    .filter_map(run_record)
+                    .collect();
+                runs.sort_by(|a, b| {
+                    (b.scheduled_time.unwrap_or(b.start_time), b.start_time)
+                        .cmp(&(a.scheduled_time.unwrap_or(a.start_time), a.start_time))
+                });
+                runs.truncate(limit);
+                runs
+            });
+        self.observe("list", &r);
+        r
+    }
+}
+
+/// Idempotency key: a retried create/update of the same content is accepted once.
+fn request_id(desired: &DesiredSchedule, options: &WriteOptions) -> String {
+    let seed = format!(
+        "{}|{}|{}|{:?}|{}",
+        desired.hash(),
+        options.paused,
+        options.notes,
+        options.remaining_actions,
+        options.action_count_base
+    );
+    hex_sha256(seed.as_bytes())[..32].to_string()
+}
+
+fn is_schedule_not_found(s: &Status) -> bool {
+    s.code() == Code::NotFound && !s.message().to_ascii_lowercase().contains("namespace")
+}
+
+fn classify(namespace: &str, s: Status) -> TemporalError {
+    let msg = s.message().to_string();
+    match s.code() {
+        Code::NotFound if msg.to_ascii_lowercase().contains("namespace") => {
+            TemporalError::NamespaceNotFound(namespace.to_string())
+        }
+        Code::InvalidArgument => TemporalError::Rejected(msg),
+        Code::AlreadyExists | Code::Aborted | Code::FailedPrecondition => TemporalError::Conflict(msg),
+        Code::PermissionDenied | Code::Unauthenticated => TemporalError::PermissionDenied(msg),
+        Code::Unavailable
+        | Code::DeadlineExceeded
+        | Code::Unknown
+        | Code::Cancelled
+        | Code::ResourceExhausted => TemporalError::Unavailable(if msg.is_empty() {
+            format!("{:?}", s.code())
+        } else {
+            msg
+        }),
+        other => TemporalError::Other(format!("{other:?}: {msg}")),
+    }
+}
+
+fn json_payload(v: &Value) -> Result<Payload, TemporalError> {
+    v.as_json_payload()
+        .map_err(|e| TemporalError::Other(format!("cannot encode payload: {e}")))
+}
+
+fn payload_value(p: &Payload) -> Option<Value> {
+    Value::from_json_payload(p).ok()
+}
+
+fn proto_duration(d: std::time::Duration) -> Result<prost_wkt_types::Duration, TemporalError> {
+    d.try_into()
+        .map_err(|e| TemporalError::Other(format!("duration out of range: {e:?}")))
+}
+
+fn proto_time(t: DateTime<Utc>) -> prost_wkt_types::Timestamp {
+    SystemTime::from(t).into()
+}
+
+fn from_proto_time(t: &prost_wkt_types::Timestamp) -> Option<DateTime<Utc>> {
+    DateTime::from_timestamp(t.seconds, t.nanos.max(0) as u32)
+}
+
+/// The schedule's memo: who owns it.
+pub fn schedule_memo(owner: &Owner, action_count_base: i64) -> Result<Memo, TemporalError> {
+    let mut fields = HashMap::new();
+    fields.insert(
+        memo::OWNER_UID.to_string(),
+        json_payload(&Value::from(owner.uid.clone()))?,
+    );
+    fields.insert(
+        memo::PREFIX.to_string(),
+        json_payload(&Value::from(owner.prefix.clone()))?,
+    );
+    fields.insert(
+        memo::RESOURCE.to_string(),
+        json_payload(&Value::from(owner.resource.clone()))?,
+    );
+    fields.insert(
+        memo::ACTION_COUNT_BASE.to_string(),
+        json_payload(&Value::from(action_count_base))?,
+    );
+    Ok(Memo { fields })
+}
+
+fn overlap_proto(p: OverlapPolicy) -> ScheduleOverlapPolicy {
+    match p {
+        OverlapPolicy::Skip => ScheduleOverlapPolicy::Skip,
+        OverlapPolicy::BufferOne => ScheduleOverlapPolicy::BufferOne,
+        OverlapPolicy::BufferAll => ScheduleOverlapPolicy::BufferAll,
+        OverlapPolicy::CancelOther => ScheduleOverlapPolicy::CancelOther,
+        OverlapPolicy::TerminateOther => ScheduleOverlapPolicy::TerminateOther,
+        OverlapPolicy::AllowAll => ScheduleOverlapPolicy::AllowAll,
+    }
+}
+
+fn retry_proto(r: &ValidRetry) -> Result<RetryPolicy, TemporalError> {
+    Ok(RetryPolicy {
+        initial_interval: Some(proto_duration(r.initial_interval)?),
+        backoff_coefficient: r.backoff_coefficient,
+        maximum_interval: Some(proto_duration(r.maximum_interval)?),
+        maximum_attempts: r.maximum_attempts,
+        non_retryable_error_types: r.non_retryable_error_types.clone(),
+    })
+}
+
+/// The full Temporal schedule for a desired state (an update replaces the whole schedule).
+pub fn schedule_proto(d: &DesiredSchedule, o: &WriteOptions) -> Result<Schedule, TemporalError> {
+    let c = &d.calendar;
+    let spec = ScheduleSpec {
+        cron_string: c.cron.clone(),
+        interval: c
+            .intervals
+            .iter()
+            .map(|iv| {
+                Ok(IntervalSpec {
+                    interval: Some(proto_duration(iv.every)?),
+                    phase: iv.offset.map(proto_duration).transpose()?,
+                })
+            })
+            .collect::<Result<_, TemporalError>>()?,
+        timezone_name: c.time_zone.clone(),
+        jitter: c.jitter.map(proto_duration).transpose()?,
+        start_time: c.start_at.map(proto_time),
+        end_time: c.end_at.map(proto_time),
+        ..Default::default()
+    };
+    let a = &d.action;
+    let mut memo_fields = HashMap::new();
+    for (k, v) in &a.memo {
+        memo_fields.insert(k.clone(), json_payload(v)?);
+    }
+    let mut sa_fields = HashMap::new();
+    for (k, v) in &a.search_attributes {
+        sa_fields.insert(k.clone(), json_payload(v)?);
+    }
+    let input = if a.args.is_empty() {
+        None
+    } else {
+        Some(Payloads {
+            payloads: a.args.iter().map(json_payload).collect::<Result<_, _>>()?,
+        })
+    };
+    let action = NewWorkflowExecutionInfo {
+        workflow_id: a.workflow_id.clone(),
+        workflow_type: Some(WorkflowType {
+            name: a.workflow_type.clone(),
+        }),
+        task_queue: Some(TaskQueue {
+            name: a.task_queue.clone(),
+            ..Default::default()
+        }),
+        input,
+        workflow_execution_timeout: a.execution_timeout.map(proto_duration).transpose()?,
+        workflow_run_timeout: a.run_timeout.map(proto_duration).transpose()?,
+        workflow_task_timeout: a.task_timeout.map(proto_duration).transpose()?,
+        retry_policy: a.retry.as_ref().map(retry_proto).transpose()?,
+        memo: (!memo_fields.is_empty()).then_some(Memo { fields: memo_fields }),
+        search_attributes: (!sa_fields.is_empty()).then_some(SearchAttributes {
+            indexed_fields: sa_fields,
+        }),
+        ..Default::default()
+    };
+    Ok(Schedule {
+        spec: Some(spec),
+        action: Some(ScheduleAction {
+            action: Some(Action::StartWorkflow(action)),
+        }),
+        policies: Some(SchedulePolicies {
+            overlap_policy: overlap_proto(d.overlap_policy) as i32,
+            catchup_window: Some(proto_duration(d.catchup_window)?),
+            pause_on_failure: d.pause_on_failure,
+            keep_original_workflow_id: false,
+        }),
+        state: Some(ScheduleState {
+            notes: o.notes.clone(),
+            paused: o.paused,
+            limited_actions: o.remaining_actions.is_some(),
+            remaining_actions: o.remaining_actions.unwrap_or(0).max(0),
+        }),
+    })
+}
+
+/// Fingerprint of a schedule definition: what a person could change in Temporal. Counters
+/// that move by themselves (remaining actions) and `info` are left out.
+pub fn fingerprint(schedule: &Schedule) -> String {
+    let mut s = schedule.clone();
+    if let Some(state) = s.state.as_mut() {
+        state.remaining_actions = 0;
+    }
+    let json = serde_json::to_value(&s).expect("schedule protos serialize");
+    hex_sha256(&canonical_json(&json))
+}
+
+fn memo_string(m: &Option<Memo>, key: &str) -> Option<String> {
+    m.as_ref()?
+        .fields
+        .get(key)
+        .and_then(payload_value)
+        .and_then(|v| v.as_str().map(str::to_string))
+}
+
+fn memo_i64(m: &Option<Memo>, key: &str) -> Option<i64> {
+    m.as_ref()?
+        .fields
+        .get(key)
+        .and_then(payload_value)
+        .and_then(|v| v.as_i64())
+}
+
+/// Reduces a DescribeSchedule response to the operator's view of it.
+pub fn observed_from_describe(resp: &DescribeScheduleResponse) -> Result<ObservedSchedule, TemporalError> {
+    let schedule = resp
+        .schedule
+        .as_ref()
+        .ok_or_else(|| TemporalError::Other("DescribeSchedule returned no schedule".into()))?;
+    let owner = match (
+        memo_string(&resp.memo, memo::OWNER_UID),
+        memo_string(&resp.memo, memo::PREFIX),
+        memo_string(&resp.memo, memo::RESOURCE),
+    ) {
+        (Some(uid), Some(prefix), Some(resource)) => Some(Owner {
+            uid,
+            prefix,
+            resource,
+        }),
+        _ => None,
+    };
+    let state = schedule.state.clone().unwrap_or_default();
+    let info = resp.info.clone().unwrap_or_default();
+    let recent_actions = info
+        .recent_actions
+        .iter()
+        .filter_map(|a| {
+            let run = a.start_workflow_result.as_ref()?;
+            Some(RecentAction {
+                scheduled_time: a.schedule_time.as_ref().and_then(from_proto_time)?,
+                actual_time: a.actual_time.as_ref().and_then(from_proto_time)?,
+                run: RunRef {
+                    workflow_id: run.workflow_id.clone(),
+                    run_id: run.run_id.clone(),
+                },
+                result: run_result(a.start_workflow_status),
+            })
+        })
+        .collect();
+    Ok(ObservedSchedule {
+        fingerprint: fingerprint(schedule),
+        owner,
+        action_count_base: memo_i64(&resp.memo, memo::ACTION_COUNT_BASE).unwrap_or(0),
+        paused: state.paused,
+        notes: state.notes.clone(),
+        conflict_token: resp.conflict_token.clone(),
+        action_count: info.action_count,
+        missed_catchup_window: info.missed_catchup_window,
+        limited_actions: state.limited_actions,
+        remaining_actions: state.remaining_actions,
+        running: info
+            .running_workflows
+            .iter()
+            .map(|w| RunRef {
+                workflow_id: w.workflow_id.clone(),
+                run_id: w.run_id.clone(),
+            })
+            .collect(),
+        recent_actions,
+        future_action_times: info
+            .future_action_times
+            .iter()
+            .filter_map(from_proto_time)
+            .collect(),
+        end_at: schedule
+            .spec
+            .as_ref()
+            .and_then(|s| s.end_time.as_ref())
+            .and_then(from_proto_time),
+    })
+}
+
+fn run_result(status: i32) -> Option<RunResult> {
+    match WorkflowExecutionStatus::try_from(status).ok()? {
+        WorkflowExecutionStatus::Running | WorkflowExecutionStatus::ContinuedAsNew => {
+            Some(RunResult::Running)
+        }
+        WorkflowExecutionStatus::Completed => Some(RunResult::Succeeded),
+        WorkflowExecutionStatus::Failed => Some(RunResult::Failed),
+        WorkflowExecutionStatus::Canceled => Some(RunResult::Canceled),
+        WorkflowExecutionStatus::Terminated => Some(RunResult::Terminated),
+        WorkflowExecutionStatus::TimedOut => Some(RunResult::TimedOut),
+        _ => None,
+    }
+}
+
+fn run_record(
+    e: &temporalio_common::protos::temporal::api::workflow::v1::WorkflowExecutionInfo,
+) -> Option<RunRecord> {
+    let exec = e.execution.as_ref()?;
+    let scheduled_time = e
+        .search_attributes
+        .as_ref()
+        .and_then(|sa| sa.indexed_fields.get("TemporalScheduledStartTime"))
+        .and_then(payload_value)
+        .and_then(|v| v.as_str().and_then(|s| DateTime::parse_from_rfc3339(s).ok()))
+        .map(|t| t.with_timezone(&Utc));
+    let memo = &e.memo;
+    Some(RunRecord {
+        run: RunRef {
+            workflow_id: exec.workflow_id.clone(),
+            run_id: exec.run_id.clone(),
+        },
+        scheduled_time,
+        start_time: e.start_time.as_ref().and_then(from_proto_time)?,
+        close_time: e.close_time.as_ref().and_then(from_proto_time),
+        result: run_result(e.status)?,
+        job_name: memo_string(memo, run_memo::JOB_NAME),
+        attempts: memo_i64(memo, run_memo::ATTEMPTS).map(|n| n as i32),
+        message: memo_string(memo, run_memo::MESSAGE),
+    })
+}

@@ -1,0 +1,514 @@
+//! Validation of what the CRD schema cannot check: cron semantics, IANA zones, durations,
+//! timestamps and the embedded Job/Pod templates. Pure: no server is involved, and an invalid
+//! spec never reaches Temporal.
+
+use std::{collections::BTreeMap, fmt, str::FromStr, time::Duration};
+
+use chrono::{DateTime, Utc};
+use k8s_openapi::api::{batch::v1::JobTemplateSpec, core::v1::PodTemplateSpec};
+use serde_json::Value;
+
+use crate::api::{BUILTIN_WORKFLOW_TYPE, DeletionPolicy, DurableJobSpec, OverlapPolicy};
+use crate::cron;
+
+/// Temporal refuses catch-up windows shorter than this.
+pub const MIN_CATCHUP_WINDOW: Duration = Duration::from_secs(10);
+
+/// One problem in a spec: the field path and what to do about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+/// Every problem found in a spec, reported together so a user fixes them in one go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalidSpec(pub Vec<FieldError>);
+
+impl fmt::Display for InvalidSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let parts: Vec<String> = self
+            .0
+            .iter()
+            .map(|e| format!("{}: {}", e.field, e.message))
+            .collect();
+        f.write_str(&parts.join("; "))
+    }
+}
+
+impl std::error::Error for InvalidSpec {}
+
+/// A spec that passed validation, with every value parsed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValidSpec {
+    pub cron: Vec<String>,
+    pub intervals: Vec<ValidInterval>,
+    pub time_zone: String,
+    pub jitter: Option<Duration>,
+    pub start_at: Option<DateTime<Utc>>,
+    pub end_at: Option<DateTime<Utc>>,
+    pub overlap_policy: OverlapPolicy,
+    pub catchup_window: Duration,
+    pub pause_on_failure: bool,
+    pub suspend: bool,
+    pub run_limit: Option<i64>,
+    pub workflow: ValidWorkflow,
+    pub runner: Runner,
+    pub successful_runs_history_limit: i32,
+    pub failed_runs_history_limit: i32,
+    pub temporal_namespace: Option<String>,
+    pub deletion_policy: DeletionPolicy,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ValidInterval {
+    pub every: Duration,
+    pub offset: Option<Duration>,
+}
+
+/// What one run is, parsed.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ValidWorkflow {
+    /// The workflow type as given; `None` means the built-in runner.
+    pub type_: Option<String>,
+    pub task_queue: Option<String>,
+    pub args: Vec<Value>,
+    pub execution_timeout: Option<Duration>,
+    pub run_timeout: Option<Duration>,
+    pub task_timeout: Option<Duration>,
+    pub retry: Option<ValidRetry>,
+    pub memo: BTreeMap<String, Value>,
+    pub search_attributes: BTreeMap<String, Value>,
+}
+
+/// A retry policy with Temporal's defaults filled in where the user left a field out.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ValidRetry {
+    pub initial_interval: Duration,
+    pub backoff_coefficient: f64,
+    pub maximum_interval: Duration,
+    /// 0 means unlimited.
+    pub maximum_attempts: i32,
+    pub non_retryable_error_types: Vec<String>,
+}
+
+/// Who executes the runs.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Runner {
+    /// The built-in runner creates a Job from this (validated) batch/v1 JobTemplateSpec.
+    Builtin { job_template: Value },
+    /// A user worker Deployment.
+    Worker(Box<ValidWorker>),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValidWorker {
+    pub image: String,
+    pub replicas: i32,
+    pub env: Vec<k8s_openapi::api::core::v1::EnvVar>,
+    pub resources: Option<k8s_openapi::api::core::v1::ResourceRequirements>,
+    pub service_account_name: Option<String>,
+    pub template: Option<PodTemplateSpec>,
+}
+
+/// Checks a spec completely and returns it parsed, or every problem found.
+pub fn validate(spec: &DurableJobSpec) -> Result<ValidSpec, InvalidSpec> {
+    let mut v = Collector::default();
+    let s = &spec.schedule;
+
+    let mut cron = Vec::new();
+    for (i, entry) in s.cron.iter().enumerate() {
+        match cron::check(entry) {
+            Ok(()) => cron.push(entry.trim().to_string()),
+            Err(msg) => v.push(format!("spec.schedule.cron[{i}]"), msg),
+        }
+    }
+    let mut intervals = Vec::new();
+    for (i, iv) in s.intervals.iter().enumerate() {
+        let every = v.duration(&format!("spec.schedule.intervals[{i}].every"), &iv.every);
+        let offset = iv
+            .offset
+            .as_deref()
+            .and_then(|o| v.duration(&format!("spec.schedule.intervals[{i}].offset"), o));
+        if let Some(every) = every {
+            if every < Duration::from_secs(1) {
+                v.push(
+                    format!("spec.schedule.intervals[{i}].every"),
+                    "must be at least 1s".into(),
+                );
+            }
+            if let Some(offset) = offset
+                && offset >= every
+            {
+                v.push(
+                    format!("spec.schedule.intervals[{i}].offset"),
+                    format!(
+                        "{:?} must be shorter than every ({:?})",
+                        iv.offset.as_deref().unwrap_or(""),
+                        iv.every
+                    ),
+                );
+            }
+            intervals.push(ValidInterval { every, offset });
+        }
+    }
+    if s.cron.is_empty() && s.intervals.is_empty() {
+        v.push(
+            "spec.schedule".into(),
+            "needs at least one entry in cron or intervals".into(),
+        );
+    }
+    if chrono_tz::Tz::from_str(&s.time_zone).is_err() {
+        v.push(
+            "spec.schedule.timeZone".into(),
+            format!(
+                "unknown time zone {:?}; use an IANA name such as UTC, Europe/Berlin or America/New_York",
+                s.time_zone
+            ),
+        );
+    }
+    let jitter = s
+        .jitter
+        .as_deref()
+        .and_then(|j| v.duration("spec.schedule.jitter", j));
+    let start_at = s
+        .start_at
+        .as_deref()
+        .and_then(|t| v.timestamp("spec.schedule.startAt", t));
+    let end_at = s
+        .end_at
+        .as_deref()
+        .and_then(|t| v.timestamp("spec.schedule.endAt", t));
+    if let (Some(a), Some(b)) = (start_at, end_at)
+        && a >= b
+    {
+        v.push(
+            "spec.schedule.endAt".into(),
+            "must be after spec.schedule.startAt".into(),
+        );
+    }
+
+    let catchup_window = v.duration("spec.catchupWindow", &spec.catchup_window);
+    if let Some(c) = catchup_window
+        && c < MIN_CATCHUP_WINDOW
+    {
+        v.push(
+            "spec.catchupWindow".into(),
+            format!("{:?} is below Temporal's minimum of 10s", spec.catchup_window),
+        );
+    }
+    if let Some(limit) = spec.run_limit
+        && limit < 1
+    {
+        v.push("spec.runLimit".into(), "must be at least 1 when set".into());
+    }
+    if spec.successful_runs_history_limit < 0 {
+        v.push(
+            "spec.successfulRunsHistoryLimit".into(),
+            "must not be negative".into(),
+        );
+    }
+    if spec.failed_runs_history_limit < 0 {
+        v.push(
+            "spec.failedRunsHistoryLimit".into(),
+            "must not be negative".into(),
+        );
+    }
+
+    let workflow = validate_workflow(spec, &mut v);
+    let runner = validate_runner(spec, &mut v);
+    let temporal_namespace = spec.temporal.as_ref().and_then(|t| t.namespace.clone());
+    if let Some(ns) = &temporal_namespace
+        && ns.trim().is_empty()
+    {
+        v.push(
+            "spec.temporal.namespace".into(),
+            "must not be empty when set".into(),
+        );
+    }
+
+    if !v.errors.is_empty() {
+        return Err(InvalidSpec(v.errors));
+    }
+    Ok(ValidSpec {
+        cron,
+        intervals,
+        time_zone: s.time_zone.clone(),
+        jitter,
+        start_at,
+        end_at,
+        overlap_policy: spec.overlap_policy,
+        catchup_window: catchup_window.unwrap_or(MIN_CATCHUP_WINDOW),
+        pause_on_failure: spec.pause_on_failure,
+        suspend: spec.suspend,
+        run_limit: spec.run_limit,
+        workflow,
+        runner: runner.expect("a runner exists when no error was recorded"),
+        successful_runs_history_limit: spec.successful_runs_history_limit,
+        failed_runs_history_limit: spec.failed_runs_history_limit,
+        temporal_namespace,
+        deletion_policy: spec.deletion_policy,
+    })
+}
+
+fn validate_workflow(spec: &DurableJobSpec, v: &mut Collector) -> ValidWorkflow {
+    let Some(w) = &spec.workflow else {
+        return ValidWorkflow::default();
+    };
+    let retry = w.retry.as_ref().map(|r| {
+        let initial_interval = r
+            .initial_interval
+            .as_deref()
+            .and_then(|d| v.duration("spec.workflow.retry.initialInterval", d))
+            .unwrap_or(Duration::from_secs(1));
+        let maximum_interval = r
+            .maximum_interval
+            .as_deref()
+            .and_then(|d| v.duration("spec.workflow.retry.maximumInterval", d))
+            .unwrap_or(initial_interval * 100);
+        if maximum_interval < initial_interval {
+            v.push(
+                "spec.workflow.retry.maximumInterval".into(),
+                "must not be shorter than initialInterval".into(),
+            );
+        }
+        let backoff_coefficient = r.backoff_coefficient.unwrap_or(2.0);
+        if !(backoff_coefficient >= 1.0 && backoff_coefficient.is_finite()) {
+            v.push(
+                "spec.workflow.retry.backoffCoefficient".into(),
+                "must be at least 1".into(),
+            );
+        }
+        let maximum_attempts = r.maximum_attempts.unwrap_or(0);
+        if maximum_attempts < 0 {
+            v.push(
+                "spec.workflow.retry.maximumAttempts".into(),
+                "must not be negative (0 means unlimited)".into(),
+            );
+        }
+        ValidRetry {
+            initial_interval,
+            backoff_coefficient,
+            maximum_interval,
+            maximum_attempts,
+            non_retryable_error_types: r.non_retryable_error_types.clone(),
+        }
+    });
+    if let Some(t) = &w.type_
+        && t.trim().is_empty()
+    {
+        v.push("spec.workflow.type".into(), "must not be empty when set".into());
+    }
+    if spec.job_template.is_some() {
+        if let Some(t) = &w.type_
+            && t != BUILTIN_WORKFLOW_TYPE
+        {
+            v.push(
+                "spec.workflow.type".into(),
+                format!(
+                    "{t:?} cannot run a jobTemplate: leave it unset (the built-in runner) or use spec.worker"
+                ),
+            );
+        }
+        if !w.args.is_empty() {
+            v.push(
+                "spec.workflow.args".into(),
+                "only spec.worker workflows take args; the built-in runner's input is the jobTemplate".into(),
+            );
+        }
+    }
+    ValidWorkflow {
+        type_: w.type_.clone(),
+        task_queue: w.task_queue.clone(),
+        args: w.args.clone(),
+        execution_timeout: w
+            .execution_timeout
+            .as_deref()
+            .and_then(|d| v.positive_duration("spec.workflow.executionTimeout", d)),
+        run_timeout: w
+            .run_timeout
+            .as_deref()
+            .and_then(|d| v.positive_duration("spec.workflow.runTimeout", d)),
+        task_timeout: w
+            .task_timeout
+            .as_deref()
+            .and_then(|d| v.positive_duration("spec.workflow.taskTimeout", d)),
+        retry,
+        memo: w.memo.clone(),
+        search_attributes: w.search_attributes.clone(),
+    }
+}
+
+fn validate_runner(spec: &DurableJobSpec, v: &mut Collector) -> Option<Runner> {
+    match (&spec.job_template, &spec.worker) {
+        (Some(_), Some(_)) | (None, None) => {
+            v.push(
+                "spec".into(),
+                "set exactly one of jobTemplate (built-in runner) or worker (your own Temporal worker)"
+                    .into(),
+            );
+            None
+        }
+        (Some(template), None) => {
+            validate_job_template(template, v);
+            Some(Runner::Builtin {
+                job_template: template.clone(),
+            })
+        }
+        (None, Some(worker)) => {
+            if spec.workflow.as_ref().and_then(|w| w.type_.as_ref()).is_none() {
+                v.push(
+                    "spec.workflow.type".into(),
+                    "is required with spec.worker: the workflow type your worker registers".into(),
+                );
+            }
+            let env = worker
+                .env
+                .iter()
+                .enumerate()
+                .filter_map(|(i, e)| v.typed(&format!("spec.worker.env[{i}]"), e))
+                .collect();
+            let resources = worker
+                .resources
+                .as_ref()
+                .and_then(|r| v.typed("spec.worker.resources", r));
+            let template: Option<PodTemplateSpec> = worker
+                .template
+                .as_ref()
+                .and_then(|t| v.typed("spec.worker.template", t));
+            if worker.image.trim().is_empty() {
+                v.push("spec.worker.image".into(), "must name a container image".into());
+            }
+            Some(Runner::Worker(Box::new(ValidWorker {
+                image: worker.image.clone(),
+                replicas: worker.replicas.unwrap_or(1),
+                env,
+                resources,
+                service_account_name: worker.service_account_name.clone(),
+                template,
+            })))
+        }
+    }
+}
+
+/// A jobTemplate must be a JobTemplateSpec a Kubernetes API server would accept for a Job.
+fn validate_job_template(template: &Value, v: &mut Collector) {
+    let Some(parsed) = v.typed::<JobTemplateSpec>("spec.jobTemplate", template) else {
+        return;
+    };
+    let Some(job_spec) = parsed.spec else {
+        v.push(
+            "spec.jobTemplate.spec".into(),
+            "is required: the Job's spec with its pod template".into(),
+        );
+        return;
+    };
+    let Some(pod) = job_spec.template.spec else {
+        v.push(
+            "spec.jobTemplate.spec.template.spec".into(),
+            "is required: the pod spec with at least one container".into(),
+        );
+        return;
+    };
+    if pod.containers.is_empty() {
+        v.push(
+            "spec.jobTemplate.spec.template.spec.containers".into(),
+            "needs at least one container".into(),
+        );
+    }
+    for (i, c) in pod.containers.iter().enumerate() {
+        if c.name.is_empty() {
+            v.push(
+                format!("spec.jobTemplate.spec.template.spec.containers[{i}].name"),
+                "is required".into(),
+            );
+        }
+        if c.image.as_deref().unwrap_or("").is_empty() {
+            v.push(
+                format!("spec.jobTemplate.spec.template.spec.containers[{i}].image"),
+                "is required".into(),
+            );
+        }
+    }
+    match pod.restart_policy.as_deref() {
+        Some("Never") | Some("OnFailure") => {}
+        other => v.push(
+            "spec.jobTemplate.spec.template.spec.restartPolicy".into(),
+            format!(
+                "must be Never or OnFailure for a Job (got {}), as in a CronJob's jobTemplate",
+                other.map_or("nothing, which means Always".to_string(), |p| format!("{p:?}"))
+            ),
+        ),
+    }
+}
+
+#[derive(Default)]
+struct Collector {
+    errors: Vec<FieldError>,
+}
+
+impl Collector {
+    fn push(&mut self, field: String, message: String) {
+        self.errors.push(FieldError { field, message });
+    }
+
+    fn duration(&mut self, field: &str, text: &str) -> Option<Duration> {
+        match kube::core::Duration::from_str(text) {
+            Ok(d) if d.is_negative() => {
+                self.push(field.into(), format!("{text:?} is negative"));
+                None
+            }
+            Ok(d) => Some(d.into()),
+            Err(e) => {
+                self.push(
+                    field.into(),
+                    format!("{text:?} is not a duration ({e}); write e.g. 90s, 15m or 1h30m"),
+                );
+                None
+            }
+        }
+    }
+
+    fn positive_duration(&mut self, field: &str, text: &str) -> Option<Duration> {
+        let d = self.duration(field, text)?;
+        if d.is_zero() {
+            self.push(
+                field.into(),
+                "must be longer than 0 (leave it out for no limit)".into(),
+            );
+            return None;
+        }
+        Some(d)
+    }
+
+    fn timestamp(&mut self, field: &str, text: &str) -> Option<DateTime<Utc>> {
+        match DateTime::parse_from_rfc3339(text) {
+            Ok(t) => Some(t.with_timezone(&Utc)),
+            Err(e) => {
+                self.push(
+                    field.into(),
+                    format!("{text:?} is not an RFC 3339 time ({e}); write e.g. 2026-01-31T09:00:00Z"),
+                );
+                None
+            }
+        }
+    }
+
+    /// Deserializes an embedded Kubernetes object, naming the exact field that is wrong.
+    fn typed<T: serde::de::DeserializeOwned>(&mut self, field: &str, value: &Value) -> Option<T> {
+        match serde_path_to_error::deserialize::<_, T>(value) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                let path = e.path().to_string();
+                let at = if path == "." || path.is_empty() {
+                    field.to_string()
+                } else {
+                    format!("{field}.{path}")
+                };
+                self.push(at, e.into_inner().to_string());
+                None
+            }
+        }
+    }
+}

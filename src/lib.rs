@@ -19,3 +19,6 @@ pub mod settings;
 pub mod telemetry;
 pub mod temporal;
 pub mod validate;
+
+#[cfg(test)]
+mod fixtures;

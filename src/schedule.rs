@@ -214,9 +214,48 @@ impl DesiredSchedule {
     }
 }
 
-/// Formats a duration the Go way (`1h30m`, `90s` → `1m30s`, `500ms`).
+/// Formats a duration in Go syntax without zero parts: `1h30m`, `1m30s`, `500ms`.
 pub fn format_duration(d: Duration) -> String {
-    kube::core::Duration::from(d).to_string()
+    if d.is_zero() {
+        return "0s".into();
+    }
+    let total_ms = d.as_millis();
+    let (h, m, s, ms) = (
+        total_ms / 3_600_000,
+        (total_ms / 60_000) % 60,
+        (total_ms / 1000) % 60,
+        total_ms % 1000,
+    );
+    let mut out = String::new();
+    for (n, unit) in [(h, "h"), (m, "m"), (s, "s"), (ms, "ms")] {
+        if n > 0 {
+            out.push_str(&format!("{n}{unit}"));
+        }
+    }
+    if out.is_empty() {
+        format!("{}ns", d.as_nanos())
+    } else {
+        out
+    }
+}
+
+/// Serde for `Duration` as a Go duration string, for the run contract's JSON.
+pub mod go_duration {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&super::format_duration(*d))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(d)?;
+        let parsed: kube::core::Duration = text
+            .parse()
+            .map_err(|e| D::Error::custom(format!("{text:?}: {e}")))?;
+        Ok(parsed.into())
+    }
 }
 
 /// JSON with object keys sorted at every level, so equal values hash equally whatever the
@@ -260,4 +299,149 @@ fn write_canonical(v: &Value, out: &mut Vec<u8>) {
 pub fn hex_sha256(bytes: &[u8]) -> String {
     let digest = Sha256::digest(bytes);
     digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::DurableJob;
+    use crate::validate::validate;
+    use chrono::TimeZone;
+    use pretty_assertions::assert_eq;
+    use serde_json::json;
+
+    fn build(dj: &DurableJob) -> DesiredSchedule {
+        let v = validate(&dj.spec).unwrap();
+        let r = ResourceRef {
+            namespace: "default",
+            name: &dj.metadata.name.clone().unwrap(),
+            uid: "uid-1",
+        };
+        desired(&r, &v, &Settings::default())
+    }
+
+    #[test]
+    fn every_spec_field_reaches_the_desired_schedule() {
+        let d = build(&DurableJob::test_full("nightly"));
+        let expected = DesiredSchedule {
+            location: ScheduleLocation {
+                namespace: "jobs".into(),
+                id: "durablejob:default/nightly".into(),
+            },
+            owner: Owner {
+                uid: "uid-1".into(),
+                prefix: "durablejob".into(),
+                resource: "default/nightly".into(),
+            },
+            calendar: Calendar {
+                cron: vec!["30 2 * * *".into(), "@hourly".into()],
+                intervals: vec![Interval {
+                    every: Duration::from_secs(5400),
+                    offset: Some(Duration::from_secs(300)),
+                }],
+                time_zone: "Europe/Berlin".into(),
+                jitter: Some(Duration::from_secs(30)),
+                start_at: Some(Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap()),
+                end_at: Some(Utc.with_ymd_and_hms(2026, 12, 31, 23, 0, 0).unwrap()),
+            },
+            action: StartWorkflow {
+                workflow_id: "durablejob:default/nightly".into(),
+                workflow_type: "durablejob.run".into(),
+                task_queue: "custom-runner".into(),
+                args: vec![json!({
+                    "namespace": "default",
+                    "name": "nightly",
+                    "uid": "uid-1",
+                    "jobTemplate": DurableJob::test("x").spec.job_template.unwrap(),
+                    "retry": {
+                        "initialInterval": "10s",
+                        "backoffCoefficient": 3.0,
+                        "maximumInterval": "5m",
+                        "maximumAttempts": 4,
+                        "nonRetryableErrorTypes": ["InvalidJobTemplate"],
+                    },
+                    "successfulRunsHistoryLimit": 5,
+                    "failedRunsHistoryLimit": 2,
+                })],
+                execution_timeout: Some(Duration::from_secs(7200)),
+                run_timeout: Some(Duration::from_secs(3600)),
+                task_timeout: Some(Duration::from_secs(20)),
+                retry: None,
+                memo: [("team".to_string(), json!("billing"))].into(),
+                search_attributes: [("CustomKeywordField".to_string(), json!("nightly"))].into(),
+            },
+            overlap_policy: OverlapPolicy::BufferAll,
+            catchup_window: Duration::from_secs(5400),
+            pause_on_failure: true,
+            paused: true,
+            run_limit: Some(10),
+        };
+        assert_eq!(d, expected);
+    }
+
+    #[test]
+    fn a_user_worker_gets_its_own_task_queue_args_and_workflow_retry_policy() {
+        let mut dj = DurableJob::test("sync").with_worker("InvoiceSync");
+        let wf = dj.spec.workflow.as_mut().unwrap();
+        wf.args = vec![json!({"full": true}), json!(3)];
+        wf.retry = Some(crate::api::RetrySpec {
+            maximum_attempts: Some(5),
+            ..Default::default()
+        });
+        let d = build(&dj);
+        assert_eq!(d.action.workflow_type, "InvoiceSync");
+        assert_eq!(d.action.task_queue, "durablejob.default.sync");
+        assert_eq!(d.action.args, vec![json!({"full": true}), json!(3)]);
+        assert_eq!(d.action.retry.as_ref().map(|r| r.maximum_attempts), Some(5));
+        assert_eq!(
+            d.location.namespace, "default",
+            "the operator's namespace when the spec names none"
+        );
+    }
+
+    #[test]
+    fn the_hash_changes_with_the_spec_and_not_with_how_durations_are_written() {
+        let a = build(&DurableJob::test("x"));
+        let mut same = DurableJob::test("x");
+        same.spec.catchup_window = "60s".into();
+        assert_eq!(a.hash(), build(&same).hash(), "1m and 60s are the same window");
+        let b = build(&DurableJob::test("x").with_cron(&["0 10 * * 1-5"]));
+        assert_ne!(a.hash(), b.hash());
+        let c = build(&DurableJob::test("x").suspended());
+        assert_ne!(a.hash(), c.hash());
+    }
+
+    #[test]
+    fn the_summary_reads_like_a_schedule() {
+        assert_eq!(build(&DurableJob::test("x")).summary(), "0 9 * * 1-5");
+        assert_eq!(
+            build(&DurableJob::test_full("x")).summary(),
+            "30 2 * * *, @hourly, every 1h30m +5m (Europe/Berlin)"
+        );
+    }
+
+    #[test]
+    fn durations_format_in_go_syntax() {
+        for (secs, text) in [
+            (0, "0s"),
+            (90, "1m30s"),
+            (3600, "1h"),
+            (5400, "1h30m"),
+            (86_400 * 2, "48h"),
+        ] {
+            assert_eq!(format_duration(Duration::from_secs(secs)), text);
+        }
+        assert_eq!(format_duration(Duration::from_millis(1500)), "1s500ms");
+    }
+
+    #[test]
+    fn canonical_json_ignores_key_order() {
+        let a: Value = serde_json::from_str(r#"{"b":1,"a":{"d":2,"c":[{"y":1,"x":2}]}}"#).unwrap();
+        let b: Value = serde_json::from_str(r#"{"a":{"c":[{"x":2,"y":1}],"d":2},"b":1}"#).unwrap();
+        assert_eq!(canonical_json(&a), canonical_json(&b));
+        assert_eq!(
+            String::from_utf8(canonical_json(&a)).unwrap(),
+            r#"{"a":{"c":[{"x":2,"y":1}],"d":2},"b":1}"#
+        );
+    }
 }

@@ -85,8 +85,10 @@ pub struct ValidWorkflow {
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ValidRetry {
+    #[serde(with = "crate::schedule::go_duration")]
     pub initial_interval: Duration,
     pub backoff_coefficient: f64,
+    #[serde(with = "crate::schedule::go_duration")]
     pub maximum_interval: Duration,
     /// 0 means unlimited.
     pub maximum_attempts: i32,
@@ -510,5 +512,241 @@ impl Collector {
                 None
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::DurableJob;
+    use serde_json::json;
+    use std::time::Duration;
+
+    fn errors(dj: &DurableJob) -> Vec<(String, String)> {
+        validate(&dj.spec)
+            .unwrap_err()
+            .0
+            .into_iter()
+            .map(|e| (e.field, e.message))
+            .collect()
+    }
+
+    fn has(errs: &[(String, String)], field: &str, text: &str) -> bool {
+        errs.iter().any(|(f, m)| f == field && m.contains(text))
+    }
+
+    #[test]
+    fn a_full_spec_is_parsed_into_typed_values() {
+        let v = validate(&DurableJob::test_full("x").spec).unwrap();
+        assert_eq!(v.cron, vec!["30 2 * * *", "@hourly"]);
+        assert_eq!(
+            v.intervals,
+            vec![ValidInterval {
+                every: Duration::from_secs(5400),
+                offset: Some(Duration::from_secs(300))
+            }]
+        );
+        assert_eq!(v.time_zone, "Europe/Berlin");
+        assert_eq!(v.jitter, Some(Duration::from_secs(30)));
+        assert_eq!(v.start_at.unwrap().to_rfc3339(), "2026-01-01T00:00:00+00:00");
+        assert_eq!(
+            v.end_at.unwrap().to_rfc3339(),
+            "2026-12-31T23:00:00+00:00",
+            "offsets are normalized to UTC"
+        );
+        assert_eq!(v.overlap_policy, OverlapPolicy::BufferAll);
+        assert_eq!(v.catchup_window, Duration::from_secs(5400));
+        assert!(v.pause_on_failure && v.suspend);
+        assert_eq!(v.run_limit, Some(10));
+        assert_eq!(v.workflow.task_queue.as_deref(), Some("custom-runner"));
+        assert_eq!(v.workflow.execution_timeout, Some(Duration::from_secs(7200)));
+        assert_eq!(v.workflow.run_timeout, Some(Duration::from_secs(3600)));
+        assert_eq!(v.workflow.task_timeout, Some(Duration::from_secs(20)));
+        assert_eq!(
+            v.workflow.retry,
+            Some(ValidRetry {
+                initial_interval: Duration::from_secs(10),
+                backoff_coefficient: 3.0,
+                maximum_interval: Duration::from_secs(300),
+                maximum_attempts: 4,
+                non_retryable_error_types: vec!["InvalidJobTemplate".into()],
+            })
+        );
+        assert_eq!(v.workflow.memo["team"], json!("billing"));
+        assert_eq!(
+            v.workflow.search_attributes["CustomKeywordField"],
+            json!("nightly")
+        );
+        assert!(matches!(v.runner, Runner::Builtin { .. }));
+        assert_eq!(
+            (v.successful_runs_history_limit, v.failed_runs_history_limit),
+            (5, 2)
+        );
+        assert_eq!(v.temporal_namespace.as_deref(), Some("jobs"));
+        assert_eq!(v.deletion_policy, DeletionPolicy::Orphan);
+    }
+
+    #[test]
+    fn retry_fields_left_out_get_temporals_defaults() {
+        let mut dj = DurableJob::test("x");
+        dj.spec.workflow = Some(crate::api::WorkflowSpec {
+            retry: Some(crate::api::RetrySpec {
+                maximum_attempts: Some(3),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        let r = validate(&dj.spec).unwrap().workflow.retry.unwrap();
+        assert_eq!(r.initial_interval, Duration::from_secs(1));
+        assert_eq!(r.backoff_coefficient, 2.0);
+        assert_eq!(r.maximum_interval, Duration::from_secs(100));
+        assert_eq!(r.maximum_attempts, 3);
+    }
+
+    #[test]
+    fn an_unknown_time_zone_names_the_field_and_suggests_a_fix() {
+        let errs = errors(&DurableJob::test("x").with_time_zone("Mars/Olympus"));
+        assert!(
+            has(
+                &errs,
+                "spec.schedule.timeZone",
+                "unknown time zone \"Mars/Olympus\""
+            ),
+            "{errs:?}"
+        );
+        assert!(has(&errs, "spec.schedule.timeZone", "Europe/Berlin"));
+    }
+
+    #[test]
+    fn bad_cron_durations_and_timestamps_are_all_reported_together() {
+        let mut dj = DurableJob::test("x").with_cron(&["0 0 9 * * *", "@every 5m"]);
+        dj.spec.schedule.jitter = Some("5 minutes".into());
+        dj.spec.schedule.start_at = Some("yesterday".into());
+        dj.spec.catchup_window = "5s".into();
+        dj.spec.schedule.intervals = vec![crate::api::IntervalSpec {
+            every: "10m".into(),
+            offset: Some("10m".into()),
+        }];
+        let errs = errors(&dj);
+        assert!(
+            has(
+                &errs,
+                "spec.schedule.cron[0]",
+                "seconds and years are not supported"
+            ),
+            "{errs:?}"
+        );
+        assert!(has(&errs, "spec.schedule.cron[1]", "intervals"));
+        assert!(has(&errs, "spec.schedule.jitter", "is not a duration"));
+        assert!(has(&errs, "spec.schedule.startAt", "RFC 3339"));
+        assert!(has(&errs, "spec.catchupWindow", "minimum of 10s"));
+        assert!(has(
+            &errs,
+            "spec.schedule.intervals[0].offset",
+            "shorter than every"
+        ));
+        assert_eq!(errs.len(), 6);
+    }
+
+    #[test]
+    fn start_must_come_before_end() {
+        let mut dj = DurableJob::test("x");
+        dj.spec.schedule.start_at = Some("2026-02-01T00:00:00Z".into());
+        dj.spec.schedule.end_at = Some("2026-01-01T00:00:00Z".into());
+        assert!(has(
+            &errors(&dj),
+            "spec.schedule.endAt",
+            "after spec.schedule.startAt"
+        ));
+    }
+
+    #[test]
+    fn an_empty_schedule_is_refused() {
+        let dj = DurableJob::test("x").with_cron(&[]);
+        assert!(has(&errors(&dj), "spec.schedule", "at least one entry"));
+    }
+
+    #[test]
+    fn exactly_one_runner_is_required() {
+        let mut both = DurableJob::test("x");
+        both.spec.worker = Some(crate::api::WorkerSpec {
+            image: "w".into(),
+            ..Default::default()
+        });
+        assert!(has(&errors(&both), "spec", "exactly one of jobTemplate"));
+        let mut neither = DurableJob::test("x");
+        neither.spec.job_template = None;
+        assert!(has(&errors(&neither), "spec", "exactly one of jobTemplate"));
+    }
+
+    #[test]
+    fn a_worker_needs_a_workflow_type_and_typed_overrides() {
+        let mut dj = DurableJob::test("x").with_worker("Sync");
+        dj.spec.workflow.as_mut().unwrap().type_ = None;
+        dj.spec.worker.as_mut().unwrap().env = vec![json!({"name": 5})];
+        let errs = errors(&dj);
+        assert!(
+            has(&errs, "spec.workflow.type", "required with spec.worker"),
+            "{errs:?}"
+        );
+        assert!(
+            errs.iter().any(|(f, _)| f.starts_with("spec.worker.env[0]")),
+            "{errs:?}"
+        );
+        let ok = validate(&DurableJob::test("x").with_worker("Sync").spec).unwrap();
+        assert!(matches!(ok.runner, Runner::Worker(w) if w.replicas == 1 && w.image == "example/worker:1"));
+    }
+
+    #[test]
+    fn the_builtin_runner_refuses_other_workflow_types_and_args() {
+        let mut dj = DurableJob::test("x");
+        dj.spec.workflow = Some(crate::api::WorkflowSpec {
+            type_: Some("Other".into()),
+            args: vec![json!(1)],
+            ..Default::default()
+        });
+        let errs = errors(&dj);
+        assert!(has(&errs, "spec.workflow.type", "cannot run a jobTemplate"));
+        assert!(has(
+            &errs,
+            "spec.workflow.args",
+            "only spec.worker workflows take args"
+        ));
+    }
+
+    #[test]
+    fn a_job_template_is_checked_as_kubernetes_would_with_the_field_path() {
+        let mut dj = DurableJob::test("x");
+        dj.spec.job_template =
+            Some(json!({"spec": {"template": {"spec": {"containers": [{"name": "c", "image": "i"}]}}}}));
+        assert!(has(
+            &errors(&dj),
+            "spec.jobTemplate.spec.template.spec.restartPolicy",
+            "Never or OnFailure"
+        ));
+        dj.spec.job_template =
+            Some(json!({"spec": {"template": {"spec": {"restartPolicy": "Never", "containers": []}}}}));
+        assert!(has(
+            &errors(&dj),
+            "spec.jobTemplate.spec.template.spec.containers",
+            "at least one container"
+        ));
+        dj.spec.job_template = Some(json!({"spec": {"backoffLimit": "six", "template": {}}}));
+        let errs = errors(&dj);
+        assert!(
+            errs.iter()
+                .any(|(f, _)| f == "spec.jobTemplate.spec.backoffLimit"),
+            "{errs:?}"
+        );
+    }
+
+    #[test]
+    fn zero_timeouts_are_refused() {
+        let mut dj = DurableJob::test("x");
+        dj.spec.workflow = Some(crate::api::WorkflowSpec {
+            run_timeout: Some("0s".into()),
+            ..Default::default()
+        });
+        assert!(has(&errors(&dj), "spec.workflow.runTimeout", "longer than 0"));
     }
 }

@@ -156,3 +156,303 @@ pub fn sync_record(desired_hash: &str, fingerprint: &str, handled_resume: Option
         handled_resume,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::DurableJob;
+    use crate::schedule::{ResourceRef, desired};
+    use crate::settings::Settings;
+    use crate::validate::validate;
+    use chrono::TimeZone;
+
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 6, 1, 12, 0, 0).unwrap()
+    }
+
+    fn build(dj: &DurableJob) -> DesiredSchedule {
+        desired(
+            &ResourceRef {
+                namespace: "default",
+                name: "x",
+                uid: "uid-1",
+            },
+            &validate(&dj.spec).unwrap(),
+            &Settings::default(),
+        )
+    }
+
+    fn observed(d: &DesiredSchedule, fingerprint: &str) -> ObservedSchedule {
+        ObservedSchedule {
+            fingerprint: fingerprint.into(),
+            owner: Some(d.owner.clone()),
+            action_count_base: 0,
+            paused: d.paused,
+            notes: notes(d),
+            conflict_token: vec![9],
+            action_count: 0,
+            missed_catchup_window: 0,
+            limited_actions: false,
+            remaining_actions: 0,
+            running: vec![],
+            recent_actions: vec![],
+            future_action_times: vec![],
+            end_at: None,
+        }
+    }
+
+    fn synced(hash: &str, fp: &str) -> DurableJobStatus {
+        DurableJobStatus {
+            sync: Some(sync_record(hash, fp, None)),
+            ..Default::default()
+        }
+    }
+
+    fn decide_with(
+        d: &DesiredSchedule,
+        previous: &DurableJobStatus,
+        obs: Option<&ObservedSchedule>,
+        resume: Option<&str>,
+    ) -> Decision {
+        decide(&PlanInput {
+            desired: d,
+            desired_hash: &d.hash(),
+            previous,
+            observed: obs,
+            resume_requested: resume,
+            now: now(),
+        })
+    }
+
+    #[test]
+    fn a_missing_schedule_is_created_with_the_spec_pause_and_run_limit() {
+        let mut dj = DurableJob::test("x").suspended();
+        dj.spec.run_limit = Some(5);
+        let d = build(&dj);
+        let Decision::Create { options, reason } = decide_with(&d, &DurableJobStatus::default(), None, None)
+        else {
+            panic!()
+        };
+        assert_eq!(reason, WriteReason::Created);
+        assert_eq!(
+            options,
+            WriteOptions {
+                paused: true,
+                notes: notes(&d),
+                remaining_actions: Some(5),
+                action_count_base: 0
+            }
+        );
+    }
+
+    #[test]
+    fn a_schedule_deleted_in_temporal_is_recreated_counting_runs_already_taken() {
+        let mut dj = DurableJob::test("x");
+        dj.spec.run_limit = Some(5);
+        let d = build(&dj);
+        let previous = DurableJobStatus {
+            action_count: 2,
+            ..synced(&d.hash(), "fp")
+        };
+        let Decision::Create { options, reason } = decide_with(&d, &previous, None, None) else {
+            panic!()
+        };
+        assert_eq!(reason, WriteReason::Recreated);
+        assert_eq!(
+            (options.remaining_actions, options.action_count_base),
+            (Some(3), 2)
+        );
+    }
+
+    #[test]
+    fn a_finished_schedule_that_temporal_removed_is_not_recreated() {
+        let mut dj = DurableJob::test("x");
+        dj.spec.run_limit = Some(2);
+        let d = build(&dj);
+        let used_up = DurableJobStatus {
+            action_count: 2,
+            ..synced(&d.hash(), "fp")
+        };
+        assert_eq!(decide_with(&d, &used_up, None, None), Decision::Completed);
+        let mut ended = DurableJob::test("x");
+        ended.spec.schedule.end_at = Some("2026-05-01T00:00:00Z".into());
+        assert_eq!(
+            decide_with(&build(&ended), &DurableJobStatus::default(), None, None),
+            Decision::Completed
+        );
+        let mut raised = DurableJob::test("x");
+        raised.spec.run_limit = Some(4);
+        assert!(
+            matches!(
+                decide_with(&build(&raised), &used_up, None, None),
+                Decision::Create { .. }
+            ),
+            "raising runLimit runs again"
+        );
+    }
+
+    #[test]
+    fn nothing_is_written_when_spec_and_description_are_unchanged() {
+        let d = build(&DurableJob::test("x"));
+        let obs = observed(&d, "fp");
+        assert_eq!(
+            decide_with(&d, &synced(&d.hash(), "fp"), Some(&obs), None),
+            Decision::InSync {
+                record_fingerprint: None
+            }
+        );
+    }
+
+    #[test]
+    fn a_spec_change_updates_with_the_conflict_token() {
+        let d = build(&DurableJob::test("x"));
+        let obs = observed(&d, "fp");
+        let Decision::Update {
+            conflict_token,
+            reason,
+            ..
+        } = decide_with(&d, &synced("old-hash", "fp"), Some(&obs), None)
+        else {
+            panic!()
+        };
+        assert_eq!((conflict_token, reason), (vec![9], WriteReason::SpecChanged));
+    }
+
+    #[test]
+    fn an_edit_made_in_temporal_is_drift_and_repaired() {
+        let d = build(&DurableJob::test("x"));
+        let obs = ObservedSchedule {
+            paused: true,
+            notes: "paused in the UI".into(),
+            ..observed(&d, "edited")
+        };
+        let Decision::Update { options, reason, .. } =
+            decide_with(&d, &synced(&d.hash(), "fp"), Some(&obs), None)
+        else {
+            panic!()
+        };
+        assert_eq!(reason, WriteReason::DriftRepaired);
+        assert!(
+            !options.paused,
+            "a pause made in Temporal is drift: the resource owns paused"
+        );
+    }
+
+    #[test]
+    fn a_schedule_found_without_a_record_is_adopted() {
+        let d = build(&DurableJob::test("x"));
+        let obs = observed(&d, "fp");
+        let Decision::Update { reason, .. } = decide_with(&d, &DurableJobStatus::default(), Some(&obs), None)
+        else {
+            panic!()
+        };
+        assert_eq!(reason, WriteReason::Adopted);
+    }
+
+    #[test]
+    fn another_owners_schedule_is_left_alone() {
+        let d = build(&DurableJob::test("x"));
+        let other = Owner {
+            uid: "someone-else".into(),
+            ..d.owner.clone()
+        };
+        let obs = ObservedSchedule {
+            owner: Some(other.clone()),
+            ..observed(&d, "fp")
+        };
+        assert_eq!(
+            decide_with(&d, &DurableJobStatus::default(), Some(&obs), None),
+            Decision::Foreign { owner: Some(other) }
+        );
+        let unowned = ObservedSchedule {
+            owner: None,
+            ..observed(&d, "fp")
+        };
+        assert_eq!(
+            decide_with(&d, &DurableJobStatus::default(), Some(&unowned), None),
+            Decision::Foreign { owner: None }
+        );
+        let other_prefix = ObservedSchedule {
+            owner: Some(Owner {
+                prefix: "staging".into(),
+                ..d.owner.clone()
+            }),
+            ..observed(&d, "fp")
+        };
+        assert!(matches!(
+            decide_with(&d, &DurableJobStatus::default(), Some(&other_prefix), None),
+            Decision::Foreign { .. }
+        ));
+    }
+
+    #[test]
+    fn a_pause_after_a_failed_run_is_respected_until_resumed() {
+        let mut dj = DurableJob::test("x");
+        dj.spec.pause_on_failure = true;
+        let d = build(&dj);
+        let failed = ObservedSchedule {
+            paused: true,
+            notes: "paused due to workflow failure: w-1: JobFailed".into(),
+            ..observed(&d, "after-failure")
+        };
+        let previous = synced(&d.hash(), "fp");
+        assert_eq!(
+            decide_with(&d, &previous, Some(&failed), None),
+            Decision::InSync {
+                record_fingerprint: Some("after-failure".into())
+            }
+        );
+        // a spec edit keeps the pause
+        let Decision::Update { options, .. } =
+            decide_with(&d, &synced("old", "after-failure"), Some(&failed), None)
+        else {
+            panic!()
+        };
+        assert!(options.paused);
+        assert_eq!(options.notes, failed.notes);
+        // the resume annotation unpauses
+        let Decision::Update { options, reason, .. } =
+            decide_with(&d, &synced(&d.hash(), "after-failure"), Some(&failed), Some("1"))
+        else {
+            panic!()
+        };
+        assert_eq!(reason, WriteReason::Resumed);
+        assert!(!options.paused);
+    }
+
+    #[test]
+    fn without_pause_on_failure_a_failure_pause_is_drift() {
+        let d = build(&DurableJob::test("x"));
+        let failed = ObservedSchedule {
+            paused: true,
+            notes: "paused due to workflow failure: w: x".into(),
+            ..observed(&d, "x")
+        };
+        assert!(matches!(
+            decide_with(&d, &synced(&d.hash(), "fp"), Some(&failed), None),
+            Decision::Update {
+                reason: WriteReason::DriftRepaired,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn an_update_sends_remaining_runs_from_temporals_count() {
+        let mut dj = DurableJob::test("x");
+        dj.spec.run_limit = Some(10);
+        let d = build(&dj);
+        let obs = ObservedSchedule {
+            action_count_base: 2,
+            action_count: 3,
+            ..observed(&d, "fp")
+        };
+        let Decision::Update { options, .. } = decide_with(&d, &synced("old", "fp"), Some(&obs), None) else {
+            panic!()
+        };
+        assert_eq!(
+            (options.remaining_actions, options.action_count_base),
+            (Some(5), 2)
+        );
+    }
+}

@@ -225,3 +225,302 @@ pub fn requeue_after(status: &DurableJobStatus, now: DateTime<Utc>, resync: Dura
         None => resync,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{DurableJob, SyncRecord};
+    use crate::schedule::{ResourceRef, desired};
+    use crate::settings::Settings;
+    use crate::temporal::{RecentAction, RunRef};
+    use crate::validate::validate;
+    use chrono::TimeZone;
+
+    fn t(h: u32, m: u32, s: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 6, 1, h, m, s).unwrap()
+    }
+
+    fn desired_for(dj: &DurableJob) -> DesiredSchedule {
+        desired(
+            &ResourceRef {
+                namespace: "default",
+                name: "x",
+                uid: "uid-1",
+            },
+            &validate(&dj.spec).unwrap(),
+            &Settings::default(),
+        )
+    }
+
+    fn run(id: &str, scheduled: DateTime<Utc>, close: Option<DateTime<Utc>>, result: RunResult) -> RunRecord {
+        RunRecord {
+            run: RunRef {
+                workflow_id: format!("wf-{id}"),
+                run_id: id.into(),
+            },
+            scheduled_time: Some(scheduled),
+            start_time: scheduled + TimeDelta::milliseconds(1500),
+            close_time: close,
+            result,
+            job_name: Some(format!("job-{id}")),
+            attempts: Some(1),
+            message: None,
+        }
+    }
+
+    fn observed(running: &[&str]) -> ObservedSchedule {
+        ObservedSchedule {
+            fingerprint: "fp".into(),
+            owner: None,
+            action_count_base: 1,
+            paused: false,
+            notes: String::new(),
+            conflict_token: vec![],
+            action_count: 3,
+            missed_catchup_window: 1,
+            limited_actions: false,
+            remaining_actions: 0,
+            running: running
+                .iter()
+                .map(|r| RunRef {
+                    workflow_id: format!("wf-{r}"),
+                    run_id: r.to_string(),
+                })
+                .collect(),
+            recent_actions: vec![RecentAction {
+                scheduled_time: t(11, 0, 0),
+                actual_time: t(11, 0, 0) + TimeDelta::milliseconds(20),
+                run: RunRef {
+                    workflow_id: "wf-c".into(),
+                    run_id: "c".into(),
+                },
+                result: Some(RunResult::Running),
+            }],
+            future_action_times: (1..=7)
+                .map(|i| t(11 + i, 0, 0) + TimeDelta::milliseconds(250))
+                .collect(),
+            end_at: None,
+        }
+    }
+
+    #[test]
+    fn a_synced_schedule_reports_ready_runs_and_next_times() {
+        let d = desired_for(&DurableJob::test("x"));
+        let runs = vec![
+            run("c", t(11, 0, 0), None, RunResult::Running),
+            run("b", t(10, 0, 0), Some(t(10, 5, 0)), RunResult::Failed),
+            run("a", t(9, 0, 0), Some(t(9, 1, 0)), RunResult::Succeeded),
+        ];
+        let obs = observed(&["c"]);
+        let sync = SyncRecord {
+            desired_hash: "h".into(),
+            observed_fingerprint: "fp".into(),
+            handled_resume: None,
+        };
+        let r = Report {
+            desired: Some(&d),
+            observed: Some(&obs),
+            runs: Some(&runs),
+            sync: Some(sync.clone()),
+            ..Default::default()
+        };
+        let s = build_status(&r);
+        assert_eq!(s.observed_generation, Some(4));
+        assert_eq!(s.schedule_id.as_deref(), Some("durablejob:default/x"));
+        assert_eq!(s.temporal_namespace.as_deref(), Some("default"));
+        assert_eq!(s.schedule.as_deref(), Some("0 9 * * 1-5"));
+        assert_eq!(
+            s.next_run_times,
+            (1..=5).map(|i| t(11 + i, 0, 0)).collect::<Vec<_>>(),
+            "five, whole seconds"
+        );
+        assert_eq!(s.last_schedule_time, Some(t(11, 0, 0)));
+        assert_eq!(s.last_successful_time, Some(t(9, 1, 0)));
+        assert_eq!(s.last_failure_time, Some(t(10, 5, 0)));
+        assert_eq!(s.recent_runs.len(), 3);
+        assert_eq!(s.recent_runs[1].job_name.as_deref(), Some("job-b"));
+        assert_eq!(s.recent_runs[1].start_time, t(10, 0, 1));
+        assert_eq!(
+            s.running_workflows,
+            vec![RunningWorkflow {
+                workflow_id: "wf-c".into(),
+                run_id: "c".into(),
+                start_time: Some(t(11, 0, 1))
+            }]
+        );
+        assert_eq!((s.action_count, s.missed_runs), (4, 1));
+        assert_eq!(s.sync, Some(sync));
+        assert_eq!(s.message, None);
+        let ready = s.conditions.iter().find(|c| c.type_ == "Ready").unwrap();
+        assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("True", "Synced"));
+        let stalled = s.conditions.iter().find(|c| c.type_ == "Stalled").unwrap();
+        assert_eq!(stalled.status, "False");
+    }
+
+    fn build_status(r: &Report<'_>) -> DurableJobStatus {
+        build(&DurableJobStatus::default(), Some(4), t(11, 30, 0), r)
+    }
+
+    #[test]
+    fn an_invalid_spec_is_stalled_with_the_message() {
+        let p = Problem {
+            reason: reasons::INVALID_SPEC,
+            message: "Invalid spec: spec.schedule.timeZone: unknown".into(),
+            stalled: true,
+        };
+        let s = build_status(&Report {
+            problem: Some(p),
+            ..Default::default()
+        });
+        let get = |ty: &str| s.conditions.iter().find(|c| c.type_ == ty).unwrap().clone();
+        assert_eq!(
+            (get("Ready").status.as_str(), get("Ready").reason.as_str()),
+            ("False", "InvalidSpec")
+        );
+        assert_eq!(get("Stalled").status, "True");
+        assert_eq!(get("Reconciling").status, "False");
+        assert!(s.message.unwrap().contains("spec.schedule.timeZone"));
+    }
+
+    #[test]
+    fn an_outage_is_reconciling_not_stalled_and_keeps_what_was_known() {
+        let previous = DurableJobStatus {
+            next_run_times: vec![t(12, 0, 0)],
+            action_count: 9,
+            ..Default::default()
+        };
+        let d = desired_for(&DurableJob::test("x"));
+        let p = Problem {
+            reason: reasons::TEMPORAL_UNAVAILABLE,
+            message: "Temporal is unreachable".into(),
+            stalled: false,
+        };
+        let s = build(
+            &previous,
+            Some(1),
+            t(11, 0, 0),
+            &Report {
+                desired: Some(&d),
+                problem: Some(p),
+                ..Default::default()
+            },
+        );
+        let get = |ty: &str| s.conditions.iter().find(|c| c.type_ == ty).unwrap().clone();
+        assert_eq!(get("Reconciling").status, "True");
+        assert_eq!(get("Stalled").status, "False");
+        assert_eq!((s.next_run_times.len(), s.action_count), (1, 9));
+    }
+
+    #[test]
+    fn a_suspended_schedule_shows_no_next_runs() {
+        let d = desired_for(&DurableJob::test("x").suspended());
+        let obs = ObservedSchedule {
+            paused: true,
+            ..observed(&[])
+        };
+        let s = build_status(&Report {
+            desired: Some(&d),
+            observed: Some(&obs),
+            ..Default::default()
+        });
+        assert!(s.paused && s.next_run_times.is_empty());
+        assert_eq!(s.paused_reason.as_deref(), Some("Suspended"));
+    }
+
+    #[test]
+    fn a_failure_pause_tells_how_to_resume() {
+        let mut dj = DurableJob::test("x");
+        dj.spec.pause_on_failure = true;
+        let d = desired_for(&dj);
+        let obs = ObservedSchedule {
+            paused: true,
+            notes: "paused due to workflow failure: w: boom".into(),
+            ..observed(&[])
+        };
+        let s = build_status(&Report {
+            desired: Some(&d),
+            observed: Some(&obs),
+            ..Default::default()
+        });
+        assert_eq!(s.paused_reason.as_deref(), Some("RunFailed"));
+        assert!(s.message.as_deref().unwrap().contains("durablejob.dev/resume"));
+        let ready = s.conditions.iter().find(|c| c.type_ == "Ready").unwrap();
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_str()),
+            ("True", "PausedAfterFailure"),
+            "a failed run never makes Ready false"
+        );
+    }
+
+    #[test]
+    fn a_used_up_schedule_is_completed() {
+        let d = desired_for(&DurableJob::test("x"));
+        let obs = ObservedSchedule {
+            limited_actions: true,
+            remaining_actions: 0,
+            future_action_times: vec![],
+            ..observed(&[])
+        };
+        let s = build_status(&Report {
+            desired: Some(&d),
+            observed: Some(&obs),
+            ..Default::default()
+        });
+        assert!(s.completed);
+        let gone = build_status(&Report {
+            desired: Some(&d),
+            completed: true,
+            ..Default::default()
+        });
+        assert!(gone.completed);
+        assert_eq!(
+            gone.conditions
+                .iter()
+                .find(|c| c.type_ == "Ready")
+                .unwrap()
+                .reason,
+            "Completed"
+        );
+    }
+
+    #[test]
+    fn an_unchanged_reconcile_builds_an_identical_status() {
+        let d = desired_for(&DurableJob::test("x"));
+        let obs = observed(&[]);
+        let r = Report {
+            desired: Some(&d),
+            observed: Some(&obs),
+            runs: Some(&[]),
+            ..Default::default()
+        };
+        let first = build(&DurableJobStatus::default(), Some(1), t(11, 0, 0), &r);
+        let second = build(&first, Some(1), t(11, 0, 30), &r);
+        assert_eq!(first, second, "nothing to write when only the clock moved");
+    }
+
+    #[test]
+    fn requeue_follows_runs_and_the_next_start() {
+        let resync = Duration::from_secs(300);
+        let now = t(11, 0, 0);
+        let busy = DurableJobStatus {
+            running_workflows: vec![RunningWorkflow {
+                workflow_id: "w".into(),
+                run_id: "r".into(),
+                start_time: None,
+            }],
+            ..Default::default()
+        };
+        assert_eq!(requeue_after(&busy, now, resync), Duration::from_secs(5));
+        let soon = DurableJobStatus {
+            next_run_times: vec![t(11, 0, 40)],
+            ..Default::default()
+        };
+        assert_eq!(requeue_after(&soon, now, resync), Duration::from_secs(42));
+        let later = DurableJobStatus {
+            next_run_times: vec![t(15, 0, 0)],
+            ..Default::default()
+        };
+        assert_eq!(requeue_after(&later, now, resync), resync);
+        assert_eq!(requeue_after(&DurableJobStatus::default(), now, resync), resync);
+    }
+}

@@ -502,3 +502,253 @@ fn run_record(
         message: memo_string(memo, run_memo::MESSAGE),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::DurableJob;
+    use crate::schedule::{ResourceRef, desired};
+    use crate::settings::Settings;
+    use crate::validate::validate;
+    use temporalio_common::protos::temporal::api::{
+        common::v1::WorkflowExecution,
+        schedule::v1::{ScheduleActionResult, ScheduleInfo},
+    };
+
+    fn build(dj: &DurableJob) -> DesiredSchedule {
+        let v = validate(&dj.spec).unwrap();
+        desired(
+            &ResourceRef {
+                namespace: "default",
+                name: "nightly",
+                uid: "uid-1",
+            },
+            &v,
+            &Settings::default(),
+        )
+    }
+
+    fn options() -> WriteOptions {
+        WriteOptions {
+            paused: true,
+            notes: "n".into(),
+            remaining_actions: Some(7),
+            action_count_base: 3,
+        }
+    }
+
+    fn start_workflow(s: &Schedule) -> &NewWorkflowExecutionInfo {
+        match s.action.as_ref().unwrap().action.as_ref().unwrap() {
+            Action::StartWorkflow(w) => w,
+        }
+    }
+
+    #[test]
+    fn the_proto_carries_every_field_of_the_desired_schedule() {
+        let s = schedule_proto(&build(&DurableJob::test_full("nightly")), &options()).unwrap();
+        let spec = s.spec.as_ref().unwrap();
+        assert_eq!(spec.cron_string, vec!["30 2 * * *", "@hourly"]);
+        assert_eq!(spec.interval.len(), 1);
+        assert_eq!(spec.interval[0].interval.as_ref().unwrap().seconds, 5400);
+        assert_eq!(spec.interval[0].phase.as_ref().unwrap().seconds, 300);
+        assert_eq!(spec.timezone_name, "Europe/Berlin");
+        assert_eq!(spec.jitter.as_ref().unwrap().seconds, 30);
+        assert_eq!(spec.start_time.as_ref().unwrap().seconds, 1_767_225_600);
+        assert_eq!(spec.end_time.as_ref().unwrap().seconds, 1_798_758_000);
+        let p = s.policies.as_ref().unwrap();
+        assert_eq!(p.overlap_policy, ScheduleOverlapPolicy::BufferAll as i32);
+        assert_eq!(p.catchup_window.as_ref().unwrap().seconds, 5400);
+        assert!(p.pause_on_failure);
+        let st = s.state.as_ref().unwrap();
+        assert!(st.paused && st.limited_actions);
+        assert_eq!((st.remaining_actions, st.notes.as_str()), (7, "n"));
+        let w = start_workflow(&s);
+        assert_eq!(w.workflow_id, "durablejob:default/nightly");
+        assert_eq!(w.workflow_type.as_ref().unwrap().name, "durablejob.run");
+        assert_eq!(w.task_queue.as_ref().unwrap().name, "custom-runner");
+        assert_eq!(w.workflow_execution_timeout.as_ref().unwrap().seconds, 7200);
+        assert_eq!(w.workflow_run_timeout.as_ref().unwrap().seconds, 3600);
+        assert_eq!(w.workflow_task_timeout.as_ref().unwrap().seconds, 20);
+        assert!(
+            w.retry_policy.is_none(),
+            "the built-in runner counts attempts itself"
+        );
+        let input = payload_value(&w.input.as_ref().unwrap().payloads[0]).unwrap();
+        assert_eq!(input["retry"]["maximumAttempts"], 4);
+        assert_eq!(
+            input["jobTemplate"]["spec"]["template"]["spec"]["restartPolicy"],
+            "Never"
+        );
+        assert_eq!(
+            payload_value(&w.memo.as_ref().unwrap().fields["team"]).unwrap(),
+            "billing"
+        );
+        assert_eq!(
+            payload_value(&w.search_attributes.as_ref().unwrap().indexed_fields["CustomKeywordField"])
+                .unwrap(),
+            "nightly"
+        );
+    }
+
+    #[test]
+    fn every_overlap_policy_maps_to_temporals() {
+        for (p, expected) in [
+            (OverlapPolicy::Skip, ScheduleOverlapPolicy::Skip),
+            (OverlapPolicy::BufferOne, ScheduleOverlapPolicy::BufferOne),
+            (OverlapPolicy::BufferAll, ScheduleOverlapPolicy::BufferAll),
+            (OverlapPolicy::CancelOther, ScheduleOverlapPolicy::CancelOther),
+            (
+                OverlapPolicy::TerminateOther,
+                ScheduleOverlapPolicy::TerminateOther,
+            ),
+            (OverlapPolicy::AllowAll, ScheduleOverlapPolicy::AllowAll),
+        ] {
+            let s = schedule_proto(&build(&DurableJob::test("x").with_overlap(p)), &options()).unwrap();
+            assert_eq!(s.policies.unwrap().overlap_policy, expected as i32, "{p:?}");
+        }
+    }
+
+    #[test]
+    fn a_user_workflow_gets_temporals_retry_policy_and_its_args() {
+        let mut dj = DurableJob::test("x").with_worker("Sync");
+        let wf = dj.spec.workflow.as_mut().unwrap();
+        wf.args = vec![serde_json::json!({"a": 1}), serde_json::json!("b")];
+        wf.retry = Some(crate::api::RetrySpec {
+            maximum_attempts: Some(5),
+            non_retryable_error_types: vec!["Bad".into()],
+            ..Default::default()
+        });
+        let s = schedule_proto(
+            &build(&dj),
+            &WriteOptions {
+                remaining_actions: None,
+                ..options()
+            },
+        )
+        .unwrap();
+        let w = start_workflow(&s);
+        let r = w.retry_policy.as_ref().unwrap();
+        assert_eq!((r.maximum_attempts, r.backoff_coefficient), (5, 2.0));
+        assert_eq!(r.non_retryable_error_types, vec!["Bad"]);
+        assert_eq!(w.input.as_ref().unwrap().payloads.len(), 2);
+        assert!(!s.state.unwrap().limited_actions);
+    }
+
+    fn describe_response(schedule: Schedule, memo: Memo) -> DescribeScheduleResponse {
+        DescribeScheduleResponse {
+            schedule: Some(schedule),
+            memo: Some(memo),
+            conflict_token: vec![1, 2],
+            info: Some(ScheduleInfo {
+                action_count: 4,
+                missed_catchup_window: 2,
+                running_workflows: vec![WorkflowExecution {
+                    workflow_id: "w".into(),
+                    run_id: "r".into(),
+                }],
+                recent_actions: vec![ScheduleActionResult {
+                    schedule_time: Some(prost_wkt_types::Timestamp {
+                        seconds: 100,
+                        nanos: 0,
+                    }),
+                    actual_time: Some(prost_wkt_types::Timestamp {
+                        seconds: 101,
+                        nanos: 0,
+                    }),
+                    start_workflow_result: Some(WorkflowExecution {
+                        workflow_id: "w".into(),
+                        run_id: "r".into(),
+                    }),
+                    start_workflow_status: WorkflowExecutionStatus::Running as i32,
+                }],
+                future_action_times: vec![prost_wkt_types::Timestamp {
+                    seconds: 200,
+                    nanos: 0,
+                }],
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_description_is_reduced_to_the_operators_view() {
+        let d = build(&DurableJob::test("x"));
+        let schedule = schedule_proto(&d, &options()).unwrap();
+        let o = observed_from_describe(&describe_response(
+            schedule.clone(),
+            schedule_memo(&d.owner, 3).unwrap(),
+        ))
+        .unwrap();
+        assert_eq!(o.owner, Some(d.owner.clone()));
+        assert_eq!(
+            (o.action_count_base, o.action_count, o.total_actions()),
+            (3, 4, 7)
+        );
+        assert_eq!(o.missed_catchup_window, 2);
+        assert!(o.paused && !o.paused_by_failure());
+        assert_eq!(o.conflict_token, vec![1, 2]);
+        assert_eq!(
+            o.running,
+            vec![RunRef {
+                workflow_id: "w".into(),
+                run_id: "r".into()
+            }]
+        );
+        assert_eq!(o.recent_actions[0].result, Some(RunResult::Running));
+        assert_eq!(o.future_action_times[0].timestamp(), 200);
+        assert_eq!(o.fingerprint, fingerprint(&schedule));
+    }
+
+    #[test]
+    fn a_schedule_without_our_memo_has_no_owner() {
+        let d = build(&DurableJob::test("x"));
+        let o = observed_from_describe(&describe_response(
+            schedule_proto(&d, &options()).unwrap(),
+            Memo::default(),
+        ))
+        .unwrap();
+        assert_eq!(o.owner, None);
+    }
+
+    #[test]
+    fn the_fingerprint_ignores_the_remaining_actions_counter_and_sees_edits() {
+        let d = build(&DurableJob::test("x"));
+        let a = schedule_proto(&d, &options()).unwrap();
+        let mut counted_down = a.clone();
+        counted_down.state.as_mut().unwrap().remaining_actions = 2;
+        assert_eq!(fingerprint(&a), fingerprint(&counted_down));
+        let mut edited = a.clone();
+        edited.spec.as_mut().unwrap().timezone_name = "Asia/Tokyo".into();
+        assert_ne!(fingerprint(&a), fingerprint(&edited));
+        let mut paused_by_hand = a.clone();
+        paused_by_hand.state.as_mut().unwrap().paused = false;
+        assert_ne!(fingerprint(&a), fingerprint(&paused_by_hand));
+    }
+
+    #[test]
+    fn errors_are_classified_by_what_the_reconcile_should_do() {
+        assert!(matches!(
+            classify("ns", Status::unavailable("down")),
+            TemporalError::Unavailable(_)
+        ));
+        assert!(
+            matches!(classify("ns", Status::invalid_argument("bad cron")), TemporalError::Rejected(m) if m == "bad cron")
+        );
+        assert!(
+            matches!(classify("ns", Status::not_found("Namespace ns is not found.")), TemporalError::NamespaceNotFound(n) if n == "ns")
+        );
+        assert!(matches!(
+            classify("ns", Status::already_exists("x")),
+            TemporalError::Conflict(_)
+        ));
+        assert!(matches!(
+            classify("ns", Status::permission_denied("no")),
+            TemporalError::PermissionDenied(_)
+        ));
+        assert!(is_schedule_not_found(&Status::not_found("schedule not found")));
+        assert!(!is_schedule_not_found(&Status::not_found(
+            "Namespace x is not found."
+        )));
+    }
+}

@@ -115,7 +115,13 @@ async fn a_crd_becomes_servable_and_established_with_discovery() {
         .find(|(ar, _)| ar.kind == "Widget")
         .expect("Widget is discoverable");
     assert_eq!(ar.plural, "widgets");
-    assert!(caps.subresources.iter().any(|(s, _)| s.plural.ends_with("status")), "{:?}", caps.subresources);
+    assert!(
+        caps.subresources
+            .iter()
+            .any(|(s, _)| s.plural.ends_with("status")),
+        "{:?}",
+        caps.subresources
+    );
     let legacy: Value = reqwest_get(&cluster, "/apis/example.dev/v1").await;
     assert_eq!(legacy["resources"][0]["shortNames"], json!(["wg"]));
     assert!(
@@ -686,7 +692,7 @@ async fn watches_resume_from_a_resource_version_and_send_bookmarks() {
 }
 
 #[tokio::test]
-async fn errors_are_status_objects_and_auth_is_required() {
+async fn errors_are_status_objects_and_a_wrong_token_is_refused() {
     let (cluster, _client, _) = cluster_with_widgets().await;
     let (code, body) = raw(
         &cluster,
@@ -701,7 +707,7 @@ async fn errors_are_status_objects_and_auth_is_required() {
     assert_eq!(body["reason"], "NotFound");
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = tokio::net::TcpStream::connect(cluster.addr()).await.unwrap();
-    s.write_all(b"GET /api/v1/namespaces HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    s.write_all(b"GET /api/v1/namespaces HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer wrong\r\nConnection: close\r\n\r\n")
         .await
         .unwrap();
     let mut out = String::new();

@@ -1,0 +1,165 @@
+//! The CRD as a user meets it at `kubectl apply`: the samples are accepted, typical mistakes
+//! are refused with a message that says what to fix. Runs against the project's test API
+//! server, which enforces the schema and its CEL rules as a real one does.
+
+use std::path::PathBuf;
+
+use kube::{
+    Api,
+    api::PostParams,
+    core::{ApiResource, DynamicObject, GroupVersionKind},
+};
+use serde_json::{Value, json};
+use testcluster::TestCluster;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+async fn cluster() -> (TestCluster, Api<DynamicObject>) {
+    let cluster = TestCluster::start().await.unwrap();
+    cluster.apply_paths(&[root().join("crds")]).unwrap();
+    let client = cluster.client().await.unwrap();
+    let ar = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("durablejob.dev", "v1alpha1", "DurableJob"),
+        "durablejobs",
+    );
+    (cluster, Api::namespaced_with(client, "default", &ar))
+}
+
+fn dj(name: &str, spec: Value) -> DynamicObject {
+    serde_json::from_value(json!({"apiVersion": "durablejob.dev/v1alpha1", "kind": "DurableJob", "metadata": {"name": name}, "spec": spec})).unwrap()
+}
+
+fn job_template() -> Value {
+    json!({"spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "busybox"}]}}}})
+}
+
+#[tokio::test]
+async fn the_samples_apply_as_they_are() {
+    let (cluster, _) = cluster().await;
+    let applied = cluster.apply_paths(&[root().join("config/samples")]).unwrap();
+    assert!(applied.len() >= 3, "{applied:?}");
+}
+
+#[tokio::test]
+async fn defaults_are_the_documented_ones() {
+    let (_c, api) = cluster().await;
+    let made = api
+        .create(
+            &PostParams::default(),
+            &dj(
+                "d",
+                json!({"schedule": {"cron": ["@daily"]}, "jobTemplate": job_template()}),
+            ),
+        )
+        .await
+        .unwrap();
+    let spec = &made.data["spec"];
+    assert_eq!(spec["schedule"]["timeZone"], "UTC");
+    assert_eq!(spec["overlapPolicy"], "Skip");
+    assert_eq!(spec["catchupWindow"], "1m");
+    assert_eq!(spec["successfulRunsHistoryLimit"], 3);
+    assert_eq!(spec["failedRunsHistoryLimit"], 1);
+    assert_eq!(spec["deletionPolicy"], "Delete");
+    assert_eq!(spec["suspend"], false);
+    assert!(
+        spec.get("temporal").is_none(),
+        "no default Temporal namespace in the CRD"
+    );
+}
+
+#[tokio::test]
+async fn typical_mistakes_are_refused_at_apply_time() {
+    let (_c, api) = cluster().await;
+    let jt = job_template();
+    let cases = [
+        (
+            json!({"schedule": {"cron": ["@daily"]}}),
+            "set exactly one of spec.jobTemplate",
+        ),
+        (
+            json!({"schedule": {"cron": ["@daily"]}, "jobTemplate": jt, "worker": {"image": "w"}}),
+            "set exactly one of spec.jobTemplate",
+        ),
+        (
+            json!({"schedule": {}, "jobTemplate": jt}),
+            "needs at least one entry in cron or intervals",
+        ),
+        (
+            json!({"schedule": {"cron": ["0 0 9 * * *"]}, "jobTemplate": jt}),
+            "exactly five fields",
+        ),
+        (
+            json!({"schedule": {"cron": ["CRON_TZ=UTC 0 9 * * *"]}, "jobTemplate": jt}),
+            "spec.schedule.timeZone",
+        ),
+        (
+            json!({"schedule": {"cron": ["@every 5m"]}, "jobTemplate": jt}),
+            "spec.schedule.intervals",
+        ),
+        (
+            json!({"schedule": {"intervals": [{"every": "1d"}]}, "jobTemplate": jt}),
+            "should match",
+        ),
+        (
+            json!({"schedule": {"intervals": [{"every": "500ms"}]}, "jobTemplate": jt}),
+            "at least 1s",
+        ),
+        (
+            json!({"schedule": {"intervals": [{"every": "10m", "offset": "15m"}]}, "jobTemplate": jt}),
+            "offset must be shorter",
+        ),
+        (
+            json!({"schedule": {"cron": ["@daily"]}, "overlapPolicy": "Replace", "jobTemplate": jt}),
+            "supported values",
+        ),
+        (
+            json!({"schedule": {"cron": ["@daily"]}, "catchupWindow": "5s", "jobTemplate": jt}),
+            "at least 10s",
+        ),
+        (
+            json!({"schedule": {"cron": ["@daily"]}, "runLimit": 0, "jobTemplate": jt}),
+            "greater than or equal to 1",
+        ),
+        (
+            json!({"schedule": {"cron": ["@daily"], "startAt": "tomorrow"}, "jobTemplate": jt}),
+            "date-time",
+        ),
+        (
+            json!({"schedule": {"cron": ["@daily"]}, "worker": {"image": "w"}}),
+            "needs spec.workflow.type",
+        ),
+        (
+            json!({"schedule": {"cron": ["@daily"]}, "workflow": {"type": "Other"}, "jobTemplate": jt}),
+            "leave spec.workflow.type unset",
+        ),
+        (
+            json!({"schedule": {"cron": ["@daily"]}, "workflow": {"args": [1]}, "jobTemplate": jt}),
+            "spec.workflow.args are passed to your own workflow",
+        ),
+        (
+            json!({"schedule": {"cron": ["@daily"]}, "deletionPolicy": "Keep", "jobTemplate": jt}),
+            "supported values",
+        ),
+        (
+            json!({"schedule": {"cron": ["@daily"]}, "workflow": {"retry": {"backoffCoefficient": 0.5}}, "jobTemplate": jt}),
+            "greater than or equal to 1",
+        ),
+    ];
+    for (i, (spec, expected)) in cases.into_iter().enumerate() {
+        let err = api
+            .create(&PostParams::default(), &dj(&format!("bad-{i}"), spec.clone()))
+            .await
+            .unwrap_err();
+        let kube::Error::Api(status) = err else {
+            panic!("{spec}: not an API error")
+        };
+        assert_eq!(status.code, 422, "{spec}");
+        assert!(
+            status.message.contains(expected),
+            "{spec}\n  expected {expected:?} in: {}",
+            status.message
+        );
+    }
+}

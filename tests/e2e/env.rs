@@ -1,0 +1,193 @@
+//! One scenario's world: its own test API server, its own Temporal namespace, its own operator.
+
+use std::{future::Future, path::PathBuf, time::Duration};
+
+use anyhow::bail;
+use durablejob::api::{DurableJob, DurableJobStatus};
+use kube::{
+    Api,
+    api::{Patch, PatchParams, PostParams},
+};
+use serde_json::{Value, json};
+use testcluster::TestCluster;
+
+use crate::operator::Operator;
+
+pub struct Env {
+    pub cluster: TestCluster,
+    pub djs: Api<DurableJob>,
+    pub client: kube::Client,
+    pub temporal: String,
+    pub namespace: String,
+    pub operator: Operator,
+}
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+impl Env {
+    /// A fresh cluster with the CRD, a fresh Temporal namespace, and an operator.
+    pub async fn new(shared: &crate::Shared, name: &str, extra_args: &[&str]) -> anyhow::Result<Self> {
+        Self::with_temporal(shared, name, &shared.temporal, extra_args).await
+    }
+
+    /// Like [`Env::new`] against another Temporal server.
+    pub async fn with_temporal(
+        shared: &crate::Shared,
+        name: &str,
+        temporal: &str,
+        extra_args: &[&str],
+    ) -> anyhow::Result<Self> {
+        let dir = shared.dir.join(name);
+        std::fs::create_dir_all(&dir)?;
+        let cluster = TestCluster::start().await?;
+        cluster.apply_paths(&[root().join("crds")])?;
+        let client = cluster.client().await?;
+        let namespace = format!("e2e-{name}");
+        crate::temporal::create_namespace(temporal, &namespace)?;
+        let operator = Operator::start(&dir, cluster.kubeconfig(), temporal, &namespace, extra_args)?;
+        Ok(Self {
+            djs: Api::namespaced(client.clone(), "default"),
+            client,
+            cluster,
+            temporal: temporal.into(),
+            namespace,
+            operator,
+        })
+    }
+
+    pub fn schedule_id(&self, name: &str) -> String {
+        format!("durablejob:default/{name}")
+    }
+
+    pub async fn create(&self, manifest: Value) -> anyhow::Result<DurableJob> {
+        let dj: DurableJob = serde_json::from_value(manifest)?;
+        Ok(self.djs.create(&PostParams::default(), &dj).await?)
+    }
+
+    /// A user's edit: a merge patch of the spec.
+    pub async fn edit(&self, name: &str, spec_patch: Value) -> anyhow::Result<DurableJob> {
+        Ok(self
+            .djs
+            .patch(
+                name,
+                &PatchParams::default(),
+                &Patch::Merge(json!({"spec": spec_patch})),
+            )
+            .await?)
+    }
+
+    pub fn describe(&self, name: &str) -> anyhow::Result<Option<Value>> {
+        crate::temporal::describe(&self.temporal, &self.namespace, &self.schedule_id(name))
+    }
+
+    /// Waits until the resource's status satisfies `check`.
+    pub async fn wait_status(
+        &self,
+        name: &str,
+        what: &str,
+        timeout: Duration,
+        check: impl Fn(&DurableJobStatus) -> bool,
+    ) -> anyhow::Result<DurableJobStatus> {
+        let djs = self.djs.clone();
+        let n = name.to_string();
+        wait_for(what, timeout, || {
+            let djs = djs.clone();
+            let n = n.clone();
+            let check = &check;
+            async move {
+                let dj = djs.get_opt(&n).await.ok().flatten()?;
+                let s = dj.status.unwrap_or_default();
+                check(&s).then_some(s)
+            }
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}\n--- operator log ---\n{}", self.operator.log_tail(30)))
+    }
+
+    /// Waits until Ready=True for the current generation.
+    pub async fn wait_ready(&self, name: &str) -> anyhow::Result<DurableJobStatus> {
+        let generation = self.djs.get(name).await?.metadata.generation;
+        self.wait_status(
+            name,
+            &format!("{name} Ready for generation {generation:?}"),
+            Duration::from_secs(30),
+            |s| {
+                s.observed_generation == generation
+                    && condition(s, "Ready").is_some_and(|c| c.status == "True")
+            },
+        )
+        .await
+    }
+
+    /// Waits until Temporal's description of the schedule satisfies `check`.
+    pub async fn wait_schedule(
+        &self,
+        name: &str,
+        what: &str,
+        timeout: Duration,
+        check: impl Fn(Option<&Value>) -> bool,
+    ) -> anyhow::Result<Option<Value>> {
+        let id = self.schedule_id(name);
+        let r = wait_for(what, timeout, || {
+            let d = crate::temporal::describe(&self.temporal, &self.namespace, &id).ok();
+            let check = &check;
+            async move {
+                let d = d?;
+                check(d.as_ref()).then_some(d)
+            }
+        })
+        .await;
+        r.map_err(|e| anyhow::anyhow!("{e}\n--- operator log ---\n{}", self.operator.log_tail(30)))
+    }
+
+    /// Events recorded for a DurableJob (events.k8s.io/v1), as "Reason: note".
+    pub async fn events(&self, name: &str) -> Vec<String> {
+        let api: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(self.client.clone(), "default");
+        api.list(&Default::default())
+            .await
+            .map(|l| {
+                l.items
+                    .into_iter()
+                    .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
+                    .map(|e| format!("{}: {}", e.reason.unwrap_or_default(), e.note.unwrap_or_default()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+pub fn condition<'a>(s: &'a DurableJobStatus, type_: &str) -> Option<&'a durablejob::api::Condition> {
+    s.conditions.iter().find(|c| c.type_ == type_)
+}
+
+/// Polls `probe` every 200 ms until it yields a value or `timeout` passes.
+pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut probe: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(v) = probe().await {
+            return Ok(v);
+        }
+        if tokio::time::Instant::now() > deadline {
+            bail!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// A DurableJob manifest with a job template.
+pub fn manifest(name: &str, spec: Value) -> Value {
+    let mut spec = spec;
+    if spec.get("jobTemplate").is_none() && spec.get("worker").is_none() {
+        spec["jobTemplate"] = json!({"spec": {"template": {"spec": {
+            "restartPolicy": "Never",
+            "containers": [{"name": "main", "image": "busybox:1.36", "command": ["true"]}]
+        }}}});
+    }
+    json!({"apiVersion": "durablejob.dev/v1alpha1", "kind": "DurableJob", "metadata": {"name": name, "namespace": "default"}, "spec": spec})
+}

@@ -1,0 +1,71 @@
+//! The `durablejob operator` binary as a user runs it: a separate process with a kubeconfig.
+
+use std::{path::Path, process::Command};
+
+use crate::procs::{Guarded, free_port};
+
+pub struct Operator {
+    proc: Guarded,
+    pub metrics_port: u16,
+}
+
+impl Operator {
+    pub fn start(
+        dir: &Path,
+        kubeconfig: &Path,
+        temporal: &str,
+        namespace: &str,
+        extra: &[&str],
+    ) -> anyhow::Result<Self> {
+        let metrics_port = free_port();
+        let health_port = free_port();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_durablejob"));
+        cmd.arg("operator")
+            .args(["--log-format", "text", "--metrics-addr"])
+            .arg(format!("127.0.0.1:{metrics_port}"))
+            .arg("--health-addr")
+            .arg(format!("127.0.0.1:{health_port}"))
+            .args(extra)
+            .env("KUBECONFIG", kubeconfig)
+            .env("TEMPORAL_ADDRESS", temporal)
+            .env("TEMPORAL_NAMESPACE", namespace)
+            .env("RUST_LOG", "info,durablejob=debug")
+            .env("NO_COLOR", "1")
+            .env_remove("TEMPORAL_API_KEY");
+        let proc = Guarded::spawn(cmd, &dir.join("operator.log"))?;
+        Ok(Self { proc, metrics_port })
+    }
+
+    /// The Prometheus text from /metrics.
+    pub async fn metrics(&self) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let Ok(mut s) = tokio::net::TcpStream::connect(("127.0.0.1", self.metrics_port)).await else {
+            return String::new();
+        };
+        let _ = s
+            .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await;
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out).await;
+        out
+    }
+
+    /// Successful schedule writes (create, update, delete) the operator made.
+    pub async fn temporal_writes(&self) -> u64 {
+        let m = self.metrics().await;
+        m.lines()
+            .filter(|l| l.starts_with("durablejob_temporal_requests_total"))
+            .filter(|l| {
+                ["create", "update", "delete"]
+                    .iter()
+                    .any(|op| l.contains(&format!("operation=\"{op}\"")))
+            })
+            .filter(|l| l.contains("outcome=\"ok\""))
+            .filter_map(|l| l.rsplit(' ').next().and_then(|n| n.parse::<f64>().ok()))
+            .sum::<f64>() as u64
+    }
+
+    pub fn log_tail(&self, lines: usize) -> String {
+        self.proc.log_tail(lines)
+    }
+}

@@ -158,6 +158,24 @@ impl Env {
     }
 }
 
+impl Env {
+    /// Waits for an Event with this reason on the DurableJob.
+    pub async fn wait_event(&self, name: &str, reason: &str) -> anyhow::Result<String> {
+        let prefix = format!("{reason}:");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let events = self.events(name).await;
+            if let Some(e) = events.iter().find(|e| e.starts_with(&prefix)) {
+                return Ok(e.clone());
+            }
+            if tokio::time::Instant::now() > deadline {
+                bail!("no {reason} Event on {name} within 10s; events: {events:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
 pub fn condition<'a>(s: &'a DurableJobStatus, type_: &str) -> Option<&'a durablejob::api::Condition> {
     s.conditions.iter().find(|c| c.type_ == type_)
 }

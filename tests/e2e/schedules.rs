@@ -121,11 +121,7 @@ async fn the_schedule_in_temporal_is_exactly_what_the_spec_asks_for(
         owner.as_str() == uid.as_deref(),
         "memo records the owner uid: {owner} vs {uid:?}"
     );
-    let events = env.events("report").await;
-    ensure!(
-        events.iter().any(|e| e.starts_with("ScheduleCreated")),
-        "{events:?}"
-    );
+    env.wait_event("report", "ScheduleCreated").await?;
     Ok(())
 }
 
@@ -154,11 +150,7 @@ async fn an_edit_updates_the_schedule(shared: Arc<Shared>) -> anyhow::Result<()>
         "{:?}",
         status.schedule
     );
-    let events = env.events("r").await;
-    ensure!(
-        events.iter().any(|e| e.starts_with("ScheduleUpdated")),
-        "{events:?}"
-    );
+    env.wait_event("r", "ScheduleUpdated").await?;
     Ok(())
 }
 
@@ -219,11 +211,7 @@ async fn a_schedule_deleted_in_temporal_is_recreated(shared: Arc<Shared>) -> any
         "{:?}",
         calendar(&d)
     );
-    let events = env.events("r").await;
-    ensure!(
-        events.iter().any(|e| e.starts_with("ScheduleRecreated")),
-        "{events:?}"
-    );
+    env.wait_event("r", "ScheduleRecreated").await?;
     Ok(())
 }
 
@@ -291,11 +279,7 @@ async fn an_edit_made_directly_in_temporal_is_repaired_within_the_resync_interva
         "repaired within the resync interval: {:?}",
         started.elapsed()
     );
-    let events = env.events("r").await;
-    ensure!(
-        events.iter().any(|e| e.starts_with("DriftRepaired")),
-        "{events:?}"
-    );
+    env.wait_event("r", "DriftRepaired").await?;
     Ok(())
 }
 
@@ -361,8 +345,7 @@ async fn a_bad_time_zone_is_reported_on_the_resource_and_never_reaches_temporal(
     ensure!(condition(&s, "Stalled").is_some_and(|c| c.status == "True"));
     ensure!(s.observed_generation == Some(1));
     ensure!(env.describe("r")?.is_none(), "nothing was created in Temporal");
-    let events = env.events("r").await;
-    ensure!(events.iter().any(|e| e.starts_with("InvalidSpec")), "{events:?}");
+    env.wait_event("r", "InvalidSpec").await?;
     // fixing it makes it Ready
     env.edit("r", json!({"schedule": {"timeZone": "Europe/Paris"}}))
         .await?;

@@ -20,6 +20,7 @@ mod builtin_defaults;
 mod crd;
 mod discovery;
 mod errors;
+mod events;
 mod fields;
 mod manifests;
 mod patch;

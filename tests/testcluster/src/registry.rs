@@ -44,7 +44,14 @@ impl ResourceType {
     }
     /// Key under which objects are stored (all versions of a resource share storage).
     pub fn storage_key(&self) -> (String, String) {
+        if self.is_events_v1() {
+            return (String::new(), "events".into());
+        }
         (self.group.clone(), self.plural.clone())
+    }
+    /// events.k8s.io/v1 Events share storage with core/v1 Events.
+    pub fn is_events_v1(&self) -> bool {
+        self.group == "events.k8s.io" && self.plural == "events"
     }
     pub fn is_custom(&self) -> bool {
         self.builtin.is_none()

@@ -22,7 +22,7 @@ use crate::errors::{ApiError, ApiResult};
 use crate::registry::ResourceType;
 use crate::requestlog::{LoggedRequest, RequestLog};
 use crate::selectors::{FieldSelector, LabelSelector};
-use crate::store::{Change, ChangeKind, State, WriteOptions, list_page, with_version};
+use crate::store::{Change, ChangeKind, State, WriteOptions, list_page, present};
 use crate::{discovery, table};
 
 /// Shared by all requests.
@@ -560,7 +560,7 @@ fn matching(
         .map(|b| {
             b.iter()
                 .filter(|((ons, _), _)| ns.is_none_or(|n| n == ons))
-                .map(|(_, o)| with_version(o, rt))
+                .map(|(_, o)| present(o, rt))
                 .filter(|o| matches(o, &labels, &fields))
                 .collect()
         })
@@ -764,12 +764,12 @@ fn filter_change(
     if c.key != rt.storage_key() || ns.is_some_and(|n| n != c.namespace) {
         return None;
     }
-    let new = with_version(&c.object, rt);
+    let new = present(&c.object, rt);
     let now = matches(&new, labels, fields);
     let before = c
         .old
         .as_ref()
-        .map(|o| matches(&with_version(o, rt), labels, fields))
+        .map(|o| matches(&present(o, rt), labels, fields))
         .unwrap_or(false);
     match c.kind {
         ChangeKind::Added if now => Some(("ADDED", new)),

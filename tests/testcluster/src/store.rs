@@ -139,7 +139,7 @@ impl State {
     pub fn get(&self, rt: &ResourceType, ns: Option<&str>, name: &str) -> ApiResult<Value> {
         self.bucket(rt)
             .and_then(|b| b.get(&(ns.unwrap_or_default().to_string(), name.to_string())))
-            .map(|o| with_version(o, rt))
+            .map(|o| present(o, rt))
             .ok_or_else(|| ApiError::not_found(&rt.group, &rt.plural, name))
     }
 
@@ -443,15 +443,16 @@ impl State {
         fields::write_entries(&mut obj, &entries);
         if opts.dry_run {
             return Ok(Written {
-                object: with_version(&obj, rt),
+                object: present(&obj, rt),
                 warnings,
                 created: true,
             });
         }
+        let obj = to_storage(obj, rt);
         let (obj, _) = self.commit(rt, &ns, &name, ChangeKind::Added, obj, None);
         self.after_write(rt, &obj);
         Ok(Written {
-            object: with_version(&obj, rt),
+            object: present(&obj, rt),
             warnings,
             created: true,
         })
@@ -522,11 +523,12 @@ impl State {
         opts: &WriteOptions,
         applied_entries: Option<Vec<fields::Entry>>,
     ) -> ApiResult<Written> {
-        let (mut obj, warnings) = self.admit(rt, ns, Some(&old), new, subresource, opts)?;
+        let old_seen = present(&old, rt);
+        let (mut obj, warnings) = self.admit(rt, ns, Some(&old_seen), new, subresource, opts)?;
         let entries = match applied_entries {
             Some(e) => e,
             None => fields::record_update(
-                Some(&old),
+                Some(&old_seen),
                 &obj,
                 &opts.field_manager,
                 subresource,
@@ -537,16 +539,17 @@ impl State {
         };
         fields::write_entries(&mut obj, &entries);
         obj["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"].clone();
+        let obj = to_storage(obj, rt);
         if obj == old {
             return Ok(Written {
-                object: with_version(&old, rt),
+                object: present(&old, rt),
                 warnings,
                 created: false,
             });
         }
         if opts.dry_run {
             return Ok(Written {
-                object: with_version(&obj, rt),
+                object: present(&obj, rt),
                 warnings,
                 created: false,
             });
@@ -565,7 +568,7 @@ impl State {
             self.after_write(rt, &obj);
         }
         Ok(Written {
-            object: with_version(&obj, rt),
+            object: present(&obj, rt),
             warnings,
             created: false,
         })
@@ -596,7 +599,7 @@ impl State {
         let old = old.ok_or_else(|| ApiError::not_found(&rt.group, &rt.plural, name))?;
         let patch: Value = serde_json::from_slice(body)
             .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
-        let mut target = with_version(&old, rt);
+        let mut target = present(&old, rt);
         match media {
             "application/merge-patch+json" => crate::patch::merge_patch(&mut target, &patch),
             "application/json-patch+json" => {
@@ -712,7 +715,7 @@ impl State {
                         "the object has been modified; please apply your changes to the latest version and try again",
                     ));
                 }
-                let live = with_version(&old, rt);
+                let live = present(&old, rt);
                 let scoped = if subresource == "status" {
                     json!({"apiVersion": config["apiVersion"], "kind": config["kind"], "metadata": {"name": name}, "status": config["status"]})
                 } else if rt.status_subresource {
@@ -786,7 +789,7 @@ impl State {
             ));
         }
         if dry_run {
-            return Ok(with_version(&old, rt));
+            return Ok(present(&old, rt));
         }
         let mut obj = old.clone();
         let policy = options["propagationPolicy"]
@@ -827,10 +830,10 @@ impl State {
         if finalizers.is_empty() && !namespace_pending {
             let (obj, _) = self.commit(rt, &ns, name, ChangeKind::Deleted, obj, Some(old));
             self.after_delete(rt, &obj);
-            return Ok(with_version(&obj, rt));
+            return Ok(present(&obj, rt));
         }
         if deleting {
-            return Ok(with_version(&old, rt));
+            return Ok(present(&old, rt));
         }
         obj["metadata"]["finalizers"] = Value::Array(finalizers);
         if obj["metadata"]["finalizers"]
@@ -849,7 +852,7 @@ impl State {
             self.delete_namespace_content(name);
         }
         self.after_write(rt, &obj);
-        Ok(with_version(&obj, rt))
+        Ok(present(&obj, rt))
     }
 
     fn namespace_has_content(&self, ns: &str) -> bool {
@@ -990,11 +993,23 @@ impl State {
 }
 
 /// The stored object as seen through one version of its resource.
-pub fn with_version(obj: &Value, rt: &ResourceType) -> Value {
+pub fn present(obj: &Value, rt: &ResourceType) -> Value {
+    if rt.is_events_v1() {
+        return crate::events::to_events_v1(obj);
+    }
     let mut o = obj.clone();
     o["apiVersion"] = Value::from(rt.api_version());
     o["kind"] = Value::from(rt.kind.clone());
     o
+}
+
+/// The object in the shape it is stored in (events.k8s.io Events are stored as core/v1).
+fn to_storage(obj: Value, rt: &ResourceType) -> Value {
+    if rt.is_events_v1() {
+        crate::events::to_core(&obj)
+    } else {
+        obj
+    }
 }
 
 fn remove_path(obj: &mut Value, dotted: &str) {

@@ -729,3 +729,38 @@ async fn the_request_log_counts_calls() {
         1
     );
 }
+
+#[tokio::test]
+async fn events_written_through_events_k8s_io_are_read_through_core_v1() {
+    let (_c, client, _) = cluster_with_widgets().await;
+    let new_api: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), "default");
+    let ev = json!({
+        "metadata": {"name": "w.1"},
+        "eventTime": "2026-01-01T00:00:00.000000Z",
+        "regarding": {"kind": "Widget", "name": "a", "namespace": "default"},
+        "reason": "Synced", "note": "all good", "type": "Normal", "action": "Sync",
+        "reportingController": "ctl", "reportingInstance": "ctl-1"
+    });
+    new_api
+        .create(&PostParams::default(), &serde_json::from_value(ev).unwrap())
+        .await
+        .unwrap();
+    let core: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(client.clone(), "default");
+    let found = core
+        .list(&ListParams::default().fields("involvedObject.name=a,involvedObject.kind=Widget"))
+        .await
+        .unwrap();
+    assert_eq!(found.items.len(), 1);
+    assert_eq!(found.items[0].message.as_deref(), Some("all good"));
+    assert_eq!(found.items[0].reporting_component.as_deref(), Some("ctl"));
+    let err = api_error(
+        new_api
+            .create(
+                &PostParams::default(),
+                &serde_json::from_value(json!({"metadata": {"name": "bad"}, "type": "Normal"})).unwrap(),
+            )
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(err.code, 422, "events.k8s.io validation still applies");
+}

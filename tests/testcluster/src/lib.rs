@@ -17,12 +17,15 @@ use serde_json::{Value, json};
 
 mod builtin;
 mod builtin_defaults;
+mod controllers;
 mod crd;
 mod discovery;
 mod errors;
 mod events;
+mod faults;
 mod fields;
 mod manifests;
+mod openapi;
 mod patch;
 mod registry;
 mod requestlog;
@@ -33,6 +36,7 @@ mod store;
 mod table;
 mod validation;
 
+pub use faults::{FailRule, Faults};
 pub use manifests::{ManifestError, load_manifests};
 pub use requestlog::{LoggedRequest, RequestLog};
 
@@ -54,7 +58,7 @@ impl Default for Config {
         Self {
             port: 0,
             kubeconfig: None,
-            watch_history: 10_000,
+            watch_history: 1_000,
             bookmark_interval: Duration::from_secs(2),
         }
     }
@@ -66,8 +70,27 @@ pub struct TestCluster {
     kubeconfig: PathBuf,
     _tempdir: Option<TempDir>,
     server: Arc<server::Server>,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    serving: Option<Serving>,
+    controllers: tokio::task::JoinHandle<()>,
     token: String,
+}
+
+struct Serving {
+    shutdown: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+fn serve(listener: tokio::net::TcpListener, server: Arc<server::Server>) -> Serving {
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let app = server::router(server);
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = rx.await;
+            })
+            .await;
+    });
+    Serving { shutdown: tx, task }
 }
 
 /// Errors starting a cluster or loading manifests into it.
@@ -133,27 +156,31 @@ impl TestCluster {
         };
         let server = Arc::new(server::Server {
             state: Mutex::new(store::State::new(config.watch_history)),
+            faults: Faults::default(),
             token: token.clone(),
             log: RequestLog::default(),
             bookmark_interval: config.bookmark_interval,
             address: addr.to_string(),
         });
         write_kubeconfig(&kubeconfig, addr, &token)?;
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let app = server::router(server.clone());
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = rx.await;
-                })
-                .await;
+        let serving = Some(serve(listener, server.clone()));
+        let ticking = server.clone();
+        let controllers = tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_millis(50));
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                every.tick().await;
+                let mut state = ticking.state.lock().expect("state lock");
+                controllers::tick(&mut state, std::time::Instant::now());
+            }
         });
         Ok(Self {
             addr,
             kubeconfig,
             _tempdir: tempdir,
             server,
-            shutdown: Some(tx),
+            serving,
+            controllers,
             token,
         })
     }
@@ -264,11 +291,43 @@ impl TestCluster {
             .map_err(|e| e.message)
     }
 
+    /// Fault injection: failing requests, latency, dropped watches.
+    pub fn faults(&self) -> &Faults {
+        &self.server.faults
+    }
+
+    /// Forgets the watch history: clients resuming from an earlier resourceVersion get 410 Gone.
+    pub fn forget_watch_history(&self) {
+        self.server.state.lock().expect("state lock").forget_history();
+    }
+
+    /// Restarts the HTTP server on the same port, keeping every object (as an API server
+    /// restart keeps etcd): open watches and connections end, and nothing answers for `downtime`.
+    pub async fn restart(&mut self, downtime: Duration) -> Result<(), Error> {
+        self.server.faults.drop_watches();
+        if let Some(s) = self.serving.take() {
+            let _ = s.shutdown.send(());
+            let _ = tokio::time::timeout(Duration::from_secs(5), s.task).await;
+        }
+        tokio::time::sleep(downtime).await;
+        let listener = tokio::net::TcpListener::bind(self.addr)
+            .await
+            .map_err(|source| Error::Bind {
+                port: self.addr.port(),
+                source,
+            })?;
+        self.serving = Some(serve(listener, self.server.clone()));
+        Ok(())
+    }
+
     /// Stops serving (also done on drop).
     pub fn stop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
+        self.server.faults.drop_watches();
+        if let Some(s) = self.serving.take() {
+            let _ = s.shutdown.send(());
+            s.task.abort();
         }
+        self.controllers.abort();
     }
 }
 

@@ -21,7 +21,7 @@ struct Args {
     #[arg(long, num_args = 1..)]
     apply: Vec<PathBuf>,
     /// Watch events kept for resuming watches.
-    #[arg(long, default_value_t = 10_000)]
+    #[arg(long, default_value_t = 1_000)]
     watch_history: usize,
 }
 

@@ -28,6 +28,7 @@ use crate::{discovery, table};
 /// Shared by all requests.
 pub struct Server {
     pub state: Mutex<State>,
+    pub faults: crate::faults::Faults,
     pub token: String,
     pub log: RequestLog,
     pub bookmark_interval: Duration,
@@ -57,6 +58,8 @@ enum Route {
     Group(String),
     Resources(String, String),
     Resource(Target),
+    OpenApi(Vec<String>),
+    Admin(String),
 }
 
 fn parse_path(path: &str) -> Option<Route> {
@@ -67,6 +70,8 @@ fn parse_path(path: &str) -> Option<Route> {
         .collect();
     let (group, version, rest) = match segs.as_slice() {
         ["version"] => return Some(Route::Version),
+        ["openapi", rest @ ..] => return Some(Route::OpenApi(rest.iter().map(|s| s.to_string()).collect())),
+        ["testcluster", rest @ ..] => return Some(Route::Admin(rest.join("/"))),
         ["healthz" | "readyz" | "livez", ..] => return Some(Route::Health),
         ["api"] => return Some(Route::CoreVersions),
         ["apis"] => return Some(Route::Groups),
@@ -192,11 +197,23 @@ async fn handle(
         None => true,
         Some(v) => v.strip_prefix("Bearer ").is_some_and(|t| t == server.token),
     };
+    let latency = server.faults.latency();
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
     let resp = if !public && !authorized {
         ApiError::unauthorized().into_response()
     } else {
         match route {
             None => ApiError::no_route(&path).into_response(),
+            Some(Route::OpenApi(rest)) => {
+                let state = server.state.lock().expect("state lock");
+                match crate::openapi::document(&state.registry, &rest) {
+                    Some(doc) => json_response(StatusCode::OK, &doc, &[]),
+                    None => ApiError::no_route(&path).into_response(),
+                }
+            }
+            Some(Route::Admin(what)) => admin(&server, &method, &what, &body),
             Some(Route::Version) => json_response(StatusCode::OK, &discovery::version(), &[]),
             Some(Route::Health) => (StatusCode::OK, "ok").into_response(),
             Some(Route::CoreVersions) => discovery_response(&server, &headers, true),
@@ -225,6 +242,16 @@ async fn handle(
                 let is_watch =
                     q.get("watch").is_some_and(|w| w == "true" || w == "1") || path.contains("/watch/");
                 entry.verb = verb_of(&method, &t, is_watch).into();
+                if let Some(code) = server.faults.take(&entry.verb, &path) {
+                    let resp = ApiError::with_code(
+                        code,
+                        format!("injected fault ({code}) for {} {path}", entry.verb),
+                    )
+                    .into_response();
+                    entry.code = resp.status().as_u16();
+                    server.log.push(entry);
+                    return resp;
+                }
                 let ctx = RequestCtx {
                     server: server.clone(),
                     t,
@@ -243,6 +270,43 @@ async fn handle(
     entry.code = resp.status().as_u16();
     server.log.push(entry);
     resp
+}
+
+fn admin(server: &Server, method: &Method, what: &str, body: &Bytes) -> Response {
+    match (method.as_str(), what) {
+        ("GET", "requests") => {
+            let summary: Vec<Value> = server
+                .log
+                .summary()
+                .into_iter()
+                .map(|(k, n)| json!({"request": k, "count": n}))
+                .collect();
+            json_response(StatusCode::OK, &json!({"requests": summary}), &[])
+        }
+        ("POST", "faults") => {
+            let req: crate::faults::FaultRequest = match serde_json::from_slice(body) {
+                Ok(r) => r,
+                Err(e) => return ApiError::bad_request(format!("fault request: {e}; send {{\"failNext\": {{\"verb\", \"path\", \"code\", \"count\"}}, \"latencyMs\", \"dropWatches\", \"forgetHistory\", \"clear\"}}")).into_response(),
+            };
+            if req.clear {
+                server.faults.clear();
+            }
+            if let Some(rule) = req.fail_next {
+                server.faults.add(rule);
+            }
+            if let Some(ms) = req.latency_ms {
+                server.faults.set_latency(Duration::from_millis(ms));
+            }
+            if req.forget_history {
+                server.state.lock().expect("state lock").forget_history();
+            }
+            if req.drop_watches {
+                server.faults.drop_watches();
+            }
+            json_response(StatusCode::OK, &json!({"status": "ok"}), &[])
+        }
+        _ => ApiError::no_route(&format!("/testcluster/{what}")).into_response(),
+    }
 }
 
 fn verb_of(method: &Method, t: &Target, watch: bool) -> &'static str {
@@ -615,6 +679,21 @@ fn decode_continue(token: &str) -> ApiResult<(String, String)> {
     ))
 }
 
+/// A watch event; with `as=Table` the object is a one-row Table, as `kubectl get -w` expects.
+fn encode_event(kind: &str, obj: &Value, rt: &ResourceType, as_table: bool) -> Bytes {
+    if as_table {
+        let rv = obj["metadata"]["resourceVersion"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        return watch_event(
+            kind,
+            &table::table(rt, std::slice::from_ref(obj), &rv, chrono::Utc::now()),
+        );
+    }
+    watch_event(kind, obj)
+}
+
 fn watch_event(kind: &str, obj: &Value) -> Bytes {
     let mut line = json!({"type": kind, "object": obj}).to_string();
     line.push('\n');
@@ -633,6 +712,8 @@ async fn watch(ctx: RequestCtx) -> ApiResult<Response> {
         .map(Duration::from_secs)
         .unwrap_or(Duration::from_secs(1800));
     let rv_param = q.get("resourceVersion").cloned().unwrap_or_default();
+    let as_table = wants_table(&ctx.headers);
+    let mut epoch = server.faults.watch_epoch();
 
     let (rt, labels, fields, initial, mut live, start_rv) = {
         let state = server.state.lock().expect("state lock");
@@ -658,7 +739,7 @@ async fn watch(ctx: RequestCtx) -> ApiResult<Response> {
                 ));
             }
             for o in matching(&state, &rt, ns.as_deref(), &q)? {
-                initial.push(watch_event("ADDED", &o));
+                initial.push(encode_event("ADDED", &o, &rt, as_table));
             }
             let mut bm = json!({"kind": rt.kind, "apiVersion": rt.api_version(), "metadata": {"resourceVersion": state.rv.to_string(), "annotations": {"k8s.io/initial-events-end": "true"}}});
             if !allow_bookmarks {
@@ -669,7 +750,7 @@ async fn watch(ctx: RequestCtx) -> ApiResult<Response> {
             }
         } else if rv_param.is_empty() || rv_param == "0" {
             for o in matching(&state, &rt, ns.as_deref(), &q)? {
-                initial.push(watch_event("ADDED", &o));
+                initial.push(encode_event("ADDED", &o, &rt, as_table));
             }
         } else {
             let from: u64 = rv_param
@@ -689,8 +770,8 @@ async fn watch(ctx: RequestCtx) -> ApiResult<Response> {
                 );
             }
             for c in state.history.iter().filter(|c| c.rv > from) {
-                if let Some((kind, obj)) = filter_change(c, &rt, ns.as_deref(), &labels, &fields) {
-                    initial.push(watch_event(kind, &obj));
+                if let Some(kind) = filter_change(c, &rt, ns.as_deref(), &labels, &fields) {
+                    initial.push(change_event(c, kind, &rt, as_table));
                 }
             }
         }
@@ -715,8 +796,8 @@ async fn watch(ctx: RequestCtx) -> ApiResult<Response> {
                 r = live.recv() => match r {
                     Ok(change) => {
                         last_rv = change.rv;
-                        if let Some((kind, obj)) = filter_change(&change, &rt, ns.as_deref(), &labels, &fields)
-                            && tx.send(watch_event(kind, &obj)).await.is_err()
+                        if let Some(kind) = filter_change(&change, &rt, ns.as_deref(), &labels, &fields)
+                            && tx.send(change_event(&change, kind, &rt, as_table)).await.is_err()
                         {
                             return;
                         }
@@ -735,6 +816,7 @@ async fn watch(ctx: RequestCtx) -> ApiResult<Response> {
                     }
                 }
                 _ = tokio::time::sleep_until(deadline) => return,
+                _ = epoch.changed() => return,
                 _ = tx.closed() => return,
             }
         }
@@ -760,23 +842,44 @@ fn filter_change(
     ns: Option<&str>,
     labels: &LabelSelector,
     fields: &FieldSelector,
-) -> Option<(&'static str, Value)> {
+) -> Option<&'static str> {
     if c.key != rt.storage_key() || ns.is_some_and(|n| n != c.namespace) {
         return None;
     }
-    let new = present(&c.object, rt);
-    let now = matches(&new, labels, fields);
-    let before = c
-        .old
-        .as_ref()
-        .map(|o| matches(&present(o, rt), labels, fields))
-        .unwrap_or(false);
+    // Selectors see the object as this watch's version shows it; only Events differ in shape.
+    let sees = |o: &Value| {
+        if rt.is_events_v1() {
+            matches(&present(o, rt), labels, fields)
+        } else {
+            matches(o, labels, fields)
+        }
+    };
+    let now = sees(&c.object);
+    let before = c.old.as_ref().is_some_and(sees);
     match c.kind {
-        ChangeKind::Added if now => Some(("ADDED", new)),
-        ChangeKind::Deleted if now || before => Some(("DELETED", new)),
-        ChangeKind::Modified if now && before => Some(("MODIFIED", new)),
-        ChangeKind::Modified if now => Some(("ADDED", new)),
-        ChangeKind::Modified if before => Some(("DELETED", new)),
+        ChangeKind::Added if now => Some("ADDED"),
+        ChangeKind::Deleted if now || before => Some("DELETED"),
+        ChangeKind::Modified if now && before => Some("MODIFIED"),
+        ChangeKind::Modified if now => Some("ADDED"),
+        ChangeKind::Modified if before => Some("DELETED"),
         _ => None,
     }
+}
+
+/// The encoded event for one change, shared by every watch that sees it the same way.
+fn change_event(c: &Change, kind: &'static str, rt: &ResourceType, as_table: bool) -> Bytes {
+    let plain = !as_table
+        && !rt.is_events_v1()
+        && c.object["apiVersion"].as_str() == Some(rt.api_version().as_str())
+        && c.object["kind"].as_str() == Some(rt.kind.as_str());
+    if !plain {
+        return encode_event(kind, &present(&c.object, rt), rt, as_table);
+    }
+    let mut cache = c.encoded.lock().expect("event cache lock");
+    if let Some((_, b)) = cache.iter().find(|(k, _)| *k == kind) {
+        return b.clone();
+    }
+    let b = watch_event(kind, &c.object);
+    cache.push((kind, b.clone()));
+    b
 }

@@ -28,7 +28,7 @@ pub enum ChangeKind {
 }
 
 /// One committed change.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Change {
     pub rv: u64,
     pub key: (String, String),
@@ -36,6 +36,8 @@ pub struct Change {
     pub kind: ChangeKind,
     pub object: Value,
     pub old: Option<Value>,
+    /// Encoded watch events by type, shared by the watches that see this change as stored.
+    pub encoded: std::sync::Mutex<Vec<(&'static str, axum::body::Bytes)>>,
 }
 
 pub type ObjectKey = (String, String);
@@ -51,6 +53,9 @@ pub struct State {
     pub compacted_rv: u64,
     pub uid_counter: u64,
     pub changes: Changes,
+    /// Something happened that garbage collection may need to act on.
+    pub gc_dirty: bool,
+    pub sims: crate::controllers::Sims,
 }
 
 /// How a write was requested.
@@ -96,6 +101,8 @@ impl State {
             compacted_rv: 0,
             uid_counter: 0,
             changes: broadcast::channel(4096).0,
+            gc_dirty: false,
+            sims: Default::default(),
         };
         for ns in ["default", "kube-system", "kube-public"] {
             let rt = s
@@ -143,6 +150,18 @@ impl State {
             .ok_or_else(|| ApiError::not_found(&rt.group, &rt.plural, name))
     }
 
+    /// Forgets the watch history: resuming from any earlier resourceVersion gets 410 Gone.
+    pub fn forget_history(&mut self) {
+        self.history.clear();
+        // moving the counter makes every version handed out so far too old to resume from
+        self.rv += 1;
+        self.compacted_rv = self.rv;
+    }
+
+    pub fn stored_object(&self, rt: &ResourceType, ns: &str, name: &str) -> Option<&Value> {
+        self.stored(rt, ns, name)
+    }
+
     fn stored(&self, rt: &ResourceType, ns: &str, name: &str) -> Option<&Value> {
         self.bucket(rt)
             .and_then(|b| b.get(&(ns.to_string(), name.to_string())))
@@ -170,6 +189,7 @@ impl State {
             }
         }
         let change = Arc::new(Change {
+            encoded: Default::default(),
             rv: self.rv,
             key: rt.storage_key(),
             namespace: ns.to_string(),
@@ -179,6 +199,12 @@ impl State {
         });
         self.history.push_back(change.clone());
         let _ = self.changes.send(change.clone());
+        if kind == ChangeKind::Deleted
+            || !change.object["metadata"]["deletionTimestamp"].is_null()
+            || !change.object["metadata"]["ownerReferences"].is_null()
+        {
+            self.gc_dirty = true;
+        }
         while self.history.len() > self.history_limit {
             if let Some(c) = self.history.pop_front() {
                 self.compacted_rv = c.rv;

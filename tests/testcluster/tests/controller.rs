@@ -100,3 +100,66 @@ async fn a_controller_with_a_finalizer_reconciles_writes_status_and_cleans_up() 
     assert_eq!(seen.lock().await.cleaned, vec!["one"]);
     handle.abort();
 }
+
+#[tokio::test]
+async fn a_controller_recovers_from_dropped_watches_and_forced_410s() {
+    let cluster = TestCluster::start().await.unwrap();
+    let client = cluster.client().await.unwrap();
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let s2 = seen.clone();
+    let controller = Controller::new(cms.clone(), watcher::Config::default())
+        .run(
+            |cm: Arc<ConfigMap>, seen: Arc<Arc<Mutex<Seen>>>| async move {
+                let mut s = seen.lock().await;
+                if !s.applied.contains(&cm.name_any()) {
+                    s.applied.push(cm.name_any());
+                }
+                Ok::<_, E>(Action::await_change())
+            },
+            |_, _, _| Action::requeue(Duration::from_millis(200)),
+            Arc::new(s2),
+        )
+        .for_each(|_| async {});
+    let handle = tokio::spawn(controller);
+    let wait_for = |name: &'static str| {
+        let seen = seen.clone();
+        async move {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+            while !seen.lock().await.applied.iter().any(|n| n == name) {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "{name} was never reconciled"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    let make = |name: &str| serde_json::from_value::<ConfigMap>(json!({"metadata": {"name": name}})).unwrap();
+    cms.create(&PostParams::default(), &make("before")).await.unwrap();
+    wait_for("before").await;
+
+    // the watch is cut: the controller re-watches from its last version
+    cluster.faults().drop_watches();
+    cms.create(&PostParams::default(), &make("after-drop"))
+        .await
+        .unwrap();
+    wait_for("after-drop").await;
+
+    // history forgotten and the watch cut: the resume gets 410 and the controller relists
+    cluster.forget_watch_history();
+    cluster.faults().drop_watches();
+    cms.create(&PostParams::default(), &make("after-410"))
+        .await
+        .unwrap();
+    wait_for("after-410").await;
+    assert!(
+        cluster
+            .requests()
+            .count(|r| r.verb == "list" && r.resource == "configmaps")
+            >= 2,
+        "the 410 made it list again: {:?}",
+        cluster.requests().summary()
+    );
+    handle.abort();
+}

@@ -49,6 +49,9 @@ TEMPORAL_ADDRESS="127.0.0.1:$TEMPORAL_PORT" TEMPORAL_NAMESPACE=default \
   "$BIN/durablejob" operator --log-format text --metrics-addr 127.0.0.1:8080 --health-addr 127.0.0.1:8081 \
   >"$DIR/operator.log" 2>&1 &
 pids+=($!)
+TEMPORAL_ADDRESS="127.0.0.1:$TEMPORAL_PORT" TEMPORAL_NAMESPACE=default \
+  "$BIN/durablejob" worker --log-format text --health-addr 127.0.0.1:8082 >"$DIR/runner.log" 2>&1 &
+pids+=($!)
 
 cat <<MSG
 
@@ -57,11 +60,13 @@ durablejob playground is running (logs in $DIR/). In another shell:
   export KUBECONFIG=$PWD/$DIR/kubeconfig
   export TEMPORAL_ADDRESS=127.0.0.1:$TEMPORAL_PORT
   kubectl get dj                          # or: $BIN/durablejob get -A
+  kubectl get jobs                        # one Job per run, made by the runner
   temporal schedule list                  # the schedules the operator made
+  temporal schedule trigger --schedule-id durablejob:default/nightly-report   # run one now
   Temporal UI: http://127.0.0.1:$TEMPORAL_UI_PORT
 
-Not built yet: the runner (durablejob worker) that executes runs, so runs stay Running.
-Press Ctrl-C to stop.
+The test API server completes each Job after 200 ms (annotate a jobTemplate with
+test.durablejob.dev/outcomes: "fail,succeed" to see retries). Press Ctrl-C to stop.
 MSG
 
 while true; do

@@ -22,6 +22,8 @@ pub struct Cli {
 pub enum Command {
     /// Run the operator: reconcile DurableJobs into Temporal schedules.
     Operator(Box<OperatorArgs>),
+    /// Run the built-in runner: a Temporal worker that executes each run as a Kubernetes Job.
+    Worker(Box<WorkerArgs>),
     /// Print the CustomResourceDefinitions as YAML.
     Crd,
     /// List DurableJobs with the same columns as `kubectl get dj`.
@@ -56,6 +58,27 @@ pub struct OperatorArgs {
     /// Address of the /metrics endpoint.
     #[arg(long, env = "DURABLEJOB_METRICS_ADDR", default_value = "0.0.0.0:8080")]
     pub metrics_addr: SocketAddr,
+    /// Address of the /healthz and /readyz endpoints.
+    #[arg(long, env = "DURABLEJOB_HEALTH_ADDR", default_value = "0.0.0.0:8081")]
+    pub health_addr: SocketAddr,
+    /// Log format.
+    #[arg(long, env = "DURABLEJOB_LOG_FORMAT", value_enum, default_value = "json")]
+    pub log_format: LogFormat,
+    #[command(flatten)]
+    pub temporal: TemporalArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    /// Task queue to poll (the operator sends built-in runs here).
+    #[arg(long, env = "DURABLEJOB_RUNNER_TASK_QUEUE", default_value = DEFAULT_RUNNER_TASK_QUEUE)]
+    pub runner_task_queue: String,
+    /// A run's activity must report progress this often or Temporal retries it on another runner (Go duration).
+    #[arg(long, env = "DURABLEJOB_HEARTBEAT_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub heartbeat_timeout: Duration,
+    /// How often a running Job is checked (Go duration).
+    #[arg(long, env = "DURABLEJOB_JOB_POLL_INTERVAL", default_value = "1s", value_parser = parse_duration)]
+    pub job_poll_interval: Duration,
     /// Address of the /healthz and /readyz endpoints.
     #[arg(long, env = "DURABLEJOB_HEALTH_ADDR", default_value = "0.0.0.0:8081")]
     pub health_addr: SocketAddr,

@@ -14,11 +14,13 @@ pub mod get;
 pub mod health;
 pub mod metrics;
 pub mod run_contract;
+pub mod runner;
 pub mod schedule;
 pub mod settings;
 pub mod telemetry;
 pub mod temporal;
 pub mod validate;
+pub mod worker_deployment;
 
 #[cfg(test)]
 mod fixtures;

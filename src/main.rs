@@ -2,10 +2,11 @@ use std::{process::ExitCode, sync::Arc};
 
 use clap::Parser;
 use durablejob::{
-    cli::{Cli, Command, LogFormat, OperatorArgs},
+    cli::{Cli, Command, LogFormat, OperatorArgs, WorkerArgs},
     controller::{self, Context},
     crd, get, health,
     metrics::Metrics,
+    runner,
     settings::Settings,
     telemetry,
     temporal::{connect::ClientPool, sdk::SdkSchedules},
@@ -35,6 +36,7 @@ async fn main() -> ExitCode {
             }
         }
         Command::Operator(args) => operator(*args).await,
+        Command::Worker(args) => worker(*args).await,
     }
 }
 
@@ -66,6 +68,7 @@ async fn operator(args: OperatorArgs) -> ExitCode {
         runner_task_queue: args.runner_task_queue,
         default_temporal_namespace: temporal.namespace.clone(),
         resync_interval: args.resync_interval,
+        temporal_address: temporal.address.clone(),
     };
     info!(temporal_address = %temporal.address, temporal_namespace = %temporal.namespace,
         prefix = %settings.schedule_id_prefix, "starting operator");
@@ -92,5 +95,41 @@ async fn operator(args: OperatorArgs) -> ExitCode {
             info!("operator stopped");
             ExitCode::SUCCESS
         }
+    }
+}
+
+async fn worker(args: WorkerArgs) -> ExitCode {
+    telemetry::init(args.log_format);
+    let identity = format!(
+        "durablejob-runner@{}",
+        std::env::var("POD_NAME").unwrap_or_else(|_| std::process::id().to_string())
+    );
+    let temporal = match args.temporal.resolve(&identity) {
+        Ok(t) => t,
+        Err(e) => return fail(&e.to_string()),
+    };
+    let client = match kube::Client::try_default().await {
+        Ok(c) => c,
+        Err(e) => return fail(&format!("cannot load a kubeconfig or in-cluster config: {e}")),
+    };
+    let ready = health::Readiness::default();
+    ready.set_ready();
+    let registry = Arc::new(prometheus_client::registry::Registry::default());
+    let server = health::serve(args.health_addr, args.health_addr, ready, registry);
+    let config = runner::RunnerConfig {
+        temporal,
+        task_queue: args.runner_task_queue,
+        heartbeat_timeout: args.heartbeat_timeout,
+        poll_interval: args.job_poll_interval,
+    };
+    tokio::select! {
+        r = server => match r {
+            Err(e) => fail(&format!("cannot serve health endpoints on {}: {e}", args.health_addr)),
+            Ok(()) => ExitCode::SUCCESS,
+        },
+        r = runner::run(config, client) => match r {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => fail(&e.to_string()),
+        },
     }
 }

@@ -18,6 +18,8 @@ pub struct Settings {
     pub default_temporal_namespace: String,
     /// Longest time between two reconciles of one resource.
     pub resync_interval: Duration,
+    /// Temporal's address as user workers should reach it (host:port).
+    pub temporal_address: String,
 }
 
 impl Default for Settings {
@@ -27,6 +29,7 @@ impl Default for Settings {
             runner_task_queue: DEFAULT_RUNNER_TASK_QUEUE.into(),
             default_temporal_namespace: "default".into(),
             resync_interval: Duration::from_secs(300),
+            temporal_address: "localhost:7233".into(),
         }
     }
 }

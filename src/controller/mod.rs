@@ -4,6 +4,7 @@
 use std::{collections::HashMap, sync::Arc, sync::Mutex, time::Duration};
 
 use futures::StreamExt;
+use k8s_openapi::api::{apps::v1::Deployment, batch::v1::Job};
 use kube::{
     Api, Client, Resource, ResourceExt,
     api::ListParams,
@@ -158,19 +159,47 @@ pub async fn check_crd_installed(client: &Client) -> Result<(), String> {
     }
 }
 
+/// An Api over one namespace, or all.
+fn scoped<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+    <K as Resource>::DynamicType: Default,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
 /// Runs controllers for the given namespaces (all when empty) until a shutdown signal.
 pub async fn run<S: Schedules>(ctx: Arc<Context<S>>, namespaces: Vec<String>, ready: Readiness) {
-    let apis: Vec<Api<DeserializeGuard<DurableJob>>> = if namespaces.is_empty() {
-        vec![Api::all(ctx.client.clone())]
+    let scopes: Vec<Option<&str>> = if namespaces.is_empty() {
+        vec![None]
     } else {
-        namespaces
-            .iter()
-            .map(|ns| Api::namespaced(ctx.client.clone(), ns))
-            .collect()
+        namespaces.iter().map(|n| Some(n.as_str())).collect()
     };
     info!(namespaces = ?namespaces, "watching DurableJobs");
-    let controllers = apis.into_iter().map(|api| {
-        let controller = Controller::new(api, watcher::Config::default().any_semantic());
+    // The Jobs and Deployments a DurableJob owns wake it up: a run's Job starting or finishing
+    // refreshes its status at once, even for runs triggered outside the schedule.
+    let controllers = scopes.into_iter().map(|ns| {
+        let (api, deployments, jobs) = (
+            scoped::<DeserializeGuard<DurableJob>>(&ctx.client, ns),
+            scoped::<Deployment>(&ctx.client, ns),
+            scoped::<Job>(&ctx.client, ns),
+        );
+        let controller = Controller::new(api, watcher::Config::default().any_semantic())
+            .owns(
+                deployments,
+                watcher::Config::default()
+                    .labels(crate::worker_deployment::WORKER_LABEL)
+                    .any_semantic(),
+            )
+            .owns(
+                jobs,
+                watcher::Config::default()
+                    .labels(crate::runner::job::LABEL_NAME)
+                    .any_semantic(),
+            );
         let store = controller.store();
         let ready = ready.clone();
         let ctx = ctx.clone();

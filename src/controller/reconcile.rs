@@ -20,12 +20,16 @@ use super::{
     Context, Error,
     conditions::reasons,
     plan::{self, Decision, PlanInput, WriteReason},
-    status::{self, Problem, Report},
+    status::{self, Problem, Report, WorkerReport},
 };
 use crate::api::{DeletionPolicy, DurableJob, DurableJobStatus, RESUME_ANNOTATION};
 use crate::schedule::{self, DesiredSchedule, ResourceRef, ScheduleLocation};
 use crate::temporal::{ObservedSchedule, Schedules, TemporalError};
 use crate::validate;
+use crate::validate::Runner;
+use crate::worker_deployment;
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::api::DeleteParams;
 
 /// Field manager of every write the operator makes.
 pub const FIELD_MANAGER: &str = "durablejob-operator";
@@ -84,7 +88,13 @@ pub async fn apply<S: Schedules>(dj: Arc<DurableJob>, ctx: Arc<Context<S>>) -> R
     let desired = schedule::desired(&resource, &valid, &ctx.settings);
     let desired_hash = desired.hash();
 
-    // 3. move the schedule if its namespace or id changed (spec.temporal.namespace, --schedule-id-prefix)
+    // 3. the user's worker Deployment (spec.worker), or none
+    let worker = match sync_worker(&dj, &ctx, &valid, &desired).await {
+        Ok(w) => w,
+        Err(e) => return Err(e),
+    };
+
+    // 4. move the schedule if its namespace or id changed (spec.temporal.namespace, --schedule-id-prefix)
     if let (Some(id), Some(ns)) = (&previous.schedule_id, &previous.temporal_namespace) {
         let old = ScheduleLocation {
             namespace: ns.clone(),
@@ -93,14 +103,14 @@ pub async fn apply<S: Schedules>(dj: Arc<DurableJob>, ctx: Arc<Context<S>>) -> R
         if old != desired.location
             && let Err(e) = delete_if_ours(&ctx, &old, &uid).await
         {
-            return temporal_failed(&dj, &ctx, &previous, now, &desired, e).await;
+            return temporal_failed(&dj, &ctx, &previous, now, &desired, worker.clone(), e).await;
         }
     }
 
-    // 4. compare
+    // 5. compare
     let observed = match ctx.schedules.describe(&desired.location).await {
         Ok(o) => o,
-        Err(e) => return temporal_failed(&dj, &ctx, &previous, now, &desired, e).await,
+        Err(e) => return temporal_failed(&dj, &ctx, &previous, now, &desired, worker.clone(), e).await,
     };
     let resume_value = dj.annotations().get(RESUME_ANNOTATION).cloned();
     let handled_resume = previous.sync.as_ref().and_then(|s| s.handled_resume.clone());
@@ -117,20 +127,23 @@ pub async fn apply<S: Schedules>(dj: Arc<DurableJob>, ctx: Arc<Context<S>>) -> R
     });
     let handled_resume = resume_value.or(handled_resume);
 
-    // 5. write
+    // 6. write
     let mut report = Report {
         desired: Some(&desired),
+        worker: worker.clone(),
         ..Default::default()
     };
     let after: Option<ObservedSchedule>;
     match &decision {
         Decision::Create { options, reason } => {
             if let Err(e) = ctx.schedules.create(&desired, options).await {
-                return temporal_failed(&dj, &ctx, &previous, now, &desired, e).await;
+                return temporal_failed(&dj, &ctx, &previous, now, &desired, worker.clone(), e).await;
             }
             after = match describe_after_write(&ctx, &desired).await {
                 Ok(o) => o,
-                Err(e) => return temporal_failed(&dj, &ctx, &previous, now, &desired, e).await,
+                Err(e) => {
+                    return temporal_failed(&dj, &ctx, &previous, now, &desired, worker.clone(), e).await;
+                }
             };
             announce_write(&dj, &ctx, &desired, *reason).await;
         }
@@ -140,11 +153,13 @@ pub async fn apply<S: Schedules>(dj: Arc<DurableJob>, ctx: Arc<Context<S>>) -> R
             reason,
         } => {
             if let Err(e) = ctx.schedules.update(&desired, options, conflict_token).await {
-                return temporal_failed(&dj, &ctx, &previous, now, &desired, e).await;
+                return temporal_failed(&dj, &ctx, &previous, now, &desired, worker.clone(), e).await;
             }
             after = match describe_after_write(&ctx, &desired).await {
                 Ok(o) => o,
-                Err(e) => return temporal_failed(&dj, &ctx, &previous, now, &desired, e).await,
+                Err(e) => {
+                    return temporal_failed(&dj, &ctx, &previous, now, &desired, worker.clone(), e).await;
+                }
             };
             announce_write(&dj, &ctx, &desired, *reason).await;
         }
@@ -222,7 +237,7 @@ pub async fn apply<S: Schedules>(dj: Arc<DurableJob>, ctx: Arc<Context<S>>) -> R
         }
     }
 
-    // 6. status
+    // 7. status
     let runs = match &after {
         Some(_) => ctx
             .schedules
@@ -238,6 +253,82 @@ pub async fn apply<S: Schedules>(dj: Arc<DurableJob>, ctx: Arc<Context<S>>) -> R
     finish(&dj, &ctx, &previous, new, None).await?;
     ctx.reset_backoff(&dj);
     Ok(Action::requeue(requeue))
+}
+
+/// Applies the worker Deployment for `spec.worker` (only when what the operator would apply
+/// changed) and reports its health; removes the operator's Deployment when there is no worker.
+async fn sync_worker<S: Schedules>(
+    dj: &DurableJob,
+    ctx: &Context<S>,
+    valid: &validate::ValidSpec,
+    desired: &DesiredSchedule,
+) -> Result<Option<WorkerReport>, Error> {
+    let namespace = dj.namespace().unwrap_or_default();
+    let name = dj.name_any();
+    let uid = dj.uid().unwrap_or_default();
+    let api: Api<Deployment> = Api::namespaced(ctx.client.clone(), &namespace);
+    let deployment = worker_deployment::deployment_name(&name);
+    let existing = api.get_opt(&deployment).await.map_err(Error::Kube)?;
+    let ours = |d: &Deployment| d.metadata.owner_references.iter().flatten().any(|o| o.uid == uid);
+    let Runner::Worker(w) = &valid.runner else {
+        if existing.as_ref().is_some_and(ours) {
+            api.delete(&deployment, &DeleteParams::background())
+                .await
+                .map_err(Error::Kube)?;
+            publish(
+                dj,
+                ctx,
+                EventType::Normal,
+                "WorkerDeleted",
+                "Delete",
+                format!("Deleted worker Deployment {deployment}: the resource no longer has spec.worker"),
+            )
+            .await;
+        }
+        return Ok(None);
+    };
+    let target = worker_deployment::WorkerTarget {
+        namespace: &namespace,
+        name: &name,
+        uid: &uid,
+        temporal_address: &ctx.settings.temporal_address,
+        temporal_namespace: &desired.location.namespace,
+        task_queue: &desired.action.task_queue,
+    };
+    let want = worker_deployment::desired(&target, w);
+    let want_hash = want["metadata"]["annotations"][worker_deployment::SPEC_HASH_ANNOTATION]
+        .as_str()
+        .map(String::from);
+    let current = match &existing {
+        Some(d) if d.annotations().get(worker_deployment::SPEC_HASH_ANNOTATION) == want_hash.as_ref() => {
+            d.clone()
+        }
+        _ => {
+            let applied = api
+                .patch(
+                    &deployment,
+                    &PatchParams::apply(FIELD_MANAGER).force(),
+                    &Patch::Apply(&want),
+                )
+                .await
+                .map_err(Error::Kube)?;
+            let verb = if existing.is_some() { "Updated" } else { "Created" };
+            publish(
+                dj,
+                ctx,
+                EventType::Normal,
+                &format!("Worker{verb}"),
+                "Sync",
+                format!("{verb} worker Deployment {deployment}"),
+            )
+            .await;
+            applied
+        }
+    };
+    Ok(Some(WorkerReport {
+        deployment,
+        health: worker_deployment::health(&current),
+    }))
 }
 
 async fn describe_after_write<S: Schedules>(
@@ -295,6 +386,7 @@ async fn temporal_failed<S: Schedules>(
     previous: &DurableJobStatus,
     now: chrono::DateTime<Utc>,
     desired: &DesiredSchedule,
+    worker: Option<WorkerReport>,
     e: TemporalError,
 ) -> Result<Action, Error> {
     let problem = problem_for(&e);
@@ -302,6 +394,7 @@ async fn temporal_failed<S: Schedules>(
     let report = Report {
         desired: Some(desired),
         problem: Some(problem.clone()),
+        worker,
         ..Default::default()
     };
     let new = status::build(previous, dj.metadata.generation, now, &report);

@@ -36,6 +36,15 @@ pub struct Report<'a> {
     pub problem: Option<Problem>,
     /// The schedule finished and Temporal no longer has it.
     pub completed: bool,
+    /// The user worker Deployment (spec.worker).
+    pub worker: Option<WorkerReport>,
+}
+
+/// The state of a user worker Deployment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkerReport {
+    pub deployment: String,
+    pub health: crate::worker_deployment::WorkerHealth,
 }
 
 fn secs(t: DateTime<Utc>) -> DateTime<Utc> {
@@ -148,21 +157,46 @@ pub fn build(
         _ => None,
     };
 
-    let values = match &r.problem {
-        None => {
+    s.worker = r.worker.as_ref().map(|w| crate::api::WorkerStatus {
+        deployment: w.deployment.clone(),
+        ready_replicas: w.health.ready_replicas,
+    });
+    let worker_down = r.worker.as_ref().filter(|w| !w.health.available);
+    if r.problem.is_none()
+        && let Some(w) = worker_down
+    {
+        s.message = Some(format!(
+            "Worker Deployment {}: {}",
+            w.deployment, w.health.message
+        ));
+    }
+
+    let synced_message = r
+        .desired
+        .map(|d| {
+            format!(
+                "Temporal schedule {} in namespace {} matches the spec",
+                d.location.id, d.location.namespace
+            )
+        })
+        .unwrap_or_default();
+    let mut values = match (&r.problem, worker_down) {
+        (None, Some(_)) => {
+            let message = s.message.clone().unwrap_or_default();
+            vec![
+                ConditionValue::new(types::READY, false, reasons::WORKER_UNAVAILABLE, message.clone()),
+                ConditionValue::new(types::SCHEDULE_SYNCED, true, reasons::SYNCED, synced_message),
+                ConditionValue::new(types::RECONCILING, true, reasons::WORKER_UNAVAILABLE, message),
+                ConditionValue::new(types::STALLED, false, reasons::AS_EXPECTED, ""),
+            ]
+        }
+        (None, None) => {
             let ready_reason = if s.completed {
                 reasons::COMPLETED
             } else if failure_paused {
                 reasons::PAUSED_AFTER_FAILURE
             } else {
                 reasons::SYNCED
-            };
-            let synced_message = match r.desired {
-                Some(d) => format!(
-                    "Temporal schedule {} in namespace {} matches the spec",
-                    d.location.id, d.location.namespace
-                ),
-                None => String::new(),
             };
             vec![
                 ConditionValue::new(
@@ -176,7 +210,7 @@ pub fn build(
                 ConditionValue::new(types::STALLED, false, reasons::AS_EXPECTED, ""),
             ]
         }
-        Some(p) => vec![
+        (Some(p), _) => vec![
             ConditionValue::new(types::READY, false, p.reason, p.message.clone()),
             ConditionValue::new(types::SCHEDULE_SYNCED, false, p.reason, p.message.clone()),
             if p.stalled {
@@ -191,6 +225,19 @@ pub fn build(
             },
         ],
     };
+    if let Some(w) = &r.worker {
+        let (status, reason) = if w.health.available {
+            (true, reasons::WORKER_AVAILABLE)
+        } else {
+            (false, reasons::WORKER_UNAVAILABLE)
+        };
+        values.push(ConditionValue::new(
+            types::WORKER_AVAILABLE,
+            status,
+            reason,
+            w.health.message.clone(),
+        ));
+    }
     s.conditions = conditions::merge(&previous.conditions, &values, generation, now);
     s
 }

@@ -7,6 +7,8 @@
 mod env;
 mod operator;
 mod procs;
+mod replay;
+mod runs;
 mod schedules;
 mod temporal;
 
@@ -26,7 +28,11 @@ const SCENARIO_TIMEOUT: Duration = Duration::from_secs(180);
 fn main() -> ExitCode {
     let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
     let list_only = std::env::args().any(|a| a == "--list");
-    let scenarios: Vec<(&'static str, Scenario)> = schedules::SCENARIOS.to_vec();
+    let scenarios: Vec<(&'static str, Scenario)> = schedules::SCENARIOS
+        .iter()
+        .chain(runs::SCENARIOS)
+        .copied()
+        .collect();
     let selected: Vec<(&'static str, Scenario)> = scenarios
         .into_iter()
         .filter(|(n, _)| filter.as_deref().is_none_or(|f| n.contains(f)))

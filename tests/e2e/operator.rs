@@ -69,3 +69,68 @@ impl Operator {
         self.proc.log_tail(lines)
     }
 }
+
+/// The built-in runner (`durablejob worker`) as a separate process.
+pub struct Runner {
+    proc: Option<Guarded>,
+    dir: std::path::PathBuf,
+    kubeconfig: std::path::PathBuf,
+    temporal: String,
+    namespace: String,
+    pub starts: usize,
+}
+
+impl Runner {
+    pub fn start(dir: &Path, kubeconfig: &Path, temporal: &str, namespace: &str) -> anyhow::Result<Self> {
+        let mut r = Self {
+            proc: None,
+            dir: dir.to_path_buf(),
+            kubeconfig: kubeconfig.to_path_buf(),
+            temporal: temporal.into(),
+            namespace: namespace.into(),
+            starts: 0,
+        };
+        r.launch()?;
+        Ok(r)
+    }
+
+    fn launch(&mut self) -> anyhow::Result<()> {
+        self.starts += 1;
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_durablejob"));
+        cmd.arg("worker")
+            .args([
+                "--log-format",
+                "text",
+                "--heartbeat-timeout",
+                "3s",
+                "--job-poll-interval",
+                "200ms",
+                "--health-addr",
+            ])
+            .arg(format!("127.0.0.1:{}", free_port()))
+            .env("KUBECONFIG", &self.kubeconfig)
+            .env("TEMPORAL_ADDRESS", &self.temporal)
+            .env("TEMPORAL_NAMESPACE", &self.namespace)
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1");
+        self.proc = Some(Guarded::spawn(
+            cmd,
+            &self.dir.join(format!("runner-{}.log", self.starts)),
+        )?);
+        Ok(())
+    }
+
+    /// Kills the runner with SIGKILL, as a node failure would.
+    pub fn kill(&mut self) {
+        self.proc = None;
+    }
+
+    pub fn restart(&mut self) -> anyhow::Result<()> {
+        self.kill();
+        self.launch()
+    }
+
+    pub fn log_tail(&self, lines: usize) -> String {
+        self.proc.as_ref().map(|p| p.log_tail(lines)).unwrap_or_default()
+    }
+}

@@ -1,0 +1,213 @@
+//! The runner's activities: create (or adopt) the Job of one attempt and wait for it, and
+//! keep the finished Jobs within the history limits. All Kubernetes I/O of the runner is here.
+
+use std::time::Duration;
+
+use chrono::DateTime;
+use k8s_openapi::api::batch::v1::Job;
+use kube::{
+    Api, Client,
+    api::{DeleteParams, ListParams, PostParams},
+};
+use serde::{Deserialize, Serialize};
+use temporalio_macros::activities;
+use temporalio_sdk::ApplicationFailure;
+use temporalio_sdk::activities::{ActivityContext, ActivityError};
+use tracing::{info, warn};
+
+use super::job::{self, JobState, failure};
+use crate::run_contract::RunInput;
+
+/// Input of one attempt.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AttemptInput {
+    pub run: RunInput,
+    /// The slot (scheduled time) in Unix seconds.
+    pub slot: i64,
+    pub attempt: u32,
+}
+
+/// A Job that succeeded.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct JobDone {
+    pub job_name: String,
+}
+
+/// Which Jobs to keep.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CleanupInput {
+    pub namespace: String,
+    pub name: String,
+    pub uid: String,
+    pub successful_runs_history_limit: i32,
+    pub failed_runs_history_limit: i32,
+}
+
+pub struct JobActivities {
+    pub client: Client,
+    pub poll_interval: Duration,
+}
+
+fn fail(type_name: &str, message: String) -> ActivityError {
+    ActivityError::application(
+        ApplicationFailure::builder(message)
+            .type_name(type_name.to_string())
+            .non_retryable(true)
+            .build(),
+    )
+}
+
+/// Kubernetes errors: what the retry policy may retry (5xx, timeouts, conflicts) and what it
+/// must not (an invalid template, missing permissions).
+fn classify(e: kube::Error, what: &str) -> ActivityError {
+    match &e {
+        kube::Error::Api(s) if s.code == 422 || s.code == 400 => fail(
+            failure::INVALID_JOB_TEMPLATE,
+            format!("{what}: the API server refused the Job: {}", s.message),
+        ),
+        kube::Error::Api(s) if s.code == 403 || s.code == 401 => fail(
+            failure::FORBIDDEN,
+            format!(
+                "{what}: the runner is not allowed to: {} (check its RBAC)",
+                s.message
+            ),
+        ),
+        _ => ActivityError::from(anyhow::anyhow!("{what}: {e}")),
+    }
+}
+
+#[activities]
+impl JobActivities {
+    /// Creates the attempt's Job (adopting it if it already exists) and waits for it to finish.
+    #[activity(name = "durablejob.runJob")]
+    pub async fn run_job(
+        self: std::sync::Arc<Self>,
+        ctx: ActivityContext,
+        input: AttemptInput,
+    ) -> Result<JobDone, ActivityError> {
+        let slot = DateTime::from_timestamp(input.slot, 0).unwrap_or_default();
+        let desired = job::build(&input.run, slot, input.attempt)
+            .map_err(|m| fail(failure::INVALID_JOB_TEMPLATE, m))?;
+        let name = desired.metadata.name.clone().unwrap_or_default();
+        let jobs: Api<Job> = Api::namespaced(self.client.clone(), &input.run.namespace);
+        match jobs.create(&PostParams::default(), &desired).await {
+            Ok(_) => {
+                info!(job = %name, namespace = %input.run.namespace, attempt = input.attempt, "created Job")
+            }
+            Err(kube::Error::Api(s)) if s.code == 409 => {
+                let existing = jobs
+                    .get(&name)
+                    .await
+                    .map_err(|e| classify(e, "reading the existing Job"))?;
+                if !job::is_ours(&existing, &input.run) {
+                    return Err(fail(
+                        failure::JOB_FAILED,
+                        format!(
+                            "a Job named {name} already exists in {} and does not belong to this DurableJob",
+                            input.run.namespace
+                        ),
+                    ));
+                }
+                info!(job = %name, "adopted the existing Job (a retried or resumed attempt)");
+            }
+            Err(e) => return Err(classify(e, &format!("creating Job {name}"))),
+        }
+        loop {
+            if ctx.is_cancelled() {
+                delete(&jobs, &name).await;
+                return Err(ActivityError::cancelled());
+            }
+            let current = match jobs.get_opt(&name).await {
+                Ok(Some(j)) => j,
+                Ok(None) => {
+                    return Err(fail(
+                        failure::JOB_FAILED,
+                        format!("Job {name} was deleted before it finished"),
+                    ));
+                }
+                Err(e) => return Err(classify(e, &format!("reading Job {name}"))),
+            };
+            match job::state(&current) {
+                JobState::Succeeded => return Ok(JobDone { job_name: name }),
+                JobState::Failed {
+                    deadline: true,
+                    message,
+                } => {
+                    return Err(fail(
+                        failure::JOB_DEADLINE_EXCEEDED,
+                        format!("Job {name} failed: {message}"),
+                    ));
+                }
+                JobState::Failed {
+                    deadline: false,
+                    message,
+                } => {
+                    return Err(fail(failure::JOB_FAILED, format!("Job {name} failed: {message}")));
+                }
+                JobState::Running => {}
+            }
+            let _ = ctx.record_heartbeat(name.clone()).await;
+            tokio::select! {
+                _ = tokio::time::sleep(self.poll_interval) => {}
+                _ = ctx.cancelled() => {}
+            }
+        }
+    }
+
+    /// Deletes finished Jobs beyond the history limits.
+    #[activity(name = "durablejob.cleanupJobs")]
+    pub async fn cleanup_jobs(
+        self: std::sync::Arc<Self>,
+        _ctx: ActivityContext,
+        input: CleanupInput,
+    ) -> Result<Vec<String>, ActivityError> {
+        let jobs: Api<Job> = Api::namespaced(self.client.clone(), &input.namespace);
+        let list = jobs
+            .list(&ListParams::default().labels(&format!("{}={}", job::LABEL_NAME, input.name)))
+            .await
+            .map_err(|e| classify(e, "listing Jobs"))?;
+        let ours: Vec<Job> = list
+            .items
+            .into_iter()
+            .filter(|j| {
+                j.metadata
+                    .owner_references
+                    .iter()
+                    .flatten()
+                    .any(|o| o.uid == input.uid)
+            })
+            .collect();
+        let doomed = job::beyond_history(
+            &ours,
+            input.successful_runs_history_limit,
+            input.failed_runs_history_limit,
+        );
+        for name in &doomed {
+            delete(&jobs, name).await;
+        }
+        Ok(doomed)
+    }
+
+    /// Deletes one Job (when a run is cancelled).
+    #[activity(name = "durablejob.deleteJob")]
+    pub async fn delete_job(
+        self: std::sync::Arc<Self>,
+        _ctx: ActivityContext,
+        input: (String, String),
+    ) -> Result<(), ActivityError> {
+        let jobs: Api<Job> = Api::namespaced(self.client.clone(), &input.0);
+        delete(&jobs, &input.1).await;
+        Ok(())
+    }
+}
+
+async fn delete(jobs: &Api<Job>, name: &str) {
+    match jobs.delete(name, &DeleteParams::background()).await {
+        Ok(_) => info!(job = %name, "deleted Job"),
+        Err(kube::Error::Api(s)) if s.code == 404 => {}
+        Err(e) => warn!(job = %name, error = %e, "could not delete Job"),
+    }
+}

@@ -1,0 +1,287 @@
+//! The Kubernetes Job of one attempt of one run, built and judged by pure functions.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use k8s_openapi::api::batch::v1::{Job, JobTemplateSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+
+use crate::run_contract::RunInput;
+use crate::schedule::hex_sha256;
+
+/// Labels on every Job the runner creates.
+pub const LABEL_NAME: &str = "durablejob.dev/name";
+pub const LABEL_SCHEDULED_TIME: &str = "durablejob.dev/scheduled-time";
+pub const LABEL_ATTEMPT: &str = "durablejob.dev/attempt";
+
+/// Failure types a DurableJob can list in `retry.nonRetryableErrorTypes`.
+pub mod failure {
+    pub const JOB_FAILED: &str = "JobFailed";
+    pub const JOB_DEADLINE_EXCEEDED: &str = "JobDeadlineExceeded";
+    pub const INVALID_JOB_TEMPLATE: &str = "InvalidJobTemplate";
+    pub const FORBIDDEN: &str = "Forbidden";
+}
+
+/// `<name, truncated>-<hash of uid and slot>-<attempt>`, at most 63 characters, so a retried or
+/// replayed activity names the same Job and never creates a second one for a slot and attempt.
+pub fn job_name(name: &str, uid: &str, slot: DateTime<Utc>, attempt: u32) -> String {
+    let hash = &hex_sha256(format!("{uid}/{}", slot.timestamp()).as_bytes())[..8];
+    let suffix = format!("-{hash}-{attempt}");
+    let room = 63 - suffix.len();
+    let mut prefix: String = name.chars().take(room).collect();
+    while prefix.ends_with(['-', '.']) {
+        prefix.pop();
+    }
+    format!("{prefix}{suffix}")
+}
+
+/// The Job for one attempt, from the DurableJob's jobTemplate.
+pub fn build(input: &RunInput, slot: DateTime<Utc>, attempt: u32) -> Result<Job, String> {
+    let template: JobTemplateSpec = serde_json::from_value(input.job_template.clone()).map_err(|e| {
+        format!(
+            "the jobTemplate of DurableJob {}/{} is not a JobTemplateSpec: {e}",
+            input.namespace, input.name
+        )
+    })?;
+    let meta = template.metadata.unwrap_or_default();
+    let mut labels = meta.labels.unwrap_or_default();
+    labels.insert(LABEL_NAME.into(), input.name.clone());
+    labels.insert(LABEL_SCHEDULED_TIME.into(), slot.timestamp().to_string());
+    labels.insert(LABEL_ATTEMPT.into(), attempt.to_string());
+    Ok(Job {
+        metadata: ObjectMeta {
+            name: Some(job_name(&input.name, &input.uid, slot, attempt)),
+            namespace: Some(input.namespace.clone()),
+            labels: Some(labels),
+            annotations: meta.annotations,
+            owner_references: Some(vec![OwnerReference {
+                api_version: "durablejob.dev/v1alpha1".into(),
+                kind: "DurableJob".into(),
+                name: input.name.clone(),
+                uid: input.uid.clone(),
+                controller: Some(true),
+                block_owner_deletion: Some(true),
+            }]),
+            ..Default::default()
+        },
+        spec: template.spec,
+        status: None,
+    })
+}
+
+/// Whether an existing Job (found on AlreadyExists) belongs to this run attempt.
+pub fn is_ours(job: &Job, input: &RunInput) -> bool {
+    job.metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .any(|o| o.uid == input.uid)
+}
+
+/// Where a Job stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobState {
+    Running,
+    Succeeded,
+    Failed { deadline: bool, message: String },
+}
+
+pub fn state(job: &Job) -> JobState {
+    let conditions = job
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .cloned()
+        .unwrap_or_default();
+    let is_true = |t: &str| conditions.iter().find(|c| c.type_ == t && c.status == "True");
+    if is_true("Complete").is_some() {
+        return JobState::Succeeded;
+    }
+    if let Some(c) = is_true("Failed").or_else(|| is_true("FailureTarget")) {
+        let reason = c.reason.clone().unwrap_or_default();
+        let message = c.message.clone().unwrap_or_else(|| reason.clone());
+        return JobState::Failed {
+            deadline: reason == "DeadlineExceeded",
+            message: if reason.is_empty() {
+                message
+            } else {
+                format!("{reason}: {message}")
+            },
+        };
+    }
+    JobState::Running
+}
+
+/// Finished Jobs beyond the history limits, oldest first, to delete.
+pub fn beyond_history(jobs: &[Job], successful: i32, failed: i32) -> Vec<String> {
+    let finished_at = |j: &Job| -> Option<DateTime<Utc>> {
+        let s = j.status.as_ref()?;
+        let t = s.completion_time.as_ref().map(|t| t.0).or_else(|| {
+            s.conditions
+                .as_ref()?
+                .iter()
+                .filter(|c| c.status == "True")
+                .filter_map(|c| c.last_transition_time.as_ref().map(|t| t.0))
+                .max()
+        })?;
+        DateTime::from_timestamp(t.as_second(), t.subsec_nanosecond().max(0) as u32)
+    };
+    let mut by_kind: BTreeMap<bool, Vec<(DateTime<Utc>, String)>> = BTreeMap::new();
+    for j in jobs {
+        let ok = match state(j) {
+            JobState::Running => continue,
+            JobState::Succeeded => true,
+            JobState::Failed { .. } => false,
+        };
+        let when = finished_at(j).unwrap_or(DateTime::<Utc>::MIN_UTC);
+        by_kind
+            .entry(ok)
+            .or_default()
+            .push((when, j.metadata.name.clone().unwrap_or_default()));
+    }
+    let mut out = vec![];
+    for (ok, mut list) in by_kind {
+        let keep = if ok { successful } else { failed }.max(0) as usize;
+        list.sort_by(|a, b| b.cmp(a));
+        let mut extra: Vec<String> = list.into_iter().skip(keep).map(|(_, n)| n).collect();
+        extra.reverse();
+        out.extend(extra);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+    use serde_json::json;
+
+    fn input() -> RunInput {
+        RunInput {
+            namespace: "team".into(),
+            name: "nightly-report".into(),
+            uid: "uid-1".into(),
+            job_template: json!({
+                "metadata": {"labels": {"app": "report"}, "annotations": {"team": "x"}},
+                "spec": {"backoffLimit": 0, "template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "i"}]}}}
+            }),
+            retry: None,
+            successful_runs_history_limit: 3,
+            failed_runs_history_limit: 1,
+        }
+    }
+
+    fn slot() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 3, 1, 2, 30, 0).unwrap()
+    }
+
+    #[test]
+    fn a_job_name_is_stable_per_slot_and_attempt_and_fits_63_characters() {
+        let a = job_name("nightly-report", "uid-1", slot(), 1);
+        assert_eq!(a, job_name("nightly-report", "uid-1", slot(), 1));
+        assert!(a.starts_with("nightly-report-") && a.ends_with("-1"), "{a}");
+        assert_ne!(a, job_name("nightly-report", "uid-1", slot(), 2));
+        assert_ne!(
+            a,
+            job_name(
+                "nightly-report",
+                "uid-1",
+                slot() + chrono::TimeDelta::minutes(1),
+                1
+            )
+        );
+        assert_ne!(
+            a,
+            job_name("nightly-report", "uid-2", slot(), 1),
+            "a recreated resource gets new names"
+        );
+        let long = job_name(&"x".repeat(253), "uid-1", slot(), 12);
+        assert_eq!(long.len(), 63);
+        let dashed = job_name(&format!("{}-y", "x".repeat(50)), "u", slot(), 1);
+        assert!(!dashed.contains("--"), "{dashed}");
+    }
+
+    #[test]
+    fn the_job_keeps_the_template_and_is_labelled_and_owned() {
+        let job = build(&input(), slot(), 2).unwrap();
+        let m = &job.metadata;
+        assert_eq!(m.namespace.as_deref(), Some("team"));
+        let labels = m.labels.as_ref().unwrap();
+        assert_eq!(labels["app"], "report");
+        assert_eq!(labels[LABEL_NAME], "nightly-report");
+        assert_eq!(labels[LABEL_SCHEDULED_TIME], slot().timestamp().to_string());
+        assert_eq!(labels[LABEL_ATTEMPT], "2");
+        assert_eq!(m.annotations.as_ref().unwrap()["team"], "x");
+        let owner = &m.owner_references.as_ref().unwrap()[0];
+        assert_eq!(
+            (owner.kind.as_str(), owner.uid.as_str(), owner.controller),
+            ("DurableJob", "uid-1", Some(true))
+        );
+        assert_eq!(job.spec.unwrap().backoff_limit, Some(0));
+        assert!(is_ours(&build(&input(), slot(), 1).unwrap(), &input()));
+    }
+
+    #[test]
+    fn a_template_that_is_not_a_job_template_is_reported() {
+        let mut bad = input();
+        bad.job_template = json!({"spec": {"backoffLimit": "many"}});
+        assert!(
+            build(&bad, slot(), 1)
+                .unwrap_err()
+                .contains("team/nightly-report")
+        );
+    }
+
+    fn finished(name: &str, ok: bool, minute: u32) -> Job {
+        let t = format!("2026-03-01T03:{minute:02}:00Z");
+        let (ty, reason) = if ok {
+            ("Complete", "CompletionsReached")
+        } else {
+            ("Failed", "BackoffLimitExceeded")
+        };
+        serde_json::from_value(json!({"metadata": {"name": name}, "status": {
+            "conditions": [{"type": ty, "status": "True", "reason": reason, "message": "m", "lastTransitionTime": t}]}}))
+        .unwrap()
+    }
+
+    #[test]
+    fn job_state_follows_the_conditions() {
+        assert_eq!(state(&finished("a", true, 1)), JobState::Succeeded);
+        assert_eq!(
+            state(&finished("a", false, 1)),
+            JobState::Failed {
+                deadline: false,
+                message: "BackoffLimitExceeded: m".into()
+            }
+        );
+        let deadline: Job =
+            serde_json::from_value(json!({"metadata": {"name": "d"}, "status": {"conditions": [
+            {"type": "Failed", "status": "True", "reason": "DeadlineExceeded", "message": "too long"}]}}))
+            .unwrap();
+        assert!(matches!(
+            state(&deadline),
+            JobState::Failed { deadline: true, .. }
+        ));
+        let running: Job =
+            serde_json::from_value(json!({"metadata": {"name": "r"}, "status": {"active": 1}})).unwrap();
+        assert_eq!(state(&running), JobState::Running);
+    }
+
+    #[test]
+    fn history_limits_keep_the_newest_finished_jobs() {
+        let jobs = vec![
+            finished("ok-1", true, 1),
+            finished("ok-2", true, 2),
+            finished("ok-3", true, 3),
+            finished("bad-1", false, 4),
+            finished("bad-2", false, 5),
+            serde_json::from_value(json!({"metadata": {"name": "running"}})).unwrap(),
+        ];
+        assert_eq!(beyond_history(&jobs, 2, 1), vec!["bad-1", "ok-1"]);
+        assert_eq!(
+            beyond_history(&jobs, 0, 0),
+            vec!["bad-1", "bad-2", "ok-1", "ok-2", "ok-3"]
+        );
+        assert!(beyond_history(&jobs, 5, 5).is_empty());
+    }
+}

@@ -1,0 +1,301 @@
+//! The Deployment that runs a user's worker (`spec.worker`), built by a pure function.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use serde_json::{Value, json};
+
+use crate::schedule::{canonical_json, hex_sha256};
+use crate::validate::ValidWorker;
+
+/// Annotation with the hash of what the operator last applied, to skip no-op applies.
+pub const SPEC_HASH_ANNOTATION: &str = "durablejob.dev/spec-hash";
+/// Label on the Deployment and its pods.
+pub const WORKER_LABEL: &str = "durablejob.dev/worker";
+
+/// What the worker needs to reach Temporal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkerTarget<'a> {
+    pub namespace: &'a str,
+    pub name: &'a str,
+    pub uid: &'a str,
+    pub temporal_address: &'a str,
+    pub temporal_namespace: &'a str,
+    pub task_queue: &'a str,
+}
+
+/// `<name>-worker`, shortened to fit a DNS label.
+pub fn deployment_name(name: &str) -> String {
+    let mut base: String = name.chars().take(63 - "-worker".len()).collect();
+    while base.ends_with(['-', '.']) {
+        base.pop();
+    }
+    format!("{base}-worker")
+}
+
+/// The Deployment, as JSON for server-side apply; `spec.worker.template` overrides the
+/// generated pod template field by field (containers matched by name).
+pub fn desired(t: &WorkerTarget<'_>, w: &ValidWorker) -> Value {
+    let name = deployment_name(t.name);
+    let mut env = vec![
+        json!({"name": "TEMPORAL_ADDRESS", "value": t.temporal_address}),
+        json!({"name": "TEMPORAL_NAMESPACE", "value": t.temporal_namespace}),
+        json!({"name": "TEMPORAL_TASK_QUEUE", "value": t.task_queue}),
+    ];
+    for e in &w.env {
+        let e = serde_json::to_value(e).expect("EnvVar serializes");
+        env.retain(|x| x["name"] != e["name"]);
+        env.push(e);
+    }
+    let mut container = json!({"name": "worker", "image": w.image, "env": env});
+    if let Some(r) = &w.resources {
+        container["resources"] = serde_json::to_value(r).expect("resources serialize");
+    }
+    let labels = json!({
+        WORKER_LABEL: t.name,
+        "app.kubernetes.io/name": "durablejob-worker",
+        "app.kubernetes.io/instance": t.name,
+        "app.kubernetes.io/managed-by": "durablejob",
+    });
+    let mut pod = json!({"metadata": {"labels": labels}, "spec": {"containers": [container]}});
+    if let Some(sa) = &w.service_account_name {
+        pod["spec"]["serviceAccountName"] = Value::from(sa.clone());
+    }
+    if let Some(user) = &w.template {
+        let user = serde_json::to_value(user).expect("PodTemplateSpec serializes");
+        overlay(&mut pod, &user);
+    }
+    let mut d = json!({
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            "name": name,
+            "namespace": t.namespace,
+            "labels": labels,
+            "ownerReferences": [{
+                "apiVersion": "durablejob.dev/v1alpha1", "kind": "DurableJob", "name": t.name, "uid": t.uid,
+                "controller": true, "blockOwnerDeletion": true,
+            }],
+        },
+        "spec": {
+            "replicas": w.replicas,
+            "selector": {"matchLabels": {WORKER_LABEL: t.name}},
+            "template": pod,
+        },
+    });
+    let hash = hex_sha256(&canonical_json(&d))[..16].to_string();
+    d["metadata"]["annotations"] = json!({SPEC_HASH_ANNOTATION: hash});
+    d
+}
+
+/// Deep merge of a user's pod template onto the generated one: objects merge, `containers`
+/// (and `initContainers`, `env`, `volumes`) merge by name, other lists and values replace.
+fn overlay(base: &mut Value, user: &Value) {
+    match (base, user) {
+        (Value::Object(b), Value::Object(u)) => {
+            for (k, v) in u {
+                if v.is_null() {
+                    continue;
+                }
+                let by_name = matches!(
+                    k.as_str(),
+                    "containers" | "initContainers" | "env" | "volumes" | "volumeMounts"
+                );
+                match b.get_mut(k) {
+                    Some(Value::Array(existing)) if by_name && v.is_array() => {
+                        for item in v.as_array().into_iter().flatten() {
+                            match existing
+                                .iter_mut()
+                                .find(|e| e["name"] == item["name"] && !item["name"].is_null())
+                            {
+                                Some(e) => overlay(e, item),
+                                None => existing.push(item.clone()),
+                            }
+                        }
+                    }
+                    Some(existing) if existing.is_object() && v.is_object() => overlay(existing, v),
+                    _ => {
+                        b.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+        }
+        (b, u) => *b = u.clone(),
+    }
+}
+
+/// What the Deployment's status says about the worker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkerHealth {
+    pub ready_replicas: i32,
+    pub available: bool,
+    pub message: String,
+}
+
+pub fn health(d: &Deployment) -> WorkerHealth {
+    let generation = d.metadata.generation.unwrap_or(0);
+    let status = d.status.clone().unwrap_or_default();
+    let ready = status.ready_replicas.unwrap_or(0);
+    let wanted = d.spec.replicas.unwrap_or(1);
+    let current = status.observed_generation.unwrap_or(0) >= generation;
+    let available_cond = status
+        .conditions
+        .iter()
+        .flatten()
+        .find(|c| c.type_.as_deref() == Some("Available"))
+        .is_some_and(|c| c.status.as_deref() == Some("True"));
+    let available = current && available_cond && (wanted == 0 || ready > 0);
+    let message = if !current {
+        "the Deployment's latest change is not observed yet".to_string()
+    } else if available {
+        format!("{ready}/{wanted} worker replicas ready")
+    } else {
+        format!("{ready}/{wanted} worker replicas ready; the Deployment is not available")
+    };
+    WorkerHealth {
+        ready_replicas: ready,
+        available,
+        message,
+    }
+}
+
+/// Labels that select the operator's worker Deployment for a DurableJob.
+pub fn selector(name: &str) -> BTreeMap<String, String> {
+    [(WORKER_LABEL.to_string(), name.to_string())].into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::{EnvVar, PodTemplateSpec};
+
+    fn target() -> WorkerTarget<'static> {
+        WorkerTarget {
+            namespace: "team",
+            name: "invoice-sync",
+            uid: "uid-1",
+            temporal_address: "temporal:7233",
+            temporal_namespace: "jobs",
+            task_queue: "durablejob.team.invoice-sync",
+        }
+    }
+
+    fn worker() -> ValidWorker {
+        ValidWorker {
+            image: "example/worker:1".into(),
+            replicas: 2,
+            env: vec![EnvVar {
+                name: "LOG".into(),
+                value: Some("debug".into()),
+                ..Default::default()
+            }],
+            resources: None,
+            service_account_name: Some("worker-sa".into()),
+            template: None,
+        }
+    }
+
+    #[test]
+    fn the_deployment_runs_the_image_with_temporal_settings_and_is_owned() {
+        let d = desired(&target(), &worker());
+        let typed: Deployment = serde_json::from_value(d.clone()).expect("a valid Deployment");
+        assert_eq!(typed.metadata.name.as_deref(), Some("invoice-sync-worker"));
+        assert_eq!(typed.metadata.owner_references.unwrap()[0].uid, "uid-1");
+        let spec = typed.spec;
+        assert_eq!(spec.replicas, Some(2));
+        let pod = spec.template.spec.unwrap();
+        assert_eq!(pod.service_account_name.as_deref(), Some("worker-sa"));
+        let c = &pod.containers[0];
+        assert_eq!(c.image.as_deref(), Some("example/worker:1"));
+        let env: Vec<(String, String)> = c
+            .env
+            .clone()
+            .unwrap()
+            .into_iter()
+            .map(|e| (e.name, e.value.unwrap_or_default()))
+            .collect();
+        assert_eq!(
+            env,
+            vec![
+                ("TEMPORAL_ADDRESS".into(), "temporal:7233".into()),
+                ("TEMPORAL_NAMESPACE".into(), "jobs".into()),
+                (
+                    "TEMPORAL_TASK_QUEUE".into(),
+                    "durablejob.team.invoice-sync".into()
+                ),
+                ("LOG".into(), "debug".into()),
+            ]
+        );
+        let selector = spec.selector.match_labels.unwrap();
+        assert_eq!(
+            spec.template.metadata.unwrap().labels.unwrap()[WORKER_LABEL],
+            selector[WORKER_LABEL]
+        );
+    }
+
+    #[test]
+    fn the_users_pod_template_overrides_generated_fields() {
+        let mut w = worker();
+        w.template = Some(
+            serde_json::from_value::<PodTemplateSpec>(json!({
+                "metadata": {"annotations": {"prometheus.io/scrape": "true"}},
+                "spec": {"nodeSelector": {"pool": "jobs"}, "containers": [{"name": "worker", "image": "example/worker:2", "args": ["--fast"]}]}
+            }))
+            .unwrap(),
+        );
+        let d: Deployment = serde_json::from_value(desired(&target(), &w)).unwrap();
+        let t = d.spec.template;
+        assert_eq!(
+            t.metadata.unwrap().annotations.unwrap()["prometheus.io/scrape"],
+            "true"
+        );
+        let pod = t.spec.unwrap();
+        assert_eq!(pod.node_selector.unwrap()["pool"], "jobs");
+        assert_eq!(pod.containers.len(), 1, "merged by name");
+        assert_eq!(pod.containers[0].image.as_deref(), Some("example/worker:2"));
+        assert_eq!(
+            pod.containers[0].args.as_deref(),
+            Some(&["--fast".to_string()][..])
+        );
+        assert_eq!(
+            pod.containers[0].env.as_ref().unwrap().len(),
+            4,
+            "generated env kept"
+        );
+    }
+
+    #[test]
+    fn the_hash_annotation_changes_with_the_spec() {
+        let a = desired(&target(), &worker());
+        let mut w = worker();
+        w.image = "example/worker:2".into();
+        let b = desired(&target(), &w);
+        assert_ne!(
+            a["metadata"]["annotations"][SPEC_HASH_ANNOTATION],
+            b["metadata"]["annotations"][SPEC_HASH_ANNOTATION]
+        );
+        assert_eq!(a, desired(&target(), &worker()));
+    }
+
+    #[test]
+    fn names_fit_a_dns_label() {
+        assert_eq!(deployment_name(&"a".repeat(80)).len(), 63);
+        assert_eq!(deployment_name("x"), "x-worker");
+    }
+
+    #[test]
+    fn health_needs_the_latest_generation_available() {
+        let d = |generation: i64, observed: i64, ready: i32, available: &str| -> Deployment {
+            serde_json::from_value(json!({"metadata": {"name": "w", "generation": generation}, "spec": {"replicas": 2, "selector": {}, "template": {}},
+                "status": {"observedGeneration": observed, "readyReplicas": ready, "conditions": [{"type": "Available", "status": available}]}}))
+            .unwrap()
+        };
+        assert!(health(&d(1, 1, 2, "True")).available);
+        assert!(
+            !health(&d(2, 1, 2, "True")).available,
+            "the change is not rolled out yet"
+        );
+        assert!(!health(&d(1, 1, 0, "False")).available);
+        assert_eq!(health(&d(1, 1, 2, "True")).message, "2/2 worker replicas ready");
+    }
+}

@@ -1,0 +1,471 @@
+//! Issue 5: runs execute. The built-in runner turns each run into a Kubernetes Job (the test
+//! API server's simulated Job controller completes or fails it as its annotations say); user
+//! workers run as Deployments the operator manages.
+
+use std::{future::Future, pin::Pin, sync::Arc, time::Duration};
+
+use anyhow::ensure;
+use durablejob::api::RunResult;
+use k8s_openapi::api::{apps::v1::Deployment, batch::v1::Job};
+use kube::{Api, ResourceExt, api::ListParams};
+use serde_json::{Value, json};
+
+use crate::env::{Env, condition, manifest, wait_for};
+use crate::operator::Runner;
+use crate::temporal;
+use crate::{Scenario, Shared};
+
+macro_rules! scenarios {
+    ($($name:ident),* $(,)?) => {
+        pub const SCENARIOS: &[(&str, Scenario)] = &[
+            $((stringify!($name), |s: Arc<Shared>| -> Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send>> { Box::pin($name(s)) })),*
+        ];
+    };
+}
+
+scenarios!(
+    a_triggered_run_creates_exactly_one_job_and_succeeds,
+    a_job_that_fails_twice_then_succeeds_takes_three_attempts_and_replays_deterministically,
+    a_run_that_exhausts_its_attempts_ends_failed_with_the_reason,
+    killing_the_runner_mid_run_neither_loses_the_run_nor_duplicates_its_job,
+    terminate_other_deletes_the_older_runs_job,
+    history_limits_keep_only_the_newest_finished_jobs,
+    a_worker_deployment_appears_rolls_and_drives_worker_available,
+);
+
+const T: Duration = Duration::from_secs(40);
+
+/// An interval schedule whose next start is twelve hours away: runs come only from triggers.
+fn quiet_schedule() -> Value {
+    let now = chrono::Utc::now().timestamp();
+    json!({"intervals": [{"every": "24h", "offset": format!("{}s", (now + 43_200) % 86_400)}]})
+}
+
+fn job_template(annotations: Value) -> Value {
+    json!({"metadata": {"annotations": annotations}, "spec": {"backoffLimit": 0, "template": {"spec": {
+        "restartPolicy": "Never", "containers": [{"name": "main", "image": "busybox:1.36", "command": ["true"]}]}}}})
+}
+
+async fn with_runner(shared: &Shared, name: &str) -> anyhow::Result<(Env, Runner)> {
+    let env = Env::new(shared, name, &[]).await?;
+    let runner = Runner::start(
+        &shared.dir.join(name),
+        env.cluster.kubeconfig(),
+        &env.temporal,
+        &env.namespace,
+    )?;
+    Ok((env, runner))
+}
+
+fn trigger(env: &Env, name: &str, overlap: Option<&str>) -> anyhow::Result<()> {
+    let id = env.schedule_id(name);
+    let mut args = vec![
+        "schedule",
+        "trigger",
+        "--namespace",
+        env.namespace.as_str(),
+        "--schedule-id",
+        id.as_str(),
+    ];
+    if let Some(p) = overlap {
+        args.extend(["--overlap-policy", p]);
+    }
+    temporal::cli(&env.temporal, &args)
+        .map(|_| ())
+        .map_err(|e| anyhow::anyhow!(e))
+}
+
+async fn jobs_of(env: &Env, name: &str) -> anyhow::Result<Vec<Job>> {
+    let api: Api<Job> = Api::namespaced(env.client.clone(), "default");
+    let mut jobs = api
+        .list(&ListParams::default().labels(&format!("durablejob.dev/name={name}")))
+        .await?
+        .items;
+    jobs.sort_by_key(|j| j.name_any());
+    Ok(jobs)
+}
+
+async fn a_triggered_run_creates_exactly_one_job_and_succeeds(shared: Arc<Shared>) -> anyhow::Result<()> {
+    let (env, runner) = with_runner(&shared, "run-once").await?;
+    env.create(manifest(
+        "report",
+        json!({"schedule": quiet_schedule(), "jobTemplate": job_template(json!({}))}),
+    ))
+    .await?;
+    env.wait_ready("report").await?;
+    trigger(&env, "report", None)?;
+    let s = env
+        .wait_status("report", "a Succeeded run", T, |s| {
+            s.recent_runs
+                .first()
+                .is_some_and(|r| r.result == RunResult::Succeeded)
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}\n--- runner ---\n{}", runner.log_tail(20)))?;
+    let run = &s.recent_runs[0];
+    let jobs = jobs_of(&env, "report").await?;
+    ensure!(
+        jobs.len() == 1,
+        "exactly one Job: {:?}",
+        jobs.iter().map(|j| j.name_any()).collect::<Vec<_>>()
+    );
+    let job = &jobs[0];
+    ensure!(
+        run.job_name.as_deref() == Some(job.name_any().as_str()),
+        "recentRuns names the Job: {run:?}"
+    );
+    ensure!(run.attempts == Some(1) && run.close_time.is_some(), "{run:?}");
+    ensure!(
+        job.name_any().starts_with("report-") && job.name_any().ends_with("-1"),
+        "{}",
+        job.name_any()
+    );
+    let labels = job.labels();
+    ensure!(
+        labels["durablejob.dev/attempt"] == "1" && labels["durablejob.dev/name"] == "report",
+        "{labels:?}"
+    );
+    ensure!(
+        labels["durablejob.dev/scheduled-time"].parse::<i64>().is_ok(),
+        "{labels:?}"
+    );
+    let owner = &job.owner_references()[0];
+    ensure!(
+        owner.kind == "DurableJob" && Some(owner.uid.clone()) == env.djs.get("report").await?.metadata.uid
+    );
+    ensure!(s.last_successful_time.is_some());
+    let creates = env
+        .cluster
+        .requests()
+        .count(|r| r.verb == "create" && r.resource == "jobs" && r.code == 201);
+    ensure!(creates == 1, "one Job created, {creates} creates");
+    Ok(())
+}
+
+async fn a_job_that_fails_twice_then_succeeds_takes_three_attempts_and_replays_deterministically(
+    shared: Arc<Shared>,
+) -> anyhow::Result<()> {
+    let (env, runner) = with_runner(&shared, "retry").await?;
+    env.create(manifest(
+        "flaky",
+        json!({
+            "schedule": quiet_schedule(),
+            "workflow": {"retry": {"initialInterval": "1s", "maximumInterval": "2s", "maximumAttempts": 3}},
+            "failedRunsHistoryLimit": 5,
+            "jobTemplate": job_template(json!({"test.durablejob.dev/outcomes": "fail,fail,succeed", "test.durablejob.dev/duration-ms": "100"})),
+        }),
+    ))
+    .await?;
+    env.wait_ready("flaky").await?;
+    trigger(&env, "flaky", None)?;
+    let s = env
+        .wait_status("flaky", "the run to succeed", T, |s| {
+            s.recent_runs
+                .first()
+                .is_some_and(|r| r.result == RunResult::Succeeded)
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}\n--- runner ---\n{}", runner.log_tail(20)))?;
+    ensure!(s.recent_runs[0].attempts == Some(3), "{:?}", s.recent_runs[0]);
+    let names: Vec<String> = jobs_of(&env, "flaky")
+        .await?
+        .iter()
+        .map(|j| j.name_any())
+        .collect();
+    ensure!(
+        names.len() == 3
+            && ["-1", "-2", "-3"]
+                .iter()
+                .all(|n| names.iter().any(|j| j.ends_with(n))),
+        "one Job per attempt: {names:?}"
+    );
+
+    // the recorded history replays through the workflow code
+    let client = temporal_client(&env).await?;
+    let history = client
+        .get_workflow_handle::<temporalio_common::UntypedWorkflow>(s.recent_runs[0].workflow_id.clone())
+        .fetch_history(Default::default())
+        .into_events()
+        .await?;
+    if let Ok(path) = std::env::var("DURABLEJOB_RECORD_HISTORY") {
+        // refreshes the fixture the offline replay test uses (tests/replay.rs)
+        let json =
+            serde_json::to_vec_pretty(&temporalio_common::protos::temporal::api::history::v1::History {
+                events: history.clone(),
+            })?;
+        std::fs::write(&path, json)?;
+    }
+    crate::replay::replay(history).await?;
+    Ok(())
+}
+
+pub async fn temporal_client(env: &Env) -> anyhow::Result<temporalio_client::Client> {
+    use std::str::FromStr;
+    let conn = temporalio_client::Connection::connect(
+        temporalio_client::ConnectionOptions::new(temporalio_client::Url::from_str(&format!(
+            "http://{}",
+            env.temporal
+        ))?)
+        .build(),
+    )
+    .await?;
+    Ok(temporalio_client::Client::new(
+        conn,
+        temporalio_client::ClientOptions::new(env.namespace.clone()).build(),
+    )?)
+}
+
+async fn a_run_that_exhausts_its_attempts_ends_failed_with_the_reason(
+    shared: Arc<Shared>,
+) -> anyhow::Result<()> {
+    let (env, runner) = with_runner(&shared, "exhaust").await?;
+    env.create(manifest(
+        "doomed",
+        json!({
+            "schedule": quiet_schedule(),
+            "workflow": {"retry": {"initialInterval": "1s", "maximumAttempts": 2}},
+            "jobTemplate": job_template(json!({"test.durablejob.dev/outcomes": "fail", "test.durablejob.dev/duration-ms": "100"})),
+        }),
+    ))
+    .await?;
+    env.wait_ready("doomed").await?;
+    trigger(&env, "doomed", None)?;
+    let s = env
+        .wait_status("doomed", "a Failed run", T, |s| {
+            s.recent_runs
+                .first()
+                .is_some_and(|r| r.result == RunResult::Failed)
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}\n--- runner ---\n{}", runner.log_tail(20)))?;
+    let run = &s.recent_runs[0];
+    ensure!(run.attempts == Some(2), "{run:?}");
+    let message = run.message.clone().unwrap_or_default();
+    ensure!(
+        message.contains("BackoffLimitExceeded") && message.contains(run.job_name.as_deref().unwrap_or("?")),
+        "the reason: {message}"
+    );
+    ensure!(s.last_failure_time.is_some());
+    ensure!(
+        condition(&s, "Ready").is_some_and(|c| c.status == "True"),
+        "a failed run never makes Ready false"
+    );
+    Ok(())
+}
+
+async fn killing_the_runner_mid_run_neither_loses_the_run_nor_duplicates_its_job(
+    shared: Arc<Shared>,
+) -> anyhow::Result<()> {
+    let (env, mut runner) = with_runner(&shared, "kill").await?;
+    env.create(manifest("long", json!({"schedule": quiet_schedule(), "jobTemplate": job_template(json!({"test.durablejob.dev/duration-ms": "6000"}))})))
+        .await?;
+    env.wait_ready("long").await?;
+    trigger(&env, "long", None)?;
+    let first = wait_for("the Job to start", T, || async {
+        jobs_of(&env, "long").await.ok().filter(|j| !j.is_empty())
+    })
+    .await?;
+    runner.kill();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    runner.restart()?;
+    let s = env
+        .wait_status("long", "the run to succeed after the restart", T, |s| {
+            s.recent_runs
+                .first()
+                .is_some_and(|r| r.result == RunResult::Succeeded)
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}\n--- runner ---\n{}", runner.log_tail(30)))?;
+    ensure!(
+        s.recent_runs.len() == 1 && s.recent_runs[0].attempts == Some(1),
+        "{:?}",
+        s.recent_runs
+    );
+    let jobs = jobs_of(&env, "long").await?;
+    ensure!(
+        jobs.len() == 1 && jobs[0].name_any() == first[0].name_any(),
+        "the same Job, adopted: {:?}",
+        jobs.iter().map(|j| j.name_any()).collect::<Vec<_>>()
+    );
+    let created = env
+        .cluster
+        .requests()
+        .count(|r| r.verb == "create" && r.resource == "jobs" && r.code == 201);
+    let adopted = env
+        .cluster
+        .requests()
+        .count(|r| r.verb == "create" && r.resource == "jobs" && r.code == 409);
+    ensure!(
+        created == 1 && adopted >= 1,
+        "one create, then AlreadyExists on resume: {created} created, {adopted} conflicts"
+    );
+    Ok(())
+}
+
+async fn terminate_other_deletes_the_older_runs_job(shared: Arc<Shared>) -> anyhow::Result<()> {
+    let (env, runner) = with_runner(&shared, "terminate").await?;
+    // a run every 4 seconds whose Job takes a minute: each new run terminates the previous one
+    env.create(manifest(
+        "replace",
+        json!({"schedule": {"intervals": [{"every": "4s"}]}, "overlapPolicy": "TerminateOther",
+            "jobTemplate": job_template(json!({"test.durablejob.dev/duration-ms": "60000"}))}),
+    ))
+    .await?;
+    env.wait_ready("replace").await?;
+    let first = wait_for("the first Job", T, || async {
+        jobs_of(&env, "replace").await.ok().filter(|j| !j.is_empty())
+    })
+    .await?;
+    let older = first[0].name_any();
+    wait_for(
+        "the older Job to be deleted and a newer one to run",
+        T,
+        || async {
+            let jobs = jobs_of(&env, "replace").await.ok()?;
+            (!jobs.iter().any(|j| j.name_any() == older) && !jobs.is_empty()).then_some(jobs)
+        },
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}\n--- runner ---\n{}", runner.log_tail(30)))?;
+    env.edit("replace", json!({"suspend": true})).await?;
+    let s = env
+        .wait_status("replace", "a terminated run in recentRuns", T, |s| {
+            s.recent_runs.iter().any(|r| r.result == RunResult::Terminated)
+        })
+        .await?;
+    ensure!(
+        s.running_workflows.len() <= 1,
+        "one run at a time: {:?}",
+        s.running_workflows
+    );
+    Ok(())
+}
+
+async fn history_limits_keep_only_the_newest_finished_jobs(shared: Arc<Shared>) -> anyhow::Result<()> {
+    let (env, _runner) = with_runner(&shared, "history").await?;
+    env.create(manifest(
+        "h",
+        json!({"schedule": quiet_schedule(), "overlapPolicy": "AllowAll", "successfulRunsHistoryLimit": 1, "jobTemplate": job_template(json!({"test.durablejob.dev/duration-ms": "50"}))}),
+    ))
+    .await?;
+    env.wait_ready("h").await?;
+    for i in 0..3 {
+        trigger(&env, "h", None)?;
+        env.wait_status("h", &format!("run {i} to succeed"), T, |s| {
+            s.recent_runs
+                .iter()
+                .filter(|r| r.result == RunResult::Succeeded)
+                .count()
+                > i
+        })
+        .await?;
+        tokio::time::sleep(Duration::from_millis(1100)).await; // distinct slots (seconds)
+    }
+    let jobs = wait_for("older Jobs to be deleted", T, || async {
+        jobs_of(&env, "h").await.ok().filter(|j| j.len() == 1)
+    })
+    .await?;
+    let s = env.djs.get("h").await?.status.unwrap_or_default();
+    ensure!(
+        s.recent_runs[0].job_name.as_deref() == Some(jobs[0].name_any().as_str()),
+        "the newest Job is kept"
+    );
+    Ok(())
+}
+
+async fn a_worker_deployment_appears_rolls_and_drives_worker_available(
+    shared: Arc<Shared>,
+) -> anyhow::Result<()> {
+    let env = Env::new(&shared, "worker", &[]).await?;
+    env.create(manifest(
+        "sync",
+        json!({"schedule": quiet_schedule(), "workflow": {"type": "InvoiceSync"}, "worker": {"image": "example/worker:1", "replicas": 2, "env": [{"name": "MODE", "value": "fast"}]}}),
+    ))
+    .await?;
+    let deployments: Api<Deployment> = Api::namespaced(env.client.clone(), "default");
+    let s = env.wait_ready("sync").await?;
+    ensure!(
+        condition(&s, "WorkerAvailable").is_some_and(|c| c.status == "True"),
+        "{:?}",
+        s.conditions
+    );
+    ensure!(
+        s.worker
+            .as_ref()
+            .is_some_and(|w| w.deployment == "sync-worker" && w.ready_replicas == 2),
+        "{:?}",
+        s.worker
+    );
+    let d = deployments.get("sync-worker").await?;
+    let c = &d.spec.template.spec.as_ref().unwrap().containers[0];
+    ensure!(c.image.as_deref() == Some("example/worker:1"));
+    let env_vars: Vec<(String, String)> = c
+        .env
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|e| (e.name, e.value.unwrap_or_default()))
+        .collect();
+    ensure!(
+        env_vars.contains(&("TEMPORAL_ADDRESS".into(), env.temporal.clone())),
+        "{env_vars:?}"
+    );
+    ensure!(
+        env_vars.contains(&("TEMPORAL_NAMESPACE".into(), env.namespace.clone())),
+        "{env_vars:?}"
+    );
+    ensure!(
+        env_vars.contains(&("TEMPORAL_TASK_QUEUE".into(), "durablejob.default.sync".into())),
+        "{env_vars:?}"
+    );
+    ensure!(env_vars.contains(&("MODE".into(), "fast".into())), "{env_vars:?}");
+    ensure!(d.owner_references()[0].kind == "DurableJob");
+    let d2 = env.describe("sync")?.unwrap();
+    ensure!(d2["schedule"]["action"]["startWorkflow"]["taskQueue"]["name"] == "durablejob.default.sync");
+
+    // an image change rolls the Deployment
+    env.edit("sync", json!({"worker": {"image": "example/worker:2"}}))
+        .await?;
+    wait_for("the Deployment to roll", T, || async {
+        let d = deployments.get("sync-worker").await.ok()?;
+        let image = d.spec.template.spec.as_ref()?.containers[0].image.clone()?;
+        (image == "example/worker:2" && d.metadata.generation == Some(2)).then_some(())
+    })
+    .await?;
+    env.wait_ready("sync").await?;
+
+    // a worker that never becomes available makes the resource not Ready
+    env.edit("sync", json!({"worker": {"template": {"metadata": {"annotations": {"test.durablejob.dev/unavailable": "true"}}}}})).await?;
+    let s = env
+        .wait_status("sync", "WorkerAvailable=False", T, |s| {
+            condition(s, "WorkerAvailable").is_some_and(|c| c.status == "False")
+        })
+        .await?;
+    ensure!(
+        condition(&s, "Ready").is_some_and(|c| c.status == "False" && c.reason == "WorkerUnavailable"),
+        "{:?}",
+        s.conditions
+    );
+
+    // switching to the built-in runner removes the Deployment
+    let mut jt = serde_json::Map::new();
+    jt.insert("worker".into(), Value::Null);
+    jt.insert("workflow".into(), Value::Null);
+    jt.insert("jobTemplate".into(), job_template(json!({})));
+    env.edit("sync", Value::Object(jt)).await?;
+    wait_for("the Deployment to be deleted", T, || async {
+        deployments
+            .get_opt("sync-worker")
+            .await
+            .ok()?
+            .is_none()
+            .then_some(())
+    })
+    .await?;
+    let s = env.wait_ready("sync").await?;
+    ensure!(
+        s.worker.is_none() && condition(&s, "WorkerAvailable").is_none(),
+        "{s:?}"
+    );
+    Ok(())
+}

@@ -1,6 +1,6 @@
 //! Command-line interface: `durablejob <operator|worker|crd|get|migrate>`.
 
-use std::{net::SocketAddr, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -24,6 +24,8 @@ pub enum Command {
     Operator(Box<OperatorArgs>),
     /// Run the built-in runner: a Temporal worker that executes each run as a Kubernetes Job.
     Worker(Box<WorkerArgs>),
+    /// Convert CronJob manifests (files, folders or stdin) into DurableJob manifests.
+    Migrate(Box<MigrateArgs>),
     /// Print the CustomResourceDefinitions as YAML.
     Crd,
     /// List DurableJobs with the same columns as `kubectl get dj`.
@@ -87,6 +89,51 @@ pub struct WorkerArgs {
     pub log_format: LogFormat,
     #[command(flatten)]
     pub temporal: TemporalArgs,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum ReplaceAs {
+    TerminateOther,
+    CancelOther,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum ForbidAs {
+    Skip,
+    BufferOne,
+}
+
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    /// Manifest files or folders (read recursively); none or `-` reads stdin.
+    pub paths: Vec<PathBuf>,
+    /// Write to this file, or to this folder mirroring the input tree (an existing folder or a path ending in /).
+    #[arg(short = 'o', long, conflicts_with = "in_place")]
+    pub output: Option<PathBuf>,
+    /// Rewrite the input files: CronJobs become DurableJobs, other documents stay byte for byte.
+    #[arg(long)]
+    pub in_place: bool,
+    /// Overwrite output files that exist.
+    #[arg(long)]
+    pub force: bool,
+    /// Write documents that are not CronJobs too, byte for byte (default: skip them).
+    #[arg(long)]
+    pub passthrough: bool,
+    /// Also write the report as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+    /// Time zone for CronJobs without spec.timeZone (they ran in the controller manager's zone).
+    #[arg(long, default_value = "UTC")]
+    pub default_time_zone: String,
+    /// What concurrencyPolicy Replace becomes.
+    #[arg(long, value_enum, default_value = "terminate-other")]
+    pub replace_as: ReplaceAs,
+    /// What concurrencyPolicy Forbid becomes.
+    #[arg(long, value_enum, default_value = "skip")]
+    pub forbid_as: ForbidAs,
+    /// Retry failed runs up to N attempts in total (default: no cross-run retries, as with CronJob).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub retries: Option<u32>,
 }
 
 #[derive(Debug, Args)]

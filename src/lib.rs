@@ -13,6 +13,7 @@ pub mod cron;
 pub mod get;
 pub mod health;
 pub mod metrics;
+pub mod migrate;
 pub mod run_contract;
 pub mod runner;
 pub mod schedule;

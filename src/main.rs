@@ -2,7 +2,7 @@ use std::{process::ExitCode, sync::Arc};
 
 use clap::Parser;
 use durablejob::{
-    cli::{Cli, Command, LogFormat, OperatorArgs, WorkerArgs},
+    cli::{Cli, Command, ForbidAs, LogFormat, MigrateArgs, OperatorArgs, ReplaceAs, WorkerArgs},
     controller::{self, Context},
     crd, get, health,
     metrics::Metrics,
@@ -37,6 +37,7 @@ async fn main() -> ExitCode {
         }
         Command::Operator(args) => operator(*args).await,
         Command::Worker(args) => worker(*args).await,
+        Command::Migrate(args) => migrate(*args),
     }
 }
 
@@ -131,5 +132,61 @@ async fn worker(args: WorkerArgs) -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => fail(&e.to_string()),
         },
+    }
+}
+
+fn migrate(args: MigrateArgs) -> ExitCode {
+    use durablejob::{
+        api::OverlapPolicy,
+        migrate::{self, Output, Request, convert::Options, report::Report},
+    };
+    if args.default_time_zone.parse::<chrono_tz::Tz>().is_err() {
+        return fail(&format!(
+            "--default-time-zone {:?} is not an IANA time zone (e.g. UTC, Europe/Berlin)",
+            args.default_time_zone
+        ));
+    }
+    let output = match (&args.output, args.in_place) {
+        (_, true) => Output::InPlace,
+        (None, false) => Output::Stdout,
+        (Some(p), false) if p.is_dir() || p.to_string_lossy().ends_with('/') => Output::Dir(p.clone()),
+        (Some(p), false) => Output::File(p.clone()),
+    };
+    let request = Request {
+        paths: args.paths,
+        output,
+        force: args.force,
+        passthrough: args.passthrough,
+        options: Options {
+            default_time_zone: args.default_time_zone,
+            replace_as: match args.replace_as {
+                ReplaceAs::TerminateOther => OverlapPolicy::TerminateOther,
+                ReplaceAs::CancelOther => OverlapPolicy::CancelOther,
+            },
+            forbid_as: match args.forbid_as {
+                ForbidAs::Skip => OverlapPolicy::Skip,
+                ForbidAs::BufferOne => OverlapPolicy::BufferOne,
+            },
+            retries: args.retries,
+        },
+    };
+    let mut report = Report::default();
+    let code = migrate::run(
+        &request,
+        &mut std::io::stdin(),
+        &mut std::io::stdout(),
+        &mut report,
+    );
+    eprint!("{}", report.text());
+    if let Some(path) = args.report {
+        let json = serde_json::to_string_pretty(&report).expect("the report serializes");
+        if let Err(e) = std::fs::write(&path, json) {
+            return fail(&format!("cannot write the report to {}: {e}", path.display()));
+        }
+    }
+    if code == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }

@@ -1,0 +1,640 @@
+//! One CronJob manifest → one DurableJob manifest and the list of what changes in meaning.
+//! Pure: no I/O.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+
+use super::schedule::{self, Translated};
+use crate::api::{DEFAULT_CATCHUP_WINDOW, OverlapPolicy};
+use crate::validate::MIN_CATCHUP_WINDOW;
+
+/// How to map what has more than one sensible mapping.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Options {
+    /// Zone for CronJobs without `timeZone` (they ran in the controller manager's zone).
+    pub default_time_zone: String,
+    /// `concurrencyPolicy: Replace` becomes this (TerminateOther, or CancelOther).
+    pub replace_as: OverlapPolicy,
+    /// `concurrencyPolicy: Forbid` becomes this (Skip, or BufferOne).
+    pub forbid_as: OverlapPolicy,
+    /// Cross-run retries (`workflow.retry.maximumAttempts`); `None` keeps CronJob's behaviour.
+    pub retries: Option<u32>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            default_time_zone: "UTC".into(),
+            replace_as: OverlapPolicy::TerminateOther,
+            forbid_as: OverlapPolicy::Skip,
+            retries: None,
+        }
+    }
+}
+
+/// Something the user should know about one converted CronJob.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Difference {
+    /// The CronJob field it concerns.
+    pub field: String,
+    /// "info", "warning" (behaviour differs), or "error" (could not be converted).
+    pub severity: &'static str,
+    pub message: String,
+}
+
+fn note(out: &mut Vec<Difference>, severity: &'static str, field: &str, message: impl Into<String>) {
+    out.push(Difference {
+        field: field.into(),
+        severity,
+        message: message.into(),
+    });
+}
+
+/// CronJob spec fields this conversion handles.
+const KNOWN_SPEC: &[&str] = &[
+    "schedule",
+    "timeZone",
+    "concurrencyPolicy",
+    "startingDeadlineSeconds",
+    "suspend",
+    "successfulJobsHistoryLimit",
+    "failedJobsHistoryLimit",
+    "jobTemplate",
+];
+
+/// Converts a `batch/v1` CronJob; `Err` when it cannot be converted at all.
+pub fn convert(cronjob: &Value, opts: &Options) -> Result<(Value, Vec<Difference>), String> {
+    let mut diffs = vec![];
+    let meta = &cronjob["metadata"];
+    let name = meta["name"]
+        .as_str()
+        .filter(|n| !n.is_empty())
+        .ok_or("metadata.name is missing")?;
+    let spec = cronjob["spec"].as_object().ok_or("spec is missing")?;
+    let sched = spec
+        .get("schedule")
+        .and_then(Value::as_str)
+        .ok_or("spec.schedule is missing")?;
+    let t: Translated = schedule::translate(sched).map_err(|e| format!("spec.schedule: {e}"))?;
+    for n in &t.notes {
+        note(&mut diffs, "info", "spec.schedule", n.clone());
+    }
+    for entry in &t.cron {
+        crate::cron::check(entry)
+            .map_err(|e| format!("spec.schedule: the translation {entry:?} is not accepted: {e}"))?;
+    }
+    let time_zone = match (spec.get("timeZone").and_then(Value::as_str), &t.time_zone) {
+        (Some(_), Some(_)) => {
+            return Err(
+                "spec.schedule has a CRON_TZ=/TZ= prefix and spec.timeZone is set; keep only spec.timeZone"
+                    .into(),
+            );
+        }
+        (Some(z), None) => z.to_string(),
+        (None, Some(z)) => z.clone(),
+        (None, None) => {
+            note(
+                &mut diffs,
+                "warning",
+                "spec.timeZone",
+                format!(
+                    "not set: the CronJob ran in the kube-controller-manager's time zone; the DurableJob uses {} (--default-time-zone)",
+                    opts.default_time_zone
+                ),
+            );
+            opts.default_time_zone.clone()
+        }
+    };
+    if time_zone.parse::<chrono_tz::Tz>().is_err() {
+        return Err(format!("spec.timeZone: {time_zone:?} is not an IANA time zone"));
+    }
+    let dst = dst_hours(&time_zone);
+    let touched: Vec<String> = (0..24)
+        .filter(|h| dst[*h] && (!t.intervals.is_empty() || t.cron.iter().any(|c| hours_of(c)[*h])))
+        .map(|h| format!("{h:02}:00-{h:02}:59"))
+        .collect();
+    if !touched.is_empty() {
+        note(
+            &mut diffs,
+            "warning",
+            "spec.timeZone",
+            format!(
+                "{time_zone} changes to or from daylight saving time within {} local time, when this schedule runs: on those days Temporal runs a time in a repeated hour twice (once in each copy) and skips local times that do not exist, while the CronJob controller derived missed runs from the interval between two schedule times",
+                touched.join(", ")
+            ),
+        );
+    }
+
+    let overlap = match spec
+        .get("concurrencyPolicy")
+        .and_then(Value::as_str)
+        .unwrap_or("Allow")
+    {
+        "Allow" => {
+            note(
+                &mut diffs,
+                "info",
+                "spec.concurrencyPolicy",
+                "Allow became AllowAll (Temporal's default would be Skip, so it is written explicitly)",
+            );
+            OverlapPolicy::AllowAll
+        }
+        "Forbid" => {
+            let why = match opts.forbid_as {
+                OverlapPolicy::BufferOne => {
+                    "BufferOne: a run due while one is going starts right after it (CronJob would skip it)"
+                }
+                _ => "Skip: a run due while one is going is skipped, as with CronJob",
+            };
+            note(
+                &mut diffs,
+                "info",
+                "spec.concurrencyPolicy",
+                format!("Forbid became {why}"),
+            );
+            opts.forbid_as
+        }
+        "Replace" => {
+            let why = match opts.replace_as {
+                OverlapPolicy::CancelOther => {
+                    "CancelOther: the running run is cancelled, which deletes its Job (--replace-as)"
+                }
+                _ => {
+                    "TerminateOther: the running run is terminated and its Job deleted, as CronJob deletes the Job (use --replace-as CancelOther for a graceful cancel)"
+                }
+            };
+            note(
+                &mut diffs,
+                "info",
+                "spec.concurrencyPolicy",
+                format!("Replace became {why}"),
+            );
+            opts.replace_as
+        }
+        other => {
+            return Err(format!(
+                "spec.concurrencyPolicy: {other:?} is not Allow, Forbid or Replace"
+            ));
+        }
+    };
+
+    let catchup = match spec.get("startingDeadlineSeconds").and_then(Value::as_i64) {
+        Some(s) => {
+            let secs = s.max(MIN_CATCHUP_WINDOW.as_secs() as i64) as u64;
+            if (s as u64) < MIN_CATCHUP_WINDOW.as_secs() {
+                note(
+                    &mut diffs,
+                    "warning",
+                    "spec.startingDeadlineSeconds",
+                    format!("{s}s is below Temporal's minimum catch-up window; raised to 10s"),
+                );
+            }
+            note(
+                &mut diffs,
+                "info",
+                "spec.startingDeadlineSeconds",
+                "became catchupWindow: runs missed while Temporal was unavailable start if at most this late; CronJob starts only the most recent missed run, Temporal starts each missed run the overlap policy allows",
+            );
+            crate::schedule::format_duration(std::time::Duration::from_secs(secs))
+        }
+        None => {
+            note(
+                &mut diffs,
+                "warning",
+                "spec.startingDeadlineSeconds",
+                format!(
+                    "not set: CronJob would start the most recent missed run however late; the DurableJob catches up runs at most {DEFAULT_CATCHUP_WINDOW} late (catchupWindow)"
+                ),
+            );
+            DEFAULT_CATCHUP_WINDOW.to_string()
+        }
+    };
+
+    let job_template = spec
+        .get("jobTemplate")
+        .cloned()
+        .ok_or("spec.jobTemplate is missing")?;
+    let job_spec = &job_template["spec"];
+    let backoff = job_spec["backoffLimit"].as_i64().unwrap_or(6);
+    note(
+        &mut diffs,
+        "info",
+        "spec.jobTemplate.spec.backoffLimit",
+        format!(
+            "backoffLimit {backoff} still retries pods inside each Job; CronJob had no retries of whole Jobs"
+        ),
+    );
+    if !job_spec["podFailurePolicy"].is_null() {
+        note(
+            &mut diffs,
+            "info",
+            "spec.jobTemplate.spec.podFailurePolicy",
+            "kept on the Job: it decides pod retries inside one Job; a Job it fails counts as one failed attempt of the run",
+        );
+    }
+    if let Some(d) = job_spec["activeDeadlineSeconds"].as_i64() {
+        note(
+            &mut diffs,
+            "info",
+            "spec.jobTemplate.spec.activeDeadlineSeconds",
+            format!("kept on the Job ({d}s): a Job past it fails the run with JobDeadlineExceeded"),
+        );
+    }
+    if !job_spec["ttlSecondsAfterFinished"].is_null() {
+        note(
+            &mut diffs,
+            "info",
+            "spec.jobTemplate.spec.ttlSecondsAfterFinished",
+            "kept on the Job: finished Jobs are deleted after it as before, independent of the history limits",
+        );
+    }
+    let mut workflow = Map::new();
+    match opts.retries {
+        Some(n) if n > 1 => {
+            workflow.insert(
+                "retry".into(),
+                json!({"initialInterval": "30s", "backoffCoefficient": 2, "maximumInterval": "10m", "maximumAttempts": n}),
+            );
+            note(
+                &mut diffs,
+                "info",
+                "retry",
+                format!(
+                    "Temporal retries a failed run up to {n} attempts in total (a new Job each time, --retries)"
+                ),
+            );
+        }
+        _ => note(
+            &mut diffs,
+            "info",
+            "retry",
+            "cross-run retries are off, as with CronJob (--retries N turns them on)",
+        ),
+    }
+    for k in spec.keys().filter(|k| !KNOWN_SPEC.contains(&k.as_str())) {
+        note(
+            &mut diffs,
+            "error",
+            &format!("spec.{k}"),
+            "not a CronJob field this conversion knows; it was dropped",
+        );
+    }
+
+    let mut schedule = Map::new();
+    if !t.cron.is_empty() {
+        schedule.insert("cron".into(), json!(t.cron));
+    }
+    if !t.intervals.is_empty() {
+        schedule.insert(
+            "intervals".into(),
+            Value::Array(t.intervals.iter().map(|d| json!({"every": d})).collect()),
+        );
+    }
+    schedule.insert("timeZone".into(), Value::from(time_zone));
+
+    let mut out_meta = Map::new();
+    out_meta.insert("name".into(), Value::from(name));
+    if let Some(ns) = meta["namespace"].as_str() {
+        out_meta.insert("namespace".into(), Value::from(ns));
+    }
+    if let Some(labels) = meta["labels"].as_object().filter(|l| !l.is_empty()) {
+        out_meta.insert("labels".into(), Value::Object(labels.clone()));
+    }
+    let mut annotations: BTreeMap<String, Value> = meta["annotations"]
+        .as_object()
+        .map(|a| a.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+        .unwrap_or_default();
+    if annotations
+        .remove("kubectl.kubernetes.io/last-applied-configuration")
+        .is_some()
+    {
+        note(
+            &mut diffs,
+            "info",
+            "metadata.annotations",
+            "kubectl's last-applied-configuration annotation was dropped (it described the CronJob)",
+        );
+    }
+    if !annotations.is_empty() {
+        out_meta.insert("annotations".into(), json!(annotations));
+    }
+
+    let mut out_spec = Map::new();
+    out_spec.insert("schedule".into(), Value::Object(schedule));
+    out_spec.insert(
+        "overlapPolicy".into(),
+        serde_json::to_value(overlap).expect("enum serializes"),
+    );
+    out_spec.insert("catchupWindow".into(), Value::from(catchup));
+    out_spec.insert(
+        "suspend".into(),
+        Value::from(spec.get("suspend").and_then(Value::as_bool).unwrap_or(false)),
+    );
+    if !workflow.is_empty() {
+        out_spec.insert("workflow".into(), Value::Object(workflow));
+    }
+    out_spec.insert("jobTemplate".into(), job_template);
+    out_spec.insert(
+        "successfulRunsHistoryLimit".into(),
+        Value::from(
+            spec.get("successfulJobsHistoryLimit")
+                .and_then(Value::as_i64)
+                .unwrap_or(3),
+        ),
+    );
+    out_spec.insert(
+        "failedRunsHistoryLimit".into(),
+        Value::from(
+            spec.get("failedJobsHistoryLimit")
+                .and_then(Value::as_i64)
+                .unwrap_or(1),
+        ),
+    );
+    out_spec.insert("deletionPolicy".into(), Value::from("Delete"));
+
+    let dj = json!({
+        "apiVersion": "durablejob.dev/v1alpha1",
+        "kind": "DurableJob",
+        "metadata": Value::Object(out_meta),
+        "spec": Value::Object(out_spec),
+    });
+    Ok((dj, diffs))
+}
+
+/// Local hours in which a zone's clock jumps (a missing or a repeated hour), over a year.
+fn dst_hours(zone: &str) -> [bool; 24] {
+    use chrono::{Datelike, LocalResult, NaiveDate, TimeZone};
+    use std::{collections::HashMap, sync::Mutex, sync::OnceLock};
+    static CACHE: OnceLock<Mutex<HashMap<String, [bool; 24]>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    if let Some(h) = cache.lock().expect("cache lock").get(zone) {
+        return *h;
+    }
+    let mut hours = [false; 24];
+    if let Ok(tz) = zone.parse::<chrono_tz::Tz>() {
+        let mut day = NaiveDate::from_ymd_opt(2026, 1, 1).expect("a date");
+        while day.year() == 2026 {
+            for (h, hour) in hours.iter_mut().enumerate() {
+                let local = day.and_hms_opt(h as u32, 30, 0).expect("a time");
+                if !matches!(tz.from_local_datetime(&local), LocalResult::Single(_)) {
+                    *hour = true;
+                }
+            }
+            day = day.succ_opt().expect("next day");
+        }
+    }
+    cache.lock().expect("cache lock").insert(zone.to_string(), hours);
+    hours
+}
+
+/// Hours a translated cron entry runs in.
+fn hours_of(entry: &str) -> [bool; 24] {
+    let mut set = [false; 24];
+    let field = match entry {
+        "@hourly" => "*",
+        e if e.starts_with('@') => "0",
+        e => e.split_whitespace().nth(1).unwrap_or("*"),
+    };
+    for part in field.split(',') {
+        let (range, step) = part
+            .split_once('/')
+            .map(|(r, s)| (r, s.parse().unwrap_or(1)))
+            .unwrap_or((part, 1));
+        let (a, b) = match range {
+            "*" => (0, 23),
+            r => match r.split_once('-') {
+                Some((a, b)) => (a.parse().unwrap_or(0), b.parse().unwrap_or(23)),
+                None if part.contains('/') => (r.parse().unwrap_or(0), 23),
+                None => (r.parse().unwrap_or(0), r.parse().unwrap_or(0)),
+            },
+        };
+        let mut h: usize = a;
+        while h <= b.min(23) {
+            set[h] = true;
+            h += step.max(1);
+        }
+    }
+    set
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cronjob(spec: Value) -> Value {
+        json!({"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "backup", "namespace": "db", "labels": {"app": "db"},
+            "annotations": {"owner": "team-db", "kubectl.kubernetes.io/last-applied-configuration": "{}"}}, "spec": spec})
+    }
+
+    fn template() -> Value {
+        json!({"metadata": {"labels": {"job": "backup"}}, "spec": {"backoffLimit": 2, "activeDeadlineSeconds": 600,
+            "template": {"spec": {"restartPolicy": "OnFailure", "containers": [{"name": "b", "image": "backup:1"}]}}}})
+    }
+
+    #[test]
+    fn every_field_maps_and_defaults_are_written_explicitly() {
+        let (dj, diffs) = convert(
+            &cronjob(json!({"schedule": "0 3 * * *", "timeZone": "Europe/Berlin", "concurrencyPolicy": "Forbid",
+                "startingDeadlineSeconds": 300, "suspend": true, "successfulJobsHistoryLimit": 5, "failedJobsHistoryLimit": 2,
+                "jobTemplate": template()})),
+            &Options::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            dj,
+            json!({
+                "apiVersion": "durablejob.dev/v1alpha1", "kind": "DurableJob",
+                "metadata": {"name": "backup", "namespace": "db", "labels": {"app": "db"}, "annotations": {"owner": "team-db"}},
+                "spec": {
+                    "schedule": {"cron": ["0 3 * * *"], "timeZone": "Europe/Berlin"},
+                    "overlapPolicy": "Skip", "catchupWindow": "5m", "suspend": true,
+                    "jobTemplate": template(), "successfulRunsHistoryLimit": 5, "failedRunsHistoryLimit": 2, "deletionPolicy": "Delete"
+                }
+            })
+        );
+        let fields: Vec<&str> = diffs.iter().map(|d| d.field.as_str()).collect();
+        for f in [
+            "spec.concurrencyPolicy",
+            "spec.startingDeadlineSeconds",
+            "spec.jobTemplate.spec.backoffLimit",
+            "spec.jobTemplate.spec.activeDeadlineSeconds",
+            "retry",
+            "metadata.annotations",
+        ] {
+            assert!(fields.contains(&f), "{f} reported: {fields:?}");
+        }
+    }
+
+    #[test]
+    fn cronjob_defaults_become_explicit_temporal_settings() {
+        let (dj, diffs) = convert(
+            &cronjob(json!({"schedule": "*/5 * * * *", "jobTemplate": template()})),
+            &Options::default(),
+        )
+        .unwrap();
+        let s = &dj["spec"];
+        assert_eq!(s["overlapPolicy"], "AllowAll", "CronJob's Allow");
+        assert_eq!(s["schedule"]["timeZone"], "UTC");
+        assert_eq!(s["catchupWindow"], "1m");
+        assert_eq!(
+            (
+                s["successfulRunsHistoryLimit"].as_i64(),
+                s["failedRunsHistoryLimit"].as_i64()
+            ),
+            (Some(3), Some(1))
+        );
+        assert!(diffs.iter().any(|d| d.field == "spec.timeZone"
+            && d.severity == "warning"
+            && d.message.contains("controller-manager")));
+    }
+
+    #[test]
+    fn replace_and_retries_follow_the_options() {
+        let cj = cronjob(
+            json!({"schedule": "@hourly", "concurrencyPolicy": "Replace", "jobTemplate": template()}),
+        );
+        let (dj, _) = convert(&cj, &Options::default()).unwrap();
+        assert_eq!(dj["spec"]["overlapPolicy"], "TerminateOther");
+        let opts = Options {
+            replace_as: OverlapPolicy::CancelOther,
+            retries: Some(3),
+            ..Options::default()
+        };
+        let (dj, diffs) = convert(&cj, &opts).unwrap();
+        assert_eq!(dj["spec"]["overlapPolicy"], "CancelOther");
+        assert_eq!(dj["spec"]["workflow"]["retry"]["maximumAttempts"], 3);
+        assert!(
+            diffs
+                .iter()
+                .any(|d| d.field == "retry" && d.message.contains("3 attempts"))
+        );
+    }
+
+    #[test]
+    fn a_short_deadline_is_raised_to_temporals_minimum() {
+        let (dj, diffs) = convert(
+            &cronjob(json!({"schedule": "@daily", "startingDeadlineSeconds": 3, "jobTemplate": template()})),
+            &Options::default(),
+        )
+        .unwrap();
+        assert_eq!(dj["spec"]["catchupWindow"], "10s");
+        assert!(
+            diffs
+                .iter()
+                .any(|d| d.severity == "warning" && d.message.contains("minimum"))
+        );
+    }
+
+    #[test]
+    fn a_zone_prefix_moves_to_time_zone_and_conflicts_are_refused() {
+        let (dj, _) = convert(
+            &cronjob(json!({"schedule": "CRON_TZ=Asia/Tokyo 0 9 * * *", "jobTemplate": template()})),
+            &Options::default(),
+        )
+        .unwrap();
+        assert_eq!(dj["spec"]["schedule"]["timeZone"], "Asia/Tokyo");
+        let e = convert(
+            &cronjob(json!({"schedule": "TZ=UTC 0 9 * * *", "timeZone": "UTC", "jobTemplate": template()})),
+            &Options::default(),
+        )
+        .unwrap_err();
+        assert!(e.contains("keep only spec.timeZone"), "{e}");
+    }
+
+    #[test]
+    fn broken_cronjobs_say_what_is_missing() {
+        assert!(
+            convert(&cronjob(json!({"jobTemplate": template()})), &Options::default())
+                .unwrap_err()
+                .contains("spec.schedule is missing")
+        );
+        assert!(
+            convert(&cronjob(json!({"schedule": "@daily"})), &Options::default())
+                .unwrap_err()
+                .contains("spec.jobTemplate is missing")
+        );
+        assert!(
+            convert(
+                &cronjob(json!({"schedule": "70 * * * *", "jobTemplate": template()})),
+                &Options::default()
+            )
+            .unwrap_err()
+            .contains("minute field")
+        );
+        assert!(
+            convert(
+                &cronjob(json!({"schedule": "@daily", "timeZone": "Mars/Base", "jobTemplate": template()})),
+                &Options::default()
+            )
+            .unwrap_err()
+            .contains("IANA")
+        );
+        let (_, diffs) = convert(
+            &cronjob(json!({"schedule": "@daily", "jobTemplate": template(), "parallelism": 2})),
+            &Options::default(),
+        )
+        .unwrap();
+        assert!(
+            diffs
+                .iter()
+                .any(|d| d.severity == "error" && d.field == "spec.parallelism")
+        );
+    }
+
+    #[test]
+    fn a_dst_zone_gets_a_warning() {
+        let (_, diffs) = convert(
+            &cronjob(
+                json!({"schedule": "30 2 * * *", "timeZone": "America/New_York", "jobTemplate": template()}),
+            ),
+            &Options::default(),
+        )
+        .unwrap();
+        assert!(
+            diffs
+                .iter()
+                .any(|d| d.field == "spec.timeZone" && d.message.contains("daylight saving"))
+        );
+        let (_, diffs) = convert(
+            &cronjob(json!({"schedule": "30 2 * * *", "timeZone": "Asia/Tokyo", "jobTemplate": template()})),
+            &Options::default(),
+        )
+        .unwrap();
+        assert!(
+            !diffs.iter().any(|d| d.message.contains("daylight saving")),
+            "no DST in Tokyo"
+        );
+        let (_, diffs) = convert(
+            &cronjob(
+                json!({"schedule": "0 8 * * *", "timeZone": "America/New_York", "jobTemplate": template()}),
+            ),
+            &Options::default(),
+        )
+        .unwrap();
+        assert!(
+            !diffs.iter().any(|d| d.message.contains("daylight saving")),
+            "08:00 is far from the change"
+        );
+        assert_eq!(
+            dst_hours("America/New_York")
+                .iter()
+                .enumerate()
+                .filter(|(_, b)| **b)
+                .map(|(h, _)| h)
+                .collect::<Vec<_>>(),
+            vec![1, 2]
+        );
+        assert_eq!(
+            dst_hours("Europe/Berlin")
+                .iter()
+                .enumerate()
+                .filter(|(_, b)| **b)
+                .map(|(h, _)| h)
+                .collect::<Vec<_>>(),
+            vec![2]
+        );
+    }
+}

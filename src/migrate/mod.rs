@@ -1,0 +1,395 @@
+//! `durablejob migrate`: CronJob manifests → DurableJob manifests, and a report of every
+//! difference in meaning. Reads files, folders (recursively, as a GitOps repository is laid
+//! out) or stdin; writes to stdout, a file, a mirrored folder, or in place.
+
+pub mod convert;
+pub mod docs;
+pub mod report;
+pub mod schedule;
+
+use std::{
+    io::{Read, Write},
+    path::{Path, PathBuf},
+};
+
+use serde_json::Value;
+
+use self::convert::Options;
+use self::report::{DocumentOutcome, FileReport, Report};
+
+/// Where converted manifests go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    Stdout,
+    /// One file with every converted document.
+    File(PathBuf),
+    /// A folder mirroring the input tree.
+    Dir(PathBuf),
+    /// Rewrite the input files.
+    InPlace,
+}
+
+/// What the user asked for.
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// Files or folders; empty (or `-`) reads stdin.
+    pub paths: Vec<PathBuf>,
+    pub output: Output,
+    /// Overwrite existing output files.
+    pub force: bool,
+    /// Write documents that are not CronJobs too (byte for byte) instead of skipping them.
+    pub passthrough: bool,
+    pub options: Options,
+}
+
+/// One input file (or stdin) and where its mirrored copy would go.
+struct Input {
+    display: String,
+    path: Option<PathBuf>,
+    /// Path relative to the input root, for `Output::Dir`.
+    relative: PathBuf,
+    text: Result<String, String>,
+}
+
+fn is_kustomization(p: &Path) -> bool {
+    matches!(
+        p.file_name().and_then(|n| n.to_str()),
+        Some("kustomization.yaml" | "kustomization.yml" | "Kustomization")
+    )
+}
+
+fn collect(root: &Path, dir: &Path, out: &mut Vec<(PathBuf, PathBuf)>) -> std::io::Result<()> {
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    entries.sort();
+    for e in entries {
+        let hidden = e
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with('.'));
+        if hidden {
+            continue;
+        }
+        if e.is_dir() {
+            collect(root, &e, out)?;
+        } else if e.extension().is_some_and(|x| x == "yaml" || x == "yml") || is_kustomization(&e) {
+            out.push((e.clone(), e.strip_prefix(root).unwrap_or(&e).to_path_buf()));
+        }
+    }
+    Ok(())
+}
+
+fn read_inputs(paths: &[PathBuf], stdin: &mut dyn Read) -> Vec<Input> {
+    if paths.is_empty() || paths == [PathBuf::from("-")] {
+        let mut text = String::new();
+        let text = stdin
+            .read_to_string(&mut text)
+            .map(|_| text)
+            .map_err(|e| format!("cannot read stdin: {e}"));
+        return vec![Input {
+            display: "<stdin>".into(),
+            path: None,
+            relative: PathBuf::from("stdin.yaml"),
+            text,
+        }];
+    }
+    let mut inputs = vec![];
+    for p in paths {
+        let mut files = vec![];
+        match std::fs::metadata(p) {
+            Ok(m) if m.is_dir() => {
+                if let Err(e) = collect(p, p, &mut files) {
+                    inputs.push(Input {
+                        display: p.display().to_string(),
+                        path: None,
+                        relative: p.clone(),
+                        text: Err(format!("cannot read folder: {e}")),
+                    });
+                }
+            }
+            Ok(_) => files.push((p.clone(), PathBuf::from(p.file_name().unwrap_or(p.as_os_str())))),
+            Err(e) => inputs.push(Input {
+                display: p.display().to_string(),
+                path: None,
+                relative: p.clone(),
+                text: Err(format!("cannot read: {e}")),
+            }),
+        }
+        for (file, relative) in files {
+            let text = std::fs::read_to_string(&file).map_err(|e| format!("cannot read: {e}"));
+            inputs.push(Input {
+                display: file.display().to_string(),
+                path: Some(file),
+                relative,
+                text,
+            });
+        }
+    }
+    inputs
+}
+
+fn is_cronjob(v: &Value) -> bool {
+    v["kind"] == "CronJob" && matches!(v["apiVersion"].as_str(), Some("batch/v1" | "batch/v1beta1"))
+}
+
+fn to_yaml(v: &Value) -> String {
+    let mut s = serde_saphyr::to_string(v).expect("JSON values serialize to YAML");
+    if !s.ends_with('\n') {
+        s.push('\n');
+    }
+    s
+}
+
+/// What one document becomes in the output.
+enum Piece {
+    /// Converted: the DurableJob's YAML.
+    Converted(String),
+    /// Kept as it was (not a CronJob, or could not be converted).
+    Original,
+}
+
+/// Converts one file's text; returns its pieces (one per document) and the file's report.
+fn convert_file(name: &str, text: &str, opts: &Options) -> (Vec<docs::RawDoc>, Vec<Piece>, FileReport) {
+    let raw = docs::split(text);
+    let mut pieces = Vec::with_capacity(raw.len());
+    let mut report = FileReport {
+        file: name.to_string(),
+        documents: vec![],
+    };
+    let mut index = 0;
+    for doc in &raw {
+        if docs::is_empty(&doc.body) {
+            pieces.push(Piece::Original);
+            continue;
+        }
+        index += 1;
+        let parsed: Result<Vec<Value>, _> = serde_saphyr::from_multiple(&doc.body);
+        let value = match parsed {
+            Ok(mut v) if v.len() == 1 => v.remove(0),
+            Ok(v) => {
+                report.documents.push(DocumentOutcome::error(
+                    index,
+                    "",
+                    "",
+                    format!("holds {} YAML documents where one was expected", v.len()),
+                ));
+                pieces.push(Piece::Original);
+                continue;
+            }
+            Err(e) => {
+                report.documents.push(DocumentOutcome::error(
+                    index,
+                    "",
+                    "",
+                    format!("not valid YAML: {e}"),
+                ));
+                pieces.push(Piece::Original);
+                continue;
+            }
+        };
+        let kind = value["kind"].as_str().unwrap_or_default().to_string();
+        let name_of = |v: &Value| v["metadata"]["name"].as_str().unwrap_or_default().to_string();
+        if kind.ends_with("List") && value["items"].is_array() {
+            let mut items = vec![];
+            let mut converted_any = false;
+            for (i, item) in value["items"].as_array().into_iter().flatten().enumerate() {
+                if is_cronjob(item) {
+                    match convert::convert(item, opts) {
+                        Ok((dj, diffs)) => {
+                            converted_any = true;
+                            report.documents.push(DocumentOutcome::converted(
+                                index,
+                                &format!("items[{i}]"),
+                                &name_of(item),
+                                diffs,
+                            ));
+                            items.push(dj);
+                        }
+                        Err(e) => {
+                            report.documents.push(DocumentOutcome::error(
+                                index,
+                                &format!("items[{i}]"),
+                                &name_of(item),
+                                e,
+                            ));
+                            items.push(item.clone());
+                        }
+                    }
+                } else {
+                    items.push(item.clone());
+                }
+            }
+            if converted_any {
+                let mut list = value.clone();
+                list["items"] = Value::Array(items);
+                pieces.push(Piece::Converted(to_yaml(&list)));
+            } else {
+                report.documents.push(DocumentOutcome::skipped(index, &kind));
+                pieces.push(Piece::Original);
+            }
+            continue;
+        }
+        if !is_cronjob(&value) {
+            report.documents.push(DocumentOutcome::skipped(
+                index,
+                if kind.is_empty() { "<no kind>" } else { &kind },
+            ));
+            pieces.push(Piece::Original);
+            continue;
+        }
+        match convert::convert(&value, opts) {
+            Ok((dj, diffs)) => {
+                report
+                    .documents
+                    .push(DocumentOutcome::converted(index, "", &name_of(&value), diffs));
+                pieces.push(Piece::Converted(to_yaml(&dj)));
+            }
+            Err(e) => {
+                report
+                    .documents
+                    .push(DocumentOutcome::error(index, "", &name_of(&value), e));
+                pieces.push(Piece::Original);
+            }
+        }
+    }
+    (raw, pieces, report)
+}
+
+/// The file written back: converted documents replaced, the others byte for byte.
+fn rewrite(raw: &[docs::RawDoc], pieces: &[Piece], keep_others: bool) -> String {
+    let mut out = String::new();
+    for (doc, piece) in raw.iter().zip(pieces) {
+        match piece {
+            Piece::Converted(yaml) => {
+                let sep = if doc.separator.is_empty() && out.is_empty() {
+                    String::new()
+                } else if doc.separator.is_empty() {
+                    "---\n".into()
+                } else {
+                    doc.separator.clone()
+                };
+                if !out.is_empty() && !out.ends_with('\n') {
+                    out.push('\n');
+                }
+                out.push_str(&sep);
+                out.push_str(yaml);
+            }
+            Piece::Original if keep_others => {
+                if !out.is_empty() && !out.ends_with('\n') {
+                    out.push('\n');
+                }
+                let sep = if doc.separator.is_empty() && !out.is_empty() {
+                    "---\n".to_string()
+                } else {
+                    doc.separator.clone()
+                };
+                out.push_str(&sep);
+                out.push_str(&doc.body);
+            }
+            Piece::Original => {}
+        }
+    }
+    out
+}
+
+/// Runs the migration; returns the exit code (0: everything converted; 1: something failed).
+pub fn run(req: &Request, stdin: &mut dyn Read, stdout: &mut dyn Write, report_out: &mut Report) -> i32 {
+    if req.output == Output::InPlace && (req.paths.is_empty() || req.paths == [PathBuf::from("-")]) {
+        report_out
+            .errors
+            .push("--in-place needs files or folders, not stdin".into());
+        return 1;
+    }
+    let inputs = read_inputs(&req.paths, stdin);
+    let mut writes: Vec<(PathBuf, String)> = vec![];
+    let mut combined = String::new();
+    for input in &inputs {
+        let text = match &input.text {
+            Ok(t) => t,
+            Err(e) => {
+                report_out.errors.push(format!("{}: {e}", input.display));
+                continue;
+            }
+        };
+        if input.path.as_deref().is_some_and(is_kustomization) {
+            report_out.left_alone.push(input.display.clone());
+            if req.passthrough
+                && let Output::Dir(d) = &req.output
+            {
+                writes.push((d.join(&input.relative), text.clone()));
+            }
+            continue;
+        }
+        let (raw, pieces, file_report) = convert_file(&input.display, text, &req.options);
+        let converted = pieces.iter().any(|p| matches!(p, Piece::Converted(_)));
+        report_out.files.push(file_report);
+        match &req.output {
+            Output::Stdout | Output::File(_) => {
+                let part = rewrite(&raw, &pieces, req.passthrough);
+                if !part.trim().is_empty() {
+                    if !combined.is_empty() {
+                        if !combined.ends_with('\n') {
+                            combined.push('\n');
+                        }
+                        if !part.starts_with("---") {
+                            combined.push_str("---\n");
+                        }
+                    }
+                    combined.push_str(&part);
+                }
+            }
+            Output::Dir(d) => {
+                if converted || req.passthrough {
+                    writes.push((d.join(&input.relative), rewrite(&raw, &pieces, true)));
+                }
+            }
+            Output::InPlace => {
+                if converted && let Some(p) = &input.path {
+                    writes.push((p.clone(), rewrite(&raw, &pieces, true)));
+                }
+            }
+        }
+    }
+    if let Output::File(f) = &req.output {
+        writes.push((f.clone(), combined.clone()));
+    }
+    // nothing is overwritten unless asked: check every target before writing any
+    if req.output != Output::InPlace && !req.force {
+        let existing: Vec<String> = writes
+            .iter()
+            .filter(|(p, _)| p.exists())
+            .map(|(p, _)| p.display().to_string())
+            .collect();
+        if !existing.is_empty() {
+            report_out.errors.push(format!(
+                "not overwriting existing files (use --force): {}",
+                existing.join(", ")
+            ));
+            return 1;
+        }
+    }
+    for (path, text) in &writes {
+        if let Some(parent) = path.parent()
+            && let Err(e) = std::fs::create_dir_all(parent)
+        {
+            report_out
+                .errors
+                .push(format!("{}: cannot create folder: {e}", parent.display()));
+            continue;
+        }
+        if let Err(e) = std::fs::write(path, text) {
+            report_out
+                .errors
+                .push(format!("{}: cannot write: {e}", path.display()));
+        } else {
+            report_out.written.push(path.display().to_string());
+        }
+    }
+    if req.output == Output::Stdout
+        && let Err(e) = stdout.write_all(combined.as_bytes())
+    {
+        report_out.errors.push(format!("cannot write to stdout: {e}"));
+    }
+    if report_out.failed() { 1 } else { 0 }
+}

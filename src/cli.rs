@@ -66,6 +66,9 @@ pub struct OperatorArgs {
     /// Log format.
     #[arg(long, env = "DURABLEJOB_LOG_FORMAT", value_enum, default_value = "json")]
     pub log_format: LogFormat,
+    /// Time zone for CronJobs handed over (durablejob.dev/migrate) that have no spec.timeZone.
+    #[arg(long, env = "DURABLEJOB_HANDOVER_TIME_ZONE", default_value = "UTC")]
+    pub handover_time_zone: String,
     #[command(flatten)]
     pub temporal: TemporalArgs,
 }

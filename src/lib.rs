@@ -11,6 +11,7 @@ pub mod controller;
 pub mod crd;
 pub mod cron;
 pub mod get;
+pub mod handover;
 pub mod health;
 pub mod metrics;
 pub mod migrate;

@@ -70,7 +70,14 @@ async fn operator(args: OperatorArgs) -> ExitCode {
         default_temporal_namespace: temporal.namespace.clone(),
         resync_interval: args.resync_interval,
         temporal_address: temporal.address.clone(),
+        handover_time_zone: args.handover_time_zone.clone(),
     };
+    if settings.handover_time_zone.parse::<chrono_tz::Tz>().is_err() {
+        return fail(&format!(
+            "--handover-time-zone {:?} is not an IANA time zone",
+            settings.handover_time_zone
+        ));
+    }
     info!(temporal_address = %temporal.address, temporal_namespace = %temporal.namespace,
         prefix = %settings.schedule_id_prefix, "starting operator");
     let mut registry = prometheus_client::registry::Registry::default();
@@ -92,7 +99,7 @@ async fn operator(args: OperatorArgs) -> ExitCode {
             }
             ExitCode::SUCCESS
         }
-        () = controller::run(ctx, args.watch_namespaces, ready) => {
+        () = run_controllers(ctx, args.watch_namespaces, ready) => {
             info!("operator stopped");
             ExitCode::SUCCESS
         }
@@ -189,4 +196,23 @@ fn migrate(args: MigrateArgs) -> ExitCode {
     } else {
         ExitCode::FAILURE
     }
+}
+
+/// The DurableJob controller and the CronJob handover controller, side by side.
+async fn run_controllers<S: durablejob::temporal::Schedules>(
+    ctx: Arc<Context<S>>,
+    namespaces: Vec<String>,
+    ready: health::Readiness,
+) {
+    let scopes: Vec<Option<String>> = if namespaces.is_empty() {
+        vec![None]
+    } else {
+        namespaces.iter().cloned().map(Some).collect()
+    };
+    let handovers = futures::future::join_all(
+        scopes
+            .into_iter()
+            .map(|ns| durablejob::handover::run(ctx.clone(), ns)),
+    );
+    tokio::join!(controller::run(ctx.clone(), namespaces, ready), handovers);
 }

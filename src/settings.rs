@@ -20,6 +20,8 @@ pub struct Settings {
     pub resync_interval: Duration,
     /// Temporal's address as user workers should reach it (host:port).
     pub temporal_address: String,
+    /// Time zone for handed-over CronJobs without `timeZone`.
+    pub handover_time_zone: String,
 }
 
 impl Default for Settings {
@@ -30,6 +32,7 @@ impl Default for Settings {
             default_temporal_namespace: "default".into(),
             resync_interval: Duration::from_secs(300),
             temporal_address: "localhost:7233".into(),
+            handover_time_zone: "UTC".into(),
         }
     }
 }

@@ -42,6 +42,8 @@ pub enum Error {
     Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
     #[error("a DurableJob must be namespaced")]
     NotNamespaced,
+    #[error("invalid object: {0}")]
+    Invalid(String),
 }
 
 impl Error {
@@ -51,6 +53,7 @@ impl Error {
             Error::Temporal(_) => "Temporal",
             Error::Finalizer(_) => "Finalizer",
             Error::NotNamespaced => "NotNamespaced",
+            Error::Invalid(_) => "Invalid",
         }
     }
 }

@@ -144,4 +144,12 @@ pub trait Schedules: Send + Sync + 'static {
         at: &ScheduleLocation,
         limit: usize,
     ) -> impl Future<Output = Result<Vec<RunRecord>, TemporalError>> + Send;
+
+    /// Runs every slot of the schedule in `[start, end]`, one after another (BufferAll).
+    fn backfill(
+        &self,
+        at: &ScheduleLocation,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+    ) -> impl Future<Output = Result<(), TemporalError>> + Send;
 }

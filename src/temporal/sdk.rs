@@ -14,14 +14,14 @@ use temporalio_common::protos::{
         common::v1::{Memo, Payload, Payloads, RetryPolicy, SearchAttributes, WorkflowType},
         enums::v1::{ScheduleOverlapPolicy, WorkflowExecutionStatus},
         schedule::v1::{
-            IntervalSpec, Schedule, ScheduleAction, SchedulePolicies, ScheduleSpec, ScheduleState,
-            schedule_action::Action,
+            BackfillRequest, IntervalSpec, Schedule, ScheduleAction, SchedulePatch, SchedulePolicies,
+            ScheduleSpec, ScheduleState, schedule_action::Action,
         },
         taskqueue::v1::TaskQueue,
         workflow::v1::NewWorkflowExecutionInfo,
         workflowservice::v1::{
             CreateScheduleRequest, DeleteScheduleRequest, DescribeScheduleRequest, DescribeScheduleResponse,
-            ListWorkflowExecutionsRequest, UpdateScheduleRequest,
+            ListWorkflowExecutionsRequest, PatchScheduleRequest, UpdateScheduleRequest,
         },
     },
 };
@@ -149,6 +149,39 @@ impl Schedules for SdkSchedules {
             Err(s) => Err(classify(&at.namespace, s)),
         };
         self.observe("delete", &r);
+        r
+    }
+
+    async fn backfill(
+        &self,
+        at: &ScheduleLocation,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+    ) -> Result<(), TemporalError> {
+        let client = self.client(&at.namespace).await?;
+        let req = PatchScheduleRequest {
+            namespace: client.namespace(),
+            schedule_id: at.id.clone(),
+            patch: Some(SchedulePatch {
+                backfill_request: vec![BackfillRequest {
+                    start_time: Some(proto_time(start)),
+                    end_time: Some(proto_time(end)),
+                    overlap_policy: ScheduleOverlapPolicy::BufferAll as i32,
+                }],
+                ..Default::default()
+            }),
+            identity: self.identity.clone(),
+            // the same window is one request: a retried backfill is not run twice
+            request_id: hex_sha256(
+                format!("backfill|{}|{}|{}", at.id, start.timestamp(), end.timestamp()).as_bytes(),
+            )[..32]
+                .to_string(),
+        };
+        let r = WorkflowService::patch_schedule(&mut client.clone(), req.into_request())
+            .await
+            .map(|_| ())
+            .map_err(|s| classify(&at.namespace, s));
+        self.observe("backfill", &r);
         r
     }
 

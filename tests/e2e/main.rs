@@ -5,6 +5,7 @@
 //! `cargo test --test e2e [-- FILTER]` runs the scenarios whose name contains FILTER.
 
 mod env;
+mod handover;
 mod operator;
 mod procs;
 mod replay;
@@ -31,6 +32,7 @@ fn main() -> ExitCode {
     let scenarios: Vec<(&'static str, Scenario)> = schedules::SCENARIOS
         .iter()
         .chain(runs::SCENARIOS)
+        .chain(handover::SCENARIOS)
         .copied()
         .collect();
     let selected: Vec<(&'static str, Scenario)> = scenarios

@@ -1,0 +1,367 @@
+//! The CronJob → DurableJob handover as a state machine: each step is decided by a pure
+//! function from the CronJob, the DurableJob and the clock, and recorded in annotations, so a
+//! restarted operator continues where it stopped and no step is done twice.
+//!
+//! Handover (`durablejob.dev/migrate: "true"` on the CronJob):
+//! 1. create the DurableJob (converted like `durablejob migrate`) suspended: its schedule exists, paused;
+//! 2. once Temporal has the schedule, suspend the CronJob;
+//! 3. read the CronJob's last slot T and unpause the DurableJob;
+//! 4. ask Temporal for F, the first slot the schedule runs itself (a paused schedule skips the
+//!    slots that pass, it does not catch them up), record it, and backfill the slots in (T, F),
+//!    which neither ran: no gap, no double run.
+//!
+//! Rollback (`"rollback"`): suspend the DurableJob; once paused, give the CronJob the
+//! DurableJob's last slot as its `lastScheduleTime` and resume it.
+
+use chrono::{DateTime, TimeDelta, Utc};
+use serde_json::Value;
+
+use crate::api::DurableJob;
+
+/// On the CronJob: what the user asks (`"true"` or `"rollback"`).
+pub const MIGRATE: &str = "durablejob.dev/migrate";
+/// On the CronJob: how far the operator got (`handed-over`, `rolled-back`, or a problem).
+pub const MIGRATE_STATUS: &str = "durablejob.dev/migrate-status";
+/// On the CronJob: its own `suspend` before the handover, restored on rollback.
+pub const SUSPEND_BEFORE: &str = "durablejob.dev/suspend-before-handover";
+/// On the DurableJob: the handover phase (`paused`, `unpaused`, `backfilling`, `done`, `rolled-back`).
+pub const PHASE: &str = "durablejob.dev/handover";
+/// On the DurableJob: the CronJob's last slot (RFC 3339), or empty if it never ran.
+pub const BOUNDARY: &str = "durablejob.dev/handover-after";
+/// On the DurableJob: the first slot the schedule ran (or will run) itself.
+pub const START: &str = "durablejob.dev/handover-start";
+/// Label on DurableJobs the handover created.
+pub const MIGRATED_FROM: &str = "durablejob.dev/migrated-from";
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Step {
+    /// Nothing to do (done, or not asked).
+    Nothing,
+    /// Wait and look again.
+    Wait(&'static str),
+    /// Stop: a person must act; the message says what.
+    Refuse(String),
+    /// Create the paused DurableJob from the CronJob.
+    CreateDurableJob,
+    /// Suspend the CronJob, remembering its own suspend value.
+    SuspendCronJob { was_suspended: bool },
+    /// Unpause the DurableJob; `after` is the CronJob's last slot.
+    Unpause {
+        after: Option<DateTime<Utc>>,
+        keep_suspended: bool,
+    },
+    /// Ask Temporal for the first slot the schedule runs itself and record it.
+    FindFirstOwnSlot,
+    /// Run the slots in [from, to] that neither ran.
+    Backfill { from: DateTime<Utc>, to: DateTime<Utc> },
+    /// Nothing to backfill: record the handover as done on the DurableJob.
+    MarkDone,
+    /// Record the handover on the CronJob.
+    MarkHandedOver,
+    /// Rollback: suspend the DurableJob.
+    SuspendDurableJob,
+    /// Rollback: give the CronJob the DurableJob's last slot and resume it.
+    HandBack {
+        last: Option<DateTime<Utc>>,
+        suspend: bool,
+    },
+}
+
+fn annotation<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
+    v["metadata"]["annotations"][key].as_str()
+}
+
+fn time(s: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+/// Whether the DurableJob's status reflects its current spec, with the schedule synced.
+fn settled(dj: &DurableJob) -> bool {
+    let s = dj.status.clone().unwrap_or_default();
+    s.observed_generation == dj.metadata.generation
+        && s.schedule_id.is_some()
+        && s.conditions
+            .iter()
+            .any(|c| c.type_ == "ScheduleSynced" && c.status == "True")
+}
+
+pub fn plan(cronjob: &Value, dj: Option<&DurableJob>) -> Step {
+    let ask = annotation(cronjob, MIGRATE).unwrap_or_default();
+    let state = annotation(cronjob, MIGRATE_STATUS).unwrap_or_default();
+    let ours = |d: &DurableJob| {
+        d.metadata
+            .labels
+            .as_ref()
+            .is_some_and(|l| l.get(MIGRATED_FROM).map(String::as_str) == Some("cronjob"))
+    };
+    let phase = |d: &DurableJob| {
+        d.metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(PHASE).cloned())
+            .unwrap_or_default()
+    };
+    match ask {
+        "true" => {
+            if state == "handed-over" {
+                return Step::Nothing;
+            }
+            let Some(dj) = dj else {
+                return Step::CreateDurableJob;
+            };
+            if !ours(dj) {
+                return Step::Refuse(format!(
+                    "a DurableJob named {} already exists and was not created by the handover; rename or delete it, or remove the {MIGRATE} annotation",
+                    dj.metadata.name.clone().unwrap_or_default()
+                ));
+            }
+            match phase(dj).as_str() {
+                "paused" | "rolled-back" => {
+                    if !settled(dj) || !dj.status.as_ref().is_some_and(|s| s.paused) {
+                        return Step::Wait("the DurableJob's schedule to exist, paused, in Temporal");
+                    }
+                    if cronjob["spec"]["suspend"] != Value::Bool(true)
+                        || annotation(cronjob, SUSPEND_BEFORE).is_none()
+                    {
+                        let was = annotation(cronjob, SUSPEND_BEFORE)
+                            .map(|v| v == "true")
+                            .unwrap_or(cronjob["spec"]["suspend"] == Value::Bool(true));
+                        return Step::SuspendCronJob { was_suspended: was };
+                    }
+                    let after = cronjob["status"]["lastScheduleTime"].as_str().and_then(time);
+                    Step::Unpause {
+                        after,
+                        keep_suspended: annotation(cronjob, SUSPEND_BEFORE) == Some("true"),
+                    }
+                }
+                "unpaused" => {
+                    if !settled(dj) {
+                        return Step::Wait("Temporal to take the unpaused schedule");
+                    }
+                    Step::FindFirstOwnSlot
+                }
+                "backfilling" => {
+                    let ann = |k: &str| {
+                        dj.metadata
+                            .annotations
+                            .as_ref()
+                            .and_then(|a| a.get(k))
+                            .and_then(|s| time(s))
+                    };
+                    let Some(first) = ann(START) else {
+                        return Step::Refuse(format!(
+                            "the DurableJob's {START} annotation is missing or not a time"
+                        ));
+                    };
+                    match ann(BOUNDARY) {
+                        Some(after) if after + TimeDelta::seconds(1) < first => Step::Backfill {
+                            from: after + TimeDelta::seconds(1),
+                            to: first - TimeDelta::seconds(1),
+                        },
+                        _ => Step::MarkDone,
+                    }
+                }
+                "done" => Step::MarkHandedOver,
+                other => Step::Refuse(format!(
+                    "the DurableJob's {PHASE} annotation has the unknown value {other:?}"
+                )),
+            }
+        }
+        "rollback" => {
+            if state == "rolled-back" {
+                return Step::Nothing;
+            }
+            let Some(dj) = dj.filter(|d| ours(d)) else {
+                return Step::Refuse("there is no DurableJob from a handover to roll back".into());
+            };
+            if !dj.spec.suspend {
+                return Step::SuspendDurableJob;
+            }
+            if !settled(dj) || !dj.status.as_ref().is_some_and(|s| s.paused || s.completed) {
+                return Step::Wait("the DurableJob's schedule to be paused");
+            }
+            Step::HandBack {
+                last: dj.status.as_ref().and_then(|s| s.last_schedule_time),
+                suspend: annotation(cronjob, SUSPEND_BEFORE) == Some("true"),
+            }
+        }
+        "" => Step::Nothing,
+        other => Step::Refuse(format!(
+            "{MIGRATE} must be \"true\" (hand over) or \"rollback\", not {other:?}"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{Condition, DurableJobStatus};
+    use chrono::TimeZone;
+    use serde_json::json;
+
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 6, 1, 12, 0, 30).unwrap()
+    }
+
+    fn cronjob(ask: &str, status: &str, suspend: bool, before: Option<&str>) -> Value {
+        let mut ann = json!({MIGRATE: ask});
+        if !status.is_empty() {
+            ann[MIGRATE_STATUS] = json!(status);
+        }
+        if let Some(b) = before {
+            ann[SUSPEND_BEFORE] = json!(b);
+        }
+        json!({"metadata": {"name": "backup", "annotations": ann}, "spec": {"suspend": suspend, "schedule": "* * * * *"},
+            "status": {"lastScheduleTime": "2026-06-01T11:59:00Z"}})
+    }
+
+    fn dj(phase: &str, paused: bool, suspend: bool, extra: &[(&str, &str)]) -> DurableJob {
+        let mut d = DurableJob::test("backup");
+        d.metadata.labels = Some([(MIGRATED_FROM.to_string(), "cronjob".to_string())].into());
+        let mut ann: std::collections::BTreeMap<String, String> =
+            [(PHASE.to_string(), phase.to_string())].into();
+        for (k, v) in extra {
+            ann.insert(k.to_string(), v.to_string());
+        }
+        d.metadata.annotations = Some(ann);
+        d.spec.suspend = suspend;
+        d.status = Some(DurableJobStatus {
+            observed_generation: Some(1),
+            schedule_id: Some("durablejob:default/backup".into()),
+            paused,
+            last_schedule_time: Some(Utc.with_ymd_and_hms(2026, 6, 1, 12, 0, 0).unwrap()),
+            conditions: vec![Condition {
+                type_: "ScheduleSynced".into(),
+                status: "True".into(),
+                reason: "Synced".into(),
+                message: String::new(),
+                last_transition_time: now(),
+                observed_generation: Some(1),
+            }],
+            ..Default::default()
+        });
+        d
+    }
+
+    #[test]
+    fn a_handover_walks_through_every_step_in_order() {
+        let cj = cronjob("true", "", false, None);
+        assert_eq!(plan(&cj, None), Step::CreateDurableJob);
+        let mut unsynced = dj("paused", true, true, &[]);
+        unsynced.status.as_mut().unwrap().observed_generation = None;
+        assert!(
+            matches!(plan(&cj, Some(&unsynced)), Step::Wait(_)),
+            "the schedule must be confirmed first"
+        );
+        assert_eq!(
+            plan(&cj, Some(&dj("paused", true, true, &[]))),
+            Step::SuspendCronJob { was_suspended: false }
+        );
+        let suspended = cronjob("true", "", true, Some("false"));
+        let last = Utc.with_ymd_and_hms(2026, 6, 1, 11, 59, 0).unwrap();
+        assert_eq!(
+            plan(&suspended, Some(&dj("paused", true, true, &[]))),
+            Step::Unpause {
+                after: Some(last),
+                keep_suspended: false
+            }
+        );
+        let mut unsettled = dj("unpaused", false, false, &[]);
+        unsettled.metadata.generation = Some(2);
+        assert!(
+            matches!(plan(&suspended, Some(&unsettled)), Step::Wait(_)),
+            "the unpause must reach Temporal first"
+        );
+        assert_eq!(
+            plan(&suspended, Some(&dj("unpaused", false, false, &[]))),
+            Step::FindFirstOwnSlot
+        );
+        let backfilling = dj(
+            "backfilling",
+            false,
+            false,
+            &[
+                (START, "2026-06-01T12:01:00Z"),
+                (BOUNDARY, "2026-06-01T11:59:00Z"),
+            ],
+        );
+        assert_eq!(
+            plan(&suspended, Some(&backfilling)),
+            Step::Backfill {
+                from: Utc.with_ymd_and_hms(2026, 6, 1, 11, 59, 1).unwrap(),
+                to: Utc.with_ymd_and_hms(2026, 6, 1, 12, 0, 59).unwrap()
+            }
+        );
+        let never_ran = dj("backfilling", false, false, &[(START, "2026-06-01T12:01:00Z")]);
+        assert_eq!(
+            plan(&suspended, Some(&never_ran)),
+            Step::MarkDone,
+            "a CronJob that never ran leaves nothing to backfill"
+        );
+        assert_eq!(
+            plan(&suspended, Some(&dj("done", false, false, &[]))),
+            Step::MarkHandedOver
+        );
+        assert_eq!(
+            plan(
+                &cronjob("true", "handed-over", true, Some("false")),
+                Some(&dj("done", false, false, &[]))
+            ),
+            Step::Nothing
+        );
+    }
+
+    #[test]
+    fn a_cronjob_that_was_suspended_stays_suspended_as_a_durablejob() {
+        let cj = cronjob("true", "", true, None);
+        assert_eq!(
+            plan(&cj, Some(&dj("paused", true, true, &[]))),
+            Step::SuspendCronJob { was_suspended: true }
+        );
+        let recorded = cronjob("true", "", true, Some("true"));
+        assert!(matches!(
+            plan(&recorded, Some(&dj("paused", true, true, &[]))),
+            Step::Unpause {
+                keep_suspended: true,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn someone_elses_durablejob_is_not_taken_over() {
+        let mut other = DurableJob::test("backup");
+        other.metadata.labels = None;
+        assert!(
+            matches!(plan(&cronjob("true", "", false, None), Some(&other)), Step::Refuse(m) if m.contains("not created by the handover"))
+        );
+        assert!(
+            matches!(plan(&cronjob("yes", "", false, None), None), Step::Refuse(m) if m.contains("rollback"))
+        );
+    }
+
+    #[test]
+    fn a_rollback_pauses_the_durablejob_then_hands_back_its_last_slot() {
+        let cj = cronjob("rollback", "handed-over", true, Some("false"));
+        assert_eq!(
+            plan(&cj, Some(&dj("done", false, false, &[]))),
+            Step::SuspendDurableJob
+        );
+        let mut pausing = dj("done", false, true, &[]);
+        pausing.status.as_mut().unwrap().paused = false;
+        assert!(matches!(plan(&cj, Some(&pausing)), Step::Wait(_)));
+        assert_eq!(
+            plan(&cj, Some(&dj("done", true, true, &[]))),
+            Step::HandBack {
+                last: Some(Utc.with_ymd_and_hms(2026, 6, 1, 12, 0, 0).unwrap()),
+                suspend: false
+            }
+        );
+        assert_eq!(
+            plan(&cronjob("rollback", "rolled-back", false, Some("false")), None),
+            Step::Nothing
+        );
+    }
+}

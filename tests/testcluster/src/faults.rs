@@ -32,6 +32,9 @@ pub struct FaultRequest {
     pub forget_history: bool,
     #[serde(default)]
     pub clear: bool,
+    /// Restart the server after answering, unreachable for this long.
+    #[serde(default)]
+    pub restart_ms: Option<u64>,
 }
 
 pub struct Faults {

@@ -70,27 +70,66 @@ pub struct TestCluster {
     kubeconfig: PathBuf,
     _tempdir: Option<TempDir>,
     server: Arc<server::Server>,
-    serving: Option<Serving>,
     controllers: tokio::task::JoinHandle<()>,
     token: String,
 }
 
-struct Serving {
-    shutdown: tokio::sync::oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<()>,
+/// What the task that owns the listener is asked to do.
+pub(crate) enum Control {
+    Restart {
+        downtime: Duration,
+        done: Option<tokio::sync::oneshot::Sender<Result<(), String>>>,
+    },
+    Stop,
 }
 
-fn serve(listener: tokio::net::TcpListener, server: Arc<server::Server>) -> Serving {
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let app = server::router(server);
-    let task = tokio::spawn(async move {
-        let _ = axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = rx.await;
-            })
-            .await;
-    });
-    Serving { shutdown: tx, task }
+/// Serves on the listener; restarts it on request (same port, every object kept).
+async fn supervise(
+    mut listener: tokio::net::TcpListener,
+    addr: SocketAddr,
+    server: Arc<server::Server>,
+    mut control: tokio::sync::mpsc::UnboundedReceiver<Control>,
+) {
+    loop {
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let app = server::router(server.clone());
+        let serving = tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = rx.await;
+                })
+                .await;
+        });
+        let command = control.recv().await;
+        server.faults.drop_watches();
+        let _ = tx.send(());
+        if tokio::time::timeout(Duration::from_secs(5), serving)
+            .await
+            .is_err()
+        {
+            tracing::warn!("connections did not close within 5s");
+        }
+        match command {
+            Some(Control::Restart { downtime, done }) => {
+                tokio::time::sleep(downtime).await;
+                match tokio::net::TcpListener::bind(addr).await {
+                    Ok(l) => {
+                        listener = l;
+                        if let Some(d) = done {
+                            let _ = d.send(Ok(()));
+                        }
+                    }
+                    Err(e) => {
+                        if let Some(d) = done {
+                            let _ = d.send(Err(e.to_string()));
+                        }
+                        return;
+                    }
+                }
+            }
+            Some(Control::Stop) | None => return,
+        }
+    }
 }
 
 /// Errors starting a cluster or loading manifests into it.
@@ -154,16 +193,18 @@ impl TestCluster {
                 (dir.join("kubeconfig"), Some(TempDir(dir)))
             }
         };
+        let (control, control_rx) = tokio::sync::mpsc::unbounded_channel();
         let server = Arc::new(server::Server {
             state: Mutex::new(store::State::new(config.watch_history)),
             faults: Faults::default(),
+            control,
             token: token.clone(),
             log: RequestLog::default(),
             bookmark_interval: config.bookmark_interval,
             address: addr.to_string(),
         });
         write_kubeconfig(&kubeconfig, addr, &token)?;
-        let serving = Some(serve(listener, server.clone()));
+        tokio::spawn(supervise(listener, addr, server.clone(), control_rx));
         let ticking = server.clone();
         let controllers = tokio::spawn(async move {
             let mut every = tokio::time::interval(Duration::from_millis(50));
@@ -179,7 +220,6 @@ impl TestCluster {
             kubeconfig,
             _tempdir: tempdir,
             server,
-            serving,
             controllers,
             token,
         })
@@ -303,30 +343,30 @@ impl TestCluster {
 
     /// Restarts the HTTP server on the same port, keeping every object (as an API server
     /// restart keeps etcd): open watches and connections end, and nothing answers for `downtime`.
-    pub async fn restart(&mut self, downtime: Duration) -> Result<(), Error> {
-        self.server.faults.drop_watches();
-        if let Some(s) = self.serving.take() {
-            let _ = s.shutdown.send(());
-            let _ = tokio::time::timeout(Duration::from_secs(5), s.task).await;
-        }
-        tokio::time::sleep(downtime).await;
-        let listener = tokio::net::TcpListener::bind(self.addr)
-            .await
-            .map_err(|source| Error::Bind {
+    /// Also available as `POST /testcluster/faults` with `{"restartMs": N}`.
+    pub async fn restart(&self, downtime: Duration) -> Result<(), Error> {
+        let (done, wait) = tokio::sync::oneshot::channel();
+        let _ = self.server.control.send(Control::Restart {
+            downtime,
+            done: Some(done),
+        });
+        match wait.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(Error::Bind {
                 port: self.addr.port(),
-                source,
-            })?;
-        self.serving = Some(serve(listener, self.server.clone()));
-        Ok(())
+                source: std::io::Error::other(e),
+            }),
+            Err(_) => Err(Error::Bind {
+                port: self.addr.port(),
+                source: std::io::Error::other("the server has stopped"),
+            }),
+        }
     }
 
     /// Stops serving (also done on drop).
     pub fn stop(&mut self) {
         self.server.faults.drop_watches();
-        if let Some(s) = self.serving.take() {
-            let _ = s.shutdown.send(());
-            s.task.abort();
-        }
+        let _ = self.server.control.send(Control::Stop);
         self.controllers.abort();
     }
 }

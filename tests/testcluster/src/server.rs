@@ -29,6 +29,7 @@ use crate::{discovery, table};
 pub struct Server {
     pub state: Mutex<State>,
     pub faults: crate::faults::Faults,
+    pub(crate) control: tokio::sync::mpsc::UnboundedSender<crate::Control>,
     pub token: String,
     pub log: RequestLog,
     pub bookmark_interval: Duration,
@@ -302,6 +303,17 @@ fn admin(server: &Server, method: &Method, what: &str, body: &Bytes) -> Response
             }
             if req.drop_watches {
                 server.faults.drop_watches();
+            }
+            if let Some(ms) = req.restart_ms {
+                // answer first, then restart
+                let control = server.control.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    let _ = control.send(crate::Control::Restart {
+                        downtime: Duration::from_millis(ms),
+                        done: None,
+                    });
+                });
             }
             json_response(StatusCode::OK, &json!({"status": "ok"}), &[])
         }

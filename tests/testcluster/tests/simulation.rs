@@ -541,12 +541,54 @@ async fn the_admin_endpoint_injects_faults_too() {
 
 #[tokio::test]
 async fn a_restart_keeps_objects_and_clients_reconnect() {
-    let (mut cluster, client) = setup().await;
-    let cms: Api<ConfigMap> = Api::namespaced(client, "default");
+    let (cluster, client) = setup().await;
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
     cms.create(&PostParams::default(), &cm("kept", json!(null)))
         .await
         .unwrap();
+    let rv = cms
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .metadata
+        .resource_version
+        .unwrap();
+    let mut stream = cms.watch(&WatchParams::default(), &rv).await.unwrap().boxed();
     cluster.restart(Duration::from_millis(300)).await.unwrap();
+    let end = tokio::time::timeout(Duration::from_secs(5), stream.try_next())
+        .await
+        .unwrap();
+    assert!(
+        !matches!(end, Ok(Some(_))),
+        "the watch ended with the restart: {end:?}"
+    );
     let c = eventually("the server to answer again", async || cms.get("kept").await.ok()).await;
     assert_eq!(c.name_any(), "kept");
+
+    // the admin endpoint restarts it too, after answering
+    let rv = cms
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .metadata
+        .resource_version
+        .unwrap();
+    let mut stream = cms.watch(&WatchParams::default(), &rv).await.unwrap().boxed();
+    let req = http::Request::post("/testcluster/faults")
+        .header("content-type", "application/json")
+        .body(serde_json::to_vec(&json!({"restartMs": 200})).unwrap())
+        .unwrap();
+    let resp: Value = client.request(req).await.unwrap();
+    assert_eq!(resp["status"], "ok");
+    let end = tokio::time::timeout(Duration::from_secs(5), stream.try_next())
+        .await
+        .unwrap();
+    assert!(
+        !matches!(end, Ok(Some(_))),
+        "the watch ended with the admin restart: {end:?}"
+    );
+    eventually("the server to answer after the admin restart", async || {
+        cms.get("kept").await.ok()
+    })
+    .await;
 }

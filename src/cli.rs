@@ -67,7 +67,7 @@ pub struct OperatorArgs {
     #[arg(long, env = "DURABLEJOB_LOG_FORMAT", value_enum, default_value = "json")]
     pub log_format: LogFormat,
     /// Time zone for CronJobs handed over (durablejob.dev/migrate) that have no spec.timeZone.
-    #[arg(long, env = "DURABLEJOB_HANDOVER_TIME_ZONE", default_value = "UTC")]
+    #[arg(long, env = "DURABLEJOB_HANDOVER_TIME_ZONE", default_value = "UTC", value_parser = parse_time_zone)]
     pub handover_time_zone: String,
     #[command(flatten)]
     pub temporal: TemporalArgs,
@@ -174,6 +174,15 @@ fn parse_prefix(s: &str) -> Result<String, String> {
     }
 }
 
+fn parse_time_zone(s: &str) -> Result<String, String> {
+    match s.parse::<chrono_tz::Tz>() {
+        Ok(_) => Ok(s.to_string()),
+        Err(_) => Err(format!(
+            "{s:?} is not an IANA time zone: use a name such as UTC or Europe/Berlin"
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -189,6 +198,12 @@ mod tests {
         assert!(parse_duration("0s").unwrap_err().contains("longer than zero"));
         assert!(parse_prefix("a:b").unwrap_err().contains("no ':'"));
         assert_eq!(parse_prefix("prod-eu"), Ok("prod-eu".into()));
+        assert!(
+            parse_time_zone("CEST")
+                .unwrap_err()
+                .contains("not an IANA time zone")
+        );
+        assert_eq!(parse_time_zone("Europe/Berlin"), Ok("Europe/Berlin".into()));
     }
 
     #[test]

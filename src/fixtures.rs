@@ -120,4 +120,20 @@ impl DurableJob {
         self.status = Some(status);
         self
     }
+
+    /// The schedule the operator would build for this resource (namespace `default`, uid `uid-1`,
+    /// default settings); panics when the spec is invalid.
+    pub fn desired_schedule(&self) -> crate::schedule::DesiredSchedule {
+        let valid = crate::validate::validate(&self.spec).expect("a valid spec");
+        let name = self.metadata.name.clone().expect("a name");
+        crate::schedule::desired(
+            &crate::schedule::ResourceRef {
+                namespace: "default",
+                name: &name,
+                uid: "uid-1",
+            },
+            &valid,
+            &crate::settings::Settings::default(),
+        )
+    }
 }

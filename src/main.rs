@@ -23,9 +23,9 @@ async fn main() -> ExitCode {
         }
         Command::Get(args) => {
             telemetry::init(LogFormat::Text);
-            let client = match kube::Client::try_default().await {
+            let client = match kube_client().await {
                 Ok(c) => c,
-                Err(e) => return fail(&format!("cannot load a kubeconfig: {e}")),
+                Err(e) => return fail(&e),
             };
             match get::run(client, args.namespace, args.all_namespaces).await {
                 Ok(table) => {
@@ -41,6 +41,18 @@ async fn main() -> ExitCode {
     }
 }
 
+/// Who this process is in Temporal's history: the role and the pod (or process id).
+fn identity(role: &str) -> String {
+    let who = std::env::var("POD_NAME").unwrap_or_else(|_| std::process::id().to_string());
+    format!("durablejob-{role}@{who}")
+}
+
+async fn kube_client() -> Result<kube::Client, String> {
+    kube::Client::try_default()
+        .await
+        .map_err(|e| format!("cannot load a kubeconfig or in-cluster config: {e}"))
+}
+
 fn fail(message: &str) -> ExitCode {
     eprintln!("error: {message}");
     ExitCode::FAILURE
@@ -48,17 +60,14 @@ fn fail(message: &str) -> ExitCode {
 
 async fn operator(args: OperatorArgs) -> ExitCode {
     telemetry::init(args.log_format);
-    let identity = format!(
-        "durablejob-operator@{}",
-        std::env::var("POD_NAME").unwrap_or_else(|_| std::process::id().to_string())
-    );
+    let identity = identity("operator");
     let temporal = match args.temporal.resolve(&identity) {
         Ok(t) => t,
         Err(e) => return fail(&e.to_string()),
     };
-    let client = match kube::Client::try_default().await {
+    let client = match kube_client().await {
         Ok(c) => c,
-        Err(e) => return fail(&format!("cannot load a kubeconfig or in-cluster config: {e}")),
+        Err(e) => return fail(&e),
     };
     if let Err(e) = controller::check_crd_installed(&client).await {
         error!("{e}");
@@ -72,12 +81,6 @@ async fn operator(args: OperatorArgs) -> ExitCode {
         temporal_address: temporal.address.clone(),
         handover_time_zone: args.handover_time_zone.clone(),
     };
-    if settings.handover_time_zone.parse::<chrono_tz::Tz>().is_err() {
-        return fail(&format!(
-            "--handover-time-zone {:?} is not an IANA time zone",
-            settings.handover_time_zone
-        ));
-    }
     info!(temporal_address = %temporal.address, temporal_namespace = %temporal.namespace,
         prefix = %settings.schedule_id_prefix, "starting operator");
     let mut registry = prometheus_client::registry::Registry::default();
@@ -108,17 +111,14 @@ async fn operator(args: OperatorArgs) -> ExitCode {
 
 async fn worker(args: WorkerArgs) -> ExitCode {
     telemetry::init(args.log_format);
-    let identity = format!(
-        "durablejob-runner@{}",
-        std::env::var("POD_NAME").unwrap_or_else(|_| std::process::id().to_string())
-    );
+    let identity = identity("runner");
     let temporal = match args.temporal.resolve(&identity) {
         Ok(t) => t,
         Err(e) => return fail(&e.to_string()),
     };
-    let client = match kube::Client::try_default().await {
+    let client = match kube_client().await {
         Ok(c) => c,
-        Err(e) => return fail(&format!("cannot load a kubeconfig or in-cluster config: {e}")),
+        Err(e) => return fail(&e),
     };
     let ready = health::Readiness::default();
     ready.set_ready();

@@ -305,24 +305,13 @@ pub fn hex_sha256(bytes: &[u8]) -> String {
 mod tests {
     use super::*;
     use crate::api::DurableJob;
-    use crate::validate::validate;
     use chrono::TimeZone;
     use pretty_assertions::assert_eq;
     use serde_json::json;
 
-    fn build(dj: &DurableJob) -> DesiredSchedule {
-        let v = validate(&dj.spec).unwrap();
-        let r = ResourceRef {
-            namespace: "default",
-            name: &dj.metadata.name.clone().unwrap(),
-            uid: "uid-1",
-        };
-        desired(&r, &v, &Settings::default())
-    }
-
     #[test]
     fn every_spec_field_reaches_the_desired_schedule() {
-        let d = build(&DurableJob::test_full("nightly"));
+        let d = DurableJob::test_full("nightly").desired_schedule();
         let expected = DesiredSchedule {
             location: ScheduleLocation {
                 namespace: "jobs".into(),
@@ -388,7 +377,7 @@ mod tests {
             maximum_attempts: Some(5),
             ..Default::default()
         });
-        let d = build(&dj);
+        let d = dj.desired_schedule();
         assert_eq!(d.action.workflow_type, "InvoiceSync");
         assert_eq!(d.action.task_queue, "durablejob.default.sync");
         assert_eq!(d.action.args, vec![json!({"full": true}), json!(3)]);
@@ -401,21 +390,27 @@ mod tests {
 
     #[test]
     fn the_hash_changes_with_the_spec_and_not_with_how_durations_are_written() {
-        let a = build(&DurableJob::test("x"));
+        let a = DurableJob::test("x").desired_schedule();
         let mut same = DurableJob::test("x");
         same.spec.catchup_window = "60s".into();
-        assert_eq!(a.hash(), build(&same).hash(), "1m and 60s are the same window");
-        let b = build(&DurableJob::test("x").with_cron(&["0 10 * * 1-5"]));
+        assert_eq!(
+            a.hash(),
+            same.desired_schedule().hash(),
+            "1m and 60s are the same window"
+        );
+        let b = DurableJob::test("x")
+            .with_cron(&["0 10 * * 1-5"])
+            .desired_schedule();
         assert_ne!(a.hash(), b.hash());
-        let c = build(&DurableJob::test("x").suspended());
+        let c = DurableJob::test("x").suspended().desired_schedule();
         assert_ne!(a.hash(), c.hash());
     }
 
     #[test]
     fn the_summary_reads_like_a_schedule() {
-        assert_eq!(build(&DurableJob::test("x")).summary(), "0 9 * * 1-5");
+        assert_eq!(DurableJob::test("x").desired_schedule().summary(), "0 9 * * 1-5");
         assert_eq!(
-            build(&DurableJob::test_full("x")).summary(),
+            DurableJob::test_full("x").desired_schedule().summary(),
             "30 2 * * *, @hourly, every 1h30m +5m (Europe/Berlin)"
         );
     }

@@ -161,25 +161,10 @@ pub fn sync_record(desired_hash: &str, fingerprint: &str, handled_resume: Option
 mod tests {
     use super::*;
     use crate::api::DurableJob;
-    use crate::schedule::{ResourceRef, desired};
-    use crate::settings::Settings;
-    use crate::validate::validate;
     use chrono::TimeZone;
 
     fn now() -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 6, 1, 12, 0, 0).unwrap()
-    }
-
-    fn build(dj: &DurableJob) -> DesiredSchedule {
-        desired(
-            &ResourceRef {
-                namespace: "default",
-                name: "x",
-                uid: "uid-1",
-            },
-            &validate(&dj.spec).unwrap(),
-            &Settings::default(),
-        )
     }
 
     fn observed(d: &DesiredSchedule, fingerprint: &str) -> ObservedSchedule {
@@ -228,7 +213,7 @@ mod tests {
     fn a_missing_schedule_is_created_with_the_spec_pause_and_run_limit() {
         let mut dj = DurableJob::test("x").suspended();
         dj.spec.run_limit = Some(5);
-        let d = build(&dj);
+        let d = dj.desired_schedule();
         let Decision::Create { options, reason } = decide_with(&d, &DurableJobStatus::default(), None, None)
         else {
             panic!()
@@ -249,7 +234,7 @@ mod tests {
     fn a_schedule_deleted_in_temporal_is_recreated_counting_runs_already_taken() {
         let mut dj = DurableJob::test("x");
         dj.spec.run_limit = Some(5);
-        let d = build(&dj);
+        let d = dj.desired_schedule();
         let previous = DurableJobStatus {
             action_count: 2,
             ..synced(&d.hash(), "fp")
@@ -268,7 +253,7 @@ mod tests {
     fn a_finished_schedule_that_temporal_removed_is_not_recreated() {
         let mut dj = DurableJob::test("x");
         dj.spec.run_limit = Some(2);
-        let d = build(&dj);
+        let d = dj.desired_schedule();
         let used_up = DurableJobStatus {
             action_count: 2,
             ..synced(&d.hash(), "fp")
@@ -277,14 +262,19 @@ mod tests {
         let mut ended = DurableJob::test("x");
         ended.spec.schedule.end_at = Some("2026-05-01T00:00:00Z".into());
         assert_eq!(
-            decide_with(&build(&ended), &DurableJobStatus::default(), None, None),
+            decide_with(
+                &ended.desired_schedule(),
+                &DurableJobStatus::default(),
+                None,
+                None
+            ),
             Decision::Completed
         );
         let mut raised = DurableJob::test("x");
         raised.spec.run_limit = Some(4);
         assert!(
             matches!(
-                decide_with(&build(&raised), &used_up, None, None),
+                decide_with(&raised.desired_schedule(), &used_up, None, None),
                 Decision::Create { .. }
             ),
             "raising runLimit runs again"
@@ -293,7 +283,7 @@ mod tests {
 
     #[test]
     fn nothing_is_written_when_spec_and_description_are_unchanged() {
-        let d = build(&DurableJob::test("x"));
+        let d = DurableJob::test("x").desired_schedule();
         let obs = observed(&d, "fp");
         assert_eq!(
             decide_with(&d, &synced(&d.hash(), "fp"), Some(&obs), None),
@@ -305,7 +295,7 @@ mod tests {
 
     #[test]
     fn a_spec_change_updates_with_the_conflict_token() {
-        let d = build(&DurableJob::test("x"));
+        let d = DurableJob::test("x").desired_schedule();
         let obs = observed(&d, "fp");
         let Decision::Update {
             conflict_token,
@@ -320,7 +310,7 @@ mod tests {
 
     #[test]
     fn an_edit_made_in_temporal_is_drift_and_repaired() {
-        let d = build(&DurableJob::test("x"));
+        let d = DurableJob::test("x").desired_schedule();
         let obs = ObservedSchedule {
             paused: true,
             notes: "paused in the UI".into(),
@@ -340,7 +330,7 @@ mod tests {
 
     #[test]
     fn a_schedule_found_without_a_record_is_adopted() {
-        let d = build(&DurableJob::test("x"));
+        let d = DurableJob::test("x").desired_schedule();
         let obs = observed(&d, "fp");
         let Decision::Update { reason, .. } = decide_with(&d, &DurableJobStatus::default(), Some(&obs), None)
         else {
@@ -351,7 +341,7 @@ mod tests {
 
     #[test]
     fn another_owners_schedule_is_left_alone() {
-        let d = build(&DurableJob::test("x"));
+        let d = DurableJob::test("x").desired_schedule();
         let other = Owner {
             uid: "someone-else".into(),
             ..d.owner.clone()
@@ -389,7 +379,7 @@ mod tests {
     fn a_pause_after_a_failed_run_is_respected_until_resumed() {
         let mut dj = DurableJob::test("x");
         dj.spec.pause_on_failure = true;
-        let d = build(&dj);
+        let d = dj.desired_schedule();
         let failed = ObservedSchedule {
             paused: true,
             notes: "paused due to workflow failure: w-1: JobFailed".into(),
@@ -422,7 +412,7 @@ mod tests {
 
     #[test]
     fn without_pause_on_failure_a_failure_pause_is_drift() {
-        let d = build(&DurableJob::test("x"));
+        let d = DurableJob::test("x").desired_schedule();
         let failed = ObservedSchedule {
             paused: true,
             notes: "paused due to workflow failure: w: x".into(),
@@ -441,7 +431,7 @@ mod tests {
     fn an_update_sends_remaining_runs_from_temporals_count() {
         let mut dj = DurableJob::test("x");
         dj.spec.run_limit = Some(10);
-        let d = build(&dj);
+        let d = dj.desired_schedule();
         let obs = ObservedSchedule {
             action_count_base: 2,
             action_count: 3,

@@ -277,26 +277,11 @@ pub fn requeue_after(status: &DurableJobStatus, now: DateTime<Utc>, resync: Dura
 mod tests {
     use super::*;
     use crate::api::{DurableJob, SyncRecord};
-    use crate::schedule::{ResourceRef, desired};
-    use crate::settings::Settings;
     use crate::temporal::{RecentAction, RunRef};
-    use crate::validate::validate;
     use chrono::TimeZone;
 
     fn t(h: u32, m: u32, s: u32) -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 6, 1, h, m, s).unwrap()
-    }
-
-    fn desired_for(dj: &DurableJob) -> DesiredSchedule {
-        desired(
-            &ResourceRef {
-                namespace: "default",
-                name: "x",
-                uid: "uid-1",
-            },
-            &validate(&dj.spec).unwrap(),
-            &Settings::default(),
-        )
     }
 
     fn run(id: &str, scheduled: DateTime<Utc>, close: Option<DateTime<Utc>>, result: RunResult) -> RunRecord {
@@ -352,7 +337,7 @@ mod tests {
 
     #[test]
     fn a_synced_schedule_reports_ready_runs_and_next_times() {
-        let d = desired_for(&DurableJob::test("x"));
+        let d = DurableJob::test("x").desired_schedule();
         let runs = vec![
             run("c", t(11, 0, 0), None, RunResult::Running),
             run("b", t(10, 0, 0), Some(t(10, 5, 0)), RunResult::Failed),
@@ -436,7 +421,7 @@ mod tests {
             action_count: 9,
             ..Default::default()
         };
-        let d = desired_for(&DurableJob::test("x"));
+        let d = DurableJob::test("x").desired_schedule();
         let p = Problem {
             reason: reasons::TEMPORAL_UNAVAILABLE,
             message: "Temporal is unreachable".into(),
@@ -460,7 +445,7 @@ mod tests {
 
     #[test]
     fn a_suspended_schedule_shows_no_next_runs() {
-        let d = desired_for(&DurableJob::test("x").suspended());
+        let d = DurableJob::test("x").suspended().desired_schedule();
         let obs = ObservedSchedule {
             paused: true,
             ..observed(&[])
@@ -478,7 +463,7 @@ mod tests {
     fn a_failure_pause_tells_how_to_resume() {
         let mut dj = DurableJob::test("x");
         dj.spec.pause_on_failure = true;
-        let d = desired_for(&dj);
+        let d = dj.desired_schedule();
         let obs = ObservedSchedule {
             paused: true,
             notes: "paused due to workflow failure: w: boom".into(),
@@ -501,7 +486,7 @@ mod tests {
 
     #[test]
     fn a_used_up_schedule_is_completed() {
-        let d = desired_for(&DurableJob::test("x"));
+        let d = DurableJob::test("x").desired_schedule();
         let obs = ObservedSchedule {
             limited_actions: true,
             remaining_actions: 0,
@@ -532,7 +517,7 @@ mod tests {
 
     #[test]
     fn an_unchanged_reconcile_builds_an_identical_status() {
-        let d = desired_for(&DurableJob::test("x"));
+        let d = DurableJob::test("x").desired_schedule();
         let obs = observed(&[]);
         let r = Report {
             desired: Some(&d),

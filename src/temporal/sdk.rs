@@ -542,26 +542,10 @@ fn run_record(
 mod tests {
     use super::*;
     use crate::api::DurableJob;
-    use crate::schedule::{ResourceRef, desired};
-    use crate::settings::Settings;
-    use crate::validate::validate;
     use temporalio_common::protos::temporal::api::{
         common::v1::WorkflowExecution,
         schedule::v1::{ScheduleActionResult, ScheduleInfo},
     };
-
-    fn build(dj: &DurableJob) -> DesiredSchedule {
-        let v = validate(&dj.spec).unwrap();
-        desired(
-            &ResourceRef {
-                namespace: "default",
-                name: "nightly",
-                uid: "uid-1",
-            },
-            &v,
-            &Settings::default(),
-        )
-    }
 
     fn options() -> WriteOptions {
         WriteOptions {
@@ -580,7 +564,7 @@ mod tests {
 
     #[test]
     fn the_proto_carries_every_field_of_the_desired_schedule() {
-        let s = schedule_proto(&build(&DurableJob::test_full("nightly")), &options()).unwrap();
+        let s = schedule_proto(&DurableJob::test_full("nightly").desired_schedule(), &options()).unwrap();
         let spec = s.spec.as_ref().unwrap();
         assert_eq!(spec.cron_string, vec!["30 2 * * *", "@hourly"]);
         assert_eq!(spec.interval.len(), 1);
@@ -638,7 +622,11 @@ mod tests {
             ),
             (OverlapPolicy::AllowAll, ScheduleOverlapPolicy::AllowAll),
         ] {
-            let s = schedule_proto(&build(&DurableJob::test("x").with_overlap(p)), &options()).unwrap();
+            let s = schedule_proto(
+                &DurableJob::test("x").with_overlap(p).desired_schedule(),
+                &options(),
+            )
+            .unwrap();
             assert_eq!(s.policies.unwrap().overlap_policy, expected as i32, "{p:?}");
         }
     }
@@ -654,7 +642,7 @@ mod tests {
             ..Default::default()
         });
         let s = schedule_proto(
-            &build(&dj),
+            &dj.desired_schedule(),
             &WriteOptions {
                 remaining_actions: None,
                 ..options()
@@ -708,7 +696,7 @@ mod tests {
 
     #[test]
     fn a_description_is_reduced_to_the_operators_view() {
-        let d = build(&DurableJob::test("x"));
+        let d = DurableJob::test("x").desired_schedule();
         let schedule = schedule_proto(&d, &options()).unwrap();
         let o = observed_from_describe(&describe_response(
             schedule.clone(),
@@ -737,7 +725,7 @@ mod tests {
 
     #[test]
     fn a_schedule_without_our_memo_has_no_owner() {
-        let d = build(&DurableJob::test("x"));
+        let d = DurableJob::test("x").desired_schedule();
         let o = observed_from_describe(&describe_response(
             schedule_proto(&d, &options()).unwrap(),
             Memo::default(),
@@ -748,7 +736,7 @@ mod tests {
 
     #[test]
     fn the_fingerprint_ignores_the_remaining_actions_counter_and_sees_edits() {
-        let d = build(&DurableJob::test("x"));
+        let d = DurableJob::test("x").desired_schedule();
         let a = schedule_proto(&d, &options()).unwrap();
         let mut counted_down = a.clone();
         counted_down.state.as_mut().unwrap().remaining_actions = 2;

@@ -162,6 +162,12 @@ impl State {
         self.stored(rt, ns, name)
     }
 
+    fn existing(&self, rt: &ResourceType, ns: &str, name: &str) -> ApiResult<Value> {
+        self.stored(rt, ns, name)
+            .cloned()
+            .ok_or_else(|| ApiError::not_found(&rt.group, &rt.plural, name))
+    }
+
     fn stored(&self, rt: &ResourceType, ns: &str, name: &str) -> Option<&Value> {
         self.bucket(rt)
             .and_then(|b| b.get(&(ns.to_string(), name.to_string())))
@@ -389,11 +395,7 @@ impl State {
         opts: &WriteOptions,
         entries: Option<Vec<fields::Entry>>,
     ) -> ApiResult<Written> {
-        let ns = if rt.namespaced {
-            ns.unwrap_or("default").to_string()
-        } else {
-            String::new()
-        };
+        let ns = scope_namespace(rt, ns);
         if rt.namespaced {
             match obj["metadata"]["namespace"].as_str() {
                 Some(body_ns) if body_ns != ns => {
@@ -494,15 +496,8 @@ impl State {
         obj: Value,
         opts: &WriteOptions,
     ) -> ApiResult<Written> {
-        let ns = if rt.namespaced {
-            ns.unwrap_or("default").to_string()
-        } else {
-            String::new()
-        };
-        let old = self
-            .stored(rt, &ns, name)
-            .cloned()
-            .ok_or_else(|| ApiError::not_found(&rt.group, &rt.plural, name))?;
+        let ns = scope_namespace(rt, ns);
+        let old = self.existing(rt, &ns, name)?;
         if let Some(body_name) = obj["metadata"]["name"].as_str()
             && body_name != name
         {
@@ -612,11 +607,7 @@ impl State {
         body: &[u8],
         opts: &WriteOptions,
     ) -> ApiResult<Written> {
-        let ns = if rt.namespaced {
-            ns.unwrap_or("default").to_string()
-        } else {
-            String::new()
-        };
+        let ns = scope_namespace(rt, ns);
         let old = self.stored(rt, &ns, name).cloned();
         let media = content_type.split(';').next().unwrap_or_default().trim();
         if media == "application/apply-patch+yaml" || media == "application/apply-patch+cbor" {
@@ -781,15 +772,8 @@ impl State {
         options: &Value,
         dry_run: bool,
     ) -> ApiResult<Value> {
-        let ns = if rt.namespaced {
-            ns.unwrap_or("default").to_string()
-        } else {
-            String::new()
-        };
-        let old = self
-            .stored(rt, &ns, name)
-            .cloned()
-            .ok_or_else(|| ApiError::not_found(&rt.group, &rt.plural, name))?;
+        let ns = scope_namespace(rt, ns);
+        let old = self.existing(rt, &ns, name)?;
         let pre = &options["preconditions"];
         if let Some(uid) = pre["uid"].as_str()
             && Some(uid) != old["metadata"]["uid"].as_str()
@@ -1094,6 +1078,15 @@ pub fn list_page(
             (filtered, last, remaining)
         }
         _ => (filtered, None, 0),
+    }
+}
+
+/// The namespace a request addresses: the URL's (or `default`) for namespaced kinds, none otherwise.
+fn scope_namespace(rt: &ResourceType, ns: Option<&str>) -> String {
+    if rt.namespaced {
+        ns.unwrap_or("default").to_string()
+    } else {
+        String::new()
     }
 }
 

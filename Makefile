@@ -26,8 +26,10 @@ lint:
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings
 
+## test: the kubectl tests run with Debian's kubectl 1.20 (fetched into .tools/ where apt can)
+## and with any kubectl on PATH
 test: tools lint
-	cargo test --workspace
+	TESTCLUSTER_KUBECTL="$$(./hack/debian-kubectl.sh)" cargo test --workspace
 
 playground: tools build
 	./hack/playground.sh

@@ -26,6 +26,7 @@ mod faults;
 mod fields;
 mod manifests;
 mod openapi;
+mod openapi_proto;
 mod patch;
 mod registry;
 mod requestlog;

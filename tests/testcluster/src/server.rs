@@ -209,7 +209,22 @@ async fn handle(
             None => ApiError::no_route(&path).into_response(),
             Some(Route::OpenApi(rest)) => {
                 let state = server.state.lock().expect("state lock");
+                let accept = headers
+                    .get(header::ACCEPT)
+                    .and_then(|a| a.to_str().ok())
+                    .unwrap_or_default();
+                use crate::openapi_proto::{CONTENT_TYPE, Format, encode, negotiate};
                 match crate::openapi::document(&state.registry, &rest) {
+                    Some(doc) if rest == ["v2"] => match negotiate(accept) {
+                        Some(Format::Protobuf) => (
+                            StatusCode::OK,
+                            [(header::CONTENT_TYPE, CONTENT_TYPE)],
+                            encode(&doc),
+                        )
+                            .into_response(),
+                        Some(Format::Json) => json_response(StatusCode::OK, &doc, &[]),
+                        None => StatusCode::NOT_ACCEPTABLE.into_response(),
+                    },
                     Some(doc) => json_response(StatusCode::OK, &doc, &[]),
                     None => ApiError::no_route(&path).into_response(),
                 }

@@ -764,3 +764,45 @@ async fn events_written_through_events_k8s_io_are_read_through_core_v1() {
     );
     assert_eq!(err.code, 422, "events.k8s.io validation still applies");
 }
+
+#[tokio::test]
+async fn openapi_v2_is_served_as_json_or_protobuf_as_accept_asks() {
+    let (_cluster, client, _) = cluster_with_widgets().await;
+    let get = |accept: &'static str| {
+        let client = client.clone();
+        async move {
+            let req = http::Request::get("/openapi/v2")
+                .header(http::header::ACCEPT, accept)
+                .body(Vec::new())
+                .unwrap();
+            let resp = client.send(req.map(kube::client::Body::from)).await.unwrap();
+            let status = resp.status().as_u16();
+            let ct = resp
+                .headers()
+                .get(http::header::CONTENT_TYPE)
+                .map(|v| v.to_str().unwrap().to_string())
+                .unwrap_or_default();
+            let body = http_body_util::BodyExt::collect(resp.into_body())
+                .await
+                .unwrap()
+                .to_bytes();
+            (status, ct, body)
+        }
+    };
+    let (status, ct, body) = get("application/json").await;
+    assert_eq!((status, ct.as_str()), (200, "application/json"));
+    let doc: Value = serde_json::from_slice(&body).unwrap();
+    let widget = &doc["definitions"]["dev.example.v1.Widget"];
+    assert_eq!(widget["x-kubernetes-group-version-kind"][0]["kind"], "Widget");
+    assert_eq!(widget["properties"]["apiVersion"]["type"], "string");
+
+    let (status, ct, body) = get("application/com.github.proto-openapi.spec.v2@v1.0+protobuf").await;
+    assert_eq!((status, ct.as_str()), (200, "application/octet-stream"));
+    assert_eq!(&body[..2], b"\x0a\x03", "field 1 (swagger), 3 bytes");
+    assert_eq!(&body[2..5], b"2.0");
+    let text = String::from_utf8_lossy(&body);
+    assert!(text.contains("dev.example.v1.Widget") && text.contains("x-kubernetes-group-version-kind"));
+
+    let (status, _, _) = get("application/yaml").await;
+    assert_eq!(status, 406);
+}

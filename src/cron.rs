@@ -8,7 +8,7 @@ use croner::{
 };
 
 /// Macros Temporal expands; `@every` is deliberately absent (use `intervals`).
-const MACROS: &[&str] = &[
+pub const MACROS: &[&str] = &[
     "@yearly",
     "@annually",
     "@monthly",

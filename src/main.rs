@@ -9,7 +9,10 @@ use durablejob::{
     runner,
     settings::Settings,
     telemetry,
-    temporal::{connect::ClientPool, sdk::SdkSchedules},
+    temporal::{
+        connect::{ClientPool, TemporalArgs, TemporalConfig},
+        sdk::SdkSchedules,
+    },
 };
 use tracing::{error, info};
 
@@ -53,6 +56,15 @@ async fn kube_client() -> Result<kube::Client, String> {
         .map_err(|e| format!("cannot load a kubeconfig or in-cluster config: {e}"))
 }
 
+/// Temporal's settings (environment, then flags) and the Kubernetes client, for a long-running role.
+async fn connections(
+    temporal: &TemporalArgs,
+    identity: &str,
+) -> Result<(TemporalConfig, kube::Client), String> {
+    let temporal = temporal.resolve(identity).map_err(|e| e.to_string())?;
+    Ok((temporal, kube_client().await?))
+}
+
 fn fail(message: &str) -> ExitCode {
     eprintln!("error: {message}");
     ExitCode::FAILURE
@@ -61,12 +73,8 @@ fn fail(message: &str) -> ExitCode {
 async fn operator(args: OperatorArgs) -> ExitCode {
     telemetry::init(args.log_format);
     let identity = identity("operator");
-    let temporal = match args.temporal.resolve(&identity) {
-        Ok(t) => t,
-        Err(e) => return fail(&e.to_string()),
-    };
-    let client = match kube_client().await {
-        Ok(c) => c,
+    let (temporal, client) = match connections(&args.temporal, &identity).await {
+        Ok(both) => both,
         Err(e) => return fail(&e),
     };
     if let Err(e) = controller::check_crd_installed(&client).await {
@@ -112,12 +120,8 @@ async fn operator(args: OperatorArgs) -> ExitCode {
 async fn worker(args: WorkerArgs) -> ExitCode {
     telemetry::init(args.log_format);
     let identity = identity("runner");
-    let temporal = match args.temporal.resolve(&identity) {
-        Ok(t) => t,
-        Err(e) => return fail(&e.to_string()),
-    };
-    let client = match kube_client().await {
-        Ok(c) => c,
+    let (temporal, client) = match connections(&args.temporal, &identity).await {
+        Ok(both) => both,
         Err(e) => return fail(&e),
     };
     let ready = health::Readiness::default();

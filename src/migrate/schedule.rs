@@ -17,15 +17,6 @@ pub struct Translated {
     pub notes: Vec<String>,
 }
 
-const MACROS: &[&str] = &[
-    "@yearly",
-    "@annually",
-    "@monthly",
-    "@weekly",
-    "@daily",
-    "@midnight",
-    "@hourly",
-];
 const MONTHS: &[&str] = &[
     "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
 ];
@@ -72,13 +63,13 @@ pub fn translate(schedule: &str) -> Result<Translated, String> {
     }
     if s.starts_with('@') {
         let lower = s.to_ascii_lowercase();
-        if MACROS.contains(&lower.as_str()) {
+        if crate::cron::MACROS.contains(&lower.as_str()) {
             out.cron.push(lower);
             return Ok(out);
         }
         return Err(format!(
             "{schedule:?}: unknown descriptor (CronJob accepts {} and @every)",
-            MACROS.join(" ")
+            crate::cron::MACROS.join(" ")
         ));
     }
     let fields: Vec<&str> = s.split_whitespace().collect();

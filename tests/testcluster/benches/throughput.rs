@@ -23,26 +23,24 @@ use testcluster::TestCluster;
 
 const WRITERS: usize = 16;
 
-async fn writes(cms: &Api<ConfigMap>, prefix: &str, total: usize) -> f64 {
+/// Runs `op(0..total)` on WRITERS concurrent tasks; returns operations per second.
+async fn concurrently<F, Fut>(total: usize, op: F) -> f64
+where
+    F: Fn(usize) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = ()> + Send,
+{
     let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
     let tasks: Vec<_> = (0..WRITERS)
         .map(|_| {
-            let cms = cms.clone();
-            let next = next.clone();
-            let prefix = prefix.to_string();
+            let (next, op) = (next.clone(), op.clone());
             tokio::spawn(async move {
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     if i >= total {
                         break;
                     }
-                    let cm: ConfigMap = serde_json::from_value(json!({
-                        "metadata": {"name": format!("{prefix}-{i}"), "labels": {"bench": prefix}},
-                        "data": {"i": i.to_string()}
-                    }))
-                    .unwrap();
-                    cms.create(&PostParams::default(), &cm).await.expect("create");
+                    op(i).await;
                 }
             })
         })
@@ -53,36 +51,34 @@ async fn writes(cms: &Api<ConfigMap>, prefix: &str, total: usize) -> f64 {
     total as f64 / started.elapsed().as_secs_f64()
 }
 
+async fn writes(cms: &Api<ConfigMap>, prefix: &str, total: usize) -> f64 {
+    let (cms, prefix) = (cms.clone(), prefix.to_string());
+    concurrently(total, move |i| {
+        let (cms, prefix) = (cms.clone(), prefix.clone());
+        async move {
+            let cm: ConfigMap = serde_json::from_value(json!({
+                "metadata": {"name": format!("{prefix}-{i}"), "labels": {"bench": prefix}},
+                "data": {"i": i.to_string()}
+            }))
+            .unwrap();
+            cms.create(&PostParams::default(), &cm).await.expect("create");
+        }
+    })
+    .await
+}
+
 async fn patches(cms: &Api<ConfigMap>, prefix: &str, total: usize) -> f64 {
-    let next = Arc::new(AtomicUsize::new(0));
-    let started = Instant::now();
-    let tasks: Vec<_> = (0..WRITERS)
-        .map(|_| {
-            let cms = cms.clone();
-            let next = next.clone();
-            let prefix = prefix.to_string();
-            tokio::spawn(async move {
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    if i >= total {
-                        break;
-                    }
-                    let patch = json!({"data": {"patched": i.to_string()}});
-                    cms.patch(
-                        &format!("{prefix}-{i}"),
-                        &PatchParams::default(),
-                        &Patch::Merge(patch),
-                    )
-                    .await
-                    .expect("patch");
-                }
-            })
-        })
-        .collect();
-    for t in tasks {
-        t.await.unwrap();
-    }
-    total as f64 / started.elapsed().as_secs_f64()
+    let (cms, prefix) = (cms.clone(), prefix.to_string());
+    concurrently(total, move |i| {
+        let (cms, prefix) = (cms.clone(), prefix.clone());
+        async move {
+            let patch = Patch::Merge(json!({"data": {"patched": i.to_string()}}));
+            cms.patch(&format!("{prefix}-{i}"), &PatchParams::default(), &patch)
+                .await
+                .expect("patch");
+        }
+    })
+    .await
 }
 
 #[tokio::main]

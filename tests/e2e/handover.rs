@@ -1,14 +1,16 @@
-//! Issue 6: a live CronJob handed over to a DurableJob in the cluster, and back, with no slot
-//! run twice and none skipped.
+//! Issue 6 and 9: a live CronJob handed over to a DurableJob in the cluster, and back, against
+//! the real CronJob controller across real minute boundaries. Every slot runs exactly once:
+//! by the CronJob before the handover, by Temporal after it, by the CronJob again after the
+//! rollback. Counted from the CronJob's Jobs, the runner's Jobs and Temporal's workflow list.
 
 use std::{collections::BTreeMap, future::Future, pin::Pin, sync::Arc, time::Duration};
 
 use anyhow::ensure;
-use chrono::{DateTime, DurationRound, TimeDelta, Utc};
-use k8s_openapi::api::batch::v1::CronJob;
+use chrono::{DateTime, TimeDelta, Utc};
+use k8s_openapi::api::batch::v1::{CronJob, Job};
 use kube::{
-    Api,
-    api::{Patch, PatchParams, PostParams},
+    Api, ResourceExt,
+    api::{ListParams, Patch, PatchParams, PostParams},
 };
 use serde_json::json;
 
@@ -22,12 +24,17 @@ pub const SCENARIOS: &[(&str, Scenario)] = &[(
     |s: Arc<Shared>| -> Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send>> { Box::pin(handover(s)) },
 )];
 
-fn minute(t: DateTime<Utc>) -> DateTime<Utc> {
-    t.duration_trunc(TimeDelta::minutes(1)).unwrap()
+/// The longest the scenario waits for one step: a minute boundary plus the quiet window.
+const STEP: Duration = Duration::from_secs(100);
+
+fn parse(t: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(t)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
 }
 
-/// Scheduled slots of the runs Temporal started for a schedule, with how often each ran.
-fn slots(env: &Env, id: &str) -> anyhow::Result<BTreeMap<DateTime<Utc>, usize>> {
+/// Slots of the runs Temporal started for a schedule, with how often each ran.
+fn temporal_slots(env: &Env, id: &str) -> anyhow::Result<BTreeMap<DateTime<Utc>, usize>> {
     let list = temporal::cli_json(
         &env.temporal,
         &[
@@ -42,64 +49,96 @@ fn slots(env: &Env, id: &str) -> anyhow::Result<BTreeMap<DateTime<Utc>, usize>> 
     let mut out = BTreeMap::new();
     for w in list.as_array().into_iter().flatten() {
         let slot = payload(&w["searchAttributes"]["indexedFields"]["TemporalScheduledStartTime"]);
-        let t = slot
-            .as_str()
-            .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
-            .map(|t| t.with_timezone(&Utc));
-        if let Some(t) = t {
+        if let Some(t) = slot.as_str().and_then(parse) {
             *out.entry(t).or_insert(0) += 1;
         }
     }
     Ok(out)
 }
 
-async fn handover(shared: Arc<Shared>) -> anyhow::Result<()> {
-    let env = Env::new(&shared, "handover", &[]).await?;
-    let _runner = Runner::start(
-        &shared.dir.join("handover"),
-        env.cluster.kubeconfig(),
-        &env.temporal,
-        &env.namespace,
-    )?;
-    let cronjobs: Api<CronJob> = Api::namespaced(env.client.clone(), "default");
-    let cj: CronJob = serde_json::from_value(json!({
-        "metadata": {"name": "every-minute", "labels": {"team": "ops"}},
-        "spec": {"schedule": "* * * * *", "timeZone": "UTC", "startingDeadlineSeconds": 120, "jobTemplate": {
-            "metadata": {"annotations": {"test.durablejob.dev/duration-ms": "100"}},
-            "spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "busybox:1.36"}]}}}}}
-    }))?;
-    cronjobs.create(&PostParams::default(), &cj).await?;
-    // the CronJob controller ran every slot up to T0, two minutes ago (written as it would)
-    let t0 = minute(Utc::now()) - TimeDelta::minutes(2);
-    let status = json!({"apiVersion": "batch/v1", "kind": "CronJob", "status": {"lastScheduleTime": t0.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)}});
-    cronjobs
-        .patch_status(
-            "every-minute",
-            &PatchParams::apply("kube-controller-manager").force(),
-            &Patch::Apply(&status),
-        )
-        .await?;
+/// Slots of the Jobs the CronJob controller made (their scheduled-timestamp annotation) and of
+/// the Jobs the runner made (their scheduled-time label).
+async fn job_slots(
+    env: &Env,
+    cronjob_uid: &str,
+) -> anyhow::Result<(BTreeMap<DateTime<Utc>, usize>, BTreeMap<DateTime<Utc>, usize>)> {
+    let jobs: Api<Job> = env.api();
+    let (mut by_cronjob, mut by_runner) = (BTreeMap::new(), BTreeMap::new());
+    for job in jobs.list(&ListParams::default()).await?.items {
+        if job.owner_references().iter().any(|o| o.uid == cronjob_uid) {
+            if let Some(t) = job
+                .annotations()
+                .get("batch.kubernetes.io/cronjob-scheduled-timestamp")
+                .and_then(|t| parse(t))
+            {
+                *by_cronjob.entry(t).or_insert(0) += 1;
+            }
+        } else if let Some(t) = job
+            .labels()
+            .get("durablejob.dev/scheduled-time")
+            .and_then(|s| s.parse::<i64>().ok())
+            .and_then(|s| DateTime::from_timestamp(s, 0))
+        {
+            *by_runner.entry(t).or_insert(0) += 1;
+        }
+    }
+    Ok((by_cronjob, by_runner))
+}
 
+fn annotation(cj: &CronJob, key: &str) -> String {
+    cj.annotations().get(key).cloned().unwrap_or_default()
+}
+
+async fn set_migrate(cronjobs: &Api<CronJob>, value: &str) -> anyhow::Result<()> {
     cronjobs
         .patch(
             "every-minute",
             &PatchParams::default(),
-            &Patch::Merge(json!({"metadata": {"annotations": {"durablejob.dev/migrate": "true"}}})),
+            &Patch::Merge(json!({"metadata": {"annotations": {"durablejob.dev/migrate": value}}})),
         )
         .await?;
-    let annotation = |cj: &CronJob, key: &str| {
-        cj.metadata
-            .annotations
-            .as_ref()
-            .and_then(|a| a.get(key).cloned())
-            .unwrap_or_default()
+    Ok(())
+}
+
+async fn handover(shared: Arc<Shared>) -> anyhow::Result<()> {
+    let env = Env::new(&shared, "handover", &[]).await?;
+    let runner = Runner::start(&env.dir, &env.runner_kubeconfig, &env.temporal, &env.namespace)?;
+    let cronjobs: Api<CronJob> = env.api();
+    let cj: CronJob = serde_json::from_value(json!({
+        "metadata": {"name": "every-minute", "labels": {"team": "ops"}},
+        "spec": {"schedule": "*/1 * * * *", "timeZone": "UTC", "startingDeadlineSeconds": 120,
+            "successfulJobsHistoryLimit": 20, "failedJobsHistoryLimit": 20,
+            "jobTemplate": {"spec": {"template": {
+                "metadata": {"annotations": {"test.durablejob.dev/duration": "2s"}},
+                "spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "busybox:1.36"}]}}}}}
+    }))?;
+    let uid = cronjobs
+        .create(&PostParams::default(), &cj)
+        .await?
+        .uid()
+        .unwrap_or_default();
+    let log = |e: anyhow::Error| {
+        anyhow::anyhow!(
+            "{e}\n--- operator ---\n{}\n--- runner ---\n{}",
+            env.operator.log_tail(25),
+            runner.log_tail(10)
+        )
     };
-    let done = wait_for("the handover to finish", Duration::from_secs(60), || async {
+
+    // the real CronJob controller runs its first slot at the next minute boundary
+    wait_for("the CronJob's first Job", STEP, || async {
+        let (c, _) = job_slots(&env, &uid).await.ok()?;
+        (!c.is_empty()).then_some(())
+    })
+    .await?;
+
+    set_migrate(&cronjobs, "true").await?;
+    let done = wait_for("the handover to finish", STEP, || async {
         let c = cronjobs.get("every-minute").await.ok()?;
         (annotation(&c, "durablejob.dev/migrate-status") == "handed-over").then_some(c)
     })
     .await
-    .map_err(|e| anyhow::anyhow!("{e}\n--- operator ---\n{}", env.operator.log_tail(30)))?;
+    .map_err(log)?;
     ensure!(done.spec.suspend == Some(true), "the CronJob is suspended");
     let dj = env.djs.get("every-minute").await?;
     ensure!(!dj.spec.suspend, "the DurableJob runs");
@@ -114,85 +153,89 @@ async fn handover(shared: Arc<Shared>) -> anyhow::Result<()> {
             .as_ref()
             .is_some_and(|l| l["team"] == "ops" && l["durablejob.dev/migrated-from"] == "cronjob")
     );
-    let ann = dj.metadata.annotations.clone().unwrap_or_default();
-    let start = DateTime::parse_from_rfc3339(&ann["durablejob.dev/handover-start"])?.with_timezone(&Utc);
+    let ann = dj.annotations().clone();
+    let t = parse(&ann["durablejob.dev/handover-after"]);
+    let (cron_before, _) = job_slots(&env, &uid).await?;
     ensure!(
-        ann["durablejob.dev/handover-after"] == t0.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        "{ann:?}"
+        t.is_some() && t == cron_before.keys().next_back().copied(),
+        "T is the CronJob's last slot, read after the suspend: {ann:?}, CronJob slots {cron_before:?}"
     );
+    let t = t.expect("checked");
 
-    // every slot after T0 up to now ran exactly once, T0 and earlier not at all
+    // Temporal runs the next slots itself
     let id = env.schedule_id("every-minute");
-    let checked_until = start + TimeDelta::seconds(5);
-    let seen = wait_for(
-        "the backfilled runs to appear",
-        Duration::from_secs(30),
-        || async {
-            let s = slots(&env, &id).ok()?;
-            let expected: Vec<DateTime<Utc>> = (1..)
-                .map(|i| t0 + TimeDelta::minutes(i))
-                .take_while(|t| *t <= checked_until.min(Utc::now() - TimeDelta::seconds(3)))
-                .collect();
-            expected
-                .iter()
-                .all(|t| s.contains_key(t))
-                .then_some((s, expected))
-        },
-    )
+    wait_for("a slot run by Temporal", STEP, || async {
+        let s = temporal_slots(&env, &id).ok()?;
+        (s.keys().any(|slot| *slot > t)).then_some(())
+    })
     .await
-    .map_err(|e| {
-        anyhow::anyhow!(
-            "{e}: t0 {t0}, start {start}, seen {:?}\n--- operator ---\n{}",
-            slots(&env, &id),
-            env.operator.log_tail(15)
-        )
-    })?;
-    let (seen, expected) = seen;
+    .map_err(log)?;
     ensure!(
-        !expected.is_empty() && expected.len() >= 2,
-        "slots to check: {expected:?}"
+        env.wait_ready("every-minute")
+            .await
+            .is_ok_and(|s| condition(&s, "Ready").is_some_and(|c| c.status == "True"))
     );
-    for t in &expected {
-        ensure!(seen[t] == 1, "slot {t} ran {} times: {seen:?}", seen[t]);
-    }
-    ensure!(
-        seen.keys().all(|t| *t > t0),
-        "nothing at or before the CronJob's last slot ran again: {seen:?}"
-    );
-    ensure!(seen.values().all(|n| *n == 1), "no slot ran twice: {seen:?}");
-    let s = env.wait_ready("every-minute").await?;
-    ensure!(condition(&s, "Ready").is_some_and(|c| c.status == "True"));
 
     // and back
-    cronjobs
-        .patch(
-            "every-minute",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"metadata": {"annotations": {"durablejob.dev/migrate": "rollback"}}})),
-        )
-        .await?;
-    let back = wait_for("the rollback to finish", Duration::from_secs(40), || async {
+    set_migrate(&cronjobs, "rollback").await?;
+    let back = wait_for("the rollback to finish", STEP, || async {
         let c = cronjobs.get("every-minute").await.ok()?;
         (annotation(&c, "durablejob.dev/migrate-status") == "rolled-back").then_some(c)
     })
     .await
-    .map_err(|e| anyhow::anyhow!("{e}\n--- operator ---\n{}", env.operator.log_tail(30)))?;
+    .map_err(log)?;
     ensure!(back.spec.suspend == Some(false), "the CronJob runs again");
     let dj = env.djs.get("every-minute").await?;
     ensure!(dj.spec.suspend, "the DurableJob is suspended, not deleted");
-    let last = dj.status.unwrap_or_default().last_schedule_time;
-    let cron_last = back
-        .status
-        .and_then(|s| s.last_schedule_time)
-        .map(|t| t.0.as_second());
-    ensure!(
-        last.map(|t| t.timestamp()) == cron_last,
-        "the CronJob continues after the DurableJob's last slot: {last:?} vs {cron_last:?}"
-    );
     ensure!(
         env.describe("every-minute")?
             .is_some_and(|d| d["schedule"]["state"]["paused"] == true),
         "the schedule is paused"
+    );
+    let handed_back = dj.status.unwrap_or_default().last_schedule_time;
+    wait_for("the CronJob to run a slot again", STEP, || async {
+        let (c, _) = job_slots(&env, &uid).await.ok()?;
+        c.keys().any(|slot| Some(*slot) > handed_back).then_some(())
+    })
+    .await
+    .map_err(log)?;
+
+    // every minute from the first slot to the last ran exactly once, on one side or the other
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let by_temporal = temporal_slots(&env, &id)?;
+    let (by_cronjob, by_runner) = job_slots(&env, &uid).await?;
+    ensure!(
+        by_runner == by_temporal,
+        "one runner Job per Temporal run: Jobs {by_runner:?}, runs {by_temporal:?}"
+    );
+    let mut all: BTreeMap<DateTime<Utc>, Vec<&str>> = BTreeMap::new();
+    for (slot, n) in &by_cronjob {
+        all.entry(*slot)
+            .or_default()
+            .extend(std::iter::repeat_n("cronjob", *n));
+    }
+    for (slot, n) in &by_temporal {
+        all.entry(*slot)
+            .or_default()
+            .extend(std::iter::repeat_n("temporal", *n));
+    }
+    let first = *all.keys().next().expect("slots");
+    let last = *all.keys().next_back().expect("slots");
+    let minutes = (last - first).num_minutes();
+    for i in 0..=minutes {
+        let slot = first + TimeDelta::minutes(i);
+        let ran = all.get(&slot).cloned().unwrap_or_default();
+        ensure!(ran.len() == 1, "slot {slot} ran {ran:?}; all slots: {all:?}");
+    }
+    let temporal_range = (
+        *by_temporal.keys().next().expect("a Temporal slot"),
+        *by_temporal.keys().next_back().expect("a Temporal slot"),
+    );
+    ensure!(
+        by_cronjob.keys().all(|s| *s <= t || *s > temporal_range.1)
+            && temporal_range.0 > t
+            && Some(temporal_range.1) == handed_back,
+        "the CronJob ran up to T ({t}) and after the DurableJob's last slot ({handed_back:?}); Temporal in between: {all:?}"
     );
     Ok(())
 }

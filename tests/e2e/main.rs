@@ -1,11 +1,14 @@
-//! End-to-end tests: the `durablejob operator` binary as a separate process, the project's
-//! test API server, and the real Temporal dev server. One dev server for the binary, a
-//! Temporal namespace and an operator per scenario, at most three scenarios at a time.
+//! End-to-end tests: the `durablejob operator` and `worker` binaries as separate processes with
+//! their own ServiceAccounts, the real Kubernetes control plane (one for the binary, started by
+//! `hack/cluster.sh`, or the cluster in `DURABLEJOB_TEST_KUBECONFIG`) and the real Temporal dev
+//! server (one for the binary). A namespace (Kubernetes and Temporal) and an operator per
+//! scenario, at most three scenarios at a time.
 //!
 //! `cargo test --test e2e [-- FILTER]` runs the scenarios whose name contains FILTER.
 
 mod env;
 mod handover;
+mod kubectl;
 mod operator;
 mod procs;
 mod replay;
@@ -24,7 +27,7 @@ pub struct Shared {
 }
 
 const PARALLEL: usize = 3;
-const SCENARIO_TIMEOUT: Duration = Duration::from_secs(180);
+const SCENARIO_TIMEOUT: Duration = Duration::from_secs(300);
 
 fn main() -> ExitCode {
     let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
@@ -33,6 +36,7 @@ fn main() -> ExitCode {
         .iter()
         .chain(runs::SCENARIOS)
         .chain(handover::SCENARIOS)
+        .chain(kubectl::SCENARIOS)
         .copied()
         .collect();
     let selected: Vec<(&'static str, Scenario)> = scenarios
@@ -55,6 +59,8 @@ fn main() -> ExitCode {
         );
         return ExitCode::FAILURE;
     }
+    let cluster = testsupport::Cluster::shared();
+    println!("Kubernetes API server {}", cluster.version);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

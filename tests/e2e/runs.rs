@@ -1,13 +1,16 @@
-//! Issue 5: runs execute. The built-in runner turns each run into a Kubernetes Job (the test
-//! API server's simulated Job controller completes or fails it as its annotations say); user
-//! workers run as Deployments the operator manages.
+//! Issue 5: runs execute. The built-in runner turns each run into a Kubernetes Job, which the
+//! real Job controller completes or fails as its pods end (the simulated kubelet's pod rule,
+//! tests/cluster/README.md); user workers run as Deployments the operator manages.
 
 use std::{future::Future, pin::Pin, sync::Arc, time::Duration};
 
 use anyhow::ensure;
 use durablejob::api::RunResult;
-use k8s_openapi::api::{apps::v1::Deployment, batch::v1::Job};
-use kube::{Api, ResourceExt, api::ListParams};
+use k8s_openapi::api::{apps::v1::Deployment, batch::v1::Job, core::v1::Pod};
+use kube::{
+    Api, ResourceExt,
+    api::{DeleteParams, ListParams},
+};
 use serde_json::{Value, json};
 
 use crate::env::{Env, condition, manifest, wait_for};
@@ -31,6 +34,8 @@ scenarios!(
     terminate_other_deletes_the_older_runs_job,
     history_limits_keep_only_the_newest_finished_jobs,
     a_worker_deployment_appears_rolls_and_drives_worker_available,
+    a_job_past_its_active_deadline_ends_the_run_as_job_deadline_exceeded,
+    deleting_a_durablejob_garbage_collects_its_jobs_and_pods,
 );
 
 const T: Duration = Duration::from_secs(40);
@@ -41,19 +46,15 @@ fn quiet_schedule() -> Value {
     json!({"intervals": [{"every": "24h", "offset": format!("{}s", (now + 43_200) % 86_400)}]})
 }
 
-fn job_template(annotations: Value) -> Value {
-    json!({"metadata": {"annotations": annotations}, "spec": {"backoffLimit": 0, "template": {"spec": {
+/// A jobTemplate whose pods carry `pod_annotations` (the simulated kubelet's pod rule).
+fn job_template(pod_annotations: Value) -> Value {
+    json!({"spec": {"backoffLimit": 0, "template": {"metadata": {"annotations": pod_annotations}, "spec": {
         "restartPolicy": "Never", "containers": [{"name": "main", "image": "busybox:1.36", "command": ["true"]}]}}}})
 }
 
 async fn with_runner(shared: &Shared, name: &str) -> anyhow::Result<(Env, Runner)> {
     let env = Env::new(shared, name, &[]).await?;
-    let runner = Runner::start(
-        &shared.dir.join(name),
-        env.cluster.kubeconfig(),
-        &env.temporal,
-        &env.namespace,
-    )?;
+    let runner = Runner::start(&env.dir, &env.runner_kubeconfig, &env.temporal, &env.namespace)?;
     Ok((env, runner))
 }
 
@@ -76,7 +77,7 @@ fn trigger(env: &Env, name: &str, overlap: Option<&str>) -> anyhow::Result<()> {
 }
 
 async fn jobs_of(env: &Env, name: &str) -> anyhow::Result<Vec<Job>> {
-    let api: Api<Job> = Api::namespaced(env.client.clone(), "default");
+    let api: Api<Job> = env.api();
     let mut jobs = api
         .list(&ListParams::default().labels(&format!("durablejob.dev/name={name}")))
         .await?
@@ -134,11 +135,11 @@ async fn a_triggered_run_creates_exactly_one_job_and_succeeds(shared: Arc<Shared
         owner.kind == "DurableJob" && Some(owner.uid.clone()) == env.djs.get("report").await?.metadata.uid
     );
     ensure!(s.last_successful_time.is_some());
-    let creates = env
-        .cluster
-        .requests()
-        .count(|r| r.verb == "create" && r.resource == "jobs" && r.code == 201);
-    ensure!(creates == 1, "one Job created, {creates} creates");
+    if let Some(creates) = env.audit_count(|r| {
+        r.verb == "create" && r.object_ref.resource == "jobs" && r.response_status.code == 201
+    }) {
+        ensure!(creates == 1, "one Job created, {creates} creates");
+    }
     Ok(())
 }
 
@@ -152,7 +153,7 @@ async fn a_job_that_fails_twice_then_succeeds_takes_three_attempts_and_replays_d
             "schedule": quiet_schedule(),
             "workflow": {"retry": {"initialInterval": "1s", "maximumInterval": "2s", "maximumAttempts": 3}},
             "failedRunsHistoryLimit": 5,
-            "jobTemplate": job_template(json!({"test.durablejob.dev/outcomes": "fail,fail,succeed", "test.durablejob.dev/duration-ms": "100"})),
+            "jobTemplate": job_template(json!({"test.durablejob.dev/outcomes": "fail,fail,succeed", "test.durablejob.dev/duration": "100ms"})),
         }),
     ))
     .await?;
@@ -224,7 +225,7 @@ async fn a_run_that_exhausts_its_attempts_ends_failed_with_the_reason(
         json!({
             "schedule": quiet_schedule(),
             "workflow": {"retry": {"initialInterval": "1s", "maximumAttempts": 2}},
-            "jobTemplate": job_template(json!({"test.durablejob.dev/outcomes": "fail", "test.durablejob.dev/duration-ms": "100"})),
+            "jobTemplate": job_template(json!({"test.durablejob.dev/outcomes": "fail", "test.durablejob.dev/duration": "100ms"})),
         }),
     ))
     .await?;
@@ -257,7 +258,7 @@ async fn killing_the_runner_mid_run_neither_loses_the_run_nor_duplicates_its_job
     shared: Arc<Shared>,
 ) -> anyhow::Result<()> {
     let (env, mut runner) = with_runner(&shared, "kill").await?;
-    env.create(manifest("long", json!({"schedule": quiet_schedule(), "jobTemplate": job_template(json!({"test.durablejob.dev/duration-ms": "6000"}))})))
+    env.create(manifest("long", json!({"schedule": quiet_schedule(), "jobTemplate": job_template(json!({"test.durablejob.dev/duration": "6000ms"}))})))
         .await?;
     env.wait_ready("long").await?;
     trigger(&env, "long", None)?;
@@ -287,18 +288,17 @@ async fn killing_the_runner_mid_run_neither_loses_the_run_nor_duplicates_its_job
         "the same Job, adopted: {:?}",
         jobs.iter().map(|j| j.name_any()).collect::<Vec<_>>()
     );
-    let created = env
-        .cluster
-        .requests()
-        .count(|r| r.verb == "create" && r.resource == "jobs" && r.code == 201);
-    let adopted = env
-        .cluster
-        .requests()
-        .count(|r| r.verb == "create" && r.resource == "jobs" && r.code == 409);
-    ensure!(
-        created == 1 && adopted >= 1,
-        "one create, then AlreadyExists on resume: {created} created, {adopted} conflicts"
-    );
+    let creates = |code: u16| {
+        env.audit_count(|r| {
+            r.verb == "create" && r.object_ref.resource == "jobs" && r.response_status.code == code
+        })
+    };
+    if let (Some(created), Some(adopted)) = (creates(201), creates(409)) {
+        ensure!(
+            created == 1 && adopted >= 1,
+            "one create, then AlreadyExists on resume: {created} created, {adopted} conflicts"
+        );
+    }
     Ok(())
 }
 
@@ -308,7 +308,7 @@ async fn terminate_other_deletes_the_older_runs_job(shared: Arc<Shared>) -> anyh
     env.create(manifest(
         "replace",
         json!({"schedule": {"intervals": [{"every": "4s"}]}, "overlapPolicy": "TerminateOther",
-            "jobTemplate": job_template(json!({"test.durablejob.dev/duration-ms": "60000"}))}),
+            "jobTemplate": job_template(json!({"test.durablejob.dev/duration": "60000ms"}))}),
     ))
     .await?;
     env.wait_ready("replace").await?;
@@ -345,7 +345,7 @@ async fn history_limits_keep_only_the_newest_finished_jobs(shared: Arc<Shared>) 
     let (env, _runner) = with_runner(&shared, "history").await?;
     env.create(manifest(
         "h",
-        json!({"schedule": quiet_schedule(), "overlapPolicy": "AllowAll", "successfulRunsHistoryLimit": 1, "jobTemplate": job_template(json!({"test.durablejob.dev/duration-ms": "50"}))}),
+        json!({"schedule": quiet_schedule(), "overlapPolicy": "AllowAll", "successfulRunsHistoryLimit": 1, "jobTemplate": job_template(json!({"test.durablejob.dev/duration": "50ms"}))}),
     ))
     .await?;
     env.wait_ready("h").await?;
@@ -382,7 +382,7 @@ async fn a_worker_deployment_appears_rolls_and_drives_worker_available(
         json!({"schedule": quiet_schedule(), "workflow": {"type": "InvoiceSync"}, "worker": {"image": "example/worker:1", "replicas": 2, "env": [{"name": "MODE", "value": "fast"}]}}),
     ))
     .await?;
-    let deployments: Api<Deployment> = Api::namespaced(env.client.clone(), "default");
+    let deployments: Api<Deployment> = env.api();
     let s = env.wait_ready("sync").await?;
     ensure!(
         condition(&s, "WorkerAvailable").is_some_and(|c| c.status == "True"),
@@ -415,13 +415,19 @@ async fn a_worker_deployment_appears_rolls_and_drives_worker_available(
         "{env_vars:?}"
     );
     ensure!(
-        env_vars.contains(&("TEMPORAL_TASK_QUEUE".into(), "durablejob.default.sync".into())),
+        env_vars.contains(&(
+            "TEMPORAL_TASK_QUEUE".into(),
+            format!("durablejob.{}.sync", env.namespace)
+        )),
         "{env_vars:?}"
     );
     ensure!(env_vars.contains(&("MODE".into(), "fast".into())), "{env_vars:?}");
     ensure!(d.owner_references()[0].kind == "DurableJob");
     let d2 = env.describe("sync")?.unwrap();
-    ensure!(d2["schedule"]["action"]["startWorkflow"]["taskQueue"]["name"] == "durablejob.default.sync");
+    ensure!(
+        d2["schedule"]["action"]["startWorkflow"]["taskQueue"]["name"]
+            == format!("durablejob.{}.sync", env.namespace)
+    );
 
     // an image change rolls the Deployment
     env.edit("sync", json!({"worker": {"image": "example/worker:2"}}))
@@ -434,10 +440,16 @@ async fn a_worker_deployment_appears_rolls_and_drives_worker_available(
     .await?;
     env.wait_ready("sync").await?;
 
-    // a worker that never becomes available makes the resource not Ready
-    env.edit("sync", json!({"worker": {"template": {"metadata": {"annotations": {"test.durablejob.dev/unavailable": "true"}}}}})).await?;
+    // a worker whose pods never become ready makes the resource not Ready (a stuck rollout
+    // of an available worker does not: its old ReplicaSet keeps serving, as Kubernetes says)
+    env.create(manifest(
+        "broken",
+        json!({"schedule": quiet_schedule(), "workflow": {"type": "InvoiceSync"}, "worker": {"image": "example/worker:1",
+            "template": {"metadata": {"annotations": {"test.durablejob.dev/unavailable": "true"}}}}}),
+    ))
+    .await?;
     let s = env
-        .wait_status("sync", "WorkerAvailable=False", T, |s| {
+        .wait_status("broken", "WorkerAvailable=False", T, |s| {
             condition(s, "WorkerAvailable").is_some_and(|c| c.status == "False")
         })
         .await?;
@@ -467,5 +479,86 @@ async fn a_worker_deployment_appears_rolls_and_drives_worker_available(
         s.worker.is_none() && condition(&s, "WorkerAvailable").is_none(),
         "{s:?}"
     );
+    Ok(())
+}
+
+async fn a_job_past_its_active_deadline_ends_the_run_as_job_deadline_exceeded(
+    shared: Arc<Shared>,
+) -> anyhow::Result<()> {
+    let (env, runner) = with_runner(&shared, "deadline").await?;
+    // the pod would run an hour; the real Job controller stops the Job after 2 seconds
+    let mut jt = job_template(json!({"test.durablejob.dev/duration": "1h"}));
+    jt["spec"]["activeDeadlineSeconds"] = json!(2);
+    env.create(manifest(
+        "slow",
+        json!({
+            "schedule": quiet_schedule(),
+            "workflow": {"retry": {"initialInterval": "1s", "maximumAttempts": 3, "nonRetryableErrorTypes": ["JobDeadlineExceeded"]}},
+            "jobTemplate": jt,
+        }),
+    ))
+    .await?;
+    env.wait_ready("slow").await?;
+    trigger(&env, "slow", None)?;
+    let s = env
+        .wait_status("slow", "a Failed run", T, |s| {
+            s.recent_runs
+                .first()
+                .is_some_and(|r| r.result == RunResult::Failed)
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}\n--- runner ---\n{}", runner.log_tail(20)))?;
+    let run = &s.recent_runs[0];
+    ensure!(
+        run.attempts == Some(1),
+        "JobDeadlineExceeded is not retried when listed as non-retryable: {run:?}"
+    );
+    ensure!(
+        run.message
+            .as_deref()
+            .is_some_and(|m| m.contains("DeadlineExceeded")),
+        "{run:?}"
+    );
+    let jobs = jobs_of(&env, "slow").await?;
+    let reason = jobs[0]
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .and_then(|c| c.iter().find(|c| c.type_ == "Failed"))
+        .and_then(|c| c.reason.clone());
+    ensure!(
+        reason.as_deref() == Some("DeadlineExceeded"),
+        "the Job controller failed the Job: {reason:?}"
+    );
+    Ok(())
+}
+
+async fn deleting_a_durablejob_garbage_collects_its_jobs_and_pods(shared: Arc<Shared>) -> anyhow::Result<()> {
+    let (env, _runner) = with_runner(&shared, "gc").await?;
+    env.create(manifest(
+        "doomed",
+        json!({"schedule": quiet_schedule(), "jobTemplate": job_template(json!({"test.durablejob.dev/duration": "1h"}))}),
+    ))
+    .await?;
+    env.wait_ready("doomed").await?;
+    trigger(&env, "doomed", None)?;
+    let pods: Api<Pod> = env.api();
+    let selector = ListParams::default().labels("durablejob.dev/name=doomed");
+    wait_for("the run's pod to be Running", T, || async {
+        let list = pods.list(&selector).await.ok()?;
+        list.items
+            .iter()
+            .any(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
+            .then_some(())
+    })
+    .await?;
+    env.djs.delete("doomed", &DeleteParams::default()).await?;
+    wait_for("the garbage collector to remove the Jobs and pods", T, || async {
+        let jobs = jobs_of(&env, "doomed").await.ok()?;
+        let left = pods.list(&selector).await.ok()?.items;
+        (jobs.is_empty() && left.is_empty()).then_some(())
+    })
+    .await?;
+    ensure!(env.djs.get_opt("doomed").await?.is_none());
     Ok(())
 }

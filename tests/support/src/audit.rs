@@ -1,0 +1,87 @@
+//! The API server's audit log (`DIR/audit.log`, one JSON event a line, Metadata level):
+//! where tests count requests, by whom and with what answer.
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+/// One finished request, as the audit log records it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditEvent {
+    pub verb: String,
+    #[serde(default)]
+    pub user: User,
+    #[serde(default)]
+    pub object_ref: ObjectRef,
+    #[serde(default)]
+    pub response_status: ResponseStatus,
+    #[serde(default)]
+    pub stage: String,
+    #[serde(default)]
+    pub request_uri: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct User {
+    #[serde(default)]
+    pub username: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectRef {
+    #[serde(default)]
+    pub resource: String,
+    #[serde(default)]
+    pub subresource: String,
+    #[serde(default)]
+    pub namespace: String,
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub api_group: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ResponseStatus {
+    #[serde(default)]
+    pub code: u16,
+}
+
+impl AuditEvent {
+    /// `system:serviceaccount:NS:NAME` for a ServiceAccount's requests.
+    pub fn is_service_account(&self, namespace: &str, name: &str) -> bool {
+        self.user.username == format!("system:serviceaccount:{namespace}:{name}")
+    }
+
+    /// Verbs that change state.
+    pub fn is_write(&self) -> bool {
+        matches!(
+            self.verb.as_str(),
+            "create" | "update" | "patch" | "delete" | "deletecollection"
+        )
+    }
+}
+
+/// The audit log of the local cluster.
+#[derive(Debug, Clone)]
+pub struct AuditLog {
+    pub(crate) path: PathBuf,
+}
+
+impl AuditLog {
+    /// Every finished request logged so far (the API server writes each one before it answers).
+    pub fn events(&self) -> Vec<AuditEvent> {
+        let text = std::fs::read_to_string(&self.path).unwrap_or_default();
+        text.lines()
+            .filter_map(|l| serde_json::from_str::<AuditEvent>(l).ok())
+            .filter(|e| e.stage == "ResponseComplete")
+            .collect()
+    }
+
+    /// How many finished requests satisfy `f`.
+    pub fn count(&self, f: impl Fn(&AuditEvent) -> bool) -> usize {
+        self.events().iter().filter(|e| f(e)).count()
+    }
+}

@@ -1,0 +1,238 @@
+//! One cluster per test binary: the local control plane started by `hack/cluster.sh` (stopped
+//! by its watchdog when the test binary ends, however it ends), or the user's own cluster.
+
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+    sync::OnceLock,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, bail};
+use serde_json::{Value, json};
+
+use crate::{AuditLog, Kubectl, repo_root};
+
+/// The cluster this test binary runs against.
+#[derive(Debug)]
+pub struct Cluster {
+    kubeconfig: PathBuf,
+    /// The local cluster's folder; `None` for a user's own cluster.
+    dir: Option<PathBuf>,
+    kubectl: Kubectl,
+    /// The API server's version, e.g. `v1.37.2`.
+    pub version: String,
+}
+
+static SHARED: OnceLock<Result<Cluster, String>> = OnceLock::new();
+
+impl Cluster {
+    /// The binary's cluster, started on first use with the CRDs and the shipped RBAC
+    /// (`crds/`, `config/rbac/`) installed. Blocks while it starts; panics with the
+    /// components' logs when it cannot.
+    pub fn shared() -> &'static Cluster {
+        match SHARED.get_or_init(|| Self::start().map_err(|e| format!("{e:#}"))) {
+            Ok(c) => c,
+            Err(e) => panic!("cannot start the test cluster: {e}"),
+        }
+    }
+
+    fn start() -> anyhow::Result<Self> {
+        let (kubeconfig, dir) = match std::env::var_os("DURABLEJOB_TEST_KUBECONFIG") {
+            Some(kc) if !kc.is_empty() => (PathBuf::from(kc), None),
+            _ => {
+                let dir = std::env::temp_dir().join(format!("durablejob-cluster-{}", std::process::id()));
+                let out = Command::new(repo_root().join("hack/cluster.sh"))
+                    .arg("start")
+                    .arg(&dir)
+                    .arg("--watch")
+                    .arg(std::process::id().to_string())
+                    .output()
+                    .context("cannot run hack/cluster.sh")?;
+                eprint!("{}", String::from_utf8_lossy(&out.stdout));
+                if !out.status.success() {
+                    bail!(
+                        "hack/cluster.sh start failed:\n{}",
+                        String::from_utf8_lossy(&out.stderr)
+                    );
+                }
+                (dir.join("kubeconfig"), Some(dir))
+            }
+        };
+        let kubectl = Kubectl::find(&kubeconfig);
+        let version_json = kubectl.ok(&["version", "-o", "json"], None)?;
+        let version = serde_json::from_str::<Value>(&version_json)
+            .ok()
+            .and_then(|v| v["serverVersion"]["gitVersion"].as_str().map(str::to_string))
+            .unwrap_or_else(|| "unknown".into());
+        if dir.is_none() {
+            eprintln!("tests run against the cluster in DURABLEJOB_TEST_KUBECONFIG (Kubernetes {version})");
+        }
+        let cluster = Self {
+            kubeconfig,
+            dir,
+            kubectl,
+            version,
+        };
+        let root = repo_root();
+        cluster.kubectl.ok(
+            &[
+                "apply",
+                "--server-side",
+                "--force-conflicts",
+                "-f",
+                path(&root.join("crds"))?,
+            ],
+            None,
+        )?;
+        cluster.kubectl.ok(
+            &[
+                "wait",
+                "--for=condition=Established",
+                "--timeout=60s",
+                "crd/durablejobs.durablejob.dev",
+            ],
+            None,
+        )?;
+        for role in ["operator-clusterrole.yaml", "runner-clusterrole.yaml"] {
+            let file = root.join("config/rbac").join(role);
+            cluster.kubectl.ok(
+                &["apply", "--server-side", "--force-conflicts", "-f", path(&file)?],
+                None,
+            )?;
+        }
+        Ok(cluster)
+    }
+
+    /// The admin kubeconfig.
+    pub fn kubeconfig(&self) -> &Path {
+        &self.kubeconfig
+    }
+
+    /// A client with the admin identity, on the caller's runtime.
+    pub async fn client(&self) -> anyhow::Result<kube::Client> {
+        client_for(&self.kubeconfig).await
+    }
+
+    /// kubectl as the admin.
+    pub fn kubectl(&self) -> &Kubectl {
+        &self.kubectl
+    }
+
+    /// The audit log; `None` on a user's own cluster.
+    pub fn audit(&self) -> Option<AuditLog> {
+        self.dir.as_ref().map(|d| AuditLog {
+            path: d.join("audit.log"),
+        })
+    }
+
+    /// The local cluster's folder (`None` on a user's own cluster).
+    pub fn dir(&self) -> Option<&Path> {
+        self.dir.as_deref()
+    }
+
+    /// A fresh namespace, deleted when the guard is dropped; returns once its `default`
+    /// ServiceAccount exists (pods cannot be created before).
+    pub fn namespace(&self, name: &str) -> anyhow::Result<Namespace> {
+        let k = &self.kubectl;
+        if k.run(&["get", "namespace", name], None).0 {
+            k.ok(&["delete", "namespace", name, "--timeout=120s"], None)?;
+        }
+        k.ok(&["create", "namespace", name], None)?;
+        wait(
+            &format!("the default ServiceAccount in {name}"),
+            Duration::from_secs(60),
+            || k.run(&["get", "serviceaccount", "default", "-n", name], None).0,
+        )?;
+        Ok(Namespace {
+            name: name.to_string(),
+            kubectl: k.clone(),
+            bindings: vec![],
+        })
+    }
+}
+
+/// A namespace owned by one test; dropping it deletes the namespace and the
+/// ClusterRoleBindings made for its ServiceAccounts.
+#[derive(Debug)]
+pub struct Namespace {
+    pub name: String,
+    kubectl: Kubectl,
+    bindings: Vec<String>,
+}
+
+impl Namespace {
+    /// A kubeconfig for ServiceAccount `sa` in this namespace, bound to `cluster_role` (one
+    /// of the roles in `config/rbac/`), with a token from the TokenRequest API. The file is
+    /// written to `dir`.
+    pub fn service_account(&mut self, sa: &str, cluster_role: &str, dir: &Path) -> anyhow::Result<PathBuf> {
+        let ns = &self.name;
+        let binding = format!("{ns}-{sa}");
+        let objects = json!({"apiVersion": "v1", "kind": "List", "items": [
+            {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": sa, "namespace": ns}},
+            {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": {"name": binding},
+             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": cluster_role},
+             "subjects": [{"kind": "ServiceAccount", "name": sa, "namespace": ns}]},
+        ]});
+        self.kubectl
+            .ok(&["apply", "-f", "-"], Some(&objects.to_string()))?;
+        self.bindings.push(binding);
+        let token = self
+            .kubectl
+            .ok(&["create", "token", sa, "-n", ns, "--duration=24h"], None)?
+            .trim()
+            .to_string();
+        let raw = self
+            .kubectl
+            .ok(&["config", "view", "--raw", "--minify", "-o", "json"], None)?;
+        let admin: Value = serde_json::from_str(&raw)?;
+        let cluster = admin["clusters"][0]["cluster"].clone();
+        let user = format!("system:serviceaccount:{ns}:{sa}");
+        let kubeconfig = json!({
+            "apiVersion": "v1", "kind": "Config",
+            "clusters": [{"name": "test", "cluster": cluster}],
+            "users": [{"name": user, "user": {"token": token}}],
+            "contexts": [{"name": "test", "context": {"cluster": "test", "user": user, "namespace": ns}}],
+            "current-context": "test",
+        });
+        let file = dir.join(format!("{sa}.kubeconfig"));
+        std::fs::write(&file, serde_json::to_vec_pretty(&kubeconfig)?)?;
+        Ok(file)
+    }
+}
+
+impl Drop for Namespace {
+    fn drop(&mut self) {
+        let _ = self
+            .kubectl
+            .run(&["delete", "namespace", &self.name, "--wait=false"], None);
+        for b in &self.bindings {
+            let _ = self
+                .kubectl
+                .run(&["delete", "clusterrolebinding", b, "--ignore-not-found"], None);
+        }
+    }
+}
+
+/// A client for a kubeconfig file.
+pub async fn client_for(kubeconfig: &Path) -> anyhow::Result<kube::Client> {
+    let kc = kube::config::Kubeconfig::read_from(kubeconfig)?;
+    let config = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await?;
+    Ok(kube::Client::try_from(config)?)
+}
+
+fn path(p: &Path) -> anyhow::Result<&str> {
+    p.to_str().context("a UTF-8 path")
+}
+
+/// Polls `probe` every 200 ms until it holds or `timeout` passes.
+fn wait(what: &str, timeout: Duration, probe: impl Fn() -> bool) -> anyhow::Result<()> {
+    let deadline = Instant::now() + timeout;
+    while !probe() {
+        if Instant::now() > deadline {
+            bail!("timed out after {timeout:?} waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    Ok(())
+}

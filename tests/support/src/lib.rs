@@ -1,0 +1,26 @@
+#![forbid(unsafe_code)]
+//! What durablejob's tests share: the real local control plane (`hack/cluster.sh`, one per
+//! test binary), a namespace per test, ServiceAccount identities with the RBAC the project
+//! ships, the `kubectl` built with the cluster, and the API server's audit log.
+//!
+//! `DURABLEJOB_TEST_KUBECONFIG=PATH` points the tests at a cluster the user already has
+//! (kind, k3d, a dev cluster) instead; checks that need the audit log say they are skipped
+//! there.
+
+mod audit;
+mod cluster;
+mod kubectl;
+
+pub use audit::{AuditEvent, AuditLog};
+pub use cluster::{Cluster, Namespace};
+pub use kubectl::Kubectl;
+
+use std::path::PathBuf;
+
+/// The repository's root folder.
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("the repository root")
+}

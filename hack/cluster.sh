@@ -14,8 +14,8 @@
 #   DIR/logs/*.log   each component's output
 # --watch PID stops the cluster when process PID ends (the test binary, however it ends)
 # and removes DIR (DURABLEJOB_KEEP_CLUSTER=1 keeps it for a look at the logs).
-# --no-watch-cache turns the API server's watch cache off, so that etcd compaction
-# gives watchers real 410 Gone answers.
+# --no-watch-cache turns the API server's watch cache off and compacts etcd every 5 seconds,
+# so that a watch resumed from an old resourceVersion gets a real 410 Gone.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -116,11 +116,11 @@ EOF
 }
 
 start() {
-  local watch_pid="" watch_cache=true
+  local watch_pid="" watch_cache=true compaction=5m
   while [ $# -gt 0 ]; do
     case $1 in
       --watch) watch_pid=${2:?--watch needs a pid}; shift 2 ;;
-      --no-watch-cache) watch_cache=false; shift ;;
+      --no-watch-cache) watch_cache=false; compaction=5s; shift ;;
       *) usage ;;
     esac
   done
@@ -183,7 +183,7 @@ EOF
     --service-cluster-ip-range 10.0.0.0/24 \
     --audit-policy-file "$dir/audit-policy.yaml" --audit-log-path "$dir/audit.log" \
     --audit-log-maxsize 0 --audit-log-mode blocking \
-    --watch-cache="$watch_cache" \
+    --watch-cache="$watch_cache" --etcd-compaction-interval "$compaction" \
     --profiling=false
   kubeconfig "$dir/kubeconfig" admin "$admin_token"
   kubeconfig "$dir/pki/kcm.kubeconfig" system:kube-controller-manager "$kcm_token"

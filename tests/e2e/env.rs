@@ -11,7 +11,7 @@ use kube::{
     api::{Patch, PatchParams, PostParams},
 };
 use serde_json::{Value, json};
-use testsupport::{Cluster, Namespace};
+use testsupport::{Cluster, FaultProxy, Namespace};
 
 use crate::operator::Operator;
 
@@ -25,6 +25,8 @@ pub struct Env {
     /// The runner's identity: ServiceAccount `durablejob-runner` with the shipped role.
     pub runner_kubeconfig: PathBuf,
     pub dir: PathBuf,
+    /// The proxy between the operator and the API server, for scenarios that inject faults.
+    pub faults: Option<FaultProxy>,
     /// Deleted (with its role bindings) when the scenario ends.
     _ns: Namespace,
 }
@@ -46,6 +48,26 @@ impl Env {
         temporal: &str,
         extra_args: &[&str],
     ) -> anyhow::Result<Self> {
+        Self::build(shared, name, temporal, extra_args, false).await
+    }
+
+    /// Like [`Env::new`], with the operator talking to the API server through a fault proxy
+    /// ([`Env::faults`]).
+    pub async fn with_faults(
+        shared: &crate::Shared,
+        name: &str,
+        extra_args: &[&str],
+    ) -> anyhow::Result<Self> {
+        Self::build(shared, name, &shared.temporal, extra_args, true).await
+    }
+
+    async fn build(
+        shared: &crate::Shared,
+        name: &str,
+        temporal: &str,
+        extra_args: &[&str],
+        with_faults: bool,
+    ) -> anyhow::Result<Self> {
         let dir = shared.dir.join(name);
         std::fs::create_dir_all(&dir)?;
         let namespace = format!("e2e-{name}");
@@ -56,6 +78,14 @@ impl Env {
             anyhow::Ok((ns, op, runner))
         })?;
         let client = cluster().client().await?;
+        let (faults, operator_kubeconfig) = if with_faults {
+            let proxy = FaultProxy::start(cluster().kubeconfig()).await?;
+            let through =
+                proxy.kubeconfig_for(&operator_kubeconfig, &dir.join("operator-via-proxy.kubeconfig"))?;
+            (Some(proxy), through)
+        } else {
+            (None, operator_kubeconfig)
+        };
         crate::temporal::create_namespace(temporal, &namespace)?;
         let mut args = vec!["--watch-namespaces", namespace.as_str()];
         args.extend_from_slice(extra_args);
@@ -68,6 +98,7 @@ impl Env {
             operator,
             runner_kubeconfig,
             dir,
+            faults,
             _ns: ns,
         })
     }

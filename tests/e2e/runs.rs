@@ -168,17 +168,30 @@ async fn a_job_that_fails_twice_then_succeeds_takes_three_attempts_and_replays_d
         .await
         .map_err(|e| anyhow::anyhow!("{e}\n--- runner ---\n{}", runner.log_tail(20)))?;
     ensure!(s.recent_runs[0].attempts == Some(3), "{:?}", s.recent_runs[0]);
-    let names: Vec<String> = jobs_of(&env, "flaky")
-        .await?
+    let jobs = jobs_of(&env, "flaky").await?;
+    let outcomes: Vec<(String, String)> = jobs
         .iter()
-        .map(|j| j.name_any())
+        .map(|j| {
+            let done = j
+                .status
+                .as_ref()
+                .and_then(|s| s.conditions.as_ref())
+                .and_then(|cs| {
+                    cs.iter()
+                        .find(|c| c.status == "True" && (c.type_ == "Complete" || c.type_ == "Failed"))
+                })
+                .map(|c| c.type_.clone())
+                .unwrap_or_default();
+            (j.labels()["durablejob.dev/attempt"].clone(), done)
+        })
         .collect();
+    let mut outcomes = outcomes;
+    outcomes.sort();
     ensure!(
-        names.len() == 3
-            && ["-1", "-2", "-3"]
-                .iter()
-                .all(|n| names.iter().any(|j| j.ends_with(n))),
-        "one Job per attempt: {names:?}"
+        outcomes
+            == [("1", "Failed"), ("2", "Failed"), ("3", "Complete")]
+                .map(|(a, o)| (a.to_string(), o.to_string())),
+        "one Job per attempt, judged by the real Job controller: {outcomes:?}"
     );
 
     // the recorded history replays through the workflow code

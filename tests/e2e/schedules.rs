@@ -31,6 +31,7 @@ scenarios!(
     changing_the_temporal_namespace_moves_the_schedule,
     nothing_changing_for_30_seconds_means_no_temporal_writes,
     a_temporal_restart_is_survived_without_duplicates,
+    failing_api_requests_and_dropped_watches_are_ridden_out,
 );
 
 const T: Duration = Duration::from_secs(30);
@@ -607,5 +608,37 @@ async fn a_temporal_restart_is_survived_without_duplicates(shared: Arc<Shared>) 
     drop(env);
     server.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+async fn failing_api_requests_and_dropped_watches_are_ridden_out(shared: Arc<Shared>) -> anyhow::Result<()> {
+    let env = Env::with_faults(&shared, "faults", &[]).await?;
+    let proxy = env.faults.as_ref().expect("a fault proxy");
+    proxy.fail(testsupport::FailRule::next(
+        "PATCH",
+        "/durablejobs/report/status",
+        500,
+        3,
+    ));
+    env.create(manifest("report", json!({"schedule": {"cron": ["0 3 * * *"]}})))
+        .await?;
+    env.wait_ready("report").await?;
+    ensure!(
+        proxy.injected() == 3,
+        "three status writes failed and were retried: {}",
+        proxy.injected()
+    );
+
+    // a dropped watch is resumed: an edit made after the drop lands long before a resync would
+    proxy.drop_watches();
+    env.edit("report", json!({"schedule": {"cron": ["0 4 * * *"]}}))
+        .await?;
+    env.wait_ready("report").await?;
+    let d = env.describe("report")?.unwrap();
+    ensure!(
+        calendar(&d) == vec!["sec=0 min=0 hour=4 dom=1-31 month=1-12 dow=0-6"],
+        "{:?}",
+        calendar(&d)
+    );
     Ok(())
 }

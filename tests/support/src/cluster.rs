@@ -42,20 +42,7 @@ impl Cluster {
             Some(kc) if !kc.is_empty() => (PathBuf::from(kc), None),
             _ => {
                 let dir = std::env::temp_dir().join(format!("durablejob-cluster-{}", std::process::id()));
-                let out = Command::new(repo_root().join("hack/cluster.sh"))
-                    .arg("start")
-                    .arg(&dir)
-                    .arg("--watch")
-                    .arg(std::process::id().to_string())
-                    .output()
-                    .context("cannot run hack/cluster.sh")?;
-                eprint!("{}", String::from_utf8_lossy(&out.stdout));
-                if !out.status.success() {
-                    bail!(
-                        "hack/cluster.sh start failed:\n{}",
-                        String::from_utf8_lossy(&out.stderr)
-                    );
-                }
+                start_local(&dir, &[])?;
                 (dir.join("kubeconfig"), Some(dir))
             }
         };
@@ -131,6 +118,19 @@ impl Cluster {
         self.dir.as_deref()
     }
 
+    /// A local cluster of the test's own, with `hack/cluster.sh start` options such as
+    /// `--no-watch-cache`; stopped when dropped. Nothing is installed in it.
+    pub fn private(name: &str, options: &[&str]) -> anyhow::Result<PrivateCluster> {
+        let dir = std::env::temp_dir().join(format!("durablejob-cluster-{}-{name}", std::process::id()));
+        start_local(&dir, options)?;
+        let kubeconfig = dir.join("kubeconfig");
+        Ok(PrivateCluster {
+            kubectl: Kubectl::find(&kubeconfig),
+            kubeconfig,
+            dir,
+        })
+    }
+
     /// A fresh namespace, deleted when the guard is dropped; returns once its `default`
     /// ServiceAccount exists (pods cannot be created before).
     pub fn namespace(&self, name: &str) -> anyhow::Result<Namespace> {
@@ -150,6 +150,53 @@ impl Cluster {
             bindings: vec![],
         })
     }
+}
+
+/// A cluster one test has to itself.
+#[derive(Debug)]
+pub struct PrivateCluster {
+    pub kubeconfig: PathBuf,
+    pub dir: PathBuf,
+    pub kubectl: Kubectl,
+}
+
+impl PrivateCluster {
+    pub fn audit(&self) -> AuditLog {
+        AuditLog {
+            path: self.dir.join("audit.log"),
+        }
+    }
+}
+
+impl Drop for PrivateCluster {
+    fn drop(&mut self) {
+        let _ = Command::new(repo_root().join("hack/cluster.sh"))
+            .arg("stop")
+            .arg(&self.dir)
+            .output();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Starts the local control plane in `dir`, watched by this process (it stops when the test
+/// binary ends, however it ends).
+fn start_local(dir: &Path, options: &[&str]) -> anyhow::Result<()> {
+    let out = Command::new(repo_root().join("hack/cluster.sh"))
+        .arg("start")
+        .arg(dir)
+        .arg("--watch")
+        .arg(std::process::id().to_string())
+        .args(options)
+        .output()
+        .context("cannot run hack/cluster.sh")?;
+    eprint!("{}", String::from_utf8_lossy(&out.stdout));
+    if !out.status.success() {
+        bail!(
+            "hack/cluster.sh start failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(())
 }
 
 /// A namespace owned by one test; dropping it deletes the namespace and the

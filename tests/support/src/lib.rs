@@ -1,7 +1,8 @@
 #![forbid(unsafe_code)]
 //! What durablejob's tests share: the real local control plane (`hack/cluster.sh`, one per
 //! test binary), a namespace per test, ServiceAccount identities with the RBAC the project
-//! ships, the `kubectl` built with the cluster, and the API server's audit log.
+//! ships, the `kubectl` built with the cluster, the API server's audit log, and a proxy that
+//! injects the faults a real cluster does not offer on demand.
 //!
 //! `DURABLEJOB_TEST_KUBECONFIG=PATH` points the tests at a cluster the user already has
 //! (kind, k3d, a dev cluster) instead; checks that need the audit log say they are skipped
@@ -9,10 +10,12 @@
 
 mod audit;
 mod cluster;
+mod faults;
 mod kubectl;
 
 pub use audit::{AuditEvent, AuditLog};
-pub use cluster::{Cluster, Namespace};
+pub use cluster::{Cluster, Namespace, PrivateCluster, client_for};
+pub use faults::{FailRule, FaultProxy};
 pub use kubectl::Kubectl;
 
 use std::path::PathBuf;

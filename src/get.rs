@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use kube::{Api, Client, ResourceExt, api::ListParams};
 
 use crate::api::DurableJob;
-use crate::controller::conditions::types;
+use crate::controller::status::conditions::types;
 
 /// Lists DurableJobs and renders them as a table.
 pub async fn run(client: Client, namespace: Option<String>, all: bool) -> Result<String, kube::Error> {

@@ -1,9 +1,9 @@
 #![forbid(unsafe_code)]
 //! durablejob: Kubernetes CronJob replacements driven by Temporal schedules.
 //!
-//! Pure steps compute desired state ([`validate`], [`schedule`], [`controller::plan`],
-//! [`controller::status`]); thin layers talk to Kubernetes ([`controller`]) and Temporal
-//! ([`temporal`]).
+//! The reconcile pipeline lives in [`controller`]: pure steps ([`controller::validate`],
+//! [`controller::build`], [`controller::plan`], [`controller::status`]) between thin I/O
+//! layers that talk to Kubernetes and Temporal ([`temporal`]).
 
 pub mod api;
 pub mod cli;
@@ -17,12 +17,10 @@ pub mod metrics;
 pub mod migrate;
 pub mod run_contract;
 pub mod runner;
-pub mod schedule;
 pub mod settings;
 pub mod telemetry;
 pub mod temporal;
-pub mod validate;
-pub mod worker_deployment;
+pub mod util;
 
 #[cfg(test)]
 mod fixtures;

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::validate::ValidRetry;
+use crate::controller::validate::ValidRetry;
 
 /// Input of the built-in runner's workflow, sent as the schedule action's only argument.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -1,5 +1,8 @@
 //! The DurableJob controller: watches the resources and reconciles each one into a Temporal
-//! schedule, behind a finalizer.
+//! schedule, behind a finalizer. The pipeline, one folder or file a step:
+//!
+//! [`validate`] → [`build`] (the schedule, the worker Deployment) → [`plan`] → write (through
+//! [`crate::temporal::Schedules`] and the Kubernetes API, in [`reconcile`]) → [`status`].
 
 use std::{collections::HashMap, sync::Arc, sync::Mutex, time::Duration};
 
@@ -26,10 +29,11 @@ use crate::metrics::Metrics;
 use crate::settings::Settings;
 use crate::temporal::{Schedules, TemporalError};
 
-pub mod conditions;
+pub mod build;
 pub mod plan;
 pub mod reconcile;
 pub mod status;
+pub mod validate;
 
 /// Errors of the controller layer; the variant name is the metric label.
 #[derive(Debug, thiserror::Error)]
@@ -194,7 +198,7 @@ pub async fn run<S: Schedules>(ctx: Arc<Context<S>>, namespaces: Vec<String>, re
             .owns(
                 deployments,
                 watcher::Config::default()
-                    .labels(crate::worker_deployment::WORKER_LABEL)
+                    .labels(crate::controller::build::worker::WORKER_LABEL)
                     .any_semantic(),
             )
             .owns(

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 
 use crate::api::{DurableJobStatus, SyncRecord};
-use crate::schedule::{DesiredSchedule, Owner};
+use crate::controller::build::schedule::{DesiredSchedule, Owner};
 use crate::temporal::{ObservedSchedule, WriteOptions};
 
 /// Why a schedule is (re)written; shown in Events.

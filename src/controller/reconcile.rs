@@ -18,16 +18,16 @@ use tracing::{info, warn};
 
 use super::{
     Context, Error,
-    conditions::reasons,
     plan::{self, Decision, PlanInput, WriteReason},
+    status::conditions::reasons,
     status::{self, Problem, Report, WorkerReport},
 };
 use crate::api::{DeletionPolicy, DurableJob, DurableJobStatus, RESUME_ANNOTATION};
-use crate::schedule::{self, DesiredSchedule, ResourceRef, ScheduleLocation};
+use crate::controller::build::schedule::{self, DesiredSchedule, ResourceRef, ScheduleLocation};
+use crate::controller::build::worker;
+use crate::controller::validate;
+use crate::controller::validate::Runner;
 use crate::temporal::{ObservedSchedule, Schedules, TemporalError};
-use crate::validate;
-use crate::validate::Runner;
-use crate::worker_deployment;
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::DeleteParams;
 
@@ -267,7 +267,7 @@ async fn sync_worker<S: Schedules>(
     let name = dj.name_any();
     let uid = dj.uid().unwrap_or_default();
     let api: Api<Deployment> = Api::namespaced(ctx.client.clone(), &namespace);
-    let deployment = worker_deployment::deployment_name(&name);
+    let deployment = worker::deployment_name(&name);
     let existing = api.get_opt(&deployment).await.map_err(Error::Kube)?;
     let ours = |d: &Deployment| d.metadata.owner_references.iter().flatten().any(|o| o.uid == uid);
     let Runner::Worker(w) = &valid.runner else {
@@ -287,7 +287,7 @@ async fn sync_worker<S: Schedules>(
         }
         return Ok(None);
     };
-    let target = worker_deployment::WorkerTarget {
+    let target = worker::WorkerTarget {
         namespace: &namespace,
         name: &name,
         uid: &uid,
@@ -295,14 +295,12 @@ async fn sync_worker<S: Schedules>(
         temporal_namespace: &desired.location.namespace,
         task_queue: &desired.action.task_queue,
     };
-    let want = worker_deployment::desired(&target, w);
-    let want_hash = want["metadata"]["annotations"][worker_deployment::SPEC_HASH_ANNOTATION]
+    let want = worker::desired(&target, w);
+    let want_hash = want["metadata"]["annotations"][worker::SPEC_HASH_ANNOTATION]
         .as_str()
         .map(String::from);
     let current = match &existing {
-        Some(d) if d.annotations().get(worker_deployment::SPEC_HASH_ANNOTATION) == want_hash.as_ref() => {
-            d.clone()
-        }
+        Some(d) if d.annotations().get(worker::SPEC_HASH_ANNOTATION) == want_hash.as_ref() => d.clone(),
         _ => {
             let applied = api
                 .patch(
@@ -327,7 +325,7 @@ async fn sync_worker<S: Schedules>(
     };
     Ok(Some(WorkerReport {
         deployment,
-        health: worker_deployment::health(&current),
+        health: worker::health(&current),
     }))
 }
 

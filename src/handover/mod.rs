@@ -28,9 +28,9 @@ use self::plan::{
     SUSPEND_BEFORE, SUSPENDED_AT, Step,
 };
 use crate::api::DurableJob;
+use crate::controller::build::schedule::ScheduleLocation;
 use crate::controller::{Context, Error, reconcile::FIELD_MANAGER};
 use crate::migrate::convert::{self, Options};
-use crate::schedule::ScheduleLocation;
 use crate::temporal::Schedules;
 
 fn rfc3339(t: chrono::DateTime<Utc>) -> String {

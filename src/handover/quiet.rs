@@ -47,7 +47,11 @@ pub fn nearest_slots(
         consider(p, n);
     }
     for interval in &schedule.intervals {
-        let secs = |s: &str| crate::cli::parse_duration(s).ok().map(|d| d.as_secs() as i64);
+        let secs = |s: &str| {
+            crate::util::duration::parse_positive(s)
+                .ok()
+                .map(|d| d.as_secs() as i64)
+        };
         let Some(every) = secs(&interval.every).filter(|e| *e > 0) else {
             continue;
         };

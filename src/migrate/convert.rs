@@ -8,7 +8,7 @@ use serde_json::{Map, Value, json};
 
 use super::schedule::{self, Translated};
 use crate::api::{DEFAULT_CATCHUP_WINDOW, OverlapPolicy};
-use crate::validate::MIN_CATCHUP_WINDOW;
+use crate::controller::validate::MIN_CATCHUP_WINDOW;
 
 /// How to map what has more than one sensible mapping.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -198,7 +198,7 @@ pub fn convert(cronjob: &Value, opts: &Options) -> Result<(Value, Vec<Difference
                 "spec.startingDeadlineSeconds",
                 "became catchupWindow: runs missed while Temporal was unavailable start if at most this late; CronJob starts only the most recent missed run, Temporal starts each missed run the overlap policy allows",
             );
-            crate::schedule::format_duration(std::time::Duration::from_secs(secs))
+            crate::util::duration::format(std::time::Duration::from_secs(secs))
         }
         None => {
             note(

@@ -7,7 +7,7 @@ use k8s_openapi::api::batch::v1::{Job, JobTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 
 use crate::run_contract::RunInput;
-use crate::schedule::hex_sha256;
+use crate::util::digest::hex_sha256;
 
 /// Labels on every Job the runner creates.
 pub const LABEL_NAME: &str = "durablejob.dev/name";

@@ -16,9 +16,9 @@ use temporalio_sdk::{
 
 use super::activities::{AttemptInput, CleanupInput, JobActivities};
 use super::job::{self, failure};
+use crate::controller::validate::ValidRetry;
 use crate::run_contract::RunInput;
 use crate::temporal::sdk::run_memo;
-use crate::validate::ValidRetry;
 
 /// The slot a scheduled run is for (the start time for manual triggers).
 pub const SCHEDULED_START: SearchAttributeKey<Timestamp> =

@@ -6,7 +6,7 @@ use std::future::Future;
 use chrono::{DateTime, Utc};
 
 use crate::api::RunResult;
-use crate::schedule::{DesiredSchedule, Owner, ScheduleLocation};
+use crate::controller::build::schedule::{DesiredSchedule, Owner, ScheduleLocation};
 
 pub mod connect;
 pub mod sdk;

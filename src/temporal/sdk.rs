@@ -31,8 +31,9 @@ use super::{
     connect::ClientPool,
 };
 use crate::api::{OverlapPolicy, RunResult};
-use crate::schedule::{DesiredSchedule, Owner, ScheduleLocation, canonical_json, hex_sha256, memo};
-use crate::validate::ValidRetry;
+use crate::controller::build::schedule::{DesiredSchedule, Owner, ScheduleLocation, memo};
+use crate::controller::validate::ValidRetry;
+use crate::util::digest::{canonical_json, hex_sha256};
 
 /// Memo keys the built-in runner sets on its workflows, read back into `recentRuns`.
 pub mod run_memo {

@@ -8,12 +8,12 @@ use std::{collections::BTreeMap, time::Duration};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
 use crate::api::{BUILTIN_WORKFLOW_TYPE, OverlapPolicy};
+use crate::controller::validate::{Runner, ValidInterval, ValidRetry, ValidSpec};
 use crate::run_contract::RunInput;
 use crate::settings::Settings;
-use crate::validate::{Runner, ValidInterval, ValidRetry, ValidSpec};
+use crate::util::{digest, duration};
 
 /// Memo keys the operator writes on every schedule it creates.
 pub mod memo {
@@ -193,16 +193,16 @@ impl DesiredSchedule {
     /// when Temporal's normalized description cannot be compared field by field.
     pub fn hash(&self) -> String {
         let json = serde_json::to_value(self).expect("DesiredSchedule serializes");
-        hex_sha256(&canonical_json(&json))
+        digest::hex_sha256(&digest::canonical_json(&json))
     }
 
     /// One line for `status.schedule` and the printer column.
     pub fn summary(&self) -> String {
         let mut parts: Vec<String> = self.calendar.cron.clone();
         for iv in &self.calendar.intervals {
-            let mut s = format!("every {}", format_duration(iv.every));
+            let mut s = format!("every {}", duration::format(iv.every));
             if let Some(o) = iv.offset.filter(|o| !o.is_zero()) {
-                s.push_str(&format!(" +{}", format_duration(o)));
+                s.push_str(&format!(" +{}", duration::format(o)));
             }
             parts.push(s);
         }
@@ -212,93 +212,6 @@ impl DesiredSchedule {
         }
         out
     }
-}
-
-/// Formats a duration in Go syntax without zero parts: `1h30m`, `1m30s`, `500ms`.
-pub fn format_duration(d: Duration) -> String {
-    if d.is_zero() {
-        return "0s".into();
-    }
-    let total_ms = d.as_millis();
-    let (h, m, s, ms) = (
-        total_ms / 3_600_000,
-        (total_ms / 60_000) % 60,
-        (total_ms / 1000) % 60,
-        total_ms % 1000,
-    );
-    let mut out = String::new();
-    for (n, unit) in [(h, "h"), (m, "m"), (s, "s"), (ms, "ms")] {
-        if n > 0 {
-            out.push_str(&format!("{n}{unit}"));
-        }
-    }
-    if out.is_empty() {
-        format!("{}ns", d.as_nanos())
-    } else {
-        out
-    }
-}
-
-/// Serde for `Duration` as a Go duration string, for the run contract's JSON.
-pub mod go_duration {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer, Serializer, de::Error};
-
-    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&super::format_duration(*d))
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        let text = String::deserialize(d)?;
-        let parsed: kube::core::Duration = text
-            .parse()
-            .map_err(|e| D::Error::custom(format!("{text:?}: {e}")))?;
-        Ok(parsed.into())
-    }
-}
-
-/// JSON with object keys sorted at every level, so equal values hash equally whatever the
-/// map implementation's iteration order.
-pub fn canonical_json(v: &Value) -> Vec<u8> {
-    let mut out = Vec::new();
-    write_canonical(v, &mut out);
-    out
-}
-
-fn write_canonical(v: &Value, out: &mut Vec<u8>) {
-    match v {
-        Value::Object(m) => {
-            let mut entries: Vec<(&String, &Value)> = m.iter().collect();
-            entries.sort_by(|a, b| a.0.cmp(b.0));
-            out.push(b'{');
-            for (i, (k, v)) in entries.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                out.extend(serde_json::to_vec(k).expect("string serializes"));
-                out.push(b':');
-                write_canonical(v, out);
-            }
-            out.push(b'}');
-        }
-        Value::Array(a) => {
-            out.push(b'[');
-            for (i, v) in a.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                write_canonical(v, out);
-            }
-            out.push(b']');
-        }
-        other => out.extend(serde_json::to_vec(other).expect("scalar serializes")),
-    }
-}
-
-pub fn hex_sha256(bytes: &[u8]) -> String {
-    let digest = Sha256::digest(bytes);
-    digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]
@@ -412,31 +325,6 @@ mod tests {
         assert_eq!(
             DurableJob::test_full("x").desired_schedule().summary(),
             "30 2 * * *, @hourly, every 1h30m +5m (Europe/Berlin)"
-        );
-    }
-
-    #[test]
-    fn durations_format_in_go_syntax() {
-        for (secs, text) in [
-            (0, "0s"),
-            (90, "1m30s"),
-            (3600, "1h"),
-            (5400, "1h30m"),
-            (86_400 * 2, "48h"),
-        ] {
-            assert_eq!(format_duration(Duration::from_secs(secs)), text);
-        }
-        assert_eq!(format_duration(Duration::from_millis(1500)), "1s500ms");
-    }
-
-    #[test]
-    fn canonical_json_ignores_key_order() {
-        let a: Value = serde_json::from_str(r#"{"b":1,"a":{"d":2,"c":[{"y":1,"x":2}]}}"#).unwrap();
-        let b: Value = serde_json::from_str(r#"{"a":{"c":[{"x":2,"y":1}],"d":2},"b":1}"#).unwrap();
-        assert_eq!(canonical_json(&a), canonical_json(&b));
-        assert_eq!(
-            String::from_utf8(canonical_json(&a)).unwrap(),
-            r#"{"a":{"c":[{"x":2,"y":1}],"d":2},"b":1}"#
         );
     }
 }

@@ -4,9 +4,11 @@ use std::time::Duration;
 
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 
-use super::conditions::{self, ConditionValue, reasons, types};
+pub mod conditions;
+
+use self::conditions::{ConditionValue, reasons, types};
 use crate::api::{DurableJobStatus, RecentRun, RunResult, RunningWorkflow, SyncRecord};
-use crate::schedule::DesiredSchedule;
+use crate::controller::build::schedule::DesiredSchedule;
 use crate::temporal::{ObservedSchedule, RunRecord};
 
 /// At most this many `recentRuns`.
@@ -44,7 +46,7 @@ pub struct Report<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WorkerReport {
     pub deployment: String,
-    pub health: crate::worker_deployment::WorkerHealth,
+    pub health: crate::controller::build::worker::WorkerHealth,
 }
 
 fn secs(t: DateTime<Utc>) -> DateTime<Utc> {

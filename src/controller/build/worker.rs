@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::apps::v1::Deployment;
 use serde_json::{Value, json};
 
-use crate::schedule::{canonical_json, hex_sha256};
-use crate::validate::ValidWorker;
+use crate::controller::validate::ValidWorker;
+use crate::util::digest::{canonical_json, hex_sha256};
 
 /// Annotation with the hash of what the operator last applied, to skip no-op applies.
 pub const SPEC_HASH_ANNOTATION: &str = "durablejob.dev/spec-hash";

@@ -85,10 +85,10 @@ pub struct ValidWorkflow {
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ValidRetry {
-    #[serde(with = "crate::schedule::go_duration")]
+    #[serde(with = "crate::util::duration::go_duration")]
     pub initial_interval: Duration,
     pub backoff_coefficient: f64,
-    #[serde(with = "crate::schedule::go_duration")]
+    #[serde(with = "crate::util::duration::go_duration")]
     pub maximum_interval: Duration,
     /// 0 means unlimited.
     pub maximum_attempts: i32,

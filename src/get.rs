@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use kube::{Api, Client, ResourceExt, api::ListParams};
 
 use crate::api::DurableJob;
-use crate::controller::status::conditions::types;
+use crate::reason::ConditionType;
 
 /// Lists DurableJobs and renders them as a table.
 pub async fn run(client: Client, namespace: Option<String>, all: bool) -> Result<String, kube::Error> {
@@ -57,7 +57,7 @@ pub fn render(items: &[DurableJob], now: DateTime<Utc>, with_namespace: bool) ->
             status
                 .conditions
                 .iter()
-                .find(|c| c.type_ == types::READY)
+                .find(|c| c.type_ == ConditionType::Ready.as_str())
                 .map_or("Unknown".into(), |c| c.status.clone()),
         );
         row.push(

@@ -15,6 +15,7 @@ pub mod handover;
 pub mod health;
 pub mod metrics;
 pub mod migrate;
+pub mod reason;
 pub mod run_contract;
 pub mod runner;
 pub mod settings;

@@ -8,6 +8,7 @@ use prometheus_client::{
     registry::Registry,
 };
 
+use crate::reason::Reason;
 use crate::temporal::sdk::CallObserver;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -65,18 +66,18 @@ impl Metrics {
         Arc::new(m)
     }
 
-    pub fn failure(&self, reason: &str) {
+    pub fn failure(&self, reason: Reason) {
         self.reconcile_failures
             .get_or_create(&ReasonLabel {
-                reason: reason.into(),
+                reason: reason.as_str().into(),
             })
             .inc();
     }
 
-    pub fn write(&self, reason: &str) {
+    pub fn write(&self, reason: Reason) {
         self.schedule_writes
             .get_or_create(&ReasonLabel {
-                reason: reason.into(),
+                reason: reason.as_str().into(),
             })
             .inc();
     }

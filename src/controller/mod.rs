@@ -26,14 +26,19 @@ use tracing::{error, info, warn};
 use crate::api::{DurableJob, FINALIZER};
 use crate::health::Readiness;
 use crate::metrics::Metrics;
+use crate::reason::Reason;
 use crate::settings::Settings;
 use crate::temporal::{Schedules, TemporalError};
 
 pub mod build;
+pub mod io;
 pub mod plan;
 pub mod reconcile;
 pub mod status;
 pub mod validate;
+
+#[cfg(test)]
+mod tests;
 
 /// Errors of the controller layer; the variant name is the metric label.
 #[derive(Debug, thiserror::Error)]
@@ -51,13 +56,19 @@ pub enum Error {
 }
 
 impl Error {
-    pub fn metric_label(&self) -> &'static str {
+    /// The reason this error is counted under: the cause, not the finalizer that wrapped it.
+    pub fn reason(&self) -> Reason {
+        use kube::runtime::finalizer::Error as F;
         match self {
-            Error::Kube(_) => "Kube",
-            Error::Temporal(_) => "Temporal",
-            Error::Finalizer(_) => "Finalizer",
-            Error::NotNamespaced => "NotNamespaced",
-            Error::Invalid(_) => "Invalid",
+            Error::Kube(_) => Reason::KubernetesError,
+            Error::Temporal(e) => io::temporal::problem_for(e).reason,
+            Error::Finalizer(f) => match f.as_ref() {
+                F::ApplyFailed(e) | F::CleanupFailed(e) => e.reason(),
+                F::AddFinalizer(_) | F::RemoveFinalizer(_) => Reason::KubernetesError,
+                F::UnnamedObject | F::InvalidFinalizer => Reason::UnreadableObject,
+            },
+            Error::NotNamespaced => Reason::NotNamespaced,
+            Error::Invalid(_) => Reason::UnreadableObject,
         }
     }
 }
@@ -115,7 +126,7 @@ async fn reconcile<S: Schedules>(
             // The CRD schema should make this impossible; an outdated CRD can still let it in.
             warn!(name = ?invalid.metadata.name, namespace = ?invalid.metadata.namespace, error = %invalid.error,
                 "DurableJob cannot be read; is the installed CRD older than the operator? (durablejob crd | kubectl apply -f -)");
-            ctx.metrics.failure("UnreadableObject");
+            ctx.metrics.failure(Reason::UnreadableObject);
             Ok(Action::await_change())
         }
         Ok(dj) => {
@@ -143,7 +154,7 @@ fn error_policy<S: Schedules>(
     error: &Error,
     ctx: Arc<Context<S>>,
 ) -> Action {
-    ctx.metrics.failure(error.metric_label());
+    ctx.metrics.failure(error.reason());
     let delay = match &obj.0 {
         Ok(dj) => ctx.next_backoff(dj),
         Err(_) => Duration::from_secs(60),

@@ -24,6 +24,21 @@ pub enum WriteReason {
     Resumed,
 }
 
+impl WriteReason {
+    /// The reason an Event and the schedule_writes metric give for this write.
+    pub fn reason(self) -> crate::reason::Reason {
+        use crate::reason::Reason;
+        match self {
+            WriteReason::Created => Reason::ScheduleCreated,
+            WriteReason::Recreated => Reason::ScheduleRecreated,
+            WriteReason::SpecChanged => Reason::ScheduleUpdated,
+            WriteReason::DriftRepaired => Reason::DriftRepaired,
+            WriteReason::Adopted => Reason::ScheduleAdopted,
+            WriteReason::Resumed => Reason::ScheduleResumed,
+        }
+    }
+}
+
 /// The decision for one reconcile.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Decision {

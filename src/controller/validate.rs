@@ -53,7 +53,7 @@ pub struct ValidSpec {
     pub suspend: bool,
     pub run_limit: Option<i64>,
     pub workflow: ValidWorkflow,
-    pub runner: Runner,
+    pub executor: Executor,
     pub successful_runs_history_limit: i32,
     pub failed_runs_history_limit: i32,
     pub temporal_namespace: Option<String>,
@@ -97,11 +97,11 @@ pub struct ValidRetry {
 
 /// Who executes the runs.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Runner {
+pub enum Executor {
     /// The built-in runner creates a Job from this (validated) batch/v1 JobTemplateSpec.
-    Builtin { job_template: Value },
-    /// A user worker Deployment.
-    Worker(Box<ValidWorker>),
+    BuiltinRunner { job_template: Value },
+    /// The user's own Temporal worker, run as a Deployment the operator manages.
+    UserWorker(Box<ValidWorker>),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -219,7 +219,7 @@ pub fn validate(spec: &DurableJobSpec) -> Result<ValidSpec, InvalidSpec> {
     }
 
     let workflow = validate_workflow(spec, &mut v);
-    let runner = validate_runner(spec, &mut v);
+    let executor = validate_executor(spec, &mut v);
     let temporal_namespace = spec.temporal.as_ref().and_then(|t| t.namespace.clone());
     if let Some(ns) = &temporal_namespace
         && ns.trim().is_empty()
@@ -246,7 +246,7 @@ pub fn validate(spec: &DurableJobSpec) -> Result<ValidSpec, InvalidSpec> {
         suspend: spec.suspend,
         run_limit: spec.run_limit,
         workflow,
-        runner: runner.expect("a runner exists when no error was recorded"),
+        executor: executor.expect("an executor exists when no error was recorded"),
         successful_runs_history_limit: spec.successful_runs_history_limit,
         failed_runs_history_limit: spec.failed_runs_history_limit,
         temporal_namespace,
@@ -342,7 +342,7 @@ fn validate_workflow(spec: &DurableJobSpec, v: &mut Collector) -> ValidWorkflow 
     }
 }
 
-fn validate_runner(spec: &DurableJobSpec, v: &mut Collector) -> Option<Runner> {
+fn validate_executor(spec: &DurableJobSpec, v: &mut Collector) -> Option<Executor> {
     match (&spec.job_template, &spec.worker) {
         (Some(_), Some(_)) | (None, None) => {
             v.push(
@@ -354,7 +354,7 @@ fn validate_runner(spec: &DurableJobSpec, v: &mut Collector) -> Option<Runner> {
         }
         (Some(template), None) => {
             validate_job_template(template, v);
-            Some(Runner::Builtin {
+            Some(Executor::BuiltinRunner {
                 job_template: template.clone(),
             })
         }
@@ -382,7 +382,7 @@ fn validate_runner(spec: &DurableJobSpec, v: &mut Collector) -> Option<Runner> {
             if worker.image.trim().is_empty() {
                 v.push("spec.worker.image".into(), "must name a container image".into());
             }
-            Some(Runner::Worker(Box::new(ValidWorker {
+            Some(Executor::UserWorker(Box::new(ValidWorker {
                 image: worker.image.clone(),
                 replicas: worker.replicas.unwrap_or(1),
                 env,
@@ -577,7 +577,7 @@ mod tests {
             v.workflow.search_attributes["CustomKeywordField"],
             json!("nightly")
         );
-        assert!(matches!(v.runner, Runner::Builtin { .. }));
+        assert!(matches!(v.executor, Executor::BuiltinRunner { .. }));
         assert_eq!(
             (v.successful_runs_history_limit, v.failed_runs_history_limit),
             (5, 2)
@@ -667,7 +667,7 @@ mod tests {
     }
 
     #[test]
-    fn exactly_one_runner_is_required() {
+    fn exactly_one_executor_is_required() {
         let mut both = DurableJob::test("x");
         both.spec.worker = Some(crate::api::WorkerSpec {
             image: "w".into(),
@@ -694,7 +694,9 @@ mod tests {
             "{errs:?}"
         );
         let ok = validate(&DurableJob::test("x").with_worker("Sync").spec).unwrap();
-        assert!(matches!(ok.runner, Runner::Worker(w) if w.replicas == 1 && w.image == "example/worker:1"));
+        assert!(
+            matches!(ok.executor, Executor::UserWorker(w) if w.replicas == 1 && w.image == "example/worker:1")
+        );
     }
 
     #[test]

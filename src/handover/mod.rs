@@ -13,12 +13,7 @@ use k8s_openapi::api::batch::v1::{CronJob, Job};
 use kube::{
     Api, Resource, ResourceExt,
     api::{ListParams, Patch, PatchParams},
-    runtime::{
-        Controller,
-        controller::Action,
-        events::{Event, EventType},
-        watcher,
-    },
+    runtime::{Controller, controller::Action, events::EventType, watcher},
 };
 use serde_json::{Value, json};
 use tracing::{info, warn};
@@ -29,8 +24,10 @@ use self::plan::{
 };
 use crate::api::DurableJob;
 use crate::controller::build::schedule::ScheduleLocation;
+use crate::controller::io::{Notice, kube as k8s};
 use crate::controller::{Context, Error, reconcile::FIELD_MANAGER};
 use crate::migrate::convert::{self, Options};
+use crate::reason::Reason;
 use crate::temporal::Schedules;
 
 fn rfc3339(t: chrono::DateTime<Utc>) -> String {
@@ -41,19 +38,16 @@ async fn event<S: Schedules, K: Resource<DynamicType = ()>>(
     ctx: &Context<S>,
     obj: &K,
     type_: EventType,
-    reason: &str,
+    reason: Reason,
     note: String,
 ) {
-    let ev = Event {
+    let notice = Notice {
         type_,
-        reason: reason.into(),
-        note: Some(note),
-        action: "Handover".into(),
-        secondary: None,
+        reason,
+        action: "Handover",
+        note,
     };
-    if let Err(e) = ctx.recorder.publish(&ev, &obj.object_ref(&())).await {
-        warn!(error = %e, "could not publish Event");
-    }
+    k8s::publish(ctx, obj, &notice).await;
 }
 
 async fn annotate_cronjob(api: &Api<CronJob>, name: &str, values: Value) -> Result<(), Error> {
@@ -157,7 +151,7 @@ pub async fn reconcile<S: Schedules>(cj: Arc<CronJob>, ctx: Arc<Context<S>>) -> 
                     json!({MIGRATE_STATUS: format!("error: {message}")}),
                 )
                 .await?;
-                event(&ctx, &*cj, EventType::Warning, "HandoverRefused", message).await;
+                event(&ctx, &*cj, EventType::Warning, Reason::HandoverRefused, message).await;
             }
             Ok(Action::await_change())
         }
@@ -179,7 +173,7 @@ pub async fn reconcile<S: Schedules>(cj: Arc<CronJob>, ctx: Arc<Context<S>>) -> 
                         json!({MIGRATE_STATUS: format!("error: {message}")}),
                     )
                     .await?;
-                    event(&ctx, &*cj, EventType::Warning, "HandoverRefused", message).await;
+                    event(&ctx, &*cj, EventType::Warning, Reason::HandoverRefused, message).await;
                     return Ok(Action::await_change());
                 }
             };
@@ -197,7 +191,7 @@ pub async fn reconcile<S: Schedules>(cj: Arc<CronJob>, ctx: Arc<Context<S>>) -> 
                 &ctx,
                 &*cj,
                 EventType::Normal,
-                "HandoverStarted",
+                Reason::HandoverStarted,
                 format!("Created DurableJob {name} with its schedule paused"),
             )
             .await;
@@ -205,7 +199,7 @@ pub async fn reconcile<S: Schedules>(cj: Arc<CronJob>, ctx: Arc<Context<S>>) -> 
                 &ctx,
                 &created,
                 EventType::Normal,
-                "HandoverStarted",
+                Reason::HandoverStarted,
                 format!("Created from CronJob {name}; paused until the CronJob is suspended"),
             )
             .await;
@@ -224,7 +218,7 @@ pub async fn reconcile<S: Schedules>(cj: Arc<CronJob>, ctx: Arc<Context<S>>) -> 
                 &ctx,
                 &*cj,
                 EventType::Normal,
-                "HandoverSuspended",
+                Reason::HandoverSuspended,
                 format!("Suspended: DurableJob {name} takes over"),
             )
             .await;
@@ -254,7 +248,7 @@ pub async fn reconcile<S: Schedules>(cj: Arc<CronJob>, ctx: Arc<Context<S>>) -> 
                     active.join(", ")
                 ));
             }
-            event(&ctx, &dj, EventType::Normal, "HandoverUnpaused", note).await;
+            event(&ctx, &dj, EventType::Normal, Reason::HandoverUnpaused, note).await;
             Ok(Action::requeue(Duration::from_secs(1)))
         }
         Step::FindFirstOwnSlot => {
@@ -296,7 +290,7 @@ pub async fn reconcile<S: Schedules>(cj: Arc<CronJob>, ctx: Arc<Context<S>>) -> 
                 &ctx,
                 &dj,
                 EventType::Normal,
-                "HandoverBackfilled",
+                Reason::HandoverBackfilled,
                 format!(
                     "Ran the slots between {} and {} that neither the CronJob nor the schedule ran",
                     rfc3339(from),
@@ -312,7 +306,7 @@ pub async fn reconcile<S: Schedules>(cj: Arc<CronJob>, ctx: Arc<Context<S>>) -> 
         }
         Step::MarkHandedOver => {
             annotate_cronjob(&cronjobs, &name, json!({MIGRATE_STATUS: "handed-over"})).await?;
-            event(&ctx, &*cj, EventType::Normal, "HandedOver", format!("DurableJob {name} runs this schedule now; the CronJob stays suspended (nothing was deleted)")).await;
+            event(&ctx, &*cj, EventType::Normal, Reason::HandedOver, format!("DurableJob {name} runs this schedule now; the CronJob stays suspended (nothing was deleted)")).await;
             Ok(Action::await_change())
         }
         Step::SuspendDurableJob => {
@@ -321,7 +315,7 @@ pub async fn reconcile<S: Schedules>(cj: Arc<CronJob>, ctx: Arc<Context<S>>) -> 
                 &ctx,
                 &*cj,
                 EventType::Normal,
-                "RollbackStarted",
+                Reason::RollbackStarted,
                 format!("Suspended DurableJob {name}"),
             )
             .await;
@@ -353,7 +347,7 @@ pub async fn reconcile<S: Schedules>(cj: Arc<CronJob>, ctx: Arc<Context<S>>) -> 
                 &ctx,
                 &*cj,
                 EventType::Normal,
-                "RolledBack",
+                Reason::RolledBack,
                 format!(
                     "The CronJob runs this schedule again after {}; DurableJob {name} stays suspended (nothing was deleted)",
                     last.map(rfc3339).unwrap_or_else(|| "now".into())

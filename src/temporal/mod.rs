@@ -9,6 +9,8 @@ use crate::api::RunResult;
 use crate::controller::build::schedule::{DesiredSchedule, Owner, ScheduleLocation};
 
 pub mod connect;
+#[cfg(test)]
+pub mod fake;
 pub mod sdk;
 
 /// Errors talking to Temporal, classified by what the reconcile should do about them.

@@ -32,6 +32,7 @@ scenarios!(
     nothing_changing_for_30_seconds_means_no_temporal_writes,
     a_temporal_restart_is_survived_without_duplicates,
     failing_api_requests_and_dropped_watches_are_ridden_out,
+    cleanup_deletes_the_schedule_even_when_no_status_was_written_and_the_spec_turned_invalid,
 );
 
 const T: Duration = Duration::from_secs(30);
@@ -640,5 +641,46 @@ async fn failing_api_requests_and_dropped_watches_are_ridden_out(shared: Arc<Sha
         "{:?}",
         calendar(&d)
     );
+    Ok(())
+}
+
+async fn cleanup_deletes_the_schedule_even_when_no_status_was_written_and_the_spec_turned_invalid(
+    shared: Arc<Shared>,
+) -> anyhow::Result<()> {
+    let env = Env::with_faults(&shared, "cleanup", &[]).await?;
+    let proxy = env.faults.as_ref().expect("a fault proxy");
+    // every status write fails: the operator makes the schedule but never records it
+    proxy.fail(testsupport::FailRule {
+        method: Some("PATCH".into()),
+        path_contains: "/durablejobs/gone/status".into(),
+        code: 500,
+        count: None,
+        ratio: 1.0,
+    });
+    env.create(manifest("gone", json!({"schedule": {"cron": ["0 3 * * *"]}})))
+        .await?;
+    env.wait_schedule("gone", "the schedule to be made", T, |d| d.is_some())
+        .await?;
+    ensure!(
+        env.djs
+            .get("gone")
+            .await?
+            .status
+            .and_then(|s| s.schedule_id)
+            .is_none(),
+        "no status was written"
+    );
+    // the spec turns invalid (the CRD lets an unknown time zone in; the operator refuses it)
+    env.edit("gone", json!({"schedule": {"timeZone": "Mars/Olympus"}}))
+        .await?;
+    env.djs.delete("gone", &DeleteParams::default()).await?;
+    let djs = env.djs.clone();
+    wait_for("the resource to go", T, || {
+        let djs = djs.clone();
+        async move { djs.get_opt("gone").await.ok()?.is_none().then_some(()) }
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}\n--- operator log ---\n{}", env.operator.log_tail(20)))?;
+    ensure!(env.describe("gone")?.is_none(), "no schedule is left in Temporal");
     Ok(())
 }

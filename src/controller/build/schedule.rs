@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::api::{BUILTIN_WORKFLOW_TYPE, OverlapPolicy};
-use crate::controller::validate::{Runner, ValidInterval, ValidRetry, ValidSpec};
+use crate::controller::validate::{Executor, ValidInterval, ValidRetry, ValidSpec};
 use crate::run_contract::RunInput;
 use crate::settings::Settings;
 use crate::util::{digest, duration};
@@ -119,8 +119,8 @@ pub fn desired(resource: &ResourceRef<'_>, spec: &ValidSpec, settings: &Settings
         id: settings.schedule_id(resource.namespace, resource.name),
     };
     let wf = &spec.workflow;
-    let (workflow_type, task_queue, args, retry) = match &spec.runner {
-        Runner::Builtin { job_template } => {
+    let (workflow_type, task_queue, args, retry) = match &spec.executor {
+        Executor::BuiltinRunner { job_template } => {
             let input = RunInput {
                 namespace: resource.namespace.into(),
                 name: resource.name.into(),
@@ -139,7 +139,7 @@ pub fn desired(resource: &ResourceRef<'_>, spec: &ValidSpec, settings: &Settings
                 None,
             )
         }
-        Runner::Worker(_) => (
+        Executor::UserWorker(_) => (
             wf.type_.clone().unwrap_or_default(),
             wf.task_queue
                 .clone()

@@ -6,9 +6,10 @@ use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 
 pub mod conditions;
 
-use self::conditions::{ConditionValue, reasons, types};
+use self::conditions::ConditionValue;
 use crate::api::{DurableJobStatus, RecentRun, RunResult, RunningWorkflow, SyncRecord};
 use crate::controller::build::schedule::DesiredSchedule;
+use crate::reason::{ConditionType, Reason};
 use crate::temporal::{ObservedSchedule, RunRecord};
 
 /// At most this many `recentRuns`.
@@ -19,7 +20,7 @@ pub const NEXT_RUNS: usize = 5;
 /// Something that keeps the schedule from matching the spec.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
-    pub reason: &'static str,
+    pub reason: Reason,
     pub message: String,
     /// True when only a person can fix it (kstatus Stalled); false when retrying may.
     pub stalled: bool,
@@ -27,7 +28,7 @@ pub struct Problem {
 
 /// What one reconcile learned.
 #[derive(Debug, Clone, Default)]
-pub struct Report<'a> {
+pub struct Observations<'a> {
     pub desired: Option<&'a DesiredSchedule>,
     /// Temporal's description after any write.
     pub observed: Option<&'a ObservedSchedule>,
@@ -39,12 +40,12 @@ pub struct Report<'a> {
     /// The schedule finished and Temporal no longer has it.
     pub completed: bool,
     /// The user worker Deployment (spec.worker).
-    pub worker: Option<WorkerReport>,
+    pub worker: Option<WorkerState>,
 }
 
 /// The state of a user worker Deployment.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WorkerReport {
+pub struct WorkerState {
     pub deployment: String,
     pub health: crate::controller::build::worker::WorkerHealth,
 }
@@ -58,7 +59,7 @@ pub fn build(
     previous: &DurableJobStatus,
     generation: Option<i64>,
     now: DateTime<Utc>,
-    r: &Report<'_>,
+    r: &Observations<'_>,
 ) -> DurableJobStatus {
     let mut s = previous.clone();
     s.observed_generation = generation;
@@ -76,9 +77,9 @@ pub fn build(
         s.paused_reason = if !o.paused {
             None
         } else if r.desired.is_some_and(|d| d.paused) {
-            Some("Suspended".into())
+            Some(Reason::Suspended.to_string())
         } else if o.paused_by_failure() {
-            Some("RunFailed".into())
+            Some(Reason::RunFailed.to_string())
         } else {
             Some("Paused".into())
         };
@@ -186,55 +187,75 @@ pub fn build(
         (None, Some(_)) => {
             let message = s.message.clone().unwrap_or_default();
             vec![
-                ConditionValue::new(types::READY, false, reasons::WORKER_UNAVAILABLE, message.clone()),
-                ConditionValue::new(types::SCHEDULE_SYNCED, true, reasons::SYNCED, synced_message),
-                ConditionValue::new(types::RECONCILING, true, reasons::WORKER_UNAVAILABLE, message),
-                ConditionValue::new(types::STALLED, false, reasons::AS_EXPECTED, ""),
+                ConditionValue::new(
+                    ConditionType::Ready,
+                    false,
+                    Reason::WorkerUnavailable,
+                    message.clone(),
+                ),
+                ConditionValue::new(
+                    ConditionType::ScheduleSynced,
+                    true,
+                    Reason::Synced,
+                    synced_message,
+                ),
+                ConditionValue::new(
+                    ConditionType::Reconciling,
+                    true,
+                    Reason::WorkerUnavailable,
+                    message,
+                ),
+                ConditionValue::new(ConditionType::Stalled, false, Reason::AsExpected, ""),
             ]
         }
         (None, None) => {
             let ready_reason = if s.completed {
-                reasons::COMPLETED
+                Reason::Completed
             } else if failure_paused {
-                reasons::PAUSED_AFTER_FAILURE
+                Reason::PausedAfterFailure
             } else {
-                reasons::SYNCED
+                Reason::Synced
             };
             vec![
                 ConditionValue::new(
-                    types::READY,
+                    ConditionType::Ready,
                     true,
                     ready_reason,
                     s.message.clone().unwrap_or_default(),
                 ),
-                ConditionValue::new(types::SCHEDULE_SYNCED, true, reasons::SYNCED, synced_message),
-                ConditionValue::new(types::RECONCILING, false, reasons::AS_EXPECTED, ""),
-                ConditionValue::new(types::STALLED, false, reasons::AS_EXPECTED, ""),
+                ConditionValue::new(
+                    ConditionType::ScheduleSynced,
+                    true,
+                    Reason::Synced,
+                    synced_message,
+                ),
+                ConditionValue::new(ConditionType::Reconciling, false, Reason::AsExpected, ""),
+                ConditionValue::new(ConditionType::Stalled, false, Reason::AsExpected, ""),
             ]
         }
         (Some(p), _) => vec![
-            ConditionValue::new(types::READY, false, p.reason, p.message.clone()),
-            ConditionValue::new(types::SCHEDULE_SYNCED, false, p.reason, p.message.clone()),
+            ConditionValue::new(ConditionType::Ready, false, p.reason, p.message.clone()),
+            ConditionValue::new(ConditionType::ScheduleSynced, false, p.reason, p.message.clone()),
             if p.stalled {
-                ConditionValue::new(types::RECONCILING, false, reasons::AS_EXPECTED, "")
+                ConditionValue::new(ConditionType::Reconciling, false, Reason::AsExpected, "")
             } else {
-                ConditionValue::new(types::RECONCILING, true, p.reason, p.message.clone())
+                ConditionValue::new(ConditionType::Reconciling, true, p.reason, p.message.clone())
             },
             if p.stalled {
-                ConditionValue::new(types::STALLED, true, p.reason, p.message.clone())
+                ConditionValue::new(ConditionType::Stalled, true, p.reason, p.message.clone())
             } else {
-                ConditionValue::new(types::STALLED, false, reasons::AS_EXPECTED, "")
+                ConditionValue::new(ConditionType::Stalled, false, Reason::AsExpected, "")
             },
         ],
     };
     if let Some(w) = &r.worker {
         let (status, reason) = if w.health.available {
-            (true, reasons::WORKER_AVAILABLE)
+            (true, Reason::WorkerAvailable)
         } else {
-            (false, reasons::WORKER_UNAVAILABLE)
+            (false, Reason::WorkerUnavailable)
         };
         values.push(ConditionValue::new(
-            types::WORKER_AVAILABLE,
+            ConditionType::WorkerAvailable,
             status,
             reason,
             w.health.message.clone(),
@@ -351,7 +372,7 @@ mod tests {
             observed_fingerprint: "fp".into(),
             handled_resume: None,
         };
-        let r = Report {
+        let r = Observations {
             desired: Some(&d),
             observed: Some(&obs),
             runs: Some(&runs),
@@ -391,18 +412,18 @@ mod tests {
         assert_eq!(stalled.status, "False");
     }
 
-    fn build_status(r: &Report<'_>) -> DurableJobStatus {
+    fn build_status(r: &Observations<'_>) -> DurableJobStatus {
         build(&DurableJobStatus::default(), Some(4), t(11, 30, 0), r)
     }
 
     #[test]
     fn an_invalid_spec_is_stalled_with_the_message() {
         let p = Problem {
-            reason: reasons::INVALID_SPEC,
+            reason: Reason::InvalidSpec,
             message: "Invalid spec: spec.schedule.timeZone: unknown".into(),
             stalled: true,
         };
-        let s = build_status(&Report {
+        let s = build_status(&Observations {
             problem: Some(p),
             ..Default::default()
         });
@@ -425,7 +446,7 @@ mod tests {
         };
         let d = DurableJob::test("x").desired_schedule();
         let p = Problem {
-            reason: reasons::TEMPORAL_UNAVAILABLE,
+            reason: Reason::TemporalUnavailable,
             message: "Temporal is unreachable".into(),
             stalled: false,
         };
@@ -433,7 +454,7 @@ mod tests {
             &previous,
             Some(1),
             t(11, 0, 0),
-            &Report {
+            &Observations {
                 desired: Some(&d),
                 problem: Some(p),
                 ..Default::default()
@@ -452,7 +473,7 @@ mod tests {
             paused: true,
             ..observed(&[])
         };
-        let s = build_status(&Report {
+        let s = build_status(&Observations {
             desired: Some(&d),
             observed: Some(&obs),
             ..Default::default()
@@ -471,7 +492,7 @@ mod tests {
             notes: "paused due to workflow failure: w: boom".into(),
             ..observed(&[])
         };
-        let s = build_status(&Report {
+        let s = build_status(&Observations {
             desired: Some(&d),
             observed: Some(&obs),
             ..Default::default()
@@ -495,13 +516,13 @@ mod tests {
             future_action_times: vec![],
             ..observed(&[])
         };
-        let s = build_status(&Report {
+        let s = build_status(&Observations {
             desired: Some(&d),
             observed: Some(&obs),
             ..Default::default()
         });
         assert!(s.completed);
-        let gone = build_status(&Report {
+        let gone = build_status(&Observations {
             desired: Some(&d),
             completed: true,
             ..Default::default()
@@ -521,7 +542,7 @@ mod tests {
     fn an_unchanged_reconcile_builds_an_identical_status() {
         let d = DurableJob::test("x").desired_schedule();
         let obs = observed(&[]);
-        let r = Report {
+        let r = Observations {
             desired: Some(&d),
             observed: Some(&obs),
             runs: Some(&[]),

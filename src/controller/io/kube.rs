@@ -1,0 +1,184 @@
+//! The Kubernetes steps of a reconcile: the user's worker Deployment, the status write and
+//! the Events. One field manager for every write.
+
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::{
+    Api, Resource, ResourceExt,
+    api::{DeleteParams, Patch, PatchParams},
+    runtime::events::{Event, EventType},
+};
+use serde_json::json;
+use tracing::warn;
+
+use super::Notice;
+use crate::api::{DurableJob, DurableJobStatus};
+use crate::controller::build::{schedule::DesiredSchedule, worker};
+use crate::controller::status::{Problem, WorkerState};
+use crate::controller::validate::{Executor, ValidSpec};
+use crate::controller::{Context, Error};
+use crate::reason::Reason;
+use crate::temporal::Schedules;
+
+/// Field manager of every write the operator makes.
+pub const FIELD_MANAGER: &str = "durablejob-operator";
+
+/// A failed Kubernetes request as a problem on the resource: a person must act on a refusal
+/// (403, 422), anything else may pass.
+fn problem(reason: Reason, what: String, e: &kube::Error) -> Problem {
+    let stalled = matches!(e, kube::Error::Api(s) if matches!(s.code, 401 | 403 | 422));
+    Problem {
+        reason,
+        message: format!("{what}: {e}"),
+        stalled,
+    }
+}
+
+/// Applies the worker Deployment for `spec.worker` (only when what the operator would apply
+/// changed) and reports its health; removes the operator's Deployment when there is no worker.
+pub async fn sync_worker<S: Schedules>(
+    dj: &DurableJob,
+    ctx: &Context<S>,
+    valid: &ValidSpec,
+    desired: &DesiredSchedule,
+    notices: &mut Vec<Notice>,
+) -> Result<Option<WorkerState>, Problem> {
+    let namespace = dj.namespace().unwrap_or_default();
+    let name = dj.name_any();
+    let uid = dj.uid().unwrap_or_default();
+    let api: Api<Deployment> = Api::namespaced(ctx.client.clone(), &namespace);
+    let deployment = worker::deployment_name(&name);
+    let existing = api.get_opt(&deployment).await.map_err(|e| {
+        problem(
+            Reason::WorkerApplyFailed,
+            format!("cannot read Deployment {deployment}"),
+            &e,
+        )
+    })?;
+    let ours = |d: &Deployment| d.metadata.owner_references.iter().flatten().any(|o| o.uid == uid);
+    let Executor::UserWorker(w) = &valid.executor else {
+        if existing.as_ref().is_some_and(ours) {
+            api.delete(&deployment, &DeleteParams::background())
+                .await
+                .map_err(|e| {
+                    problem(
+                        Reason::WorkerApplyFailed,
+                        format!("cannot delete Deployment {deployment}"),
+                        &e,
+                    )
+                })?;
+            notices.push(Notice::normal(
+                Reason::WorkerDeleted,
+                "Delete",
+                format!("Deleted worker Deployment {deployment}: the resource no longer has spec.worker"),
+            ));
+        }
+        return Ok(None);
+    };
+    let target = worker::WorkerTarget {
+        namespace: &namespace,
+        name: &name,
+        uid: &uid,
+        temporal_address: &ctx.settings.temporal_address,
+        temporal_namespace: &desired.location.namespace,
+        task_queue: &desired.action.task_queue,
+    };
+    let want = worker::desired(&target, w);
+    let want_hash = want["metadata"]["annotations"][worker::SPEC_HASH_ANNOTATION]
+        .as_str()
+        .map(String::from);
+    let current = match &existing {
+        Some(d) if d.annotations().get(worker::SPEC_HASH_ANNOTATION) == want_hash.as_ref() => d.clone(),
+        _ => {
+            let applied = api
+                .patch(
+                    &deployment,
+                    &PatchParams::apply(FIELD_MANAGER).force(),
+                    &Patch::Apply(&want),
+                )
+                .await
+                .map_err(|e| {
+                    problem(
+                        Reason::WorkerApplyFailed,
+                        format!("cannot apply worker Deployment {deployment}"),
+                        &e,
+                    )
+                })?;
+            let (reason, verb) = if existing.is_some() {
+                (Reason::WorkerUpdated, "Updated")
+            } else {
+                (Reason::WorkerCreated, "Created")
+            };
+            notices.push(Notice::normal(
+                reason,
+                "Sync",
+                format!("{verb} worker Deployment {deployment}"),
+            ));
+            applied
+        }
+    };
+    Ok(Some(WorkerState {
+        deployment,
+        health: worker::health(&current),
+    }))
+}
+
+/// Writes the status with server-side apply.
+pub async fn write_status<S: Schedules>(
+    dj: &DurableJob,
+    ctx: &Context<S>,
+    status: &DurableJobStatus,
+) -> Result<(), Error> {
+    let api: Api<DurableJob> = Api::namespaced(ctx.client.clone(), &dj.namespace().unwrap_or_default());
+    let patch = json!({
+        "apiVersion": "durablejob.dev/v1alpha1",
+        "kind": "DurableJob",
+        "status": status,
+    });
+    api.patch_status(
+        &dj.name_any(),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await
+    .map_err(Error::Kube)?;
+    Ok(())
+}
+
+/// Publishes an Event on `obj`; a failure to publish is logged, never fatal.
+pub async fn publish<S: Schedules, K: Resource<DynamicType = ()>>(
+    ctx: &Context<S>,
+    obj: &K,
+    notice: &Notice,
+) {
+    let ev = Event {
+        type_: notice.type_,
+        reason: notice.reason.as_str().into(),
+        note: Some(truncate(notice.note.clone(), 1000)),
+        action: notice.action.into(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&ev, &obj.object_ref(&())).await {
+        warn!(error = %e, reason = notice.reason.as_str(), "could not publish Event");
+    }
+}
+
+/// A problem's Warning Event.
+pub fn warning_for(p: &Problem) -> Notice {
+    Notice {
+        type_: EventType::Warning,
+        reason: p.reason,
+        action: "Reconcile",
+        note: p.message.clone(),
+    }
+}
+
+fn truncate(mut s: String, max: usize) -> String {
+    if s.len() > max {
+        let mut cut = max;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.truncate(cut);
+    }
+    s
+}

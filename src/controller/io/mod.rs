@@ -1,0 +1,38 @@
+//! The I/O steps of a reconcile: [`temporal`] (through the `Schedules` trait) and [`kube`]
+//! (status, Events, the worker Deployment). The pure steps never call these.
+
+pub mod kube;
+pub mod temporal;
+
+use ::kube::runtime::events::EventType;
+
+use crate::reason::Reason;
+
+/// An Event to publish on the DurableJob.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Notice {
+    pub type_: EventType,
+    pub reason: Reason,
+    pub action: &'static str,
+    pub note: String,
+}
+
+impl Notice {
+    pub fn normal(reason: Reason, action: &'static str, note: String) -> Self {
+        Self {
+            type_: EventType::Normal,
+            reason,
+            action,
+            note,
+        }
+    }
+
+    pub fn warning(reason: Reason, action: &'static str, note: String) -> Self {
+        Self {
+            type_: EventType::Warning,
+            reason,
+            action,
+            note,
+        }
+    }
+}

@@ -1,0 +1,274 @@
+//! The Temporal steps of a reconcile, through the [`Schedules`] trait only: move, describe,
+//! write and read runs for one DurableJob, and delete on cleanup. Each step returns what it
+//! learned, or the [`Problem`] that stopped it; no Kubernetes call is made here, so these steps
+//! run against an in-memory fake in tests.
+
+use chrono::{DateTime, Utc};
+use kube::runtime::events::EventType;
+use tracing::info;
+
+use super::Notice;
+use crate::api::{DurableJobStatus, RESUME_ANNOTATION, SyncRecord};
+use crate::controller::build::schedule::{DesiredSchedule, ScheduleLocation};
+use crate::controller::plan::{self, Decision, PlanInput, WriteReason};
+use crate::controller::status::{Problem, RECENT_RUNS};
+use crate::reason::Reason;
+use crate::temporal::{ObservedSchedule, RunRecord, Schedules, TemporalError};
+
+/// The problem a Temporal failure is, and whether only a person can fix it.
+pub fn problem_for(e: &TemporalError) -> Problem {
+    let (reason, stalled) = match e {
+        TemporalError::Unavailable(_) => (Reason::TemporalUnavailable, false),
+        TemporalError::Rejected(_) => (Reason::TemporalRejected, true),
+        TemporalError::Conflict(_) => (Reason::Conflict, false),
+        TemporalError::NamespaceNotFound(_) => (Reason::NamespaceNotFound, true),
+        TemporalError::PermissionDenied(_) => (Reason::PermissionDenied, true),
+        TemporalError::Other(_) => (Reason::TemporalError, false),
+    };
+    Problem {
+        reason,
+        message: e.to_string(),
+        stalled,
+    }
+}
+
+/// What the schedule steps learned and did.
+#[derive(Debug, Default)]
+pub struct Synced {
+    /// Temporal's description after any write; `None` when the schedule is gone.
+    pub observed: Option<ObservedSchedule>,
+    pub runs: Option<Vec<RunRecord>>,
+    /// The new sync record; `None` keeps the previous one.
+    pub sync: Option<SyncRecord>,
+    pub completed: bool,
+    /// Writes made, for the metrics.
+    pub writes: Vec<Reason>,
+    /// Events to publish.
+    pub notices: Vec<Notice>,
+    /// Written but gone right away: look again soon.
+    pub vanished: bool,
+}
+
+/// What the resource says about itself that the schedule steps need.
+pub struct Resource<'a> {
+    pub uid: &'a str,
+    pub prefix: &'a str,
+    pub previous: &'a DurableJobStatus,
+    /// The resume annotation's value.
+    pub resume: Option<&'a str>,
+}
+
+/// Moves, describes, plans, writes and reads runs: the schedule side of one reconcile.
+pub async fn sync<S: Schedules>(
+    schedules: &S,
+    desired: &DesiredSchedule,
+    r: &Resource<'_>,
+    now: DateTime<Utc>,
+) -> Result<Synced, Problem> {
+    let fail = |e: TemporalError| problem_for(&e);
+    let mut out = Synced::default();
+    move_if_relocated(schedules, desired, r, &mut out)
+        .await
+        .map_err(fail)?;
+    let observed = schedules.describe(&desired.location).await.map_err(fail)?;
+    let desired_hash = desired.hash();
+    let handled = r.previous.sync.as_ref().and_then(|s| s.handled_resume.clone());
+    let resume_requested = r.resume.filter(|v| Some(*v) != handled.as_deref());
+    let decision = plan::decide(&PlanInput {
+        desired,
+        desired_hash: &desired_hash,
+        previous: r.previous,
+        observed: observed.as_ref(),
+        resume_requested,
+        now,
+    });
+    let handled = r.resume.map(str::to_string).or(handled);
+    let record = |fp: &str| plan::sync_record(&desired_hash, fp, handled.clone());
+    match decision {
+        Decision::Create { .. } | Decision::Update { .. } => {
+            let reason = write(schedules, desired, &decision).await.map_err(fail)?;
+            out.writes.push(reason.reason());
+            out.notices.push(announce(desired, reason));
+            out.observed = schedules.describe(&desired.location).await.map_err(fail)?;
+            match &out.observed {
+                Some(o) => out.sync = Some(record(&o.fingerprint)),
+                None => {
+                    out.vanished = true;
+                    return Ok(out);
+                }
+            }
+        }
+        Decision::InSync { record_fingerprint } => {
+            if let Some(fp) = record_fingerprint {
+                out.sync = Some(record(&fp));
+                if !r.previous.paused {
+                    out.notices.push(Notice::warning(
+                        Reason::PausedAfterFailure,
+                        "Pause",
+                        format!(
+                            "Temporal paused schedule {} after a failed run; set annotation {RESUME_ANNOTATION} to a new value to resume",
+                            desired.location.id
+                        ),
+                    ));
+                }
+            } else if r
+                .previous
+                .sync
+                .as_ref()
+                .is_some_and(|s| s.handled_resume != handled)
+            {
+                let mut sync = r.previous.sync.clone().unwrap_or_default();
+                sync.handled_resume = handled.clone();
+                out.sync = Some(sync);
+            }
+            out.observed = observed;
+        }
+        Decision::Completed => {
+            out.completed = true;
+            if !r.previous.completed {
+                out.notices.push(Notice::normal(
+                    Reason::Completed,
+                    "Complete",
+                    format!(
+                        "Schedule {} has finished and is no longer in Temporal; it is not recreated",
+                        desired.location.id
+                    ),
+                ));
+            }
+        }
+        Decision::Foreign { owner } => {
+            let whose = match owner {
+                Some(o) => format!(
+                    "by operator prefix {:?} for {} (uid {})",
+                    o.prefix, o.resource, o.uid
+                ),
+                None => "outside durablejob".to_string(),
+            };
+            return Err(Problem {
+                reason: Reason::ScheduleOwnedElsewhere,
+                message: format!(
+                    "Temporal schedule {} in namespace {} was created {whose}; the operator leaves it alone. Delete it (temporal schedule delete --schedule-id '{}') or change --schedule-id-prefix",
+                    desired.location.id, desired.location.namespace, desired.location.id
+                ),
+                stalled: true,
+            });
+        }
+    }
+    if out.observed.is_some() {
+        // the runs are a view; when they cannot be read the previous ones are kept
+        out.runs = schedules.recent_runs(&desired.location, RECENT_RUNS).await.ok();
+    }
+    Ok(out)
+}
+
+/// Creates or updates the schedule as decided; the reason it was written.
+async fn write<S: Schedules>(
+    schedules: &S,
+    desired: &DesiredSchedule,
+    decision: &Decision,
+) -> Result<WriteReason, TemporalError> {
+    match decision {
+        Decision::Create { options, reason } => {
+            schedules.create(desired, options).await?;
+            Ok(*reason)
+        }
+        Decision::Update {
+            options,
+            conflict_token,
+            reason,
+        } => {
+            schedules.update(desired, options, conflict_token).await?;
+            Ok(*reason)
+        }
+        _ => unreachable!("only creates and updates are written"),
+    }
+}
+
+/// The Event for a write.
+fn announce(desired: &DesiredSchedule, reason: WriteReason) -> Notice {
+    let note = match reason {
+        WriteReason::Created => "Created",
+        WriteReason::Recreated => "Recreated (it had been deleted in Temporal)",
+        WriteReason::SpecChanged => "Updated to match the spec",
+        WriteReason::DriftRepaired => "Repaired a change made directly in Temporal",
+        WriteReason::Adopted => "Took over (no record of an earlier write) and updated",
+        WriteReason::Resumed => "Resumed after the pause that followed a failed run",
+    };
+    info!(schedule = %desired.location.id, temporal_namespace = %desired.location.namespace, reason = reason.reason().as_str(), "schedule written");
+    let type_ = if reason == WriteReason::DriftRepaired {
+        EventType::Warning
+    } else {
+        EventType::Normal
+    };
+    Notice {
+        type_,
+        reason: reason.reason(),
+        action: "Sync",
+        note: format!(
+            "{note}: Temporal schedule {} in namespace {}",
+            desired.location.id, desired.location.namespace
+        ),
+    }
+}
+
+/// Deletes the schedule the status names when the spec now puts it elsewhere (another
+/// Temporal namespace, another id prefix).
+async fn move_if_relocated<S: Schedules>(
+    schedules: &S,
+    desired: &DesiredSchedule,
+    r: &Resource<'_>,
+    out: &mut Synced,
+) -> Result<(), TemporalError> {
+    let (Some(id), Some(ns)) = (&r.previous.schedule_id, &r.previous.temporal_namespace) else {
+        return Ok(());
+    };
+    let old = ScheduleLocation {
+        namespace: ns.clone(),
+        id: id.clone(),
+    };
+    if old != desired.location && delete_if_ours(schedules, &old, r.uid, r.prefix).await? {
+        out.writes.push(Reason::ScheduleDeleted);
+    }
+    Ok(())
+}
+
+/// Deletes a schedule if the memo says this resource owns it; a missing schedule counts as
+/// deleted and a schedule owned by someone else is left alone. Whether it deleted one.
+pub async fn delete_if_ours<S: Schedules>(
+    schedules: &S,
+    at: &ScheduleLocation,
+    uid: &str,
+    prefix: &str,
+) -> Result<bool, TemporalError> {
+    match schedules.describe(at).await? {
+        Some(o)
+            if o.owner
+                .as_ref()
+                .is_some_and(|w| w.uid == uid && w.prefix == prefix) =>
+        {
+            schedules.delete(at).await?;
+            Ok(true)
+        }
+        _ => Ok(false),
+    }
+}
+
+/// Deletes this resource's schedule wherever it may be. What it deleted, or that and where it
+/// stopped.
+#[allow(clippy::type_complexity)]
+pub async fn delete_everywhere<S: Schedules>(
+    schedules: &S,
+    locations: &[ScheduleLocation],
+    uid: &str,
+    prefix: &str,
+) -> Result<Vec<ScheduleLocation>, (Vec<ScheduleLocation>, ScheduleLocation, TemporalError)> {
+    let mut deleted = vec![];
+    for at in locations {
+        match delete_if_ours(schedules, at, uid, prefix).await {
+            Ok(true) => deleted.push(at.clone()),
+            Ok(false) => {}
+            Err(e) => return Err((deleted, at.clone(), e)),
+        }
+    }
+    Ok(deleted)
+}

@@ -1,0 +1,243 @@
+//! The driver's decisions against an in-memory Temporal ([`FakeSchedules`]), in milliseconds:
+//! which calls a reconcile makes, what status it builds and when it looks again. The real
+//! server is exercised by the end-to-end tests.
+
+use chrono::{DateTime, TimeZone, Utc};
+use pretty_assertions::assert_eq;
+
+use super::reconcile::{Outcome, Requeue, build, schedule_and_status, schedule_locations};
+use super::status::{Problem, WorkerState};
+use crate::api::{DurableJob, DurableJobStatus};
+use crate::controller::build::worker::WorkerHealth;
+use crate::controller::io::temporal::delete_everywhere;
+use crate::reason::Reason;
+use crate::settings::Settings;
+use crate::temporal::fake::{Call, FakeSchedules};
+
+fn now() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 6, 1, 12, 0, 0).unwrap()
+}
+
+/// One reconcile of `dj` with no worker Deployment, as the driver runs it.
+async fn reconcile(fake: &FakeSchedules, dj: &DurableJob) -> Outcome {
+    reconcile_with_worker(fake, dj, Ok(None)).await
+}
+
+async fn reconcile_with_worker(
+    fake: &FakeSchedules,
+    dj: &DurableJob,
+    worker: Result<Option<WorkerState>, Problem>,
+) -> Outcome {
+    let settings = Settings::default();
+    let built = build(dj, &settings);
+    schedule_and_status(
+        dj,
+        fake,
+        &settings,
+        built.as_ref().map_err(Clone::clone),
+        worker,
+        now(),
+    )
+    .await
+}
+
+fn condition<'a>(s: &'a DurableJobStatus, type_: &str) -> (&'a str, &'a str) {
+    let c = s.conditions.iter().find(|c| c.type_ == type_).expect("condition");
+    (c.status.as_str(), c.reason.as_str())
+}
+
+fn id(name: &str) -> String {
+    Settings::default().schedule_id("default", name)
+}
+
+fn writes(fake: &FakeSchedules) -> Vec<Call> {
+    fake.calls().into_iter().filter(Call::is_write).collect()
+}
+
+fn describes(fake: &FakeSchedules) -> usize {
+    fake.calls()
+        .iter()
+        .filter(|c| matches!(c, Call::Describe(_)))
+        .count()
+}
+
+#[tokio::test]
+async fn a_new_resource_gets_its_schedule_then_an_unchanged_spec_means_one_describe_and_no_write() {
+    let fake = FakeSchedules::default();
+    let dj = DurableJob::test("report");
+    let first = reconcile(&fake, &dj).await;
+    assert_eq!(
+        fake.calls(),
+        vec![
+            Call::Describe(id("report")),
+            Call::Create(id("report")),
+            Call::Describe(id("report")),
+            Call::RecentRuns(id("report"))
+        ]
+    );
+    assert_eq!(first.problem, None);
+    assert_eq!(first.writes, vec![Reason::ScheduleCreated]);
+    assert_eq!(condition(&first.status, "Ready"), ("True", "Synced"));
+
+    fake.clear_calls();
+    let again = reconcile(&fake, &dj.clone().with_status(first.status.clone())).await;
+    assert_eq!(describes(&fake), 1);
+    assert_eq!(writes(&fake), vec![]);
+    assert_eq!(
+        again.status, first.status,
+        "nothing to write to the status either"
+    );
+    assert!(again.notices.is_empty());
+}
+
+#[tokio::test]
+async fn an_edited_spec_is_one_update() {
+    let fake = FakeSchedules::default();
+    let dj = DurableJob::test("report");
+    let first = reconcile(&fake, &dj).await;
+    fake.clear_calls();
+    let mut edited = dj.with_cron(&["0 10 * * *"]).with_status(first.status);
+    edited.metadata.generation = Some(2);
+    let out = reconcile(&fake, &edited).await;
+    assert_eq!(writes(&fake), vec![Call::Update(id("report"))]);
+    assert_eq!(out.writes, vec![Reason::ScheduleUpdated]);
+    assert_eq!(out.status.observed_generation, Some(2));
+}
+
+#[tokio::test]
+async fn a_change_made_in_temporal_is_repaired_with_a_warning() {
+    let fake = FakeSchedules::default();
+    let dj = DurableJob::test("report");
+    let first = reconcile(&fake, &dj).await;
+    let location =
+        first
+            .status
+            .schedule_id
+            .clone()
+            .map(|id| crate::controller::build::schedule::ScheduleLocation {
+                namespace: "default".into(),
+                id,
+            });
+    fake.tamper(&location.expect("a schedule id"));
+    fake.clear_calls();
+    let out = reconcile(&fake, &dj.with_status(first.status)).await;
+    assert_eq!(writes(&fake), vec![Call::Update(id("report"))]);
+    assert_eq!(out.writes, vec![Reason::DriftRepaired]);
+    assert!(
+        out.notices.iter().any(
+            |n| n.reason == Reason::DriftRepaired && n.type_ == kube::runtime::events::EventType::Warning
+        )
+    );
+}
+
+#[tokio::test]
+async fn temporal_down_is_reconciling_with_the_reason_and_retried_with_backoff() {
+    let fake = FakeSchedules::default();
+    fake.set_down(true);
+    let out = reconcile(&fake, &DurableJob::test("report")).await;
+    let p = out.problem.expect("a problem");
+    assert_eq!((p.reason, p.stalled), (Reason::TemporalUnavailable, false));
+    assert_eq!(out.requeue, Requeue::Backoff);
+    assert_eq!(
+        condition(&out.status, "Reconciling"),
+        ("True", "TemporalUnavailable")
+    );
+    assert_eq!(condition(&out.status, "Stalled"), ("False", "AsExpected"));
+    assert_eq!(condition(&out.status, "Ready"), ("False", "TemporalUnavailable"));
+    assert_eq!(
+        out.status.schedule_id,
+        Some(id("report")),
+        "the status still names the schedule"
+    );
+}
+
+#[tokio::test]
+async fn an_invalid_spec_never_reaches_temporal_and_waits_for_a_change() {
+    let fake = FakeSchedules::default();
+    let out = reconcile(&fake, &DurableJob::test("report").with_time_zone("Mars/Olympus")).await;
+    assert_eq!(fake.calls(), vec![]);
+    let p = out.problem.expect("a problem");
+    assert_eq!((p.reason, p.stalled), (Reason::InvalidSpec, true));
+    assert!(p.message.contains("spec.schedule.timeZone"), "{}", p.message);
+    assert_eq!(out.requeue, Requeue::After(Settings::default().resync_interval));
+    assert_eq!(condition(&out.status, "Stalled"), ("True", "InvalidSpec"));
+}
+
+#[tokio::test]
+async fn a_schedule_someone_else_made_is_left_alone() {
+    let fake = FakeSchedules::default();
+    let other = DurableJob::test("report");
+    let mut theirs = other.clone();
+    theirs.metadata.uid = Some("someone-else".into());
+    reconcile(&fake, &theirs).await;
+    fake.clear_calls();
+    let out = reconcile(&fake, &other).await;
+    assert_eq!(writes(&fake), vec![]);
+    let p = out.problem.expect("a problem");
+    assert_eq!((p.reason, p.stalled), (Reason::ScheduleOwnedElsewhere, true));
+}
+
+#[tokio::test]
+async fn a_worker_deployment_that_cannot_be_applied_reaches_status_like_a_temporal_failure() {
+    let fake = FakeSchedules::default();
+    let refused = Problem {
+        reason: Reason::WorkerApplyFailed,
+        message: "cannot apply worker Deployment report-worker: forbidden".into(),
+        stalled: true,
+    };
+    let out = reconcile_with_worker(&fake, &DurableJob::test("report"), Err(refused.clone())).await;
+    assert_eq!(
+        fake.calls(),
+        vec![],
+        "no Temporal call before the worker is in place"
+    );
+    assert_eq!(out.problem, Some(refused));
+    assert_eq!(condition(&out.status, "Ready"), ("False", "WorkerApplyFailed"));
+    assert_eq!(condition(&out.status, "Stalled"), ("True", "WorkerApplyFailed"));
+}
+
+#[tokio::test]
+async fn an_available_worker_is_reported() {
+    let fake = FakeSchedules::default();
+    let worker = WorkerState {
+        deployment: "report-worker".into(),
+        health: WorkerHealth {
+            ready_replicas: 2,
+            available: true,
+            message: "2/2 worker replicas ready".into(),
+        },
+    };
+    let out = reconcile_with_worker(&fake, &DurableJob::test("report"), Ok(Some(worker))).await;
+    assert_eq!(
+        condition(&out.status, "WorkerAvailable"),
+        ("True", "WorkerAvailable")
+    );
+    assert_eq!(out.status.worker.map(|w| w.ready_replicas), Some(2));
+}
+
+#[tokio::test]
+async fn cleanup_deletes_the_schedule_even_when_no_status_was_written_and_the_spec_is_now_invalid() {
+    let fake = FakeSchedules::default();
+    let dj = DurableJob::test("report");
+    reconcile(&fake, &dj).await;
+    // the status write never happened, and the spec was then made invalid
+    let broken = dj.with_time_zone("Mars/Olympus");
+    assert!(broken.status.is_none());
+    let settings = Settings::default();
+    let locations = schedule_locations(&broken, &settings);
+    let deleted = delete_everywhere(&fake, &locations, "uid-1", &settings.schedule_id_prefix)
+        .await
+        .expect("deleted");
+    assert_eq!(deleted.len(), 1);
+    assert_eq!(fake.get(&locations[0]), None, "no schedule is left");
+
+    // and someone else's schedule at the same id is never deleted
+    let mut theirs = DurableJob::test("report");
+    theirs.metadata.uid = Some("someone-else".into());
+    reconcile(&fake, &theirs).await;
+    let deleted = delete_everywhere(&fake, &locations, "uid-1", &settings.schedule_id_prefix)
+        .await
+        .expect("nothing to delete");
+    assert!(deleted.is_empty());
+    assert!(fake.get(&locations[0]).is_some());
+}

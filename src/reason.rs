@@ -1,0 +1,112 @@
+//! The one vocabulary of the operator: every condition type and every reason it gives. A
+//! reason is at once a condition reason, an Event reason, a `pausedReason` and a metric label,
+//! so what a user reads in `kubectl describe`, what `kubectl get dj` shows and what a dashboard
+//! counts always agree. Nothing else in the code spells a reason as a string.
+
+use strum::{AsRefStr, Display, EnumString, IntoStaticStr, VariantArray};
+
+/// Condition types on a DurableJob.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, AsRefStr, Display, EnumString, IntoStaticStr, VariantArray,
+)]
+pub enum ConditionType {
+    /// Everything the resource asks for is in place.
+    Ready,
+    /// The Temporal schedule matches the spec.
+    ScheduleSynced,
+    /// The user worker Deployment has available replicas (only with spec.worker).
+    WorkerAvailable,
+    /// kstatus: the operator is still working toward the spec (a transient problem or a change in flight).
+    Reconciling,
+    /// kstatus: the operator cannot make progress without a change by a person.
+    Stalled,
+}
+
+/// Why: condition reasons, Event reasons, paused reasons and metric labels.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, AsRefStr, Display, EnumString, IntoStaticStr, VariantArray,
+)]
+pub enum Reason {
+    // --- the schedule's state (conditions)
+    Synced,
+    Completed,
+    PausedAfterFailure,
+    AsExpected,
+    Deleting,
+    WorkerAvailable,
+    WorkerUnavailable,
+    // --- why a pause is in place (status.pausedReason)
+    Suspended,
+    RunFailed,
+    // --- problems (conditions, Warning Events, reconcile_failures)
+    InvalidSpec,
+    TemporalUnavailable,
+    TemporalRejected,
+    NamespaceNotFound,
+    PermissionDenied,
+    ScheduleOwnedElsewhere,
+    Conflict,
+    TemporalError,
+    DeleteFailed,
+    /// The worker Deployment could not be applied (a 403, an invalid template, ...).
+    WorkerApplyFailed,
+    /// A Kubernetes API request failed.
+    KubernetesError,
+    /// An object the operator cannot deserialize (an outdated CRD).
+    UnreadableObject,
+    /// A DurableJob without a namespace.
+    NotNamespaced,
+    // --- writes (Normal Events, schedule_writes)
+    ScheduleCreated,
+    ScheduleRecreated,
+    ScheduleUpdated,
+    DriftRepaired,
+    ScheduleAdopted,
+    ScheduleResumed,
+    ScheduleDeleted,
+    ScheduleOrphaned,
+    WorkerCreated,
+    WorkerUpdated,
+    WorkerDeleted,
+    // --- the CronJob handover
+    HandoverStarted,
+    HandoverRefused,
+    HandoverSuspended,
+    HandoverUnpaused,
+    HandoverBackfilled,
+    HandedOver,
+    RollbackStarted,
+    RolledBack,
+}
+
+impl Reason {
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+}
+
+impl ConditionType {
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_reason_is_spelled_as_its_variant_and_parses_back() {
+        for r in Reason::VARIANTS {
+            let text = r.as_str();
+            assert_eq!(text, format!("{r:?}"));
+            assert_eq!(text.parse::<Reason>(), Ok(*r));
+            assert!(
+                text.chars().next().is_some_and(|c| c.is_ascii_uppercase())
+                    && text.chars().all(|c| c.is_ascii_alphanumeric()),
+                "a Kubernetes reason is UpperCamelCase: {text}"
+            );
+        }
+        assert_eq!(ConditionType::ScheduleSynced.as_str(), "ScheduleSynced");
+    }
+}

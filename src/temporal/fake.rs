@@ -1,0 +1,173 @@
+//! An in-memory [`Schedules`] with a call log, so the driver's decisions are tested in
+//! milliseconds. It keeps what was written and describes it back the way the operator relies
+//! on: a fingerprint that changes with every write, the owner from the memo, the paused state.
+//! The real server is exercised by the end-to-end tests.
+
+use std::{collections::BTreeMap, sync::Mutex};
+
+use chrono::{DateTime, Utc};
+
+use super::{ObservedSchedule, RunRecord, Schedules, TemporalError, WriteOptions};
+use crate::controller::build::schedule::{DesiredSchedule, ScheduleLocation};
+use crate::util::digest::hex_sha256;
+
+/// One call the operator made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Call {
+    Describe(String),
+    Create(String),
+    Update(String),
+    Delete(String),
+    RecentRuns(String),
+    Backfill(String),
+}
+
+impl Call {
+    pub fn is_write(&self) -> bool {
+        matches!(
+            self,
+            Call::Create(_) | Call::Update(_) | Call::Delete(_) | Call::Backfill(_)
+        )
+    }
+}
+
+#[derive(Default)]
+struct State {
+    schedules: BTreeMap<(String, String), ObservedSchedule>,
+    calls: Vec<Call>,
+    down: bool,
+    writes: u64,
+}
+
+#[derive(Default)]
+pub struct FakeSchedules {
+    state: Mutex<State>,
+}
+
+fn key(at: &ScheduleLocation) -> (String, String) {
+    (at.namespace.clone(), at.id.clone())
+}
+
+impl FakeSchedules {
+    /// Every call so far, in order.
+    pub fn calls(&self) -> Vec<Call> {
+        self.state.lock().expect("fake").calls.clone()
+    }
+
+    pub fn clear_calls(&self) {
+        self.state.lock().expect("fake").calls.clear();
+    }
+
+    /// Temporal unreachable (every call fails as unavailable) or back.
+    pub fn set_down(&self, down: bool) {
+        self.state.lock().expect("fake").down = down;
+    }
+
+    /// The schedule stored at `at`.
+    pub fn get(&self, at: &ScheduleLocation) -> Option<ObservedSchedule> {
+        self.state.lock().expect("fake").schedules.get(&key(at)).cloned()
+    }
+
+    /// Puts a schedule in place as someone else (or an earlier write) left it.
+    pub fn insert(&self, at: &ScheduleLocation, s: ObservedSchedule) {
+        self.state.lock().expect("fake").schedules.insert(key(at), s);
+    }
+
+    /// Changes a schedule as a person in the Temporal UI would (drift).
+    pub fn tamper(&self, at: &ScheduleLocation) {
+        let mut st = self.state.lock().expect("fake");
+        if let Some(s) = st.schedules.get_mut(&key(at)) {
+            s.fingerprint = hex_sha256(format!("{}-tampered", s.fingerprint).as_bytes());
+        }
+    }
+
+    fn enter(&self, call: Call) -> Result<std::sync::MutexGuard<'_, State>, TemporalError> {
+        let mut st = self.state.lock().expect("fake");
+        st.calls.push(call);
+        if st.down {
+            return Err(TemporalError::Unavailable("connection refused (fake)".into()));
+        }
+        Ok(st)
+    }
+
+    fn stored(st: &mut State, desired: &DesiredSchedule, options: &WriteOptions) -> ObservedSchedule {
+        st.writes += 1;
+        ObservedSchedule {
+            fingerprint: hex_sha256(format!("{}|{:?}|{}", desired.hash(), options, st.writes).as_bytes()),
+            owner: Some(desired.owner.clone()),
+            action_count_base: options.action_count_base,
+            paused: options.paused,
+            notes: options.notes.clone(),
+            conflict_token: st.writes.to_be_bytes().to_vec(),
+            action_count: 0,
+            missed_catchup_window: 0,
+            limited_actions: options.remaining_actions.is_some(),
+            remaining_actions: options.remaining_actions.unwrap_or(0),
+            running: vec![],
+            recent_actions: vec![],
+            future_action_times: vec![],
+            end_at: None,
+        }
+    }
+}
+
+impl Schedules for FakeSchedules {
+    async fn describe(&self, at: &ScheduleLocation) -> Result<Option<ObservedSchedule>, TemporalError> {
+        let st = self.enter(Call::Describe(at.id.clone()))?;
+        Ok(st.schedules.get(&key(at)).cloned())
+    }
+
+    async fn create(&self, desired: &DesiredSchedule, options: &WriteOptions) -> Result<(), TemporalError> {
+        let mut st = self.enter(Call::Create(desired.location.id.clone()))?;
+        if st.schedules.contains_key(&key(&desired.location)) {
+            return Err(TemporalError::Conflict("schedule already exists (fake)".into()));
+        }
+        let s = Self::stored(&mut st, desired, options);
+        st.schedules.insert(key(&desired.location), s);
+        Ok(())
+    }
+
+    async fn update(
+        &self,
+        desired: &DesiredSchedule,
+        options: &WriteOptions,
+        conflict_token: &[u8],
+    ) -> Result<(), TemporalError> {
+        let mut st = self.enter(Call::Update(desired.location.id.clone()))?;
+        match st.schedules.get(&key(&desired.location)) {
+            None => return Err(TemporalError::Other("schedule not found (fake)".into())),
+            Some(s) if s.conflict_token != conflict_token => {
+                return Err(TemporalError::Conflict("conflict token mismatch (fake)".into()));
+            }
+            Some(_) => {}
+        }
+        let s = Self::stored(&mut st, desired, options);
+        st.schedules.insert(key(&desired.location), s);
+        Ok(())
+    }
+
+    async fn delete(&self, at: &ScheduleLocation) -> Result<(), TemporalError> {
+        let mut st = self.enter(Call::Delete(at.id.clone()))?;
+        st.schedules.remove(&key(at));
+        Ok(())
+    }
+
+    async fn recent_runs(
+        &self,
+        at: &ScheduleLocation,
+        _limit: usize,
+    ) -> Result<Vec<RunRecord>, TemporalError> {
+        drop(self.enter(Call::RecentRuns(at.id.clone()))?);
+        Ok(vec![])
+    }
+
+    async fn backfill(
+        &self,
+        at: &ScheduleLocation,
+        _start: DateTime<Utc>,
+        _end: DateTime<Utc>,
+    ) -> Result<(), TemporalError> {
+        drop(self.enter(Call::Backfill(at.id.clone()))?);
+        Ok(())
+    }
+}

@@ -1,15 +1,30 @@
-//! The input of one `durablejob.run` workflow: self-contained, so a run never needs to read
-//! the DurableJob (which may have changed or gone) to know what to do.
+//! The contract of the built-in runner's workflow `durablejob.run`: its input and the memo keys
+//! it writes. In-flight workflows decode what was written when their schedule was built, so
+//! these types are the wire format, versioned, and never the validation or spec types: a
+//! rename elsewhere cannot change what a run decodes. A golden JSON test pins the format.
+
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::controller::validate::ValidRetry;
 
-/// Input of the built-in runner's workflow, sent as the schedule action's only argument.
+/// The contract version this build writes. Inputs without a version are version 1.
+pub const VERSION: u32 = 1;
+
+fn version_1() -> u32 {
+    1
+}
+
+/// Input of the built-in runner's workflow, sent as the schedule action's only argument:
+/// self-contained, so a run never needs to read the DurableJob (which may have changed or
+/// gone) to know what to do.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RunInput {
+    #[serde(default = "version_1")]
+    pub version: u32,
     /// The DurableJob's namespace (where Jobs are created).
     pub namespace: String,
     /// The DurableJob's name.
@@ -20,7 +35,106 @@ pub struct RunInput {
     pub job_template: Value,
     /// Whole-Job retries, counted by the workflow; `None` means one attempt.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub retry: Option<ValidRetry>,
+    pub retry: Option<RunRetry>,
     pub successful_runs_history_limit: i32,
     pub failed_runs_history_limit: i32,
+}
+
+/// Whole-Job retries as the run carries them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunRetry {
+    #[serde(with = "crate::util::duration::go_duration")]
+    pub initial_interval: Duration,
+    pub backoff_coefficient: f64,
+    #[serde(with = "crate::util::duration::go_duration")]
+    pub maximum_interval: Duration,
+    /// 0 means unlimited.
+    pub maximum_attempts: i32,
+    pub non_retryable_error_types: Vec<String>,
+}
+
+impl From<&ValidRetry> for RunRetry {
+    fn from(r: &ValidRetry) -> Self {
+        let ValidRetry {
+            initial_interval,
+            backoff_coefficient,
+            maximum_interval,
+            maximum_attempts,
+            non_retryable_error_types,
+        } = r;
+        Self {
+            initial_interval: *initial_interval,
+            backoff_coefficient: *backoff_coefficient,
+            maximum_interval: *maximum_interval,
+            maximum_attempts: *maximum_attempts,
+            non_retryable_error_types: non_retryable_error_types.clone(),
+        }
+    }
+}
+
+/// Memo keys the built-in runner sets on its workflows, read back into `recentRuns`.
+pub mod memo {
+    pub const JOB_NAME: &str = "durablejob.dev/job-name";
+    pub const ATTEMPTS: &str = "durablejob.dev/attempts";
+    pub const MESSAGE: &str = "durablejob.dev/message";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn golden_path() -> std::path::PathBuf {
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/run-contract-v1.json")
+    }
+
+    fn input() -> RunInput {
+        RunInput {
+            version: VERSION,
+            namespace: "team".into(),
+            name: "nightly-report".into(),
+            uid: "0b7c1a9e-uid".into(),
+            job_template: json!({"spec": {"backoffLimit": 0, "template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "busybox:1.36"}]}}}}),
+            retry: Some(RunRetry {
+                initial_interval: Duration::from_secs(30),
+                backoff_coefficient: 2.0,
+                maximum_interval: Duration::from_secs(600),
+                maximum_attempts: 3,
+                non_retryable_error_types: vec!["JobDeadlineExceeded".into()],
+            }),
+            successful_runs_history_limit: 3,
+            failed_runs_history_limit: 1,
+        }
+    }
+
+    #[test]
+    fn the_input_is_written_and_read_exactly_as_the_golden_file_says() {
+        let golden: Value = serde_json::from_str(&std::fs::read_to_string(golden_path()).unwrap()).unwrap();
+        assert_eq!(
+            serde_json::to_value(input()).unwrap(),
+            golden,
+            "the wire format changed"
+        );
+        assert_eq!(serde_json::from_value::<RunInput>(golden).unwrap(), input());
+    }
+
+    #[test]
+    fn an_input_written_before_versioning_is_version_1() {
+        let mut old = serde_json::to_value(input()).unwrap();
+        old.as_object_mut().unwrap().remove("version");
+        assert_eq!(serde_json::from_value::<RunInput>(old).unwrap().version, 1);
+    }
+
+    #[test]
+    fn the_memo_keys_are_pinned() {
+        assert_eq!(
+            [memo::JOB_NAME, memo::ATTEMPTS, memo::MESSAGE],
+            [
+                "durablejob.dev/job-name",
+                "durablejob.dev/attempts",
+                "durablejob.dev/message"
+            ]
+        );
+    }
 }

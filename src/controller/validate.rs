@@ -82,13 +82,15 @@ pub struct ValidWorkflow {
 }
 
 /// A retry policy with Temporal's defaults filled in where the user left a field out.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+/// Serialized only into the desired schedule's hash; the runner's wire type is
+/// [`crate::run_contract::RunRetry`].
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ValidRetry {
-    #[serde(with = "crate::util::duration::go_duration")]
+    #[serde(serialize_with = "crate::util::duration::go_duration::serialize")]
     pub initial_interval: Duration,
     pub backoff_coefficient: f64,
-    #[serde(with = "crate::util::duration::go_duration")]
+    #[serde(serialize_with = "crate::util::duration::go_duration::serialize")]
     pub maximum_interval: Duration,
     /// 0 means unlimited.
     pub maximum_attempts: i32,

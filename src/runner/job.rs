@@ -168,6 +168,7 @@ mod tests {
 
     fn input() -> RunInput {
         RunInput {
+            version: crate::run_contract::VERSION,
             namespace: "team".into(),
             name: "nightly-report".into(),
             uid: "uid-1".into(),

@@ -16,9 +16,7 @@ use temporalio_sdk::{
 
 use super::activities::{AttemptInput, CleanupInput, JobActivities};
 use super::job::{self, failure};
-use crate::controller::validate::ValidRetry;
-use crate::run_contract::RunInput;
-use crate::temporal::sdk::run_memo;
+use crate::run_contract::{RunInput, RunRetry, memo as run_memo};
 
 /// The slot a scheduled run is for (the start time for manual triggers).
 pub const SCHEDULED_START: SearchAttributeKey<Timestamp> =
@@ -71,14 +69,14 @@ fn attempt_timeout(input: &RunInput) -> Duration {
 }
 
 /// Wait before attempt `next` (2, 3, ...).
-pub fn backoff(retry: &ValidRetry, next: u32) -> Duration {
+pub fn backoff(retry: &RunRetry, next: u32) -> Duration {
     let exp = retry.backoff_coefficient.powi(next.saturating_sub(2) as i32);
     let secs = retry.initial_interval.as_secs_f64() * exp;
     Duration::from_secs_f64(secs.min(retry.maximum_interval.as_secs_f64()))
 }
 
 /// Whether attempt `n` that failed with `type_name` is retried.
-pub fn retries_after(retry: Option<&ValidRetry>, n: u32, type_name: &str) -> bool {
+pub fn retries_after(retry: Option<&RunRetry>, n: u32, type_name: &str) -> bool {
     match retry {
         None => false,
         Some(r) => {
@@ -211,8 +209,8 @@ pub fn set_timeouts(t: RunnerTimeouts) {
 mod tests {
     use super::*;
 
-    fn retry(max: i32, non_retryable: &[&str]) -> ValidRetry {
-        ValidRetry {
+    fn retry(max: i32, non_retryable: &[&str]) -> RunRetry {
+        RunRetry {
             initial_interval: Duration::from_secs(1),
             backoff_coefficient: 2.0,
             maximum_interval: Duration::from_secs(5),

@@ -35,12 +35,7 @@ use crate::controller::build::schedule::{DesiredSchedule, Owner, ScheduleLocatio
 use crate::controller::validate::ValidRetry;
 use crate::util::digest::{canonical_json, hex_sha256};
 
-/// Memo keys the built-in runner sets on its workflows, read back into `recentRuns`.
-pub mod run_memo {
-    pub const JOB_NAME: &str = "durablejob.dev/job-name";
-    pub const ATTEMPTS: &str = "durablejob.dev/attempts";
-    pub const MESSAGE: &str = "durablejob.dev/message";
-}
+use crate::run_contract::memo as run_memo;
 
 /// Counts of the operator's Temporal calls by operation, for metrics and tests.
 pub trait CallObserver: Send + Sync {

@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::api::{BUILTIN_WORKFLOW_TYPE, OverlapPolicy};
 use crate::controller::validate::{Executor, ValidInterval, ValidRetry, ValidSpec};
-use crate::run_contract::RunInput;
+use crate::run_contract::{RunInput, RunRetry};
 use crate::settings::Settings;
 use crate::util::{digest, duration};
 
@@ -122,11 +122,12 @@ pub fn desired(resource: &ResourceRef<'_>, spec: &ValidSpec, settings: &Settings
     let (workflow_type, task_queue, args, retry) = match &spec.executor {
         Executor::BuiltinRunner { job_template } => {
             let input = RunInput {
+                version: crate::run_contract::VERSION,
                 namespace: resource.namespace.into(),
                 name: resource.name.into(),
                 uid: resource.uid.into(),
                 job_template: job_template.clone(),
-                retry: wf.retry.clone(),
+                retry: wf.retry.as_ref().map(RunRetry::from),
                 successful_runs_history_limit: spec.successful_runs_history_limit,
                 failed_runs_history_limit: spec.failed_runs_history_limit,
             };
@@ -251,6 +252,7 @@ mod tests {
                 workflow_type: "durablejob.run".into(),
                 task_queue: "custom-runner".into(),
                 args: vec![json!({
+                    "version": 1,
                     "namespace": "default",
                     "name": "nightly",
                     "uid": "uid-1",

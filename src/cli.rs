@@ -1,4 +1,5 @@
-//! Command-line interface: `durablejob <operator|worker|crd|get|migrate>`.
+//! Command-line interface: `durablejob <operator|runner|crd|get|migrate>` (`worker` is the
+//! runner's older name and still works).
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
@@ -23,7 +24,8 @@ pub enum Command {
     /// Run the operator: reconcile DurableJobs into Temporal schedules.
     Operator(Box<OperatorArgs>),
     /// Run the built-in runner: a Temporal worker that executes each run as a Kubernetes Job.
-    Worker(Box<WorkerArgs>),
+    #[command(alias = "worker")]
+    Runner(Box<RunnerArgs>),
     /// Convert CronJob manifests (files, folders or stdin) into DurableJob manifests.
     Migrate(Box<MigrateArgs>),
     /// Print the CustomResourceDefinitions as YAML.
@@ -74,7 +76,7 @@ pub struct OperatorArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct WorkerArgs {
+pub struct RunnerArgs {
     /// Task queue to poll (the operator sends built-in runs here).
     #[arg(long, env = "DURABLEJOB_RUNNER_TASK_QUEUE", default_value = DEFAULT_RUNNER_TASK_QUEUE)]
     pub runner_task_queue: String,

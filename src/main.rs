@@ -2,7 +2,7 @@ use std::{process::ExitCode, sync::Arc};
 
 use clap::Parser;
 use durablejob::{
-    cli::{Cli, Command, ForbidAs, LogFormat, MigrateArgs, OperatorArgs, ReplaceAs, WorkerArgs},
+    cli::{Cli, Command, ForbidAs, LogFormat, MigrateArgs, OperatorArgs, ReplaceAs, RunnerArgs},
     controller::{self, Context},
     crd, get, health,
     metrics::Metrics,
@@ -39,7 +39,7 @@ async fn main() -> ExitCode {
             }
         }
         Command::Operator(args) => operator(*args).await,
-        Command::Worker(args) => worker(*args).await,
+        Command::Runner(args) => runner(*args).await,
         Command::Migrate(args) => migrate(*args),
     }
 }
@@ -117,7 +117,7 @@ async fn operator(args: OperatorArgs) -> ExitCode {
     }
 }
 
-async fn worker(args: WorkerArgs) -> ExitCode {
+async fn runner(args: RunnerArgs) -> ExitCode {
     telemetry::init(args.log_format);
     let identity = identity("runner");
     let (temporal, client) = match connections(&args.temporal, &identity).await {

@@ -29,12 +29,9 @@ async fn namespace(name: &str) -> (Namespace, Api<DynamicObject>) {
     (ns, api)
 }
 
+/// A DurableJob exactly as given (no jobTemplate is added: some cases leave it out on purpose).
 fn dj(name: &str, spec: Value) -> DynamicObject {
     serde_json::from_value(json!({"apiVersion": "durablejob.dev/v1alpha1", "kind": "DurableJob", "metadata": {"name": name}, "spec": spec})).unwrap()
-}
-
-fn job_template() -> Value {
-    json!({"spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "busybox"}]}}}})
 }
 
 #[tokio::test]
@@ -53,10 +50,11 @@ async fn defaults_are_the_documented_ones() {
     let made = api
         .create(
             &PostParams::default(),
-            &dj(
+            &serde_json::from_value(testsupport::durable_job(
                 "d",
-                json!({"schedule": {"cron": ["@daily"]}, "jobTemplate": job_template()}),
-            ),
+                json!({"schedule": {"cron": ["@daily"]}}),
+            ))
+            .unwrap(),
         )
         .await
         .unwrap();
@@ -77,7 +75,7 @@ async fn defaults_are_the_documented_ones() {
 #[tokio::test]
 async fn typical_mistakes_are_refused_at_apply_time() {
     let (_ns, api) = namespace("crd-mistakes").await;
-    let jt = job_template();
+    let jt = testsupport::job_template(json!({}));
     let cases = [
         (
             json!({"schedule": {"cron": ["@daily"]}}),

@@ -125,7 +125,7 @@ fn quiet_window(dj: &DurableJob, now: DateTime<Utc>) -> Option<Step> {
 
 /// The next step, from the CronJob, the DurableJob the handover made, what the CronJob's Jobs
 /// say and the clock.
-pub fn plan(cronjob: &Value, dj: Option<&DurableJob>, runs: &CronJobRuns, now: DateTime<Utc>) -> Step {
+pub fn step(cronjob: &Value, dj: Option<&DurableJob>, runs: &CronJobRuns, now: DateTime<Utc>) -> Step {
     let ask = annotation(cronjob, MIGRATE).unwrap_or_default();
     let state = annotation(cronjob, MIGRATE_STATUS).unwrap_or_default();
     let ours = |d: &DurableJob| {
@@ -266,9 +266,9 @@ mod tests {
         Utc.with_ymd_and_hms(2026, 6, 1, 12, 0, 30).unwrap()
     }
 
-    /// The plan in the middle of a minute (quiet for an every-minute schedule), with no Jobs.
+    /// The step in the middle of a minute (quiet for an every-minute schedule), with no Jobs.
     fn plan(cj: &Value, dj: Option<&DurableJob>) -> Step {
-        super::plan(cj, dj, &CronJobRuns::default(), now())
+        super::step(cj, dj, &CronJobRuns::default(), now())
     }
 
     fn cronjob(ask: &str, status: &str, suspend: bool, before: Option<&str>) -> Value {
@@ -438,7 +438,7 @@ mod tests {
         let paused = dj("paused", true, true, &[]);
         let just_after = Utc.with_ymd_and_hms(2026, 6, 1, 12, 0, 2).unwrap();
         assert_eq!(
-            super::plan(&cj, Some(&paused), &CronJobRuns::default(), just_after),
+            super::step(&cj, Some(&paused), &CronJobRuns::default(), just_after),
             Step::Wait {
                 why: "a quiet moment between the schedule's slots".into(),
                 retry: TimeDelta::seconds(8)
@@ -446,7 +446,7 @@ mod tests {
         );
         let just_before = Utc.with_ymd_and_hms(2026, 6, 1, 12, 0, 58).unwrap();
         assert!(matches!(
-            super::plan(&cj, Some(&paused), &CronJobRuns::default(), just_before),
+            super::step(&cj, Some(&paused), &CronJobRuns::default(), just_before),
             Step::Wait { retry, .. } if retry == TimeDelta::seconds(12)
         ));
         assert_eq!(
@@ -471,7 +471,7 @@ mod tests {
             active: vec![],
         };
         assert_eq!(
-            super::plan(&cj, Some(&paused), &runs, later),
+            super::step(&cj, Some(&paused), &runs, later),
             Step::Unpause {
                 after: runs.last_scheduled,
                 keep_suspended: false
@@ -488,13 +488,13 @@ mod tests {
         };
         let paused = dj("paused", true, true, &[]);
         assert!(matches!(
-            super::plan(&cj, Some(&paused), &runs, now()),
+            super::step(&cj, Some(&paused), &runs, now()),
             Step::Wait { why, .. } if why.contains("backup-29000000") && why.contains("Skip")
         ));
         let mut allow = paused.clone();
         allow.spec.overlap_policy = OverlapPolicy::AllowAll;
         assert!(matches!(
-            super::plan(&cj, Some(&allow), &runs, now()),
+            super::step(&cj, Some(&allow), &runs, now()),
             Step::Unpause { .. }
         ));
     }
@@ -504,7 +504,7 @@ mod tests {
         let cj = cronjob("rollback", "handed-over", true, Some("false"));
         let at_slot = Utc.with_ymd_and_hms(2026, 6, 1, 12, 1, 0).unwrap();
         assert!(matches!(
-            super::plan(
+            super::step(
                 &cj,
                 Some(&dj("done", false, false, &[])),
                 &CronJobRuns::default(),

@@ -2,7 +2,7 @@
 //! the same name), and its own operator, which runs as the ServiceAccount `durablejob-operator`
 //! bound to the shipped `config/rbac/` role and watches that namespace only.
 
-use std::{future::Future, path::PathBuf, time::Duration};
+use std::{path::PathBuf, time::Duration};
 
 use anyhow::bail;
 use durablejob::api::{DurableJob, DurableJobStatus};
@@ -119,8 +119,9 @@ impl Env {
         Some(log.count(|e| e.object_ref.namespace == self.namespace && f(e)))
     }
 
+    /// The id the operator gives the schedule (the product's own rule, default prefix).
     pub fn schedule_id(&self, name: &str) -> String {
-        format!("durablejob:{}/{name}", self.namespace)
+        durablejob::settings::Settings::default().schedule_id(&self.namespace, name)
     }
 
     pub async fn create(&self, manifest: Value) -> anyhow::Result<DurableJob> {
@@ -242,32 +243,4 @@ pub fn condition<'a>(s: &'a DurableJobStatus, type_: &str) -> Option<&'a durable
     s.conditions.iter().find(|c| c.type_ == type_)
 }
 
-/// Polls `probe` every 200 ms until it yields a value or `timeout` passes.
-pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut probe: F) -> anyhow::Result<T>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        if let Some(v) = probe().await {
-            return Ok(v);
-        }
-        if tokio::time::Instant::now() > deadline {
-            bail!("timed out after {timeout:?} waiting for {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-/// A DurableJob manifest with a job template.
-pub fn manifest(name: &str, spec: Value) -> Value {
-    let mut spec = spec;
-    if spec.get("jobTemplate").is_none() && spec.get("worker").is_none() {
-        spec["jobTemplate"] = json!({"spec": {"template": {"spec": {
-            "restartPolicy": "Never",
-            "containers": [{"name": "main", "image": "busybox:1.36", "command": ["true"]}]
-        }}}});
-    }
-    json!({"apiVersion": "durablejob.dev/v1alpha1", "kind": "DurableJob", "metadata": {"name": name}, "spec": spec})
-}
+pub use testsupport::{durable_job as manifest, wait_for};

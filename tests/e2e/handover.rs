@@ -3,7 +3,7 @@
 //! by the CronJob before the handover, by Temporal after it, by the CronJob again after the
 //! rollback. Counted from the CronJob's Jobs, the runner's Jobs and Temporal's workflow list.
 
-use std::{collections::BTreeMap, future::Future, pin::Pin, sync::Arc, time::Duration};
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use anyhow::ensure;
 use chrono::{DateTime, TimeDelta, Utc};
@@ -14,15 +14,12 @@ use kube::{
 };
 use serde_json::json;
 
+use crate::Shared;
 use crate::env::{Env, condition, wait_for};
 use crate::operator::Runner;
 use crate::temporal::{self, payload};
-use crate::{Scenario, Shared};
 
-pub const SCENARIOS: &[(&str, Scenario)] = &[(
-    "a_live_cronjob_is_handed_over_without_gap_or_double_run_and_rolled_back",
-    |s: Arc<Shared>| -> Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send>> { Box::pin(handover(s)) },
-)];
+scenarios!(a_live_cronjob_is_handed_over_without_gap_or_double_run_and_rolled_back);
 
 /// The longest the scenario waits for one step: a minute boundary plus the quiet window.
 const STEP: Duration = Duration::from_secs(100);
@@ -100,7 +97,9 @@ async fn set_migrate(cronjobs: &Api<CronJob>, value: &str) -> anyhow::Result<()>
     Ok(())
 }
 
-async fn handover(shared: Arc<Shared>) -> anyhow::Result<()> {
+async fn a_live_cronjob_is_handed_over_without_gap_or_double_run_and_rolled_back(
+    shared: Arc<Shared>,
+) -> anyhow::Result<()> {
     let env = Env::new(&shared, "handover", &[]).await?;
     let runner = Runner::start(&env.dir, &env.runner_kubeconfig, &env.temporal, &env.namespace)?;
     let cronjobs: Api<CronJob> = env.api();

@@ -3,8 +3,6 @@
 //! get with the printer columns, get -w, describe with the operator's Events, explain.
 
 use std::{
-    future::Future,
-    pin::Pin,
     process::Stdio,
     sync::Arc,
     time::{Duration, Instant},
@@ -13,13 +11,10 @@ use std::{
 use anyhow::ensure;
 use testsupport::Kubectl;
 
+use crate::Shared;
 use crate::env::{Env, cluster};
-use crate::{Scenario, Shared};
 
-pub const SCENARIOS: &[(&str, Scenario)] = &[(
-    "kubectl_applies_waits_for_gets_watches_describes_and_explains_durablejobs",
-    |s: Arc<Shared>| -> Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send>> { Box::pin(kubectl(s)) },
-)];
+scenarios!(kubectl_applies_waits_for_gets_watches_describes_and_explains_durablejobs);
 
 fn manifest(namespace: &str, every: &str, extra: &str) -> String {
     format!(
@@ -27,7 +22,9 @@ fn manifest(namespace: &str, every: &str, extra: &str) -> String {
     )
 }
 
-async fn kubectl(shared: Arc<Shared>) -> anyhow::Result<()> {
+async fn kubectl_applies_waits_for_gets_watches_describes_and_explains_durablejobs(
+    shared: Arc<Shared>,
+) -> anyhow::Result<()> {
     let env = Env::new(&shared, "kubectl", &[]).await?;
     let k: Kubectl = cluster().kubectl().clone();
     let ns = env.namespace.clone();

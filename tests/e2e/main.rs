@@ -6,6 +6,15 @@
 //!
 //! `cargo test --test e2e [-- FILTER]` runs the scenarios whose name contains FILTER.
 
+/// `SCENARIOS`: each listed async fn as a named scenario.
+macro_rules! scenarios {
+    ($($name:ident),* $(,)?) => {
+        pub const SCENARIOS: &[(&str, $crate::Scenario)] = &[
+            $((stringify!($name), |s: std::sync::Arc<$crate::Shared>| -> std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<()>> + Send>> { Box::pin($name(s)) })),*
+        ];
+    };
+}
+
 mod env;
 mod handover;
 mod kubectl;

@@ -97,7 +97,7 @@ impl Runner {
     fn launch(&mut self) -> anyhow::Result<()> {
         self.starts += 1;
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_durablejob"));
-        cmd.arg("worker")
+        cmd.arg("runner")
             .args([
                 "--log-format",
                 "text",

@@ -2,7 +2,7 @@
 //! real Job controller completes or fails as its pods end (the simulated kubelet's pod rule,
 //! tests/cluster/README.md); user workers run as Deployments the operator manages.
 
-use std::{future::Future, pin::Pin, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
 use anyhow::ensure;
 use durablejob::api::RunResult;
@@ -13,18 +13,10 @@ use kube::{
 };
 use serde_json::{Value, json};
 
+use crate::Shared;
 use crate::env::{Env, condition, manifest, wait_for};
 use crate::operator::Runner;
 use crate::temporal;
-use crate::{Scenario, Shared};
-
-macro_rules! scenarios {
-    ($($name:ident),* $(,)?) => {
-        pub const SCENARIOS: &[(&str, Scenario)] = &[
-            $((stringify!($name), |s: Arc<Shared>| -> Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send>> { Box::pin($name(s)) })),*
-        ];
-    };
-}
 
 scenarios!(
     a_triggered_run_creates_exactly_one_job_and_succeeds,
@@ -46,11 +38,7 @@ fn quiet_schedule() -> Value {
     json!({"intervals": [{"every": "24h", "offset": format!("{}s", (now + 43_200) % 86_400)}]})
 }
 
-/// A jobTemplate whose pods carry `pod_annotations` (the simulated kubelet's pod rule).
-fn job_template(pod_annotations: Value) -> Value {
-    json!({"spec": {"backoffLimit": 0, "template": {"metadata": {"annotations": pod_annotations}, "spec": {
-        "restartPolicy": "Never", "containers": [{"name": "main", "image": "busybox:1.36", "command": ["true"]}]}}}})
-}
+use testsupport::job_template;
 
 async fn with_runner(shared: &Shared, name: &str) -> anyhow::Result<(Env, Runner)> {
     let env = Env::new(shared, name, &[]).await?;

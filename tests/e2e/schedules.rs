@@ -1,22 +1,14 @@
 //! Issue 2: DurableJobs become Temporal schedules, kept in sync, with status written back.
 
-use std::{future::Future, pin::Pin, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
 use anyhow::ensure;
 use kube::api::DeleteParams;
 use serde_json::{Value, json};
 
+use crate::Shared;
 use crate::env::{Env, condition, manifest, wait_for};
 use crate::temporal::{self, calendar_summary, payload};
-use crate::{Scenario, Shared};
-
-macro_rules! scenarios {
-    ($($name:ident),* $(,)?) => {
-        pub const SCENARIOS: &[(&str, Scenario)] = &[
-            $((stringify!($name), |s: Arc<Shared>| -> Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send>> { Box::pin($name(s)) })),*
-        ];
-    };
-}
 
 scenarios!(
     the_schedule_in_temporal_is_exactly_what_the_spec_asks_for,

@@ -12,11 +12,15 @@ mod audit;
 mod cluster;
 mod faults;
 mod kubectl;
+pub mod manifests;
+mod wait;
 
 pub use audit::{AuditEvent, AuditLog};
 pub use cluster::{Cluster, Namespace, PrivateCluster, client_for};
 pub use faults::{FailRule, FaultProxy};
 pub use kubectl::Kubectl;
+pub use manifests::{cronjob, durable_job, job_template};
+pub use wait::wait_for;
 
 use std::path::PathBuf;
 

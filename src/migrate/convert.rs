@@ -40,17 +40,44 @@ impl Default for Options {
 pub struct Difference {
     /// The CronJob field it concerns.
     pub field: String,
-    /// "info", "warning" (behaviour differs), or "error" (could not be converted).
-    pub severity: &'static str,
+    pub severity: Severity,
     pub message: String,
 }
 
-fn note(out: &mut Vec<Difference>, severity: &'static str, field: &str, message: impl Into<String>) {
-    out.push(Difference {
-        field: field.into(),
-        severity,
-        message: message.into(),
-    });
+/// How much a difference matters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// The meaning carries over; worth knowing.
+    Info,
+    /// Behaviour differs.
+    Warning,
+    /// Could not be converted.
+    Error,
+}
+
+impl std::fmt::Display for Severity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Error => "error",
+        })
+    }
+}
+
+/// The differences found so far, in the order the fields are translated.
+#[derive(Default)]
+struct Notes(Vec<Difference>);
+
+impl Notes {
+    fn push(&mut self, severity: Severity, field: &str, message: impl Into<String>) {
+        self.0.push(Difference {
+            field: field.into(),
+            severity,
+            message: message.into(),
+        });
+    }
 }
 
 /// CronJob spec fields this conversion handles.
@@ -65,22 +92,71 @@ const KNOWN_SPEC: &[&str] = &[
     "jobTemplate",
 ];
 
-/// Converts a `batch/v1` CronJob; `Err` when it cannot be converted at all.
+type Spec = Map<String, Value>;
+
+/// Converts a `batch/v1` CronJob; `Err` when it cannot be converted at all. Each field has its
+/// translator below; this only puts their results together.
 pub fn convert(cronjob: &Value, opts: &Options) -> Result<(Value, Vec<Difference>), String> {
-    let mut diffs = vec![];
+    let mut notes = Notes::default();
     let meta = &cronjob["metadata"];
     let name = meta["name"]
         .as_str()
         .filter(|n| !n.is_empty())
         .ok_or("metadata.name is missing")?;
     let spec = cronjob["spec"].as_object().ok_or("spec is missing")?;
+    let schedule = schedule_and_time_zone(spec, opts, &mut notes)?;
+    let overlap = overlap_policy(spec, opts, &mut notes)?;
+    let catchup = catchup_window(spec, &mut notes);
+    let job_template = job_template(spec, &mut notes)?;
+    let workflow = cross_run_retries(opts, &mut notes);
+    unknown_fields(spec, &mut notes);
+    let out_meta = metadata(meta, name, &mut notes);
+
+    let mut out_spec = Map::new();
+    out_spec.insert("schedule".into(), Value::Object(schedule));
+    out_spec.insert(
+        "overlapPolicy".into(),
+        serde_json::to_value(overlap).expect("enum serializes"),
+    );
+    out_spec.insert("catchupWindow".into(), Value::from(catchup));
+    out_spec.insert(
+        "suspend".into(),
+        Value::from(spec.get("suspend").and_then(Value::as_bool).unwrap_or(false)),
+    );
+    if !workflow.is_empty() {
+        out_spec.insert("workflow".into(), Value::Object(workflow));
+    }
+    out_spec.insert("jobTemplate".into(), job_template);
+    let limit =
+        |field: &str, default: i64| Value::from(spec.get(field).and_then(Value::as_i64).unwrap_or(default));
+    out_spec.insert(
+        "successfulRunsHistoryLimit".into(),
+        limit("successfulJobsHistoryLimit", 3),
+    );
+    out_spec.insert(
+        "failedRunsHistoryLimit".into(),
+        limit("failedJobsHistoryLimit", 1),
+    );
+    out_spec.insert("deletionPolicy".into(), Value::from("Delete"));
+
+    let dj = json!({
+        "apiVersion": "durablejob.dev/v1alpha1",
+        "kind": "DurableJob",
+        "metadata": Value::Object(out_meta),
+        "spec": Value::Object(out_spec),
+    });
+    Ok((dj, notes.0))
+}
+
+/// `spec.schedule` and `spec.timeZone` → `spec.schedule` (cron entries or intervals, and the zone).
+fn schedule_and_time_zone(spec: &Spec, opts: &Options, notes: &mut Notes) -> Result<Spec, String> {
     let sched = spec
         .get("schedule")
         .and_then(Value::as_str)
         .ok_or("spec.schedule is missing")?;
     let t: Translated = schedule::translate(sched).map_err(|e| format!("spec.schedule: {e}"))?;
     for n in &t.notes {
-        note(&mut diffs, "info", "spec.schedule", n.clone());
+        notes.push(Severity::Info, "spec.schedule", n.clone());
     }
     for entry in &t.cron {
         crate::cron::check(entry)
@@ -96,9 +172,8 @@ pub fn convert(cronjob: &Value, opts: &Options) -> Result<(Value, Vec<Difference
         (Some(z), None) => z.to_string(),
         (None, Some(z)) => z.clone(),
         (None, None) => {
-            note(
-                &mut diffs,
-                "warning",
+            notes.push(
+                Severity::Warning,
                 "spec.timeZone",
                 format!(
                     "not set: the CronJob ran in the kube-controller-manager's time zone; the DurableJob uses {} (--default-time-zone)",
@@ -117,9 +192,8 @@ pub fn convert(cronjob: &Value, opts: &Options) -> Result<(Value, Vec<Difference
         .map(|h| format!("{h:02}:00-{h:02}:59"))
         .collect();
     if !touched.is_empty() {
-        note(
-            &mut diffs,
-            "warning",
+        notes.push(
+            Severity::Warning,
             "spec.timeZone",
             format!(
                 "{time_zone} changes to or from daylight saving time within {} local time, when this schedule runs: on those days Temporal runs a time in a repeated hour twice (once in each copy) and skips local times that do not exist, while the CronJob controller derived missed runs from the interval between two schedule times",
@@ -127,162 +201,6 @@ pub fn convert(cronjob: &Value, opts: &Options) -> Result<(Value, Vec<Difference
             ),
         );
     }
-
-    let overlap = match spec
-        .get("concurrencyPolicy")
-        .and_then(Value::as_str)
-        .unwrap_or("Allow")
-    {
-        "Allow" => {
-            note(
-                &mut diffs,
-                "info",
-                "spec.concurrencyPolicy",
-                "Allow became AllowAll (Temporal's default would be Skip, so it is written explicitly)",
-            );
-            OverlapPolicy::AllowAll
-        }
-        "Forbid" => {
-            let why = match opts.forbid_as {
-                OverlapPolicy::BufferOne => {
-                    "BufferOne: a run due while one is going starts right after it (CronJob would skip it)"
-                }
-                _ => "Skip: a run due while one is going is skipped, as with CronJob",
-            };
-            note(
-                &mut diffs,
-                "info",
-                "spec.concurrencyPolicy",
-                format!("Forbid became {why}"),
-            );
-            opts.forbid_as
-        }
-        "Replace" => {
-            let why = match opts.replace_as {
-                OverlapPolicy::CancelOther => {
-                    "CancelOther: the running run is cancelled, which deletes its Job (--replace-as)"
-                }
-                _ => {
-                    "TerminateOther: the running run is terminated and its Job deleted, as CronJob deletes the Job (use --replace-as CancelOther for a graceful cancel)"
-                }
-            };
-            note(
-                &mut diffs,
-                "info",
-                "spec.concurrencyPolicy",
-                format!("Replace became {why}"),
-            );
-            opts.replace_as
-        }
-        other => {
-            return Err(format!(
-                "spec.concurrencyPolicy: {other:?} is not Allow, Forbid or Replace"
-            ));
-        }
-    };
-
-    let catchup = match spec.get("startingDeadlineSeconds").and_then(Value::as_i64) {
-        Some(s) => {
-            let secs = s.max(MIN_CATCHUP_WINDOW.as_secs() as i64) as u64;
-            if (s as u64) < MIN_CATCHUP_WINDOW.as_secs() {
-                note(
-                    &mut diffs,
-                    "warning",
-                    "spec.startingDeadlineSeconds",
-                    format!("{s}s is below Temporal's minimum catch-up window; raised to 10s"),
-                );
-            }
-            note(
-                &mut diffs,
-                "info",
-                "spec.startingDeadlineSeconds",
-                "became catchupWindow: runs missed while Temporal was unavailable start if at most this late; CronJob starts only the most recent missed run, Temporal starts each missed run the overlap policy allows",
-            );
-            crate::util::duration::format(std::time::Duration::from_secs(secs))
-        }
-        None => {
-            note(
-                &mut diffs,
-                "warning",
-                "spec.startingDeadlineSeconds",
-                format!(
-                    "not set: CronJob would start the most recent missed run however late; the DurableJob catches up runs at most {DEFAULT_CATCHUP_WINDOW} late (catchupWindow)"
-                ),
-            );
-            DEFAULT_CATCHUP_WINDOW.to_string()
-        }
-    };
-
-    let job_template = spec
-        .get("jobTemplate")
-        .cloned()
-        .ok_or("spec.jobTemplate is missing")?;
-    let job_spec = &job_template["spec"];
-    let backoff = job_spec["backoffLimit"].as_i64().unwrap_or(6);
-    note(
-        &mut diffs,
-        "info",
-        "spec.jobTemplate.spec.backoffLimit",
-        format!(
-            "backoffLimit {backoff} still retries pods inside each Job; CronJob had no retries of whole Jobs"
-        ),
-    );
-    if !job_spec["podFailurePolicy"].is_null() {
-        note(
-            &mut diffs,
-            "info",
-            "spec.jobTemplate.spec.podFailurePolicy",
-            "kept on the Job: it decides pod retries inside one Job; a Job it fails counts as one failed attempt of the run",
-        );
-    }
-    if let Some(d) = job_spec["activeDeadlineSeconds"].as_i64() {
-        note(
-            &mut diffs,
-            "info",
-            "spec.jobTemplate.spec.activeDeadlineSeconds",
-            format!("kept on the Job ({d}s): a Job past it fails the run with JobDeadlineExceeded"),
-        );
-    }
-    if !job_spec["ttlSecondsAfterFinished"].is_null() {
-        note(
-            &mut diffs,
-            "info",
-            "spec.jobTemplate.spec.ttlSecondsAfterFinished",
-            "kept on the Job: finished Jobs are deleted after it as before, independent of the history limits",
-        );
-    }
-    let mut workflow = Map::new();
-    match opts.retries {
-        Some(n) if n > 1 => {
-            workflow.insert(
-                "retry".into(),
-                json!({"initialInterval": "30s", "backoffCoefficient": 2, "maximumInterval": "10m", "maximumAttempts": n}),
-            );
-            note(
-                &mut diffs,
-                "info",
-                "retry",
-                format!(
-                    "Temporal retries a failed run up to {n} attempts in total (a new Job each time, --retries)"
-                ),
-            );
-        }
-        _ => note(
-            &mut diffs,
-            "info",
-            "retry",
-            "cross-run retries are off, as with CronJob (--retries N turns them on)",
-        ),
-    }
-    for k in spec.keys().filter(|k| !KNOWN_SPEC.contains(&k.as_str())) {
-        note(
-            &mut diffs,
-            "error",
-            &format!("spec.{k}"),
-            "not a CronJob field this conversion knows; it was dropped",
-        );
-    }
-
     let mut schedule = Map::new();
     if !t.cron.is_empty() {
         schedule.insert("cron".into(), json!(t.cron));
@@ -294,7 +212,161 @@ pub fn convert(cronjob: &Value, opts: &Options) -> Result<(Value, Vec<Difference
         );
     }
     schedule.insert("timeZone".into(), Value::from(time_zone));
+    Ok(schedule)
+}
 
+/// `spec.concurrencyPolicy` → `spec.overlapPolicy`.
+fn overlap_policy(spec: &Spec, opts: &Options, notes: &mut Notes) -> Result<OverlapPolicy, String> {
+    let field = "spec.concurrencyPolicy";
+    match spec
+        .get("concurrencyPolicy")
+        .and_then(Value::as_str)
+        .unwrap_or("Allow")
+    {
+        "Allow" => {
+            notes.push(
+                Severity::Info,
+                field,
+                "Allow became AllowAll (Temporal's default would be Skip, so it is written explicitly)",
+            );
+            Ok(OverlapPolicy::AllowAll)
+        }
+        "Forbid" => {
+            let why = match opts.forbid_as {
+                OverlapPolicy::BufferOne => {
+                    "BufferOne: a run due while one is going starts right after it (CronJob would skip it)"
+                }
+                _ => "Skip: a run due while one is going is skipped, as with CronJob",
+            };
+            notes.push(Severity::Info, field, format!("Forbid became {why}"));
+            Ok(opts.forbid_as)
+        }
+        "Replace" => {
+            let why = match opts.replace_as {
+                OverlapPolicy::CancelOther => {
+                    "CancelOther: the running run is cancelled, which deletes its Job (--replace-as)"
+                }
+                _ => {
+                    "TerminateOther: the running run is terminated and its Job deleted, as CronJob deletes the Job (use --replace-as CancelOther for a graceful cancel)"
+                }
+            };
+            notes.push(Severity::Info, field, format!("Replace became {why}"));
+            Ok(opts.replace_as)
+        }
+        other => Err(format!("{field}: {other:?} is not Allow, Forbid or Replace")),
+    }
+}
+
+/// `spec.startingDeadlineSeconds` → `spec.catchupWindow`.
+fn catchup_window(spec: &Spec, notes: &mut Notes) -> String {
+    let field = "spec.startingDeadlineSeconds";
+    match spec.get("startingDeadlineSeconds").and_then(Value::as_i64) {
+        Some(s) => {
+            let secs = s.max(MIN_CATCHUP_WINDOW.as_secs() as i64) as u64;
+            if (s as u64) < MIN_CATCHUP_WINDOW.as_secs() {
+                notes.push(
+                    Severity::Warning,
+                    field,
+                    format!("{s}s is below Temporal's minimum catch-up window; raised to 10s"),
+                );
+            }
+            notes.push(
+                Severity::Info,
+                field,
+                "became catchupWindow: runs missed while Temporal was unavailable start if at most this late; CronJob starts only the most recent missed run, Temporal starts each missed run the overlap policy allows",
+            );
+            crate::util::duration::format(std::time::Duration::from_secs(secs))
+        }
+        None => {
+            notes.push(
+                Severity::Warning,
+                field,
+                format!(
+                    "not set: CronJob would start the most recent missed run however late; the DurableJob catches up runs at most {DEFAULT_CATCHUP_WINDOW} late (catchupWindow)"
+                ),
+            );
+            DEFAULT_CATCHUP_WINDOW.to_string()
+        }
+    }
+}
+
+/// `spec.jobTemplate`, kept whole; what its Job-level fields now mean.
+fn job_template(spec: &Spec, notes: &mut Notes) -> Result<Value, String> {
+    let job_template = spec
+        .get("jobTemplate")
+        .cloned()
+        .ok_or("spec.jobTemplate is missing")?;
+    let job_spec = &job_template["spec"];
+    let backoff = job_spec["backoffLimit"].as_i64().unwrap_or(6);
+    notes.push(
+        Severity::Info,
+        "spec.jobTemplate.spec.backoffLimit",
+        format!(
+            "backoffLimit {backoff} still retries pods inside each Job; CronJob had no retries of whole Jobs"
+        ),
+    );
+    if !job_spec["podFailurePolicy"].is_null() {
+        notes.push(
+            Severity::Info,
+            "spec.jobTemplate.spec.podFailurePolicy",
+            "kept on the Job: it decides pod retries inside one Job; a Job it fails counts as one failed attempt of the run",
+        );
+    }
+    if let Some(d) = job_spec["activeDeadlineSeconds"].as_i64() {
+        notes.push(
+            Severity::Info,
+            "spec.jobTemplate.spec.activeDeadlineSeconds",
+            format!("kept on the Job ({d}s): a Job past it fails the run with JobDeadlineExceeded"),
+        );
+    }
+    if !job_spec["ttlSecondsAfterFinished"].is_null() {
+        notes.push(
+            Severity::Info,
+            "spec.jobTemplate.spec.ttlSecondsAfterFinished",
+            "kept on the Job: finished Jobs are deleted after it as before, independent of the history limits",
+        );
+    }
+    Ok(job_template)
+}
+
+/// `--retries` → `spec.workflow.retry` (CronJob has no retries of whole Jobs).
+fn cross_run_retries(opts: &Options, notes: &mut Notes) -> Spec {
+    let mut workflow = Map::new();
+    match opts.retries {
+        Some(n) if n > 1 => {
+            workflow.insert(
+                "retry".into(),
+                json!({"initialInterval": "30s", "backoffCoefficient": 2, "maximumInterval": "10m", "maximumAttempts": n}),
+            );
+            notes.push(
+                Severity::Info,
+                "retry",
+                format!("Temporal retries a failed run up to {n} attempts in total (a new Job each time, --retries)"),
+            );
+        }
+        _ => notes.push(
+            Severity::Info,
+            "retry",
+            "cross-run retries are off, as with CronJob (--retries N turns them on)",
+        ),
+    }
+    workflow
+}
+
+/// Spec fields this conversion does not know are dropped, each reported as an error.
+fn unknown_fields(spec: &Spec, notes: &mut Notes) {
+    for k in spec.keys().filter(|k| !KNOWN_SPEC.contains(&k.as_str())) {
+        notes.push(
+            Severity::Error,
+            &format!("spec.{k}"),
+            "not a CronJob field this conversion knows; it was dropped",
+        );
+    }
+}
+
+/// Name, namespace, labels and annotations carry over (kubectl's last-applied annotation,
+/// which describes the CronJob, does not).
+fn metadata(meta: &Value, name: &str, notes: &mut Notes) -> Spec {
     let mut out_meta = Map::new();
     out_meta.insert("name".into(), Value::from(name));
     if let Some(ns) = meta["namespace"].as_str() {
@@ -311,9 +383,8 @@ pub fn convert(cronjob: &Value, opts: &Options) -> Result<(Value, Vec<Difference
         .remove("kubectl.kubernetes.io/last-applied-configuration")
         .is_some()
     {
-        note(
-            &mut diffs,
-            "info",
+        notes.push(
+            Severity::Info,
             "metadata.annotations",
             "kubectl's last-applied-configuration annotation was dropped (it described the CronJob)",
         );
@@ -321,47 +392,7 @@ pub fn convert(cronjob: &Value, opts: &Options) -> Result<(Value, Vec<Difference
     if !annotations.is_empty() {
         out_meta.insert("annotations".into(), json!(annotations));
     }
-
-    let mut out_spec = Map::new();
-    out_spec.insert("schedule".into(), Value::Object(schedule));
-    out_spec.insert(
-        "overlapPolicy".into(),
-        serde_json::to_value(overlap).expect("enum serializes"),
-    );
-    out_spec.insert("catchupWindow".into(), Value::from(catchup));
-    out_spec.insert(
-        "suspend".into(),
-        Value::from(spec.get("suspend").and_then(Value::as_bool).unwrap_or(false)),
-    );
-    if !workflow.is_empty() {
-        out_spec.insert("workflow".into(), Value::Object(workflow));
-    }
-    out_spec.insert("jobTemplate".into(), job_template);
-    out_spec.insert(
-        "successfulRunsHistoryLimit".into(),
-        Value::from(
-            spec.get("successfulJobsHistoryLimit")
-                .and_then(Value::as_i64)
-                .unwrap_or(3),
-        ),
-    );
-    out_spec.insert(
-        "failedRunsHistoryLimit".into(),
-        Value::from(
-            spec.get("failedJobsHistoryLimit")
-                .and_then(Value::as_i64)
-                .unwrap_or(1),
-        ),
-    );
-    out_spec.insert("deletionPolicy".into(), Value::from("Delete"));
-
-    let dj = json!({
-        "apiVersion": "durablejob.dev/v1alpha1",
-        "kind": "DurableJob",
-        "metadata": Value::Object(out_meta),
-        "spec": Value::Object(out_spec),
-    });
-    Ok((dj, diffs))
+    out_meta
 }
 
 /// Local hours in which a zone's clock jumps (a missing or a repeated hour), over a year.
@@ -487,7 +518,7 @@ mod tests {
             (Some(3), Some(1))
         );
         assert!(diffs.iter().any(|d| d.field == "spec.timeZone"
-            && d.severity == "warning"
+            && d.severity == Severity::Warning
             && d.message.contains("controller-manager")));
     }
 
@@ -524,7 +555,7 @@ mod tests {
         assert!(
             diffs
                 .iter()
-                .any(|d| d.severity == "warning" && d.message.contains("minimum"))
+                .any(|d| d.severity == Severity::Warning && d.message.contains("minimum"))
         );
     }
 
@@ -580,7 +611,7 @@ mod tests {
         assert!(
             diffs
                 .iter()
-                .any(|d| d.severity == "error" && d.field == "spec.parallelism")
+                .any(|d| d.severity == Severity::Error && d.field == "spec.parallelism")
         );
     }
 

@@ -83,11 +83,12 @@ impl DocumentOutcome {
 impl Report {
     pub fn failed(&self) -> bool {
         !self.errors.is_empty()
-            || self
-                .files
-                .iter()
-                .flat_map(|f| &f.documents)
-                .any(|d| d.outcome == "failed" || d.differences.iter().any(|x| x.severity == "error"))
+            || self.files.iter().flat_map(|f| &f.documents).any(|d| {
+                d.outcome == "failed"
+                    || d.differences
+                        .iter()
+                        .any(|x| x.severity == super::convert::Severity::Error)
+            })
     }
 
     pub fn counts(&self) -> (usize, usize, usize) {

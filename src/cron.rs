@@ -8,7 +8,7 @@ use croner::{
 };
 
 /// Macros Temporal expands; `@every` is deliberately absent (use `intervals`).
-pub const MACROS: &[&str] = &[
+pub(crate) const MACROS: &[&str] = &[
     "@yearly",
     "@annually",
     "@monthly",
@@ -21,7 +21,7 @@ pub const MACROS: &[&str] = &[
 const FIELD_NAMES: [&str; 5] = ["minute", "hour", "day-of-month", "month", "day-of-week"];
 
 /// Checks one cron entry; the error says what is wrong and what to write instead.
-pub fn check(entry: &str) -> Result<(), String> {
+pub(crate) fn check(entry: &str) -> Result<(), String> {
     let entry = entry.trim();
     if entry.is_empty() {
         return Err("is empty; write five fields such as \"0 9 * * 1-5\" or a macro such as @daily".into());
@@ -70,7 +70,7 @@ pub fn check(entry: &str) -> Result<(), String> {
 }
 
 /// Parses a checked entry for computing fire times (Temporal semantics: DOM and DOW both match).
-pub fn parse(entry: &str) -> Result<Cron, String> {
+pub(crate) fn parse(entry: &str) -> Result<Cron, String> {
     check(entry)?;
     parser().parse(entry.trim()).map_err(|e| e.to_string())
 }

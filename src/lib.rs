@@ -1,4 +1,5 @@
 #![forbid(unsafe_code)]
+#![warn(unreachable_pub)]
 //! durablejob: Kubernetes CronJob replacements driven by Temporal schedules.
 //!
 //! The reconcile pipeline lives in [`controller`]: pure steps ([`controller::validate`],
@@ -9,19 +10,19 @@ pub mod api;
 pub mod cli;
 pub mod controller;
 pub mod crd;
-pub mod cron;
+pub(crate) mod cron;
 pub mod get;
 pub mod handover;
 pub mod health;
 pub mod metrics;
 pub mod migrate;
 pub mod reason;
-pub mod run_contract;
+pub(crate) mod run_contract;
 pub mod runner;
 pub mod settings;
 pub mod telemetry;
 pub mod temporal;
-pub mod util;
+pub(crate) mod util;
 
 #[cfg(test)]
 mod fixtures;

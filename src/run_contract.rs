@@ -11,7 +11,7 @@ use serde_json::Value;
 use crate::controller::validate::ValidRetry;
 
 /// The contract version this build writes. Inputs without a version are version 1.
-pub const VERSION: u32 = 1;
+pub(crate) const VERSION: u32 = 1;
 
 fn version_1() -> u32 {
     1
@@ -74,10 +74,10 @@ impl From<&ValidRetry> for RunRetry {
 }
 
 /// Memo keys the built-in runner sets on its workflows, read back into `recentRuns`.
-pub mod memo {
-    pub const JOB_NAME: &str = "durablejob.dev/job-name";
-    pub const ATTEMPTS: &str = "durablejob.dev/attempts";
-    pub const MESSAGE: &str = "durablejob.dev/message";
+pub(crate) mod memo {
+    pub(crate) const JOB_NAME: &str = "durablejob.dev/job-name";
+    pub(crate) const ATTEMPTS: &str = "durablejob.dev/attempts";
+    pub(crate) const MESSAGE: &str = "durablejob.dev/message";
 }
 
 #[cfg(test)]

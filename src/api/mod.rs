@@ -1,6 +1,10 @@
 //! The `durablejob.dev/v1alpha1` API.
 
+// Everything here is public API, re-exported below; the lint cannot see through the glob
+// re-exports and kube-derive's generated types.
+#[allow(unreachable_pub)]
 mod schema_helpers;
+#[allow(unreachable_pub)]
 mod spec;
 mod status;
 

@@ -30,11 +30,11 @@ use crate::reason::Reason;
 use crate::settings::Settings;
 use crate::temporal::{Schedules, TemporalError};
 
-pub mod build;
-pub mod io;
-pub mod plan;
-pub mod reconcile;
-pub mod status;
+pub(crate) mod build;
+pub(crate) mod io;
+pub(crate) mod plan;
+pub(crate) mod reconcile;
+pub(crate) mod status;
 pub mod validate;
 
 #[cfg(test)]

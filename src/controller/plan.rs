@@ -9,7 +9,7 @@ use crate::temporal::{ObservedSchedule, WriteOptions};
 
 /// Why a schedule is (re)written; shown in Events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WriteReason {
+pub(crate) enum WriteReason {
     /// No schedule existed.
     Created,
     /// The schedule vanished from Temporal (deleted there) and is put back.
@@ -26,7 +26,7 @@ pub enum WriteReason {
 
 impl WriteReason {
     /// The reason an Event and the schedule_writes metric give for this write.
-    pub fn reason(self) -> crate::reason::Reason {
+    pub(crate) fn reason(self) -> crate::reason::Reason {
         use crate::reason::Reason;
         match self {
             WriteReason::Created => Reason::ScheduleCreated,
@@ -41,7 +41,7 @@ impl WriteReason {
 
 /// The decision for one reconcile.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Decision {
+pub(crate) enum Decision {
     Create {
         options: WriteOptions,
         reason: WriteReason,
@@ -64,7 +64,7 @@ pub enum Decision {
 
 /// Facts about the resource the planner needs beyond the desired schedule.
 #[derive(Debug, Clone)]
-pub struct PlanInput<'a> {
+pub(crate) struct PlanInput<'a> {
     pub desired: &'a DesiredSchedule,
     pub desired_hash: &'a str,
     pub previous: &'a DurableJobStatus,
@@ -75,7 +75,7 @@ pub struct PlanInput<'a> {
 }
 
 /// Notes the operator keeps on its schedules.
-pub fn notes(desired: &DesiredSchedule) -> String {
+pub(crate) fn notes(desired: &DesiredSchedule) -> String {
     if desired.paused {
         format!(
             "Suspended by spec.suspend of DurableJob {}.",
@@ -89,7 +89,7 @@ pub fn notes(desired: &DesiredSchedule) -> String {
     }
 }
 
-pub fn decide(input: &PlanInput<'_>) -> Decision {
+pub(crate) fn decide(input: &PlanInput<'_>) -> Decision {
     let d = input.desired;
     let previous_sync = input.previous.sync.as_ref();
     let Some(obs) = input.observed else {
@@ -164,7 +164,11 @@ pub fn decide(input: &PlanInput<'_>) -> Decision {
 }
 
 /// The sync record to keep after a write, or after accepting Temporal's own change.
-pub fn sync_record(desired_hash: &str, fingerprint: &str, handled_resume: Option<String>) -> SyncRecord {
+pub(crate) fn sync_record(
+    desired_hash: &str,
+    fingerprint: &str,
+    handled_resume: Option<String>,
+) -> SyncRecord {
     SyncRecord {
         desired_hash: desired_hash.to_string(),
         observed_fingerprint: fingerprint.to_string(),

@@ -16,16 +16,16 @@ use crate::reason::Reason;
 use crate::settings::Settings;
 use crate::temporal::Schedules;
 
-pub use super::io::kube::FIELD_MANAGER;
+pub(crate) use super::io::kube::FIELD_MANAGER;
 
 /// The spec, validated, and the schedule built from it.
-pub struct Built {
+pub(crate) struct Built {
     pub valid: validate::ValidSpec,
     pub desired: DesiredSchedule,
 }
 
 /// Validate and build: pure.
-pub fn build(dj: &DurableJob, settings: &Settings) -> Result<Built, Problem> {
+pub(crate) fn build(dj: &DurableJob, settings: &Settings) -> Result<Built, Problem> {
     let valid = validate::validate(&dj.spec).map_err(|invalid| Problem {
         reason: Reason::InvalidSpec,
         message: format!("Invalid spec: {invalid}"),
@@ -47,7 +47,7 @@ pub fn build(dj: &DurableJob, settings: &Settings) -> Result<Built, Problem> {
 
 /// When to look again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Requeue {
+pub(crate) enum Requeue {
     /// After a transient problem, with the resource's growing backoff.
     Backoff,
     After(Duration),
@@ -56,7 +56,7 @@ pub enum Requeue {
 /// What one reconcile decided: the status (built once), the Events, the writes it made and
 /// when to look again.
 #[derive(Debug)]
-pub struct Outcome {
+pub(crate) struct Outcome {
     pub status: DurableJobStatus,
     pub problem: Option<Problem>,
     pub notices: Vec<Notice>,
@@ -66,7 +66,7 @@ pub struct Outcome {
 
 /// The schedule step and the status, given what validate, build and the worker step gave.
 /// Talks to Temporal through the trait only, so it runs against a fake in tests.
-pub async fn schedule_and_status<S: Schedules>(
+pub(crate) async fn schedule_and_status<S: Schedules>(
     dj: &DurableJob,
     schedules: &S,
     settings: &Settings,
@@ -122,7 +122,7 @@ pub async fn schedule_and_status<S: Schedules>(
 }
 
 /// Reconciles a DurableJob that is not being deleted: build → worker → schedule → status.
-pub async fn apply<S: Schedules>(dj: Arc<DurableJob>, ctx: Arc<Context<S>>) -> Result<Action, Error> {
+pub(crate) async fn apply<S: Schedules>(dj: Arc<DurableJob>, ctx: Arc<Context<S>>) -> Result<Action, Error> {
     let now = Utc::now();
     let built = build(&dj, &ctx.settings);
     let mut notices = vec![];
@@ -193,7 +193,10 @@ async fn finish<S: Schedules>(
 /// Where the schedule of this resource may be: where its id and namespace are derived to be
 /// from the spec and the settings (whatever the spec's validity, and whether or not a status
 /// was ever written), and where the status last saw it.
-pub fn schedule_locations(dj: &DurableJob, settings: &crate::settings::Settings) -> Vec<ScheduleLocation> {
+pub(crate) fn schedule_locations(
+    dj: &DurableJob,
+    settings: &crate::settings::Settings,
+) -> Vec<ScheduleLocation> {
     let previous = dj.status.clone().unwrap_or_default();
     let derived = ScheduleLocation {
         namespace: dj
@@ -218,7 +221,10 @@ pub fn schedule_locations(dj: &DurableJob, settings: &crate::settings::Settings)
 /// finalizer contract asks, it works even if apply never succeeded: it describes every place
 /// the schedule may be and deletes what the memo says is this resource's, treating a missing
 /// schedule as done.
-pub async fn cleanup<S: Schedules>(dj: Arc<DurableJob>, ctx: Arc<Context<S>>) -> Result<Action, Error> {
+pub(crate) async fn cleanup<S: Schedules>(
+    dj: Arc<DurableJob>,
+    ctx: Arc<Context<S>>,
+) -> Result<Action, Error> {
     let uid = dj.uid().unwrap_or_default();
     let locations = schedule_locations(&dj, &ctx.settings);
     if dj.spec.deletion_policy == DeletionPolicy::Orphan {

@@ -6,7 +6,7 @@ use sha2::{Digest, Sha256};
 
 /// JSON with object keys sorted at every level, so equal values hash equally whatever the
 /// map implementation's iteration order.
-pub fn canonical_json(v: &Value) -> Vec<u8> {
+pub(crate) fn canonical_json(v: &Value) -> Vec<u8> {
     let mut out = Vec::new();
     write_canonical(v, &mut out);
     out
@@ -42,7 +42,7 @@ fn write_canonical(v: &Value, out: &mut Vec<u8>) {
     }
 }
 
-pub fn hex_sha256(bytes: &[u8]) -> String {
+pub(crate) fn hex_sha256(bytes: &[u8]) -> String {
     let digest = Sha256::digest(bytes);
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }

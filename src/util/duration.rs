@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 /// Formats a duration in Go syntax without zero parts: `1h30m`, `1m30s`, `500ms`.
-pub fn format(d: Duration) -> String {
+pub(crate) fn format(d: Duration) -> String {
     if d.is_zero() {
         return "0s".into();
     }
@@ -29,16 +29,16 @@ pub fn format(d: Duration) -> String {
 }
 
 /// Serde for `Duration` as a Go duration string, for the run contract's JSON.
-pub mod go_duration {
+pub(crate) mod go_duration {
     use std::time::Duration;
 
     use serde::{Deserialize, Deserializer, Serializer, de::Error};
 
-    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    pub(crate) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&super::format(*d))
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         let text = String::deserialize(d)?;
         let parsed: kube::core::Duration = text
             .parse()
@@ -48,7 +48,7 @@ pub mod go_duration {
 }
 
 /// Parses a Go duration that must be longer than zero; the error says what to write.
-pub fn parse_positive(s: &str) -> Result<Duration, String> {
+pub(crate) fn parse_positive(s: &str) -> Result<Duration, String> {
     let d: kube::core::Duration = s
         .parse()
         .map_err(|e| format!("{s:?} is not a duration ({e}); write e.g. 30s, 5m or 1h"))?;

@@ -1,4 +1,4 @@
 //! Helpers that are not reconcile steps: digests and durations.
 
-pub mod digest;
-pub mod duration;
+pub(crate) mod digest;
+pub(crate) mod duration;

@@ -1,4 +1,4 @@
 //! Build: the desired state, from a validated spec, by pure functions.
 
-pub mod schedule;
-pub mod worker;
+pub(crate) mod schedule;
+pub(crate) mod worker;

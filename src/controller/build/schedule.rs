@@ -16,15 +16,15 @@ use crate::settings::Settings;
 use crate::util::{digest, duration};
 
 /// Memo keys the operator writes on every schedule it creates.
-pub mod memo {
+pub(crate) mod memo {
     /// uid of the owning DurableJob.
-    pub const OWNER_UID: &str = "durablejob.dev/owner-uid";
+    pub(crate) const OWNER_UID: &str = "durablejob.dev/owner-uid";
     /// The operator's schedule-id prefix.
-    pub const PREFIX: &str = "durablejob.dev/prefix";
+    pub(crate) const PREFIX: &str = "durablejob.dev/prefix";
     /// `<namespace>/<name>` of the owning DurableJob.
-    pub const RESOURCE: &str = "durablejob.dev/resource";
+    pub(crate) const RESOURCE: &str = "durablejob.dev/resource";
     /// Runs started by earlier incarnations of the schedule (counted toward runLimit).
-    pub const ACTION_COUNT_BASE: &str = "durablejob.dev/action-count-base";
+    pub(crate) const ACTION_COUNT_BASE: &str = "durablejob.dev/action-count-base";
 }
 
 /// Where a schedule lives.
@@ -103,14 +103,14 @@ pub struct StartWorkflow {
 
 /// Identity of the resource a schedule is built for.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ResourceRef<'a> {
+pub(crate) struct ResourceRef<'a> {
     pub namespace: &'a str,
     pub name: &'a str,
     pub uid: &'a str,
 }
 
 /// Builds the desired schedule. Infallible: everything that could fail was validated.
-pub fn desired(resource: &ResourceRef<'_>, spec: &ValidSpec, settings: &Settings) -> DesiredSchedule {
+pub(crate) fn desired(resource: &ResourceRef<'_>, spec: &ValidSpec, settings: &Settings) -> DesiredSchedule {
     let location = ScheduleLocation {
         namespace: spec
             .temporal_namespace
@@ -185,7 +185,7 @@ pub fn desired(resource: &ResourceRef<'_>, spec: &ValidSpec, settings: &Settings
 }
 
 /// Default task queue of a user worker: `durablejob.<namespace>.<name>`.
-pub fn user_task_queue(namespace: &str, name: &str) -> String {
+pub(crate) fn user_task_queue(namespace: &str, name: &str) -> String {
     format!("durablejob.{namespace}.{name}")
 }
 

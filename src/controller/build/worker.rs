@@ -1,7 +1,5 @@
 //! The Deployment that runs a user's worker (`spec.worker`), built by a pure function.
 
-use std::collections::BTreeMap;
-
 use k8s_openapi::api::apps::v1::Deployment;
 use serde_json::{Value, json};
 
@@ -9,13 +7,13 @@ use crate::controller::validate::ValidWorker;
 use crate::util::digest::{canonical_json, hex_sha256};
 
 /// Annotation with the hash of what the operator last applied, to skip no-op applies.
-pub const SPEC_HASH_ANNOTATION: &str = "durablejob.dev/spec-hash";
+pub(crate) const SPEC_HASH_ANNOTATION: &str = "durablejob.dev/spec-hash";
 /// Label on the Deployment and its pods.
-pub const WORKER_LABEL: &str = "durablejob.dev/worker";
+pub(crate) const WORKER_LABEL: &str = "durablejob.dev/worker";
 
 /// What the worker needs to reach Temporal.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WorkerTarget<'a> {
+pub(crate) struct WorkerTarget<'a> {
     pub namespace: &'a str,
     pub name: &'a str,
     pub uid: &'a str,
@@ -25,7 +23,7 @@ pub struct WorkerTarget<'a> {
 }
 
 /// `<name>-worker`, shortened to fit a DNS label.
-pub fn deployment_name(name: &str) -> String {
+pub(crate) fn deployment_name(name: &str) -> String {
     let mut base: String = name.chars().take(63 - "-worker".len()).collect();
     while base.ends_with(['-', '.']) {
         base.pop();
@@ -35,7 +33,7 @@ pub fn deployment_name(name: &str) -> String {
 
 /// The Deployment, as JSON for server-side apply; `spec.worker.template` overrides the
 /// generated pod template field by field (containers matched by name).
-pub fn desired(t: &WorkerTarget<'_>, w: &ValidWorker) -> Value {
+pub(crate) fn desired(t: &WorkerTarget<'_>, w: &ValidWorker) -> Value {
     let name = deployment_name(t.name);
     let mut env = vec![
         json!({"name": "TEMPORAL_ADDRESS", "value": t.temporal_address}),
@@ -126,13 +124,13 @@ fn overlay(base: &mut Value, user: &Value) {
 
 /// What the Deployment's status says about the worker.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WorkerHealth {
+pub(crate) struct WorkerHealth {
     pub ready_replicas: i32,
     pub available: bool,
     pub message: String,
 }
 
-pub fn health(d: &Deployment) -> WorkerHealth {
+pub(crate) fn health(d: &Deployment) -> WorkerHealth {
     let generation = d.metadata.generation.unwrap_or(0);
     let status = d.status.clone().unwrap_or_default();
     let ready = status.ready_replicas.unwrap_or(0);
@@ -157,11 +155,6 @@ pub fn health(d: &Deployment) -> WorkerHealth {
         available,
         message,
     }
-}
-
-/// Labels that select the operator's worker Deployment for a DurableJob.
-pub fn selector(name: &str) -> BTreeMap<String, String> {
-    [(WORKER_LABEL.to_string(), name.to_string())].into()
 }
 
 #[cfg(test)]

@@ -20,7 +20,7 @@ use crate::reason::Reason;
 use crate::temporal::Schedules;
 
 /// Field manager of every write the operator makes.
-pub const FIELD_MANAGER: &str = "durablejob-operator";
+pub(crate) const FIELD_MANAGER: &str = "durablejob-operator";
 
 /// A failed Kubernetes request as a problem on the resource: a person must act on a refusal
 /// (403, 422), anything else may pass.
@@ -35,7 +35,7 @@ fn problem(reason: Reason, what: String, e: &kube::Error) -> Problem {
 
 /// Applies the worker Deployment for `spec.worker` (only when what the operator would apply
 /// changed) and reports its health; removes the operator's Deployment when there is no worker.
-pub async fn sync_worker<S: Schedules>(
+pub(crate) async fn sync_worker<S: Schedules>(
     dj: &DurableJob,
     ctx: &Context<S>,
     valid: &ValidSpec,
@@ -123,7 +123,7 @@ pub async fn sync_worker<S: Schedules>(
 }
 
 /// Writes the status with server-side apply.
-pub async fn write_status<S: Schedules>(
+pub(crate) async fn write_status<S: Schedules>(
     dj: &DurableJob,
     ctx: &Context<S>,
     status: &DurableJobStatus,
@@ -145,7 +145,7 @@ pub async fn write_status<S: Schedules>(
 }
 
 /// Publishes an Event on `obj`; a failure to publish is logged, never fatal.
-pub async fn publish<S: Schedules, K: Resource<DynamicType = ()>>(
+pub(crate) async fn publish<S: Schedules, K: Resource<DynamicType = ()>>(
     ctx: &Context<S>,
     obj: &K,
     notice: &Notice,
@@ -163,7 +163,7 @@ pub async fn publish<S: Schedules, K: Resource<DynamicType = ()>>(
 }
 
 /// A problem's Warning Event.
-pub fn warning_for(p: &Problem) -> Notice {
+pub(crate) fn warning_for(p: &Problem) -> Notice {
     Notice {
         type_: EventType::Warning,
         reason: p.reason,

@@ -1,8 +1,8 @@
 //! The I/O steps of a reconcile: [`temporal`] (through the `Schedules` trait) and [`kube`]
 //! (status, Events, the worker Deployment). The pure steps never call these.
 
-pub mod kube;
-pub mod temporal;
+pub(crate) mod kube;
+pub(crate) mod temporal;
 
 use ::kube::runtime::events::EventType;
 

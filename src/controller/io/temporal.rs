@@ -16,7 +16,7 @@ use crate::reason::Reason;
 use crate::temporal::{ObservedSchedule, RunRecord, Schedules, TemporalError};
 
 /// The problem a Temporal failure is, and whether only a person can fix it.
-pub fn problem_for(e: &TemporalError) -> Problem {
+pub(crate) fn problem_for(e: &TemporalError) -> Problem {
     let (reason, stalled) = match e {
         TemporalError::Unavailable(_) => (Reason::TemporalUnavailable, false),
         TemporalError::Rejected(_) => (Reason::TemporalRejected, true),
@@ -34,7 +34,7 @@ pub fn problem_for(e: &TemporalError) -> Problem {
 
 /// What the schedule steps learned and did.
 #[derive(Debug, Default)]
-pub struct Synced {
+pub(crate) struct Synced {
     /// Temporal's description after any write; `None` when the schedule is gone.
     pub observed: Option<ObservedSchedule>,
     pub runs: Option<Vec<RunRecord>>,
@@ -50,7 +50,7 @@ pub struct Synced {
 }
 
 /// What the resource says about itself that the schedule steps need.
-pub struct Resource<'a> {
+pub(crate) struct Resource<'a> {
     pub uid: &'a str,
     pub prefix: &'a str,
     pub previous: &'a DurableJobStatus,
@@ -59,7 +59,7 @@ pub struct Resource<'a> {
 }
 
 /// Moves, describes, plans, writes and reads runs: the schedule side of one reconcile.
-pub async fn sync<S: Schedules>(
+pub(crate) async fn sync<S: Schedules>(
     schedules: &S,
     desired: &DesiredSchedule,
     r: &Resource<'_>,
@@ -234,7 +234,7 @@ async fn move_if_relocated<S: Schedules>(
 
 /// Deletes a schedule if the memo says this resource owns it; a missing schedule counts as
 /// deleted and a schedule owned by someone else is left alone. Whether it deleted one.
-pub async fn delete_if_ours<S: Schedules>(
+pub(crate) async fn delete_if_ours<S: Schedules>(
     schedules: &S,
     at: &ScheduleLocation,
     uid: &str,
@@ -256,7 +256,7 @@ pub async fn delete_if_ours<S: Schedules>(
 /// Deletes this resource's schedule wherever it may be. What it deleted, or that and where it
 /// stopped.
 #[allow(clippy::type_complexity)]
-pub async fn delete_everywhere<S: Schedules>(
+pub(crate) async fn delete_everywhere<S: Schedules>(
     schedules: &S,
     locations: &[ScheduleLocation],
     uid: &str,

@@ -8,7 +8,7 @@ use crate::reason::{ConditionType, Reason};
 
 /// The desired value of one condition, before transition-time bookkeeping.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConditionValue {
+pub(crate) struct ConditionValue {
     pub type_: ConditionType,
     pub status: bool,
     pub reason: Reason,
@@ -16,7 +16,12 @@ pub struct ConditionValue {
 }
 
 impl ConditionValue {
-    pub fn new(type_: ConditionType, status: bool, reason: Reason, message: impl Into<String>) -> Self {
+    pub(crate) fn new(
+        type_: ConditionType,
+        status: bool,
+        reason: Reason,
+        message: impl Into<String>,
+    ) -> Self {
         Self {
             type_,
             status,
@@ -28,7 +33,7 @@ impl ConditionValue {
 
 /// Builds the condition list: a condition keeps its lastTransitionTime while its status does
 /// not change, so a reconcile that changes nothing writes nothing.
-pub fn merge(
+pub(crate) fn merge(
     previous: &[Condition],
     values: &[ConditionValue],
     generation: Option<i64>,

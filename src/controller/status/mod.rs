@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 
-pub mod conditions;
+pub(crate) mod conditions;
 
 use self::conditions::ConditionValue;
 use crate::api::{DurableJobStatus, RecentRun, RunResult, RunningWorkflow, SyncRecord};
@@ -13,13 +13,13 @@ use crate::reason::{ConditionType, Reason};
 use crate::temporal::{ObservedSchedule, RunRecord};
 
 /// At most this many `recentRuns`.
-pub const RECENT_RUNS: usize = 10;
+pub(crate) const RECENT_RUNS: usize = 10;
 /// At most this many `nextRunTimes`.
-pub const NEXT_RUNS: usize = 5;
+pub(crate) const NEXT_RUNS: usize = 5;
 
 /// Something that keeps the schedule from matching the spec.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
+pub(crate) struct Problem {
     pub reason: Reason,
     pub message: String,
     /// True when only a person can fix it (kstatus Stalled); false when retrying may.
@@ -28,7 +28,7 @@ pub struct Problem {
 
 /// What one reconcile learned.
 #[derive(Debug, Clone, Default)]
-pub struct Observations<'a> {
+pub(crate) struct Observations<'a> {
     pub desired: Option<&'a DesiredSchedule>,
     /// Temporal's description after any write.
     pub observed: Option<&'a ObservedSchedule>,
@@ -45,7 +45,7 @@ pub struct Observations<'a> {
 
 /// The state of a user worker Deployment.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WorkerState {
+pub(crate) struct WorkerState {
     pub deployment: String,
     pub health: crate::controller::build::worker::WorkerHealth,
 }
@@ -55,7 +55,7 @@ fn secs(t: DateTime<Utc>) -> DateTime<Utc> {
 }
 
 /// The full status for this reconcile.
-pub fn build(
+pub(crate) fn build(
     previous: &DurableJobStatus,
     generation: Option<i64>,
     now: DateTime<Utc>,
@@ -281,7 +281,7 @@ fn recent_run(r: &RunRecord) -> RecentRun {
 
 /// When to look again: every few seconds while runs are in flight, just after the next run
 /// otherwise, and at least every resync interval.
-pub fn requeue_after(status: &DurableJobStatus, now: DateTime<Utc>, resync: Duration) -> Duration {
+pub(crate) fn requeue_after(status: &DurableJobStatus, now: DateTime<Utc>, resync: Duration) -> Duration {
     const IN_FLIGHT: Duration = Duration::from_secs(5);
     const AFTER_START: Duration = Duration::from_secs(2);
     if !status.running_workflows.is_empty() {

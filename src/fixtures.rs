@@ -137,3 +137,44 @@ impl DurableJob {
         )
     }
 }
+
+impl DurableJobStatus {
+    /// The status of a resource whose schedule `schedule_id` is in sync for generation 1.
+    pub(crate) fn synced(schedule_id: &str, at: chrono::DateTime<chrono::Utc>) -> Self {
+        Self {
+            observed_generation: Some(1),
+            schedule_id: Some(schedule_id.into()),
+            conditions: vec![Condition {
+                type_: "ScheduleSynced".into(),
+                status: "True".into(),
+                reason: "Synced".into(),
+                message: String::new(),
+                last_transition_time: at,
+                observed_generation: Some(1),
+            }],
+            ..Default::default()
+        }
+    }
+}
+
+impl crate::temporal::ObservedSchedule {
+    /// A schedule Temporal describes with nothing set; tests fill in what they need.
+    pub(crate) fn test() -> Self {
+        Self {
+            fingerprint: String::new(),
+            owner: None,
+            action_count_base: 0,
+            paused: false,
+            notes: String::new(),
+            conflict_token: vec![],
+            action_count: 0,
+            missed_catchup_window: 0,
+            limited_actions: false,
+            remaining_actions: 0,
+            running: vec![],
+            recent_actions: vec![],
+            future_action_times: vec![],
+            end_at: None,
+        }
+    }
+}

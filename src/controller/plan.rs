@@ -190,18 +190,10 @@ mod tests {
         ObservedSchedule {
             fingerprint: fingerprint.into(),
             owner: Some(d.owner.clone()),
-            action_count_base: 0,
             paused: d.paused,
             notes: notes(d),
             conflict_token: vec![9],
-            action_count: 0,
-            missed_catchup_window: 0,
-            limited_actions: false,
-            remaining_actions: 0,
-            running: vec![],
-            recent_actions: vec![],
-            future_action_times: vec![],
-            end_at: None,
+            ..ObservedSchedule::test()
         }
     }
 

@@ -258,7 +258,7 @@ pub fn step(cronjob: &Value, dj: Option<&DurableJob>, runs: &CronJobRuns, now: D
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::{Condition, DurableJobStatus};
+    use crate::api::DurableJobStatus;
     use chrono::TimeZone;
     use serde_json::json;
 
@@ -295,19 +295,9 @@ mod tests {
         d.metadata.annotations = Some(ann);
         d.spec.suspend = suspend;
         d.status = Some(DurableJobStatus {
-            observed_generation: Some(1),
-            schedule_id: Some("durablejob:default/backup".into()),
             paused,
             last_schedule_time: Some(Utc.with_ymd_and_hms(2026, 6, 1, 12, 0, 0).unwrap()),
-            conditions: vec![Condition {
-                type_: "ScheduleSynced".into(),
-                status: "True".into(),
-                reason: "Synced".into(),
-                message: String::new(),
-                last_transition_time: now(),
-                observed_generation: Some(1),
-            }],
-            ..Default::default()
+            ..DurableJobStatus::synced("durablejob:default/backup", now())
         });
         d
     }

@@ -404,18 +404,8 @@ mod tests {
         let mut dj = *dj;
         dj.metadata.generation = Some(1);
         dj.status = Some(crate::api::DurableJobStatus {
-            observed_generation: Some(1),
-            schedule_id: Some("durablejob:ops/backup".into()),
             paused: true,
-            conditions: vec![crate::api::Condition {
-                type_: "ScheduleSynced".into(),
-                status: "True".into(),
-                reason: "Synced".into(),
-                message: String::new(),
-                last_transition_time: now(),
-                observed_generation: Some(1),
-            }],
-            ..Default::default()
+            ..crate::api::DurableJobStatus::synced("durablejob:ops/backup", now())
         });
         assert_eq!(
             needs(&cj, Some(&dj)),
@@ -444,17 +434,7 @@ mod tests {
         dj.metadata.annotations = Some([(PHASE.to_string(), "unpaused".to_string())].into());
         dj.metadata.labels = Some([(MIGRATED_FROM.to_string(), "cronjob".to_string())].into());
         dj.status = Some(crate::api::DurableJobStatus {
-            observed_generation: Some(1),
-            schedule_id: Some("durablejob:default/backup".into()),
-            conditions: vec![crate::api::Condition {
-                type_: "ScheduleSynced".into(),
-                status: "True".into(),
-                reason: "Synced".into(),
-                message: String::new(),
-                last_transition_time: now(),
-                observed_generation: Some(1),
-            }],
-            ..Default::default()
+            ..crate::api::DurableJobStatus::synced("durablejob:default/backup", now())
         });
         assert_eq!(
             needs(&cj, Some(&dj)),
@@ -469,20 +449,8 @@ mod tests {
             "no schedule yet"
         );
         let observed = ObservedSchedule {
-            fingerprint: String::new(),
-            owner: None,
-            action_count_base: 0,
-            paused: false,
-            notes: String::new(),
-            conflict_token: vec![],
-            action_count: 0,
-            missed_catchup_window: 0,
-            limited_actions: false,
-            remaining_actions: 0,
-            running: vec![],
-            recent_actions: vec![],
             future_action_times: vec![Utc.with_ymd_and_hms(2026, 6, 1, 12, 1, 0).unwrap()],
-            end_at: None,
+            ..ObservedSchedule::test()
         };
         let p = plan(&Inputs {
             cronjob: &cj,
@@ -510,19 +478,9 @@ mod tests {
         dj.spec.suspend = true;
         dj.metadata.labels = Some([(MIGRATED_FROM.to_string(), "cronjob".to_string())].into());
         dj.status = Some(crate::api::DurableJobStatus {
-            observed_generation: Some(1),
-            schedule_id: Some("durablejob:default/backup".into()),
             paused: true,
             last_schedule_time: Some(Utc.with_ymd_and_hms(2026, 6, 1, 12, 0, 0).unwrap()),
-            conditions: vec![crate::api::Condition {
-                type_: "ScheduleSynced".into(),
-                status: "True".into(),
-                reason: "Synced".into(),
-                message: String::new(),
-                last_transition_time: now(),
-                observed_generation: Some(1),
-            }],
-            ..Default::default()
+            ..crate::api::DurableJobStatus::synced("durablejob:default/backup", now())
         });
         let p = run(&cj, Some(&dj));
         assert_eq!(

@@ -5,7 +5,7 @@
 use std::{sync::Arc, time::Duration};
 
 use anyhow::ensure;
-use durablejob::api::RunResult;
+use durablejob::api::{DurableJobStatus, RunResult};
 use k8s_openapi::api::{apps::v1::Deployment, batch::v1::Job, core::v1::Pod};
 use kube::{
     Api, ResourceExt,
@@ -39,6 +39,20 @@ fn quiet_schedule() -> Value {
 }
 
 use testsupport::job_template;
+
+/// Waits until the newest run of `name` has `result`; the runner's log on failure.
+async fn last_run(
+    env: &Env,
+    runner: &Runner,
+    name: &str,
+    result: RunResult,
+) -> anyhow::Result<DurableJobStatus> {
+    env.wait_status(name, &format!("the newest run to be {result:?}"), T, |s| {
+        s.recent_runs.first().is_some_and(|r| r.result == result)
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}\n--- runner ---\n{}", runner.log_tail(30)))
+}
 
 async fn with_runner(shared: &Shared, name: &str) -> anyhow::Result<(Env, Runner)> {
     let env = Env::new(shared, name, &[]).await?;
@@ -83,14 +97,7 @@ async fn a_triggered_run_creates_exactly_one_job_and_succeeds(shared: Arc<Shared
     .await?;
     env.wait_ready("report").await?;
     trigger(&env, "report", None)?;
-    let s = env
-        .wait_status("report", "a Succeeded run", T, |s| {
-            s.recent_runs
-                .first()
-                .is_some_and(|r| r.result == RunResult::Succeeded)
-        })
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}\n--- runner ---\n{}", runner.log_tail(20)))?;
+    let s = last_run(&env, &runner, "report", RunResult::Succeeded).await?;
     let run = &s.recent_runs[0];
     let jobs = jobs_of(&env, "report").await?;
     ensure!(
@@ -147,14 +154,7 @@ async fn a_job_that_fails_twice_then_succeeds_takes_three_attempts_and_replays_d
     .await?;
     env.wait_ready("flaky").await?;
     trigger(&env, "flaky", None)?;
-    let s = env
-        .wait_status("flaky", "the run to succeed", T, |s| {
-            s.recent_runs
-                .first()
-                .is_some_and(|r| r.result == RunResult::Succeeded)
-        })
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}\n--- runner ---\n{}", runner.log_tail(20)))?;
+    let s = last_run(&env, &runner, "flaky", RunResult::Succeeded).await?;
     ensure!(s.recent_runs[0].attempts == Some(3), "{:?}", s.recent_runs[0]);
     let jobs = jobs_of(&env, "flaky").await?;
     let outcomes: Vec<(String, String)> = jobs
@@ -232,14 +232,7 @@ async fn a_run_that_exhausts_its_attempts_ends_failed_with_the_reason(
     .await?;
     env.wait_ready("doomed").await?;
     trigger(&env, "doomed", None)?;
-    let s = env
-        .wait_status("doomed", "a Failed run", T, |s| {
-            s.recent_runs
-                .first()
-                .is_some_and(|r| r.result == RunResult::Failed)
-        })
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}\n--- runner ---\n{}", runner.log_tail(20)))?;
+    let s = last_run(&env, &runner, "doomed", RunResult::Failed).await?;
     let run = &s.recent_runs[0];
     ensure!(run.attempts == Some(2), "{run:?}");
     let message = run.message.clone().unwrap_or_default();
@@ -270,14 +263,7 @@ async fn killing_the_runner_mid_run_neither_loses_the_run_nor_duplicates_its_job
     runner.kill();
     tokio::time::sleep(Duration::from_secs(1)).await;
     runner.restart()?;
-    let s = env
-        .wait_status("long", "the run to succeed after the restart", T, |s| {
-            s.recent_runs
-                .first()
-                .is_some_and(|r| r.result == RunResult::Succeeded)
-        })
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}\n--- runner ---\n{}", runner.log_tail(30)))?;
+    let s = last_run(&env, &runner, "long", RunResult::Succeeded).await?;
     ensure!(
         s.recent_runs.len() == 1 && s.recent_runs[0].attempts == Some(1),
         "{:?}",
@@ -501,14 +487,7 @@ async fn a_job_past_its_active_deadline_ends_the_run_as_job_deadline_exceeded(
     .await?;
     env.wait_ready("slow").await?;
     trigger(&env, "slow", None)?;
-    let s = env
-        .wait_status("slow", "a Failed run", T, |s| {
-            s.recent_runs
-                .first()
-                .is_some_and(|r| r.result == RunResult::Failed)
-        })
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}\n--- runner ---\n{}", runner.log_tail(20)))?;
+    let s = last_run(&env, &runner, "slow", RunResult::Failed).await?;
     let run = &s.recent_runs[0];
     ensure!(
         run.attempts == Some(1),

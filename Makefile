@@ -45,8 +45,10 @@ test-e2e: tools
 	  $(MAKE) cluster-tools && cargo test --test e2e; \
 	fi
 
+## playground: on a terminal it runs as its own job (bash -m), so Ctrl-C reaches the playground,
+## which stops everything and exits 0, and not make, which would report the interrupt as an error
 playground: tools cluster-tools build
-	./hack/playground.sh
+	@if [ -t 0 ]; then bash -m -c './hack/playground.sh; exit $$?'; else ./hack/playground.sh; fi
 
 crds: build
 	./target/debug/durablejob crd > crds/durablejobs.durablejob.dev.yaml

@@ -40,7 +40,7 @@ pub mod validate;
 #[cfg(test)]
 mod tests;
 
-/// Errors of the controller layer; the variant name is the metric label.
+/// Errors of the controller layer; [`Error::reason`] is their metric label.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("Kubernetes API request failed: {0}")]

@@ -103,14 +103,14 @@ async fn a_live_cronjob_is_handed_over_without_gap_or_double_run_and_rolled_back
     let env = Env::new(&shared, "handover", &[]).await?;
     let runner = Runner::start(&env.dir, &env.runner_kubeconfig, &env.temporal, &env.namespace)?;
     let cronjobs: Api<CronJob> = env.api();
-    let cj: CronJob = serde_json::from_value(json!({
-        "metadata": {"name": "every-minute", "labels": {"team": "ops"}},
-        "spec": {"schedule": "*/1 * * * *", "timeZone": "UTC", "startingDeadlineSeconds": 120,
-            "successfulJobsHistoryLimit": 20, "failedJobsHistoryLimit": 20,
-            "jobTemplate": {"spec": {"template": {
-                "metadata": {"annotations": {"test.durablejob.dev/duration": "2s"}},
-                "spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "busybox:1.36"}]}}}}}
-    }))?;
+    let mut manifest = testsupport::cronjob(
+        "every-minute",
+        json!({"schedule": "*/1 * * * *", "timeZone": "UTC", "startingDeadlineSeconds": 120,
+            "successfulJobsHistoryLimit": 20, "failedJobsHistoryLimit": 20}),
+        json!({"test.durablejob.dev/duration": "2s"}),
+    );
+    manifest["metadata"]["labels"] = json!({"team": "ops"});
+    let cj: CronJob = serde_json::from_value(manifest)?;
     let uid = cronjobs
         .create(&PostParams::default(), &cj)
         .await?

@@ -165,10 +165,19 @@ async fn a_job_that_fails_twice_then_succeeds_takes_three_attempts_and_replays_d
                 .as_ref()
                 .and_then(|s| s.conditions.as_ref())
                 .and_then(|cs| {
-                    cs.iter()
-                        .find(|c| c.status == "True" && (c.type_ == "Complete" || c.type_ == "Failed"))
+                    cs.iter().find(|c| {
+                        c.status == "True"
+                            && matches!(c.type_.as_str(), "Complete" | "Failed" | "FailureTarget")
+                    })
                 })
-                .map(|c| c.type_.clone())
+                // FailureTarget comes a moment before Failed; both are the Job controller's verdict
+                .map(|c| {
+                    if c.type_ == "FailureTarget" {
+                        "Failed".to_string()
+                    } else {
+                        c.type_.clone()
+                    }
+                })
                 .unwrap_or_default();
             (j.labels()["durablejob.dev/attempt"].clone(), done)
         })
@@ -499,16 +508,22 @@ async fn a_job_past_its_active_deadline_ends_the_run_as_job_deadline_exceeded(
             .is_some_and(|m| m.contains("DeadlineExceeded")),
         "{run:?}"
     );
-    let jobs = jobs_of(&env, "slow").await?;
-    let reason = jobs[0]
-        .status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .and_then(|c| c.iter().find(|c| c.type_ == "Failed"))
-        .and_then(|c| c.reason.clone());
+    // the Job controller marks FailureTarget first and Failed once the pod has stopped
+    let reason = wait_for("the Job controller to fail the Job", T, || async {
+        let jobs = jobs_of(&env, "slow").await.ok()?;
+        jobs.first()?
+            .status
+            .as_ref()?
+            .conditions
+            .as_ref()?
+            .iter()
+            .find(|c| c.type_ == "Failed" && c.status == "True")
+            .and_then(|c| c.reason.clone())
+    })
+    .await?;
     ensure!(
-        reason.as_deref() == Some("DeadlineExceeded"),
-        "the Job controller failed the Job: {reason:?}"
+        reason == "DeadlineExceeded",
+        "the Job controller's reason: {reason}"
     );
     Ok(())
 }

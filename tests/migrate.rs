@@ -370,3 +370,28 @@ fn every_valid_cronjob_converts_to_a_durablejob_the_schema_and_the_operator_acce
     let refused = tokio::runtime::Runtime::new().unwrap().block_on(apply_all(&yaml));
     assert!(refused.is_empty(), "{refused:?}");
 }
+
+#[test]
+fn a_job_template_the_operator_would_refuse_fails_naming_file_document_and_field() {
+    let dir = tempdir("refused");
+    let file = dir.join("jobs.yaml");
+    std::fs::write(
+        &file,
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: first}\n---\napiVersion: batch/v1\nkind: CronJob\nmetadata: {name: forever}\nspec:\n  schedule: \"0 * * * *\"\n  jobTemplate:\n    spec:\n      template:\n        spec:\n          restartPolicy: Always\n          containers: [{name: c, image: busybox}]\n",
+    )
+    .unwrap();
+    let (code, out, report) = run(&request(vec![file.clone()], Output::Stdout));
+    assert_eq!(code, 1, "a document that cannot be converted fails the run");
+    assert!(
+        !out.contains("kind: DurableJob"),
+        "nothing the operator would refuse is written:\n{out}"
+    );
+    let text = report.text();
+    let line = text.lines().find(|l| l.contains("FAILED")).unwrap_or_default();
+    assert!(
+        line.contains("jobs.yaml#2")
+            && line.contains("CronJob forever")
+            && line.contains("spec.jobTemplate.spec.template.spec.restartPolicy"),
+        "{text}"
+    );
+}

@@ -145,7 +145,21 @@ pub fn convert(cronjob: &Value, opts: &Options) -> Result<(Value, Vec<Difference
         "metadata": Value::Object(out_meta),
         "spec": Value::Object(out_spec),
     });
+    refused_by_the_operator(&dj)?;
     Ok((dj, notes.0))
+}
+
+/// What the operator would refuse (a pod without containers, `restartPolicy: Always`, ...) is
+/// refused here too, naming the field of the CronJob it came from.
+fn refused_by_the_operator(dj: &Value) -> Result<(), String> {
+    let typed: crate::api::DurableJob = serde_json::from_value(dj.clone())
+        .map_err(|e| format!("the converted DurableJob does not decode: {e}"))?;
+    crate::controller::validate::validate(&typed.spec)
+        .map(|_| ())
+        .map_err(|invalid| {
+            // the field paths hold for the CronJob too: its jobTemplate is kept at spec.jobTemplate
+            format!("the operator would refuse it: {invalid}")
+        })
 }
 
 /// `spec.schedule` and `spec.timeZone` → `spec.schedule` (cron entries or intervals, and the zone).
@@ -667,5 +681,22 @@ mod tests {
                 .collect::<Vec<_>>(),
             vec![2]
         );
+    }
+
+    #[test]
+    fn a_job_template_the_operator_would_refuse_is_refused_naming_the_field() {
+        let mut cj = json!({"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "x"},
+            "spec": {"schedule": "0 * * * *", "jobTemplate": {"spec": {"template": {"spec": {
+                "restartPolicy": "Always", "containers": [{"name": "c", "image": "busybox"}]}}}}}});
+        let err = convert(&cj, &Options::default()).unwrap_err();
+        assert!(
+            err.contains("operator would refuse") && err.contains("spec.jobTemplate"),
+            "{err}"
+        );
+        assert!(err.contains("restartPolicy"), "{err}");
+        cj["spec"]["jobTemplate"]["spec"]["template"]["spec"] =
+            json!({"restartPolicy": "Never", "containers": []});
+        let err = convert(&cj, &Options::default()).unwrap_err();
+        assert!(err.contains("containers"), "{err}");
     }
 }

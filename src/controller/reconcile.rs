@@ -16,8 +16,6 @@ use crate::reason::Reason;
 use crate::settings::Settings;
 use crate::temporal::Schedules;
 
-pub(crate) use super::io::kube::FIELD_MANAGER;
-
 /// The spec, validated, and the schedule built from it.
 pub(crate) struct Built {
     pub valid: validate::ValidSpec,
@@ -193,10 +191,7 @@ async fn finish<S: Schedules>(
 /// Where the schedule of this resource may be: where its id and namespace are derived to be
 /// from the spec and the settings (whatever the spec's validity, and whether or not a status
 /// was ever written), and where the status last saw it.
-pub(crate) fn schedule_locations(
-    dj: &DurableJob,
-    settings: &crate::settings::Settings,
-) -> Vec<ScheduleLocation> {
+pub(crate) fn schedule_locations(dj: &DurableJob, settings: &Settings) -> Vec<ScheduleLocation> {
     let previous = dj.status.clone().unwrap_or_default();
     let derived = ScheduleLocation {
         namespace: dj

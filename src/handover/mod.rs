@@ -24,7 +24,8 @@ use self::writes::{Inputs, Target, Write};
 use crate::api::DurableJob;
 use crate::controller::build::schedule::ScheduleLocation;
 use crate::controller::io::kube as k8s;
-use crate::controller::{Context, Error, reconcile::FIELD_MANAGER};
+use crate::controller::io::kube::FIELD_MANAGER;
+use crate::controller::{Context, Error};
 use crate::temporal::Schedules;
 
 fn merge() -> PatchParams {

@@ -83,7 +83,8 @@ TEMPORAL_ADDRESS="127.0.0.1:$TEMPORAL_PORT" TEMPORAL_NAMESPACE=default KUBECONFI
   >"$DIR/operator.log" 2>&1 &
 pids+=($!)
 TEMPORAL_ADDRESS="127.0.0.1:$TEMPORAL_PORT" TEMPORAL_NAMESPACE=default KUBECONFIG="$DIR/durablejob-runner.kubeconfig" \
-  "$BIN/durablejob" runner --log-format text --health-addr 127.0.0.1:8082 >"$DIR/runner.log" 2>&1 &
+  "$BIN/durablejob" runner --log-format text --health-addr 127.0.0.1:8082 --metrics-addr 127.0.0.1:8083 \
+  --sdk-metrics-addr 127.0.0.1:9464 >"$DIR/runner.log" 2>&1 &
 pids+=($!)
 
 "$KUBECTL" apply -f config/samples/ >/dev/null

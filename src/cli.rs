@@ -72,6 +72,8 @@ pub struct OperatorArgs {
     #[arg(long, env = "DURABLEJOB_HANDOVER_TIME_ZONE", default_value = "UTC", value_parser = parse_time_zone)]
     pub handover_time_zone: String,
     #[command(flatten)]
+    pub leader_election: LeaderElectionArgs,
+    #[command(flatten)]
     pub temporal: TemporalArgs,
 }
 
@@ -86,6 +88,12 @@ pub struct RunnerArgs {
     /// How often a running Job is checked (Go duration).
     #[arg(long, env = "DURABLEJOB_JOB_POLL_INTERVAL", default_value = "1s", value_parser = crate::util::duration::parse_positive)]
     pub job_poll_interval: Duration,
+    /// Address of the /metrics endpoint (runs, Jobs, start delays).
+    #[arg(long, env = "DURABLEJOB_METRICS_ADDR", default_value = "0.0.0.0:8080")]
+    pub metrics_addr: SocketAddr,
+    /// Address where the Temporal SDK serves its worker metrics (temporal_*) on /metrics; `off` turns them off.
+    #[arg(long, env = "DURABLEJOB_SDK_METRICS_ADDR", default_value = "0.0.0.0:9464", value_parser = parse_optional_addr)]
+    pub sdk_metrics_addr: Option<SocketAddr>,
     /// Address of the /healthz and /readyz endpoints.
     #[arg(long, env = "DURABLEJOB_HEALTH_ADDR", default_value = "0.0.0.0:8081")]
     pub health_addr: SocketAddr,
@@ -94,6 +102,29 @@ pub struct RunnerArgs {
     pub log_format: LogFormat,
     #[command(flatten)]
     pub temporal: TemporalArgs,
+}
+
+/// Leader election among operator replicas (client-go's flags and defaults).
+#[derive(Debug, Args)]
+pub struct LeaderElectionArgs {
+    /// Elect a leader through a Lease so several replicas are safe; only the leader reconciles.
+    #[arg(long, env = "DURABLEJOB_LEADER_ELECT", default_value_t = false)]
+    pub leader_elect: bool,
+    /// Name of the Lease.
+    #[arg(long, env = "DURABLEJOB_LEADER_ELECTION_ID", default_value = crate::metrics::LEADER_ELECTION_ID)]
+    pub leader_election_id: String,
+    /// Namespace of the Lease (default: the pod's namespace, else the kubeconfig's).
+    #[arg(long, env = "DURABLEJOB_LEADER_ELECTION_NAMESPACE")]
+    pub leader_election_namespace: Option<String>,
+    /// How long standbys wait after the last renewal before taking over (Go duration).
+    #[arg(long, env = "DURABLEJOB_LEADER_ELECTION_LEASE_DURATION", default_value = "15s", value_parser = crate::util::duration::parse_positive)]
+    pub leader_election_lease_duration: Duration,
+    /// How long the leader keeps trying to renew before it gives up leading (Go duration).
+    #[arg(long, env = "DURABLEJOB_LEADER_ELECTION_RENEW_DEADLINE", default_value = "10s", value_parser = crate::util::duration::parse_positive)]
+    pub leader_election_renew_deadline: Duration,
+    /// How often the leader renews and standbys try to take over (Go duration).
+    #[arg(long, env = "DURABLEJOB_LEADER_ELECTION_RETRY_PERIOD", default_value = "2s", value_parser = crate::util::duration::parse_positive)]
+    pub leader_election_retry_period: Duration,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -164,6 +195,15 @@ fn parse_prefix(s: &str) -> Result<String, String> {
             "{s:?} is not a usable prefix: use 1-63 letters, digits, '-', '_' or '.' (no ':' or '/', which separate the id's parts)"
         ))
     }
+}
+
+fn parse_optional_addr(s: &str) -> Result<Option<SocketAddr>, String> {
+    if s == "off" {
+        return Ok(None);
+    }
+    s.parse()
+        .map(Some)
+        .map_err(|_| format!("{s:?} is not an address: use host:port such as 0.0.0.0:9464, or off"))
 }
 
 fn parse_time_zone(s: &str) -> Result<String, String> {

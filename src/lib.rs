@@ -14,6 +14,7 @@ pub(crate) mod cron;
 pub mod get;
 pub mod handover;
 pub mod health;
+pub mod leader;
 pub mod metrics;
 pub mod migrate;
 pub mod reason;

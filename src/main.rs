@@ -2,10 +2,13 @@ use std::{process::ExitCode, sync::Arc};
 
 use clap::Parser;
 use durablejob::{
-    cli::{Cli, Command, ForbidAs, LogFormat, MigrateArgs, OperatorArgs, ReplaceAs, RunnerArgs},
+    cli::{
+        Cli, Command, ForbidAs, LeaderElectionArgs, LogFormat, MigrateArgs, OperatorArgs, ReplaceAs,
+        RunnerArgs,
+    },
     controller::{self, Context},
-    crd, get, health,
-    metrics::Metrics,
+    crd, get, health, leader,
+    metrics::{Metrics, resources::DurableJobCollector},
     runner,
     settings::Settings,
     telemetry,
@@ -77,7 +80,11 @@ async fn operator(args: OperatorArgs) -> ExitCode {
         Ok(both) => both,
         Err(e) => return fail(&e),
     };
-    if let Err(e) = controller::check_crd_installed(&client).await {
+    let election = match election(&args.leader_election, &client) {
+        Ok(e) => e,
+        Err(e) => return fail(&e),
+    };
+    if let Err(e) = controller::check_crd_installed(&client, &args.watch_namespaces).await {
         error!("{e}");
         return fail(&e);
     }
@@ -93,9 +100,12 @@ async fn operator(args: OperatorArgs) -> ExitCode {
         prefix = %settings.schedule_id_prefix, "starting operator");
     let mut registry = prometheus_client::registry::Registry::default();
     let metrics = Metrics::register(&mut registry);
+    let collector = DurableJobCollector::default();
+    registry.register_collector(Box::new(collector.clone()));
     let pool = Arc::new(ClientPool::new(temporal));
     let schedules = SdkSchedules::new(pool, identity, Some(metrics.clone()));
-    let ctx = Arc::new(Context::new(client, schedules, settings, metrics));
+    let leading = metrics.leader_gauge();
+    let ctx = Arc::new(Context::new(client.clone(), schedules, settings, metrics));
     let ready = health::Readiness::default();
     let server = health::serve(
         args.health_addr,
@@ -103,6 +113,24 @@ async fn operator(args: OperatorArgs) -> ExitCode {
         ready.clone(),
         Arc::new(registry),
     );
+    let work = async {
+        match election {
+            None => {
+                run_controllers(ctx, args.watch_namespaces, ready, collector).await;
+                Ok(())
+            }
+            Some(election) => {
+                // A standby is ready: it serves its purpose by waiting.
+                ready.set_ready();
+                leader::Elector::new(client, election, leading)
+                    .lead(
+                        run_controllers(ctx, args.watch_namespaces, ready.clone(), collector),
+                        shutdown_signal(),
+                    )
+                    .await
+            }
+        }
+    };
     tokio::select! {
         r = server => {
             if let Err(e) = r {
@@ -110,10 +138,51 @@ async fn operator(args: OperatorArgs) -> ExitCode {
             }
             ExitCode::SUCCESS
         }
-        () = run_controllers(ctx, args.watch_namespaces, ready) => {
-            info!("operator stopped");
-            ExitCode::SUCCESS
+        r = work => match r {
+            Ok(()) => {
+                info!("operator stopped");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                error!("{e}");
+                fail(&e.to_string())
+            }
         }
+    }
+}
+
+/// The election settings, or `None` without `--leader-elect`.
+fn election(args: &LeaderElectionArgs, client: &kube::Client) -> Result<Option<leader::Election>, String> {
+    if !args.leader_elect {
+        return Ok(None);
+    }
+    let namespace = args
+        .leader_election_namespace
+        .clone()
+        .or_else(|| std::env::var("POD_NAMESPACE").ok())
+        .unwrap_or_else(|| client.default_namespace().to_string());
+    let who = std::env::var("POD_NAME")
+        .or_else(|_| std::env::var("HOSTNAME"))
+        .unwrap_or_else(|_| "operator".into());
+    let election = leader::Election {
+        lease_name: args.leader_election_id.clone(),
+        namespace,
+        identity: leader::identity(&who),
+        lease_duration: args.leader_election_lease_duration,
+        renew_deadline: args.leader_election_renew_deadline,
+        retry_period: args.leader_election_retry_period,
+    };
+    election.check()?;
+    Ok(Some(election))
+}
+
+/// SIGTERM (what Kubernetes sends) or Ctrl-C.
+async fn shutdown_signal() {
+    let mut term =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
     }
 }
 
@@ -126,17 +195,20 @@ async fn runner(args: RunnerArgs) -> ExitCode {
     };
     let ready = health::Readiness::default();
     ready.set_ready();
-    let registry = Arc::new(prometheus_client::registry::Registry::default());
-    let server = health::serve(args.health_addr, args.health_addr, ready, registry);
+    let mut registry = prometheus_client::registry::Registry::default();
+    let metrics = durablejob::metrics::runner::RunnerMetrics::register(&mut registry);
+    let server = health::serve(args.health_addr, args.metrics_addr, ready, Arc::new(registry));
     let config = runner::RunnerConfig {
         temporal,
         task_queue: args.runner_task_queue,
         heartbeat_timeout: args.heartbeat_timeout,
         poll_interval: args.job_poll_interval,
+        metrics,
+        sdk_metrics_addr: args.sdk_metrics_addr,
     };
     tokio::select! {
         r = server => match r {
-            Err(e) => fail(&format!("cannot serve health endpoints on {}: {e}", args.health_addr)),
+            Err(e) => fail(&format!("cannot serve health/metrics endpoints on {} / {}: {e}", args.health_addr, args.metrics_addr)),
             Ok(()) => ExitCode::SUCCESS,
         },
         r = runner::run(config, client) => match r {
@@ -207,6 +279,7 @@ async fn run_controllers<S: durablejob::temporal::Schedules>(
     ctx: Arc<Context<S>>,
     namespaces: Vec<String>,
     ready: health::Readiness,
+    collector: DurableJobCollector,
 ) {
     let scopes: Vec<Option<String>> = if namespaces.is_empty() {
         vec![None]
@@ -218,5 +291,8 @@ async fn run_controllers<S: durablejob::temporal::Schedules>(
             .into_iter()
             .map(|ns| durablejob::handover::run(ctx.clone(), ns)),
     );
-    tokio::join!(controller::run(ctx.clone(), namespaces, ready), handovers);
+    tokio::join!(
+        controller::run(ctx.clone(), namespaces, ready, collector),
+        handovers
+    );
 }

@@ -119,8 +119,7 @@ async fn reconcile<S: Schedules>(
     obj: Arc<DeserializeGuard<DurableJob>>,
     ctx: Arc<Context<S>>,
 ) -> Result<Action, Error> {
-    ctx.metrics.reconciles.inc();
-    let started = std::time::Instant::now();
+    let running = ctx.metrics.start(crate::metrics::DURABLEJOB_CONTROLLER);
     let result = match &obj.0 {
         Err(invalid) => {
             // The CRD schema should make this impossible; an outdated CRD can still let it in.
@@ -143,9 +142,7 @@ async fn reconcile<S: Schedules>(
             .map_err(|e| Error::Finalizer(Box::new(e)))
         }
     };
-    ctx.metrics
-        .reconcile_duration
-        .observe(started.elapsed().as_secs_f64());
+    running.done(crate::metrics::result_of(&result));
     result
 }
 
@@ -163,15 +160,24 @@ fn error_policy<S: Schedules>(
     Action::requeue(delay)
 }
 
-/// Fails with a message saying how to install the CRD when it is missing.
-pub async fn check_crd_installed(client: &Client) -> Result<(), String> {
-    let api: Api<DurableJob> = Api::all(client.clone());
+/// Fails with a message saying how to install the CRD when it is missing. With watched
+/// namespaces it asks in the first of them, so namespace-scoped Roles are enough.
+pub async fn check_crd_installed(client: &Client, namespaces: &[String]) -> Result<(), String> {
+    let api: Api<DurableJob> = scoped(client, namespaces.first().map(String::as_str));
     match api.list(&ListParams::default().limit(1)).await {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(s)) if s.code == 404 => Err(format!(
             "the DurableJob CRD ({}.{}) is not installed; install it with `durablejob crd | kubectl apply --server-side -f -` or the Helm chart",
             DurableJob::plural(&()),
             DurableJob::group(&())
+        )),
+        Err(kube::Error::Api(s)) if s.code == 403 => Err(format!(
+            "the operator may not list DurableJobs{}: {}; bind it to the operator ClusterRole (or, with --watch-namespaces, a Role in each namespace) as the Helm chart does",
+            namespaces
+                .first()
+                .map(|n| format!(" in namespace {n}"))
+                .unwrap_or_default(),
+            s.message
         )),
         Err(e) => Err(format!("cannot list DurableJobs: {e}")),
     }
@@ -190,7 +196,12 @@ where
 }
 
 /// Runs controllers for the given namespaces (all when empty) until a shutdown signal.
-pub async fn run<S: Schedules>(ctx: Arc<Context<S>>, namespaces: Vec<String>, ready: Readiness) {
+pub async fn run<S: Schedules>(
+    ctx: Arc<Context<S>>,
+    namespaces: Vec<String>,
+    ready: Readiness,
+    collector: crate::metrics::resources::DurableJobCollector,
+) {
     let scopes: Vec<Option<&str>> = if namespaces.is_empty() {
         vec![None]
     } else {
@@ -219,6 +230,7 @@ pub async fn run<S: Schedules>(ctx: Arc<Context<S>>, namespaces: Vec<String>, re
                     .any_semantic(),
             );
         let store = controller.store();
+        collector.watch(store.clone());
         let ready = ready.clone();
         let ctx = ctx.clone();
         async move {

@@ -78,6 +78,13 @@ async fn cronjob_runs<S: Schedules>(
 /// One reconcile of one CronJob: read what the planner needs (nothing for a CronJob that asks
 /// for nothing), plan, execute.
 pub async fn reconcile<S: Schedules>(cj: Arc<CronJob>, ctx: Arc<Context<S>>) -> Result<Action, Error> {
+    let running = ctx.metrics.start(crate::metrics::HANDOVER_CONTROLLER);
+    let result = step(cj, &ctx).await;
+    running.done(crate::metrics::result_of(&result));
+    result
+}
+
+async fn step<S: Schedules>(cj: Arc<CronJob>, ctx: &Arc<Context<S>>) -> Result<Action, Error> {
     let namespace = cj.namespace().ok_or(Error::NotNamespaced)?;
     let name = cj.name_any();
     let cronjobs: Api<CronJob> = Api::namespaced(ctx.client.clone(), &namespace);
@@ -88,7 +95,7 @@ pub async fn reconcile<S: Schedules>(cj: Arc<CronJob>, ctx: Arc<Context<S>>) -> 
     let dj = djs.get_opt(&name).await.map_err(Error::Kube)?;
     let needs = writes::needs(&cj, dj.as_ref()).unwrap_or_default();
     let runs = if needs.jobs {
-        cronjob_runs(&ctx, &cj, &namespace).await?
+        cronjob_runs(ctx, &cj, &namespace).await?
     } else {
         CronJobRuns::default()
     };
@@ -147,8 +154,8 @@ pub async fn reconcile<S: Schedules>(cj: Arc<CronJob>, ctx: Arc<Context<S>>) -> 
     }
     for (target, notice) in &plan.events {
         match (target, &current) {
-            (Target::CronJob, _) => k8s::publish(&ctx, &*cj, notice).await,
-            (Target::DurableJob, Some(d)) => k8s::publish(&ctx, d, notice).await,
+            (Target::CronJob, _) => k8s::publish(ctx, &*cj, notice).await,
+            (Target::DurableJob, Some(d)) => k8s::publish(ctx, d, notice).await,
             (Target::DurableJob, None) => {}
         }
     }

@@ -16,6 +16,7 @@ use temporalio_sdk::activities::{ActivityContext, ActivityError};
 use tracing::{info, warn};
 
 use super::job::{self, JobState, failure};
+use crate::metrics::runner::{RunEnd, RunnerMetrics};
 use crate::run_contract::RunInput;
 
 /// Input of one attempt.
@@ -49,6 +50,25 @@ pub struct CleanupInput {
 pub struct JobActivities {
     pub client: Client,
     pub poll_interval: Duration,
+    pub metrics: std::sync::Arc<RunnerMetrics>,
+}
+
+impl JobActivities {
+    /// Records the end of an attempt; it ends the run unless the workflow retries it.
+    fn attempt_ended(&self, input: &AttemptInput, slot: DateTime<chrono::Utc>, failure: Option<&str>) {
+        let end = match failure {
+            None => RunEnd::Succeeded,
+            Some(t) if super::workflow::retries_after(input.run.retry.as_ref(), input.attempt, t) => return,
+            Some(_) => RunEnd::Failed,
+        };
+        self.run_ended(input, slot, end);
+    }
+
+    fn run_ended(&self, input: &AttemptInput, slot: DateTime<chrono::Utc>, end: RunEnd) {
+        let took = (chrono::Utc::now() - slot).to_std().unwrap_or_default();
+        self.metrics
+            .run_ended(&input.run.namespace, &input.run.name, end, took);
+    }
 }
 
 fn fail(type_name: &str, message: String) -> ActivityError {
@@ -95,7 +115,10 @@ impl JobActivities {
         let jobs: Api<Job> = Api::namespaced(self.client.clone(), &input.run.namespace);
         match jobs.create(&PostParams::default(), &desired).await {
             Ok(_) => {
-                info!(job = %name, namespace = %input.run.namespace, attempt = input.attempt, "created Job")
+                info!(job = %name, namespace = %input.run.namespace, attempt = input.attempt, "created Job");
+                let delay = (chrono::Utc::now() - slot).to_std().unwrap_or_default();
+                self.metrics
+                    .job_created(&input.run.namespace, &input.run.name, input.attempt, delay);
             }
             Err(kube::Error::Api(s)) if s.code == 409 => {
                 let existing = jobs
@@ -118,6 +141,7 @@ impl JobActivities {
         loop {
             if ctx.is_cancelled() {
                 delete(&jobs, &name).await;
+                self.run_ended(&input, slot, RunEnd::Canceled);
                 return Err(ActivityError::cancelled());
             }
             let current = match jobs.get_opt(&name).await {
@@ -131,21 +155,18 @@ impl JobActivities {
                 Err(e) => return Err(classify(e, &format!("reading Job {name}"))),
             };
             match job::state(&current) {
-                JobState::Succeeded => return Ok(JobDone { job_name: name }),
-                JobState::Failed {
-                    deadline: true,
-                    message,
-                } => {
-                    return Err(fail(
-                        failure::JOB_DEADLINE_EXCEEDED,
-                        format!("Job {name} failed: {message}"),
-                    ));
+                JobState::Succeeded => {
+                    self.attempt_ended(&input, slot, None);
+                    return Ok(JobDone { job_name: name });
                 }
-                JobState::Failed {
-                    deadline: false,
-                    message,
-                } => {
-                    return Err(fail(failure::JOB_FAILED, format!("Job {name} failed: {message}")));
+                JobState::Failed { deadline, message } => {
+                    let type_name = if deadline {
+                        failure::JOB_DEADLINE_EXCEEDED
+                    } else {
+                        failure::JOB_FAILED
+                    };
+                    self.attempt_ended(&input, slot, Some(type_name));
+                    return Err(fail(type_name, format!("Job {name} failed: {message}")));
                 }
                 JobState::Running => {}
             }

@@ -27,6 +27,43 @@ pub struct RunnerConfig {
     pub task_queue: String,
     pub heartbeat_timeout: Duration,
     pub poll_interval: Duration,
+    pub metrics: Arc<crate::metrics::runner::RunnerMetrics>,
+    /// Where the Temporal SDK serves its worker metrics (`temporal_*`); `None` turns them off.
+    pub sdk_metrics_addr: Option<std::net::SocketAddr>,
+}
+
+/// The SDK runtime, exporting the SDK's worker metrics in Prometheus format when asked.
+fn sdk_runtime(addr: Option<std::net::SocketAddr>) -> Result<Runtime, RunnerError> {
+    use temporalio_common::telemetry::{
+        PrometheusExporterOptions, TelemetryOptions, start_prometheus_metric_exporter,
+    };
+    let telemetry = match addr {
+        None => TelemetryOptions::default(),
+        Some(addr) => {
+            let exporter = start_prometheus_metric_exporter(
+                PrometheusExporterOptions::builder()
+                    .socket_addr(addr)
+                    .counters_total_suffix(true)
+                    .use_seconds_for_durations(true)
+                    .unit_suffix(true)
+                    .build(),
+            )
+            .map_err(|e| {
+                RunnerError::Worker(format!(
+                    "cannot serve the Temporal SDK metrics on {addr} (--sdk-metrics-addr): {e}"
+                ))
+            })?;
+            info!(address = %exporter.bound_addr, "serving Temporal SDK worker metrics on /metrics");
+            TelemetryOptions::builder()
+                .metrics(exporter.meter as Arc<_>)
+                .build()
+        }
+    };
+    let options = temporalio_sdk::runtime::RuntimeOptions::builder()
+        .telemetry_options(telemetry)
+        .build()
+        .map_err(RunnerError::Worker)?;
+    Runtime::from_current_tokio(options).map_err(|e| RunnerError::Worker(e.to_string()))
 }
 
 /// Runs the worker until SIGTERM or Ctrl-C, retrying the Temporal connection until it works.
@@ -54,11 +91,11 @@ pub async fn run(config: RunnerConfig, kube: kube::Client) -> Result<(), RunnerE
         address: config.temporal.address.clone(),
         message: e.to_string(),
     })?;
-    let runtime =
-        Runtime::from_current_tokio(Default::default()).map_err(|e| RunnerError::Worker(e.to_string()))?;
+    let runtime = sdk_runtime(config.sdk_metrics_addr)?;
     let activities = activities::JobActivities {
         client: kube,
         poll_interval: config.poll_interval,
+        metrics: config.metrics.clone(),
     };
     let options = WorkerOptions::new(config.task_queue.clone())
         .register_workflow::<workflow::DurableJobRun>()

@@ -38,16 +38,7 @@ impl Operator {
 
     /// The Prometheus text from /metrics.
     pub async fn metrics(&self) -> String {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let Ok(mut s) = tokio::net::TcpStream::connect(("127.0.0.1", self.metrics_port)).await else {
-            return String::new();
-        };
-        let _ = s
-            .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            .await;
-        let mut out = String::new();
-        let _ = s.read_to_string(&mut out).await;
-        out
+        scrape(self.metrics_port).await
     }
 
     /// Successful schedule writes (create, update, delete) the operator made.
@@ -71,6 +62,20 @@ impl Operator {
 }
 
 /// The built-in runner (`durablejob worker`) as a separate process.
+/// The text a GET of /metrics on a loopback port returns (empty when nothing answers).
+pub async fn scrape(port: u16) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Ok(mut s) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else {
+        return String::new();
+    };
+    let _ = s
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await;
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out).await;
+    out
+}
+
 pub struct Runner {
     proc: Option<Guarded>,
     dir: std::path::PathBuf,
@@ -78,6 +83,8 @@ pub struct Runner {
     temporal: String,
     namespace: String,
     pub starts: usize,
+    pub metrics_port: u16,
+    pub sdk_metrics_port: u16,
 }
 
 impl Runner {
@@ -89,6 +96,8 @@ impl Runner {
             temporal: temporal.into(),
             namespace: namespace.into(),
             starts: 0,
+            metrics_port: free_port(),
+            sdk_metrics_port: free_port(),
         };
         r.launch()?;
         Ok(r)
@@ -108,6 +117,10 @@ impl Runner {
                 "--health-addr",
             ])
             .arg(format!("127.0.0.1:{}", free_port()))
+            .arg("--metrics-addr")
+            .arg(format!("127.0.0.1:{}", self.metrics_port))
+            .arg("--sdk-metrics-addr")
+            .arg(format!("127.0.0.1:{}", self.sdk_metrics_port))
             .env("KUBECONFIG", &self.kubeconfig)
             .env("TEMPORAL_ADDRESS", &self.temporal)
             .env("TEMPORAL_NAMESPACE", &self.namespace)

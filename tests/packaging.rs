@@ -1,0 +1,462 @@
+//! The install artifacts as users meet them, judged by the real tools (`helm` and `kubectl`
+//! built into `.tools/bin/` by `make cluster-tools`): the charts lint and render for the
+//! default values and for several value sets, bad values are refused by values.schema.json
+//! with a message naming the field, the CRD chart carries exactly the generated CRD, and the
+//! kustomize default overlay renders the same objects as the charts' defaults.
+
+use std::{collections::BTreeMap, path::PathBuf, process::Command};
+
+use serde_json::Value;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn tool(name: &str) -> PathBuf {
+    let path = root().join(".tools/bin").join(name);
+    assert!(
+        path.is_file(),
+        "{} is missing: run `make cluster-tools` (make test does)",
+        path.display()
+    );
+    path
+}
+
+/// Runs a tool, giving whether it succeeded, stdout and stderr.
+fn run(name: &str, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(tool(name))
+        .args(args)
+        .current_dir(root())
+        .env(
+            "HELM_CACHE_HOME",
+            std::env::temp_dir().join("durablejob-helm-cache"),
+        )
+        .env(
+            "HELM_CONFIG_HOME",
+            std::env::temp_dir().join("durablejob-helm-config"),
+        )
+        .env(
+            "HELM_DATA_HOME",
+            std::env::temp_dir().join("durablejob-helm-data"),
+        )
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {name}: {e}"));
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn docs(yaml: &str) -> Vec<Value> {
+    yaml.split("\n---")
+        .filter_map(|d| serde_saphyr::from_str::<Value>(d).ok())
+        .filter(|v| v.is_object())
+        .collect()
+}
+
+/// `helm template` of a chart with `--set` values (release `durablejob` in durablejob-system).
+fn render(chart: &str, sets: &[&str]) -> Vec<Value> {
+    let mut args = vec![
+        "template",
+        "durablejob",
+        chart,
+        "--namespace",
+        "durablejob-system",
+    ];
+    for s in sets {
+        args.extend(["--set", s]);
+    }
+    let (ok, out, err) = run("helm", &args);
+    assert!(ok, "helm template {chart} {sets:?} failed: {err}");
+    docs(&out)
+}
+
+fn of_kind<'a>(objects: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    objects.iter().filter(|o| o["kind"] == kind).collect()
+}
+
+fn name(o: &Value) -> &str {
+    o["metadata"]["name"].as_str().unwrap_or_default()
+}
+
+fn containers(o: &Value) -> &Vec<Value> {
+    o["spec"]["template"]["spec"]["containers"]
+        .as_array()
+        .expect("a Deployment has containers")
+}
+
+#[test]
+fn the_charts_lint_cleanly() {
+    let (ok, out, err) = run(
+        "helm",
+        &["lint", "--strict", "charts/durablejob", "charts/durablejob-crds"],
+    );
+    assert!(ok, "helm lint failed:\n{out}\n{err}");
+}
+
+#[test]
+fn the_crd_chart_renders_exactly_the_generated_crd_and_keeps_it_on_uninstall() {
+    let generated = docs(&durablejob::crd::all_yaml());
+    let rendered = render("charts/durablejob-crds", &[]);
+    assert_eq!(rendered.len(), generated.len());
+    for (mut chart, code) in rendered.into_iter().zip(generated) {
+        let meta = &mut chart["metadata"];
+        assert_eq!(meta["annotations"]["helm.sh/resource-policy"], "keep");
+        assert_eq!(meta["labels"]["app.kubernetes.io/managed-by"], "Helm");
+        strip_helm(&mut chart);
+        for label in ["instance", "part-of", "version"] {
+            chart["metadata"]["labels"]
+                .as_object_mut()
+                .unwrap()
+                .remove(&format!("app.kubernetes.io/{label}"));
+        }
+        if chart["metadata"]["labels"]
+            .as_object()
+            .is_some_and(|l| l.is_empty())
+        {
+            chart["metadata"].as_object_mut().unwrap().remove("labels");
+        }
+        assert!(
+            numbers_as_floats(chart) == numbers_as_floats(code),
+            "the CRD chart differs from `durablejob crd`"
+        );
+    }
+    let dropped = render("charts/durablejob-crds", &["keep=false"]);
+    assert!(dropped[0]["metadata"]["annotations"]["helm.sh/resource-policy"].is_null());
+}
+
+#[test]
+fn the_default_values_render_a_safe_operator_and_runner() {
+    let objects = render("charts/durablejob", &[]);
+    let kinds: BTreeMap<String, usize> = objects.iter().fold(BTreeMap::new(), |mut m, o| {
+        *m.entry(o["kind"].as_str().unwrap().to_string()).or_default() += 1;
+        m
+    });
+    let expected: BTreeMap<String, usize> = [
+        ("ClusterRole", 2),
+        ("ClusterRoleBinding", 2),
+        ("Deployment", 2),
+        ("Role", 1),
+        ("RoleBinding", 1),
+        ("Service", 2),
+        ("ServiceAccount", 2),
+    ]
+    .into_iter()
+    .map(|(k, n)| (k.to_string(), n))
+    .collect();
+    assert_eq!(kinds, expected);
+    for d in of_kind(&objects, "Deployment") {
+        let pod = &d["spec"]["template"]["spec"];
+        assert_eq!(pod["securityContext"]["runAsNonRoot"], true, "{}", name(d));
+        assert_eq!(pod["securityContext"]["seccompProfile"]["type"], "RuntimeDefault");
+        assert_eq!(d["spec"]["replicas"], 2);
+        for c in containers(d) {
+            let sc = &c["securityContext"];
+            assert_eq!(sc["allowPrivilegeEscalation"], false);
+            assert_eq!(sc["readOnlyRootFilesystem"], true);
+            assert_eq!(sc["capabilities"]["drop"][0], "ALL");
+            assert_eq!(c["livenessProbe"]["httpGet"]["path"], "/healthz");
+            assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/readyz");
+            assert_eq!(c["image"], "ghcr.io/durablejob/durablejob:0.1.0");
+        }
+    }
+    let operator = of_kind(&objects, "Deployment")
+        .into_iter()
+        .find(|d| name(d) == "durablejob-operator")
+        .expect("the operator Deployment");
+    let args = &containers(operator)[0]["args"];
+    assert!(
+        args.as_array().unwrap().iter().any(|a| a == "--leader-elect"),
+        "leader election is on by default: {args}"
+    );
+    no_wildcards(&objects);
+}
+
+/// Every rule names its groups, resources and verbs.
+fn no_wildcards(objects: &[Value]) {
+    for role in objects
+        .iter()
+        .filter(|o| o["kind"] == "ClusterRole" || o["kind"] == "Role")
+    {
+        for rule in role["rules"].as_array().expect("rules") {
+            for field in ["apiGroups", "resources", "verbs"] {
+                for v in rule[field].as_array().unwrap_or(&vec![]) {
+                    assert!(v != "*", "{} has a wildcard in {field}: {rule}", name(role));
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn watch_namespaces_grant_roles_in_those_namespaces_only() {
+    let objects = render("charts/durablejob", &["watchNamespaces={team-a,team-b}"]);
+    assert!(of_kind(&objects, "ClusterRole").is_empty());
+    assert!(of_kind(&objects, "ClusterRoleBinding").is_empty());
+    let mut roles: Vec<(String, String)> = of_kind(&objects, "Role")
+        .iter()
+        .map(|r| {
+            (
+                r["metadata"]["namespace"].as_str().unwrap().to_string(),
+                name(r).to_string(),
+            )
+        })
+        .collect();
+    roles.sort();
+    assert_eq!(
+        roles,
+        [
+            ("durablejob-system", "durablejob-leader-election"),
+            ("team-a", "durablejob-operator"),
+            ("team-a", "durablejob-runner"),
+            ("team-b", "durablejob-operator"),
+            ("team-b", "durablejob-runner"),
+        ]
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+    );
+    let operator = of_kind(&objects, "Deployment")[0];
+    assert!(
+        containers(operator)[0]["args"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a == "--watch-namespaces=team-a,team-b")
+    );
+    no_wildcards(&objects);
+}
+
+#[test]
+fn value_sets_render_what_they_ask_for() {
+    // Temporal Cloud: TLS with a client certificate and an API key, both from Secrets.
+    let objects = render(
+        "charts/durablejob",
+        &[
+            "temporal.address=ns.acct.tmprl.cloud:7233",
+            "temporal.namespace=ns.acct",
+            "temporal.tls.enabled=true",
+            "temporal.tls.secretName=temporal-mtls",
+            "temporal.apiKey.secretName=temporal-api-key",
+            "image.digest=sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+        ],
+    );
+    for d in of_kind(&objects, "Deployment") {
+        let c = &containers(d)[0];
+        let env: BTreeMap<&str, &Value> = c["env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| (e["name"].as_str().unwrap(), &e["value"]))
+            .collect();
+        assert_eq!(env["TEMPORAL_ADDRESS"], "ns.acct.tmprl.cloud:7233");
+        assert_eq!(env["TEMPORAL_TLS"], "true");
+        assert_eq!(
+            env["TEMPORAL_TLS_CLIENT_CERT_PATH"],
+            "/etc/durablejob/temporal-tls/tls.crt"
+        );
+        assert!(
+            !env.contains_key("TEMPORAL_API_KEY"),
+            "the API key is a mounted file, never an env value"
+        );
+        assert!(
+            c["args"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|a| a == "--temporal-api-key-file=/etc/durablejob/temporal-api-key/api-key")
+        );
+        let volumes = d["spec"]["template"]["spec"]["volumes"].to_string();
+        assert!(volumes.contains("temporal-mtls") && volumes.contains("temporal-api-key"));
+        assert!(
+            c["image"]
+                .as_str()
+                .unwrap()
+                .ends_with("@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef")
+        );
+    }
+
+    // Monitoring and disruption budgets, no runner.
+    let objects = render(
+        "charts/durablejob",
+        &[
+            "metrics.serviceMonitor.enabled=true",
+            "metrics.prometheusRule.enabled=true",
+            "operator.podDisruptionBudget.enabled=true",
+            "runner.enabled=false",
+            "operator.leaderElection.enabled=false",
+            "operator.replicas=1",
+        ],
+    );
+    assert_eq!(of_kind(&objects, "Deployment").len(), 1);
+    assert_eq!(of_kind(&objects, "ServiceMonitor").len(), 1);
+    assert_eq!(of_kind(&objects, "PodDisruptionBudget").len(), 1);
+    assert!(
+        of_kind(&objects, "Role").is_empty(),
+        "no Lease role without leader election"
+    );
+    let rule = of_kind(&objects, "PrometheusRule")[0];
+    let alerts: Vec<&str> = rule["spec"]["groups"][0]["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["alert"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        alerts,
+        [
+            "DurableJobRunFailed",
+            "DurableJobRunsMissed",
+            "DurableJobNoRecentSuccess",
+            "DurableJobScheduleNotSynced",
+            "DurableJobOperatorNotLeading"
+        ]
+    );
+
+    // Scheduling fields reach the pod.
+    let objects = render(
+        "charts/durablejob",
+        &[
+            "runner.nodeSelector.pool=batch",
+            "runner.priorityClassName=high",
+            "runner.tolerations[0].key=batch",
+            "runner.tolerations[0].operator=Exists",
+            "runner.extraArgs[0]=--job-poll-interval=5s",
+            "operator.podAnnotations.team=platform",
+        ],
+    );
+    let runner = of_kind(&objects, "Deployment")
+        .into_iter()
+        .find(|d| name(d) == "durablejob-runner")
+        .unwrap();
+    let pod = &runner["spec"]["template"]["spec"];
+    assert_eq!(pod["nodeSelector"]["pool"], "batch");
+    assert_eq!(pod["priorityClassName"], "high");
+    assert_eq!(pod["tolerations"][0]["key"], "batch");
+    assert!(
+        containers(runner)[0]["args"]
+            .to_string()
+            .contains("--job-poll-interval=5s")
+    );
+}
+
+#[test]
+fn bad_values_are_refused_with_the_field_named() {
+    for (set, field) in [
+        ("temporal.address=http://temporal:7233", "address"),
+        ("operator.replicas=-1", "replicas"),
+        ("watchNamespaces={Team_A}", "watchNamespaces"),
+        (
+            "operator.leaderElection.leaseDuration=15 seconds",
+            "leaseDuration",
+        ),
+        ("operatorReplicas=2", "operatorReplicas"),
+        ("image.pullPolicy=Sometimes", "pullPolicy"),
+        ("scheduleIdPrefix=a:b", "scheduleIdPrefix"),
+    ] {
+        let (ok, _, err) = run(
+            "helm",
+            &["template", "durablejob", "charts/durablejob", "--set", set],
+        );
+        assert!(!ok, "{set} was accepted");
+        assert!(
+            err.contains("values don't meet the specifications of the schema") && err.contains(field),
+            "{set}: the error does not name {field}:\n{err}"
+        );
+    }
+}
+
+/// Helm's YAML round trip writes `0.0` as `0`: compare numbers as numbers.
+fn numbers_as_floats(v: Value) -> Value {
+    match v {
+        Value::Number(n) => serde_json::json!(n.as_f64()),
+        Value::Array(a) => Value::Array(a.into_iter().map(numbers_as_floats).collect()),
+        Value::Object(o) => Value::Object(o.into_iter().map(|(k, v)| (k, numbers_as_floats(v))).collect()),
+        other => other,
+    }
+}
+
+/// Drops what only Helm adds, so a chart's object compares with kustomize's and the code's.
+fn strip_helm(o: &mut Value) {
+    fn strip(meta: &mut Value) {
+        for (field, keys) in [
+            ("labels", ["helm.sh/chart", "app.kubernetes.io/managed-by"]),
+            (
+                "annotations",
+                ["helm.sh/resource-policy", "meta.helm.sh/release-name"],
+            ),
+        ] {
+            let Some(map) = meta.get_mut(field).and_then(Value::as_object_mut) else {
+                continue;
+            };
+            for k in keys {
+                map.remove(k);
+            }
+            if map.is_empty() {
+                meta.as_object_mut().unwrap().remove(field);
+            }
+        }
+    }
+    strip(&mut o["metadata"]);
+    if o["spec"]["template"]["metadata"].is_object() {
+        strip(&mut o["spec"]["template"]["metadata"]);
+    }
+}
+
+fn by_key(objects: Vec<Value>) -> BTreeMap<String, Value> {
+    objects
+        .into_iter()
+        .map(|mut o| {
+            strip_helm(&mut o);
+            let key = format!(
+                "{}/{}/{}",
+                o["kind"].as_str().unwrap_or_default(),
+                o["metadata"]["namespace"].as_str().unwrap_or_default(),
+                name(&o)
+            );
+            (key, o)
+        })
+        .collect()
+}
+
+#[test]
+fn the_kustomize_default_overlay_renders_what_the_charts_install_by_default() {
+    let (ok, out, err) = run("kubectl", &["kustomize", "config/default"]);
+    assert!(ok, "kubectl kustomize config/default failed: {err}");
+    let mut kustomized = by_key(docs(&out));
+    // The overlay also creates its namespace; Helm leaves that to --create-namespace.
+    assert!(kustomized.remove("Namespace//durablejob-system").is_some());
+    let mut charted = render("charts/durablejob-crds", &[]);
+    charted.extend(render("charts/durablejob", &[]));
+    let charted = by_key(charted);
+    assert_eq!(
+        kustomized.keys().collect::<Vec<_>>(),
+        charted.keys().collect::<Vec<_>>(),
+        "the same objects"
+    );
+    for (key, k) in &kustomized {
+        pretty_assertions::assert_eq!(
+            k,
+            &charted[key],
+            "{key} differs between config/default and the chart"
+        );
+    }
+}
+
+#[test]
+fn the_charts_and_the_overlay_carry_the_crate_version() {
+    let version = env!("CARGO_PKG_VERSION");
+    for chart in [
+        "charts/durablejob/Chart.yaml",
+        "charts/durablejob-crds/Chart.yaml",
+    ] {
+        let c: Value = serde_saphyr::from_str(&std::fs::read_to_string(root().join(chart)).unwrap()).unwrap();
+        assert_eq!(c["version"], version, "{chart}");
+        assert_eq!(c["appVersion"], version, "{chart}");
+    }
+    let k = std::fs::read_to_string(root().join("config/default/kustomization.yaml")).unwrap();
+    assert!(
+        k.contains(&format!("newTag: \"{version}\""))
+            && k.contains(&format!("app.kubernetes.io/version: \"{version}\"")),
+        "config/default/kustomization.yaml names another version than {version}"
+    );
+}

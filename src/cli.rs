@@ -93,7 +93,7 @@ pub struct RunnerArgs {
     pub metrics_addr: SocketAddr,
     /// Address where the Temporal SDK serves its worker metrics (temporal_*) on /metrics; `off` turns them off.
     #[arg(long, env = "DURABLEJOB_SDK_METRICS_ADDR", default_value = "0.0.0.0:9464", value_parser = parse_optional_addr)]
-    pub sdk_metrics_addr: Option<SocketAddr>,
+    pub sdk_metrics_addr: OptionalAddr,
     /// Address of the /healthz and /readyz endpoints.
     #[arg(long, env = "DURABLEJOB_HEALTH_ADDR", default_value = "0.0.0.0:8081")]
     pub health_addr: SocketAddr,
@@ -197,12 +197,16 @@ fn parse_prefix(s: &str) -> Result<String, String> {
     }
 }
 
-fn parse_optional_addr(s: &str) -> Result<Option<SocketAddr>, String> {
+/// An address, or `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OptionalAddr(pub Option<SocketAddr>);
+
+fn parse_optional_addr(s: &str) -> Result<OptionalAddr, String> {
     if s == "off" {
-        return Ok(None);
+        return Ok(OptionalAddr(None));
     }
     s.parse()
-        .map(Some)
+        .map(|a| OptionalAddr(Some(a)))
         .map_err(|_| format!("{s:?} is not an address: use host:port such as 0.0.0.0:9464, or off"))
 }
 
@@ -229,6 +233,22 @@ mod tests {
                 .contains("not an IANA time zone")
         );
         assert_eq!(parse_time_zone("Europe/Berlin"), Ok("Europe/Berlin".into()));
+    }
+
+    #[test]
+    fn runner_flags_parse_into_their_types() {
+        let cli = Cli::try_parse_from(["durablejob", "runner", "--sdk-metrics-addr", "off"]).unwrap();
+        let Command::Runner(args) = cli.command else {
+            panic!("a runner command");
+        };
+        assert_eq!(args.sdk_metrics_addr, OptionalAddr(None));
+        let cli = Cli::try_parse_from(["durablejob", "operator", "--leader-elect"]).unwrap();
+        let Command::Operator(args) = cli.command else {
+            panic!("an operator command");
+        };
+        assert!(args.leader_election.leader_elect);
+        let err = Cli::try_parse_from(["durablejob", "runner", "--sdk-metrics-addr", "nowhere"]).unwrap_err();
+        assert!(err.to_string().contains("or off"), "{err}");
     }
 
     #[test]

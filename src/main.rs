@@ -29,7 +29,7 @@ async fn main() -> ExitCode {
         }
         Command::Get(args) => {
             telemetry::init(LogFormat::Text);
-            let client = match kube_client().await {
+            let client = match kube_client("cli").await {
                 Ok(c) => c,
                 Err(e) => return fail(&e),
             };
@@ -53,19 +53,29 @@ fn identity(role: &str) -> String {
     format!("durablejob-{role}@{who}")
 }
 
-async fn kube_client() -> Result<kube::Client, String> {
-    kube::Client::try_default()
+/// A client from the kubeconfig or the in-cluster config. Its User-Agent names the binary, the
+/// role and the process (`durablejob/0.1.0 (operator; <pod or pid>)`), so audit logs tell
+/// replicas apart.
+async fn kube_client(role: &str) -> Result<kube::Client, String> {
+    let mut config = kube::Config::infer()
         .await
-        .map_err(|e| format!("cannot load a kubeconfig or in-cluster config: {e}"))
+        .map_err(|e| format!("cannot load a kubeconfig or in-cluster config: {e}"))?;
+    let who = std::env::var("POD_NAME").unwrap_or_else(|_| format!("pid {}", std::process::id()));
+    let agent = format!("durablejob/{} ({role}; {who})", env!("CARGO_PKG_VERSION"));
+    if let Ok(value) = agent.parse() {
+        config.headers.push((http::header::USER_AGENT, value));
+    }
+    kube::Client::try_from(config).map_err(|e| format!("cannot create the Kubernetes client: {e}"))
 }
 
 /// Temporal's settings (environment, then flags) and the Kubernetes client, for a long-running role.
 async fn connections(
     temporal: &TemporalArgs,
     identity: &str,
+    role: &str,
 ) -> Result<(TemporalConfig, kube::Client), String> {
     let temporal = temporal.resolve(identity).map_err(|e| e.to_string())?;
-    Ok((temporal, kube_client().await?))
+    Ok((temporal, kube_client(role).await?))
 }
 
 fn fail(message: &str) -> ExitCode {
@@ -76,7 +86,7 @@ fn fail(message: &str) -> ExitCode {
 async fn operator(args: OperatorArgs) -> ExitCode {
     telemetry::init(args.log_format);
     let identity = identity("operator");
-    let (temporal, client) = match connections(&args.temporal, &identity).await {
+    let (temporal, client) = match connections(&args.temporal, &identity, "operator").await {
         Ok(both) => both,
         Err(e) => return fail(&e),
     };
@@ -189,7 +199,7 @@ async fn shutdown_signal() {
 async fn runner(args: RunnerArgs) -> ExitCode {
     telemetry::init(args.log_format);
     let identity = identity("runner");
-    let (temporal, client) = match connections(&args.temporal, &identity).await {
+    let (temporal, client) = match connections(&args.temporal, &identity, "runner").await {
         Ok(both) => both,
         Err(e) => return fail(&e),
     };
@@ -204,7 +214,7 @@ async fn runner(args: RunnerArgs) -> ExitCode {
         heartbeat_timeout: args.heartbeat_timeout,
         poll_interval: args.job_poll_interval,
         metrics,
-        sdk_metrics_addr: args.sdk_metrics_addr,
+        sdk_metrics_addr: args.sdk_metrics_addr.0,
     };
     tokio::select! {
         r = server => match r {

@@ -137,6 +137,7 @@ fn the_default_values_render_a_safe_operator_and_runner() {
         ("ClusterRole", 2),
         ("ClusterRoleBinding", 2),
         ("Deployment", 2),
+        ("Lease", 1),
         ("Role", 1),
         ("RoleBinding", 1),
         ("Service", 2),

@@ -193,7 +193,8 @@ impl Elector {
             Ok(l) => l,
             Err(err) => return Attempt::Failed(err.to_string()),
         };
-        let spec = lease.as_ref().and_then(|l| l.spec.clone());
+        // A Lease created empty (the Helm chart creates it) is free.
+        let spec = lease.as_ref().map(|l| l.spec.clone().unwrap_or_default());
         let now = Instant::now();
         match (&self.observed, &spec) {
             (Some((seen, _)), Some(current)) if seen == current => {}

@@ -17,6 +17,7 @@ macro_rules! scenarios {
 
 mod env;
 mod handover;
+mod install;
 mod kubectl;
 mod operator;
 mod procs;
@@ -46,6 +47,7 @@ fn main() -> ExitCode {
         .chain(runs::SCENARIOS)
         .chain(handover::SCENARIOS)
         .chain(kubectl::SCENARIOS)
+        .chain(install::SCENARIOS)
         .copied()
         .collect();
     let selected: Vec<(&'static str, Scenario)> = scenarios

@@ -20,6 +20,9 @@ pub struct AuditEvent {
     pub stage: String,
     #[serde(default)]
     pub request_uri: String,
+    /// The client's User-Agent (durablejob's binaries name their role and process in it).
+    #[serde(default)]
+    pub user_agent: String,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -224,14 +224,24 @@ impl Namespace {
         self.kubectl
             .ok(&["apply", "-f", "-"], Some(&objects.to_string()))?;
         self.bindings.push(binding);
-        let token = self
-            .kubectl
+        service_account_kubeconfig(&self.kubectl, ns, sa, dir)
+    }
+}
+
+/// A kubeconfig for the existing ServiceAccount `ns/sa` (a token from the TokenRequest API, the
+/// cluster of `kubectl`'s kubeconfig), written to `dir/<sa>.kubeconfig`.
+pub fn service_account_kubeconfig(
+    kubectl: &Kubectl,
+    ns: &str,
+    sa: &str,
+    dir: &Path,
+) -> anyhow::Result<PathBuf> {
+    {
+        let token = kubectl
             .ok(&["create", "token", sa, "-n", ns, "--duration=24h"], None)?
             .trim()
             .to_string();
-        let raw = self
-            .kubectl
-            .ok(&["config", "view", "--raw", "--minify", "-o", "json"], None)?;
+        let raw = kubectl.ok(&["config", "view", "--raw", "--minify", "-o", "json"], None)?;
         let admin: Value = serde_json::from_str(&raw)?;
         let cluster = admin["clusters"][0]["cluster"].clone();
         let user = format!("system:serviceaccount:{ns}:{sa}");

@@ -16,7 +16,7 @@ pub mod manifests;
 mod wait;
 
 pub use audit::{AuditEvent, AuditLog};
-pub use cluster::{Cluster, Namespace, PrivateCluster, client_for};
+pub use cluster::{Cluster, Namespace, PrivateCluster, client_for, service_account_kubeconfig};
 pub use faults::{FailRule, FaultProxy};
 pub use kubectl::Kubectl;
 pub use manifests::{cronjob, durable_job, job_template};

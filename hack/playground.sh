@@ -87,7 +87,7 @@ TEMPORAL_ADDRESS="127.0.0.1:$TEMPORAL_PORT" TEMPORAL_NAMESPACE=default KUBECONFI
   --sdk-metrics-addr 127.0.0.1:9464 >"$DIR/runner.log" 2>&1 &
 pids+=($!)
 
-"$KUBECTL" apply -f config/samples/ >/dev/null
+"$KUBECTL" apply -k config/samples >/dev/null
 
 cat <<MSG
 

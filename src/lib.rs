@@ -21,6 +21,7 @@ pub mod reason;
 pub(crate) mod run_contract;
 pub mod runner;
 pub mod settings;
+pub mod signal;
 pub mod telemetry;
 pub mod temporal;
 pub(crate) mod util;

@@ -135,7 +135,7 @@ async fn operator(args: OperatorArgs) -> ExitCode {
                 leader::Elector::new(client, election, leading)
                     .lead(
                         run_controllers(ctx, args.watch_namespaces, ready.clone(), collector),
-                        shutdown_signal(),
+                        durablejob::signal::shutdown(),
                     )
                     .await
             }
@@ -184,16 +184,6 @@ fn election(args: &LeaderElectionArgs, client: &kube::Client) -> Result<Option<l
     };
     election.check()?;
     Ok(Some(election))
-}
-
-/// SIGTERM (what Kubernetes sends) or Ctrl-C.
-async fn shutdown_signal() {
-    let mut term =
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
 }
 
 async fn runner(args: RunnerArgs) -> ExitCode {

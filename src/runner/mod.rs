@@ -78,7 +78,7 @@ pub async fn run(config: RunnerConfig, kube: kube::Client) -> Result<(), RunnerE
                 warn!(address = %config.temporal.address, error = %e, "Temporal is not reachable yet; retrying in 5s");
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_secs(5)) => {}
-                    _ = tokio::signal::ctrl_c() => return Ok(()),
+                    () = crate::signal::shutdown() => return Ok(()),
                 }
             }
         }
@@ -108,12 +108,7 @@ pub async fn run(config: RunnerConfig, kube: kube::Client) -> Result<(), RunnerE
     let stop = Arc::new(worker.shutdown_handle());
     let stopper = stop.clone();
     tokio::spawn(async move {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("SIGTERM handler");
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
+        crate::signal::shutdown().await;
         info!("shutting down the runner");
         stopper();
     });

@@ -41,12 +41,24 @@ pub struct TemporalArgs {
     pub temporal_tls_server_name: Option<String>,
 }
 
-/// Where and how to connect, resolved from environment, config file and flags.
-#[derive(Debug, Clone)]
+/// Where and how to connect, resolved from environment, config file and flags. Its Debug
+/// form leaves the API key and the TLS material out, so a debug log never carries them.
+#[derive(Clone)]
 pub struct TemporalConfig {
     pub options: ConnectionOptions,
     pub namespace: String,
     pub address: String,
+}
+
+impl std::fmt::Debug for TemporalConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TemporalConfig")
+            .field("address", &self.address)
+            .field("namespace", &self.namespace)
+            .field("tls", &self.options.tls_options.is_some())
+            .field("api_key", &self.options.api_key.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
 }
 
 /// Errors in the Temporal configuration; they stop the process at start with this message.
@@ -227,6 +239,11 @@ mod tests {
         assert_eq!(cfg.options.target.scheme(), "https");
         assert!(cfg.options.tls_options.is_some());
         assert_eq!(cfg.options.api_key.as_deref(), Some("k"));
+        let shown = format!("{cfg:?}");
+        assert!(
+            shown.contains("<redacted>") && !shown.contains("\"k\""),
+            "{shown}"
+        );
     }
 
     #[test]

@@ -56,6 +56,10 @@ pub struct OperatorArgs {
     /// First part of schedule ids (`<prefix>:<namespace>/<name>`); differ per cluster sharing a Temporal namespace.
     #[arg(long, env = "DURABLEJOB_SCHEDULE_ID_PREFIX", default_value = DEFAULT_SCHEDULE_ID_PREFIX, value_parser = parse_prefix)]
     pub schedule_id_prefix: String,
+    /// Reconciles running at once, across the DurableJob and handover controllers and every
+    /// watched namespace; bounds the Temporal calls in flight and the memory of a burst.
+    #[arg(long, env = "DURABLEJOB_MAX_CONCURRENT_RECONCILES", default_value_t = crate::controller::DEFAULT_MAX_CONCURRENT_RECONCILES, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub max_concurrent_reconciles: u16,
     /// Longest time between two reconciles of one DurableJob (Go duration).
     #[arg(long, env = "DURABLEJOB_RESYNC_INTERVAL", default_value = "5m", value_parser = crate::util::duration::parse_positive)]
     pub resync_interval: Duration,

@@ -115,7 +115,10 @@ async fn operator(args: OperatorArgs) -> ExitCode {
     let pool = Arc::new(ClientPool::new(temporal));
     let schedules = SdkSchedules::new(pool, identity, Some(metrics.clone()));
     let leading = metrics.leader_gauge();
-    let ctx = Arc::new(Context::new(client.clone(), schedules, settings, metrics));
+    let ctx = Arc::new(
+        Context::new(client.clone(), schedules, settings, metrics)
+            .with_max_concurrent_reconciles(args.max_concurrent_reconciles),
+    );
     let ready = health::Readiness::default();
     let server = health::serve(
         args.health_addr,

@@ -353,6 +353,7 @@ fn bad_values_are_refused_with_the_field_named() {
         ("operatorReplicas=2", "operatorReplicas"),
         ("image.pullPolicy=Sometimes", "pullPolicy"),
         ("scheduleIdPrefix=a:b", "scheduleIdPrefix"),
+        ("operator.maxConcurrentReconciles=0", "maxConcurrentReconciles"),
     ] {
         let (ok, _, err) = run(
             "helm",

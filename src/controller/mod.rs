@@ -81,7 +81,14 @@ pub struct Context<S: Schedules> {
     pub recorder: Recorder,
     pub metrics: Arc<Metrics>,
     failures: Mutex<HashMap<ObjectRef<DurableJob>, u32>>,
+    /// Reconciles in flight across every controller and watched namespace.
+    limit: Arc<tokio::sync::Semaphore>,
+    max_concurrent: u16,
 }
+
+/// Default `--max-concurrent-reconciles`: the Temporal dev server's CreateSchedule rate stops
+/// growing past ~16 concurrent calls on this project's 2-core machines (only latency grows).
+pub const DEFAULT_MAX_CONCURRENT_RECONCILES: u16 = 16;
 
 impl<S: Schedules> Context<S> {
     pub fn new(client: Client, schedules: S, settings: Settings, metrics: Arc<Metrics>) -> Self {
@@ -96,7 +103,32 @@ impl<S: Schedules> Context<S> {
             settings,
             metrics,
             failures: Mutex::new(HashMap::new()),
+            limit: Arc::new(tokio::sync::Semaphore::new(
+                DEFAULT_MAX_CONCURRENT_RECONCILES.into(),
+            )),
+            max_concurrent: DEFAULT_MAX_CONCURRENT_RECONCILES,
         }
+    }
+
+    /// At most `n` reconciles at a time, across controllers and namespaces.
+    pub fn with_max_concurrent_reconciles(mut self, n: u16) -> Self {
+        let n = n.max(1);
+        self.limit = Arc::new(tokio::sync::Semaphore::new(n.into()));
+        self.max_concurrent = n;
+        self
+    }
+
+    pub fn max_concurrent_reconciles(&self) -> u16 {
+        self.max_concurrent
+    }
+
+    /// Waits for a reconcile slot.
+    pub async fn slot(&self) -> tokio::sync::OwnedSemaphorePermit {
+        self.limit
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("the reconcile semaphore is never closed")
     }
 
     /// 1s, 2s, 4s … up to 60s for consecutive failures of one resource.
@@ -119,6 +151,7 @@ async fn reconcile<S: Schedules>(
     obj: Arc<DeserializeGuard<DurableJob>>,
     ctx: Arc<Context<S>>,
 ) -> Result<Action, Error> {
+    let _slot = ctx.slot().await;
     let running = ctx.metrics.start(crate::metrics::DURABLEJOB_CONTROLLER);
     let result = match &obj.0 {
         Err(invalid) => {
@@ -207,7 +240,15 @@ pub async fn run<S: Schedules>(
     } else {
         namespaces.iter().map(|n| Some(n.as_str())).collect()
     };
-    info!(namespaces = ?namespaces, "watching DurableJobs");
+    info!(namespaces = ?namespaces, max_concurrent_reconciles = ctx.max_concurrent_reconciles(), "watching DurableJobs");
+    ctx.metrics.max_concurrent(
+        crate::metrics::DURABLEJOB_CONTROLLER,
+        ctx.max_concurrent_reconciles(),
+    );
+    ctx.metrics.max_concurrent(
+        crate::metrics::HANDOVER_CONTROLLER,
+        ctx.max_concurrent_reconciles(),
+    );
     // The Jobs and Deployments a DurableJob owns wake it up: a run's Job starting or finishing
     // refreshes its status at once, even for runs triggered outside the schedule.
     let controllers = scopes.into_iter().map(|ns| {
@@ -217,6 +258,9 @@ pub async fn run<S: Schedules>(
             scoped::<Job>(&ctx.client, ns),
         );
         let controller = Controller::new(api, watcher::Config::default().any_semantic())
+            .with_config(
+                kube::runtime::controller::Config::default().concurrency(ctx.max_concurrent_reconciles()),
+            )
             .owns(
                 deployments,
                 watcher::Config::default()

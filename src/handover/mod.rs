@@ -78,6 +78,7 @@ async fn cronjob_runs<S: Schedules>(
 /// One reconcile of one CronJob: read what the planner needs (nothing for a CronJob that asks
 /// for nothing), plan, execute.
 pub async fn reconcile<S: Schedules>(cj: Arc<CronJob>, ctx: Arc<Context<S>>) -> Result<Action, Error> {
+    let _slot = ctx.slot().await;
     let running = ctx.metrics.start(crate::metrics::HANDOVER_CONTROLLER);
     let result = step(cj, &ctx).await;
     running.done(crate::metrics::result_of(&result));
@@ -185,6 +186,9 @@ pub async fn run<S: Schedules>(ctx: Arc<Context<S>>, namespace: Option<String>) 
         None => Api::all(ctx.client.clone()),
     };
     Controller::new(api, watcher::Config::default().any_semantic())
+        .with_config(
+            kube::runtime::controller::Config::default().concurrency(ctx.max_concurrent_reconciles()),
+        )
         .shutdown_on_signal()
         .run(reconcile, error_policy, ctx)
         .for_each(|_| async {})

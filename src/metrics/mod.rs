@@ -86,6 +86,7 @@ pub struct Metrics {
     reconcile_errors: Family<ControllerLabel, Counter>,
     reconcile_time: HistogramFamily<ControllerLabel>,
     active_workers: Family<ControllerLabel, Gauge>,
+    max_concurrent: Family<ControllerLabel, Gauge>,
     leading: Family<NameLabel, Gauge>,
     reconcile_failures: Family<ReasonLabel, Counter>,
     temporal_calls: Family<CallLabel, Counter>,
@@ -100,6 +101,7 @@ impl Metrics {
             reconcile_errors: Family::default(),
             reconcile_time: Family::new_with_constructor(reconcile_buckets),
             active_workers: Family::default(),
+            max_concurrent: Family::default(),
             leading: Family::default(),
             reconcile_failures: Family::default(),
             temporal_calls: Family::default(),
@@ -124,6 +126,11 @@ impl Metrics {
             "controller_runtime_active_workers",
             "Number of reconciles running now per controller",
             m.active_workers.clone(),
+        );
+        registry.register(
+            "controller_runtime_max_concurrent_reconciles",
+            "Maximum number of concurrent reconciles per controller (--max-concurrent-reconciles, shared by both)",
+            m.max_concurrent.clone(),
         );
         registry.register(
             "leader_election_master_status",
@@ -158,6 +165,15 @@ impl Metrics {
                 name: LEADER_ELECTION_ID.into(),
             })
             .clone()
+    }
+
+    /// Records the reconcile concurrency limit of a controller.
+    pub fn max_concurrent(&self, controller: &'static str, n: u16) {
+        self.max_concurrent
+            .get_or_create(&ControllerLabel {
+                controller: controller.into(),
+            })
+            .set(i64::from(n));
     }
 
     /// Counts a reconcile as running until the guard is dropped.

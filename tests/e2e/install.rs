@@ -158,6 +158,8 @@ async fn helm_install_elects_a_leader_runs_a_sample_reports_metrics_and_uninstal
                 "operator.leaderElection.retryPeriod=1s",
                 "--set",
                 "runner.heartbeatTimeout=5s",
+                "--set",
+                "operator.maxConcurrentReconciles=4",
             ],
         )?;
         ensure!(
@@ -265,6 +267,13 @@ async fn helm_install_elects_a_leader_runs_a_sample_reports_metrics_and_uninstal
         )
         .unwrap_or(0.0)
             >= 1.0
+    );
+    ensure!(
+        value(
+            &leader,
+            "controller_runtime_max_concurrent_reconciles{controller=\"durablejob\"}"
+        ) == Some(4.0),
+        "the chart's maxConcurrentReconciles reaches the operator: {leader}"
     );
     let info = "durablejob_info{namespace=\"apps\",name=\"tick\",schedule=\"@every 5s\",time_zone=\"UTC\",overlap_policy=\"Skip\"}";
     ensure!(value(&leader, info) == Some(1.0), "{leader}");

@@ -122,7 +122,10 @@ pub(crate) async fn schedule_and_status<S: Schedules>(
 /// Reconciles a DurableJob that is not being deleted: build → worker → schedule → status.
 pub(crate) async fn apply<S: Schedules>(dj: Arc<DurableJob>, ctx: Arc<Context<S>>) -> Result<Action, Error> {
     let now = Utc::now();
-    let built = build(&dj, &ctx.settings);
+    let built = match build(&dj, &ctx.settings) {
+        Ok(b) => io::dry_run::check_job(&ctx.client, &dj, &b).await.map(|()| b),
+        Err(p) => Err(p),
+    };
     let mut notices = vec![];
     let worker = match &built {
         Ok(b) => k8s::sync_worker(&dj, &ctx, &b.valid, &b.desired, &mut notices).await,

@@ -131,7 +131,7 @@ async fn a_triggered_run_creates_exactly_one_job_and_succeeds(shared: Arc<Shared
     );
     ensure!(s.last_successful_time.is_some());
     if let Some(creates) = env.audit_count(|r| {
-        r.verb == "create" && r.object_ref.resource == "jobs" && r.response_status.code == 201
+        r.is_write() && r.verb == "create" && r.object_ref.resource == "jobs" && r.response_status.code == 201
     }) {
         ensure!(creates == 1, "one Job created, {creates} creates");
     }
@@ -286,7 +286,10 @@ async fn killing_the_runner_mid_run_neither_loses_the_run_nor_duplicates_its_job
     );
     let creates = |code: u16| {
         env.audit_count(|r| {
-            r.verb == "create" && r.object_ref.resource == "jobs" && r.response_status.code == code
+            r.is_write()
+                && r.verb == "create"
+                && r.object_ref.resource == "jobs"
+                && r.response_status.code == code
         })
     };
     if let (Some(created), Some(adopted)) = (creates(201), creates(409)) {

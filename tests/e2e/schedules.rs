@@ -18,6 +18,7 @@ scenarios!(
     an_edit_made_directly_in_temporal_is_repaired_within_the_resync_interval,
     deleting_the_resource_deletes_the_schedule_and_orphan_keeps_it,
     a_bad_time_zone_is_reported_on_the_resource_and_never_reaches_temporal,
+    a_job_template_the_api_server_refuses_is_an_invalid_spec_and_never_reaches_temporal,
     a_schedule_owned_by_someone_else_is_left_alone,
     a_finished_schedule_is_reported_completed_and_not_created,
     changing_the_temporal_namespace_moves_the_schedule,
@@ -312,6 +313,59 @@ async fn deleting_the_resource_deletes_the_schedule_and_orphan_keeps_it(
         env.describe("kept")?.is_some(),
         "deletionPolicy Orphan leaves the schedule"
     );
+    Ok(())
+}
+
+/// The jobTemplate is judged by a dry-run create of its Job: a container name that is not a DNS
+/// label passes the operator's own checks, but the API server would refuse every run's Job.
+async fn a_job_template_the_api_server_refuses_is_an_invalid_spec_and_never_reaches_temporal(
+    shared: Arc<Shared>,
+) -> anyhow::Result<()> {
+    let env = Env::new(&shared, "dryrun", &[]).await?;
+    let template = |container: &str| {
+        json!({"spec": {"template": {"spec": {"restartPolicy": "Never",
+            "containers": [{"name": container, "image": "busybox:1.36", "command": ["true"]}]}}}})
+    };
+    env.create(manifest(
+        "r",
+        json!({"schedule": {"cron": ["@daily"]}, "jobTemplate": template("Main_Container")}),
+    ))
+    .await?;
+    let s = env
+        .wait_status("r", "Ready=False", T, |s| {
+            condition(s, "Ready").is_some_and(|c| c.status == "False")
+        })
+        .await?;
+    let ready = condition(&s, "Ready").unwrap();
+    ensure!(ready.reason == "InvalidSpec", "{ready:?}");
+    ensure!(
+        ready.message.contains("spec.jobTemplate")
+            && ready.message.contains("containers[0].name")
+            && ready.message.contains("Main_Container"),
+        "{}",
+        ready.message
+    );
+    ensure!(condition(&s, "Stalled").is_some_and(|c| c.status == "True"));
+    ensure!(env.describe("r")?.is_none(), "nothing was created in Temporal");
+    let dry_runs = || {
+        env.audit_count(|e| {
+            e.is_dry_run() && e.object_ref.resource == "jobs" && e.object_ref.namespace == env.namespace
+        })
+    };
+    env.edit("r", json!({"jobTemplate": template("main")})).await?;
+    env.wait_ready("r").await?;
+    ensure!(env.describe("r")?.is_some());
+    // Checked on a spec change only: the reconciles after Ready do not dry-run again.
+    let after_ready = dry_runs();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    ensure!(
+        dry_runs() == after_ready,
+        "{after_ready:?} then {:?} dry runs",
+        dry_runs()
+    );
+    if let Some(n) = after_ready {
+        ensure!((2..=4).contains(&n), "{n} dry runs for two specs");
+    }
     Ok(())
 }
 

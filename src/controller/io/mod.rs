@@ -1,6 +1,7 @@
 //! The I/O steps of a reconcile: [`temporal`] (through the `Schedules` trait) and [`kube`]
 //! (status, Events, the worker Deployment). The pure steps never call these.
 
+pub(crate) mod dry_run;
 pub(crate) mod kube;
 pub(crate) mod temporal;
 

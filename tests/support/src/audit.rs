@@ -18,7 +18,7 @@ pub struct AuditEvent {
     pub response_status: ResponseStatus,
     #[serde(default)]
     pub stage: String,
-    #[serde(default)]
+    #[serde(default, rename = "requestURI")]
     pub request_uri: String,
     /// The client's User-Agent (durablejob's binaries name their role and process in it).
     #[serde(default)]
@@ -58,12 +58,17 @@ impl AuditEvent {
         self.user.username == format!("system:serviceaccount:{namespace}:{name}")
     }
 
-    /// Verbs that change state.
+    /// A `dryRun=All` request: validated and admitted, never stored.
+    pub fn is_dry_run(&self) -> bool {
+        self.request_uri.contains("dryRun=All")
+    }
+
+    /// Requests that change state (a dry run changes nothing).
     pub fn is_write(&self) -> bool {
         matches!(
             self.verb.as_str(),
             "create" | "update" | "patch" | "delete" | "deletecollection"
-        )
+        ) && !self.is_dry_run()
     }
 }
 
@@ -86,5 +91,18 @@ impl AuditLog {
     /// How many finished requests satisfy `f`.
     pub fn count(&self, f: impl Fn(&AuditEvent) -> bool) -> usize {
         self.events().iter().filter(|e| f(e)).count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_audit_line_is_read_with_its_uri_and_user_agent() {
+        let line = r#"{"kind":"Event","stage":"ResponseComplete","verb":"create","requestURI":"/apis/batch/v1/namespaces/a/jobs?&dryRun=All","userAgent":"durablejob/0.1.0 (operator; pod-a)","objectRef":{"resource":"jobs","namespace":"a"},"responseStatus":{"code":201}}"#;
+        let e: AuditEvent = serde_json::from_str(line).unwrap();
+        assert!(e.is_dry_run() && !e.is_write());
+        assert!(e.user_agent.ends_with("; pod-a)"));
     }
 }

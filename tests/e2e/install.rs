@@ -192,11 +192,22 @@ async fn helm_install_elects_a_leader_runs_a_sample_reports_metrics_and_uninstal
         "operator-a",
         &dir,
     )?;
-    let lease = wait_for("operator-a leads", Duration::from_secs(60), || async {
-        let l = leases.get("durablejob-operator").await.ok()?;
-        holder(&l).starts_with("operator-a_").then_some(l)
-    })
-    .await?;
+    let leads = |pod: &'static str, timeout: Duration| {
+        let leases = leases.clone();
+        async move {
+            wait_for(&format!("{pod} leads"), timeout, || async {
+                let l = leases.get("durablejob-operator").await.ok()?;
+                holder(&l).starts_with(&format!("{pod}_")).then_some(l)
+            })
+            .await
+        }
+    };
+    let lease = leads("operator-a", Duration::from_secs(60)).await?;
+    let spec = lease.spec.clone().unwrap_or_default();
+    ensure!(
+        spec.lease_duration_seconds == Some(6),
+        "the chart's leaseDuration reaches the Lease: {spec:?}"
+    );
     let b = Replica::start(
         &deployments["durablejob-operator"],
         &operator_kc,
@@ -362,17 +373,14 @@ async fn helm_install_elects_a_leader_runs_a_sample_reports_metrics_and_uninstal
         "the standby wrote nothing: {}",
         writes_by("operator-b")
     );
-    ensure!(lease.spec.is_some());
 
     // A killed leader is replaced within the lease duration (6s, renewed every second).
     let killed = Instant::now();
     a.proc.kill();
-    wait_for("operator-b leads", Duration::from_secs(20), || async {
-        let l = leases.get("durablejob-operator").await.ok()?;
-        holder(&l).starts_with("operator-b_").then_some(())
-    })
-    .await?;
+    let taken = leads("operator-b", Duration::from_secs(20)).await?;
     let took = killed.elapsed();
+    let transitions = taken.spec.and_then(|s| s.lease_transitions).unwrap_or_default();
+    ensure!(transitions >= 2, "a new term: {transitions} transitions");
     ensure!(took < Duration::from_secs(6 + 3), "handover took {took:?}");
     djs.patch(
         "tick",

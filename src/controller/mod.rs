@@ -13,11 +13,11 @@ use kube::{
     api::ListParams,
     core::DeserializeGuard,
     runtime::{
-        Controller,
+        Controller, WatchStreamExt,
         controller::Action,
         events::{Recorder, Reporter},
         finalizer::{Event as Finalizer, finalizer},
-        reflector::ObjectRef,
+        reflector::{self, ObjectRef},
         watcher,
     },
 };
@@ -216,6 +216,16 @@ pub async fn check_crd_installed(client: &Client, namespaces: &[String]) -> Resu
     }
 }
 
+/// What people change on a DurableJob; status is the operator's own.
+fn changed_by_people(dj: &DeserializeGuard<DurableJob>) -> Option<u64> {
+    use kube::runtime::{Predicate, predicates};
+    predicates::generation
+        .combine(predicates::annotations)
+        .combine(predicates::labels)
+        .combine(predicates::finalizers)
+        .hash_property(dj)
+}
+
 /// An Api over one namespace, or all.
 fn scoped<K>(client: &Client, namespace: Option<&str>) -> Api<K>
 where
@@ -257,7 +267,16 @@ pub async fn run<S: Schedules>(
             scoped::<Deployment>(&ctx.client, ns),
             scoped::<Job>(&ctx.client, ns),
         );
-        let controller = Controller::new(api, watcher::Config::default().any_semantic())
+        // Only changes a person (or the handover) makes wake a DurableJob: its spec (the
+        // generation, bumped by a deletion too), annotations, labels and finalizers. The
+        // operator's own status writes do not, so a new object takes two reconciles, not three.
+        let (reader, writer) = reflector::store::<DeserializeGuard<DurableJob>>();
+        let changes = watcher(api, watcher::Config::default().any_semantic())
+            .default_backoff()
+            .reflect(writer)
+            .applied_objects()
+            .predicate_filter(changed_by_people, Default::default());
+        let controller = Controller::for_stream(changes, reader)
             .with_config(
                 kube::runtime::controller::Config::default().concurrency(ctx.max_concurrent_reconciles()),
             )

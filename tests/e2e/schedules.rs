@@ -19,6 +19,7 @@ scenarios!(
     deleting_the_resource_deletes_the_schedule_and_orphan_keeps_it,
     a_bad_time_zone_is_reported_on_the_resource_and_never_reaches_temporal,
     a_job_template_the_api_server_refuses_is_an_invalid_spec_and_never_reaches_temporal,
+    a_new_durablejob_takes_two_reconciles_and_the_operators_own_status_write_wakes_nothing,
     a_schedule_owned_by_someone_else_is_left_alone,
     a_finished_schedule_is_reported_completed_and_not_created,
     changing_the_temporal_namespace_moves_the_schedule,
@@ -313,6 +314,47 @@ async fn deleting_the_resource_deletes_the_schedule_and_orphan_keeps_it(
         env.describe("kept")?.is_some(),
         "deletionPolicy Orphan leaves the schedule"
     );
+    Ok(())
+}
+
+/// The first reconcile adds the finalizer, the second (woken by that) creates the schedule
+/// and writes status; that status write wakes nothing. An annotation a person adds does.
+async fn a_new_durablejob_takes_two_reconciles_and_the_operators_own_status_write_wakes_nothing(
+    shared: Arc<Shared>,
+) -> anyhow::Result<()> {
+    let env = Env::new(&shared, "reconciles", &[]).await?;
+    let reconciles = || async {
+        env.operator
+            .metrics()
+            .await
+            .lines()
+            .filter(|l| l.starts_with("controller_runtime_reconcile_total{controller=\"durablejob\""))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>()
+    };
+    env.create(manifest("r", json!({"schedule": {"cron": ["@yearly"]}})))
+        .await?;
+    env.wait_ready("r").await?;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let after_ready = reconciles().await;
+    ensure!(
+        after_ready == 2.0,
+        "{after_ready} reconciles for one new DurableJob"
+    );
+    env.djs
+        .patch(
+            "r",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(json!({"metadata": {"annotations": {"team": "platform"}}})),
+        )
+        .await?;
+    let more = wait_for("a reconcile for the annotation", T, || async {
+        let n = reconciles().await;
+        (n > after_ready).then_some(n)
+    })
+    .await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    ensure!(reconciles().await == more, "one annotation, one reconcile");
     Ok(())
 }
 

@@ -184,6 +184,17 @@ impl Env {
         .await
     }
 
+    /// Waits until Ready=False; gives the status.
+    pub async fn wait_not_ready(&self, name: &str) -> anyhow::Result<DurableJobStatus> {
+        self.wait_status(
+            name,
+            &format!("{name} Ready=False"),
+            Duration::from_secs(30),
+            |s| condition(s, "Ready").is_some_and(|c| c.status == "False"),
+        )
+        .await
+    }
+
     /// Waits until Temporal's description of the schedule satisfies `check`.
     pub async fn wait_schedule(
         &self,

@@ -373,11 +373,7 @@ async fn a_job_template_the_api_server_refuses_is_an_invalid_spec_and_never_reac
         json!({"schedule": {"cron": ["@daily"]}, "jobTemplate": template("Main_Container")}),
     ))
     .await?;
-    let s = env
-        .wait_status("r", "Ready=False", T, |s| {
-            condition(s, "Ready").is_some_and(|c| c.status == "False")
-        })
-        .await?;
+    let s = env.wait_not_ready("r").await?;
     let ready = condition(&s, "Ready").unwrap();
     ensure!(ready.reason == "InvalidSpec", "{ready:?}");
     ensure!(
@@ -420,11 +416,7 @@ async fn a_bad_time_zone_is_reported_on_the_resource_and_never_reaches_temporal(
         json!({"schedule": {"cron": ["@daily"], "timeZone": "Mars/Olympus"}}),
     ))
     .await?;
-    let s = env
-        .wait_status("r", "Ready=False", T, |s| {
-            condition(s, "Ready").is_some_and(|c| c.status == "False")
-        })
-        .await?;
+    let s = env.wait_not_ready("r").await?;
     let ready = condition(&s, "Ready").unwrap();
     ensure!(ready.reason == "InvalidSpec", "{ready:?}");
     ensure!(
@@ -447,10 +439,7 @@ async fn a_bad_time_zone_is_reported_on_the_resource_and_never_reaches_temporal(
         json!({"schedule": {"cron": ["@daily"], "timeZone": "Nowhere/Land"}}),
     ))
     .await?;
-    env.wait_status("never", "Ready=False", T, |s| {
-        condition(s, "Ready").is_some_and(|c| c.status == "False")
-    })
-    .await?;
+    env.wait_not_ready("never").await?;
     env.djs.delete("never", &DeleteParams::default()).await?;
     let djs = env.djs.clone();
     wait_for("the invalid resource to be deleted", T, || {
@@ -486,11 +475,7 @@ async fn a_schedule_owned_by_someone_else_is_left_alone(shared: Arc<Shared>) -> 
     .map_err(|e| anyhow::anyhow!(e))?;
     env.create(manifest("r", json!({"schedule": {"cron": ["@daily"]}})))
         .await?;
-    let s = env
-        .wait_status("r", "Ready=False", T, |s| {
-            condition(s, "Ready").is_some_and(|c| c.status == "False")
-        })
-        .await?;
+    let s = env.wait_not_ready("r").await?;
     let ready = condition(&s, "Ready").unwrap();
     ensure!(ready.reason == "ScheduleOwnedElsewhere", "{ready:?}");
     ensure!(

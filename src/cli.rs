@@ -1,5 +1,6 @@
 //! Command-line interface: `durablejob <operator|runner|crd|get|migrate>` (`worker` is the
-//! runner's older name and still works).
+//! runner's older name and still works) and the run-control verbs, which also answer as the
+//! kubectl plugin `kubectl durablejob VERB` when the binary is named `kubectl-durablejob`.
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
@@ -32,6 +33,22 @@ pub enum Command {
     Crd,
     /// List DurableJobs with the same columns as `kubectl get dj`.
     Get(GetArgs),
+    /// Start one run now (as `kubectl create job --from=cronjob/NAME`).
+    Trigger(Box<crate::control::args::TriggerArgs>),
+    /// Run every slot of the schedule from --from to --to.
+    Backfill(Box<crate::control::args::BackfillArgs>),
+    /// Cancel the running run(s): the Job is deleted and the run ends Canceled (or Terminated).
+    Cancel(Box<crate::control::args::CancelArgs>),
+    /// Resume a schedule Temporal paused after a failed run (spec.pauseOnFailure).
+    Resume(Box<crate::control::args::ResumeArgs>),
+    /// Recent runs, newest first: scheduled time, start, duration, result, attempts, Job, link.
+    Runs(Box<crate::control::args::ShowArgs>),
+    /// The schedule, its sync state, pause, next runs, running runs, missed runs and requests.
+    Status(Box<crate::control::args::ShowArgs>),
+    /// Send a signal to a run (Temporal credentials as the temporal CLI reads them).
+    Signal(Box<crate::control::args::SignalArgs>),
+    /// Query a run, e.g. `status` on a built-in run (Temporal credentials as the temporal CLI reads them).
+    Query(Box<crate::control::args::QueryArgs>),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -53,6 +70,16 @@ pub struct OperatorArgs {
     /// Task queue of the built-in runner.
     #[arg(long, env = "DURABLEJOB_RUNNER_TASK_QUEUE", default_value = DEFAULT_RUNNER_TASK_QUEUE)]
     pub runner_task_queue: String,
+    /// Temporal namespaces the built-in runner polls (its --temporal-namespaces), comma-separated;
+    /// default: the operator's namespace. A DurableJob with a jobTemplate in another one is
+    /// reported as RunnerNotServing instead of getting a schedule nobody runs.
+    #[arg(
+        long,
+        env = "DURABLEJOB_RUNNER_NAMESPACES",
+        value_delimiter = ',',
+        value_name = "NS,..."
+    )]
+    pub runner_namespaces: Vec<String>,
     /// First part of schedule ids (`<prefix>:<namespace>/<name>`); differ per cluster sharing a Temporal namespace.
     #[arg(long, env = "DURABLEJOB_SCHEDULE_ID_PREFIX", default_value = DEFAULT_SCHEDULE_ID_PREFIX, value_parser = parse_prefix)]
     pub schedule_id_prefix: String,
@@ -83,6 +110,15 @@ pub struct OperatorArgs {
 
 #[derive(Debug, Args)]
 pub struct RunnerArgs {
+    /// Temporal namespaces to poll, comma-separated (default: the configured namespace); list
+    /// every namespace a DurableJob with a jobTemplate names in spec.temporal.namespace.
+    #[arg(
+        long,
+        env = "DURABLEJOB_TEMPORAL_NAMESPACES",
+        value_delimiter = ',',
+        value_name = "NS,..."
+    )]
+    pub temporal_namespaces: Vec<String>,
     /// Task queue to poll (the operator sends built-in runs here).
     #[arg(long, env = "DURABLEJOB_RUNNER_TASK_QUEUE", default_value = DEFAULT_RUNNER_TASK_QUEUE)]
     pub runner_task_queue: String,

@@ -69,7 +69,15 @@ pub fn render(items: &[DurableJob], now: DateTime<Utc>, with_namespace: bool) ->
         );
         rows.push(row);
     }
-    let widths: Vec<usize> = (0..rows[0].len())
+    table(rows)
+}
+
+/// Rows (the first is the header) as kubectl prints them: columns padded, three spaces apart.
+pub fn table(rows: Vec<Vec<String>>) -> String {
+    let Some(first) = rows.first() else {
+        return String::new();
+    };
+    let widths: Vec<usize> = (0..first.len())
         .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
         .collect();
     let mut out = String::new();

@@ -4,10 +4,13 @@
 //!
 //! The reconcile pipeline lives in [`controller`]: pure steps ([`controller::validate`],
 //! [`controller::build`], [`controller::plan`], [`controller::status`]) between thin I/O
-//! layers that talk to Kubernetes and Temporal ([`temporal`]).
+//! layers that talk to Kubernetes and Temporal ([`temporal`]). The built-in runner is
+//! [`runner`]; the run-control verbs (`durablejob trigger|...`, `kubectl durablejob ...`) are
+//! [`control`].
 
 pub mod api;
 pub mod cli;
+pub mod control;
 pub mod controller;
 pub mod crd;
 pub(crate) mod cron;

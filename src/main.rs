@@ -1,6 +1,5 @@
 use std::{process::ExitCode, sync::Arc};
 
-use clap::Parser;
 use durablejob::{
     cli::{
         Cli, Command, ForbidAs, LeaderElectionArgs, LogFormat, MigrateArgs, OperatorArgs, ReplaceAs,
@@ -19,10 +18,87 @@ use durablejob::{
 };
 use tracing::{error, info};
 
+/// Parses the command line; as `kubectl-durablejob` (a kubectl plugin) the help says
+/// `kubectl durablejob`.
+fn parse() -> Cli {
+    use clap::{CommandFactory, FromArgMatches};
+    let argv0 = std::env::args_os().next().unwrap_or_default();
+    let plugin = std::path::Path::new(&argv0)
+        .file_name()
+        .is_some_and(|n| n.to_string_lossy().starts_with("kubectl-durablejob"));
+    let mut command = Cli::command();
+    if plugin {
+        command = command.name("kubectl durablejob").bin_name("kubectl durablejob");
+    }
+    let matches = command.get_matches();
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
+
+/// Runs a run-control verb: its output on stdout, errors on stderr, exit 1 on any failure.
+async fn control(
+    verb: impl std::future::Future<Output = Result<String, durablejob::control::ControlError>>,
+) -> ExitCode {
+    match verb.await {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(&e.to_string()),
+    }
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = parse();
+    use durablejob::api::{RequestParams, RequestVerb};
+    use durablejob::control;
     match cli.command {
+        Command::Trigger(a) => {
+            let params = RequestParams::Trigger {
+                overlap: a.overlap.map(Into::into),
+            };
+            control(control::request(&a.target, RequestVerb::Trigger, params, &a.wait)).await
+        }
+        Command::Backfill(a) => {
+            if a.from > a.to {
+                return fail(&format!(
+                    "--from ({}) is after --to ({}); swap them",
+                    a.from, a.to
+                ));
+            }
+            let params = RequestParams::Backfill {
+                from: a.from,
+                to: a.to,
+                overlap: a.overlap.map(Into::into),
+            };
+            control(control::request(
+                &a.target,
+                RequestVerb::Backfill,
+                params,
+                &a.wait,
+            ))
+            .await
+        }
+        Command::Cancel(a) => {
+            let params = RequestParams::Cancel {
+                run: a.run.clone(),
+                terminate: a.terminate,
+            };
+            control(control::request(&a.target, RequestVerb::Cancel, params, &a.wait)).await
+        }
+        Command::Resume(a) => {
+            control(control::request(
+                &a.target,
+                RequestVerb::Resume,
+                RequestParams::Resume,
+                &a.wait,
+            ))
+            .await
+        }
+        Command::Runs(a) => control(control::runs(&a)).await,
+        Command::Status(a) => control(control::status(&a)).await,
+        Command::Signal(a) => control(control::signal(&a)).await,
+        Command::Query(a) => control(control::query(&a)).await,
         Command::Crd => {
             print!("{}", crd::all_yaml());
             ExitCode::SUCCESS
@@ -101,6 +177,11 @@ async fn operator(args: OperatorArgs) -> ExitCode {
     let settings = Settings {
         schedule_id_prefix: args.schedule_id_prefix,
         runner_task_queue: args.runner_task_queue,
+        runner_namespaces: if args.runner_namespaces.is_empty() {
+            vec![temporal.namespace.clone()]
+        } else {
+            args.runner_namespaces.clone()
+        },
         default_temporal_namespace: temporal.namespace.clone(),
         resync_interval: args.resync_interval,
         temporal_address: temporal.address.clone(),
@@ -203,6 +284,8 @@ async fn runner(args: RunnerArgs) -> ExitCode {
     let server = health::serve(args.health_addr, args.metrics_addr, ready, Arc::new(registry));
     let config = runner::RunnerConfig {
         temporal,
+        namespaces: args.temporal_namespaces,
+        identity,
         task_queue: args.runner_task_queue,
         heartbeat_timeout: args.heartbeat_timeout,
         poll_interval: args.job_poll_interval,

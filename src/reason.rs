@@ -56,6 +56,15 @@ pub enum Reason {
     UnreadableObject,
     /// A DurableJob without a namespace.
     NotNamespaced,
+    /// A jobTemplate DurableJob in a Temporal namespace the built-in runner does not poll.
+    RunnerNotServing,
+    // --- run-control requests (status.requests, Events)
+    RunTriggered,
+    BackfillStarted,
+    RunCanceled,
+    RunTerminated,
+    RequestRejected,
+    RequestFailed,
     // --- writes (Normal Events, schedule_writes)
     ScheduleCreated,
     ScheduleRecreated,

@@ -14,6 +14,8 @@ pub struct Settings {
     pub schedule_id_prefix: String,
     /// Task queue of the built-in runner.
     pub runner_task_queue: String,
+    /// Temporal namespaces the built-in runner polls.
+    pub runner_namespaces: Vec<String>,
     /// Temporal namespace for resources that do not name one.
     pub default_temporal_namespace: String,
     /// Longest time between two reconciles of one resource.
@@ -29,6 +31,7 @@ impl Default for Settings {
         Self {
             schedule_id_prefix: DEFAULT_SCHEDULE_ID_PREFIX.into(),
             runner_task_queue: DEFAULT_RUNNER_TASK_QUEUE.into(),
+            runner_namespaces: vec!["default".into()],
             default_temporal_namespace: "default".into(),
             resync_interval: Duration::from_secs(300),
             temporal_address: "localhost:7233".into(),

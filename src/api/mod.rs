@@ -3,11 +3,14 @@
 // Everything here is public API, re-exported below; the lint cannot see through the glob
 // re-exports and kube-derive's generated types.
 #[allow(unreachable_pub)]
+mod request;
+#[allow(unreachable_pub)]
 mod schema_helpers;
 #[allow(unreachable_pub)]
 mod spec;
 mod status;
 
+pub use request::*;
 pub use spec::*;
 pub use status::*;
 

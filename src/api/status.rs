@@ -81,6 +81,11 @@ pub struct DurableJobStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
 
+    /// Run-control requests handled (`kubectl durablejob trigger|backfill|cancel|resume`),
+    /// newest first: each request id is acted on once.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub requests: Vec<super::RequestRecord>,
+
     /// Bookkeeping of the last write to Temporal; see `sync` in the operator's docs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sync: Option<SyncRecord>,
@@ -164,6 +169,12 @@ pub struct RunningWorkflow {
     pub run_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_time: Option<DateTime<Utc>>,
+    /// The attempt in progress (built-in runner).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempt: Option<i32>,
+    /// The Job of that attempt (built-in runner).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_name: Option<String>,
 }
 
 /// State of the user worker Deployment.

@@ -40,7 +40,30 @@ pub(crate) fn build(dj: &DurableJob, settings: &Settings) -> Result<Built, Probl
         uid: &uid,
     };
     let desired = schedule::desired(&resource, &valid, settings);
+    runner_serves(&valid, &desired, settings)?;
     Ok(Built { valid, desired })
+}
+
+/// A jobTemplate's runs need the built-in runner to poll the schedule's Temporal namespace;
+/// a schedule nobody would run is not created.
+fn runner_serves(
+    valid: &validate::ValidSpec,
+    desired: &DesiredSchedule,
+    settings: &Settings,
+) -> Result<(), Problem> {
+    let builtin = matches!(valid.executor, validate::Executor::BuiltinRunner { .. });
+    let namespace = &desired.location.namespace;
+    if !builtin || settings.runner_namespaces.iter().any(|n| n == namespace) {
+        return Ok(());
+    }
+    Err(Problem {
+        reason: Reason::RunnerNotServing,
+        message: format!(
+            "The built-in runner does not poll Temporal namespace {namespace:?} (it polls {}), so no run of this DurableJob would start: add {namespace:?} to the Helm value runner.temporalNamespaces (runner --temporal-namespaces and operator --runner-namespaces), or remove spec.temporal.namespace",
+            settings.runner_namespaces.join(", ")
+        ),
+        stalled: true,
+    })
 }
 
 /// When to look again.
@@ -88,9 +111,23 @@ pub(crate) async fn schedule_and_status<S: Schedules>(
             io::temporal::sync(schedules, &b.desired, &r, now).await
         }
     };
-    let (synced, problem) = match synced {
+    let (mut synced, problem) = match synced {
         Ok(s) => (Some(s), None),
         Err(p) => (None, Some(p)),
+    };
+    let requests = match (&mut synced, desired) {
+        (Some(s), Some(d)) => {
+            let pending = io::requests::pending(dj.annotations(), &previous);
+            let target = io::requests::Target {
+                desired: d,
+                observed: s.observed.as_ref(),
+                resumed: s.writes.contains(&Reason::ScheduleResumed),
+            };
+            let handled = io::requests::handle(schedules, &target, pending, now).await;
+            s.notices.extend(handled.notices.iter().cloned());
+            Some(handled)
+        }
+        _ => None,
     };
     let s = synced.as_ref();
     let observations = Observations {
@@ -101,12 +138,16 @@ pub(crate) async fn schedule_and_status<S: Schedules>(
         problem: problem.clone(),
         completed: s.is_some_and(|s| s.completed),
         worker: worker_state,
+        requests: requests.as_ref().map(|h| h.records.clone()).unwrap_or_default(),
     };
     let status = status::build(&previous, dj.metadata.generation, now, &observations);
     let requeue = match &problem {
         Some(p) if p.stalled => Requeue::After(settings.resync_interval),
         Some(_) => Requeue::Backoff,
         None if s.is_some_and(|s| s.vanished) => Requeue::After(Duration::from_secs(1)),
+        // a run was started or stopped: show it soon; a request waits for Temporal
+        None if requests.as_ref().is_some_and(|h| h.acted) => Requeue::After(Duration::from_secs(2)),
+        None if requests.as_ref().is_some_and(|h| h.waiting > 0) => Requeue::Backoff,
         None => Requeue::After(status::requeue_after(&status, now, settings.resync_interval)),
     };
     let (notices, writes) = synced.map(|s| (s.notices, s.writes)).unwrap_or_default();

@@ -238,6 +238,8 @@ mod tests {
                 workflow_id: "w".into(),
                 run_id: "r".into(),
                 start_time: None,
+                attempt: None,
+                job_name: None,
             }],
             missed_runs: 2,
             conditions: vec![Condition {

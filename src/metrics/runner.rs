@@ -58,6 +58,7 @@ pub struct RunnerMetrics {
     run_duration: Histograms<ResultLabel>,
     start_delay: Histograms<JobLabel>,
     job_creations: Family<JobLabel, Counter>,
+    refused: Family<JobLabel, Counter>,
 }
 
 impl RunnerMetrics {
@@ -67,6 +68,7 @@ impl RunnerMetrics {
             run_duration: Family::new_with_constructor(duration_buckets),
             start_delay: Family::new_with_constructor(delay_buckets),
             job_creations: Family::default(),
+            refused: Family::default(),
         };
         let r = registry.sub_registry_with_prefix("durablejob");
         r.register("runs", "Runs that ended, by result", m.runs.clone());
@@ -85,6 +87,11 @@ impl RunnerMetrics {
             "Jobs created by the runner (one per attempt)",
             m.job_creations.clone(),
         );
+        r.register(
+            "runs_refused",
+            "Runs whose input was not their DurableJob's own (uid or jobTemplate differ): no Job created",
+            m.refused.clone(),
+        );
         Arc::new(m)
     }
 
@@ -100,6 +107,15 @@ impl RunnerMetrics {
                 .get_or_create(&label)
                 .observe(delay.as_secs_f64());
         }
+    }
+
+    /// A run was refused before any Job was created.
+    pub fn refused(&self, namespace: &str, name: &str) {
+        let label = JobLabel {
+            namespace: namespace.into(),
+            name: name.into(),
+        };
+        self.refused.get_or_create(&label).inc();
     }
 
     /// A run ended (its last attempt finished); `took` is from its scheduled time.
@@ -128,6 +144,7 @@ mod tests {
         m.job_created("ns", "nightly", 1, Duration::from_millis(300));
         m.job_created("ns", "nightly", 2, Duration::from_secs(60));
         m.run_ended("ns", "nightly", RunEnd::Failed, Duration::from_secs(70));
+        m.refused("ns", "forged");
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
         for line in [
@@ -136,6 +153,7 @@ mod tests {
             "durablejob_run_start_delay_seconds_sum{namespace=\"ns\",name=\"nightly\"} 0.3",
             "durablejob_runs_total{namespace=\"ns\",name=\"nightly\",result=\"Failed\"} 1",
             "durablejob_run_duration_seconds_sum{namespace=\"ns\",name=\"nightly\",result=\"Failed\"} 70.0",
+            "durablejob_runs_refused_total{namespace=\"ns\",name=\"forged\"} 1",
         ] {
             assert!(text.contains(line), "missing {line:?} in\n{text}");
         }

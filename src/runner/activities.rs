@@ -16,6 +16,7 @@ use temporalio_sdk::activities::{ActivityContext, ActivityError};
 use tracing::{info, warn};
 
 use super::job::{self, JobState, failure};
+use crate::api::DurableJob;
 use crate::metrics::runner::{RunEnd, RunnerMetrics};
 use crate::run_contract::RunInput;
 
@@ -27,6 +28,11 @@ pub struct AttemptInput {
     /// The slot (scheduled time) in Unix seconds.
     pub slot: i64,
     pub attempt: u32,
+    /// The Temporal run (empty in inputs written before these fields existed).
+    #[serde(default)]
+    pub workflow_id: String,
+    #[serde(default)]
+    pub run_id: String,
 }
 
 /// A Job that succeeded.
@@ -51,6 +57,8 @@ pub struct JobActivities {
     pub client: Client,
     pub poll_interval: Duration,
     pub metrics: std::sync::Arc<RunnerMetrics>,
+    /// Reports Job progress to the run (its `status` query); `None` reports nothing.
+    pub progress: Option<super::progress::Reporter>,
 }
 
 impl JobActivities {
@@ -99,6 +107,40 @@ fn classify(e: kube::Error, what: &str) -> ActivityError {
     }
 }
 
+impl JobActivities {
+    /// Reads the DurableJob the input names and refuses (`Forbidden`) an input that is not its
+    /// own; whether the run was started by a trigger.
+    async fn authorize(
+        &self,
+        input: &AttemptInput,
+        slot: DateTime<chrono::Utc>,
+    ) -> Result<bool, ActivityError> {
+        let run = &input.run;
+        let djs: Api<DurableJob> = Api::namespaced(self.client.clone(), &run.namespace);
+        let dj = djs
+            .get_opt(&run.name)
+            .await
+            .map_err(|e| classify(e, &format!("reading DurableJob {}/{}", run.namespace, run.name)))?;
+        let first = if input.attempt > 1 {
+            let jobs: Api<Job> = Api::namespaced(self.client.clone(), &run.namespace);
+            jobs.get_opt(&job::job_name(&run.name, &run.uid, slot, 1))
+                .await
+                .map_err(|e| classify(e, "reading the run's first Job"))?
+        } else {
+            None
+        };
+        if let Err(why) = super::authorize::authorize(run, dj.as_ref(), input.attempt, first.as_ref()) {
+            warn!(namespace = %run.namespace, name = %run.name, workflow_id = %input.workflow_id, "refused a run: {why}");
+            self.metrics.refused(&run.namespace, &run.name);
+            return Err(fail(
+                failure::FORBIDDEN,
+                format!("refused to create a Job: {why}"),
+            ));
+        }
+        Ok(dj.is_some_and(|dj| super::authorize::is_manual(&dj, slot)))
+    }
+}
+
 #[activities]
 impl JobActivities {
     /// Creates the attempt's Job (adopting it if it already exists) and waits for it to finish.
@@ -109,8 +151,15 @@ impl JobActivities {
         input: AttemptInput,
     ) -> Result<JobDone, ActivityError> {
         let slot = DateTime::from_timestamp(input.slot, 0).unwrap_or_default();
-        let desired = job::build(&input.run, slot, input.attempt)
-            .map_err(|m| fail(failure::INVALID_JOB_TEMPLATE, m))?;
+        let manual = self.authorize(&input, slot).await?;
+        let run = job::JobRun {
+            slot,
+            attempt: input.attempt,
+            manual,
+            workflow_id: input.workflow_id.clone(),
+            run_id: input.run_id.clone(),
+        };
+        let desired = job::build(&input.run, &run).map_err(|m| fail(failure::INVALID_JOB_TEMPLATE, m))?;
         let name = desired.metadata.name.clone().unwrap_or_default();
         let jobs: Api<Job> = Api::namespaced(self.client.clone(), &input.run.namespace);
         match jobs.create(&PostParams::default(), &desired).await {
@@ -138,6 +187,7 @@ impl JobActivities {
             }
             Err(e) => return Err(classify(e, &format!("creating Job {name}"))),
         }
+        let mut reported: Option<super::workflow::JobProgress> = None;
         loop {
             if ctx.is_cancelled() {
                 delete(&jobs, &name).await;
@@ -169,6 +219,14 @@ impl JobActivities {
                     return Err(fail(type_name, format!("Job {name} failed: {message}")));
                 }
                 JobState::Running => {}
+            }
+            if let Some(reporter) = &self.progress {
+                let now = chrono::Utc::now();
+                let reading = super::progress::reading(&current, now);
+                if super::progress::worth_reporting(reported.as_ref(), &reading) {
+                    reporter.report(&ctx, &reading).await;
+                    reported = Some(reading);
+                }
             }
             let _ = ctx.record_heartbeat(name.clone()).await;
             tokio::select! {

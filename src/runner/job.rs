@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use k8s_openapi::api::batch::v1::{Job, JobTemplateSpec};
+use k8s_openapi::api::core::v1::EnvVar;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 
 use crate::run_contract::RunInput;
@@ -13,6 +14,40 @@ use crate::util::digest::hex_sha256;
 pub const LABEL_NAME: &str = "durablejob.dev/name";
 pub const LABEL_SCHEDULED_TIME: &str = "durablejob.dev/scheduled-time";
 pub const LABEL_ATTEMPT: &str = "durablejob.dev/attempt";
+
+/// Annotations on every Job the runner creates.
+pub mod annotation {
+    /// The slot the Job runs for, RFC 3339 (CronJob's `batch.kubernetes.io/cronjob-scheduled-timestamp`).
+    pub const SCHEDULED_TIME: &str = "durablejob.dev/scheduled-time";
+    /// `manual` on Jobs of runs started by a trigger (kubectl's `cronjob.kubernetes.io/instantiate`).
+    pub const INSTANTIATE: &str = "durablejob.dev/instantiate";
+    /// The Temporal run: workflow id and run id.
+    pub const WORKFLOW_ID: &str = "durablejob.dev/workflow-id";
+    pub const RUN_ID: &str = "durablejob.dev/run-id";
+    /// Hash of the jobTemplate the Job was made from; later attempts of the run must match it.
+    pub const TEMPLATE_HASH: &str = "durablejob.dev/template-hash";
+}
+
+/// Environment variables every container of a Job gets.
+pub mod env {
+    pub const SCHEDULED_TIME: &str = "DURABLEJOB_SCHEDULED_TIME";
+    pub const ATTEMPT: &str = "DURABLEJOB_ATTEMPT";
+    pub const RUN_ID: &str = "DURABLEJOB_RUN_ID";
+    pub const WORKFLOW_ID: &str = "DURABLEJOB_WORKFLOW_ID";
+    /// `scheduled` or `manual`.
+    pub const TRIGGER: &str = "DURABLEJOB_TRIGGER";
+}
+
+/// Which run and attempt a Job is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobRun {
+    pub slot: DateTime<Utc>,
+    pub attempt: u32,
+    /// Started by a trigger rather than at a slot of the schedule.
+    pub manual: bool,
+    pub workflow_id: String,
+    pub run_id: String,
+}
 
 /// Failure types a DurableJob can list in `retry.nonRetryableErrorTypes`.
 pub mod failure {
@@ -35,8 +70,14 @@ pub fn job_name(name: &str, uid: &str, slot: DateTime<Utc>, attempt: u32) -> Str
     format!("{prefix}{suffix}")
 }
 
+/// Hash of a jobTemplate over its canonical JSON form.
+pub fn template_hash(template: &serde_json::Value) -> String {
+    crate::util::digest::hex_sha256(&crate::util::digest::canonical_json(template))[..16].to_string()
+}
+
 /// The Job for one attempt, from the DurableJob's jobTemplate.
-pub fn build(input: &RunInput, slot: DateTime<Utc>, attempt: u32) -> Result<Job, String> {
+pub fn build(input: &RunInput, run: &JobRun) -> Result<Job, String> {
+    let (slot, attempt) = (run.slot, run.attempt);
     let template: JobTemplateSpec = serde_json::from_value(input.job_template.clone()).map_err(|e| {
         format!(
             "the jobTemplate of DurableJob {}/{} is not a JobTemplateSpec: {e}",
@@ -44,6 +85,20 @@ pub fn build(input: &RunInput, slot: DateTime<Utc>, attempt: u32) -> Result<Job,
         )
     })?;
     let meta = template.metadata.unwrap_or_default();
+    let mut annotations = meta.annotations.unwrap_or_default();
+    annotations.insert(
+        annotation::SCHEDULED_TIME.into(),
+        slot.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    );
+    if run.manual {
+        annotations.insert(annotation::INSTANTIATE.into(), "manual".into());
+    }
+    annotations.insert(annotation::WORKFLOW_ID.into(), run.workflow_id.clone());
+    annotations.insert(annotation::RUN_ID.into(), run.run_id.clone());
+    annotations.insert(
+        annotation::TEMPLATE_HASH.into(),
+        template_hash(&input.job_template),
+    );
     let mut labels = meta.labels.unwrap_or_default();
     labels.insert(LABEL_NAME.into(), input.name.clone());
     labels.insert(LABEL_SCHEDULED_TIME.into(), slot.timestamp().to_string());
@@ -57,13 +112,22 @@ pub fn build(input: &RunInput, slot: DateTime<Utc>, attempt: u32) -> Result<Job,
         for key in [LABEL_NAME, LABEL_SCHEDULED_TIME, LABEL_ATTEMPT] {
             pod_labels.insert(key.into(), labels[key].clone());
         }
+        let vars = run_env(run);
+        if let Some(pod) = spec.template.spec.as_mut() {
+            let init = pod.init_containers.iter_mut().flatten();
+            for container in pod.containers.iter_mut().chain(init) {
+                let env = container.env.get_or_insert_with(Default::default);
+                env.retain(|e| !vars.iter().any(|v| v.name == e.name));
+                env.extend(vars.iter().cloned());
+            }
+        }
     }
     Ok(Job {
         metadata: ObjectMeta {
             name: Some(job_name(&input.name, &input.uid, slot, attempt)),
             namespace: Some(input.namespace.clone()),
             labels: Some(labels),
-            annotations: meta.annotations,
+            annotations: Some(annotations),
             owner_references: Some(vec![OwnerReference {
                 api_version: "durablejob.dev/v1alpha1".into(),
                 kind: "DurableJob".into(),
@@ -77,6 +141,28 @@ pub fn build(input: &RunInput, slot: DateTime<Utc>, attempt: u32) -> Result<Job,
         spec,
         status: None,
     })
+}
+
+/// What a container learns about its run, as CronJob Jobs learn their slot from an annotation.
+fn run_env(run: &JobRun) -> Vec<EnvVar> {
+    let var = |name: &str, value: String| EnvVar {
+        name: name.into(),
+        value: Some(value),
+        value_from: None,
+    };
+    vec![
+        var(
+            env::SCHEDULED_TIME,
+            run.slot.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        ),
+        var(env::ATTEMPT, run.attempt.to_string()),
+        var(env::WORKFLOW_ID, run.workflow_id.clone()),
+        var(env::RUN_ID, run.run_id.clone()),
+        var(
+            env::TRIGGER,
+            if run.manual { "manual" } else { "scheduled" }.into(),
+        ),
+    ]
 }
 
 /// Whether an existing Job (found on AlreadyExists) belongs to this run attempt.
@@ -186,6 +272,16 @@ mod tests {
         Utc.with_ymd_and_hms(2026, 3, 1, 2, 30, 0).unwrap()
     }
 
+    fn run(attempt: u32) -> JobRun {
+        JobRun {
+            slot: slot(),
+            attempt,
+            manual: false,
+            workflow_id: "durablejob:team/nightly-report-2026-03-01T02:30:00Z".into(),
+            run_id: "run-1".into(),
+        }
+    }
+
     #[test]
     fn a_job_name_is_stable_per_slot_and_attempt_and_fits_63_characters() {
         let a = job_name("nightly-report", "uid-1", slot(), 1);
@@ -214,7 +310,7 @@ mod tests {
 
     #[test]
     fn the_job_keeps_the_template_and_is_labelled_and_owned() {
-        let job = build(&input(), slot(), 2).unwrap();
+        let job = build(&input(), &run(2)).unwrap();
         let m = &job.metadata;
         assert_eq!(m.namespace.as_deref(), Some("team"));
         let labels = m.labels.as_ref().unwrap();
@@ -240,18 +336,67 @@ mod tests {
             ],
             "the pods carry the run's labels too"
         );
-        assert!(is_ours(&build(&input(), slot(), 1).unwrap(), &input()));
+        assert!(is_ours(&build(&input(), &run(1)).unwrap(), &input()));
+    }
+
+    #[test]
+    fn every_container_learns_its_slot_attempt_and_run_and_a_manual_run_says_so() {
+        let mut template = input();
+        template.job_template["spec"]["template"]["spec"]["initContainers"] = json!([{"name": "init", "image": "i", "env": [{"name": "DURABLEJOB_ATTEMPT", "value": "stale"}, {"name": "KEEP", "value": "k"}]}]);
+        let manual = JobRun {
+            manual: true,
+            ..run(3)
+        };
+        let job = build(&template, &manual).unwrap();
+        let a = job.metadata.annotations.as_ref().unwrap();
+        assert_eq!(a[annotation::SCHEDULED_TIME], "2026-03-01T02:30:00Z");
+        assert_eq!(a[annotation::INSTANTIATE], "manual");
+        assert_eq!(a[annotation::RUN_ID], "run-1");
+        assert_eq!(
+            a[annotation::TEMPLATE_HASH],
+            template_hash(&template.job_template)
+        );
+        assert_eq!(a["team"], "x", "the template's own annotations stay");
+        let pod = job.spec.unwrap().template.spec.unwrap();
+        let env_of = |c: &k8s_openapi::api::core::v1::Container| -> Vec<(String, String)> {
+            c.env
+                .iter()
+                .flatten()
+                .map(|e| (e.name.clone(), e.value.clone().unwrap_or_default()))
+                .collect()
+        };
+        let main = env_of(&pod.containers[0]);
+        let expected = [
+            ("DURABLEJOB_SCHEDULED_TIME", "2026-03-01T02:30:00Z"),
+            ("DURABLEJOB_ATTEMPT", "3"),
+            (
+                "DURABLEJOB_WORKFLOW_ID",
+                "durablejob:team/nightly-report-2026-03-01T02:30:00Z",
+            ),
+            ("DURABLEJOB_RUN_ID", "run-1"),
+            ("DURABLEJOB_TRIGGER", "manual"),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string()));
+        assert_eq!(main, expected);
+        let init = env_of(&pod.init_containers.unwrap()[0]);
+        assert_eq!(init[0], ("KEEP".to_string(), "k".to_string()));
+        assert_eq!(&init[1..], &expected, "ours replace a same-named variable");
+        let scheduled = build(&input(), &run(1)).unwrap();
+        assert!(
+            !scheduled
+                .metadata
+                .annotations
+                .unwrap()
+                .contains_key(annotation::INSTANTIATE),
+            "a scheduled run is not marked manual"
+        );
     }
 
     #[test]
     fn a_template_that_is_not_a_job_template_is_reported() {
         let mut bad = input();
         bad.job_template = json!({"spec": {"backoffLimit": "many"}});
-        assert!(
-            build(&bad, slot(), 1)
-                .unwrap_err()
-                .contains("team/nightly-report")
-        );
+        assert!(build(&bad, &run(1)).unwrap_err().contains("team/nightly-report"));
     }
 
     fn finished(name: &str, ok: bool, minute: u32) -> Job {

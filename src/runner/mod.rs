@@ -2,7 +2,9 @@
 //! that runs each DurableJob run as a Kubernetes Job.
 
 pub mod activities;
+pub mod authorize;
 pub mod job;
+pub mod progress;
 pub mod workflow;
 
 use std::{sync::Arc, time::Duration};
@@ -24,6 +26,10 @@ pub enum RunnerError {
 
 pub struct RunnerConfig {
     pub temporal: TemporalConfig,
+    /// Temporal namespaces to poll; empty means the configured one only.
+    pub namespaces: Vec<String>,
+    /// Who the runner is in Temporal's history.
+    pub identity: String,
     pub task_queue: String,
     pub heartbeat_timeout: Duration,
     pub poll_interval: Duration,
@@ -83,35 +89,52 @@ pub async fn run(config: RunnerConfig, kube: kube::Client) -> Result<(), RunnerE
             }
         }
     };
-    let client = Client::new(
-        connection,
-        ClientOptions::new(config.temporal.namespace.clone()).build(),
-    )
-    .map_err(|e| RunnerError::Connect {
-        address: config.temporal.address.clone(),
-        message: e.to_string(),
-    })?;
     let runtime = sdk_runtime(config.sdk_metrics_addr)?;
-    let activities = activities::JobActivities {
-        client: kube,
-        poll_interval: config.poll_interval,
-        metrics: config.metrics.clone(),
+    let namespaces = if config.namespaces.is_empty() {
+        vec![config.temporal.namespace.clone()]
+    } else {
+        config.namespaces.clone()
     };
-    let options = WorkerOptions::new(config.task_queue.clone())
-        .register_workflow::<workflow::DurableJobRun>()
-        .map_err(|e| RunnerError::Worker(e.to_string()))?
-        .register_activities(activities)
-        .graceful_shutdown_period(Duration::from_secs(10))
-        .build();
-    let mut worker =
-        Worker::new(&runtime, client, options).map_err(|e| RunnerError::Worker(e.to_string()))?;
-    let stop = Arc::new(worker.shutdown_handle());
-    let stopper = stop.clone();
+    let mut workers = Vec::with_capacity(namespaces.len());
+    for namespace in &namespaces {
+        let client =
+            Client::new(connection.clone(), ClientOptions::new(namespace.clone()).build()).map_err(|e| {
+                RunnerError::Connect {
+                    address: config.temporal.address.clone(),
+                    message: e.to_string(),
+                }
+            })?;
+        let activities = activities::JobActivities {
+            client: kube.clone(),
+            poll_interval: config.poll_interval,
+            metrics: config.metrics.clone(),
+            progress: Some(progress::Reporter {
+                client: client.clone(),
+                identity: config.identity.clone(),
+            }),
+        };
+        let options = WorkerOptions::new(config.task_queue.clone())
+            .register_workflow::<workflow::DurableJobRun>()
+            .map_err(|e| RunnerError::Worker(e.to_string()))?
+            .register_activities(activities)
+            .graceful_shutdown_period(Duration::from_secs(10))
+            .build();
+        let worker = Worker::new(&runtime, client, options)
+            .map_err(|e| RunnerError::Worker(format!("namespace {namespace}: {e}")))?;
+        workers.push(worker);
+    }
+    let stops: Vec<_> = workers.iter().map(|w| Arc::new(w.shutdown_handle())).collect();
     tokio::spawn(async move {
         crate::signal::shutdown().await;
         info!("shutting down the runner");
-        stopper();
+        for stop in stops {
+            stop();
+        }
     });
-    info!(task_queue = %config.task_queue, namespace = %config.temporal.namespace, "runner started");
-    worker.run().await.map_err(|e| RunnerError::Worker(e.to_string()))
+    info!(task_queue = %config.task_queue, namespaces = ?namespaces, "runner started");
+    let results = futures::future::join_all(workers.iter_mut().map(|w| w.run())).await;
+    for (namespace, r) in namespaces.iter().zip(results) {
+        r.map_err(|e| RunnerError::Worker(format!("namespace {namespace}: {e}")))?;
+    }
+    Ok(())
 }

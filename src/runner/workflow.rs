@@ -9,9 +9,11 @@ use serde::{Deserialize, Serialize};
 use temporalio_common::RetryPolicy;
 use temporalio_common::search_attributes::{SearchAttributeKey, Timestamp};
 use temporalio_macros::{workflow, workflow_methods};
+use temporalio_sdk::CancellableFuture;
 use temporalio_sdk::{
     ActivityCancellationType, ActivityExecutionError, ActivityOptions, ApplicationFailure, MemoValue,
-    WorkflowCancellationToken, WorkflowContext, WorkflowResult, WorkflowTermination,
+    SyncWorkflowContext, WorkflowCancellationToken, WorkflowContext, WorkflowContextView, WorkflowResult,
+    WorkflowTermination,
 };
 
 use super::activities::{AttemptInput, CleanupInput, JobActivities};
@@ -39,9 +41,72 @@ pub struct RunOutcome {
     pub attempts: u32,
 }
 
+/// Where a Job stands, as the run's activity last reported it (signal `durablejob.progress`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct JobProgress {
+    pub job_name: String,
+    /// The Job's conditions, as `Type=Status (Reason: message)`.
+    #[serde(default)]
+    pub conditions: Vec<String>,
+    #[serde(default)]
+    pub active: i32,
+    #[serde(default)]
+    pub ready: i32,
+    #[serde(default)]
+    pub succeeded: i32,
+    #[serde(default)]
+    pub failed: i32,
+    /// When the activity took this reading (its latest heartbeat with news).
+    pub observed_at: DateTime<chrono::Utc>,
+}
+
+/// The answer to the `status` query.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct RunStatus {
+    pub attempt: u32,
+    pub job_name: String,
+    /// The slot this run is for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheduled_time: Option<DateTime<chrono::Utc>>,
+    /// When the run started, and when its current attempt did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<DateTime<chrono::Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempt_start_time: Option<DateTime<chrono::Utc>>,
+    /// Waiting for the backoff before the next attempt.
+    #[serde(default)]
+    pub backing_off: bool,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub job_conditions: Vec<String>,
+    #[serde(default)]
+    pub active: i32,
+    #[serde(default)]
+    pub ready: i32,
+    #[serde(default)]
+    pub succeeded: i32,
+    #[serde(default)]
+    pub failed: i32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_heartbeat_time: Option<DateTime<chrono::Utc>>,
+    /// A `cancel` signal arrived; the Job is being deleted.
+    #[serde(default)]
+    pub cancel_requested: bool,
+}
+
+/// Signal and query names of `durablejob.run`.
+pub mod names {
+    pub const STATUS_QUERY: &str = "status";
+    pub const CANCEL_SIGNAL: &str = "cancel";
+    pub const PROGRESS_SIGNAL: &str = "durablejob.progress";
+}
+
 #[workflow]
 #[derive(Default)]
-pub struct DurableJobRun;
+pub struct DurableJobRun {
+    status: RunStatus,
+}
 
 /// The activity retry policy for infrastructure errors (API server unavailable, timeouts):
 /// retried without limit within the attempt; the failure types of a Job are final.
@@ -91,6 +156,29 @@ pub fn retries_after(retry: Option<&RunRetry>, n: u32, type_name: &str) -> bool 
 
 #[workflow_methods]
 impl DurableJobRun {
+    /// Where the run stands: attempt, Job, the Job's conditions and pods, last heartbeat.
+    #[query(name = "status")]
+    pub fn status(&self, _ctx: &WorkflowContextView) -> RunStatus {
+        self.status.clone()
+    }
+
+    /// Graceful cancel: the Job is deleted and the run ends Canceled.
+    #[signal(name = "cancel")]
+    pub fn cancel(&mut self, _ctx: &mut SyncWorkflowContext<Self>) {
+        self.status.cancel_requested = true;
+    }
+
+    /// The activity's reading of the Job (only the current attempt's counts).
+    #[signal(name = "durablejob.progress")]
+    pub fn progress(&mut self, _ctx: &mut SyncWorkflowContext<Self>, p: JobProgress) {
+        if p.job_name == self.status.job_name {
+            let s = &mut self.status;
+            s.job_conditions = p.conditions;
+            (s.active, s.ready, s.succeeded, s.failed) = (p.active, p.ready, p.succeeded, p.failed);
+            s.last_heartbeat_time = Some(p.observed_at);
+        }
+    }
+
     #[run(name = "durablejob.run")]
     pub async fn run(ctx: &mut WorkflowContext<Self>, input: RunInput) -> WorkflowResult<RunOutcome> {
         let slot = match ctx.search_attributes().get(&SCHEDULED_START) {
@@ -101,6 +189,12 @@ impl DurableJobRun {
                 .unwrap_or(0),
         };
         let heartbeat = Duration::from_millis(HEARTBEAT_MS.load(std::sync::atomic::Ordering::Relaxed));
+        let (workflow_id, run_id) = (ctx.workflow_id().to_string(), ctx.run_id().to_string());
+        let started = ctx.workflow_time().map(DateTime::<chrono::Utc>::from);
+        ctx.state_mut(|s| {
+            s.status.scheduled_time = DateTime::from_timestamp(slot, 0);
+            s.status.start_time = started;
+        });
         let mut n: u32 = 1;
         loop {
             let job_name = job::job_name(
@@ -109,6 +203,18 @@ impl DurableJobRun {
                 DateTime::from_timestamp(slot, 0).unwrap_or_default(),
                 n,
             );
+            let now = ctx.workflow_time().map(DateTime::<chrono::Utc>::from);
+            ctx.state_mut(|s| {
+                s.status = RunStatus {
+                    attempt: n,
+                    job_name: job_name.clone(),
+                    attempt_start_time: now,
+                    cancel_requested: s.status.cancel_requested,
+                    scheduled_time: s.status.scheduled_time,
+                    start_time: s.status.start_time,
+                    ..Default::default()
+                }
+            });
             ctx.upsert_memo([
                 (run_memo::JOB_NAME, Some(MemoValue::new(job_name.clone()))),
                 (run_memo::ATTEMPTS, Some(MemoValue::new(n))),
@@ -122,11 +228,27 @@ impl DurableJobRun {
                 run: input.clone(),
                 slot,
                 attempt: n,
+                workflow_id: workflow_id.clone(),
+                run_id: run_id.clone(),
             };
-            match ctx
-                .execute_activity(JobActivities::run_job, attempt, options)
-                .await
-            {
+            let result = {
+                let activity = ctx.execute_activity(JobActivities::run_job, attempt, options);
+                futures::pin_mut!(activity);
+                let asked = ctx.wait_condition(|s: &Self| s.status.cancel_requested);
+                futures::pin_mut!(asked);
+                temporalio_sdk::workflows::select! {
+                    r = activity.as_mut() => r,
+                    _ = asked => {
+                        // a `cancel` signal: the activity deletes its Job and reports cancelled
+                        activity.cancel();
+                        activity.await
+                    }
+                }
+            };
+            if ctx.state(|s| s.status.cancel_requested) && result.is_err() {
+                return Err(WorkflowTermination::cancelled());
+            }
+            match result {
                 Ok(done) => {
                     cleanup(ctx, &input).await;
                     return Ok(RunOutcome {
@@ -147,7 +269,21 @@ impl DurableJobRun {
                             Some(MemoValue::new(format!("attempt {n}: {message}"))),
                         )])?;
                         n += 1;
-                        ctx.timer(backoff(retry, n)).await;
+                        ctx.state_mut(|s| s.status.backing_off = true);
+                        let cancelled = {
+                            let wait = ctx.timer(backoff(retry, n));
+                            futures::pin_mut!(wait);
+                            let asked = ctx.wait_condition(|s: &Self| s.status.cancel_requested);
+                            futures::pin_mut!(asked);
+                            temporalio_sdk::workflows::select! {
+                                _ = wait => false,
+                                _ = asked => true,
+                            }
+                        };
+                        if cancelled {
+                            cleanup(ctx, &input).await;
+                            return Err(WorkflowTermination::cancelled());
+                        }
                         continue;
                     }
                     ctx.upsert_memo([(run_memo::MESSAGE, Some(MemoValue::new(message.clone())))])?;

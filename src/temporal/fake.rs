@@ -20,13 +20,20 @@ pub enum Call {
     Delete(String),
     RecentRuns(String),
     Backfill(String),
+    Trigger(String),
+    Stop(String),
 }
 
 impl Call {
     pub fn is_write(&self) -> bool {
         matches!(
             self,
-            Call::Create(_) | Call::Update(_) | Call::Delete(_) | Call::Backfill(_)
+            Call::Create(_)
+                | Call::Update(_)
+                | Call::Delete(_)
+                | Call::Backfill(_)
+                | Call::Trigger(_)
+                | Call::Stop(_)
         )
     }
 }
@@ -169,5 +176,52 @@ impl Schedules for FakeSchedules {
     ) -> Result<(), TemporalError> {
         drop(self.enter(Call::Backfill(at.id.clone()))?);
         Ok(())
+    }
+
+    async fn trigger(
+        &self,
+        at: &ScheduleLocation,
+        _overlap: Option<crate::api::OverlapPolicy>,
+        _scheduled_time: DateTime<Utc>,
+        _request_id: &str,
+    ) -> Result<(), TemporalError> {
+        let st = self.enter(Call::Trigger(at.id.clone()))?;
+        match st.schedules.get(&key(at)) {
+            Some(_) => Ok(()),
+            None => Err(TemporalError::Other(format!(
+                "schedule {} not found (fake)",
+                at.id
+            ))),
+        }
+    }
+
+    async fn backfill_slots(
+        &self,
+        at: &ScheduleLocation,
+        _start: DateTime<Utc>,
+        _end: DateTime<Utc>,
+        _overlap: Option<crate::api::OverlapPolicy>,
+        _request_id: &str,
+    ) -> Result<(), TemporalError> {
+        drop(self.enter(Call::Backfill(at.id.clone()))?);
+        Ok(())
+    }
+
+    async fn stop_run(
+        &self,
+        _namespace: &str,
+        run: &super::RunRef,
+        _terminate: bool,
+        _reason: &str,
+        _request_id: &str,
+    ) -> Result<bool, TemporalError> {
+        let mut st = self.enter(Call::Stop(run.workflow_id.clone()))?;
+        let mut found = false;
+        for s in st.schedules.values_mut() {
+            let before = s.running.len();
+            s.running.retain(|r| r.workflow_id != run.workflow_id);
+            found |= s.running.len() != before;
+        }
+        Ok(found)
     }
 }

@@ -5,7 +5,7 @@ use std::future::Future;
 
 use chrono::{DateTime, Utc};
 
-use crate::api::RunResult;
+use crate::api::{OverlapPolicy, RunResult};
 use crate::controller::build::schedule::{DesiredSchedule, Owner, ScheduleLocation};
 
 pub mod connect;
@@ -146,6 +146,38 @@ pub trait Schedules: Send + Sync + 'static {
         at: &ScheduleLocation,
         limit: usize,
     ) -> impl Future<Output = Result<Vec<RunRecord>, TemporalError>> + Send;
+
+    /// Starts one run now, as the schedule's action, for the slot `scheduled_time` (which names
+    /// the workflow: `<action id>-<time>`); `overlap` overrides the schedule's policy.
+    /// `request_id` makes a retried call one request.
+    fn trigger(
+        &self,
+        at: &ScheduleLocation,
+        overlap: Option<OverlapPolicy>,
+        scheduled_time: DateTime<Utc>,
+        request_id: &str,
+    ) -> impl Future<Output = Result<(), TemporalError>> + Send;
+
+    /// Runs every slot in `[start, end]` (both inclusive) with `overlap` (default: the
+    /// schedule's); `request_id` makes a retried call one request.
+    fn backfill_slots(
+        &self,
+        at: &ScheduleLocation,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+        overlap: Option<OverlapPolicy>,
+        request_id: &str,
+    ) -> impl Future<Output = Result<(), TemporalError>> + Send;
+
+    /// Cancels (gracefully) or terminates one run; `Ok(false)` when it had already ended.
+    fn stop_run(
+        &self,
+        namespace: &str,
+        run: &RunRef,
+        terminate: bool,
+        reason: &str,
+        request_id: &str,
+    ) -> impl Future<Output = Result<bool, TemporalError>> + Send;
 
     /// Runs every slot of the schedule in `[start, end]`, one after another (BufferAll).
     fn backfill(

@@ -11,17 +11,20 @@ use temporalio_client::{Client, NamespacedClient, grpc::WorkflowService, tonic::
 use temporalio_common::protos::{
     coresdk::{AsJsonPayloadExt, FromJsonPayloadExt},
     temporal::api::{
-        common::v1::{Memo, Payload, Payloads, RetryPolicy, SearchAttributes, WorkflowType},
+        common::v1::{
+            Memo, Payload, Payloads, RetryPolicy, SearchAttributes, WorkflowExecution, WorkflowType,
+        },
         enums::v1::{ScheduleOverlapPolicy, WorkflowExecutionStatus},
         schedule::v1::{
             BackfillRequest, IntervalSpec, Schedule, ScheduleAction, SchedulePatch, SchedulePolicies,
-            ScheduleSpec, ScheduleState, schedule_action::Action,
+            ScheduleSpec, ScheduleState, TriggerImmediatelyRequest, schedule_action::Action,
         },
         taskqueue::v1::TaskQueue,
         workflow::v1::NewWorkflowExecutionInfo,
         workflowservice::v1::{
             CreateScheduleRequest, DeleteScheduleRequest, DescribeScheduleRequest, DescribeScheduleResponse,
-            ListWorkflowExecutionsRequest, PatchScheduleRequest, UpdateScheduleRequest,
+            ListWorkflowExecutionsRequest, PatchScheduleRequest, RequestCancelWorkflowExecutionRequest,
+            TerminateWorkflowExecutionRequest, UpdateScheduleRequest,
         },
     },
 };
@@ -67,6 +70,31 @@ impl SdkSchedules {
         if let Some(o) = &self.observer {
             o.observe(operation, r.is_ok());
         }
+    }
+}
+
+impl SdkSchedules {
+    async fn patch(
+        &self,
+        at: &ScheduleLocation,
+        patch: SchedulePatch,
+        request_id: String,
+        operation: &'static str,
+    ) -> Result<(), TemporalError> {
+        let client = self.client(&at.namespace).await?;
+        let req = PatchScheduleRequest {
+            namespace: client.namespace(),
+            schedule_id: at.id.clone(),
+            patch: Some(patch),
+            identity: self.identity.clone(),
+            request_id,
+        };
+        let r = WorkflowService::patch_schedule(&mut client.clone(), req.into_request())
+            .await
+            .map(|_| ())
+            .map_err(|s| classify(&at.namespace, s));
+        self.observe(operation, &r);
+        r
     }
 }
 
@@ -154,30 +182,107 @@ impl Schedules for SdkSchedules {
         start: DateTime<Utc>,
         end: DateTime<Utc>,
     ) -> Result<(), TemporalError> {
-        let client = self.client(&at.namespace).await?;
-        let req = PatchScheduleRequest {
-            namespace: client.namespace(),
-            schedule_id: at.id.clone(),
-            patch: Some(SchedulePatch {
-                backfill_request: vec![BackfillRequest {
-                    start_time: Some(proto_time(start)),
-                    end_time: Some(proto_time(end)),
-                    overlap_policy: ScheduleOverlapPolicy::BufferAll as i32,
-                }],
-                ..Default::default()
-            }),
-            identity: self.identity.clone(),
-            // the same window is one request: a retried backfill is not run twice
-            request_id: hex_sha256(
-                format!("backfill|{}|{}|{}", at.id, start.timestamp(), end.timestamp()).as_bytes(),
-            )[..32]
-                .to_string(),
+        // the same window is one request: a retried backfill is not run twice
+        let id =
+            hex_sha256(format!("backfill|{}|{}|{}", at.id, start.timestamp(), end.timestamp()).as_bytes())
+                [..32]
+                .to_string();
+        let patch = SchedulePatch {
+            backfill_request: vec![BackfillRequest {
+                start_time: Some(proto_time(start)),
+                end_time: Some(proto_time(end)),
+                overlap_policy: ScheduleOverlapPolicy::BufferAll as i32,
+            }],
+            ..Default::default()
         };
-        let r = WorkflowService::patch_schedule(&mut client.clone(), req.into_request())
-            .await
-            .map(|_| ())
-            .map_err(|s| classify(&at.namespace, s));
-        self.observe("backfill", &r);
+        self.patch(at, patch, id, "backfill").await
+    }
+
+    async fn backfill_slots(
+        &self,
+        at: &ScheduleLocation,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+        overlap: Option<OverlapPolicy>,
+        request_id: &str,
+    ) -> Result<(), TemporalError> {
+        // Temporal's range excludes its start: begin a second earlier so `start` is included
+        let patch = SchedulePatch {
+            backfill_request: vec![BackfillRequest {
+                start_time: Some(proto_time(start - chrono::TimeDelta::seconds(1))),
+                end_time: Some(proto_time(end)),
+                overlap_policy: overlap
+                    .map(overlap_proto)
+                    .unwrap_or(ScheduleOverlapPolicy::Unspecified) as i32,
+            }],
+            ..Default::default()
+        };
+        self.patch(at, patch, request_id.to_string(), "backfill").await
+    }
+
+    async fn trigger(
+        &self,
+        at: &ScheduleLocation,
+        overlap: Option<OverlapPolicy>,
+        scheduled_time: DateTime<Utc>,
+        request_id: &str,
+    ) -> Result<(), TemporalError> {
+        let patch = SchedulePatch {
+            trigger_immediately: Some(TriggerImmediatelyRequest {
+                overlap_policy: overlap
+                    .map(overlap_proto)
+                    .unwrap_or(ScheduleOverlapPolicy::Unspecified) as i32,
+                scheduled_time: Some(proto_time(scheduled_time)),
+            }),
+            ..Default::default()
+        };
+        self.patch(at, patch, request_id.to_string(), "trigger").await
+    }
+
+    async fn stop_run(
+        &self,
+        namespace: &str,
+        run: &RunRef,
+        terminate: bool,
+        reason: &str,
+        request_id: &str,
+    ) -> Result<bool, TemporalError> {
+        let client = self.client(namespace).await?;
+        let execution = Some(WorkflowExecution {
+            workflow_id: run.workflow_id.clone(),
+            run_id: run.run_id.clone(),
+        });
+        let r = if terminate {
+            let req = TerminateWorkflowExecutionRequest {
+                namespace: client.namespace(),
+                workflow_execution: execution,
+                reason: reason.to_string(),
+                identity: self.identity.clone(),
+                ..Default::default()
+            };
+            WorkflowService::terminate_workflow_execution(&mut client.clone(), req.into_request())
+                .await
+                .map(|_| ())
+        } else {
+            let req = RequestCancelWorkflowExecutionRequest {
+                namespace: client.namespace(),
+                workflow_execution: execution,
+                identity: self.identity.clone(),
+                request_id: request_id.to_string(),
+                reason: reason.to_string(),
+                ..Default::default()
+            };
+            WorkflowService::request_cancel_workflow_execution(&mut client.clone(), req.into_request())
+                .await
+                .map(|_| ())
+        };
+        let r = match r {
+            Ok(()) => Ok(true),
+            // already closed: nothing left to stop
+            Err(s) if s.code() == Code::NotFound || s.code() == Code::FailedPrecondition => Ok(false),
+            Err(s) => Err(classify(namespace, s)),
+        };
+        self.observe(if terminate { "terminate" } else { "cancel" }, &r);
         r
     }
 

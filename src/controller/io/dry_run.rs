@@ -69,7 +69,14 @@ pub(crate) async fn check_job(client: &kube::Client, dj: &DurableJob, built: &Bu
     let Some(input) = run_input(built) else {
         return Ok(());
     };
-    let job = crate::runner::job::build(&input, Utc::now(), 1).map_err(|message| Problem {
+    let run = crate::runner::job::JobRun {
+        slot: Utc::now(),
+        attempt: 1,
+        manual: false,
+        workflow_id: "dry-run".into(),
+        run_id: "dry-run".into(),
+    };
+    let job = crate::runner::job::build(&input, &run).map_err(|message| Problem {
         reason: Reason::InvalidSpec,
         message: format!("Invalid spec: {message}"),
         stalled: true,

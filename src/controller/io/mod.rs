@@ -3,6 +3,7 @@
 
 pub(crate) mod dry_run;
 pub(crate) mod kube;
+pub(crate) mod requests;
 pub(crate) mod temporal;
 
 use ::kube::runtime::events::EventType;

@@ -41,6 +41,8 @@ pub(crate) struct Observations<'a> {
     pub completed: bool,
     /// The user worker Deployment (spec.worker).
     pub worker: Option<WorkerState>,
+    /// Run-control requests handled in this reconcile, in order.
+    pub requests: Vec<crate::api::RequestRecord>,
 }
 
 /// The state of a user worker Deployment.
@@ -63,6 +65,9 @@ pub(crate) fn build(
 ) -> DurableJobStatus {
     let mut s = previous.clone();
     s.observed_generation = generation;
+    if !r.requests.is_empty() {
+        s.requests = crate::api::record(&previous.requests, r.requests.clone());
+    }
     if let Some(sync) = &r.sync {
         s.sync = Some(sync.clone());
     }
@@ -102,19 +107,22 @@ pub(crate) fn build(
         s.running_workflows = o
             .running
             .iter()
-            .map(|run| RunningWorkflow {
-                workflow_id: run.workflow_id.clone(),
-                run_id: run.run_id.clone(),
-                start_time: r
+            .map(|run| {
+                let record = r
                     .runs
-                    .and_then(|runs| runs.iter().find(|x| x.run.run_id == run.run_id))
-                    .map(|x| secs(x.start_time))
-                    .or_else(|| {
+                    .and_then(|runs| runs.iter().find(|x| x.run.run_id == run.run_id));
+                RunningWorkflow {
+                    workflow_id: run.workflow_id.clone(),
+                    run_id: run.run_id.clone(),
+                    attempt: record.and_then(|x| x.attempts),
+                    job_name: record.and_then(|x| x.job_name.clone()),
+                    start_time: record.map(|x| secs(x.start_time)).or_else(|| {
                         o.recent_actions
                             .iter()
                             .find(|a| a.run.run_id == run.run_id)
                             .map(|a| secs(a.actual_time))
                     }),
+                }
             })
             .collect();
     } else if r.completed {
@@ -400,8 +408,11 @@ mod tests {
             vec![RunningWorkflow {
                 workflow_id: "wf-c".into(),
                 run_id: "c".into(),
-                start_time: Some(t(11, 0, 1))
-            }]
+                start_time: Some(t(11, 0, 1)),
+                attempt: Some(1),
+                job_name: Some("job-c".into()),
+            }],
+            "a running run says which attempt and Job it is at"
         );
         assert_eq!((s.action_count, s.missed_runs), (4, 1));
         assert_eq!(s.sync, Some(sync));
@@ -562,6 +573,8 @@ mod tests {
                 workflow_id: "w".into(),
                 run_id: "r".into(),
                 start_time: None,
+                attempt: None,
+                job_name: None,
             }],
             ..Default::default()
         };

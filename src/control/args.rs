@@ -1,0 +1,195 @@
+//! The run-control verbs' command lines, as `durablejob VERB` and `kubectl durablejob VERB`.
+
+use std::{path::PathBuf, time::Duration};
+
+use clap::{Args, ValueEnum};
+
+use crate::api::OverlapPolicy;
+use crate::temporal::connect::TemporalArgs;
+
+/// Where the DurableJob is: kubectl's flags.
+#[derive(Debug, Clone, Args, Default)]
+pub struct Target {
+    /// The DurableJob.
+    pub name: String,
+    /// Namespace (default: the kubeconfig context's).
+    #[arg(short = 'n', long)]
+    pub namespace: Option<String>,
+    /// Path to the kubeconfig file (default: $KUBECONFIG, then ~/.kube/config, then in-cluster).
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context to use.
+    #[arg(long)]
+    pub context: Option<String>,
+}
+
+/// Output formats, as kubectl spells them.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq, Default)]
+pub enum Output {
+    #[default]
+    #[value(skip)]
+    Table,
+    Json,
+    Yaml,
+    Wide,
+}
+
+/// Overlap policies as flags: kubectl-style lower case, or Temporal's names.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum Overlap {
+    #[value(alias = "Skip")]
+    Skip,
+    #[value(alias = "BufferOne")]
+    BufferOne,
+    #[value(alias = "BufferAll")]
+    BufferAll,
+    #[value(alias = "CancelOther")]
+    CancelOther,
+    #[value(alias = "TerminateOther")]
+    TerminateOther,
+    #[value(alias = "AllowAll")]
+    AllowAll,
+}
+
+impl From<Overlap> for OverlapPolicy {
+    fn from(o: Overlap) -> Self {
+        match o {
+            Overlap::Skip => OverlapPolicy::Skip,
+            Overlap::BufferOne => OverlapPolicy::BufferOne,
+            Overlap::BufferAll => OverlapPolicy::BufferAll,
+            Overlap::CancelOther => OverlapPolicy::CancelOther,
+            Overlap::TerminateOther => OverlapPolicy::TerminateOther,
+            Overlap::AllowAll => OverlapPolicy::AllowAll,
+        }
+    }
+}
+
+/// What state-changing verbs share: waiting for the operator.
+#[derive(Debug, Clone, Args)]
+pub struct Wait {
+    /// Wait until the operator has handled the request, and print its outcome.
+    #[arg(long)]
+    pub wait: bool,
+    /// How long --wait waits (Go duration).
+    #[arg(long, default_value = "60s", value_parser = crate::util::duration::parse_positive)]
+    pub timeout: Duration,
+    /// Output format of the outcome (json or yaml print the status.requests record).
+    #[arg(short = 'o', long, value_enum)]
+    pub output: Option<Output>,
+}
+
+#[derive(Debug, Args)]
+pub struct TriggerArgs {
+    #[command(flatten)]
+    pub target: Target,
+    /// Overlap policy for this run only (default: the DurableJob's overlapPolicy).
+    #[arg(long, value_enum)]
+    pub overlap: Option<Overlap>,
+    #[command(flatten)]
+    pub wait: Wait,
+}
+
+#[derive(Debug, Args)]
+pub struct BackfillArgs {
+    #[command(flatten)]
+    pub target: Target,
+    /// First slot of the range (RFC 3339, inclusive), e.g. 2026-12-01T00:00:00Z.
+    #[arg(long, value_name = "TIME", value_parser = parse_from)]
+    pub from: chrono::DateTime<chrono::Utc>,
+    /// Last slot of the range (RFC 3339, inclusive).
+    #[arg(long, value_name = "TIME", value_parser = parse_to)]
+    pub to: chrono::DateTime<chrono::Utc>,
+    /// Overlap policy for the backfilled runs (default: the DurableJob's overlapPolicy).
+    #[arg(long, value_enum)]
+    pub overlap: Option<Overlap>,
+    #[command(flatten)]
+    pub wait: Wait,
+}
+
+#[derive(Debug, Args)]
+pub struct CancelArgs {
+    #[command(flatten)]
+    pub target: Target,
+    /// The workflow id of the run to cancel (default: every running run).
+    #[arg(long, value_name = "WORKFLOW_ID")]
+    pub run: Option<String>,
+    /// Terminate instead of cancelling gracefully (the run ends Terminated).
+    #[arg(long)]
+    pub terminate: bool,
+    #[command(flatten)]
+    pub wait: Wait,
+}
+
+#[derive(Debug, Args)]
+pub struct ResumeArgs {
+    #[command(flatten)]
+    pub target: Target,
+    #[command(flatten)]
+    pub wait: Wait,
+}
+
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    #[command(flatten)]
+    pub target: Target,
+    /// Output format.
+    #[arg(short = 'o', long, value_enum)]
+    pub output: Option<Output>,
+    /// Base URL of the Temporal Web UI, for the links.
+    #[arg(
+        long,
+        env = "DURABLEJOB_TEMPORAL_UI_URL",
+        default_value = "http://localhost:8233",
+        value_name = "URL"
+    )]
+    pub temporal_ui_url: String,
+}
+
+#[derive(Debug, Args)]
+pub struct SignalArgs {
+    #[command(flatten)]
+    pub target: Target,
+    /// The workflow id of the run.
+    #[arg(long, value_name = "WORKFLOW_ID")]
+    pub run: String,
+    /// The signal's name (the built-in runner accepts `cancel`).
+    pub signal: String,
+    /// The signal's input, as JSON.
+    #[arg(long, value_name = "JSON", value_parser = parse_json)]
+    pub input: Option<serde_json::Value>,
+    #[command(flatten)]
+    pub temporal: TemporalArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct QueryArgs {
+    #[command(flatten)]
+    pub target: Target,
+    /// The workflow id of the run.
+    #[arg(long, value_name = "WORKFLOW_ID")]
+    pub run: String,
+    /// The query's name (the built-in runner answers `status`).
+    pub query: String,
+    /// The query's input, as JSON.
+    #[arg(long, value_name = "JSON", value_parser = parse_json)]
+    pub input: Option<serde_json::Value>,
+    /// Output format (json is the default).
+    #[arg(short = 'o', long, value_enum)]
+    pub output: Option<Output>,
+    #[command(flatten)]
+    pub temporal: TemporalArgs,
+}
+
+fn parse_from(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    crate::api::parse_time("--from", s)
+}
+
+fn parse_to(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    crate::api::parse_time("--to", s)
+}
+
+fn parse_json(s: &str) -> Result<serde_json::Value, String> {
+    serde_json::from_str(s).map_err(|e| {
+        format!("{s:?} is not JSON ({e}); quote strings, e.g. --input '\"now\"' or --input '{{\"k\": 1}}'")
+    })
+}

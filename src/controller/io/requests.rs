@@ -1,0 +1,493 @@
+//! The run-control step of a reconcile: the request annotations (`durablejob.dev/trigger`,
+//! `backfill`, `cancel`, `resume`) not yet in `status.requests` are acted on, once each, through
+//! the [`Schedules`] trait, and each gives one record and one Event. A request that cannot be
+//! acted on yet (Temporal unreachable) stays pending and is tried on the next reconcile.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+
+use super::Notice;
+use crate::api::{
+    DurableJobStatus, Request, RequestParams, RequestRecord, RequestResult, RequestVerb, handled,
+};
+use crate::controller::build::schedule::DesiredSchedule;
+use crate::reason::Reason;
+use crate::temporal::{ObservedSchedule, RunRef, Schedules, TemporalError};
+use crate::util::digest::hex_sha256;
+
+/// The requests on the resource that are not handled yet, in a fixed order, each parsed or
+/// refused. `legacy_resume` is the resume value an older operator recorded in `sync`.
+pub(crate) fn pending(
+    annotations: &BTreeMap<String, String>,
+    previous: &DurableJobStatus,
+) -> Vec<Result<Request, crate::api::BadRequest>> {
+    let legacy_resume = previous.sync.as_ref().and_then(|s| s.handled_resume.as_deref());
+    RequestVerb::ALL
+        .iter()
+        .filter_map(|verb| {
+            let value = annotations.get(verb.annotation())?;
+            let parsed = Request::parse(*verb, value);
+            let id = match &parsed {
+                Ok(r) => &r.id,
+                Err(b) => &b.id,
+            };
+            let done = handled(&previous.requests, *verb, id)
+                || (*verb == RequestVerb::Resume && legacy_resume == Some(value.as_str()));
+            (!done).then_some(parsed)
+        })
+        .collect()
+}
+
+/// What the step did.
+#[derive(Debug, Default)]
+pub(crate) struct Handled {
+    pub records: Vec<RequestRecord>,
+    pub notices: Vec<Notice>,
+    /// Requests left for the next reconcile (Temporal could not be reached).
+    pub waiting: usize,
+    /// A run was started or stopped: look again soon.
+    pub acted: bool,
+}
+
+/// Where the schedule stands, as the request step needs it.
+pub(crate) struct Target<'a> {
+    pub desired: &'a DesiredSchedule,
+    /// Temporal's description; `None` when the schedule finished and is gone.
+    pub observed: Option<&'a ObservedSchedule>,
+    /// The sync step resumed the schedule in this reconcile.
+    pub resumed: bool,
+}
+
+/// The workflow id Temporal gives the run a trigger starts for `slot`.
+pub(crate) fn triggered_workflow_id(desired: &DesiredSchedule, slot: DateTime<Utc>) -> String {
+    format!(
+        "{}-{}",
+        desired.action.workflow_id,
+        slot.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    )
+}
+
+/// An idempotency key per request, so a retried call is one request to Temporal.
+fn request_id(desired: &DesiredSchedule, r: &Request, extra: &str) -> String {
+    hex_sha256(format!("{}|{}|{}|{extra}", desired.location.id, r.verb.as_str(), r.id).as_bytes())[..32]
+        .to_string()
+}
+
+enum Outcome {
+    Done(RequestResult, String, Vec<String>),
+    /// Try again later.
+    Wait(TemporalError),
+}
+
+fn failed_or_wait(e: TemporalError, what: &str) -> Outcome {
+    match e {
+        TemporalError::Unavailable(_) | TemporalError::Conflict(_) | TemporalError::Other(_) => {
+            Outcome::Wait(e)
+        }
+        _ => Outcome::Done(RequestResult::Failed, format!("{what}: {e}"), vec![]),
+    }
+}
+
+/// Acts on each pending request once.
+pub(crate) async fn handle<S: Schedules>(
+    schedules: &S,
+    target: &Target<'_>,
+    pending: Vec<Result<Request, crate::api::BadRequest>>,
+    now: DateTime<Utc>,
+) -> Handled {
+    let mut out = Handled::default();
+    for p in pending {
+        let (verb, id, outcome) = match p {
+            Err(bad) => (
+                bad.verb,
+                bad.id,
+                Outcome::Done(RequestResult::Rejected, bad.message, vec![]),
+            ),
+            Ok(r) => {
+                let outcome = act(schedules, target, &r, now).await;
+                (r.verb, r.id, outcome)
+            }
+        };
+        match outcome {
+            Outcome::Wait(e) => {
+                tracing::info!(verb = verb.as_str(), id = %id, error = %e, "request waits for Temporal");
+                out.waiting += 1;
+            }
+            Outcome::Done(result, message, workflow_ids) => {
+                if result == RequestResult::Succeeded && verb != RequestVerb::Resume {
+                    out.acted = true;
+                }
+                out.notices.push(notice(verb, result, &id, &message));
+                out.records.push(RequestRecord {
+                    id,
+                    verb,
+                    handled_time: now,
+                    result,
+                    message,
+                    workflow_ids,
+                });
+            }
+        }
+    }
+    out
+}
+
+fn notice(verb: RequestVerb, result: RequestResult, id: &str, message: &str) -> Notice {
+    let note = format!("{} request {id}: {message}", verb.as_str());
+    match (result, verb) {
+        (RequestResult::Rejected, _) => Notice::warning(Reason::RequestRejected, "Request", note),
+        (RequestResult::Failed, _) => Notice::warning(Reason::RequestFailed, "Request", note),
+        (RequestResult::Succeeded, RequestVerb::Trigger) => {
+            Notice::normal(Reason::RunTriggered, "Trigger", note)
+        }
+        (RequestResult::Succeeded, RequestVerb::Backfill) => {
+            Notice::normal(Reason::BackfillStarted, "Backfill", note)
+        }
+        (RequestResult::Succeeded, RequestVerb::Cancel) if message.starts_with("Terminated") => {
+            Notice::normal(Reason::RunTerminated, "Cancel", note)
+        }
+        (RequestResult::Succeeded, RequestVerb::Cancel) => {
+            Notice::normal(Reason::RunCanceled, "Cancel", note)
+        }
+        (RequestResult::Succeeded, RequestVerb::Resume) => {
+            Notice::normal(Reason::ScheduleResumed, "Resume", note)
+        }
+    }
+}
+
+async fn act<S: Schedules>(schedules: &S, t: &Target<'_>, r: &Request, now: DateTime<Utc>) -> Outcome {
+    let d = t.desired;
+    let at = &d.location;
+    let gone = || {
+        Outcome::Done(
+            RequestResult::Failed,
+            format!(
+                "schedule {} has finished and is no longer in Temporal; raise runLimit or move endAt to run again",
+                at.id
+            ),
+            vec![],
+        )
+    };
+    match &r.params {
+        RequestParams::Trigger { overlap } => {
+            if t.observed.is_none() {
+                return gone();
+            }
+            let slot = now.with_timezone(&Utc);
+            let slot = DateTime::from_timestamp(slot.timestamp(), 0).unwrap_or(slot);
+            match schedules.trigger(at, *overlap, slot, &request_id(d, r, "")).await {
+                Ok(()) => {
+                    let wid = triggered_workflow_id(d, slot);
+                    let policy = overlap
+                        .map(|p| format!(" with overlap policy {p:?}"))
+                        .unwrap_or_default();
+                    Outcome::Done(
+                        RequestResult::Succeeded,
+                        format!("Triggered a run{policy} of schedule {} (workflow {wid})", at.id),
+                        vec![wid],
+                    )
+                }
+                Err(e) => failed_or_wait(e, "Temporal refused the trigger"),
+            }
+        }
+        RequestParams::Backfill { from, to, overlap } => {
+            if t.observed.is_none() {
+                return gone();
+            }
+            match schedules
+                .backfill_slots(at, *from, *to, *overlap, &request_id(d, r, ""))
+                .await
+            {
+                Ok(()) => Outcome::Done(
+                    RequestResult::Succeeded,
+                    format!(
+                        "Backfilling every slot from {} to {} of schedule {}",
+                        from.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                        to.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                        at.id
+                    ),
+                    vec![],
+                ),
+                Err(e) => failed_or_wait(e, "Temporal refused the backfill"),
+            }
+        }
+        RequestParams::Cancel { run, terminate } => {
+            let running: Vec<&RunRef> = t.observed.map(|o| o.running.iter().collect()).unwrap_or_default();
+            let targets: Vec<&RunRef> = match run {
+                Some(wid) => running
+                    .iter()
+                    .copied()
+                    .filter(|x| &x.workflow_id == wid)
+                    .collect(),
+                None => running.clone(),
+            };
+            if targets.is_empty() {
+                let now_running = if running.is_empty() {
+                    "no run is running".to_string()
+                } else {
+                    format!(
+                        "running: {}",
+                        running
+                            .iter()
+                            .map(|x| x.workflow_id.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                };
+                let what = match run {
+                    Some(wid) => format!("run {wid} is not a running run of this DurableJob ({now_running})"),
+                    None => format!("nothing to cancel: {now_running}"),
+                };
+                return Outcome::Done(RequestResult::Rejected, what, vec![]);
+            }
+            let reason = format!("durablejob cancel request {}", r.id);
+            let mut stopped = vec![];
+            for x in &targets {
+                match schedules
+                    .stop_run(
+                        &at.namespace,
+                        x,
+                        *terminate,
+                        &reason,
+                        &request_id(d, r, &x.run_id),
+                    )
+                    .await
+                {
+                    Ok(_) => stopped.push(x.workflow_id.clone()),
+                    Err(e) => {
+                        return failed_or_wait(e, &format!("Temporal refused to stop {}", x.workflow_id));
+                    }
+                }
+            }
+            let how = if *terminate {
+                "Terminated"
+            } else {
+                "Requested cancellation of"
+            };
+            Outcome::Done(
+                RequestResult::Succeeded,
+                format!("{how} {}", stopped.join(", ")),
+                stopped,
+            )
+        }
+        RequestParams::Resume => {
+            let message = if t.resumed {
+                format!(
+                    "Resumed schedule {} after the pause that followed a failed run",
+                    at.id
+                )
+            } else if t.observed.is_some_and(|o| o.paused_by_failure()) {
+                format!(
+                    "Schedule {} stays paused: spec.pauseOnFailure is off, so the pause is repaired as drift",
+                    at.id
+                )
+            } else {
+                format!(
+                    "Nothing to resume: schedule {} is not paused after a failed run (spec.suspend is the user's pause)",
+                    at.id
+                )
+            };
+            Outcome::Done(RequestResult::Succeeded, message, vec![])
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::DurableJob;
+    use crate::temporal::fake::{Call, FakeSchedules};
+    use crate::temporal::{Schedules, WriteOptions};
+    use chrono::TimeZone;
+
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 12, 1, 13, 5, 1).unwrap()
+    }
+
+    fn annotations(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    async fn fake_with(d: &DesiredSchedule, running: &[&str]) -> FakeSchedules {
+        let fake = FakeSchedules::default();
+        fake.create(
+            d,
+            &WriteOptions {
+                paused: false,
+                notes: String::new(),
+                remaining_actions: None,
+                action_count_base: 0,
+            },
+        )
+        .await
+        .unwrap();
+        let mut o = fake.get(&d.location).unwrap();
+        o.running = running
+            .iter()
+            .map(|w| RunRef {
+                workflow_id: w.to_string(),
+                run_id: format!("run-of-{w}"),
+            })
+            .collect();
+        fake.insert(&d.location, o);
+        fake.clear_calls();
+        fake
+    }
+
+    async fn run(
+        fake: &FakeSchedules,
+        d: &DesiredSchedule,
+        previous: &DurableJobStatus,
+        a: &BTreeMap<String, String>,
+    ) -> Handled {
+        let observed = fake.get(&d.location);
+        let t = Target {
+            desired: d,
+            observed: observed.as_ref(),
+            resumed: false,
+        };
+        handle(fake, &t, pending(a, previous), now()).await
+    }
+
+    #[tokio::test]
+    async fn a_trigger_is_acted_on_once_and_names_the_run_it_started() {
+        let d = DurableJob::test("x").desired_schedule();
+        let fake = fake_with(&d, &[]).await;
+        let a = annotations(&[("durablejob.dev/trigger", r#"{"id":"t1"}"#)]);
+        let first = run(&fake, &d, &DurableJobStatus::default(), &a).await;
+        assert_eq!(fake.calls(), vec![Call::Trigger(d.location.id.clone())]);
+        let rec = &first.records[0];
+        assert_eq!(
+            (rec.verb, rec.result),
+            (RequestVerb::Trigger, RequestResult::Succeeded)
+        );
+        assert_eq!(
+            rec.workflow_ids,
+            vec!["durablejob:default/x-2026-12-01T13:05:01Z"]
+        );
+        assert_eq!(first.notices[0].reason, Reason::RunTriggered);
+        assert!(first.acted);
+        // recorded: the next reconcile (or a restarted operator) leaves it alone
+        let previous = DurableJobStatus {
+            requests: first.records.clone(),
+            ..Default::default()
+        };
+        fake.clear_calls();
+        let again = run(&fake, &d, &previous, &a).await;
+        assert!(again.records.is_empty() && fake.calls().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_request_waits_while_temporal_is_down_and_is_acted_on_after() {
+        let d = DurableJob::test("x").desired_schedule();
+        let fake = fake_with(&d, &[]).await;
+        fake.set_down(true);
+        let a = annotations(&[("durablejob.dev/trigger", "t1")]);
+        let down = run(&fake, &d, &DurableJobStatus::default(), &a).await;
+        assert_eq!((down.records.len(), down.waiting), (0, 1));
+        fake.set_down(false);
+        let up = run(&fake, &d, &DurableJobStatus::default(), &a).await;
+        assert_eq!(up.records[0].result, RequestResult::Succeeded);
+    }
+
+    #[tokio::test]
+    async fn cancel_stops_the_named_run_or_all_and_refuses_an_unknown_one() {
+        let d = DurableJob::test("x").desired_schedule();
+        let fake = fake_with(&d, &["w-1", "w-2"]).await;
+        let one = run(
+            &fake,
+            &d,
+            &DurableJobStatus::default(),
+            &annotations(&[("durablejob.dev/cancel", r#"{"id":"c1","run":"w-2"}"#)]),
+        )
+        .await;
+        assert_eq!(fake.calls(), vec![Call::Stop("w-2".into())]);
+        assert_eq!(one.records[0].workflow_ids, vec!["w-2"]);
+        assert_eq!(one.notices[0].reason, Reason::RunCanceled);
+        let unknown = run(
+            &fake,
+            &d,
+            &DurableJobStatus::default(),
+            &annotations(&[("durablejob.dev/cancel", r#"{"id":"c2","run":"w-9"}"#)]),
+        )
+        .await;
+        let rec = &unknown.records[0];
+        assert_eq!(rec.result, RequestResult::Rejected);
+        assert!(
+            rec.message.contains("w-9 is not a running run") && rec.message.contains("running: w-1"),
+            "{}",
+            rec.message
+        );
+        let all = run(
+            &fake,
+            &d,
+            &DurableJobStatus::default(),
+            &annotations(&[("durablejob.dev/cancel", r#"{"id":"c3","terminate":true}"#)]),
+        )
+        .await;
+        assert_eq!(all.records[0].workflow_ids, vec!["w-1"]);
+        assert_eq!(all.notices[0].reason, Reason::RunTerminated);
+    }
+
+    #[tokio::test]
+    async fn a_bad_annotation_is_rejected_once_with_the_reason() {
+        let d = DurableJob::test("x").desired_schedule();
+        let fake = fake_with(&d, &[]).await;
+        let a = annotations(&[(
+            "durablejob.dev/backfill",
+            r#"{"id":"b1","from":"monday","to":"2026-12-01T00:00:00Z"}"#,
+        )]);
+        let h = run(&fake, &d, &DurableJobStatus::default(), &a).await;
+        assert!(fake.calls().is_empty(), "nothing reaches Temporal");
+        assert_eq!(h.records[0].result, RequestResult::Rejected);
+        assert_eq!(h.notices[0].reason, Reason::RequestRejected);
+        let previous = DurableJobStatus {
+            requests: h.records,
+            ..Default::default()
+        };
+        assert!(pending(&a, &previous).is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_trigger_on_a_finished_schedule_fails_saying_why() {
+        let d = DurableJob::test("x").desired_schedule();
+        let fake = FakeSchedules::default();
+        let t = Target {
+            desired: &d,
+            observed: None,
+            resumed: false,
+        };
+        let h = handle(
+            &fake,
+            &t,
+            pending(
+                &annotations(&[("durablejob.dev/trigger", "t")]),
+                &DurableJobStatus::default(),
+            ),
+            now(),
+        )
+        .await;
+        assert_eq!(h.records[0].result, RequestResult::Failed);
+        assert!(h.records[0].message.contains("raise runLimit"));
+    }
+
+    #[test]
+    fn a_resume_an_older_operator_handled_is_not_pending() {
+        let previous = DurableJobStatus {
+            sync: Some(crate::api::SyncRecord {
+                handled_resume: Some("2".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert!(pending(&annotations(&[("durablejob.dev/resume", "2")]), &previous).is_empty());
+        assert_eq!(
+            pending(&annotations(&[("durablejob.dev/resume", "3")]), &previous).len(),
+            1
+        );
+    }
+}

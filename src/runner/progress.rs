@@ -1,0 +1,144 @@
+//! How a run learns where its Job stands, for the `status` query: the activity reads the Job
+//! and signals the reading to its own workflow when something changed (and at least every
+//! [`REFRESH`], so the heartbeat time stays current), never on every poll.
+
+use chrono::{DateTime, Utc};
+use k8s_openapi::api::batch::v1::Job;
+use temporalio_client::{Client, NamespacedClient, grpc::WorkflowService, tonic::IntoRequest};
+use temporalio_common::protos::{
+    coresdk::AsJsonPayloadExt,
+    temporal::api::{
+        common::v1::{Payloads, WorkflowExecution},
+        workflowservice::v1::SignalWorkflowExecutionRequest,
+    },
+};
+use temporalio_sdk::activities::ActivityContext;
+use tracing::debug;
+
+use super::workflow::{JobProgress, names};
+
+/// Longest time between two readings sent while nothing changes.
+pub const REFRESH: chrono::TimeDelta = chrono::TimeDelta::seconds(60);
+
+/// The Job as the run reports it.
+pub fn reading(job: &Job, now: DateTime<Utc>) -> JobProgress {
+    let status = job.status.clone().unwrap_or_default();
+    let conditions = status
+        .conditions
+        .iter()
+        .flatten()
+        .map(|c| {
+            let mut line = format!("{}={}", c.type_, c.status);
+            match (c.reason.as_deref(), c.message.as_deref()) {
+                (Some(r), Some(m)) if !m.is_empty() => line.push_str(&format!(" ({r}: {m})")),
+                (Some(r), _) if !r.is_empty() => line.push_str(&format!(" ({r})")),
+                _ => {}
+            }
+            line
+        })
+        .collect();
+    JobProgress {
+        job_name: job.metadata.name.clone().unwrap_or_default(),
+        conditions,
+        active: status.active.unwrap_or(0),
+        ready: status.ready.unwrap_or(0),
+        succeeded: status.succeeded.unwrap_or(0),
+        failed: status.failed.unwrap_or(0),
+        observed_at: now,
+    }
+}
+
+/// Whether a reading is news: anything but the time changed, or the last one is [`REFRESH`] old.
+pub fn worth_reporting(last: Option<&JobProgress>, new: &JobProgress) -> bool {
+    let Some(last) = last else {
+        return true;
+    };
+    let same = JobProgress {
+        observed_at: last.observed_at,
+        ..new.clone()
+    } == *last;
+    !same || new.observed_at - last.observed_at >= REFRESH
+}
+
+/// Signals readings to the workflow that runs the activity.
+#[derive(Clone)]
+pub struct Reporter {
+    pub client: Client,
+    pub identity: String,
+}
+
+impl Reporter {
+    /// Best effort: a lost reading only makes the `status` query older.
+    pub async fn report(&self, ctx: &ActivityContext, reading: &JobProgress) {
+        let info = ctx.info();
+        let (Some(workflow_id), Some(run_id)) = (info.workflow_id.clone(), info.workflow_run_id.clone())
+        else {
+            return;
+        };
+        let Ok(payload) = serde_json::to_value(reading).map(|v| v.as_json_payload()) else {
+            return;
+        };
+        let Ok(payload) = payload else {
+            return;
+        };
+        let req = SignalWorkflowExecutionRequest {
+            namespace: self.client.namespace(),
+            workflow_execution: Some(WorkflowExecution { workflow_id, run_id }),
+            signal_name: names::PROGRESS_SIGNAL.into(),
+            input: Some(Payloads {
+                payloads: vec![payload],
+            }),
+            identity: self.identity.clone(),
+            ..Default::default()
+        };
+        if let Err(e) =
+            WorkflowService::signal_workflow_execution(&mut self.client.clone(), req.into_request()).await
+        {
+            debug!(error = %e, "could not report Job progress to the run");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn job(active: i32, conditions: serde_json::Value) -> Job {
+        serde_json::from_value(json!({"metadata": {"name": "report-ab-1"}, "status": {"active": active, "ready": active, "conditions": conditions}}))
+            .unwrap()
+    }
+
+    fn at(s: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_800_000_000 + s, 0).unwrap()
+    }
+
+    #[test]
+    fn a_reading_has_the_jobs_conditions_and_pod_counts() {
+        let r = reading(
+            &job(
+                1,
+                json!([{"type": "Suspended", "status": "False", "reason": "JobResumed", "message": "resumed"}]),
+            ),
+            at(0),
+        );
+        assert_eq!(r.job_name, "report-ab-1");
+        assert_eq!(r.conditions, vec!["Suspended=False (JobResumed: resumed)"]);
+        assert_eq!((r.active, r.ready, r.succeeded, r.failed), (1, 1, 0, 0));
+    }
+
+    #[test]
+    fn only_news_or_a_stale_reading_is_reported() {
+        let first = reading(&job(1, json!([])), at(0));
+        assert!(worth_reporting(None, &first));
+        assert!(!worth_reporting(
+            Some(&first),
+            &reading(&job(1, json!([])), at(5))
+        ));
+        assert!(worth_reporting(Some(&first), &reading(&job(0, json!([])), at(5))));
+        assert!(worth_reporting(
+            Some(&first),
+            &reading(&job(1, json!([])), at(60))
+        ));
+    }
+}

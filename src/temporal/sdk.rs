@@ -334,14 +334,21 @@ fn request_id() -> String {
     hex_sha256(format!("{}|{now}|{n}", std::process::id()).as_bytes())[..32].to_string()
 }
 
+/// Temporal's NamespaceNotFound (`Namespace <name> is not found.`); other NotFound messages
+/// name the schedule or workflow, whose ids may contain the word "namespace" themselves.
+fn is_namespace_not_found(s: &Status) -> bool {
+    let m = s.message();
+    s.code() == Code::NotFound && m.starts_with("Namespace ") && m.contains("not found")
+}
+
 fn is_schedule_not_found(s: &Status) -> bool {
-    s.code() == Code::NotFound && !s.message().to_ascii_lowercase().contains("namespace")
+    s.code() == Code::NotFound && !is_namespace_not_found(s)
 }
 
 fn classify(namespace: &str, s: Status) -> TemporalError {
     let msg = s.message().to_string();
     match s.code() {
-        Code::NotFound if msg.to_ascii_lowercase().contains("namespace") => {
+        Code::NotFound if is_namespace_not_found(&s) => {
             TemporalError::NamespaceNotFound(namespace.to_string())
         }
         Code::InvalidArgument => TemporalError::Rejected(msg),
@@ -647,6 +654,24 @@ mod tests {
         common::v1::WorkflowExecution,
         schedule::v1::{ScheduleActionResult, ScheduleInfo},
     };
+
+    #[test]
+    fn a_missing_namespace_is_told_apart_from_a_missing_schedule_whose_id_says_namespace() {
+        let missing_ns = Status::new(Code::NotFound, "Namespace team-b is not found.");
+        assert!(matches!(
+            classify("team-b", missing_ns),
+            TemporalError::NamespaceNotFound(_)
+        ));
+        let missing_schedule = Status::new(
+            Code::NotFound,
+            "workflow not found for ID: temporal-sys-scheduler:durablejob:e2e-namespaces/x",
+        );
+        assert!(is_schedule_not_found(&missing_schedule));
+        assert!(!is_schedule_not_found(&Status::new(
+            Code::NotFound,
+            "Namespace n is not found."
+        )));
+    }
 
     fn options() -> WriteOptions {
         WriteOptions {

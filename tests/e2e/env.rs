@@ -28,7 +28,7 @@ pub struct Env {
     /// The proxy between the operator and the API server, for scenarios that inject faults.
     pub faults: Option<FaultProxy>,
     /// Deleted (with its role bindings) when the scenario ends.
-    _ns: Namespace,
+    ns: Namespace,
 }
 
 pub fn cluster() -> &'static Cluster {
@@ -99,8 +99,14 @@ impl Env {
             runner_kubeconfig,
             dir,
             faults,
-            _ns: ns,
+            ns,
         })
+    }
+
+    /// A kubeconfig for a ServiceAccount of the scenario's namespace bound to `cluster_role`.
+    pub fn service_account(&mut self, sa: &str, cluster_role: &str) -> anyhow::Result<PathBuf> {
+        let dir = self.dir.clone();
+        tokio::task::block_in_place(|| self.ns.service_account(sa, cluster_role, &dir))
     }
 
     /// An Api for a namespaced kind in the scenario's namespace.
@@ -155,7 +161,7 @@ impl Env {
     ) -> anyhow::Result<DurableJobStatus> {
         let djs = self.djs.clone();
         let n = name.to_string();
-        wait_for(what, timeout, || {
+        let r = wait_for(what, timeout, || {
             let djs = djs.clone();
             let n = n.clone();
             let check = &check;
@@ -165,8 +171,18 @@ impl Env {
                 check(&s).then_some(s)
             }
         })
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}\n--- operator log ---\n{}", self.operator.log_tail(30)))
+        .await;
+        match r {
+            Ok(s) => Ok(s),
+            Err(e) => {
+                let last = self.djs.get_opt(name).await.ok().flatten().and_then(|d| d.status);
+                let last = serde_json::to_string_pretty(&last).unwrap_or_default();
+                Err(anyhow::anyhow!(
+                    "{e}\n--- last status ---\n{last}\n--- operator log ---\n{}",
+                    self.operator.log_tail(30)
+                ))
+            }
+        }
     }
 
     /// Waits until Ready=True for the current generation.

@@ -4,7 +4,7 @@
 //! server (one for the binary). A namespace (Kubernetes and Temporal) and an operator per
 //! scenario, at most three scenarios at a time.
 //!
-//! `cargo test --test e2e [-- FILTER]` runs the scenarios whose name contains FILTER.
+//! `cargo test --test e2e [-- FILTER[,FILTER...]]` runs the scenarios whose name contains a FILTER.
 
 /// `SCENARIOS`: each listed async fn as a named scenario.
 macro_rules! scenarios {
@@ -15,6 +15,7 @@ macro_rules! scenarios {
     };
 }
 
+mod control;
 mod env;
 mod handover;
 mod install;
@@ -48,11 +49,16 @@ fn main() -> ExitCode {
         .chain(handover::SCENARIOS)
         .chain(kubectl::SCENARIOS)
         .chain(install::SCENARIOS)
+        .chain(control::SCENARIOS)
         .copied()
         .collect();
     let selected: Vec<(&'static str, Scenario)> = scenarios
         .into_iter()
-        .filter(|(n, _)| filter.as_deref().is_none_or(|f| n.contains(f)))
+        .filter(|(n, _)| {
+            filter
+                .as_deref()
+                .is_none_or(|f| f.split(',').any(|f| n.contains(f)))
+        })
         .collect();
     if list_only {
         for (n, _) in &selected {

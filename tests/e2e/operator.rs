@@ -5,8 +5,14 @@ use std::{path::Path, process::Command};
 use crate::procs::{Guarded, free_port};
 
 pub struct Operator {
-    proc: Guarded,
+    proc: Option<Guarded>,
     pub metrics_port: u16,
+    dir: std::path::PathBuf,
+    kubeconfig: std::path::PathBuf,
+    temporal: String,
+    namespace: String,
+    extra: Vec<String>,
+    starts: usize,
 }
 
 impl Operator {
@@ -17,23 +23,56 @@ impl Operator {
         namespace: &str,
         extra: &[&str],
     ) -> anyhow::Result<Self> {
-        let metrics_port = free_port();
+        let mut o = Self {
+            proc: None,
+            metrics_port: free_port(),
+            dir: dir.to_path_buf(),
+            kubeconfig: kubeconfig.to_path_buf(),
+            temporal: temporal.into(),
+            namespace: namespace.into(),
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+            starts: 0,
+        };
+        o.launch()?;
+        Ok(o)
+    }
+
+    fn launch(&mut self) -> anyhow::Result<()> {
+        self.starts += 1;
         let health_port = free_port();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_durablejob"));
         cmd.arg("operator")
             .args(["--log-format", "text", "--metrics-addr"])
-            .arg(format!("127.0.0.1:{metrics_port}"))
+            .arg(format!("127.0.0.1:{}", self.metrics_port))
             .arg("--health-addr")
             .arg(format!("127.0.0.1:{health_port}"))
-            .args(extra)
-            .env("KUBECONFIG", kubeconfig)
-            .env("TEMPORAL_ADDRESS", temporal)
-            .env("TEMPORAL_NAMESPACE", namespace)
+            .args(&self.extra)
+            .env("KUBECONFIG", &self.kubeconfig)
+            .env("TEMPORAL_ADDRESS", &self.temporal)
+            .env("TEMPORAL_NAMESPACE", &self.namespace)
             .env("RUST_LOG", "info,durablejob=debug")
             .env("NO_COLOR", "1")
             .env_remove("TEMPORAL_API_KEY");
-        let proc = Guarded::spawn(cmd, &dir.join("operator.log"))?;
-        Ok(Self { proc, metrics_port })
+        let log = if self.starts == 1 {
+            self.dir.join("operator.log")
+        } else {
+            self.dir.join(format!("operator-{}.log", self.starts))
+        };
+        self.proc = Some(Guarded::spawn(cmd, &log)?);
+        Ok(())
+    }
+
+    /// Stops the operator (SIGTERM, as a rollout does); [`Operator::resume`] starts it again.
+    pub async fn stop(&mut self) {
+        if let Some(p) = self.proc.as_mut() {
+            p.stop(std::time::Duration::from_secs(5)).await;
+        }
+        self.proc = None;
+    }
+
+    /// Starts a stopped operator again, with the same flags.
+    pub fn resume(&mut self) -> anyhow::Result<()> {
+        self.launch()
     }
 
     /// The Prometheus text from /metrics.
@@ -57,7 +96,7 @@ impl Operator {
     }
 
     pub fn log_tail(&self, lines: usize) -> String {
-        self.proc.log_tail(lines)
+        self.proc.as_ref().map(|p| p.log_tail(lines)).unwrap_or_default()
     }
 }
 
@@ -82,6 +121,7 @@ pub struct Runner {
     kubeconfig: std::path::PathBuf,
     temporal: String,
     namespace: String,
+    extra: Vec<String>,
     pub starts: usize,
     pub metrics_port: u16,
     pub sdk_metrics_port: u16,
@@ -89,7 +129,19 @@ pub struct Runner {
 
 impl Runner {
     pub fn start(dir: &Path, kubeconfig: &Path, temporal: &str, namespace: &str) -> anyhow::Result<Self> {
+        Self::start_with(dir, kubeconfig, temporal, namespace, &[])
+    }
+
+    /// Like [`Runner::start`], with more flags.
+    pub fn start_with(
+        dir: &Path,
+        kubeconfig: &Path,
+        temporal: &str,
+        namespace: &str,
+        extra: &[&str],
+    ) -> anyhow::Result<Self> {
         let mut r = Self {
+            extra: extra.iter().map(|s| s.to_string()).collect(),
             proc: None,
             dir: dir.to_path_buf(),
             kubeconfig: kubeconfig.to_path_buf(),
@@ -121,6 +173,7 @@ impl Runner {
             .arg(format!("127.0.0.1:{}", self.metrics_port))
             .arg("--sdk-metrics-addr")
             .arg(format!("127.0.0.1:{}", self.sdk_metrics_port))
+            .args(&self.extra)
             .env("KUBECONFIG", &self.kubeconfig)
             .env("TEMPORAL_ADDRESS", &self.temporal)
             .env("TEMPORAL_NAMESPACE", &self.namespace)

@@ -129,8 +129,16 @@ pub fn create_namespace(address: &str, namespace: &str) -> anyhow::Result<()> {
             "24h",
         ],
     )
-    .map(|_| ())
-    .map_err(|e| anyhow::anyhow!("cannot create namespace {namespace}: {e}"))
+    .map_err(|e| anyhow::anyhow!("cannot create namespace {namespace}: {e}"))?;
+    // usable once the frontend's namespace cache has it
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while cli(address, &["workflow", "count", "--namespace", namespace]).is_err() {
+        if std::time::Instant::now() > deadline {
+            bail!("namespace {namespace} was created but is not usable after 30s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    Ok(())
 }
 
 /// `temporal schedule describe`, or `None` when the schedule does not exist.

@@ -292,7 +292,10 @@ fn recent_run(r: &RunRecord) -> RecentRun {
 pub(crate) fn requeue_after(status: &DurableJobStatus, now: DateTime<Utc>, resync: Duration) -> Duration {
     const IN_FLIGHT: Duration = Duration::from_secs(5);
     const AFTER_START: Duration = Duration::from_secs(2);
-    if !status.running_workflows.is_empty() {
+    // a run Temporal's visibility store still lists as Running though the schedule no longer
+    // does (visibility lags by a moment) would otherwise stay Running until the resync
+    let lagging = status.recent_runs.iter().any(|r| r.result == RunResult::Running);
+    if !status.running_workflows.is_empty() || lagging {
         return IN_FLIGHT.min(resync);
     }
     match status.next_run_times.first() {
@@ -590,5 +593,14 @@ mod tests {
         };
         assert_eq!(requeue_after(&later, now, resync), resync);
         assert_eq!(requeue_after(&DurableJobStatus::default(), now, resync), resync);
+        let lagging = DurableJobStatus {
+            recent_runs: vec![recent_run(&run("a", t(10, 0, 0), None, RunResult::Running))],
+            ..later
+        };
+        assert_eq!(
+            requeue_after(&lagging, now, resync),
+            Duration::from_secs(5),
+            "a run the visibility store still calls Running is looked at again soon"
+        );
     }
 }

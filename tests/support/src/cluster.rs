@@ -81,7 +81,11 @@ impl Cluster {
             ],
             None,
         )?;
-        for role in ["operator-clusterrole.yaml", "runner-clusterrole.yaml"] {
+        for role in [
+            "operator-clusterrole.yaml",
+            "runner-clusterrole.yaml",
+            "user-clusterroles.yaml",
+        ] {
             let file = root.join("config/rbac").join(role);
             cluster.kubectl.ok(
                 &["apply", "--server-side", "--force-conflicts", "-f", path(&file)?],

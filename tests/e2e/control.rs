@@ -1,0 +1,620 @@
+//! Issue 12: run control from the resource. The verbs run as a user runs them: the real
+//! `kubectl` with the binary linked as the plugin `kubectl-durablejob`, as a ServiceAccount
+//! bound only to the shipped `durablejob-edit` role (no Temporal credentials for state changes).
+
+use std::{path::PathBuf, sync::Arc, time::Duration};
+
+use anyhow::{Context, bail, ensure};
+use durablejob::api::{DurableJobStatus, RequestResult, RequestVerb, RunResult};
+use k8s_openapi::api::batch::v1::Job;
+use kube::{Api, ResourceExt, api::ListParams};
+use serde_json::{Value, json};
+
+use crate::Shared;
+use crate::env::{Env, condition, manifest, wait_for};
+use crate::operator::Runner;
+use crate::temporal;
+
+scenarios!(
+    a_trigger_through_kubectl_gives_one_run_and_one_record_even_across_operator_restarts,
+    a_backfill_over_three_hourly_slots_gives_three_runs_at_those_times,
+    cancel_deletes_a_long_runs_job_after_query_status_shows_its_attempt_and_job,
+    resume_unpauses_a_schedule_temporal_paused_after_a_failed_run,
+    a_durablejob_in_a_second_temporal_namespace_runs_and_an_unserved_one_is_reported,
+    a_forged_run_on_the_runners_queue_creates_no_job,
+);
+
+const T: Duration = Duration::from_secs(45);
+
+/// An interval schedule whose next start is twelve hours away: runs come only from requests.
+fn quiet_schedule() -> Value {
+    let now = chrono::Utc::now().timestamp();
+    json!({"intervals": [{"every": "24h", "offset": format!("{}s", (now + 43_200) % 86_400)}]})
+}
+
+/// `kubectl durablejob ...` as a user with the `durablejob-edit` role.
+struct Plugin {
+    bin_dir: PathBuf,
+    kubeconfig: PathBuf,
+    temporal: String,
+    namespace: String,
+}
+
+impl Plugin {
+    fn new(env: &mut Env) -> anyhow::Result<Self> {
+        let kubeconfig = env.service_account("durablejob-user", "durablejob-edit")?;
+        let bin_dir = env.dir.join("plugin-bin");
+        std::fs::create_dir_all(&bin_dir)?;
+        let link = bin_dir.join("kubectl-durablejob");
+        if !link.exists() {
+            std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_durablejob"), &link)?;
+        }
+        Ok(Self {
+            bin_dir,
+            kubeconfig,
+            temporal: env.temporal.clone(),
+            namespace: env.namespace.clone(),
+        })
+    }
+
+    /// Runs `kubectl durablejob ARGS`; whether it exited 0, and stdout and stderr.
+    fn run(&self, args: &[&str]) -> (bool, String) {
+        let kubectl = testsupport::Kubectl::find(&self.kubeconfig);
+        let path = format!(
+            "{}:{}",
+            self.bin_dir.display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let out = kubectl
+            .command()
+            .arg("durablejob")
+            .args(args)
+            .env("PATH", path)
+            .env("TEMPORAL_ADDRESS", &self.temporal)
+            .env("TEMPORAL_NAMESPACE", &self.namespace)
+            .env("DURABLEJOB_TEMPORAL_UI_URL", "http://127.0.0.1:8233")
+            .output();
+        match out {
+            Ok(o) => (
+                o.status.success(),
+                format!(
+                    "{}{}",
+                    String::from_utf8_lossy(&o.stdout),
+                    String::from_utf8_lossy(&o.stderr)
+                ),
+            ),
+            Err(e) => (false, format!("cannot run kubectl: {e}")),
+        }
+    }
+
+    fn ok(&self, args: &[&str]) -> anyhow::Result<String> {
+        let (ok, out) = tokio::task::block_in_place(|| self.run(args));
+        if !ok {
+            bail!("kubectl durablejob {} failed:\n{out}", args.join(" "));
+        }
+        Ok(out)
+    }
+
+    fn fails(&self, args: &[&str]) -> anyhow::Result<String> {
+        let (ok, out) = tokio::task::block_in_place(|| self.run(args));
+        ensure!(
+            !ok,
+            "kubectl durablejob {} should fail, printed:\n{out}",
+            args.join(" ")
+        );
+        Ok(out)
+    }
+}
+
+async fn with_runner(shared: &Shared, name: &str, extra: &[&str]) -> anyhow::Result<(Env, Runner, Plugin)> {
+    let mut env = Env::new(shared, name, extra).await?;
+    let runner = Runner::start(&env.dir, &env.runner_kubeconfig, &env.temporal, &env.namespace)?;
+    let plugin = Plugin::new(&mut env)?;
+    Ok((env, runner, plugin))
+}
+
+async fn jobs_of(env: &Env, name: &str) -> anyhow::Result<Vec<Job>> {
+    let api: Api<Job> = env.api();
+    Ok(api
+        .list(&ListParams::default().labels(&format!("durablejob.dev/name={name}")))
+        .await?
+        .items)
+}
+
+fn records(s: &DurableJobStatus, verb: RequestVerb) -> usize {
+    s.requests.iter().filter(|r| r.verb == verb).count()
+}
+
+async fn a_trigger_through_kubectl_gives_one_run_and_one_record_even_across_operator_restarts(
+    shared: Arc<Shared>,
+) -> anyhow::Result<()> {
+    let (mut env, runner, kubectl) = with_runner(&shared, "ctl-trigger", &[]).await?;
+    env.create(manifest(
+        "report",
+        json!({"schedule": quiet_schedule(), "jobTemplate": testsupport::job_template(json!({}))}),
+    ))
+    .await?;
+    env.wait_ready("report").await?;
+
+    // the request is written while no operator runs; the next one acts on it
+    env.operator.stop().await;
+    let said = kubectl.ok(&["trigger", "report", "-n", &env.namespace])?;
+    ensure!(said.contains("trigger requested"), "{said}");
+    env.operator.resume()?;
+    let s = env
+        .wait_status("report", "the trigger handled and its run succeeded", T, |s| {
+            records(s, RequestVerb::Trigger) == 1
+                && s.recent_runs
+                    .first()
+                    .is_some_and(|r| r.result == RunResult::Succeeded)
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}\n--- runner ---\n{}", runner.log_tail(20)))?;
+    let record = &s.requests[0];
+    ensure!(record.result == RequestResult::Succeeded, "{record:?}");
+    ensure!(
+        s.recent_runs[0].workflow_id == record.workflow_ids[0],
+        "the record names the run: {record:?} / {:?}",
+        s.recent_runs[0]
+    );
+
+    // a restart with the annotation still in place starts nothing more
+    env.operator.stop().await;
+    env.operator.resume()?;
+    env.wait_status("report", "a reconcile by the new operator", T, |s| {
+        condition(s, "Ready").is_some_and(|c| c.status == "True")
+    })
+    .await?;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let s = env.djs.get("report").await?.status.unwrap_or_default();
+    ensure!(
+        records(&s, RequestVerb::Trigger) == 1,
+        "one record: {:?}",
+        s.requests
+    );
+    let jobs = jobs_of(&env, "report").await?;
+    ensure!(
+        jobs.len() == 1,
+        "exactly one Job: {:?}",
+        jobs.iter().map(|j| j.name_any()).collect::<Vec<_>>()
+    );
+    let triggered: Vec<String> = env
+        .events("report")
+        .await
+        .into_iter()
+        .filter(|e| e.starts_with("RunTriggered:"))
+        .collect();
+    ensure!(triggered.len() == 1, "one Event: {triggered:?}");
+    if let Some(starts) = env.audit_count(|r| {
+        r.is_write() && r.verb == "create" && r.object_ref.resource == "jobs" && r.response_status.code == 201
+    }) {
+        ensure!(starts == 1, "one Job created, {starts} creates");
+    }
+
+    // the Job knows its slot and that it is manual, and so does every container
+    let job = &jobs[0];
+    let a = job.annotations();
+    ensure!(
+        a.get("durablejob.dev/instantiate").map(String::as_str) == Some("manual"),
+        "{a:?}"
+    );
+    let slot = a
+        .get("durablejob.dev/scheduled-time")
+        .context("scheduled-time annotation")?;
+    chrono::DateTime::parse_from_rfc3339(slot)?;
+    let container = &job
+        .spec
+        .as_ref()
+        .context("spec")?
+        .template
+        .spec
+        .as_ref()
+        .context("pod")?
+        .containers[0];
+    let env_vars: Vec<(String, String)> = container
+        .env
+        .iter()
+        .flatten()
+        .map(|e| (e.name.clone(), e.value.clone().unwrap_or_default()))
+        .collect();
+    for (k, v) in [
+        ("DURABLEJOB_SCHEDULED_TIME", slot.as_str()),
+        ("DURABLEJOB_ATTEMPT", "1"),
+        ("DURABLEJOB_RUN_ID", s.recent_runs[0].run_id.as_str()),
+        ("DURABLEJOB_TRIGGER", "manual"),
+    ] {
+        ensure!(
+            env_vars.contains(&(k.to_string(), v.to_string())),
+            "{k}={v} in {env_vars:?}"
+        );
+    }
+
+    // --wait prints the outcome; -o json the record
+    let out = kubectl.ok(&[
+        "trigger",
+        "report",
+        "--overlap",
+        "allow-all",
+        "--wait",
+        "-o",
+        "json",
+    ])?;
+    let record: Value = serde_json::from_str(&out).with_context(|| out.clone())?;
+    ensure!(
+        record["result"] == "Succeeded" && record["verb"] == "Trigger",
+        "{record}"
+    );
+    env.wait_status("report", "two runs succeeded", T, |s| {
+        s.recent_runs.len() == 2 && s.recent_runs.iter().all(|r| r.result == RunResult::Succeeded)
+    })
+    .await?;
+
+    // runs and status print what Temporal has
+    let runs = kubectl.ok(&["runs", "report"])?;
+    let lines: Vec<&str> = runs.lines().collect();
+    ensure!(lines.len() == 3 && lines[0].starts_with("SCHEDULED"), "{runs}");
+    ensure!(
+        lines[1..]
+            .iter()
+            .all(|l| l.contains("Succeeded") && l.contains("http://127.0.0.1:8233/namespaces/")),
+        "{runs}"
+    );
+    let status = kubectl.ok(&["status", "report", "-o", "yaml"])?;
+    ensure!(
+        status.contains("requests:") && status.contains("scheduleId:"),
+        "{status}"
+    );
+    let text = kubectl.ok(&["status", "report"])?;
+    ensure!(
+        text.contains("Synced:        True") && text.contains("Requests:"),
+        "{text}"
+    );
+
+    // bad input: a clear error and nothing written
+    let e = kubectl.fails(&["trigger", "nope"])?;
+    ensure!(e.contains("durablejob \"nope\" not found in namespace"), "{e}");
+    let e = kubectl.fails(&[
+        "backfill",
+        "report",
+        "--from",
+        "yesterday",
+        "--to",
+        "2026-12-01T00:00:00Z",
+    ])?;
+    ensure!(e.contains("--from \"yesterday\" is not an RFC 3339 time"), "{e}");
+    let e = kubectl.fails(&["cancel", "report", "--run", "not-a-run"])?;
+    ensure!(e.contains("unknown run \"not-a-run\""), "{e}");
+    Ok(())
+}
+
+async fn a_backfill_over_three_hourly_slots_gives_three_runs_at_those_times(
+    shared: Arc<Shared>,
+) -> anyhow::Result<()> {
+    let (env, runner, kubectl) = with_runner(&shared, "ctl-backfill", &[]).await?;
+    // hourly slots with an offset that puts the next natural one half an hour away
+    let now = chrono::Utc::now().timestamp();
+    let offset = (now + 1800) % 3600 / 60 * 60;
+    env.create(manifest(
+        "hourly",
+        json!({"schedule": {"intervals": [{"every": "1h", "offset": format!("{offset}s")}]}, "successfulRunsHistoryLimit": 5}),
+    ))
+    .await?;
+    env.wait_ready("hourly").await?;
+    let last_slot = (now - offset).div_euclid(3600) * 3600 + offset;
+    let slots: Vec<chrono::DateTime<chrono::Utc>> = (0..3)
+        .map(|i| chrono::DateTime::from_timestamp(last_slot - (5 - i) * 3600, 0).unwrap())
+        .collect();
+    let rfc = |t: &chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let out = kubectl.ok(&[
+        "backfill",
+        "hourly",
+        "--from",
+        &rfc(&slots[0]),
+        "--to",
+        &rfc(&slots[2]),
+        "--overlap",
+        "buffer-all",
+        "--wait",
+    ])?;
+    ensure!(
+        out.contains("backfill request") && out.contains("Succeeded"),
+        "{out}"
+    );
+    let s = env
+        .wait_status("hourly", "three backfilled runs succeeded", T, |s| {
+            s.recent_runs.len() == 3 && s.recent_runs.iter().all(|r| r.result == RunResult::Succeeded)
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}\n--- runner ---\n{}", runner.log_tail(20)))?;
+    let mut scheduled: Vec<_> = s.recent_runs.iter().map(|r| r.scheduled_time).collect();
+    scheduled.sort();
+    ensure!(
+        scheduled == slots,
+        "the runs are for the slots: {scheduled:?} vs {slots:?}"
+    );
+    let mut annotated: Vec<String> = jobs_of(&env, "hourly")
+        .await?
+        .iter()
+        .map(|j| {
+            ensure!(
+                !j.annotations().contains_key("durablejob.dev/instantiate"),
+                "a backfilled slot is not manual: {}",
+                j.name_any()
+            );
+            Ok(j.annotations()["durablejob.dev/scheduled-time"].clone())
+        })
+        .collect::<anyhow::Result<_>>()?;
+    annotated.sort();
+    ensure!(
+        annotated == slots.iter().map(rfc).collect::<Vec<_>>(),
+        "{annotated:?}"
+    );
+    Ok(())
+}
+
+async fn cancel_deletes_a_long_runs_job_after_query_status_shows_its_attempt_and_job(
+    shared: Arc<Shared>,
+) -> anyhow::Result<()> {
+    let (env, runner, kubectl) = with_runner(&shared, "ctl-cancel", &[]).await?;
+    env.create(manifest(
+        "long",
+        json!({"schedule": quiet_schedule(), "jobTemplate": testsupport::job_template(json!({"test.durablejob.dev/duration": "10m"}))}),
+    ))
+    .await?;
+    env.wait_ready("long").await?;
+    let out = kubectl.ok(&["trigger", "long", "--wait", "-o", "json"])?;
+    let record: Value = serde_json::from_str(&out).with_context(|| out.clone())?;
+    let wid = record["workflowIds"][0]
+        .as_str()
+        .context("the triggered run's id")?
+        .to_string();
+    let s = env
+        .wait_status("long", "the run is running with its Job", T, |s| {
+            s.running_workflows
+                .iter()
+                .any(|w| w.workflow_id == wid && w.job_name.is_some())
+        })
+        .await?;
+    let running = s
+        .running_workflows
+        .iter()
+        .find(|w| w.workflow_id == wid)
+        .context("running")?;
+    ensure!(running.attempt == Some(1), "{running:?}");
+    let job_name = running.job_name.clone().context("job")?;
+
+    // the built-in run answers `status` with its attempt, Job and pods
+    let answer = wait_for("the status query to see an active pod", T, || {
+        let out = tokio::task::block_in_place(|| kubectl.run(&["query", "long", "--run", &wid, "status"]));
+        async move {
+            let (ok, text) = out;
+            let v: Value = serde_json::from_str(&text).ok().filter(|_| ok)?;
+            (v["active"] == 1).then_some(v)
+        }
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}\n--- runner ---\n{}", runner.log_tail(20)))?;
+    ensure!(
+        answer["attempt"] == 1 && answer["jobName"] == job_name.as_str(),
+        "{answer}"
+    );
+    ensure!(
+        answer["lastHeartbeatTime"].is_string() && answer["startTime"].is_string(),
+        "{answer}"
+    );
+    let e = kubectl.fails(&["query", "long", "--run", "durablejob:elsewhere/x-1", "status"])?;
+    ensure!(e.contains("unknown run"), "{e}");
+
+    let out = kubectl.ok(&["cancel", "long", "--run", &wid, "--wait"])?;
+    ensure!(out.contains("Succeeded"), "{out}");
+    let s = env
+        .wait_status("long", "the run ended Canceled", T, |s| {
+            s.recent_runs
+                .first()
+                .is_some_and(|r| r.workflow_id == wid && r.result == RunResult::Canceled)
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}\n--- runner ---\n{}", runner.log_tail(20)))?;
+    ensure!(s.running_workflows.is_empty(), "{:?}", s.running_workflows);
+    let jobs: Api<Job> = env.api();
+    wait_for("the run's Job to be deleted", T, || {
+        let jobs = jobs.clone();
+        let name = job_name.clone();
+        async move {
+            match jobs.get_opt(&name).await {
+                Ok(None) => Some(()),
+                Ok(Some(j)) if j.metadata.deletion_timestamp.is_some() => Some(()),
+                _ => None,
+            }
+        }
+    })
+    .await?;
+    env.wait_event("long", "RunCanceled").await?;
+    let runs = kubectl.ok(&["runs", "long", "-o", "wide"])?;
+    ensure!(runs.contains("Canceled") && runs.contains(&wid), "{runs}");
+    Ok(())
+}
+
+async fn resume_unpauses_a_schedule_temporal_paused_after_a_failed_run(
+    shared: Arc<Shared>,
+) -> anyhow::Result<()> {
+    let (env, runner, kubectl) = with_runner(&shared, "ctl-resume", &[]).await?;
+    // Temporal pauses on the failure of a run it started at a slot: every 20s, failing
+    env.create(manifest(
+        "fragile",
+        json!({"schedule": {"intervals": [{"every": "20s"}]}, "pauseOnFailure": true,
+               "jobTemplate": testsupport::job_template(json!({"test.durablejob.dev/outcomes": "fail", "test.durablejob.dev/duration": "100ms"}))}),
+    ))
+    .await?;
+    env.wait_ready("fragile").await?;
+    env.wait_status("fragile", "paused after the failed run", T, |s| {
+        s.paused && s.paused_reason.as_deref() == Some("RunFailed")
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}\n--- runner ---\n{}", runner.log_tail(20)))?;
+    let out = kubectl.ok(&["resume", "fragile", "--wait"])?;
+    ensure!(out.contains("Resumed schedule"), "{out}");
+    env.wait_schedule("fragile", "unpaused in Temporal", T, |d| {
+        d.is_some_and(|d| d["schedule"]["state"]["paused"] != true)
+    })
+    .await?;
+    let s = env
+        .wait_status("fragile", "status says unpaused", T, |s| !s.paused)
+        .await?;
+    ensure!(records(&s, RequestVerb::Resume) == 1, "{:?}", s.requests);
+    // a resume with nothing to resume says so and succeeds
+    let out = kubectl.ok(&["resume", "fragile", "--wait"])?;
+    ensure!(out.contains("Nothing to resume"), "{out}");
+    Ok(())
+}
+
+async fn a_durablejob_in_a_second_temporal_namespace_runs_and_an_unserved_one_is_reported(
+    shared: Arc<Shared>,
+) -> anyhow::Result<()> {
+    let name = "ctl-namespaces";
+    let ns = format!("e2e-{name}");
+    let second = format!("{ns}-b");
+    temporal::create_namespace(&shared.temporal, &second)?;
+    let served = format!("{ns},{second}");
+    let mut env = Env::new(&shared, name, &["--runner-namespaces", &served]).await?;
+    let runner = Runner::start_with(
+        &env.dir,
+        &env.runner_kubeconfig,
+        &env.temporal,
+        &env.namespace,
+        &["--temporal-namespaces", &served],
+    )?;
+    let kubectl = Plugin::new(&mut env)?;
+    env.create(manifest(
+        "elsewhere",
+        json!({"schedule": quiet_schedule(), "temporal": {"namespace": second}}),
+    ))
+    .await?;
+    env.wait_ready("elsewhere").await?;
+    kubectl.ok(&["trigger", "elsewhere", "--wait"])?;
+    let s = env
+        .wait_status("elsewhere", "the run in the second namespace succeeded", T, |s| {
+            s.recent_runs
+                .first()
+                .is_some_and(|r| r.result == RunResult::Succeeded)
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}\n--- runner ---\n{}", runner.log_tail(20)))?;
+    ensure!(s.temporal_namespace.as_deref() == Some(second.as_str()), "{s:?}");
+
+    env.create(manifest(
+        "unserved",
+        json!({"schedule": quiet_schedule(), "temporal": {"namespace": format!("{ns}-c")}}),
+    ))
+    .await?;
+    let s = env.wait_not_ready("unserved").await?;
+    let ready = condition(&s, "Ready").context("Ready")?;
+    ensure!(
+        ready.reason == "RunnerNotServing" && ready.message.contains("runner.temporalNamespaces"),
+        "{ready:?}"
+    );
+    ensure!(
+        s.schedule_id.is_none() || env.describe("unserved")?.is_none(),
+        "no schedule nobody runs"
+    );
+    Ok(())
+}
+
+async fn a_forged_run_on_the_runners_queue_creates_no_job(shared: Arc<Shared>) -> anyhow::Result<()> {
+    let (env, runner, _kubectl) = with_runner(&shared, "ctl-forged", &[]).await?;
+    let dj = env
+        .create(manifest(
+            "target",
+            json!({"schedule": quiet_schedule(), "jobTemplate": testsupport::job_template(json!({}))}),
+        ))
+        .await?;
+    env.wait_ready("target").await?;
+    let uid = dj.uid().context("uid")?;
+    let mut evil = testsupport::job_template(json!({}));
+    evil["spec"]["template"]["spec"]["containers"][0]["image"] = json!("attacker/miner:latest");
+    let forged = [
+        ("forged-template", uid.clone(), evil),
+        (
+            "forged-uid",
+            "00000000-0000-0000-0000-000000000000".to_string(),
+            testsupport::job_template(json!({})),
+        ),
+    ];
+    for (wid, uid, template) in &forged {
+        let input = json!({"version": 1, "namespace": env.namespace, "name": "target", "uid": uid,
+            "jobTemplate": template, "successfulRunsHistoryLimit": 3, "failedRunsHistoryLimit": 1});
+        temporal::cli(
+            &env.temporal,
+            &[
+                "workflow",
+                "start",
+                "--namespace",
+                &env.namespace,
+                "--task-queue",
+                "durablejob-runner",
+                "--type",
+                "durablejob.run",
+                "--workflow-id",
+                wid,
+                "--input",
+                &input.to_string(),
+            ],
+        )
+        .map_err(|e| anyhow::anyhow!(e))?;
+    }
+    for (wid, _, _) in &forged {
+        let described = wait_for(&format!("{wid} to fail"), T, || {
+            let d = temporal::cli_json(
+                &env.temporal,
+                &[
+                    "workflow",
+                    "describe",
+                    "--namespace",
+                    &env.namespace,
+                    "--workflow-id",
+                    wid,
+                ],
+            )
+            .ok();
+            async move {
+                let d = d?;
+                let status = d["workflowExecutionInfo"]["status"].as_str()?.to_string();
+                (status != "WORKFLOW_EXECUTION_STATUS_RUNNING").then_some(d)
+            }
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}\n--- runner ---\n{}", runner.log_tail(20)))?;
+        ensure!(
+            described["workflowExecutionInfo"]["status"] == "WORKFLOW_EXECUTION_STATUS_FAILED",
+            "{described}"
+        );
+        let history = temporal::cli_json(
+            &env.temporal,
+            &[
+                "workflow",
+                "show",
+                "--namespace",
+                &env.namespace,
+                "--workflow-id",
+                wid,
+            ],
+        )?
+        .to_string();
+        ensure!(
+            history.contains("Forbidden") && history.contains("refused to create a Job"),
+            "{wid} failed as Forbidden: {history}"
+        );
+    }
+    ensure!(jobs_of(&env, "target").await?.is_empty(), "no Job was created");
+    if let Some(creates) =
+        env.audit_count(|r| r.verb == "create" && r.object_ref.resource == "jobs" && !r.is_dry_run())
+    {
+        ensure!(creates == 0, "no Job create reached the API server: {creates}");
+    }
+    let metrics = crate::operator::scrape(runner.metrics_port).await;
+    ensure!(
+        metrics.contains("durablejob_runs_refused_total{namespace=\"e2e-ctl-forged\",name=\"target\"} 2"),
+        "{metrics}"
+    );
+    Ok(())
+}

@@ -56,7 +56,10 @@ temporal operator cluster health --address "127.0.0.1:$TEMPORAL_PORT" | grep -q 
 
 "$KUBECTL" apply --server-side -f crds/ >/dev/null
 "$KUBECTL" wait --for=condition=Established --timeout=60s crd/durablejobs.durablejob.dev >/dev/null
-"$KUBECTL" apply -f config/rbac/operator-clusterrole.yaml -f config/rbac/runner-clusterrole.yaml >/dev/null
+"$KUBECTL" apply -f config/rbac/operator-clusterrole.yaml -f config/rbac/runner-clusterrole.yaml \
+  -f config/rbac/user-clusterroles.yaml >/dev/null
+# the kubectl plugin: `kubectl durablejob VERB` finds kubectl-durablejob on PATH
+ln -sf "$PWD/$BIN/durablejob" .tools/bin/kubectl-durablejob
 
 # The operator and the runner run as their own ServiceAccounts, as in a cluster.
 "$KUBECTL" create namespace durablejob-system >/dev/null
@@ -88,6 +91,10 @@ TEMPORAL_ADDRESS="127.0.0.1:$TEMPORAL_PORT" TEMPORAL_NAMESPACE=default KUBECONFI
 pids+=($!)
 
 "$KUBECTL" apply -k config/samples >/dev/null
+"$KUBECTL" wait --for=condition=Ready --timeout=60s dj/nightly-report >/dev/null 2>&1 || true
+# one run of the nightly report now, through the operator, as a user would start it
+PATH="$PWD/.tools/bin:$PATH" TEMPORAL_ADDRESS="127.0.0.1:$TEMPORAL_PORT" \
+  "$KUBECTL" durablejob trigger nightly-report --wait || true
 
 cat <<MSG
 
@@ -97,8 +104,11 @@ durablejob playground is running (logs in $DIR/). In another shell:
   export PATH=$PWD/.tools/bin:\$PATH TEMPORAL_ADDRESS=127.0.0.1:$TEMPORAL_PORT
   kubectl get dj                          # or: $BIN/durablejob get -A
   kubectl get jobs,pods -l durablejob.dev/name=heartbeat   # one Job per run, made by the runner
+  kubectl durablejob trigger nightly-report --wait   # run one now (an annotation the operator acts on)
+  kubectl durablejob runs nightly-report  # recent runs: result, attempts, Job, Temporal UI link
+  kubectl durablejob status nightly-report
+  kubectl durablejob query nightly-report --run <WORKFLOW ID from runs> status   # a running run
   temporal schedule list                  # the schedules the operator made
-  temporal schedule trigger --schedule-id durablejob:default/nightly-report   # run one now
   Temporal UI: http://127.0.0.1:$TEMPORAL_UI_PORT
 
 Pods run on fake nodes (kwok plays the kubelet): each ends after 1s, successfully, unless its
@@ -118,6 +128,7 @@ while [ $stopping = 0 ]; do
   done
   echo "--- $(date +%H:%M:%S)  durablejob get -A"
   "$BIN/durablejob" get -A || true
+  DURABLEJOB_TEMPORAL_UI_URL="http://127.0.0.1:$TEMPORAL_UI_PORT" "$BIN/durablejob" runs nightly-report 2>/dev/null | head -4 || true
   sleep 5 &
   wait $! 2>/dev/null || true
 done

@@ -465,3 +465,27 @@ fn the_charts_and_the_overlay_carry_the_crate_version() {
         "config/default/kustomization.yaml names another version than {version}"
     );
 }
+
+#[test]
+fn the_runners_temporal_namespaces_reach_the_runner_and_the_operator() {
+    let objects = render("charts/durablejob", &["runner.temporalNamespaces={default,jobs}"]);
+    let args_of = |deployment: &str| -> Vec<String> {
+        let d = of_kind(&objects, "Deployment")
+            .into_iter()
+            .find(|d| name(d) == deployment)
+            .unwrap_or_else(|| panic!("{deployment}"));
+        containers(d)[0]["args"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap().to_string())
+            .collect()
+    };
+    assert!(args_of("durablejob-runner").contains(&"--temporal-namespaces=default,jobs".to_string()));
+    assert!(args_of("durablejob-operator").contains(&"--runner-namespaces=default,jobs".to_string()));
+    let defaults = render("charts/durablejob", &[]);
+    assert!(
+        !serde_json::to_string(&defaults).unwrap().contains("-namespaces="),
+        "by default both use temporal.namespace"
+    );
+}

@@ -202,26 +202,55 @@ mod tests {
     fn parse(args: &[&str]) -> Result<Command, String> {
         let mut argv = vec!["kubectl-durablejob"];
         argv.extend_from_slice(args);
-        Cli::try_parse_from(argv).map(|c| c.command).map_err(|e| e.to_string())
+        Cli::try_parse_from(argv)
+            .map(|c| c.command)
+            .map_err(|e| e.to_string())
     }
 
     #[test]
     fn every_verb_takes_kubectls_flags() {
         let Ok(Command::Trigger(t)) = parse(&[
-            "trigger", "report", "-n", "team", "--kubeconfig", "/k", "--context", "prod", "--overlap", "allow-all", "--wait",
-            "-o", "json",
+            "trigger",
+            "report",
+            "-n",
+            "team",
+            "--kubeconfig",
+            "/k",
+            "--context",
+            "prod",
+            "--overlap",
+            "allow-all",
+            "--wait",
+            "-o",
+            "json",
         ]) else {
             panic!("a trigger");
         };
         assert_eq!(
-            (t.target.name.as_str(), t.target.namespace.as_deref(), t.target.context.as_deref()),
+            (
+                t.target.name.as_str(),
+                t.target.namespace.as_deref(),
+                t.target.context.as_deref()
+            ),
             ("report", Some("team"), Some("prod"))
         );
         assert_eq!(t.overlap, Some(super::Overlap::AllowAll));
         assert!(t.wait.wait && t.wait.output == Some(super::Output::Json));
-        assert!(matches!(parse(&["trigger", "r", "--overlap", "AllowAll"]), Ok(Command::Trigger(_))), "Temporal's spelling");
-        let Ok(Command::Backfill(b)) = parse(&["backfill", "r", "--from", "2026-12-01T00:00:00Z", "--to", "2026-12-01T03:00:00+01:00"])
-        else {
+        assert!(
+            matches!(
+                parse(&["trigger", "r", "--overlap", "AllowAll"]),
+                Ok(Command::Trigger(_))
+            ),
+            "Temporal's spelling"
+        );
+        let Ok(Command::Backfill(b)) = parse(&[
+            "backfill",
+            "r",
+            "--from",
+            "2026-12-01T00:00:00Z",
+            "--to",
+            "2026-12-01T03:00:00+01:00",
+        ]) else {
             panic!("a backfill");
         };
         assert_eq!(b.to - b.from, chrono::TimeDelta::hours(2));
@@ -229,20 +258,45 @@ mod tests {
             panic!("a cancel");
         };
         assert_eq!((c.run.as_deref(), c.terminate), (Some("w-1"), true));
-        assert!(matches!(parse(&["resume", "r", "--wait", "--timeout", "2m"]), Ok(Command::Resume(r)) if r.wait.timeout.as_secs() == 120));
-        assert!(matches!(parse(&["runs", "r", "-o", "wide"]), Ok(Command::Runs(r)) if r.output == Some(super::Output::Wide)));
-        assert!(matches!(parse(&["status", "r", "-o", "yaml"]), Ok(Command::Status(_))));
-        let Ok(Command::Signal(s)) = parse(&["signal", "r", "--run", "w", "cancel", "--input", "{\"why\": 1}"]) else {
+        assert!(
+            matches!(parse(&["resume", "r", "--wait", "--timeout", "2m"]), Ok(Command::Resume(r)) if r.wait.timeout.as_secs() == 120)
+        );
+        assert!(
+            matches!(parse(&["runs", "r", "-o", "wide"]), Ok(Command::Runs(r)) if r.output == Some(super::Output::Wide))
+        );
+        assert!(matches!(
+            parse(&["status", "r", "-o", "yaml"]),
+            Ok(Command::Status(_))
+        ));
+        let Ok(Command::Signal(s)) =
+            parse(&["signal", "r", "--run", "w", "cancel", "--input", "{\"why\": 1}"])
+        else {
             panic!("a signal");
         };
-        assert_eq!((s.signal.as_str(), s.input), ("cancel", Some(serde_json::json!({"why": 1}))));
-        assert!(matches!(parse(&["query", "r", "--run", "w", "status", "--temporal-address", "t:7233"]), Ok(Command::Query(q)) if q.temporal.temporal_address.as_deref() == Some("t:7233")));
+        assert_eq!(
+            (s.signal.as_str(), s.input),
+            ("cancel", Some(serde_json::json!({"why": 1})))
+        );
+        assert!(
+            matches!(parse(&["query", "r", "--run", "w", "status", "--temporal-address", "t:7233"]), Ok(Command::Query(q)) if q.temporal.temporal_address.as_deref() == Some("t:7233"))
+        );
     }
 
     #[test]
     fn bad_arguments_say_what_to_write() {
-        let e = parse(&["backfill", "r", "--from", "yesterday", "--to", "2026-12-01T00:00:00Z"]).unwrap_err();
-        assert!(e.contains("--from \"yesterday\" is not an RFC 3339 time") && e.contains("2026-12-01T09:00:00Z"), "{e}");
+        let e = parse(&[
+            "backfill",
+            "r",
+            "--from",
+            "yesterday",
+            "--to",
+            "2026-12-01T00:00:00Z",
+        ])
+        .unwrap_err();
+        assert!(
+            e.contains("--from \"yesterday\" is not an RFC 3339 time") && e.contains("2026-12-01T09:00:00Z"),
+            "{e}"
+        );
         let e = parse(&["backfill", "r", "--from", "2026-12-01T00:00:00Z"]).unwrap_err();
         assert!(e.contains("--to"), "{e}");
         let e = parse(&["trigger", "r", "--overlap", "sometimes"]).unwrap_err();
@@ -254,6 +308,9 @@ mod tests {
         let e = parse(&["trigger"]).unwrap_err();
         assert!(e.contains("<NAME>"), "{e}");
         let e = parse(&["runs", "r", "-o", "xml"]).unwrap_err();
-        assert!(e.contains("json") && e.contains("yaml") && e.contains("wide"), "{e}");
+        assert!(
+            e.contains("json") && e.contains("yaml") && e.contains("wide"),
+            "{e}"
+        );
     }
 }

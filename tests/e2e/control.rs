@@ -432,6 +432,44 @@ async fn cancel_deletes_a_long_runs_job_after_query_status_shows_its_attempt_and
     env.wait_event("long", "RunCanceled").await?;
     let runs = kubectl.ok(&["runs", "long", "-o", "wide"])?;
     ensure!(runs.contains("Canceled") && runs.contains(&wid), "{runs}");
+
+    // terminated: the run ends Terminated and the runner, finding its run gone, deletes the Job
+    let out = kubectl.ok(&["trigger", "long", "--wait", "-o", "json"])?;
+    let record: Value = serde_json::from_str(&out).with_context(|| out.clone())?;
+    let second = record["workflowIds"][0]
+        .as_str()
+        .context("the second run's id")?
+        .to_string();
+    let s = env
+        .wait_status("long", "the second run is running with its Job", T, |s| {
+            s.running_workflows
+                .iter()
+                .any(|w| w.workflow_id == second && w.job_name.is_some())
+        })
+        .await?;
+    let job_name = s.running_workflows[0].job_name.clone().context("job")?;
+    let out = kubectl.ok(&["cancel", "long", "--terminate", "--wait"])?;
+    ensure!(out.contains("Terminated"), "{out}");
+    env.wait_status("long", "the second run ended Terminated", T, |s| {
+        s.recent_runs
+            .first()
+            .is_some_and(|r| r.workflow_id == second && r.result == RunResult::Terminated)
+    })
+    .await?;
+    wait_for("the terminated run's Job to be deleted", T, || {
+        let jobs = jobs.clone();
+        let name = job_name.clone();
+        async move {
+            match jobs.get_opt(&name).await {
+                Ok(None) => Some(()),
+                Ok(Some(j)) if j.metadata.deletion_timestamp.is_some() => Some(()),
+                _ => None,
+            }
+        }
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}\n--- runner ---\n{}", runner.log_tail(20)))?;
+    env.wait_event("long", "RunTerminated").await?;
     Ok(())
 }
 

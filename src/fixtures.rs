@@ -164,6 +164,7 @@ impl crate::temporal::ObservedSchedule {
             fingerprint: String::new(),
             owner: None,
             action_count_base: 0,
+            created_hash: None,
             paused: false,
             notes: String::new(),
             conflict_token: vec![],

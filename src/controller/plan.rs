@@ -137,8 +137,20 @@ pub(crate) fn decide(input: &PlanInput<'_>) -> Decision {
         };
     }
 
+    // No record of a write, but the memo says the operator created this very schedule from
+    // this very spec (its status write was lost): it is in sync, not adopted.
+    let created_from_this_spec = obs.created_hash.as_deref() == Some(input.desired_hash);
+    if previous_sync.is_none() && created_from_this_spec && obs.paused == d.paused && obs.notes == notes(d) {
+        return Decision::InSync {
+            record_fingerprint: Some(obs.fingerprint.clone()),
+        };
+    }
     let reason = if previous_sync.is_none() {
-        WriteReason::Adopted
+        match &obs.created_hash {
+            None => WriteReason::Adopted,
+            Some(_) if created_from_this_spec => WriteReason::DriftRepaired,
+            Some(_) => WriteReason::SpecChanged,
+        }
     } else if !spec_unchanged {
         WriteReason::SpecChanged
     } else if resume && obs.paused_by_failure() {
@@ -342,12 +354,45 @@ mod tests {
     #[test]
     fn a_schedule_found_without_a_record_is_adopted() {
         let d = DurableJob::test("x").desired_schedule();
-        let obs = observed(&d, "fp");
+        let obs = ObservedSchedule {
+            created_hash: None,
+            ..observed(&d, "fp")
+        };
         let Decision::Update { reason, .. } = decide_with(&d, &DurableJobStatus::default(), Some(&obs), None)
         else {
             panic!()
         };
         assert_eq!(reason, WriteReason::Adopted);
+    }
+
+    #[test]
+    fn the_operators_own_create_whose_status_was_lost_is_in_sync_not_adopted() {
+        let d = DurableJob::test("x").desired_schedule();
+        let obs = ObservedSchedule {
+            created_hash: Some(d.hash()),
+            ..observed(&d, "fp")
+        };
+        assert_eq!(
+            decide_with(&d, &DurableJobStatus::default(), Some(&obs), None),
+            Decision::InSync {
+                record_fingerprint: Some("fp".into())
+            }
+        );
+        let edited_since = DurableJob::test("x").with_cron(&["0 10 * * *"]).desired_schedule();
+        let Decision::Update { reason, .. } = decide_with(&edited_since, &DurableJobStatus::default(), Some(&obs), None)
+        else {
+            panic!()
+        };
+        assert_eq!(reason, WriteReason::SpecChanged, "ours, from an older spec");
+        let paused_there = ObservedSchedule {
+            paused: true,
+            ..obs.clone()
+        };
+        let Decision::Update { reason, .. } = decide_with(&d, &DurableJobStatus::default(), Some(&paused_there), None)
+        else {
+            panic!()
+        };
+        assert_eq!(reason, WriteReason::DriftRepaired);
     }
 
     #[test]

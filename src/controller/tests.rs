@@ -241,3 +241,24 @@ async fn cleanup_deletes_the_schedule_even_when_no_status_was_written_and_the_sp
     assert!(deleted.is_empty());
     assert!(fake.get(&locations[0]).is_some());
 }
+
+#[tokio::test]
+async fn a_create_whose_status_write_was_lost_is_recognised_without_a_second_write() {
+    let fake = FakeSchedules::default();
+    let dj = DurableJob::test("report");
+    let first = reconcile(&fake, &dj).await;
+    assert_eq!(first.writes, vec![Reason::ScheduleCreated]);
+    // the status never reached the API server: the next reconcile sees no record
+    fake.clear_calls();
+    let again = reconcile(&fake, &dj).await;
+    assert_eq!(writes(&fake), vec![], "no update of the operator's own schedule");
+    assert_eq!(again.writes, vec![]);
+    assert!(
+        again.notices.is_empty(),
+        "no ScheduleAdopted, no other Event: {:?}",
+        again.notices
+    );
+    assert_eq!(condition(&again.status, "Ready"), ("True", "Synced"));
+    assert!(again.status.sync.is_some(), "the record is written now");
+}
+

@@ -103,6 +103,7 @@ impl FakeSchedules {
             fingerprint: hex_sha256(format!("{}|{:?}|{}", desired.hash(), options, st.writes).as_bytes()),
             owner: Some(desired.owner.clone()),
             action_count_base: options.action_count_base,
+            created_hash: Some(desired.hash()),
             paused: options.paused,
             notes: options.notes.clone(),
             conflict_token: st.writes.to_be_bytes().to_vec(),
@@ -148,7 +149,10 @@ impl Schedules for FakeSchedules {
             }
             Some(_) => {}
         }
-        let s = Self::stored(&mut st, desired, options);
+        // the memo is written at create only, as Temporal does
+        let created_hash = st.schedules.get(&key(&desired.location)).and_then(|o| o.created_hash.clone());
+        let mut s = Self::stored(&mut st, desired, options);
+        s.created_hash = created_hash;
         st.schedules.insert(key(&desired.location), s);
         Ok(())
     }

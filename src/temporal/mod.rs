@@ -46,6 +46,9 @@ pub struct ObservedSchedule {
     pub owner: Option<Owner>,
     /// Runs started by earlier incarnations, from the memo.
     pub action_count_base: i64,
+    /// Hash of the desired schedule it was created from, from the memo (`None` on schedules
+    /// created before the operator recorded it).
+    pub created_hash: Option<String>,
     pub paused: bool,
     pub notes: String,
     pub conflict_token: Vec<u8>,

@@ -123,7 +123,7 @@ impl Schedules for SdkSchedules {
             initial_patch: None,
             identity: self.identity.clone(),
             request_id: request_id(),
-            memo: Some(schedule_memo(&desired.owner, options.action_count_base)?),
+            memo: Some(schedule_memo(&desired.owner, options.action_count_base, &desired.hash())?),
             search_attributes: None,
         };
         let r = WorkflowService::create_schedule(&mut client.clone(), req.into_request())
@@ -390,7 +390,7 @@ fn from_proto_time(t: &prost_wkt_types::Timestamp) -> Option<DateTime<Utc>> {
 }
 
 /// The schedule's memo: who owns it.
-pub fn schedule_memo(owner: &Owner, action_count_base: i64) -> Result<Memo, TemporalError> {
+pub fn schedule_memo(owner: &Owner, action_count_base: i64, desired_hash: &str) -> Result<Memo, TemporalError> {
     let mut fields = HashMap::new();
     fields.insert(
         memo::OWNER_UID.to_string(),
@@ -403,6 +403,10 @@ pub fn schedule_memo(owner: &Owner, action_count_base: i64) -> Result<Memo, Temp
     fields.insert(
         memo::RESOURCE.to_string(),
         json_payload(&Value::from(owner.resource.clone()))?,
+    );
+    fields.insert(
+        memo::DESIRED_HASH.to_string(),
+        json_payload(&Value::from(desired_hash.to_string()))?,
     );
     fields.insert(
         memo::ACTION_COUNT_BASE.to_string(),
@@ -576,6 +580,7 @@ pub fn observed_from_describe(resp: &DescribeScheduleResponse) -> Result<Observe
         fingerprint: fingerprint(schedule),
         owner,
         action_count_base: memo_i64(&resp.memo, memo::ACTION_COUNT_BASE).unwrap_or(0),
+        created_hash: memo_string(&resp.memo, memo::DESIRED_HASH),
         paused: state.paused,
         notes: state.notes.clone(),
         conflict_token: resp.conflict_token.clone(),
@@ -826,10 +831,11 @@ mod tests {
         let schedule = schedule_proto(&d, &options()).unwrap();
         let o = observed_from_describe(&describe_response(
             schedule.clone(),
-            schedule_memo(&d.owner, 3).unwrap(),
+            schedule_memo(&d.owner, 3, &d.hash()).unwrap(),
         ))
         .unwrap();
         assert_eq!(o.owner, Some(d.owner.clone()));
+        assert_eq!(o.created_hash, Some(d.hash()));
         assert_eq!(
             (o.action_count_base, o.action_count, o.total_actions()),
             (3, 4, 7)

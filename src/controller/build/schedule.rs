@@ -25,6 +25,9 @@ pub(crate) mod memo {
     pub(crate) const RESOURCE: &str = "durablejob.dev/resource";
     /// Runs started by earlier incarnations of the schedule (counted toward runLimit).
     pub(crate) const ACTION_COUNT_BASE: &str = "durablejob.dev/action-count-base";
+    /// Hash of the desired schedule it was created from: a create whose status write was lost
+    /// is recognised as the operator's own (the memo cannot change after create).
+    pub(crate) const DESIRED_HASH: &str = "durablejob.dev/desired-hash";
 }
 
 /// Where a schedule lives.

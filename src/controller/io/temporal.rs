@@ -101,7 +101,7 @@ pub(crate) async fn sync<S: Schedules>(
         Decision::InSync { record_fingerprint } => {
             if let Some(fp) = record_fingerprint {
                 out.sync = Some(record(&fp));
-                if !r.previous.paused {
+                if !r.previous.paused && observed.as_ref().is_some_and(|o| o.paused_by_failure()) {
                     out.notices.push(Notice::warning(
                         Reason::PausedAfterFailure,
                         "Pause",

@@ -336,6 +336,7 @@ mod tests {
 
     fn observed(running: &[&str]) -> ObservedSchedule {
         ObservedSchedule {
+            created_hash: None,
             fingerprint: "fp".into(),
             owner: None,
             action_count_base: 1,

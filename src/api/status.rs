@@ -104,6 +104,10 @@ pub struct SyncRecord {
     /// The last `durablejob.dev/resume` annotation value acted on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub handled_resume: Option<String>,
+    /// Digest of the runs Temporal's description showed when `recentRuns` was last read from
+    /// its visibility store; while it is unchanged (and no run is in flight) that read is skipped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runs_marker: Option<String>,
 }
 
 /// A status condition (the shape of metav1.Condition).

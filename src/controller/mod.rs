@@ -238,6 +238,17 @@ where
     }
 }
 
+/// What the cache keeps of a DurableJob: everything but what the operator never reads, the
+/// managed fields and kubectl's last-applied copy of the manifest (together often more than
+/// the object itself).
+pub(crate) fn trim(dj: &mut DeserializeGuard<DurableJob>) {
+    if let Ok(dj) = dj.0.as_mut() {
+        dj.managed_fields_mut().clear();
+        dj.annotations_mut()
+            .remove("kubectl.kubernetes.io/last-applied-configuration");
+    }
+}
+
 /// Runs controllers for the given namespaces (all when empty) until a shutdown signal.
 pub async fn run<S: Schedules>(
     ctx: Arc<Context<S>>,
@@ -273,6 +284,7 @@ pub async fn run<S: Schedules>(
         let (reader, writer) = reflector::store::<DeserializeGuard<DurableJob>>();
         let changes = watcher(api, watcher::Config::default().any_semantic())
             .default_backoff()
+            .modify(trim)
             .reflect(writer)
             .applied_objects()
             .predicate_filter(changed_by_people, Default::default());

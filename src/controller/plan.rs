@@ -185,6 +185,7 @@ pub(crate) fn sync_record(
         desired_hash: desired_hash.to_string(),
         observed_fingerprint: fingerprint.to_string(),
         handled_resume,
+        runs_marker: None,
     }
 }
 
@@ -378,8 +379,11 @@ mod tests {
                 record_fingerprint: Some("fp".into())
             }
         );
-        let edited_since = DurableJob::test("x").with_cron(&["0 10 * * *"]).desired_schedule();
-        let Decision::Update { reason, .. } = decide_with(&edited_since, &DurableJobStatus::default(), Some(&obs), None)
+        let edited_since = DurableJob::test("x")
+            .with_cron(&["0 10 * * *"])
+            .desired_schedule();
+        let Decision::Update { reason, .. } =
+            decide_with(&edited_since, &DurableJobStatus::default(), Some(&obs), None)
         else {
             panic!()
         };
@@ -388,7 +392,8 @@ mod tests {
             paused: true,
             ..obs.clone()
         };
-        let Decision::Update { reason, .. } = decide_with(&d, &DurableJobStatus::default(), Some(&paused_there), None)
+        let Decision::Update { reason, .. } =
+            decide_with(&d, &DurableJobStatus::default(), Some(&paused_there), None)
         else {
             panic!()
         };

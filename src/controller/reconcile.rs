@@ -139,6 +139,7 @@ pub(crate) async fn schedule_and_status<S: Schedules>(
         completed: s.is_some_and(|s| s.completed),
         worker: worker_state,
         requests: requests.as_ref().map(|h| h.records.clone()).unwrap_or_default(),
+        runs_marker: s.and_then(|s| s.runs_marker.clone()),
     };
     let status = status::build(&previous, dj.metadata.generation, now, &observations);
     let requeue = match &problem {

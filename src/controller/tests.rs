@@ -262,3 +262,71 @@ async fn a_create_whose_status_write_was_lost_is_recognised_without_a_second_wri
     assert!(again.status.sync.is_some(), "the record is written now");
 }
 
+#[tokio::test]
+async fn visibility_is_read_only_when_the_description_shows_new_runs() {
+    use crate::temporal::{RecentAction, RunRef};
+    let fake = FakeSchedules::default();
+    let dj = DurableJob::test("report");
+    let first = reconcile(&fake, &dj).await;
+    let list_calls = |fake: &FakeSchedules| {
+        fake.calls()
+            .iter()
+            .filter(|c| matches!(c, Call::RecentRuns(_)))
+            .count()
+    };
+    assert_eq!(list_calls(&fake), 1, "a new schedule: read once");
+    fake.clear_calls();
+    let idle = reconcile(&fake, &dj.clone().with_status(first.status.clone())).await;
+    assert_eq!(
+        fake.calls(),
+        vec![Call::Describe(id("report"))],
+        "idle: one describe, nothing else"
+    );
+    assert_eq!(idle.status, first.status);
+
+    // a run started: the description's recent actions change, so the runs are read
+    let location = crate::controller::build::schedule::ScheduleLocation {
+        namespace: "default".into(),
+        id: id("report"),
+    };
+    let mut o = fake.get(&location).expect("schedule");
+    o.action_count = 1;
+    o.recent_actions = vec![RecentAction {
+        scheduled_time: now(),
+        actual_time: now(),
+        run: RunRef {
+            workflow_id: "w".into(),
+            run_id: "r".into(),
+        },
+        result: Some(crate::api::RunResult::Running),
+    }];
+    fake.insert(&location, o);
+    fake.clear_calls();
+    let moved = reconcile(&fake, &dj.clone().with_status(idle.status.clone())).await;
+    assert_eq!(list_calls(&fake), 1);
+    fake.clear_calls();
+    reconcile(&fake, &dj.with_status(moved.status)).await;
+    assert_eq!(list_calls(&fake), 0, "the same runs again: not read again");
+}
+
+#[test]
+fn the_cache_keeps_no_managed_fields_or_last_applied_copy() {
+    use kube::{ResourceExt, core::DeserializeGuard};
+    let mut dj = DurableJob::test("report");
+    dj.metadata.managed_fields = Some(vec![Default::default()]);
+    dj.annotations_mut().insert(
+        "kubectl.kubernetes.io/last-applied-configuration".into(),
+        "{...}".into(),
+    );
+    dj.annotations_mut()
+        .insert("durablejob.dev/trigger".into(), "t1".into());
+    let mut guarded = DeserializeGuard(Ok(dj));
+    super::trim(&mut guarded);
+    let dj = guarded.0.expect("a DurableJob");
+    assert!(dj.managed_fields().is_empty());
+    assert_eq!(
+        dj.annotations().keys().collect::<Vec<_>>(),
+        vec!["durablejob.dev/trigger"],
+        "requests stay"
+    );
+}

@@ -150,7 +150,10 @@ impl Schedules for FakeSchedules {
             Some(_) => {}
         }
         // the memo is written at create only, as Temporal does
-        let created_hash = st.schedules.get(&key(&desired.location)).and_then(|o| o.created_hash.clone());
+        let created_hash = st
+            .schedules
+            .get(&key(&desired.location))
+            .and_then(|o| o.created_hash.clone());
         let mut s = Self::stored(&mut st, desired, options);
         s.created_hash = created_hash;
         st.schedules.insert(key(&desired.location), s);

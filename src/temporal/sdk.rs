@@ -123,7 +123,11 @@ impl Schedules for SdkSchedules {
             initial_patch: None,
             identity: self.identity.clone(),
             request_id: request_id(),
-            memo: Some(schedule_memo(&desired.owner, options.action_count_base, &desired.hash())?),
+            memo: Some(schedule_memo(
+                &desired.owner,
+                options.action_count_base,
+                &desired.hash(),
+            )?),
             search_attributes: None,
         };
         let r = WorkflowService::create_schedule(&mut client.clone(), req.into_request())
@@ -390,7 +394,11 @@ fn from_proto_time(t: &prost_wkt_types::Timestamp) -> Option<DateTime<Utc>> {
 }
 
 /// The schedule's memo: who owns it.
-pub fn schedule_memo(owner: &Owner, action_count_base: i64, desired_hash: &str) -> Result<Memo, TemporalError> {
+pub fn schedule_memo(
+    owner: &Owner,
+    action_count_base: i64,
+    desired_hash: &str,
+) -> Result<Memo, TemporalError> {
     let mut fields = HashMap::new();
     fields.insert(
         memo::OWNER_UID.to_string(),

@@ -8,7 +8,7 @@ use kube::runtime::events::EventType;
 use tracing::info;
 
 use super::Notice;
-use crate::api::{DurableJobStatus, RESUME_ANNOTATION, SyncRecord};
+use crate::api::{DurableJobStatus, RESUME_ANNOTATION, RunResult, SyncRecord};
 use crate::controller::build::schedule::{DesiredSchedule, ScheduleLocation};
 use crate::controller::plan::{self, Decision, PlanInput, WriteReason};
 use crate::controller::status::{Problem, RECENT_RUNS};
@@ -47,6 +47,8 @@ pub(crate) struct Synced {
     pub notices: Vec<Notice>,
     /// Written but gone right away: look again soon.
     pub vanished: bool,
+    /// The runs digest when the runs were read in this reconcile.
+    pub runs_marker: Option<String>,
 }
 
 /// What the resource says about itself that the schedule steps need.
@@ -154,11 +156,40 @@ pub(crate) async fn sync<S: Schedules>(
             });
         }
     }
-    if out.observed.is_some() {
-        // the runs are a view; when they cannot be read the previous ones are kept
-        out.runs = schedules.recent_runs(&desired.location, RECENT_RUNS).await.ok();
+    if let Some(o) = &out.observed {
+        // Visibility (ListWorkflowExecutions) is read only when the description shows other
+        // runs than last time, or a run was still in flight: an idle schedule costs one
+        // describe. The runs are a view; when they cannot be read the previous ones are kept.
+        let marker = runs_marker(o);
+        let seen = r.previous.sync.as_ref().and_then(|s| s.runs_marker.as_deref()) == Some(marker.as_str());
+        let in_flight = r
+            .previous
+            .recent_runs
+            .iter()
+            .any(|x| x.result == RunResult::Running);
+        if !seen || in_flight {
+            out.runs = schedules.recent_runs(&desired.location, RECENT_RUNS).await.ok();
+            if out.runs.is_some() {
+                out.runs_marker = Some(marker);
+            }
+        }
     }
     Ok(out)
+}
+
+/// What the description says about runs: how many started, which ran recently with what
+/// result, which are running.
+pub(crate) fn runs_marker(o: &ObservedSchedule) -> String {
+    let mut text = format!("{}|", o.total_actions());
+    for a in &o.recent_actions {
+        text.push_str(&format!("{}={:?};", a.run.run_id, a.result));
+    }
+    text.push('|');
+    for r in &o.running {
+        text.push_str(&r.run_id);
+        text.push(';');
+    }
+    crate::util::digest::hex_sha256(text.as_bytes())[..16].to_string()
 }
 
 /// Creates or updates the schedule as decided; the reason it was written.

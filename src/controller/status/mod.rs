@@ -43,6 +43,8 @@ pub(crate) struct Observations<'a> {
     pub worker: Option<WorkerState>,
     /// Run-control requests handled in this reconcile, in order.
     pub requests: Vec<crate::api::RequestRecord>,
+    /// The runs digest, when the runs were read from visibility in this reconcile.
+    pub runs_marker: Option<String>,
 }
 
 /// The state of a user worker Deployment.
@@ -70,6 +72,13 @@ pub(crate) fn build(
     }
     if let Some(sync) = &r.sync {
         s.sync = Some(sync.clone());
+    }
+    let marker = r
+        .runs_marker
+        .clone()
+        .or_else(|| previous.sync.as_ref().and_then(|x| x.runs_marker.clone()));
+    if let (Some(sync), Some(m)) = (s.sync.as_mut(), marker) {
+        sync.runs_marker = Some(m);
     }
     if let Some(d) = r.desired {
         s.schedule_id = Some(d.location.id.clone());
@@ -104,9 +113,17 @@ pub(crate) fn build(
         if let Some(latest) = o.recent_actions.iter().map(|a| a.scheduled_time).max() {
             s.last_schedule_time = Some(secs(latest));
         }
+        // the runs are read after the description: a run they show closed is no longer running
+        let closed = |run_id: &str| {
+            r.runs.is_some_and(|runs| {
+                runs.iter()
+                    .any(|x| x.run.run_id == run_id && x.result != RunResult::Running)
+            })
+        };
         s.running_workflows = o
             .running
             .iter()
+            .filter(|run| !closed(&run.run_id))
             .map(|run| {
                 let record = r
                     .runs
@@ -383,6 +400,7 @@ mod tests {
             desired_hash: "h".into(),
             observed_fingerprint: "fp".into(),
             handled_resume: None,
+            runs_marker: None,
         };
         let r = Observations {
             desired: Some(&d),
@@ -429,6 +447,24 @@ mod tests {
 
     fn build_status(r: &Observations<'_>) -> DurableJobStatus {
         build(&DurableJobStatus::default(), Some(4), t(11, 30, 0), r)
+    }
+
+    #[test]
+    fn a_run_the_later_read_shows_closed_is_not_running() {
+        let d = DurableJob::test("x").desired_schedule();
+        let runs = vec![
+            run("c", t(11, 0, 0), None, RunResult::Running),
+            run("b", t(10, 0, 0), Some(t(10, 5, 0)), RunResult::Canceled),
+        ];
+        let obs = observed(&["c", "b"]);
+        let s = build_status(&Observations {
+            desired: Some(&d),
+            observed: Some(&obs),
+            runs: Some(&runs),
+            ..Default::default()
+        });
+        let running: Vec<&str> = s.running_workflows.iter().map(|w| w.run_id.as_str()).collect();
+        assert_eq!(running, vec!["c"]);
     }
 
     #[test]

@@ -84,6 +84,24 @@ pub struct Context<S: Schedules> {
     /// Reconciles in flight across every controller and watched namespace.
     limit: Arc<tokio::sync::Semaphore>,
     max_concurrent: u16,
+    /// The worker Deployments the controllers watch, one cache per watched scope.
+    workers: std::sync::RwLock<Vec<WorkerCache>>,
+}
+
+/// A watch cache of worker Deployments and whether it has listed them all yet.
+#[derive(Clone)]
+pub(crate) struct WorkerCache {
+    store: reflector::Store<Deployment>,
+    namespace: Option<String>,
+    ready: Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// Where a worker Deployment was looked up.
+pub(crate) enum Cached {
+    /// The cache covers the namespace and has listed: this is the answer.
+    Known(Option<Arc<Deployment>>),
+    /// No synced cache for the namespace (not started yet, or a test): ask the API server.
+    Unknown,
 }
 
 /// Default `--max-concurrent-reconciles`: the Temporal dev server's CreateSchedule rate stops
@@ -107,7 +125,23 @@ impl<S: Schedules> Context<S> {
                 DEFAULT_MAX_CONCURRENT_RECONCILES.into(),
             )),
             max_concurrent: DEFAULT_MAX_CONCURRENT_RECONCILES,
+            workers: std::sync::RwLock::new(Vec::new()),
         }
+    }
+
+    /// The worker Deployment `namespace/name` as the watch cache has it.
+    pub(crate) fn cached_worker(&self, namespace: &str, name: &str) -> Cached {
+        let caches = self.workers.read().expect("worker caches lock");
+        let Some(cache) = caches
+            .iter()
+            .find(|c| c.namespace.as_deref().is_none_or(|n| n == namespace))
+        else {
+            return Cached::Unknown;
+        };
+        if !cache.ready.load(std::sync::atomic::Ordering::Acquire) {
+            return Cached::Unknown;
+        }
+        Cached::Known(cache.store.get(&ObjectRef::new(name).within(namespace)))
     }
 
     /// At most `n` reconciles at a time, across controllers and namespaces.
@@ -288,16 +322,33 @@ pub async fn run<S: Schedules>(
             .reflect(writer)
             .applied_objects()
             .predicate_filter(changed_by_people, Default::default());
+        // The worker Deployments are cached (trimmed of managed fields): a reconcile reads the
+        // cache instead of GETting `<name>-worker`, which for most DurableJobs does not exist.
+        let (worker_reader, worker_writer) = reflector::store::<Deployment>();
+        let worker_cache = WorkerCache {
+            store: worker_reader.clone(),
+            namespace: ns.map(str::to_string),
+            ready: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+        };
+        ctx.workers
+            .write()
+            .expect("worker caches lock")
+            .push(worker_cache.clone());
+        let worker_changes = watcher(
+            deployments,
+            watcher::Config::default()
+                .labels(crate::controller::build::worker::WORKER_LABEL)
+                .any_semantic(),
+        )
+        .default_backoff()
+        .modify(|d: &mut Deployment| d.managed_fields_mut().clear())
+        .reflect(worker_writer)
+        .touched_objects();
         let controller = Controller::for_stream(changes, reader)
             .with_config(
                 kube::runtime::controller::Config::default().concurrency(ctx.max_concurrent_reconciles()),
             )
-            .owns(
-                deployments,
-                watcher::Config::default()
-                    .labels(crate::controller::build::worker::WORKER_LABEL)
-                    .any_semantic(),
-            )
+            .owns_stream(worker_changes)
             .owns(
                 jobs,
                 watcher::Config::default()
@@ -313,6 +364,13 @@ pub async fn run<S: Schedules>(
                 let _ = store.wait_until_ready().await;
                 ready.set_ready();
             };
+            let workers_ready = async move {
+                if worker_reader.wait_until_ready().await.is_ok() {
+                    worker_cache
+                        .ready
+                        .store(true, std::sync::atomic::Ordering::Release);
+                }
+            };
             let drive = controller
                 .shutdown_on_signal()
                 .run(reconcile, error_policy, ctx)
@@ -324,7 +382,7 @@ pub async fn run<S: Schedules>(
                         }
                     }
                 });
-            tokio::join!(wait_ready, drive);
+            tokio::join!(wait_ready, workers_ready, drive);
         }
     });
     futures::future::join_all(controllers).await;

@@ -355,6 +355,15 @@ async fn a_new_durablejob_takes_two_reconciles_and_the_operators_own_status_writ
     .await?;
     tokio::time::sleep(Duration::from_secs(2)).await;
     ensure!(reconciles().await == more, "one annotation, one reconcile");
+    // a jobTemplate DurableJob has no worker Deployment: the operator's watch cache says so,
+    // no GET of deployments/r-worker is made
+    if let Some(gets) = env.audit_count(|e| {
+        e.verb == "get"
+            && e.object_ref.resource == "deployments"
+            && e.is_service_account(&env.namespace, "durablejob-operator")
+    }) {
+        ensure!(gets == 0, "{gets} GETs of the worker Deployment");
+    }
     Ok(())
 }
 

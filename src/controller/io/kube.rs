@@ -47,13 +47,16 @@ pub(crate) async fn sync_worker<S: Schedules>(
     let uid = dj.uid().unwrap_or_default();
     let api: Api<Deployment> = Api::namespaced(ctx.client.clone(), &namespace);
     let deployment = worker::deployment_name(&name);
-    let existing = api.get_opt(&deployment).await.map_err(|e| {
-        problem(
-            Reason::WorkerApplyFailed,
-            format!("cannot read Deployment {deployment}"),
-            &e,
-        )
-    })?;
+    let existing = match ctx.cached_worker(&namespace, &deployment) {
+        crate::controller::Cached::Known(d) => d.map(|d| (*d).clone()),
+        crate::controller::Cached::Unknown => api.get_opt(&deployment).await.map_err(|e| {
+            problem(
+                Reason::WorkerApplyFailed,
+                format!("cannot read Deployment {deployment}"),
+                &e,
+            )
+        })?,
+    };
     let ours = |d: &Deployment| d.metadata.owner_references.iter().flatten().any(|o| o.uid == uid);
     let Executor::UserWorker(w) = &valid.executor else {
         if existing.as_ref().is_some_and(ours) {

@@ -11,6 +11,7 @@ use crate::controller::build::schedule::{DesiredSchedule, Owner, ScheduleLocatio
 pub mod connect;
 #[cfg(test)]
 pub mod fake;
+pub mod limit;
 pub mod sdk;
 
 /// Errors talking to Temporal, classified by what the reconcile should do about them.

@@ -51,7 +51,11 @@ pub struct SdkSchedules {
     pool: Arc<ClientPool>,
     identity: String,
     observer: Option<Arc<dyn CallObserver>>,
+    limit: Arc<super::limit::Limiter>,
 }
+
+/// Temporal calls in flight at most, across reconciles (each reconcile makes one at a time).
+pub const MAX_IN_FLIGHT: usize = 64;
 
 impl SdkSchedules {
     pub fn new(pool: Arc<ClientPool>, identity: String, observer: Option<Arc<dyn CallObserver>>) -> Self {
@@ -59,6 +63,7 @@ impl SdkSchedules {
             pool,
             identity,
             observer,
+            limit: Arc::new(super::limit::Limiter::new(MAX_IN_FLIGHT)),
         }
     }
 
@@ -89,7 +94,13 @@ impl SdkSchedules {
             identity: self.identity.clone(),
             request_id,
         };
-        let r = WorkflowService::patch_schedule(&mut client.clone(), req.into_request())
+        let r = self
+            .limit
+            .call(|| {
+                let mut c = client.clone();
+                let req = req.clone();
+                async move { WorkflowService::patch_schedule(&mut c, req.into_request()).await }
+            })
             .await
             .map(|_| ())
             .map_err(|s| classify(&at.namespace, s));
@@ -105,7 +116,15 @@ impl Schedules for SdkSchedules {
             namespace: client.namespace(),
             schedule_id: at.id.clone(),
         };
-        let r = match WorkflowService::describe_schedule(&mut client.clone(), req.into_request()).await {
+        let r = match self
+            .limit
+            .call(|| {
+                let mut c = client.clone();
+                let req = req.clone();
+                async move { WorkflowService::describe_schedule(&mut c, req.into_request()).await }
+            })
+            .await
+        {
             Ok(resp) => observed_from_describe(&resp.into_inner()).map(Some),
             Err(s) if is_schedule_not_found(&s) => Ok(None),
             Err(s) => Err(classify(&at.namespace, s)),
@@ -130,7 +149,13 @@ impl Schedules for SdkSchedules {
             )?),
             search_attributes: None,
         };
-        let r = WorkflowService::create_schedule(&mut client.clone(), req.into_request())
+        let r = self
+            .limit
+            .call(|| {
+                let mut c = client.clone();
+                let req = req.clone();
+                async move { WorkflowService::create_schedule(&mut c, req.into_request()).await }
+            })
             .await
             .map(|_| ())
             .map_err(|s| classify(&desired.location.namespace, s));
@@ -156,7 +181,13 @@ impl Schedules for SdkSchedules {
             // the server refuses memo updates on workflow-backed schedules; the memo is set at create
             memo: None,
         };
-        let r = WorkflowService::update_schedule(&mut client.clone(), req.into_request())
+        let r = self
+            .limit
+            .call(|| {
+                let mut c = client.clone();
+                let req = req.clone();
+                async move { WorkflowService::update_schedule(&mut c, req.into_request()).await }
+            })
             .await
             .map(|_| ())
             .map_err(|s| classify(&desired.location.namespace, s));
@@ -171,7 +202,15 @@ impl Schedules for SdkSchedules {
             schedule_id: at.id.clone(),
             identity: self.identity.clone(),
         };
-        let r = match WorkflowService::delete_schedule(&mut client.clone(), req.into_request()).await {
+        let r = match self
+            .limit
+            .call(|| {
+                let mut c = client.clone();
+                let req = req.clone();
+                async move { WorkflowService::delete_schedule(&mut c, req.into_request()).await }
+            })
+            .await
+        {
             Ok(_) => Ok(()),
             Err(s) if is_schedule_not_found(&s) => Ok(()),
             Err(s) => Err(classify(&at.namespace, s)),
@@ -264,7 +303,12 @@ impl Schedules for SdkSchedules {
                 identity: self.identity.clone(),
                 ..Default::default()
             };
-            WorkflowService::terminate_workflow_execution(&mut client.clone(), req.into_request())
+            self.limit
+                .call(|| {
+                    let mut c = client.clone();
+                    let req = req.clone();
+                    async move { WorkflowService::terminate_workflow_execution(&mut c, req.into_request()).await }
+                })
                 .await
                 .map(|_| ())
         } else {
@@ -276,7 +320,14 @@ impl Schedules for SdkSchedules {
                 reason: reason.to_string(),
                 ..Default::default()
             };
-            WorkflowService::request_cancel_workflow_execution(&mut client.clone(), req.into_request())
+            self.limit
+                .call(|| {
+                    let mut c = client.clone();
+                    let req = req.clone();
+                    async move {
+                        WorkflowService::request_cancel_workflow_execution(&mut c, req.into_request()).await
+                    }
+                })
                 .await
                 .map(|_| ())
         };
@@ -302,7 +353,13 @@ impl Schedules for SdkSchedules {
             next_page_token: Vec::new(),
             query: format!("TemporalScheduledById = '{}'", at.id.replace('\'', "\\'")),
         };
-        let r = WorkflowService::list_workflow_executions(&mut client.clone(), req.into_request())
+        let r = self
+            .limit
+            .call(|| {
+                let mut c = client.clone();
+                let req = req.clone();
+                async move { WorkflowService::list_workflow_executions(&mut c, req.into_request()).await }
+            })
             .await
             .map_err(|s| classify(&at.namespace, s))
             .map(|resp| {
@@ -358,15 +415,17 @@ fn classify(namespace: &str, s: Status) -> TemporalError {
         Code::InvalidArgument => TemporalError::Rejected(msg),
         Code::AlreadyExists | Code::Aborted | Code::FailedPrecondition => TemporalError::Conflict(msg),
         Code::PermissionDenied | Code::Unauthenticated => TemporalError::PermissionDenied(msg),
-        Code::Unavailable
-        | Code::DeadlineExceeded
-        | Code::Unknown
-        | Code::Cancelled
-        | Code::ResourceExhausted => TemporalError::Unavailable(if msg.is_empty() {
-            format!("{:?}", s.code())
-        } else {
-            msg
-        }),
+        Code::ResourceExhausted => TemporalError::Unavailable(format!(
+            "Temporal is rate limiting the operator (ResourceExhausted after {} tries with a shared back-off): {msg}",
+            super::limit::TRIES
+        )),
+        Code::Unavailable | Code::DeadlineExceeded | Code::Unknown | Code::Cancelled => {
+            TemporalError::Unavailable(if msg.is_empty() {
+                format!("{:?}", s.code())
+            } else {
+                msg
+            })
+        }
         other => TemporalError::Other(format!("{other:?}: {msg}")),
     }
 }

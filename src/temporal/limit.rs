@@ -1,0 +1,168 @@
+//! A client-side limit on the operator's Temporal calls: at most so many in flight, and when
+//! Temporal answers `ResourceExhausted` (its per-namespace rate limits, e.g. on visibility) every
+//! call waits out a shared cool-down that doubles while the answer repeats, and the call is
+//! retried, instead of failing the reconcile as if Temporal were down.
+
+use std::{
+    future::Future,
+    sync::Mutex,
+    time::{Duration, Instant},
+};
+
+use temporalio_client::tonic::{Code, Status};
+use tokio::sync::Semaphore;
+
+/// First cool-down after a `ResourceExhausted`, and its cap.
+pub const FIRST_COOLDOWN: Duration = Duration::from_millis(500);
+pub const MAX_COOLDOWN: Duration = Duration::from_secs(30);
+/// Tries of one call before its `ResourceExhausted` is returned.
+pub const TRIES: u32 = 5;
+
+/// The next cool-down after `previous` (none: the first).
+pub fn next_cooldown(previous: Option<Duration>) -> Duration {
+    match previous {
+        None => FIRST_COOLDOWN,
+        Some(d) => (d * 2).min(MAX_COOLDOWN),
+    }
+}
+
+#[derive(Debug, Default)]
+struct Cooldown {
+    until: Option<Instant>,
+    length: Option<Duration>,
+}
+
+/// The limit, shared by every call of one operator.
+#[derive(Debug)]
+pub struct Limiter {
+    in_flight: Semaphore,
+    cooldown: Mutex<Cooldown>,
+}
+
+impl Limiter {
+    pub fn new(max_in_flight: usize) -> Self {
+        Self {
+            in_flight: Semaphore::new(max_in_flight.max(1)),
+            cooldown: Mutex::new(Cooldown::default()),
+        }
+    }
+
+    fn wait_time(&self) -> Option<Duration> {
+        let c = self.cooldown.lock().expect("cooldown lock");
+        c.until.and_then(|u| u.checked_duration_since(Instant::now()))
+    }
+
+    fn throttled(&self) {
+        let mut c = self.cooldown.lock().expect("cooldown lock");
+        let length = next_cooldown(c.length);
+        c.length = Some(length);
+        c.until = Some(Instant::now() + length);
+    }
+
+    fn succeeded(&self) {
+        let mut c = self.cooldown.lock().expect("cooldown lock");
+        if c.until.is_none_or(|u| u <= Instant::now()) {
+            *c = Cooldown::default();
+        }
+    }
+
+    /// Runs `call` within the limit; `ResourceExhausted` is waited out and retried.
+    pub async fn call<T, F, Fut>(&self, mut call: F) -> Result<T, Status>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, Status>>,
+    {
+        let _permit = self
+            .in_flight
+            .acquire()
+            .await
+            .expect("the limiter is never closed");
+        let mut tries = 0;
+        loop {
+            if let Some(wait) = self.wait_time() {
+                tokio::time::sleep(wait).await;
+            }
+            tries += 1;
+            match call().await {
+                Err(s) if s.code() == Code::ResourceExhausted && tries < TRIES => {
+                    tracing::debug!(message = s.message(), "Temporal is rate limiting; waiting");
+                    self.throttled();
+                }
+                Err(s) if s.code() == Code::ResourceExhausted => {
+                    self.throttled();
+                    return Err(s);
+                }
+                other => {
+                    self.succeeded();
+                    return other;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    #[test]
+    fn the_cooldown_doubles_up_to_its_cap() {
+        let mut d = None;
+        let mut seen = vec![];
+        for _ in 0..8 {
+            let next = next_cooldown(d);
+            seen.push(next.as_millis());
+            d = Some(next);
+        }
+        assert_eq!(seen, vec![500, 1000, 2000, 4000, 8000, 16000, 30000, 30000]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn resource_exhausted_is_waited_out_and_retried_not_returned() {
+        let limiter = Limiter::new(4);
+        let calls = AtomicU32::new(0);
+        let started = tokio::time::Instant::now();
+        let r = limiter
+            .call(|| {
+                let n = calls.fetch_add(1, Ordering::SeqCst);
+                async move {
+                    if n < 2 {
+                        Err(Status::resource_exhausted("namespace rate limit exceeded"))
+                    } else {
+                        Ok(n)
+                    }
+                }
+            })
+            .await;
+        assert_eq!(r.unwrap(), 2);
+        assert!(started.elapsed() >= Duration::from_millis(1500), "500ms, then 1s");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_limit_that_persists_is_returned_after_the_tries_and_other_errors_at_once() {
+        let limiter = Limiter::new(1);
+        let calls = AtomicU32::new(0);
+        let r: Result<(), Status> = limiter
+            .call(|| {
+                calls.fetch_add(1, Ordering::SeqCst);
+                async { Err(Status::resource_exhausted("busy")) }
+            })
+            .await;
+        assert_eq!(r.unwrap_err().code(), Code::ResourceExhausted);
+        assert_eq!(calls.load(Ordering::SeqCst), TRIES);
+        let calls = AtomicU32::new(0);
+        let r: Result<(), Status> = limiter
+            .call(|| {
+                calls.fetch_add(1, Ordering::SeqCst);
+                async { Err(Status::unavailable("down")) }
+            })
+            .await;
+        assert_eq!(r.unwrap_err().code(), Code::Unavailable);
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            1,
+            "only rate limits are retried here"
+        );
+    }
+}

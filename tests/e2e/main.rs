@@ -17,6 +17,7 @@ macro_rules! scenarios {
 
 mod control;
 mod env;
+mod faults;
 mod handover;
 mod install;
 mod kubectl;
@@ -50,6 +51,7 @@ fn main() -> ExitCode {
         .chain(kubectl::SCENARIOS)
         .chain(install::SCENARIOS)
         .chain(control::SCENARIOS)
+        .chain(faults::SCENARIOS)
         .copied()
         .collect();
     let selected: Vec<(&'static str, Scenario)> = scenarios

@@ -70,6 +70,14 @@ impl Operator {
         self.proc = None;
     }
 
+    /// SIGKILL, as a node failure would; [`Operator::resume`] starts it again.
+    pub fn kill(&mut self) {
+        if let Some(p) = self.proc.as_mut() {
+            p.kill();
+        }
+        self.proc = None;
+    }
+
     /// Starts a stopped operator again, with the same flags.
     pub fn resume(&mut self) -> anyhow::Result<()> {
         self.launch()

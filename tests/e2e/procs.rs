@@ -56,6 +56,12 @@ impl Guarded {
         })
     }
 
+    /// The child's process id (the benchmark reads its peak RSS).
+    #[allow(dead_code)]
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// SIGKILL, as a node failure would.
     pub fn kill(&mut self) {
         let _ = self.child.kill();

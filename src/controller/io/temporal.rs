@@ -167,7 +167,12 @@ pub(crate) async fn sync<S: Schedules>(
             .recent_runs
             .iter()
             .any(|x| x.result == RunResult::Running);
-        if !seen || in_flight {
+        // a schedule that never started a run (a new one) has none to read
+        let never_ran = o.total_actions() == 0 && o.recent_actions.is_empty() && o.running.is_empty();
+        if never_ran && r.previous.recent_runs.is_empty() {
+            out.runs = Some(vec![]);
+            out.runs_marker = Some(marker);
+        } else if !seen || in_flight {
             out.runs = schedules.recent_runs(&desired.location, RECENT_RUNS).await.ok();
             if out.runs.is_some() {
                 out.runs_marker = Some(marker);

@@ -1,0 +1,337 @@
+//! `cargo bench --bench converge`: the operator at scale, black-box, on this machine. It starts
+//! the local control plane (hack/cluster.sh) and a Temporal dev server, runs the release
+//! `durablejob operator` as a separate process, applies N DurableJobs with 32 concurrent
+//! creates and prints:
+//! - the time until all are Ready, against a raw client making the same N CreateSchedule calls
+//!   at the same concurrency on the same server (the ratio is the figure of merit);
+//! - the operator's peak RSS (VmHWM);
+//! - steady state: Temporal calls and Kubernetes writes per second while nothing changes;
+//! - apply → Ready latency of single DurableJobs on the idle operator (p50, p99).
+//!
+//! `BENCH_N` (default 1000), `BENCH_STEADY_SECS` (default 30), `BENCH_CONCURRENCY`
+//! (default 32) and `BENCH_OPERATOR_ARGS` (extra operator flags) tune it. Results and how they were taken: BENCHMARKS.md.
+
+#[allow(dead_code)]
+#[path = "../tests/e2e/procs.rs"]
+mod procs;
+#[allow(dead_code)]
+#[path = "../tests/e2e/temporal.rs"]
+mod temporal;
+
+use std::time::{Duration, Instant};
+
+use durablejob::api::DurableJob;
+use futures::StreamExt;
+use kube::{
+    Api,
+    api::{ListParams, PostParams},
+};
+use serde_json::json;
+
+fn env_or(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn manifest(name: &str) -> DurableJob {
+    // a schedule whose first run is hours away: the benchmark measures the control loop
+    serde_json::from_value(json!({
+        "apiVersion": "durablejob.dev/v1alpha1", "kind": "DurableJob",
+        "metadata": {"name": name},
+        "spec": {"schedule": {"intervals": [{"every": "24h", "offset": "7h"}]},
+                 "jobTemplate": testsupport::job_template(json!({}))}
+    }))
+    .expect("a DurableJob")
+}
+
+fn ready(dj: &DurableJob) -> bool {
+    dj.status.as_ref().is_some_and(|s| {
+        s.observed_generation == dj.metadata.generation
+            && s.conditions
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.status == "True")
+    })
+}
+
+fn rss_peak_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+async fn scrape(port: u16) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Ok(mut s) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else {
+        return String::new();
+    };
+    let _ = s
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await;
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out).await;
+    out
+}
+
+/// The operator's Temporal calls so far (all operations and outcomes).
+async fn temporal_calls(port: u16) -> f64 {
+    scrape(port)
+        .await
+        .lines()
+        .filter(|l| l.starts_with("durablejob_temporal_requests_total"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i]
+}
+
+/// N raw CreateSchedule calls at `concurrency`, in a namespace of their own.
+async fn raw_baseline(
+    address: &str,
+    namespace: &str,
+    n: usize,
+    concurrency: usize,
+) -> anyhow::Result<(Duration, usize)> {
+    use std::str::FromStr;
+    use temporalio_client::{Client, ClientOptions, Connection, ConnectionOptions, NamespacedClient, Url};
+    use temporalio_client::{grpc::WorkflowService, tonic::IntoRequest};
+    use temporalio_common::protos::{
+        coresdk::AsJsonPayloadExt,
+        temporal::api::{
+            common::v1::{Payloads, WorkflowType},
+            schedule::v1::{IntervalSpec, Schedule, ScheduleAction, ScheduleSpec, schedule_action::Action},
+            taskqueue::v1::TaskQueue,
+            workflow::v1::NewWorkflowExecutionInfo,
+            workflowservice::v1::CreateScheduleRequest,
+        },
+    };
+    let conn =
+        Connection::connect(ConnectionOptions::new(Url::from_str(&format!("http://{address}"))?).build())
+            .await?;
+    let client = Client::new(conn, ClientOptions::new(namespace.to_string()).build())?;
+    let input = json!({"namespace": "bench", "name": "x", "uid": "u", "jobTemplate": testsupport::job_template(json!({})),
+        "successfulRunsHistoryLimit": 3, "failedRunsHistoryLimit": 1});
+    let payload = input.as_json_payload()?;
+    let started = Instant::now();
+    let errors = futures::stream::iter(0..n)
+        .map(|i| {
+            let mut c = client.clone();
+            let payload = payload.clone();
+            async move {
+                let req = CreateScheduleRequest {
+                    namespace: c.namespace(),
+                    schedule_id: format!("raw-{i}"),
+                    schedule: Some(Schedule {
+                        spec: Some(ScheduleSpec {
+                            interval: vec![IntervalSpec {
+                                interval: Some(Duration::from_secs(86_400).try_into().expect("duration")),
+                                phase: Some(Duration::from_secs(7 * 3600).try_into().expect("duration")),
+                            }],
+                            ..Default::default()
+                        }),
+                        action: Some(ScheduleAction {
+                            action: Some(Action::StartWorkflow(NewWorkflowExecutionInfo {
+                                workflow_id: format!("raw-{i}"),
+                                workflow_type: Some(WorkflowType {
+                                    name: "durablejob.run".into(),
+                                }),
+                                task_queue: Some(TaskQueue {
+                                    name: "durablejob-runner".into(),
+                                    ..Default::default()
+                                }),
+                                input: Some(Payloads {
+                                    payloads: vec![payload],
+                                }),
+                                ..Default::default()
+                            })),
+                        }),
+                        ..Default::default()
+                    }),
+                    request_id: format!("raw-{i}"),
+                    ..Default::default()
+                };
+                WorkflowService::create_schedule(&mut c, req.into_request())
+                    .await
+                    .is_err()
+            }
+        })
+        .buffer_unordered(concurrency)
+        .filter(|failed| futures::future::ready(*failed))
+        .count()
+        .await;
+    Ok((started.elapsed(), errors))
+}
+
+fn main() -> anyhow::Result<()> {
+    let n = env_or("BENCH_N", 1000);
+    let steady_secs = env_or("BENCH_STEADY_SECS", 30) as u64;
+    let concurrency = env_or("BENCH_CONCURRENCY", 32);
+    if std::env::args().any(|a| a == "--list") {
+        return Ok(());
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    rt.block_on(run(n, steady_secs, concurrency))
+}
+
+async fn run(n: usize, steady_secs: u64, concurrency: usize) -> anyhow::Result<()> {
+    let dir = std::env::temp_dir().join(format!("durablejob-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let cluster = tokio::task::block_in_place(testsupport::Cluster::shared);
+    let mut server = temporal::DevServer::start(dir.clone(), None).await?;
+    let address = server.address();
+    temporal::create_namespace(&address, "bench")?;
+    temporal::create_namespace(&address, "raw")?;
+    let _ns = tokio::task::block_in_place(|| cluster.namespace("bench"))?;
+    let client = cluster.client().await?;
+    let djs: Api<DurableJob> = Api::namespaced(client.clone(), "bench");
+    println!("durablejob-bench: N={n}, {concurrency} concurrent creates, Temporal dev server at {address}");
+
+    let metrics_port = procs::free_port();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_durablejob"));
+    let extra = std::env::var("BENCH_OPERATOR_ARGS").unwrap_or_default();
+    cmd.args(["operator", "--log-format", "json", "--watch-namespaces", "bench"])
+        .args(extra.split_whitespace())
+        .arg("--metrics-addr")
+        .arg(format!("127.0.0.1:{metrics_port}"))
+        .arg("--health-addr")
+        .arg(format!("127.0.0.1:{}", procs::free_port()))
+        .env("KUBECONFIG", cluster.kubeconfig())
+        .env("TEMPORAL_ADDRESS", &address)
+        .env("TEMPORAL_NAMESPACE", "bench")
+        .env("RUST_LOG", "warn");
+    let operator = procs::Guarded::spawn(cmd, &dir.join("operator.log"))?;
+    let pid = operator.pid();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    // converge
+    let started = Instant::now();
+    let created = futures::stream::iter(0..n)
+        .map(|i| {
+            let djs = djs.clone();
+            async move {
+                djs.create(&PostParams::default(), &manifest(&format!("dj-{i:05}")))
+                    .await
+                    .is_ok()
+            }
+        })
+        .buffer_unordered(concurrency)
+        .filter(|ok| futures::future::ready(*ok))
+        .count()
+        .await;
+    let applied = started.elapsed();
+    let deadline = Instant::now() + Duration::from_secs(1800);
+    let converged = loop {
+        let list = djs.list(&ListParams::default()).await?;
+        let ready_now = list.items.iter().filter(|d| ready(d)).count();
+        if ready_now >= created {
+            break started.elapsed();
+        }
+        if Instant::now() > deadline {
+            anyhow::bail!(
+                "only {ready_now} of {created} Ready after 30 minutes; see {}",
+                dir.display()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    let peak_after_converge = rss_peak_kib(pid).unwrap_or(0);
+    let calls_converge = temporal_calls(metrics_port).await;
+
+    // steady state
+    let audit_before = cluster
+        .audit()
+        .map(|a| a.count(|e| e.object_ref.namespace == "bench" && e.is_write()));
+    let calls_before = temporal_calls(metrics_port).await;
+    tokio::time::sleep(Duration::from_secs(steady_secs)).await;
+    let calls_steady = temporal_calls(metrics_port).await - calls_before;
+    let audit_after = cluster
+        .audit()
+        .map(|a| a.count(|e| e.object_ref.namespace == "bench" && e.is_write()));
+    let writes_steady = match (audit_before, audit_after) {
+        (Some(b), Some(a)) => Some(a - b),
+        _ => None,
+    };
+
+    // apply -> Ready on the idle operator
+    let mut latencies = vec![];
+    for i in 0..50 {
+        let name = format!("single-{i:02}");
+        let t0 = Instant::now();
+        djs.create(&PostParams::default(), &manifest(&name)).await?;
+        loop {
+            if djs.get(&name).await.map(|d| ready(&d)).unwrap_or(false) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        latencies.push(t0.elapsed());
+    }
+    latencies.sort();
+    let peak = rss_peak_kib(pid).unwrap_or(0);
+
+    // the raw client on the same server, same concurrency
+    let (raw, raw_errors) = raw_baseline(&address, "raw", n, concurrency).await?;
+
+    let rate = |d: Duration| n as f64 / d.as_secs_f64();
+    println!();
+    println!("| figure | value |");
+    println!("|---|---|");
+    println!(
+        "| DurableJobs created (kubectl-equivalent creates, {concurrency} at a time) | {created} in {:.1} s |",
+        applied.as_secs_f64()
+    );
+    println!(
+        "| all Ready | {:.1} s ({:.0}/s) |",
+        converged.as_secs_f64(),
+        rate(converged)
+    );
+    println!(
+        "| raw CreateSchedule, same N and concurrency | {:.1} s ({:.0}/s), {raw_errors} errors |",
+        raw.as_secs_f64(),
+        rate(raw)
+    );
+    println!(
+        "| operator / raw | {:.2} |",
+        raw.as_secs_f64() / converged.as_secs_f64()
+    );
+    println!(
+        "| Temporal calls to converge | {:.0} ({:.2} per DurableJob) |",
+        calls_converge,
+        calls_converge / n as f64
+    );
+    println!(
+        "| peak RSS after converging / at the end | {} MiB / {} MiB |",
+        peak_after_converge / 1024,
+        peak / 1024
+    );
+    println!(
+        "| steady state over {steady_secs} s: Temporal calls | {:.0} ({:.2}/s per 1,000 DurableJobs) |",
+        calls_steady,
+        calls_steady / steady_secs as f64 / (n as f64 / 1000.0)
+    );
+    match writes_steady {
+        Some(w) => println!("| steady state over {steady_secs} s: Kubernetes writes | {w} |"),
+        None => println!("| steady state: Kubernetes writes | (no audit log) |"),
+    }
+    println!(
+        "| apply → Ready, idle operator, 50 in a row | p50 {} ms, p99 {} ms |",
+        percentile(&latencies, 0.5).as_millis(),
+        percentile(&latencies, 0.99).as_millis()
+    );
+    drop(operator);
+    server.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}

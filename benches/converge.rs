@@ -55,6 +55,43 @@ fn ready(dj: &DurableJob) -> bool {
     })
 }
 
+/// CPU seconds (user + system) used so far by every process whose command name starts with
+/// one of `names`, by name.
+fn cpu_seconds(names: &[&str]) -> Vec<(String, f64)> {
+    let ticks = 100.0; // USER_HZ on Linux
+    let mut out: Vec<(String, f64)> = names.iter().map(|n| (n.to_string(), 0.0)).collect();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for entry in dir.flatten() {
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let comm = &stat[open + 1..close];
+        let fields: Vec<&str> = stat[close + 2..].split_whitespace().collect();
+        let (Some(u), Some(s)) = (fields.get(11), fields.get(12)) else {
+            continue;
+        };
+        let secs = (u.parse::<f64>().unwrap_or(0.0) + s.parse::<f64>().unwrap_or(0.0)) / ticks;
+        if let Some(slot) = out.iter_mut().find(|(n, _)| comm.starts_with(n.as_str())) {
+            slot.1 += secs;
+        }
+    }
+    out
+}
+
+const PROCESSES: &[&str] = &[
+    "durablejob",
+    "kube-apiserver",
+    "etcd",
+    "temporal",
+    "kube-controller",
+    "kwok",
+];
+
 fn rss_peak_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
@@ -216,6 +253,7 @@ async fn run(n: usize, steady_secs: u64, concurrency: usize) -> anyhow::Result<(
     tokio::time::sleep(Duration::from_secs(2)).await;
 
     // converge
+    let cpu_before = cpu_seconds(PROCESSES);
     let started = Instant::now();
     let created = futures::stream::iter(0..n)
         .map(|i| {
@@ -247,6 +285,11 @@ async fn run(n: usize, steady_secs: u64, concurrency: usize) -> anyhow::Result<(
         tokio::time::sleep(Duration::from_millis(250)).await;
     };
     let peak_after_converge = rss_peak_kib(pid).unwrap_or(0);
+    let cpu_converge: Vec<(String, f64)> = cpu_seconds(PROCESSES)
+        .into_iter()
+        .zip(cpu_before)
+        .map(|((n, after), (_, before))| (n, after - before))
+        .collect();
     let calls_converge = temporal_calls(metrics_port).await;
 
     // steady state
@@ -310,6 +353,12 @@ async fn run(n: usize, steady_secs: u64, concurrency: usize) -> anyhow::Result<(
         "| Temporal calls to converge | {:.0} ({:.2} per DurableJob) |",
         calls_converge,
         calls_converge / n as f64
+    );
+    let cpu: Vec<String> = cpu_converge.iter().map(|(n, s)| format!("{n} {s:.1}")).collect();
+    println!(
+        "| CPU seconds while converging ({:.1} s × 2 cores available) | {} |",
+        converged.as_secs_f64(),
+        cpu.join(", ")
     );
     println!(
         "| peak RSS after converging / at the end | {} MiB / {} MiB |",

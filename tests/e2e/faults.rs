@@ -62,7 +62,10 @@ async fn an_operator_killed_mid_convergence_leaves_exactly_one_schedule_each_and
     .await?;
     env.operator.kill();
     let before = ready_count(&env).await?;
-    ensure!(before < N, "the kill came after convergence ({before} Ready); nothing was tested");
+    ensure!(
+        before < N,
+        "the kill came after convergence ({before} Ready); nothing was tested"
+    );
     env.operator.resume()?;
     wait_for(&format!("all {N} Ready"), Duration::from_secs(90), || async {
         (ready_count(&env).await.ok()? == N).then_some(())

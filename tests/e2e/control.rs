@@ -474,17 +474,24 @@ async fn cancel_deletes_a_long_runs_job_after_query_status_shows_its_attempt_and
     // the built-in run's own `cancel` signal, sent straight to Temporal: Job deleted, Canceled
     let out = kubectl.ok(&["trigger", "long", "--wait", "-o", "json"])?;
     let record: Value = serde_json::from_str(&out).with_context(|| out.clone())?;
-    let third = record["workflowIds"][0].as_str().context("the third run's id")?.to_string();
+    let third = record["workflowIds"][0]
+        .as_str()
+        .context("the third run's id")?
+        .to_string();
     let s = env
         .wait_status("long", "the third run is running with its Job", T, |s| {
-            s.running_workflows.iter().any(|w| w.workflow_id == third && w.job_name.is_some())
+            s.running_workflows
+                .iter()
+                .any(|w| w.workflow_id == third && w.job_name.is_some())
         })
         .await?;
     let job_name = s.running_workflows[0].job_name.clone().context("job")?;
     let out = kubectl.ok(&["signal", "long", "--run", &third, "cancel"])?;
     ensure!(out.contains("signal \"cancel\" sent"), "{out}");
     env.wait_status("long", "the signalled run ended Canceled", T, |s| {
-        s.recent_runs.first().is_some_and(|r| r.workflow_id == third && r.result == RunResult::Canceled)
+        s.recent_runs
+            .first()
+            .is_some_and(|r| r.workflow_id == third && r.result == RunResult::Canceled)
     })
     .await
     .map_err(|e| anyhow::anyhow!("{e}\n--- runner ---\n{}", runner.log_tail(20)))?;

@@ -4,7 +4,7 @@ use std::{
     net::SocketAddr,
     sync::{
         Arc,
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicUsize, Ordering},
     },
 };
 
@@ -28,6 +28,9 @@ impl Readiness {
 struct AppState {
     ready: Readiness,
     registry: Arc<Registry>,
+    /// Length of the last /metrics body: the next one is allocated once at about that size
+    /// instead of doubling its way there (which briefly holds two copies).
+    last_size: Arc<AtomicUsize>,
 }
 
 /// Serves `/healthz` and `/readyz` on `health_addr`, and `/metrics` on `metrics_addr`
@@ -38,7 +41,11 @@ pub async fn serve(
     ready: Readiness,
     registry: Arc<Registry>,
 ) -> std::io::Result<()> {
-    let state = AppState { ready, registry };
+    let state = AppState {
+        ready,
+        registry,
+        last_size: Arc::new(AtomicUsize::new(0)),
+    };
     let health = Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz));
@@ -64,16 +71,19 @@ async fn readyz(State(s): State<AppState>) -> impl IntoResponse {
 }
 
 async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
-    let mut body = String::new();
+    let mut body = String::with_capacity(s.last_size.load(Ordering::Relaxed) * 9 / 8);
     match prometheus_client::encoding::text::encode(&mut body, &s.registry) {
-        Ok(()) => (
-            StatusCode::OK,
-            [(
-                "content-type",
-                "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            )],
-            body,
-        ),
+        Ok(()) => {
+            s.last_size.store(body.len(), Ordering::Relaxed);
+            (
+                StatusCode::OK,
+                [(
+                    "content-type",
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                )],
+                body,
+            )
+        }
         Err(_) => (
             StatusCode::INTERNAL_SERVER_ERROR,
             [("content-type", "text/plain")],

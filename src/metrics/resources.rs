@@ -163,22 +163,50 @@ impl DurableJobCollector {
         self.stores.lock().expect("stores lock").push(store);
     }
 
-    fn all_samples(&self) -> Vec<Sample> {
+    /// Every cached DurableJob, sorted by namespace and name.
+    fn all(&self) -> Vec<Arc<DeserializeGuard<DurableJob>>> {
         let stores = self.stores.lock().expect("stores lock").clone();
         let mut djs: Vec<Arc<DeserializeGuard<DurableJob>>> = stores.iter().flat_map(Store::state).collect();
         djs.sort_by_key(|d| d.0.as_ref().ok().map(|d| (d.namespace(), d.name_any())));
-        djs.iter()
-            .filter_map(|d| d.0.as_ref().ok())
-            .flat_map(samples)
-            .collect()
+        djs
     }
 }
 
 /// Writes samples as the `durablejob_*` families.
-pub fn encode(samples: &[Sample], mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+pub fn encode(samples: &[Sample], encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+    encode_each(
+        |metric| Box::new(samples.iter().filter(move |s| s.metric == metric).cloned()),
+        encoder,
+    )
+}
+
+/// Writes the families of these DurableJobs, one family at a time: only one DurableJob's
+/// samples exist at once, so a scrape's memory does not grow with the number of resources
+/// (beyond the text itself).
+pub fn encode_resources(djs: &[&DurableJob], encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+    encode_each(
+        |metric| {
+            Box::new(
+                djs.iter()
+                    .flat_map(move |dj| samples(dj).into_iter().filter(move |s| s.metric == metric)),
+            )
+        },
+        encoder,
+    )
+}
+
+type Samples<'a> = Box<dyn Iterator<Item = Sample> + 'a>;
+
+/// For each family, `of(metric)` gives its samples; the families' help and type come from
+/// [`SERIES`], and empty families are left out.
+fn encode_each<'a>(
+    of: impl Fn(&'static str) -> Samples<'a>,
+    encoder: DescriptorEncoder,
+) -> Result<(), std::fmt::Error> {
+    let mut encoder = encoder;
     for (metric, help, kind) in SERIES {
-        let of_this: Vec<&Sample> = samples.iter().filter(|s| s.metric == *metric).collect();
-        if of_this.is_empty() {
+        let mut of_this = of(metric).peekable();
+        if of_this.peek().is_none() {
             continue;
         }
         let name = format!("durablejob_{metric}");
@@ -197,7 +225,9 @@ pub fn encode(samples: &[Sample], mut encoder: DescriptorEncoder) -> Result<(), 
 
 impl Collector for DurableJobCollector {
     fn encode(&self, encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        encode(&self.all_samples(), encoder)
+        let all = self.all();
+        let djs: Vec<&DurableJob> = all.iter().filter_map(|d| d.0.as_ref().ok()).collect();
+        encode_resources(&djs, encoder)
     }
 }
 

@@ -121,6 +121,18 @@ async fn jobs_of(env: &Env, name: &str) -> anyhow::Result<Vec<Job>> {
         .items)
 }
 
+/// Waits until the Job is gone (or being deleted).
+async fn job_gone(jobs: &Api<Job>, name: &str, what: &str) -> anyhow::Result<()> {
+    wait_for(what, T, || async move {
+        match jobs.get_opt(name).await {
+            Ok(None) => Some(()),
+            Ok(Some(j)) if j.metadata.deletion_timestamp.is_some() => Some(()),
+            _ => None,
+        }
+    })
+    .await
+}
+
 fn records(s: &DurableJobStatus, verb: RequestVerb) -> usize {
     s.requests.iter().filter(|r| r.verb == verb).count()
 }
@@ -417,18 +429,7 @@ async fn cancel_deletes_a_long_runs_job_after_query_status_shows_its_attempt_and
         .map_err(|e| anyhow::anyhow!("{e}\n--- runner ---\n{}", runner.log_tail(20)))?;
     ensure!(s.running_workflows.is_empty(), "{:?}", s.running_workflows);
     let jobs: Api<Job> = env.api();
-    wait_for("the run's Job to be deleted", T, || {
-        let jobs = jobs.clone();
-        let name = job_name.clone();
-        async move {
-            match jobs.get_opt(&name).await {
-                Ok(None) => Some(()),
-                Ok(Some(j)) if j.metadata.deletion_timestamp.is_some() => Some(()),
-                _ => None,
-            }
-        }
-    })
-    .await?;
+    job_gone(&jobs, &job_name, "the run's Job to be deleted").await?;
     env.wait_event("long", "RunCanceled").await?;
     let runs = kubectl.ok(&["runs", "long", "-o", "wide"])?;
     ensure!(runs.contains("Canceled") && runs.contains(&wid), "{runs}");
@@ -456,19 +457,9 @@ async fn cancel_deletes_a_long_runs_job_after_query_status_shows_its_attempt_and
             .is_some_and(|r| r.workflow_id == second && r.result == RunResult::Terminated)
     })
     .await?;
-    wait_for("the terminated run's Job to be deleted", T, || {
-        let jobs = jobs.clone();
-        let name = job_name.clone();
-        async move {
-            match jobs.get_opt(&name).await {
-                Ok(None) => Some(()),
-                Ok(Some(j)) if j.metadata.deletion_timestamp.is_some() => Some(()),
-                _ => None,
-            }
-        }
-    })
-    .await
-    .map_err(|e| anyhow::anyhow!("{e}\n--- runner ---\n{}", runner.log_tail(20)))?;
+    job_gone(&jobs, &job_name, "the terminated run's Job to be deleted")
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}\n--- runner ---\n{}", runner.log_tail(20)))?;
     env.wait_event("long", "RunTerminated").await?;
 
     // the built-in run's own `cancel` signal, sent straight to Temporal: Job deleted, Canceled
@@ -495,18 +486,7 @@ async fn cancel_deletes_a_long_runs_job_after_query_status_shows_its_attempt_and
     })
     .await
     .map_err(|e| anyhow::anyhow!("{e}\n--- runner ---\n{}", runner.log_tail(20)))?;
-    wait_for("the signalled run's Job to be deleted", T, || {
-        let jobs = jobs.clone();
-        let name = job_name.clone();
-        async move {
-            match jobs.get_opt(&name).await {
-                Ok(None) => Some(()),
-                Ok(Some(j)) if j.metadata.deletion_timestamp.is_some() => Some(()),
-                _ => None,
-            }
-        }
-    })
-    .await?;
+    job_gone(&jobs, &job_name, "the signalled run's Job to be deleted").await?;
     Ok(())
 }
 

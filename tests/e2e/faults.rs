@@ -175,15 +175,7 @@ async fn bad_durablejobs_among_good_ones_are_reported_by_field_and_never_reach_t
         "only the good ones reached Temporal: {ids:?}"
     );
     // no retry loop: an invalid spec waits for a change
-    let reconciles = || async {
-        env.operator
-            .metrics()
-            .await
-            .lines()
-            .filter(|l| l.starts_with("controller_runtime_reconcile_total{controller=\"durablejob\""))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum::<f64>()
-    };
+    let reconciles = || env.operator.reconciles();
     let settled = reconciles().await;
     tokio::time::sleep(Duration::from_secs(10)).await;
     let later = reconciles().await;

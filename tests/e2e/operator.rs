@@ -88,6 +88,16 @@ impl Operator {
         scrape(self.metrics_port).await
     }
 
+    /// Reconciles of the DurableJob controller so far.
+    pub async fn reconciles(&self) -> f64 {
+        self.metrics()
+            .await
+            .lines()
+            .filter(|l| l.starts_with("controller_runtime_reconcile_total{controller=\"durablejob\""))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>()
+    }
+
     /// Successful schedule writes (create, update, delete) the operator made.
     pub async fn temporal_writes(&self) -> u64 {
         let m = self.metrics().await;

@@ -323,15 +323,7 @@ async fn a_new_durablejob_takes_two_reconciles_and_the_operators_own_status_writ
     shared: Arc<Shared>,
 ) -> anyhow::Result<()> {
     let env = Env::new(&shared, "reconciles", &[]).await?;
-    let reconciles = || async {
-        env.operator
-            .metrics()
-            .await
-            .lines()
-            .filter(|l| l.starts_with("controller_runtime_reconcile_total{controller=\"durablejob\""))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum::<f64>()
-    };
+    let reconciles = || env.operator.reconciles();
     env.create(manifest("r", json!({"schedule": {"cron": ["@yearly"]}})))
         .await?;
     env.wait_ready("r").await?;

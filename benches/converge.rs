@@ -12,6 +12,9 @@
 //! (default 32) and `BENCH_OPERATOR_ARGS` (extra operator flags) tune it. Results and how they were taken: BENCHMARKS.md.
 
 #[allow(dead_code)]
+#[path = "../tests/e2e/operator.rs"]
+mod operator;
+#[allow(dead_code)]
 #[path = "../tests/e2e/procs.rs"]
 mod procs;
 #[allow(dead_code)]
@@ -103,22 +106,9 @@ fn rss_peak_kib(pid: u32) -> Option<u64> {
         .ok()
 }
 
-async fn scrape(port: u16) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let Ok(mut s) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else {
-        return String::new();
-    };
-    let _ = s
-        .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .await;
-    let mut out = String::new();
-    let _ = s.read_to_string(&mut out).await;
-    out
-}
-
 /// The operator's Temporal calls so far (all operations and outcomes).
 async fn temporal_calls(port: u16) -> f64 {
-    scrape(port)
+    operator::scrape(port)
         .await
         .lines()
         .filter(|l| l.starts_with("durablejob_temporal_requests_total"))

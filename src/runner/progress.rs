@@ -41,10 +41,12 @@ pub fn reading(job: &Job, now: DateTime<Utc>) -> JobProgress {
     JobProgress {
         job_name: job.metadata.name.clone().unwrap_or_default(),
         conditions,
-        active: status.active.unwrap_or(0),
-        ready: status.ready.unwrap_or(0),
-        succeeded: status.succeeded.unwrap_or(0),
-        failed: status.failed.unwrap_or(0),
+        pods: super::workflow::PodCounts {
+            active: status.active.unwrap_or(0),
+            ready: status.ready.unwrap_or(0),
+            succeeded: status.succeeded.unwrap_or(0),
+            failed: status.failed.unwrap_or(0),
+        },
         observed_at: now,
     }
 }
@@ -125,7 +127,14 @@ mod tests {
         );
         assert_eq!(r.job_name, "report-ab-1");
         assert_eq!(r.conditions, vec!["Suspended=False (JobResumed: resumed)"]);
-        assert_eq!((r.active, r.ready, r.succeeded, r.failed), (1, 1, 0, 0));
+        let p = r.pods;
+        assert_eq!((p.active, p.ready, p.succeeded, p.failed), (1, 1, 0, 0));
+        let wire = serde_json::to_value(&r).unwrap();
+        assert_eq!(
+            (wire["active"].clone(), wire["failed"].clone()),
+            (json!(1), json!(0)),
+            "the counts sit at the top level"
+        );
     }
 
     #[test]

@@ -41,14 +41,9 @@ pub struct RunOutcome {
     pub attempts: u32,
 }
 
-/// Where a Job stands, as the run's activity last reported it (signal `durablejob.progress`).
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
-pub struct JobProgress {
-    pub job_name: String,
-    /// The Job's conditions, as `Type=Status (Reason: message)`.
-    #[serde(default)]
-    pub conditions: Vec<String>,
+/// A Job's pods (`status.active`, `ready`, `succeeded`, `failed`).
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PodCounts {
     #[serde(default)]
     pub active: i32,
     #[serde(default)]
@@ -57,6 +52,19 @@ pub struct JobProgress {
     pub succeeded: i32,
     #[serde(default)]
     pub failed: i32,
+}
+
+/// Where a Job stands, as the run's activity last reported it (signal `durablejob.progress`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct JobProgress {
+    pub job_name: String,
+    /// The Job's conditions, as `Type=Status (Reason: message)`.
+    #[serde(default)]
+    pub conditions: Vec<String>,
+    /// The Job's pods.
+    #[serde(flatten)]
+    pub pods: PodCounts,
     /// When the activity took this reading (its latest heartbeat with news).
     pub observed_at: DateTime<chrono::Utc>,
 }
@@ -80,14 +88,9 @@ pub struct RunStatus {
     pub backing_off: bool,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub job_conditions: Vec<String>,
-    #[serde(default)]
-    pub active: i32,
-    #[serde(default)]
-    pub ready: i32,
-    #[serde(default)]
-    pub succeeded: i32,
-    #[serde(default)]
-    pub failed: i32,
+    /// The Job's pods.
+    #[serde(flatten)]
+    pub pods: PodCounts,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_heartbeat_time: Option<DateTime<chrono::Utc>>,
     /// A `cancel` signal arrived; the Job is being deleted.
@@ -174,7 +177,7 @@ impl DurableJobRun {
         if p.job_name == self.status.job_name {
             let s = &mut self.status;
             s.job_conditions = p.conditions;
-            (s.active, s.ready, s.succeeded, s.failed) = (p.active, p.ready, p.succeeded, p.failed);
+            s.pods = p.pods;
             s.last_heartbeat_time = Some(p.observed_at);
         }
     }

@@ -121,6 +121,34 @@ async fn jobs_of(env: &Env, name: &str) -> anyhow::Result<Vec<Job>> {
         .items)
 }
 
+/// Triggers a run of `name` through kubectl and waits until it runs with its Job: its
+/// workflow id and `runningWorkflows` entry.
+async fn running_run(
+    env: &Env,
+    kubectl: &Plugin,
+    name: &str,
+) -> anyhow::Result<(String, durablejob::api::RunningWorkflow)> {
+    let out = kubectl.ok(&["trigger", name, "--wait", "-o", "json"])?;
+    let record: Value = serde_json::from_str(&out).with_context(|| out.clone())?;
+    let wid = record["workflowIds"][0]
+        .as_str()
+        .context("the triggered run's id")?
+        .to_string();
+    let s = env
+        .wait_status(name, &format!("run {wid} running with its Job"), T, |s| {
+            s.running_workflows
+                .iter()
+                .any(|w| w.workflow_id == wid && w.job_name.is_some())
+        })
+        .await?;
+    let running = s
+        .running_workflows
+        .into_iter()
+        .find(|w| w.workflow_id == wid)
+        .context("running")?;
+    Ok((wid, running))
+}
+
 /// Waits until the Job is gone (or being deleted).
 async fn job_gone(jobs: &Api<Job>, name: &str, what: &str) -> anyhow::Result<()> {
     wait_for(what, T, || async move {
@@ -374,24 +402,7 @@ async fn cancel_deletes_a_long_runs_job_after_query_status_shows_its_attempt_and
     ))
     .await?;
     env.wait_ready("long").await?;
-    let out = kubectl.ok(&["trigger", "long", "--wait", "-o", "json"])?;
-    let record: Value = serde_json::from_str(&out).with_context(|| out.clone())?;
-    let wid = record["workflowIds"][0]
-        .as_str()
-        .context("the triggered run's id")?
-        .to_string();
-    let s = env
-        .wait_status("long", "the run is running with its Job", T, |s| {
-            s.running_workflows
-                .iter()
-                .any(|w| w.workflow_id == wid && w.job_name.is_some())
-        })
-        .await?;
-    let running = s
-        .running_workflows
-        .iter()
-        .find(|w| w.workflow_id == wid)
-        .context("running")?;
+    let (wid, running) = running_run(&env, &kubectl, "long").await?;
     ensure!(running.attempt == Some(1), "{running:?}");
     let job_name = running.job_name.clone().context("job")?;
 
@@ -435,20 +446,8 @@ async fn cancel_deletes_a_long_runs_job_after_query_status_shows_its_attempt_and
     ensure!(runs.contains("Canceled") && runs.contains(&wid), "{runs}");
 
     // terminated: the run ends Terminated and the runner, finding its run gone, deletes the Job
-    let out = kubectl.ok(&["trigger", "long", "--wait", "-o", "json"])?;
-    let record: Value = serde_json::from_str(&out).with_context(|| out.clone())?;
-    let second = record["workflowIds"][0]
-        .as_str()
-        .context("the second run's id")?
-        .to_string();
-    let s = env
-        .wait_status("long", "the second run is running with its Job", T, |s| {
-            s.running_workflows
-                .iter()
-                .any(|w| w.workflow_id == second && w.job_name.is_some())
-        })
-        .await?;
-    let job_name = s.running_workflows[0].job_name.clone().context("job")?;
+    let (second, running) = running_run(&env, &kubectl, "long").await?;
+    let job_name = running.job_name.clone().context("job")?;
     let out = kubectl.ok(&["cancel", "long", "--terminate", "--wait"])?;
     ensure!(out.contains("Terminated"), "{out}");
     env.wait_status("long", "the second run ended Terminated", T, |s| {
@@ -463,20 +462,8 @@ async fn cancel_deletes_a_long_runs_job_after_query_status_shows_its_attempt_and
     env.wait_event("long", "RunTerminated").await?;
 
     // the built-in run's own `cancel` signal, sent straight to Temporal: Job deleted, Canceled
-    let out = kubectl.ok(&["trigger", "long", "--wait", "-o", "json"])?;
-    let record: Value = serde_json::from_str(&out).with_context(|| out.clone())?;
-    let third = record["workflowIds"][0]
-        .as_str()
-        .context("the third run's id")?
-        .to_string();
-    let s = env
-        .wait_status("long", "the third run is running with its Job", T, |s| {
-            s.running_workflows
-                .iter()
-                .any(|w| w.workflow_id == third && w.job_name.is_some())
-        })
-        .await?;
-    let job_name = s.running_workflows[0].job_name.clone().context("job")?;
+    let (third, running) = running_run(&env, &kubectl, "long").await?;
+    let job_name = running.job_name.clone().context("job")?;
     let out = kubectl.ok(&["signal", "long", "--run", &third, "cancel"])?;
     ensure!(out.contains("signal \"cancel\" sent"), "{out}");
     env.wait_status("long", "the signalled run ended Canceled", T, |s| {

@@ -11,7 +11,7 @@ use kube::{
     api::{Patch, PatchParams, PostParams},
 };
 use serde_json::{Value, json};
-use testsupport::{Cluster, FaultProxy, Namespace};
+use testsupport::{AuditLog, Cluster, FaultProxy, Namespace, PrivateCluster};
 
 use crate::operator::Operator;
 
@@ -27,8 +27,19 @@ pub struct Env {
     pub dir: PathBuf,
     /// The proxy between the operator and the API server, for scenarios that inject faults.
     pub faults: Option<FaultProxy>,
+    /// The API server's audit log (`None` on a user's own cluster).
+    audit: Option<AuditLog>,
     /// Deleted (with its role bindings) when the scenario ends.
     ns: Namespace,
+}
+
+/// Which cluster a scenario runs in.
+#[derive(Clone, Copy)]
+enum Site<'a> {
+    /// The binary's cluster ([`cluster`]).
+    Shared,
+    /// A cluster of the scenario's own, with the CRDs and roles installed.
+    Private(&'a PrivateCluster),
 }
 
 pub fn cluster() -> &'static Cluster {
@@ -48,7 +59,7 @@ impl Env {
         temporal: &str,
         extra_args: &[&str],
     ) -> anyhow::Result<Self> {
-        Self::build(shared, name, temporal, extra_args, false).await
+        Self::build(shared, name, temporal, extra_args, false, Site::Shared).await
     }
 
     /// Like [`Env::new`], with the operator talking to the API server through a fault proxy
@@ -58,7 +69,27 @@ impl Env {
         name: &str,
         extra_args: &[&str],
     ) -> anyhow::Result<Self> {
-        Self::build(shared, name, &shared.temporal, extra_args, true).await
+        Self::build(shared, name, &shared.temporal, extra_args, true, Site::Shared).await
+    }
+
+    /// Like [`Env::with_faults`] in `private`, a cluster of the scenario's own (CRDs and roles
+    /// installed here); `private` must outlive the Env.
+    pub async fn on_private_cluster(
+        shared: &crate::Shared,
+        name: &str,
+        private: &PrivateCluster,
+        extra_args: &[&str],
+    ) -> anyhow::Result<Self> {
+        tokio::task::block_in_place(|| private.install_durablejob())?;
+        Self::build(
+            shared,
+            name,
+            &shared.temporal,
+            extra_args,
+            true,
+            Site::Private(private),
+        )
+        .await
     }
 
     async fn build(
@@ -67,19 +98,27 @@ impl Env {
         temporal: &str,
         extra_args: &[&str],
         with_faults: bool,
+        site: Site<'_>,
     ) -> anyhow::Result<Self> {
         let dir = shared.dir.join(name);
         std::fs::create_dir_all(&dir)?;
         let namespace = format!("e2e-{name}");
         let (ns, operator_kubeconfig, runner_kubeconfig) = tokio::task::block_in_place(|| {
-            let mut ns = cluster().namespace(&namespace)?;
+            let mut ns = match site {
+                Site::Shared => cluster().namespace(&namespace)?,
+                Site::Private(c) => c.namespace(&namespace)?,
+            };
             let op = ns.service_account("durablejob-operator", "durablejob-operator", &dir)?;
             let runner = ns.service_account("durablejob-runner", "durablejob-runner", &dir)?;
             anyhow::Ok((ns, op, runner))
         })?;
-        let client = cluster().client().await?;
+        let (admin, audit) = match site {
+            Site::Shared => (cluster().kubeconfig(), cluster().audit()),
+            Site::Private(c) => (c.kubeconfig.as_path(), Some(c.audit())),
+        };
+        let client = testsupport::client_for(admin).await?;
         let (faults, operator_kubeconfig) = if with_faults {
-            let proxy = FaultProxy::start(cluster().kubeconfig()).await?;
+            let proxy = FaultProxy::start(admin).await?;
             let through =
                 proxy.kubeconfig_for(&operator_kubeconfig, &dir.join("operator-via-proxy.kubeconfig"))?;
             (Some(proxy), through)
@@ -99,6 +138,7 @@ impl Env {
             runner_kubeconfig,
             dir,
             faults,
+            audit,
             ns,
         })
     }
@@ -121,7 +161,7 @@ impl Env {
     /// Finished requests in the scenario's namespace that satisfy `f`, from the API server's
     /// audit log; `None` on a cluster without one (the user's own).
     pub fn audit_count(&self, f: impl Fn(&testsupport::AuditEvent) -> bool) -> Option<usize> {
-        let log = cluster().audit()?;
+        let log = self.audit.as_ref()?;
         Some(log.count(|e| e.object_ref.namespace == self.namespace && f(e)))
     }
 

@@ -61,37 +61,7 @@ impl Cluster {
             kubectl,
             version,
         };
-        let root = repo_root();
-        cluster.kubectl.ok(
-            &[
-                "apply",
-                "--server-side",
-                "--force-conflicts",
-                "-f",
-                path(&root.join("crds"))?,
-            ],
-            None,
-        )?;
-        cluster.kubectl.ok(
-            &[
-                "wait",
-                "--for=condition=Established",
-                "--timeout=60s",
-                "crd/durablejobs.durablejob.dev",
-            ],
-            None,
-        )?;
-        for role in [
-            "operator-clusterrole.yaml",
-            "runner-clusterrole.yaml",
-            "user-clusterroles.yaml",
-        ] {
-            let file = root.join("config/rbac").join(role);
-            cluster.kubectl.ok(
-                &["apply", "--server-side", "--force-conflicts", "-f", path(&file)?],
-                None,
-            )?;
-        }
+        install(&cluster.kubectl)?;
         Ok(cluster)
     }
 
@@ -138,21 +108,7 @@ impl Cluster {
     /// A fresh namespace, deleted when the guard is dropped; returns once its `default`
     /// ServiceAccount exists (pods cannot be created before).
     pub fn namespace(&self, name: &str) -> anyhow::Result<Namespace> {
-        let k = &self.kubectl;
-        if k.run(&["get", "namespace", name], None).0 {
-            k.ok(&["delete", "namespace", name, "--timeout=120s"], None)?;
-        }
-        k.ok(&["create", "namespace", name], None)?;
-        wait(
-            &format!("the default ServiceAccount in {name}"),
-            Duration::from_secs(60),
-            || k.run(&["get", "serviceaccount", "default", "-n", name], None).0,
-        )?;
-        Ok(Namespace {
-            name: name.to_string(),
-            kubectl: k.clone(),
-            bindings: vec![],
-        })
+        new_namespace(&self.kubectl, name)
     }
 }
 
@@ -165,6 +121,16 @@ pub struct PrivateCluster {
 }
 
 impl PrivateCluster {
+    /// Installs what [`Cluster::shared`] comes with: the CRDs and the shipped ClusterRoles.
+    pub fn install_durablejob(&self) -> anyhow::Result<()> {
+        install(&self.kubectl)
+    }
+
+    /// A fresh namespace, as [`Cluster::namespace`] gives.
+    pub fn namespace(&self, name: &str) -> anyhow::Result<Namespace> {
+        new_namespace(&self.kubectl, name)
+    }
+
     pub fn audit(&self) -> AuditLog {
         AuditLog {
             path: self.dir.join("audit.log"),
@@ -180,6 +146,61 @@ impl Drop for PrivateCluster {
             .output();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// The CRDs (`crds/`) and the shipped ClusterRoles (`config/rbac/`), applied server-side.
+fn install(kubectl: &Kubectl) -> anyhow::Result<()> {
+    let root = repo_root();
+    kubectl.ok(
+        &[
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "-f",
+            path(&root.join("crds"))?,
+        ],
+        None,
+    )?;
+    kubectl.ok(
+        &[
+            "wait",
+            "--for=condition=Established",
+            "--timeout=60s",
+            "crd/durablejobs.durablejob.dev",
+        ],
+        None,
+    )?;
+    for role in [
+        "operator-clusterrole.yaml",
+        "runner-clusterrole.yaml",
+        "user-clusterroles.yaml",
+    ] {
+        let file = root.join("config/rbac").join(role);
+        kubectl.ok(
+            &["apply", "--server-side", "--force-conflicts", "-f", path(&file)?],
+            None,
+        )?;
+    }
+    Ok(())
+}
+
+/// A fresh namespace, deleted when the guard is dropped; returns once its `default`
+/// ServiceAccount exists (pods cannot be created before).
+fn new_namespace(k: &Kubectl, name: &str) -> anyhow::Result<Namespace> {
+    if k.run(&["get", "namespace", name], None).0 {
+        k.ok(&["delete", "namespace", name, "--timeout=120s"], None)?;
+    }
+    k.ok(&["create", "namespace", name], None)?;
+    wait(
+        &format!("the default ServiceAccount in {name}"),
+        Duration::from_secs(60),
+        || k.run(&["get", "serviceaccount", "default", "-n", name], None).0,
+    )?;
+    Ok(Namespace {
+        name: name.to_string(),
+        kubectl: k.clone(),
+        bindings: vec![],
+    })
 }
 
 /// Starts the local control plane in `dir`, watched by this process (it stops when the test

@@ -87,9 +87,14 @@ pub struct OperatorArgs {
     /// watched namespace; bounds the Temporal calls in flight and the memory of a burst.
     #[arg(long, env = "DURABLEJOB_MAX_CONCURRENT_RECONCILES", default_value_t = crate::controller::DEFAULT_MAX_CONCURRENT_RECONCILES, value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub max_concurrent_reconciles: u16,
-    /// Longest time between two reconciles of one DurableJob (Go duration).
+    /// How often the schedules are listed from Temporal (ListSchedules, a page per thousand) to
+    /// find those changed there, and the longest wait of a DurableJob only a person can fix (Go duration).
     #[arg(long, env = "DURABLEJOB_RESYNC_INTERVAL", default_value = "5m", value_parser = crate::util::duration::parse_positive)]
     pub resync_interval: Duration,
+    /// Longest time between two describes of one DurableJob's schedule, for what the list does
+    /// not show (the action, the policies) (Go duration).
+    #[arg(long, env = "DURABLEJOB_FULL_RESYNC_INTERVAL", default_value = "1h", value_parser = crate::util::duration::parse_positive)]
+    pub full_resync_interval: Duration,
     /// Address of the /metrics endpoint.
     #[arg(long, env = "DURABLEJOB_METRICS_ADDR", default_value = "0.0.0.0:8080")]
     pub metrics_addr: SocketAddr,

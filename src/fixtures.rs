@@ -176,6 +176,7 @@ impl crate::temporal::ObservedSchedule {
             recent_actions: vec![],
             future_action_times: vec![],
             end_at: None,
+            listing: String::new(),
         }
     }
 }

@@ -184,6 +184,7 @@ async fn operator(args: OperatorArgs) -> ExitCode {
         },
         default_temporal_namespace: temporal.namespace.clone(),
         resync_interval: args.resync_interval,
+        full_resync_interval: args.full_resync_interval,
         temporal_address: temporal.address.clone(),
         handover_time_zone: args.handover_time_zone.clone(),
     };

@@ -18,8 +18,10 @@ pub struct Settings {
     pub runner_namespaces: Vec<String>,
     /// Temporal namespace for resources that do not name one.
     pub default_temporal_namespace: String,
-    /// Longest time between two reconciles of one resource.
+    /// How often the schedule lists are swept; the longest wait of a stalled resource.
     pub resync_interval: Duration,
+    /// Longest time between two describes of one resource's schedule.
+    pub full_resync_interval: Duration,
     /// Temporal's address as user workers should reach it (host:port).
     pub temporal_address: String,
     /// Time zone for handed-over CronJobs without `timeZone`.
@@ -34,6 +36,7 @@ impl Default for Settings {
             runner_namespaces: vec!["default".into()],
             default_temporal_namespace: "default".into(),
             resync_interval: Duration::from_secs(300),
+            full_resync_interval: Duration::from_secs(3600),
             temporal_address: "localhost:7233".into(),
             handover_time_zone: "UTC".into(),
         }

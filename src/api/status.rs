@@ -108,6 +108,10 @@ pub struct SyncRecord {
     /// its visibility store; while it is unchanged (and no run is in flight) that read is skipped.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub runs_marker: Option<String>,
+    /// What Temporal's schedule list showed of the schedule at the last describe (a hash); a
+    /// sweep of `ListSchedules` that shows something else wakes the DurableJob.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listing: Option<String>,
 }
 
 /// A status condition (the shape of metav1.Condition).

@@ -3,6 +3,8 @@
 //!
 //! [`validate`] → [`build`] (the schedule, the worker Deployment) → [`plan`] → write (through
 //! [`crate::temporal::Schedules`] and the Kubernetes API, in [`reconcile`]) → [`status`].
+//! Beside it, [`sweep`] wakes the DurableJobs whose schedules a `ListSchedules` page shows
+//! changed.
 
 use std::{collections::HashMap, sync::Arc, sync::Mutex, time::Duration};
 
@@ -35,6 +37,7 @@ pub(crate) mod io;
 pub(crate) mod plan;
 pub(crate) mod reconcile;
 pub(crate) mod status;
+pub(crate) mod sweep;
 pub mod validate;
 
 #[cfg(test)]
@@ -306,7 +309,9 @@ pub async fn run<S: Schedules>(
     );
     // The Jobs and Deployments a DurableJob owns wake it up: a run's Job starting or finishing
     // refreshes its status at once, even for runs triggered outside the schedule.
-    let controllers = scopes.into_iter().map(|ns| {
+    let mut sweep_targets = Vec::new();
+    let mut controllers = Vec::new();
+    for ns in scopes {
         let (api, deployments, jobs) = (
             scoped::<DeserializeGuard<DurableJob>>(&ctx.client, ns),
             scoped::<Deployment>(&ctx.client, ns),
@@ -344,7 +349,11 @@ pub async fn run<S: Schedules>(
         .modify(|d: &mut Deployment| d.managed_fields_mut().clear())
         .reflect(worker_writer)
         .touched_objects();
+        // the sweep wakes the DurableJobs whose schedules the ListSchedules pages show changed
+        let (wake, woken) = tokio::sync::mpsc::channel(1024);
+        let woken = futures::stream::unfold(woken, |mut rx| async move { rx.recv().await.map(|r| (r, rx)) });
         let controller = Controller::for_stream(changes, reader)
+            .reconcile_on(woken)
             .with_config(
                 kube::runtime::controller::Config::default().concurrency(ctx.max_concurrent_reconciles()),
             )
@@ -357,9 +366,13 @@ pub async fn run<S: Schedules>(
             );
         let store = controller.store();
         collector.watch(store.clone());
+        sweep_targets.push(io::sweep::Target {
+            store: store.clone(),
+            wake,
+        });
         let ready = ready.clone();
         let ctx = ctx.clone();
-        async move {
+        controllers.push(async move {
             let wait_ready = async move {
                 let _ = store.wait_until_ready().await;
                 ready.set_ready();
@@ -383,7 +396,12 @@ pub async fn run<S: Schedules>(
                     }
                 });
             tokio::join!(wait_ready, workers_ready, drive);
-        }
-    });
-    futures::future::join_all(controllers).await;
+        });
+    }
+    let sweep = io::sweep::run(&ctx.schedules, sweep_targets, ctx.settings.resync_interval);
+    // the controllers end on a shutdown signal; the sweep never ends by itself
+    tokio::select! {
+        _ = futures::future::join_all(controllers) => {}
+        _ = sweep => {}
+    }
 }

@@ -186,6 +186,7 @@ pub(crate) fn sync_record(
         observed_fingerprint: fingerprint.to_string(),
         handled_resume,
         runs_marker: None,
+        listing: None,
     }
 }
 

@@ -149,7 +149,8 @@ pub(crate) async fn schedule_and_status<S: Schedules>(
         // a run was started or stopped: show it soon; a request waits for Temporal
         None if requests.as_ref().is_some_and(|h| h.acted) => Requeue::After(Duration::from_secs(2)),
         None if requests.as_ref().is_some_and(|h| h.waiting > 0) => Requeue::Backoff,
-        None => Requeue::After(status::requeue_after(&status, now, settings.resync_interval)),
+        // between runs, the sweep of the schedule lists finds changes made in Temporal
+        None => Requeue::After(status::requeue_after(&status, now, settings.full_resync_interval)),
     };
     let (notices, writes) = synced.map(|s| (s.notices, s.writes)).unwrap_or_default();
     Outcome {

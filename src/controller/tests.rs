@@ -330,3 +330,38 @@ fn the_cache_keeps_no_managed_fields_or_last_applied_copy() {
         "requests stay"
     );
 }
+
+#[tokio::test]
+async fn the_sweep_lists_pages_instead_of_describing_and_wakes_only_a_schedule_changed_in_temporal() {
+    use crate::controller::io::sweep::{Target, sweep_once};
+    use kube::runtime::{reflector, watcher};
+    let fake = FakeSchedules::default();
+    let mut djs = Vec::new();
+    for name in ["a", "b", "c"] {
+        let mut dj = DurableJob::test(name);
+        dj.status = Some(reconcile(&fake, &dj).await.status);
+        djs.push(dj);
+    }
+    let (store, mut writer) = reflector::store();
+    for dj in &djs {
+        writer.apply_watcher_event(&watcher::Event::Apply(kube::core::DeserializeGuard(Ok(
+            dj.clone()
+        ))));
+    }
+    let (wake, mut woken) = tokio::sync::mpsc::channel(8);
+    let targets = [Target { store, wake }];
+    fake.clear_calls();
+    assert_eq!(sweep_once(&fake, &targets).await, 0, "nothing changed");
+    assert_eq!(
+        fake.calls(),
+        vec![Call::ListPage("default".into()), Call::ListPage("default".into())],
+        "three schedules are two pages of the fake's two, and no describe"
+    );
+    let b = crate::controller::build::schedule::ScheduleLocation {
+        namespace: "default".into(),
+        id: id("b"),
+    };
+    fake.tamper(&b);
+    assert_eq!(sweep_once(&fake, &targets).await, 1);
+    assert_eq!(woken.recv().await.map(|r| r.name), Some("b".to_string()));
+}

@@ -19,6 +19,8 @@ pub enum Call {
     Update(String),
     Delete(String),
     RecentRuns(String),
+    /// A `ListSchedules` page of this namespace.
+    ListPage(String),
     Backfill(String),
     Trigger(String),
     Stop(String),
@@ -85,6 +87,7 @@ impl FakeSchedules {
         let mut st = self.state.lock().expect("fake");
         if let Some(s) = st.schedules.get_mut(&key(at)) {
             s.fingerprint = hex_sha256(format!("{}-tampered", s.fingerprint).as_bytes());
+            s.listing = hex_sha256(format!("{}-tampered", s.listing).as_bytes());
         }
     }
 
@@ -100,6 +103,7 @@ impl FakeSchedules {
     fn stored(st: &mut State, desired: &DesiredSchedule, options: &WriteOptions) -> ObservedSchedule {
         st.writes += 1;
         ObservedSchedule {
+            listing: hex_sha256(format!("{}|{}", desired.hash(), options.paused).as_bytes()),
             fingerprint: hex_sha256(format!("{}|{:?}|{}", desired.hash(), options, st.writes).as_bytes()),
             owner: Some(desired.owner.clone()),
             action_count_base: options.action_count_base,
@@ -173,6 +177,37 @@ impl Schedules for FakeSchedules {
     ) -> Result<Vec<RunRecord>, TemporalError> {
         drop(self.enter(Call::RecentRuns(at.id.clone()))?);
         Ok(vec![])
+    }
+
+    async fn list_page(
+        &self,
+        namespace: &str,
+        page_token: &[u8],
+    ) -> Result<super::SchedulePage, TemporalError> {
+        const PAGE: usize = 2;
+        let st = self.enter(Call::ListPage(namespace.to_string()))?;
+        let skip: usize = std::str::from_utf8(page_token)
+            .ok()
+            .and_then(|t| t.parse().ok())
+            .unwrap_or(0);
+        let all: Vec<super::ListedSchedule> = st
+            .schedules
+            .iter()
+            .filter(|((ns, _), _)| ns == namespace)
+            .map(|((_, id), s)| super::ListedSchedule {
+                id: id.clone(),
+                listing: s.listing.clone(),
+            })
+            .collect();
+        let next = skip + PAGE;
+        Ok(super::SchedulePage {
+            schedules: all.iter().skip(skip).take(PAGE).cloned().collect(),
+            next_page_token: if next < all.len() {
+                next.to_string().into_bytes()
+            } else {
+                vec![]
+            },
+        })
     }
 
     async fn backfill(

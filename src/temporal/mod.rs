@@ -61,6 +61,10 @@ pub struct ObservedSchedule {
     pub recent_actions: Vec<RecentAction>,
     pub future_action_times: Vec<DateTime<Utc>>,
     pub end_at: Option<DateTime<Utc>>,
+    /// What `ListSchedules` shows of this schedule (spec, workflow type, paused, newest run),
+    /// hashed the same way from either answer: a sweep whose listing differs from the one
+    /// recorded at the last describe knows the schedule changed since.
+    pub listing: String,
 }
 
 impl ObservedSchedule {
@@ -104,6 +108,21 @@ pub struct RunRecord {
     pub job_name: Option<String>,
     pub attempts: Option<i32>,
     pub message: Option<String>,
+}
+
+/// One schedule as a `ListSchedules` page shows it: its id and its listing hash (see
+/// [`ObservedSchedule::listing`]), not a description.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedSchedule {
+    pub id: String,
+    pub listing: String,
+}
+
+/// One page of `ListSchedules`; an empty token means it was the last.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SchedulePage {
+    pub schedules: Vec<ListedSchedule>,
+    pub next_page_token: Vec<u8>,
 }
 
 /// How a write to a schedule is done.
@@ -182,6 +201,14 @@ pub trait Schedules: Send + Sync + 'static {
         reason: &str,
         request_id: &str,
     ) -> impl Future<Output = Result<bool, TemporalError>> + Send;
+
+    /// One page of the namespace's schedules (up to 1,000), from `page_token` (empty: the
+    /// first page).
+    fn list_page(
+        &self,
+        namespace: &str,
+        page_token: &[u8],
+    ) -> impl Future<Output = Result<SchedulePage, TemporalError>> + Send;
 
     /// Runs every slot of the schedule in `[start, end]`, one after another (BufferAll).
     fn backfill(

@@ -16,22 +16,23 @@ use temporalio_common::protos::{
         },
         enums::v1::{ScheduleOverlapPolicy, WorkflowExecutionStatus},
         schedule::v1::{
-            BackfillRequest, IntervalSpec, Schedule, ScheduleAction, SchedulePatch, SchedulePolicies,
-            ScheduleSpec, ScheduleState, TriggerImmediatelyRequest, schedule_action::Action,
+            BackfillRequest, IntervalSpec, Schedule, ScheduleAction, ScheduleActionResult, ScheduleListEntry,
+            SchedulePatch, SchedulePolicies, ScheduleSpec, ScheduleState, TriggerImmediatelyRequest,
+            schedule_action::Action,
         },
         taskqueue::v1::TaskQueue,
         workflow::v1::NewWorkflowExecutionInfo,
         workflowservice::v1::{
             CreateScheduleRequest, DeleteScheduleRequest, DescribeScheduleRequest, DescribeScheduleResponse,
-            ListWorkflowExecutionsRequest, PatchScheduleRequest, RequestCancelWorkflowExecutionRequest,
-            TerminateWorkflowExecutionRequest, UpdateScheduleRequest,
+            ListSchedulesRequest, ListWorkflowExecutionsRequest, PatchScheduleRequest,
+            RequestCancelWorkflowExecutionRequest, TerminateWorkflowExecutionRequest, UpdateScheduleRequest,
         },
     },
 };
 
 use super::{
-    ObservedSchedule, RecentAction, RunRecord, RunRef, Schedules, TemporalError, WriteOptions,
-    connect::ClientPool,
+    ListedSchedule, ObservedSchedule, RecentAction, RunRecord, RunRef, SchedulePage, Schedules,
+    TemporalError, WriteOptions, connect::ClientPool,
 };
 use crate::api::{OverlapPolicy, RunResult};
 use crate::controller::build::schedule::{DesiredSchedule, Owner, ScheduleLocation, memo};
@@ -379,6 +380,77 @@ impl Schedules for SdkSchedules {
         self.observe("list", &r);
         r
     }
+
+    async fn list_page(&self, namespace: &str, page_token: &[u8]) -> Result<SchedulePage, TemporalError> {
+        let client = self.client(namespace).await?;
+        let req = ListSchedulesRequest {
+            namespace: client.namespace(),
+            maximum_page_size: LIST_PAGE_SIZE,
+            next_page_token: page_token.to_vec(),
+            query: String::new(),
+        };
+        let r = self
+            .limit
+            .call(|| {
+                let mut c = client.clone();
+                let req = req.clone();
+                async move { WorkflowService::list_schedules(&mut c, req.into_request()).await }
+            })
+            .await
+            .map_err(|s| classify(namespace, s))
+            .map(|resp| {
+                let resp = resp.into_inner();
+                SchedulePage {
+                    schedules: resp.schedules.iter().map(listed).collect(),
+                    next_page_token: resp.next_page_token,
+                }
+            });
+        self.observe("list_schedules", &r);
+        r
+    }
+}
+
+/// Schedules per `ListSchedules` page (Temporal's own maximum is 1,000).
+const LIST_PAGE_SIZE: i32 = 1000;
+
+/// The listing hash of what `ListSchedules` and `DescribeSchedule` both show: the spec (minus
+/// the time zone data only the describe carries), the workflow type, the paused flag and the
+/// newest run. Run outcomes are left out: the list's copy of them may lag the description's.
+pub fn listing(
+    spec: Option<&ScheduleSpec>,
+    workflow_type: &str,
+    paused: bool,
+    recent: &[ScheduleActionResult],
+) -> String {
+    let mut spec = spec.cloned().unwrap_or_default();
+    spec.timezone_data = Vec::new();
+    let newest = recent
+        .iter()
+        .filter_map(|a| a.start_workflow_result.as_ref())
+        .map(|r| r.run_id.as_str())
+        .next_back()
+        .unwrap_or("");
+    let json = serde_json::json!({
+        "spec": serde_json::to_value(&spec).expect("schedule protos serialize"),
+        "type": workflow_type,
+        "paused": paused,
+        "newest": newest,
+    });
+    hex_sha256(&canonical_json(&json))[..32].to_string()
+}
+
+fn listed(e: &ScheduleListEntry) -> ListedSchedule {
+    let info = e.info.clone().unwrap_or_default();
+    let workflow_type = info.workflow_type.as_ref().map(|t| t.name.as_str()).unwrap_or("");
+    ListedSchedule {
+        id: e.schedule_id.clone(),
+        listing: listing(
+            info.spec.as_ref(),
+            workflow_type,
+            info.paused,
+            &info.recent_actions,
+        ),
+    }
 }
 
 /// Idempotency key of one write: the SDK retries a request with the same key, while a new
@@ -643,7 +715,17 @@ pub fn observed_from_describe(resp: &DescribeScheduleResponse) -> Result<Observe
             })
         })
         .collect();
+    let workflow_type = match schedule.action.as_ref().and_then(|a| a.action.as_ref()) {
+        Some(Action::StartWorkflow(w)) => w.workflow_type.as_ref().map(|t| t.name.clone()),
+        _ => None,
+    };
     Ok(ObservedSchedule {
+        listing: listing(
+            schedule.spec.as_ref(),
+            workflow_type.as_deref().unwrap_or(""),
+            state.paused,
+            &info.recent_actions,
+        ),
         fingerprint: fingerprint(schedule),
         owner,
         action_count_base: memo_i64(&resp.memo, memo::ACTION_COUNT_BASE).unwrap_or(0),

@@ -113,6 +113,17 @@ impl Operator {
             .sum::<f64>() as u64
     }
 
+    /// Temporal calls of one operation (`describe`, `list_schedules`, ...) so far, any outcome.
+    pub async fn temporal_requests(&self, operation: &str) -> f64 {
+        let prefix = format!("durablejob_temporal_requests_total{{operation=\"{operation}\"");
+        self.metrics()
+            .await
+            .lines()
+            .filter(|l| l.starts_with(&prefix))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+
     pub fn log_tail(&self, lines: usize) -> String {
         self.proc.as_ref().map(|p| p.log_tail(lines)).unwrap_or_default()
     }

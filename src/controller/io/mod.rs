@@ -4,6 +4,7 @@
 pub(crate) mod dry_run;
 pub(crate) mod kube;
 pub(crate) mod requests;
+pub(crate) mod sweep;
 pub(crate) mod temporal;
 
 use ::kube::runtime::events::EventType;

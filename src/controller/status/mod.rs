@@ -87,6 +87,9 @@ pub(crate) fn build(
     }
 
     if let Some(o) = r.observed {
+        if let Some(sync) = s.sync.as_mut() {
+            sync.listing = Some(o.listing.clone());
+        }
         s.paused = o.paused;
         s.paused_reason = if !o.paused {
             None
@@ -354,6 +357,7 @@ mod tests {
     fn observed(running: &[&str]) -> ObservedSchedule {
         ObservedSchedule {
             created_hash: None,
+            listing: "listed".into(),
             fingerprint: "fp".into(),
             owner: None,
             action_count_base: 1,
@@ -401,6 +405,7 @@ mod tests {
             observed_fingerprint: "fp".into(),
             handled_resume: None,
             runs_marker: None,
+            listing: None,
         };
         let r = Observations {
             desired: Some(&d),
@@ -437,7 +442,14 @@ mod tests {
             "a running run says which attempt and Job it is at"
         );
         assert_eq!((s.action_count, s.missed_runs), (4, 1));
-        assert_eq!(s.sync, Some(sync));
+        assert_eq!(
+            s.sync,
+            Some(SyncRecord {
+                listing: Some("listed".into()),
+                ..sync
+            }),
+            "the description's listing is recorded for the sweep"
+        );
         assert_eq!(s.message, None);
         let ready = s.conditions.iter().find(|c| c.type_ == "Ready").unwrap();
         assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("True", "Synced"));

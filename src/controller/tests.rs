@@ -68,12 +68,8 @@ async fn a_new_resource_gets_its_schedule_then_an_unchanged_spec_means_one_descr
     let first = reconcile(&fake, &dj).await;
     assert_eq!(
         fake.calls(),
-        vec![
-            Call::Describe(id("report")),
-            Call::Create(id("report")),
-            Call::Describe(id("report")),
-        ],
-        "a new schedule has no runs to read from visibility"
+        vec![Call::Create(id("report")), Call::Describe(id("report"))],
+        "a new resource creates without a describe first, and a new schedule has no runs to read from visibility"
     );
     assert_eq!(first.problem, None);
     assert_eq!(first.writes, vec![Reason::ScheduleCreated]);
@@ -170,9 +166,19 @@ async fn a_schedule_someone_else_made_is_left_alone() {
     let mut theirs = other.clone();
     theirs.metadata.uid = Some("someone-else".into());
     reconcile(&fake, &theirs).await;
+    let location = crate::controller::build::schedule::ScheduleLocation {
+        namespace: "default".into(),
+        id: id("report"),
+    };
+    let before = fake.get(&location);
     fake.clear_calls();
     let out = reconcile(&fake, &other).await;
-    assert_eq!(writes(&fake), vec![]);
+    assert_eq!(
+        fake.calls(),
+        vec![Call::Create(id("report")), Call::Describe(id("report"))],
+        "the create is refused (it exists), and the description says whose it is"
+    );
+    assert_eq!(fake.get(&location), before, "their schedule is untouched");
     let p = out.problem.expect("a problem");
     assert_eq!((p.reason, p.stalled), (Reason::ScheduleOwnedElsewhere, true));
 }
@@ -251,7 +257,11 @@ async fn a_create_whose_status_write_was_lost_is_recognised_without_a_second_wri
     // the status never reached the API server: the next reconcile sees no record
     fake.clear_calls();
     let again = reconcile(&fake, &dj).await;
-    assert_eq!(writes(&fake), vec![], "no update of the operator's own schedule");
+    assert_eq!(
+        fake.calls(),
+        vec![Call::Create(id("report")), Call::Describe(id("report"))],
+        "the create is refused as existing, the describe recognises the operator's own schedule, and there is no update"
+    );
     assert_eq!(again.writes, vec![]);
     assert!(
         again.notices.is_empty(),

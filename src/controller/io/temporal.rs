@@ -72,23 +72,43 @@ pub(crate) async fn sync<S: Schedules>(
     move_if_relocated(schedules, desired, r, &mut out)
         .await
         .map_err(fail)?;
-    let observed = schedules.describe(&desired.location).await.map_err(fail)?;
     let desired_hash = desired.hash();
     let handled = r.previous.sync.as_ref().and_then(|s| s.handled_resume.clone());
     let resume_requested = r.resume.filter(|v| Some(*v) != handled.as_deref());
-    let decision = plan::decide(&PlanInput {
-        desired,
-        desired_hash: &desired_hash,
-        previous: r.previous,
-        observed: observed.as_ref(),
-        resume_requested,
-        now,
-    });
+    // A DurableJob that never recorded a write creates its schedule straight away; only when
+    // Temporal answers that it exists (an earlier write whose status was lost, or someone
+    // else's) is it described and decided again. A new schedule costs a create and a describe.
+    let mut optimistic = r.previous.sync.is_none() && r.previous.schedule_id.is_none();
+    let mut observed = if optimistic {
+        None
+    } else {
+        schedules.describe(&desired.location).await.map_err(fail)?
+    };
+    let (decision, written) = loop {
+        let decision = plan::decide(&PlanInput {
+            desired,
+            desired_hash: &desired_hash,
+            previous: r.previous,
+            observed: observed.as_ref(),
+            resume_requested,
+            now,
+        });
+        if !matches!(decision, Decision::Create { .. } | Decision::Update { .. }) {
+            break (decision, None);
+        }
+        match write(schedules, desired, &decision).await {
+            Err(TemporalError::Conflict(_)) if optimistic => {
+                optimistic = false;
+                observed = schedules.describe(&desired.location).await.map_err(fail)?;
+            }
+            done => break (decision, Some(done.map_err(fail)?)),
+        }
+    };
     let handled = r.resume.map(str::to_string).or(handled);
     let record = |fp: &str| plan::sync_record(&desired_hash, fp, handled.clone());
     match decision {
         Decision::Create { .. } | Decision::Update { .. } => {
-            let reason = write(schedules, desired, &decision).await.map_err(fail)?;
+            let reason = written.expect("a create or update was written");
             out.writes.push(reason.reason());
             out.notices.push(announce(desired, reason));
             out.observed = schedules.describe(&desired.location).await.map_err(fail)?;

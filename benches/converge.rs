@@ -6,10 +6,13 @@
 //!   at the same concurrency on the same server (the ratio is the figure of merit);
 //! - the operator's peak RSS (VmHWM);
 //! - steady state: Temporal calls and Kubernetes writes per second while nothing changes;
-//! - apply → Ready latency of single DurableJobs on the idle operator (p50, p99).
+//! - apply → Ready latency of single DurableJobs on the idle operator (p50, p99);
+//! - schedule fire → Job created through the built-in runner (`BENCH_FIRE` DurableJobs firing
+//!   every minute, two minutes; p50, p99, max), timed from the slot to the Job's ADDED event.
 //!
-//! `BENCH_N` (default 1000), `BENCH_STEADY_SECS` (default 30), `BENCH_CONCURRENCY`
-//! (default 32) and `BENCH_OPERATOR_ARGS` (extra operator flags) tune it. Results and how they were taken: BENCHMARKS.md.
+//! `BENCH_N` (default 1000), `BENCH_STEADY_SECS` (default 330, so that one sweep of the
+//! schedule lists falls inside), `BENCH_CONCURRENCY` (default 32), `BENCH_FIRE` (default 20)
+//! and `BENCH_OPERATOR_ARGS` (extra operator flags) tune it. Results and how they were taken: BENCHMARKS.md.
 
 #[allow(dead_code)]
 #[path = "../tests/e2e/operator.rs"]
@@ -47,6 +50,73 @@ fn manifest(name: &str) -> DurableJob {
                  "jobTemplate": testsupport::job_template(json!({}))}
     }))
     .expect("a DurableJob")
+}
+
+/// A DurableJob whose Job is created at every minute, by the built-in runner.
+fn every_minute(name: &str) -> DurableJob {
+    serde_json::from_value(json!({
+        "apiVersion": "durablejob.dev/v1alpha1", "kind": "DurableJob",
+        "metadata": {"name": name},
+        "spec": {"schedule": {"cron": ["* * * * *"]},
+                 "jobTemplate": testsupport::job_template(json!({}))}
+    }))
+    .expect("a DurableJob")
+}
+
+/// Schedule fire → Job created: `count` DurableJobs firing every minute, over two minutes,
+/// each Job timed from its slot (the scheduled-time annotation) to its ADDED watch event here.
+async fn fire_to_job(
+    client: &kube::Client,
+    djs: &Api<DurableJob>,
+    count: usize,
+) -> anyhow::Result<Vec<Duration>> {
+    use k8s_openapi::api::batch::v1::Job;
+    use kube::runtime::{WatchStreamExt, watcher};
+    let jobs: Api<Job> = Api::namespaced(client.clone(), "bench");
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<Duration>::new()));
+    let (sink, stream_jobs) = (seen.clone(), jobs.clone());
+    let watch = tokio::spawn(async move {
+        let mut events = std::pin::pin!(watcher(stream_jobs, watcher::Config::default()).applied_objects());
+        let mut names = std::collections::HashSet::new();
+        while let Some(Ok(job)) = events.next().await {
+            let at = chrono::Utc::now();
+            let slot = job
+                .metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get("durablejob.dev/scheduled-time"))
+                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
+            if let (Some(slot), Some(name)) = (slot, job.metadata.name.clone())
+                && names.insert(name)
+            {
+                let delay = (at - slot.with_timezone(&chrono::Utc))
+                    .to_std()
+                    .unwrap_or_default();
+                sink.lock().expect("fire latencies").push(delay);
+            }
+        }
+    });
+    for i in 0..count {
+        djs.create(&PostParams::default(), &every_minute(&format!("fire-{i:03}")))
+            .await?;
+    }
+    let deadline = Instant::now() + Duration::from_secs(200);
+    while seen.lock().expect("fire latencies").len() < 2 * count && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    watch.abort();
+    for i in 0..count {
+        let _ = djs.delete(&format!("fire-{i:03}"), &Default::default()).await;
+    }
+    let mut out = seen.lock().expect("fire latencies").clone();
+    anyhow::ensure!(
+        out.len() >= 2 * count,
+        "only {} of {} Jobs within 200 s",
+        out.len(),
+        2 * count
+    );
+    out.sort();
+    Ok(out)
 }
 
 fn ready(dj: &DurableJob) -> bool {
@@ -114,6 +184,20 @@ async fn temporal_calls(port: u16) -> f64 {
         .filter(|l| l.starts_with("durablejob_temporal_requests_total"))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
+}
+
+/// `durablejob_temporal_requests_total` by operation (any outcome).
+async fn temporal_calls_by_operation(port: u16) -> std::collections::BTreeMap<String, f64> {
+    let mut out = std::collections::BTreeMap::new();
+    for l in operator::scrape(port).await.lines() {
+        let Some(rest) = l.strip_prefix("durablejob_temporal_requests_total{operation=\"") else {
+            continue;
+        };
+        let op = rest.split('"').next().unwrap_or_default().to_string();
+        let n: f64 = l.rsplit(' ').next().and_then(|v| v.parse().ok()).unwrap_or(0.0);
+        *out.entry(op).or_insert(0.0) += n;
+    }
+    out
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -203,16 +287,17 @@ async fn raw_baseline(
 
 fn main() -> anyhow::Result<()> {
     let n = env_or("BENCH_N", 1000);
-    let steady_secs = env_or("BENCH_STEADY_SECS", 30) as u64;
+    let steady_secs = env_or("BENCH_STEADY_SECS", 330) as u64;
     let concurrency = env_or("BENCH_CONCURRENCY", 32);
+    let fire = env_or("BENCH_FIRE", 20);
     if std::env::args().any(|a| a == "--list") {
         return Ok(());
     }
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    rt.block_on(run(n, steady_secs, concurrency))
+    rt.block_on(run(n, steady_secs, concurrency, fire))
 }
 
-async fn run(n: usize, steady_secs: u64, concurrency: usize) -> anyhow::Result<()> {
+async fn run(n: usize, steady_secs: u64, concurrency: usize, fire: usize) -> anyhow::Result<()> {
     let dir = std::env::temp_dir().join(format!("durablejob-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let cluster = tokio::task::block_in_place(testsupport::Cluster::shared);
@@ -282,13 +367,21 @@ async fn run(n: usize, steady_secs: u64, concurrency: usize) -> anyhow::Result<(
         .collect();
     let calls_converge = temporal_calls(metrics_port).await;
 
-    // steady state
+    // steady state: the sweep lists the schedules every resync interval (5m)
+    let by_op_before = temporal_calls_by_operation(metrics_port).await;
     let audit_before = cluster
         .audit()
         .map(|a| a.count(|e| e.object_ref.namespace == "bench" && e.is_write()));
     let calls_before = temporal_calls(metrics_port).await;
     tokio::time::sleep(Duration::from_secs(steady_secs)).await;
     let calls_steady = temporal_calls(metrics_port).await - calls_before;
+    let by_op_after = temporal_calls_by_operation(metrics_port).await;
+    let steady_by_op: Vec<String> = by_op_after
+        .iter()
+        .map(|(op, n)| (op, n - by_op_before.get(op).copied().unwrap_or(0.0)))
+        .filter(|(_, n)| *n > 0.0)
+        .map(|(op, n)| format!("{op} {n:.0}"))
+        .collect();
     let audit_after = cluster
         .audit()
         .map(|a| a.count(|e| e.object_ref.namespace == "bench" && e.is_write()));
@@ -312,6 +405,12 @@ async fn run(n: usize, steady_secs: u64, concurrency: usize) -> anyhow::Result<(
         latencies.push(t0.elapsed());
     }
     latencies.sort();
+
+    // schedule fire -> Job, through the built-in runner (admin credentials, as the operator)
+    let runner = operator::Runner::start(&dir, cluster.kubeconfig(), &address, "bench")?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let fired = fire_to_job(&client, &djs, fire).await?;
+    drop(runner);
     let peak = rss_peak_kib(pid).unwrap_or(0);
 
     // the raw client on the same server, same concurrency
@@ -356,9 +455,18 @@ async fn run(n: usize, steady_secs: u64, concurrency: usize) -> anyhow::Result<(
         peak / 1024
     );
     println!(
-        "| steady state over {steady_secs} s: Temporal calls | {:.0} ({:.2}/s per 1,000 DurableJobs) |",
+        "| steady state over {steady_secs} s: Temporal calls | {:.0} ({:.3}/s per 1,000 DurableJobs): {} |",
         calls_steady,
-        calls_steady / steady_secs as f64 / (n as f64 / 1000.0)
+        calls_steady / steady_secs as f64 / (n as f64 / 1000.0),
+        if steady_by_op.is_empty() {
+            "none".to_string()
+        } else {
+            steady_by_op.join(", ")
+        }
+    );
+    println!(
+        "| steady state, modelled: a list page per 1,000 every 5m + a describe each per hour | {:.3}/s per 1,000 DurableJobs |",
+        (1.0 / 300.0) + 1000.0 / 3600.0
     );
     match writes_steady {
         Some(w) => println!("| steady state over {steady_secs} s: Kubernetes writes | {w} |"),
@@ -368,6 +476,13 @@ async fn run(n: usize, steady_secs: u64, concurrency: usize) -> anyhow::Result<(
         "| apply → Ready, idle operator, 50 in a row | p50 {} ms, p99 {} ms |",
         percentile(&latencies, 0.5).as_millis(),
         percentile(&latencies, 0.99).as_millis()
+    );
+    println!(
+        "| schedule fire → Job created, {fire} DurableJobs every minute, {} Jobs | p50 {} ms, p99 {} ms, max {} ms |",
+        fired.len(),
+        percentile(&fired, 0.5).as_millis(),
+        percentile(&fired, 0.99).as_millis(),
+        fired.last().copied().unwrap_or_default().as_millis()
     );
     drop(operator);
     server.stop().await;

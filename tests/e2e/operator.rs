@@ -129,21 +129,20 @@ impl Operator {
     }
 }
 
-/// The built-in runner (`durablejob worker`) as a separate process.
-/// The text a GET of /metrics on a loopback port returns (empty when nothing answers).
+/// The text a GET of /metrics on a loopback port returns (empty when nothing answers). HTTP/1.0,
+/// so the streamed body comes without chunk framing, up to the close.
 pub async fn scrape(port: u16) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let Ok(mut s) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else {
         return String::new();
     };
-    let _ = s
-        .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .await;
+    let _ = s.write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n").await;
     let mut out = String::new();
     let _ = s.read_to_string(&mut out).await;
     out
 }
 
+/// The built-in runner (`durablejob worker`) as a separate process.
 pub struct Runner {
     proc: Option<Guarded>,
     dir: std::path::PathBuf,

@@ -17,7 +17,7 @@ use kube::{
     runtime::{
         Controller, WatchStreamExt,
         controller::Action,
-        events::{Recorder, Reporter},
+        events::Reporter,
         finalizer::{Event as Finalizer, finalizer},
         reflector::{self, ObjectRef},
         watcher,
@@ -81,7 +81,7 @@ pub struct Context<S: Schedules> {
     pub client: Client,
     pub schedules: S,
     pub settings: Settings,
-    pub recorder: Recorder,
+    pub recorder: io::events::Events,
     pub metrics: Arc<Metrics>,
     failures: Mutex<HashMap<ObjectRef<DurableJob>, u32>>,
     /// Reconciles in flight across every controller and watched namespace.
@@ -118,7 +118,7 @@ impl<S: Schedules> Context<S> {
             instance: std::env::var("POD_NAME").ok(),
         };
         Self {
-            recorder: Recorder::new(client.clone(), reporter),
+            recorder: io::events::Events::new(client.clone(), reporter),
             client,
             schedules,
             settings,

@@ -2,6 +2,7 @@
 //! (status, Events, the worker Deployment). The pure steps never call these.
 
 pub(crate) mod dry_run;
+pub(crate) mod events;
 pub(crate) mod kube;
 pub(crate) mod requests;
 pub(crate) mod sweep;

@@ -47,8 +47,13 @@ pub(crate) async fn sync_worker<S: Schedules>(
     let uid = dj.uid().unwrap_or_default();
     let api: Api<Deployment> = Api::namespaced(ctx.client.clone(), &namespace);
     let deployment = worker::deployment_name(&name);
+    let is_worker = matches!(valid.executor, Executor::UserWorker(_));
     let existing = match ctx.cached_worker(&namespace, &deployment) {
         crate::controller::Cached::Known(d) => d.map(|d| (*d).clone()),
+        // Not listed yet. A jobTemplate DurableJob only looks for a leftover worker Deployment
+        // of its own to remove, and the first list of Deployments wakes it if there is one (it
+        // owns it), so it makes no request; a worker is read from the API server.
+        crate::controller::Cached::Unknown if !is_worker => None,
         crate::controller::Cached::Unknown => api.get_opt(&deployment).await.map_err(|e| {
             problem(
                 Reason::WorkerApplyFailed,

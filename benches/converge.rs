@@ -188,16 +188,7 @@ async fn temporal_calls(port: u16) -> f64 {
 
 /// `durablejob_temporal_requests_total` by operation (any outcome).
 async fn temporal_calls_by_operation(port: u16) -> std::collections::BTreeMap<String, f64> {
-    let mut out = std::collections::BTreeMap::new();
-    for l in operator::scrape(port).await.lines() {
-        let Some(rest) = l.strip_prefix("durablejob_temporal_requests_total{operation=\"") else {
-            continue;
-        };
-        let op = rest.split('"').next().unwrap_or_default().to_string();
-        let n: f64 = l.rsplit(' ').next().and_then(|v| v.parse().ok()).unwrap_or(0.0);
-        *out.entry(op).or_insert(0.0) += n;
-    }
-    out
+    operator::temporal_requests_by_operation(&operator::scrape(port).await)
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {

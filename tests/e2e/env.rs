@@ -251,6 +251,17 @@ impl Env {
         .await
     }
 
+    /// Waits until the DurableJob is gone from the API server (its finalizer done).
+    pub async fn wait_gone(&self, name: &str, timeout: Duration) -> anyhow::Result<()> {
+        let djs = self.djs.clone();
+        wait_for(&format!("{name} to be gone"), timeout, || {
+            let djs = djs.clone();
+            async move { djs.get_opt(name).await.ok()?.is_none().then_some(()) }
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}\n--- operator log ---\n{}", self.operator.log_tail(20)))
+    }
+
     /// Waits until Temporal's description of the schedule satisfies `check`.
     pub async fn wait_schedule(
         &self,

@@ -442,13 +442,7 @@ async fn creates_edits_and_deletes_lost_to_a_410_reach_temporal_after_the_relist
     proxy.clear();
     env.wait_ready("added").await?;
     env.wait_ready("edited").await?;
-    let djs = env.djs.clone();
-    wait_for("the deleted one to go", Duration::from_secs(60), || {
-        let djs = djs.clone();
-        async move { djs.get_opt("deleted").await.ok()?.is_none().then_some(()) }
-    })
-    .await
-    .map_err(|e| anyhow::anyhow!("{e}\n--- operator ---\n{}", env.operator.log_tail(20)))?;
+    env.wait_gone("deleted", Duration::from_secs(60)).await?;
     let hour = |name: &str| -> anyhow::Result<Vec<String>> {
         let d = env.describe(name)?.unwrap_or_default();
         Ok(d["schedule"]["spec"]["structuredCalendar"]

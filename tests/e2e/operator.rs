@@ -115,18 +115,29 @@ impl Operator {
 
     /// Temporal calls of one operation (`describe`, `list_schedules`, ...) so far, any outcome.
     pub async fn temporal_requests(&self, operation: &str) -> f64 {
-        let prefix = format!("durablejob_temporal_requests_total{{operation=\"{operation}\"");
-        self.metrics()
-            .await
-            .lines()
-            .filter(|l| l.starts_with(&prefix))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum()
+        temporal_requests_by_operation(&self.metrics().await)
+            .get(operation)
+            .copied()
+            .unwrap_or(0.0)
     }
 
     pub fn log_tail(&self, lines: usize) -> String {
         self.proc.as_ref().map(|p| p.log_tail(lines)).unwrap_or_default()
     }
+}
+
+/// `durablejob_temporal_requests_total` summed by operation (any outcome) from a /metrics page.
+pub fn temporal_requests_by_operation(metrics: &str) -> std::collections::BTreeMap<String, f64> {
+    let mut out = std::collections::BTreeMap::new();
+    for l in metrics.lines() {
+        let Some(rest) = l.strip_prefix("durablejob_temporal_requests_total{operation=\"") else {
+            continue;
+        };
+        let op = rest.split('"').next().unwrap_or_default().to_string();
+        let n: f64 = l.rsplit(' ').next().and_then(|v| v.parse().ok()).unwrap_or(0.0);
+        *out.entry(op).or_insert(0.0) += n;
+    }
+    out
 }
 
 /// The text a GET of /metrics on a loopback port returns (empty when nothing answers). HTTP/1.0,

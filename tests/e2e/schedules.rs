@@ -442,12 +442,7 @@ async fn a_bad_time_zone_is_reported_on_the_resource_and_never_reaches_temporal(
     .await?;
     env.wait_not_ready("never").await?;
     env.djs.delete("never", &DeleteParams::default()).await?;
-    let djs = env.djs.clone();
-    wait_for("the invalid resource to be deleted", T, || {
-        let djs = djs.clone();
-        async move { djs.get_opt("never").await.ok()?.is_none().then_some(()) }
-    })
-    .await?;
+    env.wait_gone("never", T).await?;
     Ok(())
 }
 
@@ -491,12 +486,7 @@ async fn a_schedule_owned_by_someone_else_is_left_alone(shared: Arc<Shared>) -> 
     );
     // deleting the resource does not delete someone else's schedule
     env.djs.delete("r", &DeleteParams::default()).await?;
-    let djs = env.djs.clone();
-    wait_for("the resource to be deleted", T, || {
-        let djs = djs.clone();
-        async move { djs.get_opt("r").await.ok()?.is_none().then_some(()) }
-    })
-    .await?;
+    env.wait_gone("r", T).await?;
     ensure!(env.describe("r")?.is_some(), "the foreign schedule survives");
     Ok(())
 }
@@ -672,12 +662,7 @@ async fn a_temporal_restart_is_survived_without_duplicates(shared: Arc<Shared>) 
 
     server.restart().await?;
     env.wait_ready("r").await?;
-    let djs = env.djs.clone();
-    wait_for("the held resource to go once Temporal is back", T, || {
-        let djs = djs.clone();
-        async move { djs.get_opt("doomed").await.ok()?.is_none().then_some(()) }
-    })
-    .await?;
+    env.wait_gone("doomed", T).await?;
     let ids = temporal::schedule_ids(&server.address(), &env.namespace)?;
     ensure!(
         ids == vec![env.schedule_id("r")],
@@ -757,13 +742,7 @@ async fn cleanup_deletes_the_schedule_even_when_no_status_was_written_and_the_sp
     env.edit("gone", json!({"schedule": {"timeZone": "Mars/Olympus"}}))
         .await?;
     env.djs.delete("gone", &DeleteParams::default()).await?;
-    let djs = env.djs.clone();
-    wait_for("the resource to go", T, || {
-        let djs = djs.clone();
-        async move { djs.get_opt("gone").await.ok()?.is_none().then_some(()) }
-    })
-    .await
-    .map_err(|e| anyhow::anyhow!("{e}\n--- operator log ---\n{}", env.operator.log_tail(20)))?;
+    env.wait_gone("gone", T).await?;
     ensure!(env.describe("gone")?.is_none(), "no schedule is left in Temporal");
     Ok(())
 }

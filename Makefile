@@ -55,7 +55,7 @@ playground: tools cluster-tools build
 
 ## crds: the CRD from the Rust types, into each place it is committed (a test checks all three)
 crds: build
-	for d in crds charts/durablejob-crds/files config/crd; do ./target/debug/durablejob crd > $$d/durablejobs.durablejob.dev.yaml; done
+	for d in crds charts/durablejob-crds/files config/crd; do ./target/debug/durablejob crd --out-dir $$d || exit 1; done
 
 ## gitops: the Argo CD argocd-cm entry from the health check (a test checks it is current)
 gitops:

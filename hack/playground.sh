@@ -55,7 +55,7 @@ temporal operator cluster health --address "127.0.0.1:$TEMPORAL_PORT" | grep -q 
   || { echo "Temporal did not start; see $DIR/temporal.log"; exit 1; }
 
 "$KUBECTL" apply --server-side -f crds/ >/dev/null
-"$KUBECTL" wait --for=condition=Established --timeout=60s crd/durablejobs.durablejob.dev >/dev/null
+"$KUBECTL" wait --for=condition=Established --timeout=60s crd/durablejobs.durablejob.dev crd/durablejobcalendars.durablejob.dev >/dev/null
 "$KUBECTL" apply -f config/rbac/operator-clusterrole.yaml -f config/rbac/runner-clusterrole.yaml \
   -f config/rbac/user-clusterroles.yaml >/dev/null
 # the kubectl plugin: `kubectl durablejob VERB` finds kubectl-durablejob on PATH

@@ -30,7 +30,7 @@ pub enum Command {
     /// Convert CronJob manifests (files, folders or stdin) into DurableJob manifests.
     Migrate(Box<MigrateArgs>),
     /// Print the CustomResourceDefinitions as YAML.
-    Crd,
+    Crd(CrdArgs),
     /// List DurableJobs with the same columns as `kubectl get dj`.
     Get(GetArgs),
     /// Start one run now (as `kubectl create job --from=cronjob/NAME`).
@@ -55,6 +55,14 @@ pub enum Command {
 pub enum LogFormat {
     Json,
     Text,
+}
+
+/// Arguments of `durablejob crd`.
+#[derive(Debug, Args)]
+pub struct CrdArgs {
+    /// Write each CRD to DIR/<plural>.<group>.yaml instead of printing them all.
+    #[arg(long, value_name = "DIR")]
+    pub out_dir: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -215,6 +223,10 @@ pub struct MigrateArgs {
     /// Retry failed runs up to N attempts in total (default: no cross-run retries, as with CronJob).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100))]
     pub retries: Option<u32>,
+    /// Give schedules that start at minute 0 a minute hashed from the DurableJob's name (`H`),
+    /// so the converted jobs do not all start in the same second; each change is reported.
+    #[arg(long)]
+    pub stagger: bool,
 }
 
 #[derive(Debug, Args)]

@@ -18,6 +18,8 @@ impl DurableJob {
                 overlap_policy: OverlapPolicy::Skip,
                 catchup_window: DEFAULT_CATCHUP_WINDOW.into(),
                 pause_on_failure: false,
+                suspend_after_failures: None,
+                resume_after: None,
                 suspend: false,
                 run_limit: None,
                 workflow: None,
@@ -51,7 +53,13 @@ impl DurableJob {
             jitter: Some("30s".into()),
             start_at: Some("2026-01-01T00:00:00Z".into()),
             end_at: Some("2027-01-01T00:00:00+01:00".into()),
+            exclude: Some(Exclusions {
+                cron: vec!["* * * * 0,6".into()],
+                dates: vec!["2026-12-24".into()],
+            }),
+            exclude_calendars: vec![],
         };
+        // suspendAfterFailures/resumeAfter exclude pauseOnFailure: see `with_failure_streak`
         dj.spec.overlap_policy = OverlapPolicy::BufferAll;
         dj.spec.catchup_window = "1h30m".into();
         dj.spec.pause_on_failure = true;
@@ -133,6 +141,7 @@ impl DurableJob {
                 uid: "uid-1",
             },
             &valid,
+            &[],
             &crate::settings::Settings::default(),
         )
     }

@@ -99,8 +99,18 @@ async fn main() -> ExitCode {
         Command::Status(a) => control(control::status(&a)).await,
         Command::Signal(a) => control(control::signal(&a)).await,
         Command::Query(a) => control(control::query(&a)).await,
-        Command::Crd => {
-            print!("{}", crd::all_yaml());
+        Command::Crd(args) => {
+            let Some(dir) = args.out_dir else {
+                print!("{}", crd::all_yaml());
+                return ExitCode::SUCCESS;
+            };
+            for (file, yaml) in crd::files() {
+                let path = dir.join(file);
+                if let Err(e) = std::fs::write(&path, yaml) {
+                    eprintln!("error: cannot write {}: {e}", path.display());
+                    return ExitCode::FAILURE;
+                }
+            }
             ExitCode::SUCCESS
         }
         Command::Get(args) => {
@@ -338,6 +348,7 @@ fn migrate(args: MigrateArgs) -> ExitCode {
                 ForbidAs::BufferOne => OverlapPolicy::BufferOne,
             },
             retries: args.retries,
+            stagger: args.stagger,
         },
     };
     let mut report = Report::default();

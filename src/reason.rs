@@ -38,6 +38,8 @@ pub enum Reason {
     // --- why a pause is in place (status.pausedReason)
     Suspended,
     RunFailed,
+    /// spec.suspendAfterFailures runs failed in a row.
+    ConsecutiveFailures,
     // --- problems (conditions, Warning Events, reconcile_failures)
     InvalidSpec,
     TemporalUnavailable,
@@ -58,6 +60,19 @@ pub enum Reason {
     NotNamespaced,
     /// A jobTemplate DurableJob in a Temporal namespace the built-in runner does not poll.
     RunnerNotServing,
+    /// spec.schedule.excludeCalendars names a DurableJobCalendar that does not exist.
+    CalendarNotFound,
+    /// A referenced DurableJobCalendar has an entry that cannot be read.
+    InvalidCalendar,
+    /// A DurableJobCalendar's deletion waits until no DurableJob references it.
+    CalendarInUse,
+    // --- runs Temporal did not start (Warning Events, status.missedRunsByCause, metrics)
+    /// Due longer ago than spec.catchupWindow when Temporal could start it.
+    CatchupWindowPassed,
+    /// Due while a run was going, with overlapPolicy Skip.
+    OverlapSkipped,
+    /// Due while the buffer of BufferOne/BufferAll was full.
+    BufferFull,
     // --- run-control requests (status.requests, Events)
     RunTriggered,
     BackfillStarted,

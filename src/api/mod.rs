@@ -3,6 +3,7 @@
 // Everything here is public API, re-exported below; the lint cannot see through the glob
 // re-exports and kube-derive's generated types.
 #[allow(unreachable_pub)]
+mod calendar;
 mod request;
 #[allow(unreachable_pub)]
 mod schema_helpers;
@@ -10,6 +11,7 @@ mod schema_helpers;
 mod spec;
 mod status;
 
+pub use calendar::*;
 pub use request::*;
 pub use spec::*;
 pub use status::*;

@@ -85,6 +85,13 @@ pub const BUILTIN_WORKFLOW_TYPE: &str = "durablejob.run";
         .message("spec.worker needs spec.workflow.type: the workflow type your worker registers")
         .field_path(".workflow")
         .reason(Reason::FieldValueRequired),
+    validation = Rule::new("!has(self.suspendAfterFailures) || !has(self.pauseOnFailure) || !self.pauseOnFailure")
+        .message("set either spec.pauseOnFailure (pause after one failed run) or spec.suspendAfterFailures (after N in a row), not both")
+        .field_path(".suspendAfterFailures"),
+    validation = Rule::new("!has(self.resumeAfter) || has(self.suspendAfterFailures)")
+        .message("spec.resumeAfter resumes a pause made by spec.suspendAfterFailures: set that too, or remove resumeAfter")
+        .field_path(".resumeAfter")
+        .reason(Reason::FieldValueRequired),
     validation = Rule::new("!has(self.jobTemplate) || !has(self.workflow) || !has(self.workflow.type) || self.workflow.type == 'durablejob.run'")
         .message("with spec.jobTemplate the built-in runner executes each run: leave spec.workflow.type unset (or durablejob.run), or use spec.worker for your own workflow type")
         .field_path(".workflow.type")
@@ -112,6 +119,19 @@ pub struct DurableJobSpec {
     /// `durablejob.dev/resume` annotation.
     #[serde(default)]
     pub pause_on_failure: bool,
+
+    /// Pause the schedule after this many consecutive failed runs (after their retries),
+    /// counted from Temporal's recent runs: `status.pausedReason` ConsecutiveFailures and a
+    /// Warning Event naming the runs. Resume with the `durablejob.dev/resume` annotation
+    /// (`kubectl durablejob resume`), or let spec.resumeAfter do it. Use pauseOnFailure for 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 100))]
+    pub suspend_after_failures: Option<i32>,
+
+    /// With suspendAfterFailures: resume by itself this long after the pause (Go duration).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "duration_string")]
+    pub resume_after: Option<String>,
 
     /// Pause the schedule: no new runs start. Running ones are not stopped.
     #[serde(default)]
@@ -167,7 +187,9 @@ pub struct DurableJobSpec {
 pub struct ScheduleSpec {
     /// Five-field cron expressions (minute hour day-of-month month day-of-week) or one of
     /// @yearly @annually @monthly @weekly @daily @midnight @hourly. As in Temporal, when both
-    /// day-of-month and day-of-week are restricted, both must match.
+    /// day-of-month and day-of-week are restricted, both must match. `H` in the minute or hour
+    /// field (H, H(0-29), H/15) is a value derived from the resource's namespace and name, so
+    /// many schedules spread out; status.schedule shows the concrete entry.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 20), inner(length(max = 128)))]
     #[x_kube(
@@ -179,6 +201,22 @@ pub struct ScheduleSpec {
             .message("each cron entry needs exactly five fields (minute hour day-of-month month day-of-week); seconds and years are not supported")
     )]
     pub cron: Vec<String>,
+
+    /// When no run starts, read in timeZone: cron entries (every minute they match) and dates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exclude: Option<Exclusions>,
+
+    /// Names of DurableJobCalendars in this namespace whose dates and cron entries are excluded
+    /// too (for example public holidays shared by many DurableJobs).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(
+        length(max = 20),
+        inner(
+            length(min = 1, max = 253),
+            regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+        )
+    )]
+    pub exclude_calendars: Vec<String>,
 
     /// Fixed intervals, e.g. every 1h at offset 5m (runs at :05 each hour, counted from the Unix epoch).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -207,6 +245,26 @@ pub struct ScheduleSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "super::schema_helpers::date_time_string")]
     pub end_at: Option<String>,
+}
+
+/// Times when no run starts: in `spec.schedule.exclude` and in a DurableJobCalendar.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Exclusions {
+    /// Five-field cron entries: no run starts in any minute they match, e.g. `* * * * 0,6`
+    /// (weekends) or `* 0-5 * * *` (the night). `H` is not allowed here.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 50), inner(length(max = 128)))]
+    #[x_kube(
+        validation = Rule::new("self.all(c, c.startsWith('@') || c.matches('^\\\\s*\\\\S+(\\\\s+\\\\S+){4}\\\\s*$'))")
+            .message("each exclude cron entry needs exactly five fields (minute hour day-of-month month day-of-week)")
+    )]
+    pub cron: Vec<String>,
+
+    /// Whole days (YYYY-MM-DD) on which no run starts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 1000), inner(regex(pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")))]
+    pub dates: Vec<String>,
 }
 
 /// A run every `every`, shifted by `offset`.

@@ -25,7 +25,7 @@ use kube::{
 };
 use tracing::{error, info, warn};
 
-use crate::api::{DurableJob, FINALIZER};
+use crate::api::{DurableJob, DurableJobCalendar, FINALIZER};
 use crate::health::Readiness;
 use crate::metrics::Metrics;
 use crate::reason::Reason;
@@ -33,6 +33,7 @@ use crate::settings::Settings;
 use crate::temporal::{Schedules, TemporalError};
 
 pub(crate) mod build;
+pub(crate) mod calendar;
 pub(crate) mod io;
 pub(crate) mod plan;
 pub(crate) mod reconcile;
@@ -56,6 +57,8 @@ pub enum Error {
     NotNamespaced,
     #[error("invalid object: {0}")]
     Invalid(String),
+    #[error("{0}")]
+    CalendarInUse(String),
 }
 
 impl Error {
@@ -72,6 +75,7 @@ impl Error {
             },
             Error::NotNamespaced => Reason::NotNamespaced,
             Error::Invalid(_) => Reason::UnreadableObject,
+            Error::CalendarInUse(_) => Reason::CalendarInUse,
         }
     }
 }
@@ -88,21 +92,69 @@ pub struct Context<S: Schedules> {
     limit: Arc<tokio::sync::Semaphore>,
     max_concurrent: u16,
     /// The worker Deployments the controllers watch, one cache per watched scope.
-    workers: std::sync::RwLock<Vec<WorkerCache>>,
+    workers: std::sync::RwLock<Vec<ScopedCache<Deployment>>>,
+    /// The DurableJobCalendars, one cache per watched scope.
+    calendars: std::sync::RwLock<Vec<ScopedCache<DurableJobCalendar>>>,
 }
 
-/// A watch cache of worker Deployments and whether it has listed them all yet.
-#[derive(Clone)]
-pub(crate) struct WorkerCache {
-    store: reflector::Store<Deployment>,
+/// A watch cache of one kind in one scope (a namespace, or all), and whether it has listed
+/// them all yet.
+pub(crate) struct ScopedCache<K: Resource<DynamicType = ()> + Clone + 'static> {
+    store: reflector::Store<K>,
     namespace: Option<String>,
     ready: Arc<std::sync::atomic::AtomicBool>,
 }
 
-/// Where a worker Deployment was looked up.
-pub(crate) enum Cached {
+impl<K: Resource<DynamicType = ()> + Clone + 'static> Clone for ScopedCache<K> {
+    fn clone(&self) -> Self {
+        Self {
+            store: self.store.clone(),
+            namespace: self.namespace.clone(),
+            ready: self.ready.clone(),
+        }
+    }
+}
+
+impl<K: Resource<DynamicType = ()> + Clone + 'static> ScopedCache<K> {
+    fn new(store: reflector::Store<K>, namespace: Option<&str>) -> Self {
+        Self {
+            store,
+            namespace: namespace.map(str::to_string),
+            ready: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+        }
+    }
+
+    /// Marks the cache listed once its first list is in.
+    async fn mark_ready_when_listed(self) {
+        if self.store.wait_until_ready().await.is_ok() {
+            self.ready.store(true, std::sync::atomic::Ordering::Release);
+        }
+    }
+}
+
+/// `namespace/name` as the cache covering that namespace has it.
+fn lookup<K: Resource<DynamicType = ()> + Clone + 'static>(
+    caches: &std::sync::RwLock<Vec<ScopedCache<K>>>,
+    namespace: &str,
+    name: &str,
+) -> Cached<K> {
+    let caches = caches.read().expect("cache lock");
+    let Some(cache) = caches
+        .iter()
+        .find(|c| c.namespace.as_deref().is_none_or(|n| n == namespace))
+    else {
+        return Cached::Unknown;
+    };
+    if !cache.ready.load(std::sync::atomic::Ordering::Acquire) {
+        return Cached::Unknown;
+    }
+    Cached::Known(cache.store.get(&ObjectRef::new(name).within(namespace)))
+}
+
+/// Where an object was looked up.
+pub(crate) enum Cached<K> {
     /// The cache covers the namespace and has listed: this is the answer.
-    Known(Option<Arc<Deployment>>),
+    Known(Option<Arc<K>>),
     /// No synced cache for the namespace (not started yet, or a test): ask the API server.
     Unknown,
 }
@@ -129,22 +181,18 @@ impl<S: Schedules> Context<S> {
             )),
             max_concurrent: DEFAULT_MAX_CONCURRENT_RECONCILES,
             workers: std::sync::RwLock::new(Vec::new()),
+            calendars: std::sync::RwLock::new(Vec::new()),
         }
     }
 
     /// The worker Deployment `namespace/name` as the watch cache has it.
-    pub(crate) fn cached_worker(&self, namespace: &str, name: &str) -> Cached {
-        let caches = self.workers.read().expect("worker caches lock");
-        let Some(cache) = caches
-            .iter()
-            .find(|c| c.namespace.as_deref().is_none_or(|n| n == namespace))
-        else {
-            return Cached::Unknown;
-        };
-        if !cache.ready.load(std::sync::atomic::Ordering::Acquire) {
-            return Cached::Unknown;
-        }
-        Cached::Known(cache.store.get(&ObjectRef::new(name).within(namespace)))
+    pub(crate) fn cached_worker(&self, namespace: &str, name: &str) -> Cached<Deployment> {
+        lookup(&self.workers, namespace, name)
+    }
+
+    /// The DurableJobCalendar `namespace/name` as the watch cache has it.
+    pub(crate) fn cached_calendar(&self, namespace: &str, name: &str) -> Cached<DurableJobCalendar> {
+        lookup(&self.calendars, namespace, name)
     }
 
     /// At most `n` reconciles at a time, across controllers and namespaces.
@@ -330,15 +378,35 @@ pub async fn run<S: Schedules>(
         // The worker Deployments are cached (trimmed of managed fields): a reconcile reads the
         // cache instead of GETting `<name>-worker`, which for most DurableJobs does not exist.
         let (worker_reader, worker_writer) = reflector::store::<Deployment>();
-        let worker_cache = WorkerCache {
-            store: worker_reader.clone(),
-            namespace: ns.map(str::to_string),
-            ready: Arc::new(std::sync::atomic::AtomicBool::new(false)),
-        };
+        let worker_cache = ScopedCache::new(worker_reader, ns);
         ctx.workers
             .write()
             .expect("worker caches lock")
             .push(worker_cache.clone());
+        // The calendars are cached too, and a calendar's edit (or its disappearance) wakes
+        // every DurableJob in its namespace that lists it in spec.schedule.excludeCalendars.
+        let (calendar_reader, calendar_writer) = reflector::store::<DurableJobCalendar>();
+        let calendar_cache = ScopedCache::new(calendar_reader, ns);
+        ctx.calendars
+            .write()
+            .expect("calendar caches lock")
+            .push(calendar_cache.clone());
+        let calendar_changes = watcher(
+            scoped::<DurableJobCalendar>(&ctx.client, ns),
+            watcher::Config::default().any_semantic(),
+        )
+        .default_backoff()
+        .modify(|c: &mut DurableJobCalendar| c.managed_fields_mut().clear())
+        .reflect(calendar_writer)
+        .touched_objects()
+        .predicate_filter(
+            {
+                use kube::runtime::{Predicate, predicates};
+                predicates::generation.combine(predicates::finalizers)
+            },
+            Default::default(),
+        );
+        let referencing = reader.clone();
         let worker_changes = watcher(
             deployments,
             watcher::Config::default()
@@ -358,6 +426,9 @@ pub async fn run<S: Schedules>(
                 kube::runtime::controller::Config::default().concurrency(ctx.max_concurrent_reconciles()),
             )
             .owns_stream(worker_changes)
+            .watches_stream(calendar_changes, move |cal: DurableJobCalendar| {
+                calendar::users(&referencing, &cal)
+            })
             .owns(
                 jobs,
                 watcher::Config::default()
@@ -366,6 +437,7 @@ pub async fn run<S: Schedules>(
             );
         let store = controller.store();
         collector.watch(store.clone());
+        let calendars = calendar::run(ctx.clone(), scoped(&ctx.client, ns), store.clone());
         sweep_targets.push(io::sweep::Target {
             store: store.clone(),
             wake,
@@ -377,13 +449,8 @@ pub async fn run<S: Schedules>(
                 let _ = store.wait_until_ready().await;
                 ready.set_ready();
             };
-            let workers_ready = async move {
-                if worker_reader.wait_until_ready().await.is_ok() {
-                    worker_cache
-                        .ready
-                        .store(true, std::sync::atomic::Ordering::Release);
-                }
-            };
+            let workers_ready = worker_cache.mark_ready_when_listed();
+            let calendars_ready = calendar_cache.mark_ready_when_listed();
             let drive = controller
                 .shutdown_on_signal()
                 .run(reconcile, error_policy, ctx)
@@ -395,7 +462,7 @@ pub async fn run<S: Schedules>(
                         }
                     }
                 });
-            tokio::join!(wait_ready, workers_ready, drive);
+            tokio::join!(wait_ready, workers_ready, calendars_ready, drive, calendars);
         });
     }
     let sweep = io::sweep::run(&ctx.schedules, sweep_targets, ctx.settings.resync_interval);

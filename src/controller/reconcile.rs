@@ -2,7 +2,7 @@
 //! returns what it made or the [`Problem`] that stopped it; the status is built once, from
 //! whatever the steps got to, and written once, here.
 
-use std::{sync::Arc, time::Duration};
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
 use kube::{ResourceExt, runtime::controller::Action};
@@ -10,7 +10,8 @@ use kube::{ResourceExt, runtime::controller::Action};
 use super::io::{self, Notice, kube as k8s};
 use super::status::{self, Observations, Problem, WorkerState};
 use super::{Context, Error, build::schedule, validate};
-use crate::api::{DeletionPolicy, DurableJob, DurableJobStatus, RESUME_ANNOTATION};
+use crate::api::{DeletionPolicy, DurableJob, DurableJobCalendar, DurableJobStatus, RESUME_ANNOTATION};
+use crate::controller::build::calendars;
 use crate::controller::build::schedule::{DesiredSchedule, ResourceRef, ScheduleLocation};
 use crate::reason::Reason;
 use crate::settings::Settings;
@@ -22,8 +23,13 @@ pub(crate) struct Built {
     pub desired: DesiredSchedule,
 }
 
-/// Validate and build: pure.
-pub(crate) fn build(dj: &DurableJob, settings: &Settings) -> Result<Built, Problem> {
+/// Validate and build: pure, given the DurableJobCalendars the spec names as they were found
+/// (`None`: it does not exist).
+pub(crate) fn build(
+    dj: &DurableJob,
+    settings: &Settings,
+    calendars: &BTreeMap<String, Option<DurableJobCalendar>>,
+) -> Result<Built, Problem> {
     let valid = validate::validate(&dj.spec).map_err(|invalid| Problem {
         reason: Reason::InvalidSpec,
         message: format!("Invalid spec: {invalid}"),
@@ -39,7 +45,8 @@ pub(crate) fn build(dj: &DurableJob, settings: &Settings) -> Result<Built, Probl
         name: &name,
         uid: &uid,
     };
-    let desired = schedule::desired(&resource, &valid, settings);
+    let resolved = calendars::resolve(&namespace, &valid.exclude_calendars, calendars)?;
+    let desired = schedule::desired(&resource, &valid, &resolved, settings);
     runner_serves(&valid, &desired, settings)?;
     Ok(Built { valid, desired })
 }
@@ -165,7 +172,8 @@ pub(crate) async fn schedule_and_status<S: Schedules>(
 /// Reconciles a DurableJob that is not being deleted: build → worker → schedule → status.
 pub(crate) async fn apply<S: Schedules>(dj: Arc<DurableJob>, ctx: Arc<Context<S>>) -> Result<Action, Error> {
     let now = Utc::now();
-    let built = match build(&dj, &ctx.settings) {
+    let found = k8s::calendars(&ctx, &dj).await;
+    let built = match found.and_then(|found| build(&dj, &ctx.settings, &found)) {
         Ok(b) => io::dry_run::check_job(&ctx.client, &dj, &b).await.map(|()| b),
         Err(p) => Err(p),
     };

@@ -29,7 +29,7 @@ async fn reconcile_with_worker(
     worker: Result<Option<WorkerState>, Problem>,
 ) -> Outcome {
     let settings = Settings::default();
-    let built = build(dj, &settings);
+    let built = build(dj, &settings, &Default::default());
     schedule_and_status(
         dj,
         fake,

@@ -8,8 +8,8 @@ use chrono::{DateTime, Utc};
 use k8s_openapi::api::{batch::v1::JobTemplateSpec, core::v1::PodTemplateSpec};
 use serde_json::Value;
 
-use crate::api::{BUILTIN_WORKFLOW_TYPE, DeletionPolicy, DurableJobSpec, OverlapPolicy};
-use crate::cron;
+use crate::api::{BUILTIN_WORKFLOW_TYPE, DeletionPolicy, DurableJobSpec, Exclusions, OverlapPolicy};
+use crate::cron::{self, ranges::Match};
 
 /// Temporal refuses catch-up windows shorter than this.
 pub const MIN_CATCHUP_WINDOW: Duration = Duration::from_secs(10);
@@ -41,7 +41,14 @@ impl std::error::Error for InvalidSpec {}
 /// A spec that passed validation, with every value parsed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ValidSpec {
+    /// The entries as written (trimmed); `H` is expanded per resource when the schedule is built.
     pub cron: Vec<String>,
+    /// From spec.schedule.exclude.
+    pub exclude: Vec<Match>,
+    /// Names of the DurableJobCalendars to exclude as well.
+    pub exclude_calendars: Vec<String>,
+    pub suspend_after_failures: Option<u32>,
+    pub resume_after: Option<Duration>,
     pub intervals: Vec<ValidInterval>,
     pub time_zone: String,
     pub jitter: Option<Duration>,
@@ -123,10 +130,53 @@ pub fn validate(spec: &DurableJobSpec) -> Result<ValidSpec, InvalidSpec> {
 
     let mut cron = Vec::new();
     for (i, entry) in s.cron.iter().enumerate() {
-        match cron::check(entry) {
+        // `H` is checked through an expansion: every resource's expansion has the same shape
+        let checked = cron::hash::expand(entry, "", "").and_then(|e| cron::check(&e));
+        match checked {
             Ok(()) => cron.push(entry.trim().to_string()),
             Err(msg) => v.push(format!("spec.schedule.cron[{i}]"), msg),
         }
+    }
+    let exclude = s
+        .exclude
+        .as_ref()
+        .map(|e| exclusions(e, "spec.schedule.exclude", &mut v.errors))
+        .unwrap_or_default();
+    let mut seen = std::collections::BTreeSet::new();
+    for (i, name) in s.exclude_calendars.iter().enumerate() {
+        if !seen.insert(name) {
+            v.push(
+                format!("spec.schedule.excludeCalendars[{i}]"),
+                format!("{name:?} is listed twice"),
+            );
+        }
+    }
+    let suspend_after_failures = match spec.suspend_after_failures {
+        Some(n) if n < 1 => {
+            v.push(
+                "spec.suspendAfterFailures".into(),
+                "must be at least 1 when set".into(),
+            );
+            None
+        }
+        Some(_) if spec.pause_on_failure => {
+            v.push(
+                "spec.suspendAfterFailures".into(),
+                "set either spec.pauseOnFailure (one failed run) or spec.suspendAfterFailures (N in a row), not both".into(),
+            );
+            None
+        }
+        n => n.map(|n| n as u32),
+    };
+    let resume_after = spec
+        .resume_after
+        .as_deref()
+        .and_then(|r| v.positive_duration("spec.resumeAfter", r));
+    if resume_after.is_some() && suspend_after_failures.is_none() && spec.suspend_after_failures.is_none() {
+        v.push(
+            "spec.resumeAfter".into(),
+            "resumes a pause made by spec.suspendAfterFailures: set that too, or remove resumeAfter".into(),
+        );
     }
     let mut intervals = Vec::new();
     for (i, iv) in s.intervals.iter().enumerate() {
@@ -237,6 +287,10 @@ pub fn validate(spec: &DurableJobSpec) -> Result<ValidSpec, InvalidSpec> {
     }
     Ok(ValidSpec {
         cron,
+        exclude,
+        exclude_calendars: s.exclude_calendars.clone(),
+        suspend_after_failures,
+        resume_after,
         intervals,
         time_zone: s.time_zone.clone(),
         jitter,
@@ -254,6 +308,37 @@ pub fn validate(spec: &DurableJobSpec) -> Result<ValidSpec, InvalidSpec> {
         temporal_namespace,
         deletion_policy: spec.deletion_policy,
     })
+}
+
+/// The exclusions of `spec.schedule.exclude` or of a DurableJobCalendar's spec (`path`
+/// names where they are written), as Temporal's calendars; every bad entry is recorded.
+pub fn exclusions(e: &Exclusions, path: &str, errors: &mut Vec<FieldError>) -> Vec<Match> {
+    let mut out = Vec::new();
+    for (i, entry) in e.cron.iter().enumerate() {
+        let field = format!("{path}.cron[{i}]");
+        if entry.contains('H') {
+            errors.push(FieldError {
+                field,
+                message: format!("{entry:?} uses H; exclusions are fixed times, write the minutes and hours"),
+            });
+            continue;
+        }
+        match cron::ranges::cron(entry, field.clone()) {
+            Ok(m) => out.push(m),
+            Err(message) => errors.push(FieldError { field, message }),
+        }
+    }
+    for (i, date) in e.dates.iter().enumerate() {
+        let field = format!("{path}.dates[{i}]");
+        match chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d") {
+            Ok(d) => out.push(cron::ranges::date(d, format!("{field} {date}"))),
+            Err(_) => errors.push(FieldError {
+                field,
+                message: format!("{date:?} is not a date; write YYYY-MM-DD, e.g. 2026-12-24"),
+            }),
+        }
+    }
+    out
 }
 
 fn validate_workflow(spec: &DurableJobSpec, v: &mut Collector) -> ValidWorkflow {
@@ -752,5 +837,50 @@ mod tests {
             ..Default::default()
         });
         assert!(has(&errors(&dj), "spec.workflow.runTimeout", "longer than 0"));
+    }
+
+    #[test]
+    fn exclusions_h_and_failure_streaks_are_checked_with_the_field_named() {
+        let mut dj = DurableJob::test("x").with_cron(&["H H(8-17) * * 1-5", "H/x * * * *"]);
+        dj.spec.schedule.exclude = Some(crate::api::Exclusions {
+            cron: vec!["* * * * 0,6".into(), "H * * * *".into(), "0 9 * *".into()],
+            dates: vec!["2026-12-24".into(), "2026-02-30".into()],
+        });
+        dj.spec.schedule.exclude_calendars = vec!["holidays".into(), "holidays".into()];
+        dj.spec.suspend_after_failures = Some(0);
+        dj.spec.resume_after = Some("soon".into());
+        let e = errors(&dj);
+        assert!(has(&e, "spec.schedule.cron[1]", "only (a-b) or /step"), "{e:?}");
+        assert!(
+            !e.iter().any(|(f, _)| f == "spec.schedule.cron[0]"),
+            "H forms are valid: {e:?}"
+        );
+        assert!(
+            has(&e, "spec.schedule.exclude.cron[1]", "exclusions are fixed times"),
+            "{e:?}"
+        );
+        assert!(has(&e, "spec.schedule.exclude.cron[2]", "five"), "{e:?}");
+        assert!(has(&e, "spec.schedule.exclude.dates[1]", "YYYY-MM-DD"), "{e:?}");
+        assert!(
+            has(&e, "spec.schedule.excludeCalendars[1]", "listed twice"),
+            "{e:?}"
+        );
+        assert!(has(&e, "spec.suspendAfterFailures", "at least 1"), "{e:?}");
+        assert!(has(&e, "spec.resumeAfter", "not a duration"), "{e:?}");
+
+        let mut ok = DurableJob::test("x");
+        ok.spec.suspend_after_failures = Some(2);
+        ok.spec.resume_after = Some("10m".into());
+        let v = validate(&ok.spec).unwrap();
+        assert_eq!(
+            (v.suspend_after_failures, v.resume_after),
+            (Some(2), Some(Duration::from_secs(600)))
+        );
+        let mut alone = DurableJob::test("x");
+        alone.spec.resume_after = Some("10m".into());
+        assert!(has(&errors(&alone), "spec.resumeAfter", "set that too"));
+        let mut both = ok.clone();
+        both.spec.pause_on_failure = true;
+        assert!(has(&errors(&both), "spec.suspendAfterFailures", "not both"));
     }
 }

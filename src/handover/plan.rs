@@ -117,7 +117,14 @@ fn wait(why: impl Into<String>) -> Step {
 
 /// Waits for a quiet window of the schedule, or `None` when `now` is in one.
 fn quiet_window(dj: &DurableJob, now: DateTime<Utc>) -> Option<Step> {
-    quiet::wait_for_quiet(&dj.spec.schedule, now).map(|retry| Step::Wait {
+    // the slots are those of the concrete schedule (`H` expanded for this resource)
+    let mut schedule = dj.spec.schedule.clone();
+    schedule.cron = crate::controller::build::schedule::concrete_cron(
+        &schedule.cron,
+        &kube::ResourceExt::namespace(dj).unwrap_or_default(),
+        &kube::ResourceExt::name_any(dj),
+    );
+    quiet::wait_for_quiet(&schedule, now).map(|retry| Step::Wait {
         why: "a quiet moment between the schedule's slots".into(),
         retry,
     })

@@ -21,6 +21,9 @@ pub struct Options {
     pub forbid_as: OverlapPolicy,
     /// Cross-run retries (`workflow.retry.maximumAttempts`); `None` keeps CronJob's behaviour.
     pub retries: Option<u32>,
+    /// Entries that fire at minute 0 get a hashed minute (`H`), so many converted jobs do not
+    /// start in the same second.
+    pub stagger: bool,
 }
 
 impl Default for Options {
@@ -30,6 +33,7 @@ impl Default for Options {
             replace_as: OverlapPolicy::TerminateOther,
             forbid_as: OverlapPolicy::Skip,
             retries: None,
+            stagger: false,
         }
     }
 }
@@ -215,9 +219,10 @@ fn schedule_and_time_zone(spec: &Spec, opts: &Options, notes: &mut Notes) -> Res
             ),
         );
     }
+    let cron = stagger(&t.cron, opts.stagger, notes);
     let mut schedule = Map::new();
-    if !t.cron.is_empty() {
-        schedule.insert("cron".into(), json!(t.cron));
+    if !cron.is_empty() {
+        schedule.insert("cron".into(), json!(cron));
     }
     if !t.intervals.is_empty() {
         schedule.insert(
@@ -227,6 +232,38 @@ fn schedule_and_time_zone(spec: &Spec, opts: &Options, notes: &mut Notes) -> Res
     }
     schedule.insert("timeZone".into(), Value::from(time_zone));
     Ok(schedule)
+}
+
+/// Entries that fire at minute 0, with `H` for the minute when `--stagger` asks for it; either
+/// way the report says so.
+fn stagger(cron: &[String], on: bool, notes: &mut Notes) -> Vec<String> {
+    let mut out = Vec::with_capacity(cron.len());
+    for entry in cron {
+        match crate::cron::hash::staggered(entry) {
+            Some(h) if on => {
+                notes.push(
+                    Severity::Warning,
+                    "spec.schedule",
+                    format!(
+                        "{entry:?} started at minute 0; --stagger made it {h:?}: each DurableJob keeps a minute derived from its namespace and name (status.schedule shows it), so the jobs converted together no longer start in the same second"
+                    ),
+                );
+                out.push(h);
+            }
+            Some(h) => {
+                notes.push(
+                    Severity::Info,
+                    "spec.schedule",
+                    format!(
+                        "{entry:?} starts at minute 0, as many CronJobs do; `durablejob migrate --stagger` writes {h:?} instead to spread them over the hour"
+                    ),
+                );
+                out.push(entry.clone());
+            }
+            None => out.push(entry.clone()),
+        }
+    }
+    out
 }
 
 /// `spec.concurrencyPolicy` → `spec.overlapPolicy`.
@@ -698,5 +735,42 @@ mod tests {
             json!({"restartPolicy": "Never", "containers": []});
         let err = convert(&cj, &Options::default()).unwrap_err();
         assert!(err.contains("containers"), "{err}");
+    }
+
+    #[test]
+    fn stagger_gives_top_of_the_hour_schedules_a_hashed_minute_and_says_so() {
+        let cj = cronjob(json!({"schedule": "0 2 * * *", "timeZone": "UTC", "jobTemplate": template()}));
+        let (dj, notes) = convert(&cj, &Options::default()).unwrap();
+        assert_eq!(
+            dj["spec"]["schedule"]["cron"],
+            json!(["0 2 * * *"]),
+            "unchanged without --stagger"
+        );
+        assert!(
+            notes
+                .iter()
+                .any(|n| n.severity == Severity::Info && n.message.contains("--stagger")),
+            "{notes:?}"
+        );
+        let opts = Options {
+            stagger: true,
+            ..Options::default()
+        };
+        let (dj, notes) = convert(&cj, &opts).unwrap();
+        assert_eq!(dj["spec"]["schedule"]["cron"], json!(["H 2 * * *"]));
+        assert!(
+            notes
+                .iter()
+                .any(|n| n.severity == Severity::Warning && n.message.contains("\"H 2 * * *\"")),
+            "{notes:?}"
+        );
+        let off = cronjob(json!({"schedule": "17 2 * * *", "timeZone": "UTC", "jobTemplate": template()}));
+        let (dj, notes) = convert(&off, &opts).unwrap();
+        assert_eq!(dj["spec"]["schedule"]["cron"], json!(["17 2 * * *"]));
+        assert!(!notes.iter().any(|n| n.message.contains("stagger")), "{notes:?}");
+        // the result validates and builds to a concrete minute
+        let staggered: crate::api::DurableJob =
+            serde_json::from_value(convert(&cj, &opts).unwrap().0).unwrap();
+        assert!(crate::controller::validate::validate(&staggered.spec).is_ok());
     }
 }

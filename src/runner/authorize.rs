@@ -68,7 +68,9 @@ pub fn is_manual(dj: &DurableJob, slot: DateTime<Utc>) -> bool {
     }
     let tz: chrono_tz::Tz = spec.time_zone.parse().unwrap_or(chrono_tz::UTC);
     let local = slot.with_timezone(&tz);
-    let cron_slot = spec.cron.iter().any(|entry| {
+    let (namespace, name) = (dj.namespace().unwrap_or_default(), dj.name_any());
+    let concrete = crate::controller::build::schedule::concrete_cron(&spec.cron, &namespace, &name);
+    let cron_slot = concrete.iter().any(|entry| {
         crate::cron::parse(entry)
             .ok()
             .and_then(|c| c.is_time_matching(&local).ok())

@@ -17,8 +17,8 @@ use temporalio_common::protos::{
         enums::v1::{ScheduleOverlapPolicy, WorkflowExecutionStatus},
         schedule::v1::{
             BackfillRequest, IntervalSpec, Schedule, ScheduleAction, ScheduleActionResult, ScheduleListEntry,
-            SchedulePatch, SchedulePolicies, ScheduleSpec, ScheduleState, TriggerImmediatelyRequest,
-            schedule_action::Action,
+            SchedulePatch, SchedulePolicies, ScheduleSpec, ScheduleState, StructuredCalendarSpec,
+            TriggerImmediatelyRequest, schedule_action::Action,
         },
         taskqueue::v1::TaskQueue,
         workflow::v1::NewWorkflowExecutionInfo,
@@ -575,6 +575,32 @@ fn retry_proto(r: &ValidRetry) -> Result<RetryPolicy, TemporalError> {
     })
 }
 
+/// An exclusion as Temporal's structured calendar.
+fn structured(m: &crate::cron::ranges::Match) -> StructuredCalendarSpec {
+    let ranges = |spans: &[crate::cron::ranges::Span]| {
+        spans
+            .iter()
+            .map(
+                |s| temporalio_common::protos::temporal::api::schedule::v1::Range {
+                    start: s.start as i32,
+                    end: s.end as i32,
+                    step: 1,
+                },
+            )
+            .collect()
+    };
+    StructuredCalendarSpec {
+        second: ranges(&m.second),
+        minute: ranges(&m.minute),
+        hour: ranges(&m.hour),
+        day_of_month: ranges(&m.day_of_month),
+        month: ranges(&m.month),
+        year: ranges(&m.year),
+        day_of_week: ranges(&m.day_of_week),
+        comment: m.comment.clone(),
+    }
+}
+
 /// The full Temporal schedule for a desired state (an update replaces the whole schedule).
 pub fn schedule_proto(d: &DesiredSchedule, o: &WriteOptions) -> Result<Schedule, TemporalError> {
     let c = &d.calendar;
@@ -594,6 +620,7 @@ pub fn schedule_proto(d: &DesiredSchedule, o: &WriteOptions) -> Result<Schedule,
         jitter: c.jitter.map(proto_duration).transpose()?,
         start_time: c.start_at.map(proto_time),
         end_time: c.end_at.map(proto_time),
+        exclude_structured_calendar: c.exclude.iter().map(structured).collect(),
         ..Default::default()
     };
     let a = &d.action;

@@ -15,6 +15,7 @@ macro_rules! scenarios {
     };
 }
 
+mod calendars;
 mod control;
 mod env;
 mod faults;
@@ -52,6 +53,7 @@ fn main() -> ExitCode {
         .chain(install::SCENARIOS)
         .chain(control::SCENARIOS)
         .chain(faults::SCENARIOS)
+        .chain(calendars::SCENARIOS)
         .copied()
         .collect();
     let selected: Vec<(&'static str, Scenario)> = scenarios

@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use crate::api::{BUILTIN_WORKFLOW_TYPE, OverlapPolicy};
 use crate::controller::validate::{Executor, ValidInterval, ValidRetry, ValidSpec};
+use crate::cron::{self, ranges::Match};
 use crate::run_contract::{RunInput, RunRetry};
 use crate::settings::Settings;
 use crate::util::{digest, duration};
@@ -69,6 +70,16 @@ pub struct Calendar {
     pub jitter: Option<Duration>,
     pub start_at: Option<DateTime<Utc>>,
     pub end_at: Option<DateTime<Utc>>,
+    /// No run starts at a time any of these match: the spec's exclusions, then each
+    /// referenced calendar's.
+    pub exclude: Vec<Match>,
+}
+
+/// A DurableJobCalendar a spec references, read and checked.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct ResolvedCalendar {
+    pub name: String,
+    pub matches: Vec<Match>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -112,8 +123,14 @@ pub(crate) struct ResourceRef<'a> {
     pub uid: &'a str,
 }
 
-/// Builds the desired schedule. Infallible: everything that could fail was validated.
-pub(crate) fn desired(resource: &ResourceRef<'_>, spec: &ValidSpec, settings: &Settings) -> DesiredSchedule {
+/// Builds the desired schedule. Infallible: everything that could fail was validated, and
+/// `calendars` are the spec's excludeCalendars, found and checked.
+pub(crate) fn desired(
+    resource: &ResourceRef<'_>,
+    spec: &ValidSpec,
+    calendars: &[ResolvedCalendar],
+    settings: &Settings,
+) -> DesiredSchedule {
     let location = ScheduleLocation {
         namespace: spec
             .temporal_namespace
@@ -159,12 +176,18 @@ pub(crate) fn desired(resource: &ResourceRef<'_>, spec: &ValidSpec, settings: &S
             resource: format!("{}/{}", resource.namespace, resource.name),
         },
         calendar: Calendar {
-            cron: spec.cron.clone(),
+            cron: concrete_cron(&spec.cron, resource.namespace, resource.name),
             intervals: spec.intervals.iter().copied().map(Interval::from).collect(),
             time_zone: spec.time_zone.clone(),
             jitter: spec.jitter,
             start_at: spec.start_at,
             end_at: spec.end_at,
+            exclude: spec
+                .exclude
+                .iter()
+                .cloned()
+                .chain(calendars.iter().flat_map(|c| c.matches.iter().cloned()))
+                .collect(),
         },
         action: StartWorkflow {
             workflow_id: location.id.clone(),
@@ -185,6 +208,14 @@ pub(crate) fn desired(resource: &ResourceRef<'_>, spec: &ValidSpec, settings: &S
         paused: spec.suspend,
         run_limit: spec.run_limit,
     }
+}
+
+/// The cron entries with `H` replaced for this resource (validated entries expand).
+pub(crate) fn concrete_cron(entries: &[String], namespace: &str, name: &str) -> Vec<String> {
+    entries
+        .iter()
+        .map(|e| cron::hash::expand(e, namespace, name).unwrap_or_else(|_| e.clone()))
+        .collect()
 }
 
 /// Default task queue of a user worker: `durablejob.<namespace>.<name>`.
@@ -249,6 +280,13 @@ mod tests {
                 jitter: Some(Duration::from_secs(30)),
                 start_at: Some(Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap()),
                 end_at: Some(Utc.with_ymd_and_hms(2026, 12, 31, 23, 0, 0).unwrap()),
+                exclude: vec![
+                    cron::ranges::cron("* * * * 0,6", "spec.schedule.exclude.cron[0]".into()).unwrap(),
+                    cron::ranges::date(
+                        chrono::NaiveDate::from_ymd_opt(2026, 12, 24).unwrap(),
+                        "spec.schedule.exclude.dates[0] 2026-12-24".into(),
+                    ),
+                ],
             },
             action: StartWorkflow {
                 workflow_id: "durablejob:default/nightly".into(),

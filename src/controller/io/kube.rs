@@ -11,7 +11,9 @@ use serde_json::json;
 use tracing::warn;
 
 use super::Notice;
-use crate::api::{DurableJob, DurableJobStatus};
+use std::collections::BTreeMap;
+
+use crate::api::{DurableJob, DurableJobCalendar, DurableJobStatus};
 use crate::controller::build::{schedule::DesiredSchedule, worker};
 use crate::controller::status::{Problem, WorkerState};
 use crate::controller::validate::{Executor, ValidSpec};
@@ -150,6 +152,33 @@ pub(crate) async fn write_status<S: Schedules>(
     .await
     .map_err(Error::Kube)?;
     Ok(())
+}
+
+/// The DurableJobCalendars the spec lists, from the watch cache (or, before it has listed,
+/// the API server): `None` for one that does not exist.
+pub(crate) async fn calendars<S: Schedules>(
+    ctx: &Context<S>,
+    dj: &DurableJob,
+) -> Result<BTreeMap<String, Option<DurableJobCalendar>>, Problem> {
+    let namespace = dj.namespace().unwrap_or_default();
+    let mut out = BTreeMap::new();
+    for name in &dj.spec.schedule.exclude_calendars {
+        let found = match ctx.cached_calendar(&namespace, name) {
+            crate::controller::Cached::Known(c) => c.map(|c| (*c).clone()),
+            crate::controller::Cached::Unknown => {
+                let api: Api<DurableJobCalendar> = Api::namespaced(ctx.client.clone(), &namespace);
+                api.get_opt(name).await.map_err(|e| {
+                    problem(
+                        Reason::KubernetesError,
+                        format!("cannot read DurableJobCalendar {name}"),
+                        &e,
+                    )
+                })?
+            }
+        };
+        out.insert(name.clone(), found);
+    }
+    Ok(out)
 }
 
 /// Publishes an Event on `obj`; a failure to publish is logged, never fatal.

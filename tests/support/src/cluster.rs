@@ -167,6 +167,7 @@ fn install(kubectl: &Kubectl) -> anyhow::Result<()> {
             "--for=condition=Established",
             "--timeout=60s",
             "crd/durablejobs.durablejob.dev",
+            "crd/durablejobcalendars.durablejob.dev",
         ],
         None,
     )?;

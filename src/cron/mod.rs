@@ -2,6 +2,9 @@
 //! meaning (day-of-month AND day-of-week). The syntax is checked here so that a bad entry is
 //! reported on the resource with a message saying what to write, before Temporal sees it.
 
+pub(crate) mod hash;
+pub(crate) mod ranges;
+
 use croner::{
     Cron,
     parser::{CronParser, Seconds, Year},

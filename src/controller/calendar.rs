@@ -1,0 +1,223 @@
+//! DurableJobCalendars: who uses each one, and a finalizer that holds a calendar's deletion
+//! while a DurableJob still lists it in `spec.schedule.excludeCalendars` (deleting it would
+//! silently put the excluded days back into those schedules).
+//!
+//! The DurableJob side (a calendar's edit reaching every schedule that references it) is in
+//! [`super::run`]: the calendar watch maps each calendar to its users through [`users`].
+
+use std::{sync::Arc, time::Duration};
+
+use futures::StreamExt;
+use kube::{
+    Api, ResourceExt,
+    api::{Patch, PatchParams},
+    core::DeserializeGuard,
+    runtime::{
+        Controller,
+        controller::Action,
+        finalizer::{Event as Finalizer, finalizer},
+        reflector::{ObjectRef, Store},
+        watcher,
+    },
+};
+use serde_json::json;
+use tracing::warn;
+
+use super::io::{Notice, kube as k8s};
+use super::{Context, Error, validate};
+use crate::api::{CALENDAR_FINALIZER, DurableJob, DurableJobCalendar, DurableJobCalendarStatus};
+use crate::reason::Reason;
+use crate::temporal::Schedules;
+
+/// What each calendar reconcile gets: the operator's context and the DurableJob cache.
+type Shared<S> = (Arc<Context<S>>, Store<DeserializeGuard<DurableJob>>);
+
+/// While a deletion is held, how often the calendar looks again for remaining users.
+const HELD_RECHECK: Duration = Duration::from_secs(3);
+/// How often a calendar's list of users is brought up to date.
+const USERS_REFRESH: Duration = Duration::from_secs(30);
+
+/// The DurableJobs in the calendar's namespace that list it, by name.
+pub(crate) fn users(
+    store: &Store<DeserializeGuard<DurableJob>>,
+    cal: &DurableJobCalendar,
+) -> Vec<ObjectRef<DeserializeGuard<DurableJob>>> {
+    let namespace = cal.namespace().unwrap_or_default();
+    let name = cal.name_any();
+    let mut out: Vec<_> = store
+        .state()
+        .into_iter()
+        .filter_map(|dj| {
+            let spec = &dj.0.as_ref().ok()?.spec;
+            let referenced = spec.schedule.exclude_calendars.contains(&name);
+            (referenced && dj.namespace().as_deref() == Some(namespace.as_str()))
+                .then(|| ObjectRef::from_obj(&*dj))
+        })
+        .collect();
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out
+}
+
+/// The calendar's status, from its spec and its users (pure).
+pub(crate) fn status(cal: &DurableJobCalendar, users: &[String], deleting: bool) -> DurableJobCalendarStatus {
+    let mut errors = Vec::new();
+    validate::exclusions(&cal.spec.exclusions, "spec", &mut errors);
+    let message = if deleting && !users.is_empty() {
+        Some(held_message(users))
+    } else if !errors.is_empty() {
+        Some(format!(
+            "Invalid: {}; the DurableJobs using this calendar report InvalidCalendar until it is fixed",
+            validate::InvalidSpec(errors)
+        ))
+    } else {
+        None
+    };
+    DurableJobCalendarStatus {
+        dates: cal.spec.exclusions.dates.len() as i64,
+        referenced_by: users.join(", "),
+        message,
+    }
+}
+
+fn held_message(users: &[String]) -> String {
+    format!(
+        "Deletion waits until no DurableJob references this calendar; still referenced by DurableJob {}: remove it from their spec.schedule.excludeCalendars (or delete them)",
+        users.join(", ")
+    )
+}
+
+async fn write_status<S: Schedules>(
+    ctx: &Context<S>,
+    cal: &DurableJobCalendar,
+    status: &DurableJobCalendarStatus,
+) -> Result<(), Error> {
+    if cal.status.as_ref() == Some(status) {
+        return Ok(());
+    }
+    let api: Api<DurableJobCalendar> =
+        Api::namespaced(ctx.client.clone(), &cal.namespace().unwrap_or_default());
+    let patch = json!({
+        "apiVersion": "durablejob.dev/v1alpha1",
+        "kind": "DurableJobCalendar",
+        "status": status,
+    });
+    api.patch_status(
+        &cal.name_any(),
+        &PatchParams::apply(k8s::FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await
+    .map_err(Error::Kube)?;
+    Ok(())
+}
+
+async fn reconcile<S: Schedules>(
+    cal: Arc<DurableJobCalendar>,
+    ctx: Arc<Shared<S>>,
+) -> Result<Action, Error> {
+    let namespace = cal.namespace().ok_or(Error::NotNamespaced)?;
+    let api: Api<DurableJobCalendar> = Api::namespaced(ctx.0.client.clone(), &namespace);
+    let inner = ctx.clone();
+    finalizer(&api, CALENDAR_FINALIZER, cal, |event| async move {
+        let (ctx, store) = (&inner.0, &inner.1);
+        match event {
+            Finalizer::Apply(cal) => {
+                let names = names(&users(store, &cal));
+                write_status(ctx, &cal, &status(&cal, &names, false)).await?;
+                Ok(Action::requeue(USERS_REFRESH))
+            }
+            Finalizer::Cleanup(cal) => {
+                let names = names(&users(store, &cal));
+                if names.is_empty() {
+                    return Ok(Action::await_change());
+                }
+                let new = status(&cal, &names, true);
+                if cal.status.as_ref().and_then(|s| s.message.as_ref()) != new.message.as_ref() {
+                    let notice = Notice::warning(Reason::CalendarInUse, "Delete", held_message(&names));
+                    k8s::publish(ctx, &*cal, &notice).await;
+                }
+                write_status(ctx, &cal, &new).await?;
+                Err(Error::CalendarInUse(held_message(&names)))
+            }
+        }
+    })
+    .await
+    .map_err(|e| Error::Finalizer(Box::new(e)))
+}
+
+fn names(refs: &[ObjectRef<DeserializeGuard<DurableJob>>]) -> Vec<String> {
+    refs.iter().map(|r| r.name.clone()).collect()
+}
+
+fn error_policy<S: Schedules>(
+    cal: Arc<DurableJobCalendar>,
+    error: &Error,
+    ctx: Arc<Shared<S>>,
+) -> Action {
+    let held = matches!(error, Error::Finalizer(f) if matches!(f.as_ref(), kube::runtime::finalizer::Error::CleanupFailed(Error::CalendarInUse(_))));
+    if !held {
+        ctx.0.metrics.failure(error.reason());
+        warn!(name = %cal.name_any(), namespace = ?cal.namespace(), error = %error, "calendar reconcile failed");
+    }
+    Action::requeue(HELD_RECHECK)
+}
+
+/// Runs the calendar controller of one scope, with the DurableJob cache of that scope.
+pub(crate) async fn run<S: Schedules>(
+    ctx: Arc<Context<S>>,
+    api: Api<DurableJobCalendar>,
+    store: Store<DeserializeGuard<DurableJob>>,
+) {
+    let _ = store.wait_until_ready().await;
+    Controller::new(api, watcher::Config::default().any_semantic())
+        .shutdown_on_signal()
+        .run(reconcile, error_policy, Arc::new((ctx, store)))
+        .for_each(|_| async {})
+        .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{DurableJobCalendarSpec, Exclusions};
+
+    fn calendar(dates: &[&str]) -> DurableJobCalendar {
+        DurableJobCalendar::new(
+            "holidays",
+            DurableJobCalendarSpec {
+                exclusions: Exclusions {
+                    dates: dates.iter().map(|d| d.to_string()).collect(),
+                    cron: vec![],
+                },
+            },
+        )
+    }
+
+    #[test]
+    fn the_status_counts_dates_names_users_and_says_why_a_deletion_waits() {
+        let cal = calendar(&["2026-12-25", "2026-12-26"]);
+        let users = vec!["billing".to_string(), "report".to_string()];
+        let s = status(&cal, &users, false);
+        assert_eq!(
+            (s.dates, s.referenced_by.as_str(), s.message),
+            (2, "billing, report", None)
+        );
+        let held = status(&cal, &users, true).message.unwrap();
+        assert!(
+            held.contains("DurableJob billing, report") && held.contains("excludeCalendars"),
+            "{held}"
+        );
+        assert_eq!(
+            status(&cal, &[], true).message,
+            None,
+            "nothing holds an unused calendar"
+        );
+    }
+
+    #[test]
+    fn an_invalid_entry_is_reported_on_the_calendar() {
+        let s = status(&calendar(&["2026-13-01"]), &[], false);
+        let m = s.message.unwrap();
+        assert!(m.contains("spec.dates[0]") && m.contains("YYYY-MM-DD"), "{m}");
+    }
+}

@@ -109,6 +109,13 @@ impl DurableJob {
         self
     }
 
+    /// Paused after `after` failed runs in a row, resuming after `resume_after` if given.
+    pub fn with_failure_streak(mut self, after: i32, resume_after: Option<&str>) -> Self {
+        self.spec.suspend_after_failures = Some(after);
+        self.spec.resume_after = resume_after.map(str::to_string);
+        self
+    }
+
     pub fn with_cron(mut self, cron: &[&str]) -> Self {
         self.spec.schedule.cron = cron.iter().map(|c| c.to_string()).collect();
         self
@@ -179,6 +186,8 @@ impl crate::temporal::ObservedSchedule {
             conflict_token: vec![],
             action_count: 0,
             missed_catchup_window: 0,
+            overlap_skipped: 0,
+            buffer_dropped: 0,
             limited_actions: false,
             remaining_actions: 0,
             running: vec![],

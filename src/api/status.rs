@@ -33,7 +33,8 @@ pub struct DurableJobStatus {
     #[serde(default)]
     pub paused: bool,
 
-    /// Why it is paused: Suspended (spec.suspend) or RunFailed (pauseOnFailure).
+    /// Why it is paused: Suspended (spec.suspend), RunFailed (pauseOnFailure) or
+    /// ConsecutiveFailures (spec.suspendAfterFailures).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub paused_reason: Option<String>,
 
@@ -68,6 +69,11 @@ pub struct DurableJobStatus {
     /// Runs Temporal skipped because they were later than catchupWindow.
     #[serde(default)]
     pub missed_runs: i64,
+
+    /// Runs Temporal did not start, by cause (its counts for the schedule); each one is also
+    /// a Warning Event naming the slot.
+    #[serde(default, skip_serializing_if = "MissedRuns::is_empty")]
+    pub missed_runs_by_cause: MissedRuns,
 
     /// Runs the schedule has started in total (counts toward runLimit).
     #[serde(default)]
@@ -112,6 +118,34 @@ pub struct SyncRecord {
     /// sweep of `ListSchedules` that shows something else wakes the DurableJob.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub listing: Option<String>,
+    /// Runs that started before this (the last resume of a pause for failed runs) do not count
+    /// toward spec.suspendAfterFailures.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub streak_since: Option<DateTime<Utc>>,
+    /// Missed slots up to this time have been reported as Events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub missed_checked_at: Option<DateTime<Utc>>,
+}
+
+/// Runs Temporal did not start, by cause.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct MissedRuns {
+    /// Due longer ago than spec.catchupWindow when Temporal could start them (an outage).
+    #[serde(default)]
+    pub catchup_window_passed: i64,
+    /// Due while a run was still going, with overlapPolicy Skip.
+    #[serde(default)]
+    pub overlap_skipped: i64,
+    /// Due while the buffer of BufferOne/BufferAll was full.
+    #[serde(default)]
+    pub buffer_full: i64,
+}
+
+impl MissedRuns {
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
 }
 
 /// A status condition (the shape of metav1.Condition).

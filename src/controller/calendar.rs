@@ -111,10 +111,7 @@ async fn write_status<S: Schedules>(
     Ok(())
 }
 
-async fn reconcile<S: Schedules>(
-    cal: Arc<DurableJobCalendar>,
-    ctx: Arc<Shared<S>>,
-) -> Result<Action, Error> {
+async fn reconcile<S: Schedules>(cal: Arc<DurableJobCalendar>, ctx: Arc<Shared<S>>) -> Result<Action, Error> {
     let namespace = cal.namespace().ok_or(Error::NotNamespaced)?;
     let api: Api<DurableJobCalendar> = Api::namespaced(ctx.0.client.clone(), &namespace);
     let inner = ctx.clone();
@@ -149,11 +146,7 @@ fn names(refs: &[ObjectRef<DeserializeGuard<DurableJob>>]) -> Vec<String> {
     refs.iter().map(|r| r.name.clone()).collect()
 }
 
-fn error_policy<S: Schedules>(
-    cal: Arc<DurableJobCalendar>,
-    error: &Error,
-    ctx: Arc<Shared<S>>,
-) -> Action {
+fn error_policy<S: Schedules>(cal: Arc<DurableJobCalendar>, error: &Error, ctx: Arc<Shared<S>>) -> Action {
     let held = matches!(error, Error::Finalizer(f) if matches!(f.as_ref(), kube::runtime::finalizer::Error::CleanupFailed(Error::CalendarInUse(_))));
     if !held {
         ctx.0.metrics.failure(error.reason());

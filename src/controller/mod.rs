@@ -35,9 +35,11 @@ use crate::temporal::{Schedules, TemporalError};
 pub(crate) mod build;
 pub(crate) mod calendar;
 pub(crate) mod io;
+pub(crate) mod missed;
 pub(crate) mod plan;
 pub(crate) mod reconcile;
 pub(crate) mod status;
+pub(crate) mod streak;
 pub(crate) mod sweep;
 pub mod validate;
 

@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 
 use crate::api::{DurableJobStatus, SyncRecord};
 use crate::controller::build::schedule::{DesiredSchedule, Owner};
+use crate::controller::streak;
 use crate::temporal::{ObservedSchedule, WriteOptions};
 
 /// Why a schedule is (re)written; shown in Events.
@@ -20,8 +21,10 @@ pub(crate) enum WriteReason {
     DriftRepaired,
     /// The schedule existed without a record of the operator's last write (status lost).
     Adopted,
-    /// The user resumed a schedule Temporal paused after a failed run.
+    /// The user resumed a schedule paused after failed runs (or spec.resumeAfter did).
     Resumed,
+    /// spec.suspendAfterFailures runs failed in a row: the operator paused the schedule.
+    FailureStreak,
 }
 
 impl WriteReason {
@@ -35,6 +38,7 @@ impl WriteReason {
             WriteReason::DriftRepaired => Reason::DriftRepaired,
             WriteReason::Adopted => Reason::ScheduleAdopted,
             WriteReason::Resumed => Reason::ScheduleResumed,
+            WriteReason::FailureStreak => Reason::ConsecutiveFailures,
         }
     }
 }
@@ -69,6 +73,8 @@ pub(crate) struct PlanInput<'a> {
     pub desired_hash: &'a str,
     pub previous: &'a DurableJobStatus,
     pub observed: Option<&'a ObservedSchedule>,
+    /// The newest runs known (read in this reconcile, or the previous status's).
+    pub recorded_runs: &'a [crate::api::RecentRun],
     /// Value of the resume annotation when it differs from the one last handled.
     pub resume_requested: Option<&'a str>,
     pub now: DateTime<Utc>,
@@ -120,12 +126,44 @@ pub(crate) fn decide(input: &PlanInput<'_>) -> Decision {
         other => return Decision::Foreign { owner: other.clone() },
     }
 
-    let resume = input.resume_requested.is_some();
-    let failure_pause = obs.paused_by_failure() && d.pause_on_failure && !resume;
+    // a pause for a failure streak ends with a resume request, or by itself after resumeAfter
+    let streak_paused_at = obs.paused_for_streak();
+    let resume_due = match (streak_paused_at, d.streak.and_then(|p| p.resume_after)) {
+        (Some(at), Some(after)) => at + chrono::TimeDelta::from_std(after).unwrap_or_default() <= input.now,
+        _ => false,
+    };
+    let resume = input.resume_requested.is_some() || resume_due;
+    let paused_after_failures = obs.paused_by_failure() || streak_paused_at.is_some();
+    let failure_pause = ((obs.paused_by_failure() && d.pause_on_failure)
+        || (streak_paused_at.is_some() && d.streak.is_some()))
+        && !resume;
     let spec_unchanged = previous_sync.is_some_and(|s| s.desired_hash == input.desired_hash);
     let description_unchanged = previous_sync.is_some_and(|s| s.observed_fingerprint == obs.fingerprint);
 
-    if spec_unchanged && description_unchanged && !(resume && obs.paused_by_failure()) {
+    // enough failed runs in a row: pause, naming them (only a schedule that runs can trip)
+    if let Some(policy) = d.streak
+        && !obs.paused
+        && !d.paused
+        && previous_sync.is_some()
+    {
+        let since = previous_sync.and_then(|s| s.streak_since);
+        let failed = streak::failed_in_a_row(&obs.recent_actions, input.recorded_runs, since);
+        if failed.len() >= policy.after as usize {
+            let runs: Vec<String> = failed.into_iter().take(policy.after as usize).collect();
+            return Decision::Update {
+                options: WriteOptions {
+                    paused: true,
+                    notes: streak::pause_notes(&d.owner.resource, input.now, &runs),
+                    remaining_actions: d.run_limit.map(|l| l - obs.total_actions()),
+                    action_count_base: obs.action_count_base,
+                },
+                conflict_token: obs.conflict_token.clone(),
+                reason: WriteReason::FailureStreak,
+            };
+        }
+    }
+
+    if spec_unchanged && description_unchanged && !(resume && paused_after_failures) {
         return Decision::InSync {
             record_fingerprint: None,
         };
@@ -153,7 +191,7 @@ pub(crate) fn decide(input: &PlanInput<'_>) -> Decision {
         }
     } else if !spec_unchanged {
         WriteReason::SpecChanged
-    } else if resume && obs.paused_by_failure() {
+    } else if resume && paused_after_failures {
         WriteReason::Resumed
     } else {
         WriteReason::DriftRepaired
@@ -185,8 +223,7 @@ pub(crate) fn sync_record(
         desired_hash: desired_hash.to_string(),
         observed_fingerprint: fingerprint.to_string(),
         handled_resume,
-        runs_marker: None,
-        listing: None,
+        ..Default::default()
     }
 }
 
@@ -229,6 +266,7 @@ mod tests {
             desired_hash: &d.hash(),
             previous,
             observed: obs,
+            recorded_runs: &previous.recent_runs,
             resume_requested: resume,
             now: now(),
         })
@@ -506,5 +544,105 @@ mod tests {
             (options.remaining_actions, options.action_count_base),
             (Some(5), 2)
         );
+    }
+
+    fn failed_runs(n: usize) -> Vec<crate::temporal::RecentAction> {
+        (0..n)
+            .map(|i| crate::temporal::RecentAction {
+                scheduled_time: now() - chrono::TimeDelta::minutes(10 - i as i64),
+                actual_time: now() - chrono::TimeDelta::minutes(10 - i as i64),
+                run: crate::temporal::RunRef {
+                    workflow_id: format!("wf-{i}"),
+                    run_id: format!("run-{i}"),
+                },
+                result: Some(crate::api::RunResult::Failed),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn enough_failed_runs_in_a_row_pause_the_schedule_naming_them() {
+        let d = DurableJob::test("x")
+            .with_failure_streak(2, None)
+            .desired_schedule();
+        let previous = synced(&d.hash(), "fp");
+        let one = ObservedSchedule {
+            recent_actions: failed_runs(1),
+            ..observed(&d, "fp")
+        };
+        assert!(matches!(
+            decide_with(&d, &previous, Some(&one), None),
+            Decision::InSync { .. }
+        ));
+        let two = ObservedSchedule {
+            recent_actions: failed_runs(2),
+            ..observed(&d, "fp")
+        };
+        let Decision::Update { options, reason, .. } = decide_with(&d, &previous, Some(&two), None) else {
+            panic!()
+        };
+        assert_eq!(reason, WriteReason::FailureStreak);
+        assert!(options.paused);
+        assert!(options.notes.contains("wf-1, wf-0"), "{}", options.notes);
+        assert_eq!(streak::paused_at(&options.notes), Some(now()));
+        // runs before the last resume do not count
+        let resumed = DurableJobStatus {
+            sync: Some(SyncRecord {
+                streak_since: Some(now() - chrono::TimeDelta::minutes(5)),
+                ..sync_record(&d.hash(), "fp", None)
+            }),
+            ..Default::default()
+        };
+        assert!(matches!(
+            decide_with(&d, &resumed, Some(&two), None),
+            Decision::InSync { .. }
+        ));
+    }
+
+    #[test]
+    fn the_streak_pause_holds_until_resumed_by_request_or_after_resume_after() {
+        let d = DurableJob::test("x")
+            .with_failure_streak(2, Some("10m"))
+            .desired_schedule();
+        let paused = |at: DateTime<Utc>| ObservedSchedule {
+            paused: true,
+            notes: streak::pause_notes("default/x", at, &["wf-1".into(), "wf-0".into()]),
+            recent_actions: failed_runs(2),
+            ..observed(&d, "paused")
+        };
+        let previous = synced(&d.hash(), "fp");
+        let recent = paused(now() - chrono::TimeDelta::minutes(3));
+        assert_eq!(
+            decide_with(&d, &previous, Some(&recent), None),
+            Decision::InSync {
+                record_fingerprint: Some("paused".into())
+            },
+            "a pause of its own is respected, not drift"
+        );
+        let Decision::Update { options, reason, .. } = decide_with(&d, &previous, Some(&recent), Some("r1"))
+        else {
+            panic!()
+        };
+        assert_eq!((reason, options.paused), (WriteReason::Resumed, false));
+        let old = paused(now() - chrono::TimeDelta::minutes(11));
+        let Decision::Update { options, reason, .. } =
+            decide_with(&d, &synced(&d.hash(), "paused"), Some(&old), None)
+        else {
+            panic!()
+        };
+        assert_eq!(
+            (reason, options.paused),
+            (WriteReason::Resumed, false),
+            "resumeAfter passed"
+        );
+        // without suspendAfterFailures the operator's pause is drift like any other
+        let plain = DurableJob::test("x").desired_schedule();
+        assert!(matches!(
+            decide_with(&plain, &synced(&plain.hash(), "fp"), Some(&recent), None),
+            Decision::Update {
+                reason: WriteReason::DriftRepaired,
+                ..
+            }
+        ));
     }
 }

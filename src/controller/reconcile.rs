@@ -147,6 +147,7 @@ pub(crate) async fn schedule_and_status<S: Schedules>(
         worker: worker_state,
         requests: requests.as_ref().map(|h| h.records.clone()).unwrap_or_default(),
         runs_marker: s.and_then(|s| s.runs_marker.clone()),
+        missed_checked_at: s.and_then(|s| s.missed_checked_at),
     };
     let status = status::build(&previous, dj.metadata.generation, now, &observations);
     let requeue = match &problem {
@@ -157,7 +158,15 @@ pub(crate) async fn schedule_and_status<S: Schedules>(
         None if requests.as_ref().is_some_and(|h| h.acted) => Requeue::After(Duration::from_secs(2)),
         None if requests.as_ref().is_some_and(|h| h.waiting > 0) => Requeue::Backoff,
         // between runs, the sweep of the schedule lists finds changes made in Temporal
-        None => Requeue::After(status::requeue_after(&status, now, settings.full_resync_interval)),
+        None => {
+            let mut after = status::requeue_after(&status, now, settings.full_resync_interval);
+            // a pause for failed runs that spec.resumeAfter ends is looked at when it ends
+            if let Some(at) = status::resume_at(desired, s.and_then(|s| s.observed.as_ref())) {
+                let until = (at - now).to_std().unwrap_or_default() + Duration::from_millis(500);
+                after = after.min(until);
+            }
+            Requeue::After(after)
+        }
     };
     let (notices, writes) = synced.map(|s| (s.notices, s.writes)).unwrap_or_default();
     Outcome {

@@ -375,3 +375,48 @@ async fn the_sweep_lists_pages_instead_of_describing_and_wakes_only_a_schedule_c
     assert_eq!(sweep_once(&fake, &targets).await, 1);
     assert_eq!(woken.recv().await.map(|r| r.name), Some("b".to_string()));
 }
+
+#[tokio::test]
+async fn each_run_temporal_skipped_is_one_warning_naming_its_slot_and_one_count() {
+    let fake = FakeSchedules::default();
+    let dj = DurableJob::test("report");
+    let first = reconcile(&fake, &dj).await;
+    let at = crate::controller::build::schedule::ScheduleLocation {
+        namespace: "default".into(),
+        id: id("report"),
+    };
+    let slot = |m: i64| now() - chrono::TimeDelta::minutes(m);
+    let mut s = fake.get(&at).unwrap();
+    s.overlap_skipped = 1;
+    s.recent_actions = vec![crate::temporal::RecentAction {
+        scheduled_time: slot(20),
+        actual_time: slot(20),
+        run: crate::temporal::RunRef {
+            workflow_id: "wf".into(),
+            run_id: "r".into(),
+        },
+        result: Some(crate::api::RunResult::Running),
+    }];
+    fake.insert(&at, s);
+    fake.set_slots(&at, vec![slot(20), slot(10)]);
+    let out = reconcile(&fake, &dj.clone().with_status(first.status)).await;
+    let skipped: Vec<_> = out
+        .notices
+        .iter()
+        .filter(|n| n.reason == Reason::OverlapSkipped)
+        .collect();
+    assert_eq!(skipped.len(), 1, "{:?}", out.notices);
+    assert!(
+        skipped[0].note.contains("2026-06-01T11:50:00Z"),
+        "{}",
+        skipped[0].note
+    );
+    assert_eq!(out.status.missed_runs_by_cause.overlap_skipped, 1);
+    assert_eq!(out.status.sync.as_ref().unwrap().missed_checked_at, Some(now()));
+    // the same count again reports nothing and asks Temporal for no slots
+    fake.clear_calls();
+    let again = reconcile(&fake, &dj.with_status(out.status.clone())).await;
+    assert!(again.notices.iter().all(|n| n.reason != Reason::OverlapSkipped));
+    assert!(!fake.calls().iter().any(|c| matches!(c, Call::MatchingTimes(_))));
+    assert_eq!(again.status, out.status);
+}

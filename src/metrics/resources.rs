@@ -60,6 +60,11 @@ const SERIES: &[(&str, &str, MetricType)] = &[
         MetricType::Counter,
     ),
     (
+        "runs_not_started",
+        "Runs Temporal did not start, by cause: CatchupWindowPassed, OverlapSkipped, BufferFull",
+        MetricType::Counter,
+    ),
+    (
         "status_condition",
         "The DurableJob's conditions (1 for the status the condition has)",
         MetricType::Gauge,
@@ -129,6 +134,23 @@ pub fn samples(dj: &DurableJob) -> Vec<Sample> {
     }
     out.push(sample("status_running", status.running_workflows.len() as f64));
     out.push(sample("missed_runs", status.missed_runs as f64));
+    let by_cause = &status.missed_runs_by_cause;
+    for (cause, n) in [
+        (
+            crate::reason::Reason::CatchupWindowPassed,
+            by_cause.catchup_window_passed,
+        ),
+        (crate::reason::Reason::OverlapSkipped, by_cause.overlap_skipped),
+        (crate::reason::Reason::BufferFull, by_cause.buffer_full),
+    ] {
+        let mut labels = id();
+        labels.push(("cause", cause.as_str().to_string()));
+        out.push(Sample {
+            metric: "runs_not_started",
+            labels,
+            value: n as f64,
+        });
+    }
     for c in &status.conditions {
         for value in ["true", "false", "unknown"] {
             let mut labels = id();
@@ -272,6 +294,11 @@ mod tests {
                 job_name: None,
             }],
             missed_runs: 2,
+            missed_runs_by_cause: crate::api::MissedRuns {
+                catchup_window_passed: 2,
+                overlap_skipped: 3,
+                buffer_full: 0,
+            },
             conditions: vec![Condition {
                 type_: "Ready".into(),
                 status: "True".into(),
@@ -286,6 +313,8 @@ mod tests {
         for line in [
             "durablejob_info{namespace=\"default\",name=\"nightly\",schedule=\"0 3 * * *\",time_zone=\"Europe/Berlin\",overlap_policy=\"Skip\"} 1",
             "durablejob_spec_suspend{namespace=\"default\",name=\"nightly\"} 1",
+            "durablejob_runs_not_started_total{namespace=\"default\",name=\"nightly\",cause=\"OverlapSkipped\"} 3",
+            "durablejob_runs_not_started_total{namespace=\"default\",name=\"nightly\",cause=\"CatchupWindowPassed\"} 2",
             "durablejob_next_schedule_time{namespace=\"default\",name=\"nightly\"} 1796176800",
             "durablejob_status_last_schedule_time{namespace=\"default\",name=\"nightly\"} 1796090400",
             "durablejob_status_last_successful_time{namespace=\"default\",name=\"nightly\"} 1796004000",

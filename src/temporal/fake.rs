@@ -21,6 +21,8 @@ pub enum Call {
     RecentRuns(String),
     /// A `ListSchedules` page of this namespace.
     ListPage(String),
+    /// `ListScheduleMatchingTimes` of this schedule.
+    MatchingTimes(String),
     Backfill(String),
     Trigger(String),
     Stop(String),
@@ -46,6 +48,8 @@ struct State {
     calls: Vec<Call>,
     down: bool,
     writes: u64,
+    /// The slots each schedule's spec matches (the fake does not compute them).
+    slots: BTreeMap<(String, String), Vec<DateTime<Utc>>>,
 }
 
 #[derive(Default)]
@@ -82,6 +86,11 @@ impl FakeSchedules {
         self.state.lock().expect("fake").schedules.insert(key(at), s);
     }
 
+    /// The slots the schedule's spec matches, for `matching_times`.
+    pub fn set_slots(&self, at: &ScheduleLocation, slots: Vec<DateTime<Utc>>) {
+        self.state.lock().expect("fake").slots.insert(key(at), slots);
+    }
+
     /// Changes a schedule as a person in the Temporal UI would (drift).
     pub fn tamper(&self, at: &ScheduleLocation) {
         let mut st = self.state.lock().expect("fake");
@@ -113,6 +122,8 @@ impl FakeSchedules {
             conflict_token: st.writes.to_be_bytes().to_vec(),
             action_count: 0,
             missed_catchup_window: 0,
+            overlap_skipped: 0,
+            buffer_dropped: 0,
             limited_actions: options.remaining_actions.is_some(),
             remaining_actions: options.remaining_actions.unwrap_or(0),
             running: vec![],
@@ -177,6 +188,23 @@ impl Schedules for FakeSchedules {
     ) -> Result<Vec<RunRecord>, TemporalError> {
         drop(self.enter(Call::RecentRuns(at.id.clone()))?);
         Ok(vec![])
+    }
+
+    async fn matching_times(
+        &self,
+        at: &ScheduleLocation,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+    ) -> Result<Vec<DateTime<Utc>>, TemporalError> {
+        let st = self.enter(Call::MatchingTimes(at.id.clone()))?;
+        Ok(st
+            .slots
+            .get(&key(at))
+            .into_iter()
+            .flatten()
+            .filter(|t| **t >= start && **t <= end)
+            .copied()
+            .collect())
     }
 
     async fn list_page(

@@ -55,6 +55,10 @@ pub struct ObservedSchedule {
     pub conflict_token: Vec<u8>,
     pub action_count: i64,
     pub missed_catchup_window: i64,
+    /// Runs skipped because one was still going (overlap policy Skip).
+    pub overlap_skipped: i64,
+    /// Runs dropped because the buffer (BufferOne/BufferAll) was full.
+    pub buffer_dropped: i64,
     pub limited_actions: bool,
     pub remaining_actions: i64,
     pub running: Vec<RunRef>,
@@ -71,6 +75,14 @@ impl ObservedSchedule {
     /// Runs started in total, across re-creations of the schedule.
     pub fn total_actions(&self) -> i64 {
         self.action_count_base + self.action_count
+    }
+
+    /// When the operator paused the schedule for `spec.suspendAfterFailures` (from the notes).
+    pub fn paused_for_streak(&self) -> Option<DateTime<Utc>> {
+        if !self.paused {
+            return None;
+        }
+        crate::controller::streak::paused_at(&self.notes)
     }
 
     /// Paused by Temporal itself after a failed run (`pauseOnFailure`).
@@ -201,6 +213,15 @@ pub trait Schedules: Send + Sync + 'static {
         reason: &str,
         request_id: &str,
     ) -> impl Future<Output = Result<bool, TemporalError>> + Send;
+
+    /// The times in `[start, end]` the schedule's spec matches (exclusions applied, whether
+    /// or not a run started then).
+    fn matching_times(
+        &self,
+        at: &ScheduleLocation,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Vec<DateTime<Utc>>, TemporalError>> + Send;
 
     /// One page of the namespace's schedules (up to 1,000), from `page_token` (empty: the
     /// first page).

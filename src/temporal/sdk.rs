@@ -24,8 +24,9 @@ use temporalio_common::protos::{
         workflow::v1::NewWorkflowExecutionInfo,
         workflowservice::v1::{
             CreateScheduleRequest, DeleteScheduleRequest, DescribeScheduleRequest, DescribeScheduleResponse,
-            ListSchedulesRequest, ListWorkflowExecutionsRequest, PatchScheduleRequest,
-            RequestCancelWorkflowExecutionRequest, TerminateWorkflowExecutionRequest, UpdateScheduleRequest,
+            ListScheduleMatchingTimesRequest, ListSchedulesRequest, ListWorkflowExecutionsRequest,
+            PatchScheduleRequest, RequestCancelWorkflowExecutionRequest, TerminateWorkflowExecutionRequest,
+            UpdateScheduleRequest,
         },
     },
 };
@@ -378,6 +379,39 @@ impl Schedules for SdkSchedules {
                 runs
             });
         self.observe("list", &r);
+        r
+    }
+
+    async fn matching_times(
+        &self,
+        at: &ScheduleLocation,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+    ) -> Result<Vec<DateTime<Utc>>, TemporalError> {
+        let client = self.client(&at.namespace).await?;
+        let req = ListScheduleMatchingTimesRequest {
+            namespace: client.namespace(),
+            schedule_id: at.id.clone(),
+            start_time: Some(proto_time(start)),
+            end_time: Some(proto_time(end)),
+        };
+        let r = self
+            .limit
+            .call(|| {
+                let mut c = client.clone();
+                let req = req.clone();
+                async move { WorkflowService::list_schedule_matching_times(&mut c, req.into_request()).await }
+            })
+            .await
+            .map_err(|s| classify(&at.namespace, s))
+            .map(|resp| {
+                resp.into_inner()
+                    .start_time
+                    .iter()
+                    .filter_map(from_proto_time)
+                    .collect()
+            });
+        self.observe("list_schedule_matching_times", &r);
         r
     }
 
@@ -762,6 +796,8 @@ pub fn observed_from_describe(resp: &DescribeScheduleResponse) -> Result<Observe
         conflict_token: resp.conflict_token.clone(),
         action_count: info.action_count,
         missed_catchup_window: info.missed_catchup_window,
+        overlap_skipped: info.overlap_skipped,
+        buffer_dropped: info.buffer_dropped,
         limited_actions: state.limited_actions,
         remaining_actions: state.remaining_actions,
         running: info

@@ -27,6 +27,7 @@ mod procs;
 mod replay;
 mod runs;
 mod schedules;
+mod streaks;
 mod temporal;
 
 use std::{future::Future, pin::Pin, process::ExitCode, sync::Arc, time::Duration};
@@ -54,6 +55,7 @@ fn main() -> ExitCode {
         .chain(control::SCENARIOS)
         .chain(faults::SCENARIOS)
         .chain(calendars::SCENARIOS)
+        .chain(streaks::SCENARIOS)
         .copied()
         .collect();
     let selected: Vec<(&'static str, Scenario)> = scenarios

@@ -10,6 +10,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::api::{BUILTIN_WORKFLOW_TYPE, OverlapPolicy};
+use crate::controller::streak::StreakPolicy;
 use crate::controller::validate::{Executor, ValidInterval, ValidRetry, ValidSpec};
 use crate::cron::{self, ranges::Match};
 use crate::run_contract::{RunInput, RunRetry};
@@ -59,6 +60,10 @@ pub struct DesiredSchedule {
     /// Paused because of `spec.suspend`.
     pub paused: bool,
     pub run_limit: Option<i64>,
+    /// spec.suspendAfterFailures: the operator's own policy, not part of Temporal's schedule
+    /// (so not hashed: changing it writes nothing to Temporal).
+    #[serde(skip)]
+    pub streak: Option<StreakPolicy>,
 }
 
 /// When runs start.
@@ -207,6 +212,10 @@ pub(crate) fn desired(
         pause_on_failure: spec.pause_on_failure,
         paused: spec.suspend,
         run_limit: spec.run_limit,
+        streak: spec.suspend_after_failures.map(|after| StreakPolicy {
+            after,
+            resume_after: spec.resume_after,
+        }),
     }
 }
 
@@ -320,6 +329,7 @@ mod tests {
             pause_on_failure: true,
             paused: true,
             run_limit: Some(10),
+            streak: None,
         };
         assert_eq!(d, expected);
     }

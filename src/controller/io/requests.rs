@@ -274,7 +274,7 @@ async fn act<S: Schedules>(schedules: &S, t: &Target<'_>, r: &Request, now: Date
         RequestParams::Resume => {
             let message = if t.resumed {
                 format!(
-                    "Resumed schedule {} after the pause that followed a failed run",
+                    "Resumed schedule {} after the pause that followed failed runs",
                     at.id
                 )
             } else if t.observed.is_some_and(|o| o.paused_by_failure()) {
@@ -284,7 +284,7 @@ async fn act<S: Schedules>(schedules: &S, t: &Target<'_>, r: &Request, now: Date
                 )
             } else {
                 format!(
-                    "Nothing to resume: schedule {} is not paused after a failed run (spec.suspend is the user's pause)",
+                    "Nothing to resume: schedule {} is not paused after failed runs (spec.suspend is the user's pause)",
                     at.id
                 )
             };

@@ -10,10 +10,11 @@ use tracing::info;
 use super::Notice;
 use crate::api::{DurableJobStatus, RESUME_ANNOTATION, RunResult, SyncRecord};
 use crate::controller::build::schedule::{DesiredSchedule, ScheduleLocation};
+use crate::controller::missed;
 use crate::controller::plan::{self, Decision, PlanInput, WriteReason};
 use crate::controller::status::{Problem, RECENT_RUNS};
 use crate::reason::Reason;
-use crate::temporal::{ObservedSchedule, RunRecord, Schedules, TemporalError};
+use crate::temporal::{ObservedSchedule, RunRecord, Schedules, TemporalError, WriteOptions};
 
 /// The problem a Temporal failure is, and whether only a person can fix it.
 pub(crate) fn problem_for(e: &TemporalError) -> Problem {
@@ -49,6 +50,8 @@ pub(crate) struct Synced {
     pub vanished: bool,
     /// The runs digest when the runs were read in this reconcile.
     pub runs_marker: Option<String>,
+    /// Set when newly missed runs were reported, up to this time.
+    pub missed_checked_at: Option<DateTime<Utc>>,
 }
 
 /// What the resource says about itself that the schedule steps need.
@@ -84,12 +87,23 @@ pub(crate) async fn sync<S: Schedules>(
     } else {
         schedules.describe(&desired.location).await.map_err(fail)?
     };
+    // a failure streak is counted with the newest runs: read before deciding (a pause write
+    // does not change which runs there are)
+    let early = match (&observed, desired.streak) {
+        (Some(o), Some(_)) => Some(read_runs(schedules, desired, r.previous, o).await),
+        _ => None,
+    };
+    let recorded: Vec<crate::api::RecentRun> = match early.as_ref().and_then(|(runs, _)| runs.as_ref()) {
+        Some(runs) => runs.iter().map(crate::controller::status::recent_run).collect(),
+        None => r.previous.recent_runs.clone(),
+    };
     let (decision, written) = loop {
         let decision = plan::decide(&PlanInput {
             desired,
             desired_hash: &desired_hash,
             previous: r.previous,
             observed: observed.as_ref(),
+            recorded_runs: &recorded,
             resume_requested,
             now,
         });
@@ -105,12 +119,22 @@ pub(crate) async fn sync<S: Schedules>(
         }
     };
     let handled = r.resume.map(str::to_string).or(handled);
-    let record = |fp: &str| plan::sync_record(&desired_hash, fp, handled.clone());
-    match decision {
-        Decision::Create { .. } | Decision::Update { .. } => {
+    // a resume starts the count of failed runs afresh
+    let resumed = written == Some(WriteReason::Resumed);
+    let streak_since = if resumed {
+        Some(now)
+    } else {
+        r.previous.sync.as_ref().and_then(|s| s.streak_since)
+    };
+    let record = |fp: &str| SyncRecord {
+        streak_since,
+        ..plan::sync_record(&desired_hash, fp, handled.clone())
+    };
+    match &decision {
+        Decision::Create { options, .. } | Decision::Update { options, .. } => {
             let reason = written.expect("a create or update was written");
             out.writes.push(reason.reason());
-            out.notices.push(announce(desired, reason));
+            out.notices.push(announce(desired, reason, options));
             out.observed = schedules.describe(&desired.location).await.map_err(fail)?;
             match &out.observed {
                 Some(o) => out.sync = Some(record(&o.fingerprint)),
@@ -122,7 +146,7 @@ pub(crate) async fn sync<S: Schedules>(
         }
         Decision::InSync { record_fingerprint } => {
             if let Some(fp) = record_fingerprint {
-                out.sync = Some(record(&fp));
+                out.sync = Some(record(fp));
                 if !r.previous.paused && observed.as_ref().is_some_and(|o| o.paused_by_failure()) {
                     out.notices.push(Notice::warning(
                         Reason::PausedAfterFailure,
@@ -159,7 +183,7 @@ pub(crate) async fn sync<S: Schedules>(
             }
         }
         Decision::Foreign { owner } => {
-            let whose = match owner {
+            let whose = match owner.as_ref() {
                 Some(o) => format!(
                     "by operator prefix {:?} for {} (uid {})",
                     o.prefix, o.resource, o.uid
@@ -177,29 +201,103 @@ pub(crate) async fn sync<S: Schedules>(
         }
     }
     if let Some(o) = &out.observed {
-        // Visibility (ListWorkflowExecutions) is read only when the description shows other
-        // runs than last time, or a run was still in flight: an idle schedule costs one
-        // describe. The runs are a view; when they cannot be read the previous ones are kept.
-        let marker = runs_marker(o);
-        let seen = r.previous.sync.as_ref().and_then(|s| s.runs_marker.as_deref()) == Some(marker.as_str());
-        let in_flight = r
-            .previous
-            .recent_runs
-            .iter()
-            .any(|x| x.result == RunResult::Running);
-        // a schedule that never started a run (a new one) has none to read
-        let never_ran = o.total_actions() == 0 && o.recent_actions.is_empty() && o.running.is_empty();
-        if never_ran && r.previous.recent_runs.is_empty() {
-            out.runs = Some(vec![]);
-            out.runs_marker = Some(marker);
-        } else if !seen || in_flight {
-            out.runs = schedules.recent_runs(&desired.location, RECENT_RUNS).await.ok();
-            if out.runs.is_some() {
-                out.runs_marker = Some(marker);
-            }
+        (out.runs, out.runs_marker) = match early {
+            Some(read) => read,
+            None => read_runs(schedules, desired, r.previous, o).await,
+        };
+        report_missed(
+            schedules,
+            desired,
+            r.previous,
+            o,
+            out.runs.as_deref(),
+            now,
+            &mut out.notices,
+        )
+        .await;
+        if out.notices.iter().any(|n| missed::is_missed(n.reason)) {
+            out.missed_checked_at = Some(now);
         }
     }
     Ok(out)
+}
+
+/// The runs from Temporal's visibility store, and the runs digest they were read for.
+/// Visibility (ListWorkflowExecutions) is read only when the description shows other runs than
+/// last time, or a run was still in flight: an idle schedule costs one describe. The runs are
+/// a view; when they cannot be read (or need not be) `None` keeps the previous ones.
+async fn read_runs<S: Schedules>(
+    schedules: &S,
+    desired: &DesiredSchedule,
+    previous: &DurableJobStatus,
+    o: &ObservedSchedule,
+) -> (Option<Vec<RunRecord>>, Option<String>) {
+    let marker = runs_marker(o);
+    let seen = previous.sync.as_ref().and_then(|s| s.runs_marker.as_deref()) == Some(marker.as_str());
+    let in_flight = previous
+        .recent_runs
+        .iter()
+        .any(|x| x.result == RunResult::Running);
+    // a schedule that never started a run (a new one) has none to read
+    let never_ran = o.total_actions() == 0 && o.recent_actions.is_empty() && o.running.is_empty();
+    if never_ran && previous.recent_runs.is_empty() {
+        return (Some(vec![]), Some(marker));
+    }
+    if seen && !in_flight {
+        return (None, None);
+    }
+    match schedules.recent_runs(&desired.location, RECENT_RUNS).await {
+        Ok(runs) => (Some(runs), Some(marker)),
+        Err(_) => (None, None),
+    }
+}
+
+/// Runs Temporal did not start since the last reconcile: one Warning Event per missed slot.
+/// The slots come from `ListScheduleMatchingTimes`, asked only when a count grew; when it
+/// cannot be read the misses are still reported, without their times.
+async fn report_missed<S: Schedules>(
+    schedules: &S,
+    desired: &DesiredSchedule,
+    previous: &DurableJobStatus,
+    o: &ObservedSchedule,
+    runs: Option<&[RunRecord]>,
+    now: DateTime<Utc>,
+    notices: &mut Vec<Notice>,
+) {
+    let misses = missed::new_misses(&previous.missed_runs_by_cause, &missed::counts(o));
+    if misses.is_empty() {
+        return;
+    }
+    let earliest = now - chrono::TimeDelta::hours(1);
+    let from = previous
+        .sync
+        .as_ref()
+        .and_then(|s| s.missed_checked_at)
+        .map_or(earliest, |t| t.max(earliest));
+    // a slot of the last second may be starting right now: not a miss
+    let to = now - chrono::TimeDelta::seconds(1);
+    let matching = if from < to {
+        schedules
+            .matching_times(&desired.location, from, to)
+            .await
+            .unwrap_or_default()
+    } else {
+        vec![]
+    };
+    let ran: std::collections::BTreeSet<DateTime<Utc>> = o
+        .recent_actions
+        .iter()
+        .map(|a| a.scheduled_time)
+        .chain(previous.recent_runs.iter().map(|r| r.scheduled_time))
+        .chain(runs.into_iter().flatten().filter_map(|r| r.scheduled_time))
+        .collect();
+    for (reason, slot) in missed::slots(&misses, &matching, &ran) {
+        notices.push(Notice::warning(
+            reason,
+            "Skip",
+            missed::note(reason, slot, &desired.location.id),
+        ));
+    }
 }
 
 /// What the description says about runs: how many started, which ran recently with what
@@ -241,14 +339,31 @@ async fn write<S: Schedules>(
 }
 
 /// The Event for a write.
-fn announce(desired: &DesiredSchedule, reason: WriteReason) -> Notice {
+fn announce(desired: &DesiredSchedule, reason: WriteReason, options: &WriteOptions) -> Notice {
+    if reason == WriteReason::FailureStreak {
+        info!(schedule = %desired.location.id, notes = %options.notes, "schedule paused after consecutive failed runs");
+        let note = format!(
+            "{}; schedule {} is paused: resume with `kubectl durablejob resume` or the {RESUME_ANNOTATION} annotation{}",
+            options.notes,
+            desired.location.id,
+            match desired.streak.and_then(|p| p.resume_after) {
+                Some(after) => format!(
+                    ", or wait: it resumes by itself after {}",
+                    crate::util::duration::format(after)
+                ),
+                None => String::new(),
+            }
+        );
+        return Notice::warning(Reason::ConsecutiveFailures, "Pause", note);
+    }
     let note = match reason {
         WriteReason::Created => "Created",
         WriteReason::Recreated => "Recreated (it had been deleted in Temporal)",
         WriteReason::SpecChanged => "Updated to match the spec",
         WriteReason::DriftRepaired => "Repaired a change made directly in Temporal",
         WriteReason::Adopted => "Took over (no record of an earlier write) and updated",
-        WriteReason::Resumed => "Resumed after the pause that followed a failed run",
+        WriteReason::Resumed => "Resumed after the pause that followed failed runs",
+        WriteReason::FailureStreak => unreachable!("announced above"),
     };
     info!(schedule = %desired.location.id, temporal_namespace = %desired.location.namespace, reason = reason.reason().as_str(), "schedule written");
     let type_ = if reason == WriteReason::DriftRepaired {

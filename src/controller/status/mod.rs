@@ -45,6 +45,8 @@ pub(crate) struct Observations<'a> {
     pub requests: Vec<crate::api::RequestRecord>,
     /// The runs digest, when the runs were read from visibility in this reconcile.
     pub runs_marker: Option<String>,
+    /// Newly missed runs were reported up to this time.
+    pub missed_checked_at: Option<DateTime<Utc>>,
 }
 
 /// The state of a user worker Deployment.
@@ -80,6 +82,12 @@ pub(crate) fn build(
     if let (Some(sync), Some(m)) = (s.sync.as_mut(), marker) {
         sync.runs_marker = Some(m);
     }
+    let checked = r
+        .missed_checked_at
+        .or_else(|| previous.sync.as_ref().and_then(|x| x.missed_checked_at));
+    if let (Some(sync), Some(t)) = (s.sync.as_mut(), checked) {
+        sync.missed_checked_at = Some(t);
+    }
     if let Some(d) = r.desired {
         s.schedule_id = Some(d.location.id.clone());
         s.temporal_namespace = Some(d.location.namespace.clone());
@@ -97,11 +105,14 @@ pub(crate) fn build(
             Some(Reason::Suspended.to_string())
         } else if o.paused_by_failure() {
             Some(Reason::RunFailed.to_string())
+        } else if o.paused_for_streak().is_some() {
+            Some(Reason::ConsecutiveFailures.to_string())
         } else {
             Some("Paused".into())
         };
         s.action_count = o.total_actions();
         s.missed_runs = o.missed_catchup_window;
+        s.missed_runs_by_cause = crate::controller::missed::counts(o);
         s.completed = o.future_action_times.is_empty()
             && ((o.limited_actions && o.remaining_actions <= 0) || o.end_at.is_some_and(|e| e <= now));
         s.next_run_times = if o.paused {
@@ -174,8 +185,16 @@ pub(crate) fn build(
 
     let failure_paused = r.observed.is_some_and(|o| o.paused_by_failure())
         && r.desired.is_some_and(|d| d.pause_on_failure && !d.paused);
+    let streak_paused = r
+        .observed
+        .and_then(|o| o.paused_for_streak())
+        .filter(|_| r.desired.is_some_and(|d| d.streak.is_some() && !d.paused));
     s.message = match (&r.problem, failure_paused) {
         (Some(p), _) => Some(p.message.clone()),
+        (None, false) if streak_paused.is_some() => Some(streak_message(
+            r.observed.map(|o| o.notes.as_str()).unwrap_or_default(),
+            resume_at(r.desired, r.observed),
+        )),
         (None, true) => Some(format!(
             "Paused by Temporal after a failed run ({}). To resume, set the annotation {} to a new value.",
             r.observed.map(|o| o.notes.as_str()).unwrap_or_default(),
@@ -241,6 +260,8 @@ pub(crate) fn build(
                 Reason::Completed
             } else if failure_paused {
                 Reason::PausedAfterFailure
+            } else if streak_paused.is_some() {
+                Reason::ConsecutiveFailures
             } else {
                 Reason::Synced
             };
@@ -293,7 +314,7 @@ pub(crate) fn build(
     s
 }
 
-fn recent_run(r: &RunRecord) -> RecentRun {
+pub(crate) fn recent_run(r: &RunRecord) -> RecentRun {
     RecentRun {
         workflow_id: r.run.workflow_id.clone(),
         run_id: r.run.run_id.clone(),
@@ -309,6 +330,29 @@ fn recent_run(r: &RunRecord) -> RecentRun {
 
 /// When to look again: every few seconds while runs are in flight, just after the next run
 /// otherwise, and at least every resync interval.
+/// When spec.resumeAfter ends the operator's pause for failed runs.
+pub(crate) fn resume_at(
+    desired: Option<&DesiredSchedule>,
+    observed: Option<&ObservedSchedule>,
+) -> Option<DateTime<Utc>> {
+    let after = desired?.streak?.resume_after?;
+    Some(observed?.paused_for_streak()? + TimeDelta::from_std(after).ok()?)
+}
+
+fn streak_message(notes: &str, resume_at: Option<DateTime<Utc>>) -> String {
+    let how = match resume_at {
+        Some(t) => format!(
+            "It resumes by itself at {} (spec.resumeAfter), or sooner with `kubectl durablejob resume`.",
+            t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        ),
+        None => format!(
+            "To resume, run `kubectl durablejob resume` or set the annotation {} to a new value.",
+            crate::api::RESUME_ANNOTATION
+        ),
+    };
+    format!("{notes}. {how}")
+}
+
 pub(crate) fn requeue_after(status: &DurableJobStatus, now: DateTime<Utc>, resync: Duration) -> Duration {
     const IN_FLIGHT: Duration = Duration::from_secs(5);
     const AFTER_START: Duration = Duration::from_secs(2);
@@ -356,6 +400,8 @@ mod tests {
 
     fn observed(running: &[&str]) -> ObservedSchedule {
         ObservedSchedule {
+            overlap_skipped: 0,
+            buffer_dropped: 0,
             created_hash: None,
             listing: "listed".into(),
             fingerprint: "fp".into(),
@@ -404,8 +450,7 @@ mod tests {
             desired_hash: "h".into(),
             observed_fingerprint: "fp".into(),
             handled_resume: None,
-            runs_marker: None,
-            listing: None,
+            ..Default::default()
         };
         let r = Observations {
             desired: Some(&d),

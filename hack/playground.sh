@@ -103,6 +103,7 @@ durablejob playground is running (logs in $DIR/). In another shell:
   export KUBECONFIG=$KUBECONFIG
   export PATH=$PWD/.tools/bin:\$PATH TEMPORAL_ADDRESS=127.0.0.1:$TEMPORAL_PORT
   kubectl get dj                          # or: $BIN/durablejob get -A
+  kubectl get djcal                       # calendars of excluded days (nightly-report uses one)
   kubectl get jobs,pods -l durablejob.dev/name=heartbeat   # one Job per run, made by the runner
   kubectl durablejob trigger nightly-report --wait   # run one now (an annotation the operator acts on)
   kubectl durablejob runs nightly-report  # recent runs: result, attempts, Job, Temporal UI link

@@ -147,6 +147,30 @@ async fn typical_mistakes_are_refused_at_apply_time() {
             json!({"schedule": {"cron": ["@daily"]}, "workflow": {"retry": {"backoffCoefficient": 0.5}}, "jobTemplate": jt}),
             "greater than or equal to 1",
         ),
+        (
+            json!({"schedule": {"cron": ["@daily"], "exclude": {"dates": ["24.12.2026"]}}, "jobTemplate": jt}),
+            "should match",
+        ),
+        (
+            json!({"schedule": {"cron": ["@daily"], "exclude": {"cron": ["* * 0,6"]}}, "jobTemplate": jt}),
+            "each exclude cron entry needs exactly five fields",
+        ),
+        (
+            json!({"schedule": {"cron": ["@daily"], "excludeCalendars": ["Public Holidays"]}, "jobTemplate": jt}),
+            "should match",
+        ),
+        (
+            json!({"schedule": {"cron": ["@daily"]}, "pauseOnFailure": true, "suspendAfterFailures": 3, "jobTemplate": jt}),
+            "not both",
+        ),
+        (
+            json!({"schedule": {"cron": ["@daily"]}, "resumeAfter": "1h", "jobTemplate": jt}),
+            "resumes a pause made by spec.suspendAfterFailures",
+        ),
+        (
+            json!({"schedule": {"cron": ["@daily"]}, "suspendAfterFailures": 0, "jobTemplate": jt}),
+            "greater than or equal to 1",
+        ),
     ];
     for (i, (spec, expected)) in cases.into_iter().enumerate() {
         let err = api
@@ -160,6 +184,50 @@ async fn typical_mistakes_are_refused_at_apply_time() {
         assert!(
             status.message.contains(expected),
             "{spec}\n  expected {expected:?} in: {}",
+            status.message
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_calendar_with_a_malformed_date_or_cron_is_refused_at_apply_time() {
+    let cluster = Cluster::shared();
+    let ns = cluster.namespace("crd-calendars").unwrap();
+    let client = cluster.client().await.unwrap();
+    let ar = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("durablejob.dev", "v1alpha1", "DurableJobCalendar"),
+        "durablejobcalendars",
+    );
+    let api: Api<DynamicObject> = Api::namespaced_with(client, &ns.name, &ar);
+    let calendar = |name: &str, spec: Value| -> DynamicObject {
+        serde_json::from_value(json!({"apiVersion": "durablejob.dev/v1alpha1", "kind": "DurableJobCalendar", "metadata": {"name": name}, "spec": spec})).unwrap()
+    };
+    api.create(
+        &PostParams::default(),
+        &calendar("ok", json!({"dates": ["2026-12-25"], "cron": ["* * 24 12 *"]})),
+    )
+    .await
+    .unwrap();
+    for (i, (spec, expected)) in [
+        (json!({"dates": ["Dec 25"]}), "should match"),
+        (json!({"cron": ["0 9 * *"]}), "exactly five fields"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let err = api
+            .create(
+                &PostParams::default(),
+                &calendar(&format!("bad-{i}"), spec.clone()),
+            )
+            .await
+            .unwrap_err();
+        let kube::Error::Api(status) = err else {
+            panic!("{spec}: not an API error")
+        };
+        assert!(
+            status.code == 422 && status.message.contains(expected),
+            "{spec}: {}",
             status.message
         );
     }

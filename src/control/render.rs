@@ -169,7 +169,17 @@ pub fn status(dj: &DurableJob, ui: &str, now: DateTime<Utc>) -> String {
         s.last_failure_time.as_ref().map_or("<none>".into(), time),
     );
     line("Runs started", s.action_count.to_string());
-    line("Missed runs", s.missed_runs.to_string());
+    let m = &s.missed_runs_by_cause;
+    let catchup = m.catchup_window_passed.max(s.missed_runs);
+    line(
+        "Missed runs",
+        format!(
+            "{} (catch-up window passed {catchup}, overlap skipped {}, buffer full {})",
+            catchup + m.overlap_skipped + m.buffer_full,
+            m.overlap_skipped,
+            m.buffer_full
+        ),
+    );
     if s.running_workflows.is_empty() {
         line("Running", "<none>".into());
     } else {

@@ -280,26 +280,48 @@ fn error_policy<S: Schedules>(
     Action::requeue(delay)
 }
 
-/// Fails with a message saying how to install the CRD when it is missing. With watched
-/// namespaces it asks in the first of them, so namespace-scoped Roles are enough.
+/// Fails with a message saying how to install the CRDs when one is missing (DurableJob, or
+/// DurableJobCalendar after an upgrade that kept the old CRDs). With watched namespaces it
+/// asks in the first of them, so namespace-scoped Roles are enough.
 pub async fn check_crd_installed(client: &Client, namespaces: &[String]) -> Result<(), String> {
-    let api: Api<DurableJob> = scoped(client, namespaces.first().map(String::as_str));
-    match api.list(&ListParams::default().limit(1)).await {
+    let ns = namespaces.first().map(String::as_str);
+    check_listable(
+        scoped::<DurableJob>(client, ns),
+        DurableJob::plural(&()),
+        "DurableJob",
+        ns,
+    )
+    .await?;
+    check_listable(
+        scoped::<DurableJobCalendar>(client, ns),
+        DurableJobCalendar::plural(&()),
+        "DurableJobCalendar",
+        ns,
+    )
+    .await
+}
+
+async fn check_listable<K>(
+    api: Api<K>,
+    plural: std::borrow::Cow<'_, str>,
+    kind: &str,
+    ns: Option<&str>,
+) -> Result<(), String>
+where
+    K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    match api.list_metadata(&ListParams::default().limit(1)).await {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(s)) if s.code == 404 => Err(format!(
-            "the DurableJob CRD ({}.{}) is not installed; install it with `durablejob crd | kubectl apply --server-side -f -` or the Helm chart",
-            DurableJob::plural(&()),
-            DurableJob::group(&())
+            "the {kind} CRD ({plural}.{}) is not installed; install the CRDs with `durablejob crd | kubectl apply --server-side -f -` or the durablejob-crds Helm chart",
+            crate::api::GROUP
         )),
         Err(kube::Error::Api(s)) if s.code == 403 => Err(format!(
-            "the operator may not list DurableJobs{}: {}; bind it to the operator ClusterRole (or, with --watch-namespaces, a Role in each namespace) as the Helm chart does",
-            namespaces
-                .first()
-                .map(|n| format!(" in namespace {n}"))
-                .unwrap_or_default(),
+            "the operator may not list {kind}s{}: {}; bind it to the operator ClusterRole (or, with --watch-namespaces, a Role in each namespace) as the Helm chart does",
+            ns.map(|n| format!(" in namespace {n}")).unwrap_or_default(),
             s.message
         )),
-        Err(e) => Err(format!("cannot list DurableJobs: {e}")),
+        Err(e) => Err(format!("cannot list {kind}s: {e}")),
     }
 }
 

@@ -33,7 +33,8 @@ fn days(times: &[DateTime<Utc>]) -> Vec<NaiveDate> {
 async fn an_excluded_weekday_and_date_have_no_future_runs_and_h_is_a_concrete_minute(
     shared: Arc<Shared>,
 ) -> anyhow::Result<()> {
-    let env = Env::new(&shared, "exclude", &[]).await?;
+    // the sweep of ListSchedules every 2s must see the excluded schedule as unchanged
+    let env = Env::new(&shared, "exclude", &["--resync-interval", "2s"]).await?;
     let today = Utc::now().date_naive();
     // the weekday three days from now, and the date five days from now
     let weekday = (today + Days::days(3)).weekday().num_days_from_sunday();
@@ -79,6 +80,16 @@ async fn an_excluded_weekday_and_date_have_no_future_runs_and_h_is_a_concrete_mi
         status.next_run_times.iter().all(|t| times.contains(t)),
         "{:?} vs {times:?}",
         status.next_run_times
+    );
+    // what ListSchedules shows of it matches what the describe recorded: no wake-up, no describe
+    let listed = env.operator.temporal_requests("list_schedules").await;
+    let described = env.operator.temporal_requests("describe").await;
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    let listed = env.operator.temporal_requests("list_schedules").await - listed;
+    let described = env.operator.temporal_requests("describe").await - described;
+    ensure!(
+        listed >= 2.0 && described == 0.0,
+        "{listed} list pages, {described} describes in 7s"
     );
     Ok(())
 }

@@ -69,6 +69,11 @@ if obj.status.paused == true and obj.status.pausedReason == "RunFailed" then
   hs.message = "Paused by Temporal after a failed run (pauseOnFailure); resume with kubectl durablejob resume" .. last_run()
   return hs
 end
+if obj.status.paused == true and obj.status.pausedReason == "ConsecutiveFailures" then
+  hs.status = "Suspended"
+  hs.message = "Paused after consecutive failed runs (suspendAfterFailures); resume with kubectl durablejob resume" .. last_run()
+  return hs
+end
 
 local reconciling = condition("Reconciling")
 if reconciling ~= nil and reconciling.status == "True" then

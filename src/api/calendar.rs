@@ -21,7 +21,7 @@ pub const CALENDAR_FINALIZER: &str = "durablejob.dev/calendar-in-use";
     kind = "DurableJobCalendar",
     plural = "durablejobcalendars",
     shortname = "djcal",
-    category = "durablejob",
+    category = "durablejob-all",
     namespaced,
     status = "DurableJobCalendarStatus",
     derive = "PartialEq",

@@ -32,7 +32,9 @@ pub const BUILTIN_WORKFLOW_TYPE: &str = "durablejob.run";
     kind = "DurableJob",
     plural = "durablejobs",
     shortname = "dj",
-    category = "durablejob",
+    // not "durablejob": kubectl expands a category before a resource name, so that category
+    // would turn `kubectl get durablejob NAME` into a lookup in every kind of the product
+    category = "durablejob-all",
     namespaced,
     status = "DurableJobStatus",
     derive = "PartialEq",

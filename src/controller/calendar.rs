@@ -58,6 +58,20 @@ pub(crate) fn users(
     out
 }
 
+/// Users named in a status or message: at most this many, then how many more.
+const NAMED_USERS: usize = 20;
+
+fn named(users: &[String]) -> String {
+    if users.len() <= NAMED_USERS {
+        return users.join(", ");
+    }
+    format!(
+        "{} and {} more",
+        users[..NAMED_USERS].join(", "),
+        users.len() - NAMED_USERS
+    )
+}
+
 /// The calendar's status, from its spec and its users (pure).
 pub(crate) fn status(cal: &DurableJobCalendar, users: &[String], deleting: bool) -> DurableJobCalendarStatus {
     let mut errors = Vec::new();
@@ -74,7 +88,7 @@ pub(crate) fn status(cal: &DurableJobCalendar, users: &[String], deleting: bool)
     };
     DurableJobCalendarStatus {
         dates: cal.spec.exclusions.dates.len() as i64,
-        referenced_by: users.join(", "),
+        referenced_by: named(users),
         message,
     }
 }
@@ -82,7 +96,7 @@ pub(crate) fn status(cal: &DurableJobCalendar, users: &[String], deleting: bool)
 fn held_message(users: &[String]) -> String {
     format!(
         "Deletion waits until no DurableJob references this calendar; still referenced by DurableJob {}: remove it from their spec.schedule.excludeCalendars (or delete them)",
-        users.join(", ")
+        named(users)
     )
 }
 

@@ -165,6 +165,22 @@ async fn editing_a_calendar_moves_the_future_runs_of_every_schedule_that_referen
         .await?;
     env.wait_ready("lost").await?;
 
+    // kubectl finds each kind by its own names, with calendars in the namespace
+    let k = crate::env::cluster().kubectl();
+    let ns = env.namespace.as_str();
+    let dj = k.ok(&["get", "durablejob", "a", "-n", ns, "-o", "name"], None)?;
+    ensure!(dj.trim() == "durablejob.durablejob.dev/a", "{dj}");
+    let cal = k.ok(&["get", "djcal", "holidays", "-n", ns, "-o", "name"], None)?;
+    ensure!(
+        cal.trim() == "durablejobcalendar.durablejob.dev/holidays",
+        "{cal}"
+    );
+    let all = k.ok(&["get", "durablejob-all", "-n", ns, "-o", "name"], None)?;
+    ensure!(
+        all.lines().count() == 5,
+        "three DurableJobs and two calendars: {all}"
+    );
+
     // a calendar in use is kept until nothing references it
     cals.delete("holidays", &DeleteParams::default()).await?;
     let held = wait_for("the deletion held", Duration::from_secs(10), || {

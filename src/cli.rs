@@ -39,7 +39,7 @@ pub enum Command {
     Backfill(Box<crate::control::args::BackfillArgs>),
     /// Cancel the running run(s): the Job is deleted and the run ends Canceled (or Terminated).
     Cancel(Box<crate::control::args::CancelArgs>),
-    /// Resume a schedule Temporal paused after a failed run (spec.pauseOnFailure).
+    /// Resume a schedule paused after failed runs (spec.pauseOnFailure or spec.suspendAfterFailures).
     Resume(Box<crate::control::args::ResumeArgs>),
     /// Recent runs, newest first: scheduled time, start, duration, result, attempts, Job, link.
     Runs(Box<crate::control::args::ShowArgs>),

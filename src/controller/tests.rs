@@ -420,3 +420,51 @@ async fn each_run_temporal_skipped_is_one_warning_naming_its_slot_and_one_count(
     assert!(!fake.calls().iter().any(|c| matches!(c, Call::MatchingTimes(_))));
     assert_eq!(again.status, out.status);
 }
+
+#[tokio::test]
+async fn a_pause_for_failed_runs_in_a_row_is_kept_until_the_resume_request_and_the_count_restarts() {
+    let fake = FakeSchedules::default();
+    let dj = DurableJob::test("report").with_failure_streak(2, None);
+    let first = reconcile(&fake, &dj).await;
+    let at = crate::controller::build::schedule::ScheduleLocation {
+        namespace: "default".into(),
+        id: id("report"),
+    };
+    let mut s = fake.get(&at).unwrap();
+    s.paused = true;
+    s.notes = crate::controller::streak::pause_notes(
+        "default/report",
+        now() - chrono::TimeDelta::minutes(30),
+        &["wf-2".into(), "wf-1".into()],
+    );
+    s.fingerprint = "paused-by-the-operator".into();
+    fake.insert(&at, s);
+    let held = reconcile(&fake, &dj.clone().with_status(first.status)).await;
+    assert_eq!(writes(&fake).len(), 1, "only the create: the pause is kept");
+    assert_eq!(held.status.paused_reason.as_deref(), Some("ConsecutiveFailures"));
+    assert_eq!(condition(&held.status, "Ready"), ("True", "ConsecutiveFailures"));
+    let message = held.status.message.clone().unwrap_or_default();
+    assert!(
+        message.contains("wf-2, wf-1") && message.contains("kubectl durablejob resume"),
+        "{message}"
+    );
+
+    fake.clear_calls();
+    let mut asked = dj.with_status(held.status);
+    asked
+        .metadata
+        .annotations
+        .get_or_insert_with(Default::default)
+        .insert(crate::api::RESUME_ANNOTATION.into(), r#"{"id":"r1"}"#.into());
+    let resumed = reconcile(&fake, &asked).await;
+    assert_eq!(writes(&fake), vec![Call::Update(id("report"))]);
+    assert_eq!(resumed.writes, vec![Reason::ScheduleResumed]);
+    assert!(!fake.get(&at).unwrap().paused);
+    assert_eq!(
+        resumed.status.sync.as_ref().unwrap().streak_since,
+        Some(now()),
+        "failed runs before the resume no longer count"
+    );
+    let record = resumed.status.requests.first().expect("the request is recorded");
+    assert!(record.message.contains("Resumed"), "{record:?}");
+}

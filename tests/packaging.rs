@@ -312,6 +312,7 @@ fn value_sets_render_what_they_ask_for() {
         [
             "DurableJobRunFailed",
             "DurableJobRunsMissed",
+            "DurableJobRunsSkipped",
             "DurableJobNoRecentSuccess",
             "DurableJobScheduleNotSynced",
             "DurableJobOperatorNotLeading"

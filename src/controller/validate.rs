@@ -328,16 +328,17 @@ pub fn exclusions(e: &Exclusions, path: &str, errors: &mut Vec<FieldError>) -> V
             Err(message) => errors.push(FieldError { field, message }),
         }
     }
+    let mut days = Vec::new();
     for (i, date) in e.dates.iter().enumerate() {
-        let field = format!("{path}.dates[{i}]");
         match chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d") {
-            Ok(d) => out.push(cron::ranges::date(d, format!("{field} {date}"))),
+            Ok(d) => days.push(d),
             Err(_) => errors.push(FieldError {
-                field,
+                field: format!("{path}.dates[{i}]"),
                 message: format!("{date:?} is not a date; write YYYY-MM-DD, e.g. 2026-12-24"),
             }),
         }
     }
+    out.extend(cron::ranges::dates(&days, &format!("{path}.dates")));
     out
 }
 

@@ -36,19 +36,31 @@ fn all(lo: u32, hi: u32) -> Vec<Span> {
     vec![Span { start: lo, end: hi }]
 }
 
-/// The whole of one day.
-pub(crate) fn date(day: NaiveDate, comment: String) -> Match {
-    let one = |v: u32| vec![Span { start: v, end: v }];
-    Match {
-        comment,
-        second: all(0, 59),
-        minute: all(0, 59),
-        hour: all(0, 23),
-        day_of_month: one(day.day()),
-        month: one(day.month()),
-        year: one(day.year() as u32),
-        day_of_week: all(0, 6),
+/// The whole of each day, one calendar per month that has any (a holiday list of hundreds of
+/// dates stays a few dozen calendars in Temporal). `comment` says where they come from.
+pub(crate) fn dates(days: &[NaiveDate], comment: &str) -> Vec<Match> {
+    let mut by_month: std::collections::BTreeMap<(i32, u32), Vec<u32>> = Default::default();
+    for d in days {
+        by_month.entry((d.year(), d.month())).or_default().push(d.day());
     }
+    by_month
+        .into_iter()
+        .map(|((year, month), mut days)| {
+            days.sort_unstable();
+            days.dedup();
+            let one = |v: u32| vec![Span { start: v, end: v }];
+            Match {
+                comment: format!("{comment} {year}-{month:02}"),
+                second: all(0, 59),
+                minute: all(0, 59),
+                hour: all(0, 23),
+                day_of_month: spans(days),
+                month: one(month),
+                year: one(year as u32),
+                day_of_week: all(0, 6),
+            }
+        })
+        .collect()
 }
 
 /// Every second of every minute a cron entry matches. The entry must have passed
@@ -179,13 +191,34 @@ mod tests {
     }
 
     #[test]
-    fn a_date_is_the_whole_day_in_that_year_only() {
-        let m = date(NaiveDate::from_ymd_opt(2026, 12, 24).unwrap(), "eve".into());
-        assert_eq!(
-            (m.year, m.month, m.day_of_month),
-            (vec![s(2026, 2026)], vec![s(12, 12)], vec![s(24, 24)])
+    fn dates_are_whole_days_in_that_year_only_one_calendar_a_month() {
+        let d = |y, m, d| NaiveDate::from_ymd_opt(y, m, d).unwrap();
+        let ms = dates(
+            &[
+                d(2026, 12, 26),
+                d(2026, 12, 24),
+                d(2026, 12, 25),
+                d(2027, 1, 1),
+                d(2026, 12, 31),
+            ],
+            "holidays",
         );
-        assert_eq!((m.hour, m.minute), (vec![s(0, 23)], vec![s(0, 59)]));
+        assert_eq!(ms.len(), 2);
+        let m = &ms[0];
+        assert_eq!(
+            (&m.year, &m.month, &m.day_of_month),
+            (
+                &vec![s(2026, 2026)],
+                &vec![s(12, 12)],
+                &vec![s(24, 26), s(31, 31)]
+            )
+        );
+        assert_eq!((&m.hour, &m.minute), (&vec![s(0, 23)], &vec![s(0, 59)]));
+        assert_eq!(m.comment, "holidays 2026-12");
+        assert_eq!(
+            (&ms[1].year, &ms[1].day_of_month),
+            (&vec![s(2027, 2027)], &vec![s(1, 1)])
+        );
     }
 
     #[test]

@@ -291,11 +291,13 @@ mod tests {
                 end_at: Some(Utc.with_ymd_and_hms(2026, 12, 31, 23, 0, 0).unwrap()),
                 exclude: vec![
                     cron::ranges::cron("* * * * 0,6", "spec.schedule.exclude.cron[0]".into()).unwrap(),
-                    cron::ranges::date(
-                        chrono::NaiveDate::from_ymd_opt(2026, 12, 24).unwrap(),
-                        "spec.schedule.exclude.dates[0] 2026-12-24".into(),
-                    ),
-                ],
+                ]
+                .into_iter()
+                .chain(cron::ranges::dates(
+                    &[chrono::NaiveDate::from_ymd_opt(2026, 12, 24).unwrap()],
+                    "spec.schedule.exclude.dates",
+                ))
+                .collect(),
             },
             action: StartWorkflow {
                 workflow_id: "durablejob:default/nightly".into(),

@@ -70,6 +70,10 @@ pub struct DurableJobStatus {
     #[serde(default)]
     pub missed_runs: i64,
 
+    /// Failed runs in a row (after their retries), with spec.suspendAfterFailures.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consecutive_failures: Option<i64>,
+
     /// Runs Temporal did not start, by cause (its counts for the schedule); each one is also
     /// a Warning Event naming the slot.
     #[serde(default, skip_serializing_if = "MissedRuns::is_empty")]
@@ -118,13 +122,27 @@ pub struct SyncRecord {
     /// sweep of `ListSchedules` that shows something else wakes the DurableJob.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub listing: Option<String>,
-    /// Runs that started before this (the last resume of a pause for failed runs) do not count
-    /// toward spec.suspendAfterFailures.
+    /// The count of failed runs in a row toward spec.suspendAfterFailures.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub streak_since: Option<DateTime<Utc>>,
+    pub failure_streak: Option<FailureStreak>,
     /// Missed slots up to this time have been reported as Events.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub missed_checked_at: Option<DateTime<Utc>>,
+}
+
+/// Failed runs in a row, carried from reconcile to reconcile.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct FailureStreak {
+    /// Failed runs in a row so far.
+    #[serde(default)]
+    pub count: i64,
+    /// The newest of them (workflow ids, newest first, at most ten).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub runs: Vec<String>,
+    /// Runs that started at or before this are counted already, or came before the last resume.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub counted_until: Option<DateTime<Utc>>,
 }
 
 /// Runs Temporal did not start, by cause.

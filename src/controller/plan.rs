@@ -73,8 +73,8 @@ pub(crate) struct PlanInput<'a> {
     pub desired_hash: &'a str,
     pub previous: &'a DurableJobStatus,
     pub observed: Option<&'a ObservedSchedule>,
-    /// The newest runs known (read in this reconcile, or the previous status's).
-    pub recorded_runs: &'a [crate::api::RecentRun],
+    /// The failed runs in a row, counted up to this reconcile (with spec.suspendAfterFailures).
+    pub failure_streak: Option<&'a crate::api::FailureStreak>,
     /// Value of the resume annotation when it differs from the one last handled.
     pub resume_requested: Option<&'a str>,
     pub now: DateTime<Utc>,
@@ -141,26 +141,22 @@ pub(crate) fn decide(input: &PlanInput<'_>) -> Decision {
     let description_unchanged = previous_sync.is_some_and(|s| s.observed_fingerprint == obs.fingerprint);
 
     // enough failed runs in a row: pause, naming them (only a schedule that runs can trip)
-    if let Some(policy) = d.streak
+    if let (Some(policy), Some(streak)) = (d.streak, input.failure_streak)
         && !obs.paused
         && !d.paused
         && previous_sync.is_some()
+        && streak.count >= i64::from(policy.after)
     {
-        let since = previous_sync.and_then(|s| s.streak_since);
-        let failed = streak::failed_in_a_row(&obs.recent_actions, input.recorded_runs, since);
-        if failed.len() >= policy.after as usize {
-            let runs: Vec<String> = failed.into_iter().take(policy.after as usize).collect();
-            return Decision::Update {
-                options: WriteOptions {
-                    paused: true,
-                    notes: streak::pause_notes(&d.owner.resource, input.now, &runs),
-                    remaining_actions: d.run_limit.map(|l| l - obs.total_actions()),
-                    action_count_base: obs.action_count_base,
-                },
-                conflict_token: obs.conflict_token.clone(),
-                reason: WriteReason::FailureStreak,
-            };
-        }
+        return Decision::Update {
+            options: WriteOptions {
+                paused: true,
+                notes: streak::pause_notes(&d.owner.resource, input.now, streak),
+                remaining_actions: d.run_limit.map(|l| l - obs.total_actions()),
+                action_count_base: obs.action_count_base,
+            },
+            conflict_token: obs.conflict_token.clone(),
+            reason: WriteReason::FailureStreak,
+        };
     }
 
     if spec_unchanged && description_unchanged && !(resume && paused_after_failures) {
@@ -266,7 +262,7 @@ mod tests {
             desired_hash: &d.hash(),
             previous,
             observed: obs,
-            recorded_runs: &previous.recent_runs,
+            failure_streak: None,
             resume_requested: resume,
             now: now(),
         })
@@ -546,18 +542,12 @@ mod tests {
         );
     }
 
-    fn failed_runs(n: usize) -> Vec<crate::temporal::RecentAction> {
-        (0..n)
-            .map(|i| crate::temporal::RecentAction {
-                scheduled_time: now() - chrono::TimeDelta::minutes(10 - i as i64),
-                actual_time: now() - chrono::TimeDelta::minutes(10 - i as i64),
-                run: crate::temporal::RunRef {
-                    workflow_id: format!("wf-{i}"),
-                    run_id: format!("run-{i}"),
-                },
-                result: Some(crate::api::RunResult::Failed),
-            })
-            .collect()
+    fn streak(count: i64) -> crate::api::FailureStreak {
+        crate::api::FailureStreak {
+            count,
+            runs: (0..count).rev().map(|i| format!("wf-{i}")).collect(),
+            counted_until: Some(now()),
+        }
     }
 
     #[test]
@@ -566,37 +556,32 @@ mod tests {
             .with_failure_streak(2, None)
             .desired_schedule();
         let previous = synced(&d.hash(), "fp");
-        let one = ObservedSchedule {
-            recent_actions: failed_runs(1),
-            ..observed(&d, "fp")
+        let obs = observed(&d, "fp");
+        let with = |count: i64| {
+            let st = streak(count);
+            decide(&PlanInput {
+                desired: &d,
+                desired_hash: &d.hash(),
+                previous: &previous,
+                observed: Some(&obs),
+                failure_streak: Some(&st),
+                resume_requested: None,
+                now: now(),
+            })
         };
-        assert!(matches!(
-            decide_with(&d, &previous, Some(&one), None),
-            Decision::InSync { .. }
-        ));
-        let two = ObservedSchedule {
-            recent_actions: failed_runs(2),
-            ..observed(&d, "fp")
-        };
-        let Decision::Update { options, reason, .. } = decide_with(&d, &previous, Some(&two), None) else {
+        assert!(matches!(with(1), Decision::InSync { .. }));
+        let Decision::Update { options, reason, .. } = with(2) else {
             panic!()
         };
         assert_eq!(reason, WriteReason::FailureStreak);
         assert!(options.paused);
+        assert!(
+            options.notes.contains("2 consecutive failed runs"),
+            "{}",
+            options.notes
+        );
         assert!(options.notes.contains("wf-1, wf-0"), "{}", options.notes);
         assert_eq!(streak::paused_at(&options.notes), Some(now()));
-        // runs before the last resume do not count
-        let resumed = DurableJobStatus {
-            sync: Some(SyncRecord {
-                streak_since: Some(now() - chrono::TimeDelta::minutes(5)),
-                ..sync_record(&d.hash(), "fp", None)
-            }),
-            ..Default::default()
-        };
-        assert!(matches!(
-            decide_with(&d, &resumed, Some(&two), None),
-            Decision::InSync { .. }
-        ));
     }
 
     #[test]
@@ -606,8 +591,7 @@ mod tests {
             .desired_schedule();
         let paused = |at: DateTime<Utc>| ObservedSchedule {
             paused: true,
-            notes: streak::pause_notes("default/x", at, &["wf-1".into(), "wf-0".into()]),
-            recent_actions: failed_runs(2),
+            notes: streak::pause_notes("default/x", at, &streak(2)),
             ..observed(&d, "paused")
         };
         let previous = synced(&d.hash(), "fp");

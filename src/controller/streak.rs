@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 
-use crate::api::{RecentRun, RunResult};
+use crate::api::{FailureStreak, RecentRun, RunResult};
 use crate::temporal::RecentAction;
 
 /// What the spec asks for.
@@ -28,15 +28,31 @@ struct Seen {
     result: Option<RunResult>,
 }
 
-/// The failed runs in a row, newest first, among the runs that started after `since` (the last
-/// resume): a success ends the streak; runs still going, canceled or terminated (by a person or
-/// an overlap policy) neither count nor end it. Results come from Temporal's recent actions,
-/// and from the runs last read from its visibility store where the description has none yet.
-pub(crate) fn failed_in_a_row(
+/// Runs named in the Event and the notes, newest first: at most this many.
+pub(crate) const NAMED_RUNS: usize = 10;
+
+/// The count after a resume: runs that started before `now` no longer count.
+pub(crate) fn fresh(now: DateTime<Utc>) -> FailureStreak {
+    FailureStreak {
+        count: 0,
+        runs: vec![],
+        counted_until: Some(now),
+    }
+}
+
+/// The streak carried forward over the runs Temporal reports now: each finished run that
+/// started after the ones already counted is taken in order, oldest first: a failure (or
+/// timeout) adds one, a success starts again from zero, a canceled or terminated run (by a
+/// person or an overlap policy) neither counts nor ends the streak. A run still going, or
+/// whose result is not known yet, stops the walk until it ends, so results are never skipped.
+/// Results come from Temporal's recent actions, and from the runs read from its visibility
+/// store where the description has none yet. The count persists in the status, so it is not
+/// limited by how many runs Temporal reports at once.
+pub(crate) fn advance(
+    previous: Option<&FailureStreak>,
     actions: &[RecentAction],
     recorded: &[RecentRun],
-    since: Option<DateTime<Utc>>,
-) -> Vec<String> {
+) -> FailureStreak {
     let mut runs: BTreeMap<String, Seen> = BTreeMap::new();
     for r in recorded {
         runs.insert(
@@ -63,18 +79,27 @@ pub(crate) fn failed_in_a_row(
             },
         );
     }
+    let mut out = previous.cloned().unwrap_or_default();
     let mut seen: Vec<Seen> = runs
         .into_values()
-        .filter(|s| since.is_none_or(|t| s.started > t))
+        .filter(|s| out.counted_until.is_none_or(|t| s.started > t))
         .collect();
-    seen.sort_by_key(|s| std::cmp::Reverse(s.started));
-    let mut out = Vec::new();
+    seen.sort_by_key(|s| s.started);
     for s in seen {
         match s.result {
-            Some(RunResult::Failed | RunResult::TimedOut) => out.push(s.workflow_id),
-            Some(RunResult::Succeeded) => break,
-            _ => {}
+            Some(RunResult::Failed | RunResult::TimedOut) => {
+                out.count += 1;
+                out.runs.insert(0, s.workflow_id);
+                out.runs.truncate(NAMED_RUNS);
+            }
+            Some(RunResult::Succeeded) => {
+                out.count = 0;
+                out.runs.clear();
+            }
+            Some(RunResult::Canceled | RunResult::Terminated) => {}
+            Some(RunResult::Running) | None => break,
         }
+        out.counted_until = Some(s.started);
     }
     out
 }
@@ -82,12 +107,18 @@ pub(crate) fn failed_in_a_row(
 const PREFIX: &str = "Paused by durablejob at ";
 
 /// The notes of a schedule paused for a failure streak.
-pub(crate) fn pause_notes(resource: &str, at: DateTime<Utc>, runs: &[String]) -> String {
+pub(crate) fn pause_notes(resource: &str, at: DateTime<Utc>, streak: &FailureStreak) -> String {
+    let more = streak.count - streak.runs.len() as i64;
     format!(
-        "{PREFIX}{} after {} consecutive failed runs of DurableJob {resource}: {}",
+        "{PREFIX}{} after {} consecutive failed runs of DurableJob {resource}: {}{}",
         at.to_rfc3339_opts(SecondsFormat::Secs, true),
-        runs.len(),
-        runs.join(", ")
+        streak.count,
+        streak.runs.join(", "),
+        if more > 0 {
+            format!(" and {more} earlier")
+        } else {
+            String::new()
+        }
     )
 }
 
@@ -138,6 +169,11 @@ mod tests {
 
     use RunResult::*;
 
+    fn count(actions: &[RecentAction], recorded: &[RecentRun]) -> (i64, Vec<String>) {
+        let s = advance(None, actions, recorded);
+        (s.count, s.runs)
+    }
+
     #[test]
     fn failures_since_the_last_success_count_newest_first() {
         let actions = [
@@ -146,36 +182,74 @@ mod tests {
             action("3", 3, Some(Failed)),
             action("4", 4, Some(TimedOut)),
         ];
-        assert_eq!(failed_in_a_row(&actions, &[], None), ["wf-4", "wf-3"]);
+        assert_eq!(count(&actions, &[]), (2, vec!["wf-4".into(), "wf-3".into()]));
         let all_good = [action("1", 1, Some(Failed)), action("2", 2, Some(Succeeded))];
-        assert!(failed_in_a_row(&all_good, &[], None).is_empty());
+        assert_eq!(count(&all_good, &[]).0, 0);
     }
 
     #[test]
-    fn running_canceled_and_terminated_runs_neither_count_nor_end_the_streak() {
+    fn canceled_and_terminated_runs_neither_count_nor_end_the_streak() {
         let actions = [
             action("1", 1, Some(Failed)),
             action("2", 2, Some(Terminated)),
             action("3", 3, Some(Failed)),
             action("4", 4, Some(Canceled)),
-            action("5", 5, Some(Running)),
         ];
-        assert_eq!(failed_in_a_row(&actions, &[], None), ["wf-3", "wf-1"]);
+        assert_eq!(count(&actions, &[]), (2, vec!["wf-3".into(), "wf-1".into()]));
+    }
+
+    #[test]
+    fn a_run_still_going_holds_the_count_until_its_result_is_known() {
+        let going = [
+            action("1", 1, Some(Failed)),
+            action("2", 2, Some(Running)),
+            action("3", 3, Some(Failed)),
+        ];
+        let s = advance(None, &going, &[]);
+        assert_eq!((s.count, s.counted_until), (1, Some(t(1))));
+        let ended = [
+            action("1", 1, Some(Failed)),
+            action("2", 2, Some(Succeeded)),
+            action("3", 3, Some(Failed)),
+        ];
+        let s = advance(Some(&s), &ended, &[]);
+        assert_eq!(
+            (s.count, s.counted_until),
+            (1, Some(t(3))),
+            "the success reset, then one"
+        );
     }
 
     #[test]
     fn a_result_the_description_lacks_comes_from_the_recorded_runs() {
         let actions = [action("1", 1, Some(Failed)), action("2", 2, None)];
         let runs = [recorded("2", 2, Failed), recorded("0", 0, Failed)];
-        assert_eq!(
-            failed_in_a_row(&actions, &runs, None),
-            ["wf-2", "wf-1", "wf-0"],
-            "older recorded runs count too"
-        );
+        assert_eq!(count(&actions, &runs).0, 3, "older recorded runs count too");
         let still = [action("2", 2, Some(Running))];
+        assert_eq!(count(&still, &[recorded("2", 2, Running)]).0, 0);
+    }
+
+    #[test]
+    fn the_count_carries_over_reconciles_beyond_the_runs_temporal_reports_at_once() {
+        // Temporal's description lists the ten most recent runs; the count goes on past them
+        let mut s = None;
+        for batch in 0..3 {
+            let actions: Vec<_> = (0..10)
+                .map(|i| {
+                    let n = batch * 10 + i;
+                    action(&n.to_string(), n, Some(Failed))
+                })
+                .collect();
+            s = Some(advance(s.as_ref(), &actions, &[]));
+        }
+        let s = s.unwrap();
+        assert_eq!(s.count, 30);
+        assert_eq!(s.runs.len(), NAMED_RUNS);
+        assert_eq!(s.runs[0], "wf-29");
+        // the same runs again add nothing
         assert_eq!(
-            failed_in_a_row(&still, &[recorded("2", 2, Running)], None),
-            Vec::<String>::new()
+            advance(Some(&s), &[action("29", 29, Some(Failed))], &[]).count,
+            30
         );
     }
 
@@ -186,14 +260,19 @@ mod tests {
             action("2", 2, Some(Failed)),
             action("3", 5, Some(Failed)),
         ];
-        assert_eq!(failed_in_a_row(&actions, &[], Some(t(3))), ["wf-3"]);
+        assert_eq!(advance(Some(&fresh(t(3))), &actions, &[]).count, 1);
     }
 
     #[test]
     fn the_pause_notes_carry_their_time_and_the_runs() {
-        let notes = pause_notes("ns/job", t(7), &["wf-b".into(), "wf-a".into()]);
+        let streak = FailureStreak {
+            count: 12,
+            runs: vec!["wf-b".into(), "wf-a".into()],
+            counted_until: None,
+        };
+        let notes = pause_notes("ns/job", t(7), &streak);
         assert!(
-            notes.contains("2 consecutive failed runs of DurableJob ns/job: wf-b, wf-a"),
+            notes.contains("12 consecutive failed runs of DurableJob ns/job: wf-b, wf-a and 10 earlier"),
             "{notes}"
         );
         assert_eq!(paused_at(&notes), Some(t(7)));

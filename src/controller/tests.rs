@@ -435,7 +435,11 @@ async fn a_pause_for_failed_runs_in_a_row_is_kept_until_the_resume_request_and_t
     s.notes = crate::controller::streak::pause_notes(
         "default/report",
         now() - chrono::TimeDelta::minutes(30),
-        &["wf-2".into(), "wf-1".into()],
+        &crate::api::FailureStreak {
+            count: 2,
+            runs: vec!["wf-2".into(), "wf-1".into()],
+            counted_until: None,
+        },
     );
     s.fingerprint = "paused-by-the-operator".into();
     fake.insert(&at, s);
@@ -461,10 +465,11 @@ async fn a_pause_for_failed_runs_in_a_row_is_kept_until_the_resume_request_and_t
     assert_eq!(resumed.writes, vec![Reason::ScheduleResumed]);
     assert!(!fake.get(&at).unwrap().paused);
     assert_eq!(
-        resumed.status.sync.as_ref().unwrap().streak_since,
-        Some(now()),
+        resumed.status.sync.as_ref().unwrap().failure_streak,
+        Some(crate::controller::streak::fresh(now())),
         "failed runs before the resume no longer count"
     );
+    assert_eq!(resumed.status.consecutive_failures, Some(0));
     let record = resumed.status.requests.first().expect("the request is recorded");
     assert!(record.message.contains("Resumed"), "{record:?}");
 }

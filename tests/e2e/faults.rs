@@ -218,12 +218,20 @@ async fn temporal_down_during_200_creates_and_100_deletes_loses_nothing_and_dupl
     server.stop().await;
     let down = tokio::time::Instant::now();
     create_all(&env, (N / 2..N).map(name)).await?;
+    // the last of 200 reconciles waits behind the others' calls to the stopped server (each
+    // tries a few times): on a loaded 2-core machine that can take longer than OUTAGE, which
+    // then simply lasts as long
     let waiting = env
-        .wait_status(&name(N - 1), "Reconciling=True naming Temporal", OUTAGE, |s| {
-            condition(s, "Reconciling").is_some_and(|c| {
-                c.status == "True" && c.reason == "TemporalUnavailable" && c.message.contains("Temporal")
-            })
-        })
+        .wait_status(
+            &name(N - 1),
+            "Reconciling=True naming Temporal",
+            3 * OUTAGE,
+            |s| {
+                condition(s, "Reconciling").is_some_and(|c| {
+                    c.status == "True" && c.reason == "TemporalUnavailable" && c.message.contains("Temporal")
+                })
+            },
+        )
         .await?;
     ensure!(
         condition(&waiting, "Ready").is_some_and(|c| c.status != "True"),

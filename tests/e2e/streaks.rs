@@ -45,6 +45,11 @@ async fn two_failed_runs_in_a_row_pause_the_schedule_and_resume_after_resumes_it
         .map_err(|e| anyhow::anyhow!("{e}\n--- runner ---\n{}", runner.log_tail(20)))?;
     ensure!(paused.paused, "{paused:?}");
     ensure!(
+        paused.consecutive_failures == Some(2),
+        "{:?}",
+        paused.consecutive_failures
+    );
+    ensure!(
         paused.action_count == 2,
         "exactly two runs before the pause: {}",
         paused.action_count
@@ -96,6 +101,11 @@ async fn two_failed_runs_in_a_row_pause_the_schedule_and_resume_after_resumes_it
         })
         .await?;
     ensure!(!again.paused || again.action_count >= 4, "{again:?}");
+    ensure!(
+        again.paused || again.consecutive_failures == Some(1),
+        "the count restarted at the resume: {:?}",
+        again.consecutive_failures
+    );
     Ok(())
 }
 

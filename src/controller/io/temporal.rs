@@ -10,9 +10,9 @@ use tracing::info;
 use super::Notice;
 use crate::api::{DurableJobStatus, RESUME_ANNOTATION, RunResult, SyncRecord};
 use crate::controller::build::schedule::{DesiredSchedule, ScheduleLocation};
-use crate::controller::missed;
 use crate::controller::plan::{self, Decision, PlanInput, WriteReason};
 use crate::controller::status::{Problem, RECENT_RUNS};
+use crate::controller::{missed, streak};
 use crate::reason::Reason;
 use crate::temporal::{ObservedSchedule, RunRecord, Schedules, TemporalError, WriteOptions};
 
@@ -93,9 +93,17 @@ pub(crate) async fn sync<S: Schedules>(
         (Some(o), Some(_)) => Some(read_runs(schedules, desired, r.previous, o).await),
         _ => None,
     };
-    let recorded: Vec<crate::api::RecentRun> = match early.as_ref().and_then(|(runs, _)| runs.as_ref()) {
-        Some(runs) => runs.iter().map(crate::controller::status::recent_run).collect(),
-        None => r.previous.recent_runs.clone(),
+    let previous_streak = r.previous.sync.as_ref().and_then(|s| s.failure_streak.as_ref());
+    let counted = match (&observed, desired.streak) {
+        (Some(o), Some(_)) => {
+            let recorded: Vec<crate::api::RecentRun> =
+                match early.as_ref().and_then(|(runs, _)| runs.as_ref()) {
+                    Some(runs) => runs.iter().map(crate::controller::status::recent_run).collect(),
+                    None => r.previous.recent_runs.clone(),
+                };
+            Some(streak::advance(previous_streak, &o.recent_actions, &recorded))
+        }
+        _ => None,
     };
     let (decision, written) = loop {
         let decision = plan::decide(&PlanInput {
@@ -103,7 +111,7 @@ pub(crate) async fn sync<S: Schedules>(
             desired_hash: &desired_hash,
             previous: r.previous,
             observed: observed.as_ref(),
-            recorded_runs: &recorded,
+            failure_streak: counted.as_ref(),
             resume_requested,
             now,
         });
@@ -119,15 +127,14 @@ pub(crate) async fn sync<S: Schedules>(
         }
     };
     let handled = r.resume.map(str::to_string).or(handled);
-    // a resume starts the count of failed runs afresh
-    let resumed = written == Some(WriteReason::Resumed);
-    let streak_since = if resumed {
-        Some(now)
-    } else {
-        r.previous.sync.as_ref().and_then(|s| s.streak_since)
+    // the count is kept while suspendAfterFailures is set; a resume starts it afresh
+    let failure_streak = match desired.streak {
+        None => None,
+        Some(_) if written == Some(WriteReason::Resumed) => Some(streak::fresh(now)),
+        Some(_) => counted.or_else(|| previous_streak.cloned()),
     };
     let record = |fp: &str| SyncRecord {
-        streak_since,
+        failure_streak: failure_streak.clone(),
         ..plan::sync_record(&desired_hash, fp, handled.clone())
     };
     match &decision {
@@ -157,15 +164,14 @@ pub(crate) async fn sync<S: Schedules>(
                         ),
                     ));
                 }
-            } else if r
-                .previous
-                .sync
-                .as_ref()
-                .is_some_and(|s| s.handled_resume != handled)
+            } else if let Some(previous) = r.previous.sync.as_ref()
+                && (previous.handled_resume != handled || previous.failure_streak != failure_streak)
             {
-                let mut sync = r.previous.sync.clone().unwrap_or_default();
-                sync.handled_resume = handled.clone();
-                out.sync = Some(sync);
+                out.sync = Some(SyncRecord {
+                    handled_resume: handled.clone(),
+                    failure_streak: failure_streak.clone(),
+                    ..previous.clone()
+                });
             }
             out.observed = observed;
         }

@@ -113,6 +113,12 @@ pub(crate) fn build(
         s.action_count = o.total_actions();
         s.missed_runs = o.missed_catchup_window;
         s.missed_runs_by_cause = crate::controller::missed::counts(o);
+        s.consecutive_failures = s
+            .sync
+            .as_ref()
+            .and_then(|x| x.failure_streak.as_ref())
+            .filter(|_| r.desired.is_some_and(|d| d.streak.is_some()))
+            .map(|x| x.count);
         s.completed = o.future_action_times.is_empty()
             && ((o.limited_actions && o.remaining_actions <= 0) || o.end_at.is_some_and(|e| e <= now));
         s.next_run_times = if o.paused {

@@ -193,6 +193,8 @@ async fn editing_a_calendar_moves_the_future_runs_of_every_schedule_that_referen
     })
     .await?;
     ensure!(held.contains("excludeCalendars"), "{held}");
+    let event = env.wait_event("holidays", "CalendarInUse").await?;
+    ensure!(event.contains("DurableJob a, b"), "{event}");
     for name in ["a", "b"] {
         env.edit(name, json!({"schedule": {"excludeCalendars": null}}))
             .await?;

@@ -394,4 +394,5 @@ fn a_job_template_the_operator_would_refuse_fails_naming_file_document_and_field
             && line.contains("spec.jobTemplate.spec.template.spec.restartPolicy"),
         "{text}"
     );
+    std::fs::remove_dir_all(&dir).ok();
 }

@@ -91,6 +91,17 @@ pub struct OperatorArgs {
     /// First part of schedule ids (`<prefix>:<namespace>/<name>`); differ per cluster sharing a Temporal namespace.
     #[arg(long, env = "DURABLEJOB_SCHEDULE_ID_PREFIX", default_value = DEFAULT_SCHEDULE_ID_PREFIX, value_parser = parse_prefix)]
     pub schedule_id_prefix: String,
+    /// Temporal namespaces, besides the operator's own, that the DurableJobs of a Kubernetes
+    /// namespace may name in spec.temporal.namespace: `KUBERNETES_NAMESPACE=TEMPORAL_NAMESPACE[,...]`,
+    /// `*` for every Kubernetes namespace; repeat the flag (or separate entries with `;` in the
+    /// environment variable). Without a grant, a DurableJob may use the operator's namespace only.
+    #[arg(
+        long = "temporal-namespace-grant",
+        env = "DURABLEJOB_TEMPORAL_NAMESPACE_GRANTS",
+        value_delimiter = ';',
+        value_name = "NS=TEMPORAL_NS,..."
+    )]
+    pub temporal_namespace_grants: Vec<String>,
     /// Reconciles running at once, across the DurableJob and handover controllers and every
     /// watched namespace; bounds the Temporal calls in flight and the memory of a burst.
     #[arg(long, env = "DURABLEJOB_MAX_CONCURRENT_RECONCILES", default_value_t = crate::controller::DEFAULT_MAX_CONCURRENT_RECONCILES, value_parser = clap::value_parser!(u16).range(1..=1024))]

@@ -184,7 +184,13 @@ async fn operator(args: OperatorArgs) -> ExitCode {
         error!("{e}");
         return fail(&e);
     }
+    let namespace_grants = match durablejob::settings::NamespaceGrants::parse(&args.temporal_namespace_grants)
+    {
+        Ok(g) => g,
+        Err(e) => return fail(&e),
+    };
     let settings = Settings {
+        namespace_grants,
         schedule_id_prefix: args.schedule_id_prefix,
         runner_task_queue: args.runner_task_queue,
         runner_namespaces: if args.runner_namespaces.is_empty() {
@@ -199,7 +205,8 @@ async fn operator(args: OperatorArgs) -> ExitCode {
         handover_time_zone: args.handover_time_zone.clone(),
     };
     info!(temporal_address = %temporal.address, temporal_namespace = %temporal.namespace,
-        prefix = %settings.schedule_id_prefix, "starting operator");
+        prefix = %settings.schedule_id_prefix, temporal_namespace_grants = ?settings.namespace_grants.describe(),
+        "starting operator");
     let mut registry = prometheus_client::registry::Registry::default();
     let metrics = Metrics::register(&mut registry);
     let collector = DurableJobCollector::default();
@@ -289,10 +296,14 @@ async fn runner(args: RunnerArgs) -> ExitCode {
         Err(e) => return fail(&e),
     };
     let ready = health::Readiness::default();
-    ready.set_ready();
     let mut registry = prometheus_client::registry::Registry::default();
     let metrics = durablejob::metrics::runner::RunnerMetrics::register(&mut registry);
-    let server = health::serve(args.health_addr, args.metrics_addr, ready, Arc::new(registry));
+    let server = health::serve(
+        args.health_addr,
+        args.metrics_addr,
+        ready.clone(),
+        Arc::new(registry),
+    );
     let config = runner::RunnerConfig {
         temporal,
         namespaces: args.temporal_namespaces,
@@ -308,7 +319,7 @@ async fn runner(args: RunnerArgs) -> ExitCode {
             Err(e) => fail(&format!("cannot serve health/metrics endpoints on {} / {}: {e}", args.health_addr, args.metrics_addr)),
             Ok(()) => ExitCode::SUCCESS,
         },
-        r = runner::run(config, client) => match r {
+        r = runner::run(config, client, ready) => match r {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => fail(&e.to_string()),
         },

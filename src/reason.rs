@@ -58,8 +58,17 @@ pub enum Reason {
     UnreadableObject,
     /// A DurableJob without a namespace.
     NotNamespaced,
-    /// A jobTemplate DurableJob in a Temporal namespace the built-in runner does not poll.
+    /// A jobTemplate DurableJob in a Temporal namespace the built-in runner does not poll, or on
+    /// a task queue that is not the runner's.
     RunnerNotServing,
+    /// spec.temporal.namespace names a Temporal namespace the cluster admin did not grant to
+    /// the DurableJob's Kubernetes namespace.
+    TemporalNamespaceNotGranted,
+    /// A spec.worker DurableJob names the built-in runner's workflow type or task queue.
+    ReservedForRunner,
+    /// A Deployment with the worker's name exists and is not this DurableJob's: left untouched.
+    WorkerNameTaken,
+
     /// spec.schedule.excludeCalendars names a DurableJobCalendar that does not exist.
     CalendarNotFound,
     /// A referenced DurableJobCalendar has an entry that cannot be read.

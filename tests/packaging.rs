@@ -360,6 +360,9 @@ fn bad_values_are_refused_with_the_field_named() {
         ("image.pullPolicy=Sometimes", "pullPolicy"),
         ("scheduleIdPrefix=a:b", "scheduleIdPrefix"),
         ("operator.maxConcurrentReconciles=0", "maxConcurrentReconciles"),
+        ("temporal.namespaceGrants.Team_A={payments}", "namespaceGrants"),
+        ("temporal.namespaceGrants.team-a=payments", "namespaceGrants"),
+        ("temporal.namespaceGrants.team-a={a=b}", "namespaceGrants"),
     ] {
         let (ok, _, err) = run(
             "helm",
@@ -490,5 +493,43 @@ fn the_runners_temporal_namespaces_reach_the_runner_and_the_operator() {
     assert!(
         !serde_json::to_string(&defaults).unwrap().contains("-namespaces="),
         "by default both use temporal.namespace"
+    );
+}
+
+#[test]
+fn temporal_namespace_grants_reach_the_operator_only_and_default_to_none() {
+    let objects = render(
+        "charts/durablejob",
+        &[
+            "temporal.namespaceGrants.team-a={payments,billing}",
+            "temporal.namespaceGrants.*={shared}",
+        ],
+    );
+    let args_of = |deployment: &str| -> Vec<String> {
+        let d = of_kind(&objects, "Deployment")
+            .into_iter()
+            .find(|d| name(d) == deployment)
+            .unwrap_or_else(|| panic!("{deployment}"));
+        containers(d)[0]["args"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap().to_string())
+            .collect()
+    };
+    let operator = args_of("durablejob-operator");
+    for grant in [
+        "--temporal-namespace-grant=*=shared",
+        "--temporal-namespace-grant=team-a=payments,billing",
+    ] {
+        assert!(operator.contains(&grant.to_string()), "{grant} in {operator:?}");
+    }
+    assert!(!args_of("durablejob-runner").iter().any(|a| a.contains("grant")));
+    let defaults = render("charts/durablejob", &[]);
+    assert!(
+        !serde_json::to_string(&defaults)
+            .unwrap()
+            .contains("--temporal-namespace-grant"),
+        "by default every namespace may use temporal.namespace only"
     );
 }

@@ -26,7 +26,9 @@ pub(super) struct Run {
 }
 
 impl Run {
-    /// The run `workflow_id` of `dj`: its id must be one the DurableJob's schedule gives.
+    /// The run `workflow_id` of `dj`: its id must be one the DurableJob's schedule gives,
+    /// `<schedule id>-<RFC 3339 time>`, exactly (a prefix match would let `report` reach the
+    /// runs of `report-x`, whose schedule id is `<prefix>:<namespace>/report-x`).
     pub(super) fn of(dj: &DurableJob, workflow_id: &str) -> Result<Run> {
         let status = dj.status.clone().unwrap_or_default();
         let (Some(schedule), Some(namespace)) = (status.schedule_id, status.temporal_namespace) else {
@@ -36,9 +38,12 @@ impl Run {
                 dj.name_any()
             )));
         };
-        if !workflow_id.starts_with(&format!("{schedule}-")) {
+        let slot = workflow_id
+            .strip_prefix(&format!("{schedule}-"))
+            .filter(|t| chrono::DateTime::parse_from_rfc3339(t).is_ok());
+        if slot.is_none() {
             return Err(usage(format!(
-                "unknown run {workflow_id:?}: runs of durablejob {} have workflow ids starting with \"{schedule}-\" (kubectl durablejob runs {} lists them)",
+                "unknown run {workflow_id:?}: runs of durablejob {} have workflow ids \"{schedule}-<time>\", such as \"{schedule}-2026-12-01T09:00:00Z\" (kubectl durablejob runs {} lists them)",
                 dj.name_any(),
                 dj.name_any()
             )));
@@ -150,13 +155,18 @@ mod tests {
         s.temporal_namespace = Some("jobs".into());
         let run = Run::of(&dj, "durablejob:default/report-2026-12-01T09:00:00Z").unwrap();
         assert_eq!(run.namespace, "jobs");
-        let e = Run::of(&dj, "durablejob:default/reporter-2026-12-01T09:00:00Z")
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.contains("unknown run") && e.contains("\"durablejob:default/report-\""),
-            "{e}"
-        );
+        for theirs in [
+            "durablejob:default/reporter-2026-12-01T09:00:00Z",
+            "durablejob:default/report-x-2026-12-01T09:00:00Z",
+            "durablejob:default/report-",
+            "durablejob:default/report-2026-12-01T09:00:00Z-forged",
+        ] {
+            let e = Run::of(&dj, theirs).unwrap_err().to_string();
+            assert!(
+                e.contains("unknown run") && e.contains("\"durablejob:default/report-<time>\""),
+                "{theirs}: {e}"
+            );
+        }
         dj.status = None;
         assert!(
             Run::of(&dj, "x")

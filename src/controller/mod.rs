@@ -41,6 +41,7 @@ pub(crate) mod reconcile;
 pub(crate) mod status;
 pub(crate) mod streak;
 pub(crate) mod sweep;
+pub(crate) mod tenancy;
 pub mod validate;
 
 #[cfg(test)]

@@ -47,30 +47,8 @@ pub(crate) fn build(
     };
     let resolved = calendars::resolve(&namespace, &valid.exclude_calendars, calendars)?;
     let desired = schedule::desired(&resource, &valid, &resolved, settings);
-    runner_serves(&valid, &desired, settings)?;
+    super::tenancy::check(&namespace, &valid, &desired, settings)?;
     Ok(Built { valid, desired })
-}
-
-/// A jobTemplate's runs need the built-in runner to poll the schedule's Temporal namespace;
-/// a schedule nobody would run is not created.
-fn runner_serves(
-    valid: &validate::ValidSpec,
-    desired: &DesiredSchedule,
-    settings: &Settings,
-) -> Result<(), Problem> {
-    let builtin = matches!(valid.executor, validate::Executor::BuiltinRunner { .. });
-    let namespace = &desired.location.namespace;
-    if !builtin || settings.runner_namespaces.iter().any(|n| n == namespace) {
-        return Ok(());
-    }
-    Err(Problem {
-        reason: Reason::RunnerNotServing,
-        message: format!(
-            "The built-in runner does not poll Temporal namespace {namespace:?} (it polls {}), so no run of this DurableJob would start: add {namespace:?} to the Helm value runner.temporalNamespaces (runner --temporal-namespaces and operator --runner-namespaces), or remove spec.temporal.namespace",
-            settings.runner_namespaces.join(", ")
-        ),
-        stalled: true,
-    })
 }
 
 /// When to look again.
@@ -253,9 +231,11 @@ async fn finish<S: Schedules>(
 
 /// Where the schedule of this resource may be: where its id and namespace are derived to be
 /// from the spec and the settings (whatever the spec's validity, and whether or not a status
-/// was ever written), and where the status last saw it.
+/// was ever written) when the resource's namespace may use that Temporal namespace, and where
+/// the status last saw it. Empty when neither: then no schedule was ever made for it.
 pub(crate) fn schedule_locations(dj: &DurableJob, settings: &Settings) -> Vec<ScheduleLocation> {
     let previous = dj.status.clone().unwrap_or_default();
+    let namespace = dj.namespace().unwrap_or_default();
     let derived = ScheduleLocation {
         namespace: dj
             .spec
@@ -263,9 +243,12 @@ pub(crate) fn schedule_locations(dj: &DurableJob, settings: &Settings) -> Vec<Sc
             .as_ref()
             .and_then(|t| t.namespace.clone())
             .unwrap_or_else(|| settings.default_temporal_namespace.clone()),
-        id: settings.schedule_id(&dj.namespace().unwrap_or_default(), &dj.name_any()),
+        id: settings.schedule_id(&namespace, &dj.name_any()),
     };
-    let mut out = vec![derived];
+    let mut out = vec![];
+    if settings.may_use(&namespace, &derived.namespace) {
+        out.push(derived);
+    }
     if let (Some(id), Some(namespace)) = (previous.schedule_id, previous.temporal_namespace) {
         let recorded = ScheduleLocation { namespace, id };
         if !out.contains(&recorded) {
@@ -285,8 +268,10 @@ pub(crate) async fn cleanup<S: Schedules>(
 ) -> Result<Action, Error> {
     let uid = dj.uid().unwrap_or_default();
     let locations = schedule_locations(&dj, &ctx.settings);
+    let Some(at) = locations.last() else {
+        return Ok(Action::await_change());
+    };
     if dj.spec.deletion_policy == DeletionPolicy::Orphan {
-        let at = &locations[locations.len() - 1];
         let notice = Notice::normal(
             Reason::ScheduleOrphaned,
             "Delete",

@@ -248,6 +248,29 @@ async fn cleanup_deletes_the_schedule_even_when_no_status_was_written_and_the_sp
     assert!(fake.get(&locations[0]).is_some());
 }
 
+#[test]
+fn cleanup_never_looks_in_a_temporal_namespace_the_resource_was_not_granted() {
+    let mut dj = DurableJob::test("report");
+    dj.spec.temporal = Some(serde_json::from_value(serde_json::json!({"namespace": "other"})).unwrap());
+    let settings = Settings::default();
+    assert!(
+        schedule_locations(&dj, &settings).is_empty(),
+        "never created there, never touched there"
+    );
+    let granted = Settings {
+        namespace_grants: crate::settings::NamespaceGrants::parse(&["default=other"]).unwrap(),
+        ..Settings::default()
+    };
+    assert_eq!(schedule_locations(&dj, &granted)[0].namespace, "other");
+    // what the status recorded is always looked at
+    dj.status = Some(crate::api::DurableJobStatus {
+        schedule_id: Some("durablejob:default/report".into()),
+        temporal_namespace: Some("other".into()),
+        ..Default::default()
+    });
+    assert_eq!(schedule_locations(&dj, &settings)[0].namespace, "other");
+}
+
 #[tokio::test]
 async fn a_create_whose_status_write_was_lost_is_recognised_without_a_second_write() {
     let fake = FakeSchedules::default();

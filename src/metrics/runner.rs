@@ -1,5 +1,6 @@
 //! The built-in runner's metrics, recorded by its activities (never by workflow code, which
-//! replays). Labels are the DurableJob's namespace and name and the result, never run ids.
+//! replays). Labels are the DurableJob's namespace and name and the result, never run ids, and
+//! only for runs proven to be that DurableJob's.
 
 use std::sync::Arc;
 
@@ -13,6 +14,13 @@ use prometheus_client::{
 pub struct JobLabel {
     pub namespace: String,
     pub name: String,
+}
+
+/// The Temporal namespace a refused run came from: one of the namespaces the runner polls, so
+/// a flood of forged runs adds no series.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RefusedLabel {
+    pub temporal_namespace: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -58,7 +66,7 @@ pub struct RunnerMetrics {
     run_duration: Histograms<ResultLabel>,
     start_delay: Histograms<JobLabel>,
     job_creations: Family<JobLabel, Counter>,
-    refused: Family<JobLabel, Counter>,
+    refused: Family<RefusedLabel, Counter>,
 }
 
 impl RunnerMetrics {
@@ -89,7 +97,7 @@ impl RunnerMetrics {
         );
         r.register(
             "runs_refused",
-            "Runs whose input was not their DurableJob's own (uid or jobTemplate differ): no Job created",
+            "Activities refused before touching Kubernetes: not a run started by the named DurableJob's own schedule, or an input that is not its own (by Temporal namespace polled)",
             m.refused.clone(),
         );
         Arc::new(m)
@@ -109,11 +117,11 @@ impl RunnerMetrics {
         }
     }
 
-    /// A run was refused before any Job was created.
-    pub fn refused(&self, namespace: &str, name: &str) {
-        let label = JobLabel {
-            namespace: namespace.into(),
-            name: name.into(),
+    /// An activity was refused before it touched Kubernetes. Not labelled by DurableJob: the
+    /// names a refused run gives are unproven input.
+    pub fn refused(&self, temporal_namespace: &str) {
+        let label = RefusedLabel {
+            temporal_namespace: temporal_namespace.into(),
         };
         self.refused.get_or_create(&label).inc();
     }
@@ -144,7 +152,7 @@ mod tests {
         m.job_created("ns", "nightly", 1, Duration::from_millis(300));
         m.job_created("ns", "nightly", 2, Duration::from_secs(60));
         m.run_ended("ns", "nightly", RunEnd::Failed, Duration::from_secs(70));
-        m.refused("ns", "forged");
+        m.refused("jobs");
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
         for line in [
@@ -153,7 +161,7 @@ mod tests {
             "durablejob_run_start_delay_seconds_sum{namespace=\"ns\",name=\"nightly\"} 0.3",
             "durablejob_runs_total{namespace=\"ns\",name=\"nightly\",result=\"Failed\"} 1",
             "durablejob_run_duration_seconds_sum{namespace=\"ns\",name=\"nightly\",result=\"Failed\"} 70.0",
-            "durablejob_runs_refused_total{namespace=\"ns\",name=\"forged\"} 1",
+            "durablejob_runs_refused_total{temporal_namespace=\"jobs\"} 1",
         ] {
             assert!(text.contains(line), "missing {line:?} in\n{text}");
         }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use chrono::DateTime;
 use k8s_openapi::api::batch::v1::Job;
 use kube::{
-    Api, Client,
+    Api, Client, ResourceExt,
     api::{DeleteParams, ListParams, PostParams},
 };
 use serde::{Deserialize, Serialize};
@@ -15,10 +15,13 @@ use temporalio_sdk::ApplicationFailure;
 use temporalio_sdk::activities::{ActivityContext, ActivityError};
 use tracing::{info, warn};
 
+use super::authorize::{self, Claim, Evidence, Origin, Refusal, ScheduleFacts};
 use super::job::{self, JobState, failure};
 use crate::api::DurableJob;
+use crate::controller::build::schedule::ScheduleLocation;
 use crate::metrics::runner::{RunEnd, RunnerMetrics};
 use crate::run_contract::RunInput;
+use crate::temporal::{RunRef, Schedules, sdk::SdkSchedules};
 
 /// Input of one attempt.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -42,7 +45,8 @@ pub struct JobDone {
     pub job_name: String,
 }
 
-/// Which Jobs to keep.
+/// Whose Jobs to keep within the history limits: the run's DurableJob (the limits are that
+/// DurableJob's own; the fields here are kept for runs that began before, and ignored).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CleanupInput {
@@ -55,6 +59,10 @@ pub struct CleanupInput {
 
 pub struct JobActivities {
     pub client: Client,
+    /// The Temporal namespace this worker polls (every activity task it gets is from there).
+    pub temporal_namespace: String,
+    /// Describes the schedule a DurableJob's status names, to bind runs to it.
+    pub schedules: std::sync::Arc<SdkSchedules>,
     pub poll_interval: Duration,
     pub metrics: std::sync::Arc<RunnerMetrics>,
     /// Reports Job progress to the run (its `status` query); `None` reports nothing.
@@ -107,38 +115,116 @@ fn classify(e: kube::Error, what: &str) -> ActivityError {
     }
 }
 
-impl JobActivities {
-    /// Reads the DurableJob the input names and refuses (`Forbidden`) an input that is not its
-    /// own; whether the run was started by a trigger.
-    async fn authorize(
-        &self,
-        input: &AttemptInput,
-        slot: DateTime<chrono::Utc>,
-    ) -> Result<bool, ActivityError> {
-        let run = &input.run;
-        let djs: Api<DurableJob> = Api::namespaced(self.client.clone(), &run.namespace);
-        let dj = djs
-            .get_opt(&run.name)
-            .await
-            .map_err(|e| classify(e, &format!("reading DurableJob {}/{}", run.namespace, run.name)))?;
-        let first = if input.attempt > 1 {
-            let jobs: Api<Job> = Api::namespaced(self.client.clone(), &run.namespace);
-            jobs.get_opt(&job::job_name(&run.name, &run.uid, slot, 1))
-                .await
-                .map_err(|e| classify(e, "reading the run's first Job"))?
-        } else {
-            None
-        };
-        if let Err(why) = super::authorize::authorize(run, dj.as_ref(), input.attempt, first.as_ref()) {
-            warn!(namespace = %run.namespace, name = %run.name, workflow_id = %input.workflow_id, "refused a run: {why}");
-            self.metrics.refused(&run.namespace, &run.name);
-            return Err(fail(
-                failure::FORBIDDEN,
-                format!("refused to create a Job: {why}"),
-            ));
-        }
-        Ok(dj.is_some_and(|dj| super::authorize::is_manual(&dj, slot)))
+/// How long a run that is not yet proven to be its DurableJob's (the operator has not recorded
+/// the schedule yet, or Temporal does not list the run it has just started) is asked again
+/// before it is refused.
+const BIND_PATIENCE: Duration = Duration::from_secs(10);
+
+/// The run an activity belongs to, from the activity task as Temporal delivered it.
+fn origin(ctx: &ActivityContext, temporal_namespace: &str) -> Origin {
+    let info = ctx.info();
+    Origin {
+        temporal_namespace: temporal_namespace.to_string(),
+        workflow_type: info.workflow_type.clone(),
+        run: match (&info.workflow_id, &info.workflow_run_id) {
+            (Some(w), Some(r)) => Some(RunRef {
+                workflow_id: w.clone(),
+                run_id: r.clone(),
+            }),
+            _ => None,
+        },
     }
+}
+
+impl JobActivities {
+    /// Proves that the activity's workflow is a run of the DurableJob `claim` names, started by
+    /// that DurableJob's schedule ([`authorize::bind`]), and gives the DurableJob as the API
+    /// server has it. Evidence is read cheapest first: `jobs` (Jobs of the DurableJob the caller
+    /// already read: a run the runner made a Job for needs no more), then the schedule the
+    /// status names, then `own_job` (the Job this attempt would have, read once: a resumed
+    /// attempt of a long run that the schedule no longer lists). Refuses (`Forbidden`, touching
+    /// nothing) what it cannot prove within [`BIND_PATIENCE`].
+    async fn bind(
+        &self,
+        ctx: &ActivityContext,
+        claim: Claim<'_>,
+        jobs: &[Job],
+        own_job: Option<&str>,
+    ) -> Result<DurableJob, ActivityError> {
+        let origin = origin(ctx, &self.temporal_namespace);
+        let djs: Api<DurableJob> = Api::namespaced(self.client.clone(), claim.namespace);
+        let deadline = tokio::time::Instant::now() + BIND_PATIENCE;
+        let mut read: Vec<Job> = jobs.to_vec();
+        let mut own_job = own_job;
+        loop {
+            let dj = djs.get_opt(claim.name).await.map_err(|e| {
+                classify(
+                    e,
+                    &format!("reading DurableJob {}/{}", claim.namespace, claim.name),
+                )
+            })?;
+            let mut facts = None;
+            let decide = |facts: Option<&ScheduleFacts>, jobs: &[Job]| {
+                let ev = Evidence {
+                    dj: dj.as_ref(),
+                    schedule: facts,
+                    jobs,
+                };
+                authorize::bind(&origin, &claim, &ev)
+            };
+            let mut decision = decide(None, &read);
+            if let (Err(Refusal::NotYet(_)), Some(at)) = (&decision, recorded_schedule(dj.as_ref(), &origin))
+            {
+                let observed = self.schedules.describe(&at).await.map_err(|e| {
+                    ActivityError::from(anyhow::anyhow!("describing Temporal schedule {}: {e}", at.id))
+                })?;
+                facts = observed.as_ref().map(ScheduleFacts::from);
+                decision = decide(facts.as_ref(), &read);
+            }
+            if let (Err(Refusal::NotYet(_)), Some(name)) = (&decision, own_job.take()) {
+                let jobs: Api<Job> = Api::namespaced(self.client.clone(), claim.namespace);
+                if let Some(j) = jobs
+                    .get_opt(name)
+                    .await
+                    .map_err(|e| classify(e, &format!("reading Job {name}")))?
+                {
+                    read.push(j);
+                    decision = decide(facts.as_ref(), &read);
+                }
+            }
+            match decision {
+                Ok(()) => return Ok(dj.expect("a bound run has its DurableJob")),
+                Err(Refusal::NotYet(_)) if tokio::time::Instant::now() < deadline => {
+                    // the wait is the activity's work: heartbeat, or Temporal times it out and retries
+                    let _ = ctx.record_heartbeat(String::from("binding the run")).await;
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                        _ = ctx.cancelled() => return Err(ActivityError::cancelled()),
+                    }
+                }
+                Err(r) => return Err(self.refuse(&origin, r.message())),
+            }
+        }
+    }
+
+    /// A `Forbidden` failure; logs what was refused (never the input's values) and counts it.
+    fn refuse(&self, origin: &Origin, why: &str) -> ActivityError {
+        let (workflow_id, run_id) = origin
+            .run
+            .as_ref()
+            .map(|r| (r.workflow_id.as_str(), r.run_id.as_str()))
+            .unwrap_or_default();
+        warn!(temporal_namespace = %origin.temporal_namespace, workflow_id, run_id, "refused a run: {why}");
+        self.metrics.refused(&origin.temporal_namespace);
+        fail(failure::FORBIDDEN, format!("refused: {why}"))
+    }
+}
+
+/// Where the DurableJob's status says its schedule is, when that is the activity's namespace.
+fn recorded_schedule(dj: Option<&DurableJob>, origin: &Origin) -> Option<ScheduleLocation> {
+    let status = dj?.status.as_ref()?;
+    let (id, namespace) = (status.schedule_id.clone()?, status.temporal_namespace.clone()?);
+    (namespace == origin.temporal_namespace).then_some(ScheduleLocation { namespace, id })
 }
 
 #[activities]
@@ -151,17 +237,36 @@ impl JobActivities {
         input: AttemptInput,
     ) -> Result<JobDone, ActivityError> {
         let slot = DateTime::from_timestamp(input.slot, 0).unwrap_or_default();
-        let manual = self.authorize(&input, slot).await?;
+        let run = &input.run;
+        let jobs: Api<Job> = Api::namespaced(self.client.clone(), &run.namespace);
+        let first = if input.attempt > 1 {
+            jobs.get_opt(&job::job_name(&run.name, &run.uid, slot, 1))
+                .await
+                .map_err(|e| classify(e, "reading the run's first Job"))?
+        } else {
+            None
+        };
+        let own = job::job_name(&run.name, &run.uid, slot, input.attempt);
+        let dj = self
+            .bind(&ctx, Claim::from(run), first.as_slice(), Some(&own))
+            .await?;
+        let origin = origin(&ctx, &self.temporal_namespace);
+        if let Err(why) = authorize::template(run, &dj, input.attempt, first.as_ref()) {
+            return Err(self.refuse(&origin, &format!("refused to create a Job: {why}")));
+        }
+        let bound = origin.run.unwrap_or_else(|| RunRef {
+            workflow_id: String::new(),
+            run_id: String::new(),
+        });
         let run = job::JobRun {
             slot,
             attempt: input.attempt,
-            manual,
-            workflow_id: input.workflow_id.clone(),
-            run_id: input.run_id.clone(),
+            manual: authorize::is_manual(&dj, slot),
+            workflow_id: bound.workflow_id,
+            run_id: bound.run_id,
         };
         let desired = job::build(&input.run, &run).map_err(|m| fail(failure::INVALID_JOB_TEMPLATE, m))?;
         let name = desired.metadata.name.clone().unwrap_or_default();
-        let jobs: Api<Job> = Api::namespaced(self.client.clone(), &input.run.namespace);
         match jobs.create(&PostParams::default(), &desired).await {
             Ok(_) => {
                 info!(job = %name, namespace = %input.run.namespace, attempt = input.attempt, "created Job");
@@ -236,50 +341,52 @@ impl JobActivities {
         }
     }
 
-    /// Deletes finished Jobs beyond the history limits.
+    /// Deletes finished Jobs of the run's DurableJob beyond that DurableJob's own history
+    /// limits: only Jobs the runner made for it (its labels and the DurableJob as controlling
+    /// owner), and only once the run is bound to it.
     #[activity(name = "durablejob.cleanupJobs")]
     pub async fn cleanup_jobs(
         self: std::sync::Arc<Self>,
-        _ctx: ActivityContext,
+        ctx: ActivityContext,
         input: CleanupInput,
     ) -> Result<Vec<String>, ActivityError> {
         let jobs: Api<Job> = Api::namespaced(self.client.clone(), &input.namespace);
-        let list = jobs
-            .list(&ListParams::default().labels(&format!("{}={}", job::LABEL_NAME, input.name)))
+        let selector = format!(
+            "{}={},{},{}",
+            job::LABEL_NAME,
+            input.name,
+            job::LABEL_SCHEDULED_TIME,
+            job::LABEL_ATTEMPT
+        );
+        let listed = jobs
+            .list(&ListParams::default().labels(&selector))
             .await
-            .map_err(|e| classify(e, "listing Jobs"))?;
-        let ours: Vec<Job> = list
-            .items
+            .map_err(|e| classify(e, "listing Jobs"))?
+            .items;
+        let claim = Claim {
+            namespace: &input.namespace,
+            name: &input.name,
+            uid: &input.uid,
+        };
+        let dj = self.bind(&ctx, claim, &listed, None).await?;
+        let uid = dj.uid().unwrap_or_default();
+        let ours: Vec<Job> = listed
             .into_iter()
             .filter(|j| {
-                j.metadata
-                    .owner_references
+                j.owner_references()
                     .iter()
-                    .flatten()
-                    .any(|o| o.uid == input.uid)
+                    .any(|o| o.uid == uid && o.controller == Some(true))
             })
             .collect();
         let doomed = job::beyond_history(
             &ours,
-            input.successful_runs_history_limit,
-            input.failed_runs_history_limit,
+            dj.spec.successful_runs_history_limit,
+            dj.spec.failed_runs_history_limit,
         );
         for name in &doomed {
             delete(&jobs, name).await;
         }
         Ok(doomed)
-    }
-
-    /// Deletes one Job (when a run is cancelled).
-    #[activity(name = "durablejob.deleteJob")]
-    pub async fn delete_job(
-        self: std::sync::Arc<Self>,
-        _ctx: ActivityContext,
-        input: (String, String),
-    ) -> Result<(), ActivityError> {
-        let jobs: Api<Job> = Api::namespaced(self.client.clone(), &input.0);
-        delete(&jobs, &input.1).await;
-        Ok(())
     }
 }
 

@@ -1,4 +1,4 @@
-//! `durablejob worker`: the built-in runner. A Temporal worker for workflow `durablejob.run`
+//! `durablejob runner` (alias `worker`): the built-in runner. A Temporal worker for workflow `durablejob.run`
 //! that runs each DurableJob run as a Kubernetes Job.
 
 pub mod activities;
@@ -13,7 +13,8 @@ use temporalio_client::{Client, ClientOptions, Connection};
 use temporalio_sdk::{Runtime, Worker, WorkerOptions};
 use tracing::{info, warn};
 
-use crate::temporal::connect::TemporalConfig;
+use crate::temporal::connect::{ClientPool, TemporalConfig};
+use crate::temporal::sdk::SdkSchedules;
 
 /// Errors that stop the runner.
 #[derive(Debug, thiserror::Error)]
@@ -72,8 +73,35 @@ fn sdk_runtime(addr: Option<std::net::SocketAddr>) -> Result<Runtime, RunnerErro
     Runtime::from_current_tokio(options).map_err(|e| RunnerError::Worker(e.to_string()))
 }
 
-/// Runs the worker until SIGTERM or Ctrl-C, retrying the Temporal connection until it works.
-pub async fn run(config: RunnerConfig, kube: kube::Client) -> Result<(), RunnerError> {
+/// Waits until every Temporal namespace the runner serves answers DescribeNamespace (retrying
+/// every 5 s and saying which does not), so `/readyz` reports a runner that can take runs.
+async fn wait_for_namespaces(clients: &[(String, Client)]) {
+    use temporalio_client::{grpc::WorkflowService, tonic::IntoRequest};
+    use temporalio_common::protos::temporal::api::workflowservice::v1::DescribeNamespaceRequest;
+    for (namespace, client) in clients {
+        loop {
+            let request = DescribeNamespaceRequest {
+                namespace: namespace.clone(),
+                ..Default::default()
+            };
+            match WorkflowService::describe_namespace(&mut client.clone(), request.into_request()).await {
+                Ok(_) => break,
+                Err(e) => {
+                    warn!(temporal_namespace = %namespace, error = %e.message(), "Temporal namespace does not answer yet; not ready, retrying in 5s");
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                }
+            }
+        }
+    }
+}
+
+/// Runs the worker until SIGTERM or Ctrl-C, retrying the Temporal connection until it works;
+/// `ready` is set once every Temporal namespace it serves answers.
+pub async fn run(
+    config: RunnerConfig,
+    kube: kube::Client,
+    ready: crate::health::Readiness,
+) -> Result<(), RunnerError> {
     workflow::set_timeouts(workflow::RunnerTimeouts {
         heartbeat: config.heartbeat_timeout,
     });
@@ -95,7 +123,13 @@ pub async fn run(config: RunnerConfig, kube: kube::Client) -> Result<(), RunnerE
     } else {
         config.namespaces.clone()
     };
+    let schedules = Arc::new(SdkSchedules::new(
+        Arc::new(ClientPool::new(config.temporal.clone())),
+        config.identity.clone(),
+        None,
+    ));
     let mut workers = Vec::with_capacity(namespaces.len());
+    let mut clients = Vec::with_capacity(namespaces.len());
     for namespace in &namespaces {
         let client =
             Client::new(connection.clone(), ClientOptions::new(namespace.clone()).build()).map_err(|e| {
@@ -104,8 +138,11 @@ pub async fn run(config: RunnerConfig, kube: kube::Client) -> Result<(), RunnerE
                     message: e.to_string(),
                 }
             })?;
+        clients.push((namespace.clone(), client.clone()));
         let activities = activities::JobActivities {
             client: kube.clone(),
+            temporal_namespace: namespace.clone(),
+            schedules: schedules.clone(),
             poll_interval: config.poll_interval,
             metrics: config.metrics.clone(),
             progress: Some(progress::Reporter {
@@ -132,7 +169,15 @@ pub async fn run(config: RunnerConfig, kube: kube::Client) -> Result<(), RunnerE
         }
     });
     info!(task_queue = %config.task_queue, namespaces = ?namespaces, "runner started");
-    let results = futures::future::join_all(workers.iter_mut().map(|w| w.run())).await;
+    let readiness = async {
+        wait_for_namespaces(&clients).await;
+        info!("every Temporal namespace answers; ready");
+        ready.set_ready();
+    };
+    let (results, ()) = tokio::join!(
+        futures::future::join_all(workers.iter_mut().map(|w| w.run())),
+        readiness
+    );
     for (namespace, r) in namespaces.iter().zip(results) {
         r.map_err(|e| RunnerError::Worker(format!("namespace {namespace}: {e}")))?;
     }

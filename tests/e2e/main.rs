@@ -29,6 +29,7 @@ mod runs;
 mod schedules;
 mod streaks;
 mod temporal;
+mod tenancy;
 
 use std::{future::Future, pin::Pin, process::ExitCode, sync::Arc, time::Duration};
 
@@ -56,6 +57,7 @@ fn main() -> ExitCode {
         .chain(faults::SCENARIOS)
         .chain(calendars::SCENARIOS)
         .chain(streaks::SCENARIOS)
+        .chain(tenancy::SCENARIOS)
         .copied()
         .collect();
     let selected: Vec<(&'static str, Scenario)> = scenarios

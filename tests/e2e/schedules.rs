@@ -514,8 +514,19 @@ async fn a_finished_schedule_is_reported_completed_and_not_created(
 }
 
 async fn changing_the_temporal_namespace_moves_the_schedule(shared: Arc<Shared>) -> anyhow::Result<()> {
-    // the built-in runner is said to poll both namespaces (else the move is RunnerNotServing)
-    let env = Env::new(&shared, "move", &["--runner-namespaces", "e2e-move,e2e-move-b"]).await?;
+    // the built-in runner is said to poll both namespaces (else the move is RunnerNotServing),
+    // and the admin granted the second to this namespace (else TemporalNamespaceNotGranted)
+    let env = Env::new(
+        &shared,
+        "move",
+        &[
+            "--runner-namespaces",
+            "e2e-move,e2e-move-b",
+            "--temporal-namespace-grant",
+            "e2e-move=e2e-move-b",
+        ],
+    )
+    .await?;
     let other = format!("{}-b", env.namespace);
     temporal::create_namespace(&env.temporal, &other)?;
     env.create(manifest("r", json!({"schedule": {"cron": ["@daily"]}})))

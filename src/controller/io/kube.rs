@@ -51,12 +51,14 @@ pub(crate) async fn sync_worker<S: Schedules>(
     let deployment = worker::deployment_name(&name);
     let is_worker = matches!(valid.executor, Executor::UserWorker(_));
     let existing = match ctx.cached_worker(&namespace, &deployment) {
-        crate::controller::Cached::Known(d) => d.map(|d| (*d).clone()),
+        crate::controller::Cached::Known(Some(d)) => Some((*d).clone()),
         // Not listed yet. A jobTemplate DurableJob only looks for a leftover worker Deployment
         // of its own to remove, and the first list of Deployments wakes it if there is one (it
-        // owns it), so it makes no request; a worker is read from the API server.
-        crate::controller::Cached::Unknown if !is_worker => None,
-        crate::controller::Cached::Unknown => api.get_opt(&deployment).await.map_err(|e| {
+        // owns it), so it makes no request.
+        _ if !is_worker => None,
+        // The cache holds only labelled worker Deployments: before making one, a Deployment of
+        // that name that someone else made is looked for, so it is never taken over.
+        _ => api.get_opt(&deployment).await.map_err(|e| {
             problem(
                 Reason::WorkerApplyFailed,
                 format!("cannot read Deployment {deployment}"),
@@ -64,7 +66,28 @@ pub(crate) async fn sync_worker<S: Schedules>(
             )
         })?,
     };
-    let ours = |d: &Deployment| d.metadata.owner_references.iter().flatten().any(|o| o.uid == uid);
+    let ours = |d: &Deployment| {
+        d.metadata
+            .owner_references
+            .iter()
+            .flatten()
+            .any(|o| o.uid == uid && o.controller == Some(true))
+    };
+    if is_worker && let Some(d) = existing.as_ref().filter(|d| !ours(d)) {
+        let owner = d
+            .owner_references()
+            .iter()
+            .find(|o| o.controller == Some(true))
+            .map(|o| format!("it is controlled by {} {}", o.kind, o.name))
+            .unwrap_or_else(|| "it has no controlling owner".into());
+        return Err(Problem {
+            reason: Reason::WorkerNameTaken,
+            message: format!(
+                "Deployment {deployment} already exists in namespace {namespace} and is not this DurableJob's worker ({owner}), so the operator leaves it untouched: rename or remove that Deployment, or give this DurableJob another name (its worker is always <name>-worker)"
+            ),
+            stalled: true,
+        });
+    }
     let Executor::UserWorker(w) = &valid.executor else {
         if existing.as_ref().is_some_and(ours) {
             api.delete(&deployment, &DeleteParams::background())

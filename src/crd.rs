@@ -1,12 +1,41 @@
 //! The CRDs as YAML: what `durablejob crd` prints and `crds/` holds.
 
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
+    CustomResourceDefinition, ValidationRule,
+};
 use kube::CustomResourceExt;
 
-use crate::api::{DurableJob, DurableJobCalendar};
+use crate::api::{DurableJob, DurableJobCalendar, MAX_NAME_LENGTH};
+
+/// The DurableJob CRD: the derived one, plus the rule on the object's name that only the
+/// schema's root can state.
+fn durablejob() -> CustomResourceDefinition {
+    let mut crd = DurableJob::crd();
+    let rule = ValidationRule {
+        rule: format!("self.metadata.name.size() <= {MAX_NAME_LENGTH}"),
+        message: Some(format!(
+            "metadata.name may have at most {MAX_NAME_LENGTH} characters: a DurableJob's Jobs carry its name in the label durablejob.dev/name, and a label value is at most 63 characters"
+        )),
+        reason: Some("FieldValueInvalid".into()),
+        ..Default::default()
+    };
+    for version in &mut crd.spec.versions {
+        if let Some(root) = version
+            .schema
+            .as_mut()
+            .and_then(|s| s.open_api_v3_schema.as_mut())
+        {
+            root.x_kubernetes_validations
+                .get_or_insert_with(Vec::new)
+                .push(rule.clone());
+        }
+    }
+    crd
+}
 
 /// Each CRD as the file it is committed as (`<plural>.<group>.yaml`) and its YAML.
 pub fn files() -> Vec<(String, String)> {
-    [DurableJob::crd(), DurableJobCalendar::crd()]
+    [durablejob(), DurableJobCalendar::crd()]
         .into_iter()
         .map(|crd| {
             let file = format!("{}.yaml", crd.metadata.name.clone().unwrap_or_default());

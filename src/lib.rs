@@ -28,6 +28,7 @@ pub mod signal;
 pub mod telemetry;
 pub mod temporal;
 pub(crate) mod util;
+pub mod yaml;
 
 #[cfg(test)]
 mod fixtures;

@@ -190,6 +190,34 @@ async fn typical_mistakes_are_refused_at_apply_time() {
 }
 
 #[tokio::test]
+async fn a_name_longer_than_a_label_value_is_refused_at_apply_time_and_63_characters_are_taken() {
+    let (_ns, api) = namespace("crd-names").await;
+    let spec = json!({"schedule": {"cron": ["@daily"]}, "jobTemplate": testsupport::job_template(json!({}))});
+    // a valid DNS subdomain of 64 characters, and the longest name a label value can carry
+    let long = format!("{}.x", "a".repeat(62));
+    let err = api
+        .create(&PostParams::default(), &dj(&long, spec.clone()))
+        .await
+        .unwrap_err();
+    let kube::Error::Api(status) = err else {
+        panic!("not an API error")
+    };
+    assert_eq!(status.code, 422);
+    assert!(
+        status
+            .message
+            .contains("metadata.name may have at most 63 characters")
+            && status.message.contains("durablejob.dev/name"),
+        "{}",
+        status.message
+    );
+    let longest = "b".repeat(63);
+    api.create(&PostParams::default(), &dj(&longest, spec))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
 async fn a_calendar_with_a_malformed_date_or_cron_is_refused_at_apply_time() {
     let cluster = Cluster::shared();
     let ns = cluster.namespace("crd-calendars").unwrap();

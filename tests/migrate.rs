@@ -63,7 +63,7 @@ fn the_corpus_converts_to_the_reviewed_golden_output_and_report() {
     golden("report.txt", &report.text());
     golden("report.json", &serde_json::to_string_pretty(&report).unwrap());
     assert_eq!(code, 1, "broken.yaml fails, the rest converts");
-    assert_eq!(report.counts(), (7, 1, 3));
+    assert_eq!(report.counts(), (8, 1, 3));
 }
 
 /// Dry-run creates every DurableJob in `yaml` on the real API server; what it refused.
@@ -76,7 +76,7 @@ async fn apply_all(yaml: &str) -> Vec<String> {
     );
     let mut refused = vec![];
     let mut namespaces = vec![];
-    for doc in serde_saphyr::from_multiple::<Value>(yaml).unwrap() {
+    for doc in durablejob::yaml::documents::<Value>(yaml).unwrap() {
         let items = if doc["kind"] == "List" {
             doc["items"].as_array().unwrap().clone()
         } else {
@@ -117,6 +117,75 @@ async fn every_converted_manifest_is_accepted_by_the_crd_schema() {
     assert!(out.matches("kind: DurableJob").count() >= 6);
     let refused = apply_all(&out).await;
     assert!(refused.is_empty(), "{refused:?}");
+}
+
+/// Every leaf of `ours` (a converted jobTemplate) has the same value at the same place in
+/// `kubernetes` (what the API server made of the CronJob, with its defaults added); the paths
+/// that differ.
+fn differences(ours: &Value, kubernetes: &Value, path: &str, out: &mut Vec<String>) {
+    match (ours, kubernetes) {
+        (Value::Object(a), Value::Object(b)) => {
+            for (k, v) in a {
+                differences(v, b.get(k).unwrap_or(&Value::Null), &format!("{path}.{k}"), out);
+            }
+        }
+        (Value::Array(a), Value::Array(b)) if a.len() == b.len() => {
+            for (i, (x, y)) in a.iter().zip(b).enumerate() {
+                differences(x, y, &format!("{path}[{i}]"), out);
+            }
+        }
+        (a, b) if a == b => {}
+        (a, b) => out.push(format!("{path}: ours {a}, Kubernetes {b}")),
+    }
+}
+
+#[test]
+fn octal_hex_and_yaml_1_1_booleans_convert_to_what_kubectl_apply_makes_of_them() {
+    let file = repo().join("infra/wildcard-cert-renew.yaml");
+    let (code, out, report) = run(&request(vec![file.clone()], Output::Stdout));
+    assert_eq!(code, 0, "{}", report.text());
+    assert!(
+        !report.text().contains("warning  spec.jobTemplate") && !report.text().contains("error"),
+        "nothing surprising: {}",
+        report.text()
+    );
+    let dj = durablejob::yaml::documents::<Value>(&out)
+        .unwrap()
+        .into_iter()
+        .find(|d| d["kind"] == "DurableJob")
+        .expect("a DurableJob");
+    let kubectl = Cluster::shared().kubectl();
+    let served = kubectl
+        .ok(
+            &[
+                "apply",
+                "--dry-run=server",
+                "-o",
+                "json",
+                "-f",
+                &root().join(&file).to_string_lossy(),
+            ],
+            None,
+        )
+        .unwrap();
+    let served: Value = serde_json::from_str(&served).unwrap();
+    let template = &dj["spec"]["jobTemplate"];
+    assert_eq!(
+        template["spec"]["template"]["spec"]["volumes"][0]["secret"]["defaultMode"],
+        256
+    );
+    let mut diffs = vec![];
+    differences(
+        template,
+        &served["spec"]["jobTemplate"],
+        "spec.jobTemplate",
+        &mut diffs,
+    );
+    assert!(
+        diffs.is_empty(),
+        "the converted jobTemplate is what Kubernetes stores: {diffs:#?}"
+    );
+    assert_eq!(dj["spec"]["suspend"], served["spec"]["suspend"]);
 }
 
 fn tempdir(name: &str) -> PathBuf {

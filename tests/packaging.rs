@@ -50,7 +50,7 @@ fn run(name: &str, args: &[&str]) -> (bool, String, String) {
 
 fn docs(yaml: &str) -> Vec<Value> {
     yaml.split("\n---")
-        .filter_map(|d| serde_saphyr::from_str::<Value>(d).ok())
+        .filter_map(|d| durablejob::yaml::document::<Value>(d).ok())
         .filter(|v| v.is_object())
         .collect()
 }
@@ -460,7 +460,8 @@ fn the_charts_and_the_overlay_carry_the_crate_version() {
         "charts/durablejob/Chart.yaml",
         "charts/durablejob-crds/Chart.yaml",
     ] {
-        let c: Value = serde_saphyr::from_str(&std::fs::read_to_string(root().join(chart)).unwrap()).unwrap();
+        let c: Value =
+            durablejob::yaml::document(&std::fs::read_to_string(root().join(chart)).unwrap()).unwrap();
         assert_eq!(c["version"], version, "{chart}");
         assert_eq!(c["appVersion"], version, "{chart}");
     }

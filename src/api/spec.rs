@@ -23,6 +23,22 @@ use super::status::DurableJobStatus;
 /// Workflow type of the built-in job runner.
 pub const BUILTIN_WORKFLOW_TYPE: &str = "durablejob.run";
 
+/// The longest DurableJob name. Its Jobs and pods carry the whole name in the label
+/// `durablejob.dev/name` (every lookup of a DurableJob's Jobs selects on it), and a label value
+/// is at most 63 characters; the CRD refuses longer names at apply time. (CronJob's limit is 52
+/// for the same reason: its Job names add an 11-character suffix.)
+pub const MAX_NAME_LENGTH: usize = 63;
+
+/// Why a name is too long, or `None`.
+pub fn name_too_long(name: &str) -> Option<String> {
+    (name.len() > MAX_NAME_LENGTH).then(|| {
+        format!(
+            "metadata.name is {} characters; a DurableJob name may have at most {MAX_NAME_LENGTH}, because its Jobs carry it in the label durablejob.dev/name and a label value is at most 63 characters",
+            name.len()
+        )
+    })
+}
+
 /// A schedule whose runs Temporal drives: retries with backoff, durable history, catch-up
 /// after outages, and every run visible in `status`.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]

@@ -30,6 +30,14 @@ pub(crate) fn build(
     settings: &Settings,
     calendars: &BTreeMap<String, Option<DurableJobCalendar>>,
 ) -> Result<Built, Problem> {
+    if let Some(why) = crate::api::name_too_long(&dj.name_any()) {
+        // made before the CRD refused such names: nothing can be run for it
+        return Err(Problem {
+            reason: Reason::InvalidSpec,
+            message: format!("Invalid name: {why}; recreate it under a shorter name"),
+            stalled: true,
+        });
+    }
     let valid = validate::validate(&dj.spec).map_err(|invalid| Problem {
         reason: Reason::InvalidSpec,
         message: format!("Invalid spec: {invalid}"),

@@ -107,6 +107,11 @@ pub fn convert(cronjob: &Value, opts: &Options) -> Result<(Value, Vec<Difference
         .as_str()
         .filter(|n| !n.is_empty())
         .ok_or("metadata.name is missing")?;
+    if let Some(why) = crate::api::name_too_long(name) {
+        return Err(format!(
+            "{why} (kubectl would refuse this CronJob too: its limit is 52)"
+        ));
+    }
     let spec = cronjob["spec"].as_object().ok_or("spec is missing")?;
     let schedule = schedule_and_time_zone(spec, opts, &mut notes)?;
     let overlap = overlap_policy(spec, opts, &mut notes)?;

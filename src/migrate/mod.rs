@@ -164,7 +164,7 @@ fn convert_file(name: &str, text: &str, opts: &Options) -> (Vec<docs::RawDoc>, V
             continue;
         }
         index += 1;
-        let parsed: Result<Vec<Value>, _> = serde_saphyr::from_multiple(&doc.body);
+        let parsed: Result<Vec<Value>, _> = crate::yaml::documents(&doc.body);
         let value = match parsed {
             Ok(mut v) if v.len() == 1 => v.remove(0),
             Ok(v) => {

@@ -172,7 +172,7 @@ async fn helm_install_elects_a_leader_runs_a_sample_reports_metrics_and_uninstal
         tokio::task::block_in_place(|| helm(&kc, &dir, &["get", "manifest", "durablejob", "-n", SYSTEM]))?;
     let deployments: BTreeMap<String, Value> = manifest
         .split("\n---")
-        .filter_map(|d| serde_saphyr::from_str::<Value>(d).ok())
+        .filter_map(|d| durablejob::yaml::document::<Value>(d).ok())
         .filter(|o| o["kind"] == "Deployment")
         .map(|o| (o["metadata"]["name"].as_str().unwrap_or_default().to_string(), o))
         .collect();

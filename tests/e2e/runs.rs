@@ -28,6 +28,7 @@ scenarios!(
     a_worker_deployment_appears_rolls_and_drives_worker_available,
     a_job_past_its_active_deadline_ends_the_run_as_job_deadline_exceeded,
     deleting_a_durablejob_garbage_collects_its_jobs_and_pods,
+    the_longest_name_runs_a_job_its_label_finds_and_a_longer_one_is_refused_at_apply,
 );
 
 const T: Duration = Duration::from_secs(40);
@@ -558,5 +559,47 @@ async fn deleting_a_durablejob_garbage_collects_its_jobs_and_pods(shared: Arc<Sh
     })
     .await?;
     ensure!(env.djs.get_opt("doomed").await?.is_none());
+    Ok(())
+}
+
+async fn the_longest_name_runs_a_job_its_label_finds_and_a_longer_one_is_refused_at_apply(
+    shared: Arc<Shared>,
+) -> anyhow::Result<()> {
+    let (env, runner) = with_runner(&shared, "long-name").await?;
+    let name = format!(
+        "{:x<63}",
+        "nightly-report-for-the-accounting-team-of-the-eu-region-"
+    );
+    ensure!(name.len() == 63);
+    env.create(manifest(
+        &name,
+        json!({"schedule": quiet_schedule(), "jobTemplate": job_template(json!({"test.durablejob.dev/duration": "50ms"}))}),
+    ))
+    .await?;
+    env.wait_ready(&name).await?;
+    trigger(&env, &name, None)?;
+    let s = last_run(&env, &runner, &name, RunResult::Succeeded).await?;
+    let jobs = jobs_of(&env, &name).await?;
+    ensure!(
+        jobs.len() == 1 && s.recent_runs[0].job_name.as_deref() == Some(jobs[0].name_any().as_str()),
+        "the label durablejob.dev/name finds exactly its Job: {:?}",
+        jobs.iter().map(|j| j.name_any()).collect::<Vec<_>>()
+    );
+    ensure!(jobs[0].name_any().len() <= 63, "{}", jobs[0].name_any());
+    // one character more: refused by the API server when applied, saying the limit and why
+    let longer = manifest(
+        &format!("{name}y"),
+        json!({"schedule": quiet_schedule(), "jobTemplate": job_template(json!({}))}),
+    );
+    let (ok, out) = tokio::task::block_in_place(|| {
+        crate::env::cluster().kubectl().run(
+            &["apply", "-n", &env.namespace, "-f", "-"],
+            Some(&longer.to_string()),
+        )
+    });
+    ensure!(
+        !ok && out.contains("may have at most 63 characters") && out.contains("durablejob.dev/name"),
+        "{out}"
+    );
     Ok(())
 }

@@ -149,9 +149,26 @@ pub struct RunnerArgs {
     /// A run's activity must report progress this often or Temporal retries it on another runner (Go duration).
     #[arg(long, env = "DURABLEJOB_HEARTBEAT_TIMEOUT", default_value = "30s", value_parser = crate::util::duration::parse_positive)]
     pub heartbeat_timeout: Duration,
-    /// How often a running Job is checked (Go duration).
+    /// Longest wait between two looks at a running Job when the shared watch of the runner's
+    /// Jobs shows no change (Go duration); the watch wakes a run as soon as its Job changes.
     #[arg(long, env = "DURABLEJOB_JOB_POLL_INTERVAL", default_value = "1s", value_parser = crate::util::duration::parse_positive)]
     pub job_poll_interval: Duration,
+    /// Namespaces whose Jobs the runner watches, comma-separated (the chart sets the operator's
+    /// watchNamespaces, where its Roles are); every namespace when empty.
+    #[arg(
+        long,
+        env = "DURABLEJOB_WATCH_NAMESPACES",
+        value_delimiter = ',',
+        value_name = "NS,..."
+    )]
+    pub watch_namespaces: Vec<String>,
+    /// Runs that may wait on their Jobs at once, per Temporal namespace (activity slots). A
+    /// waiting run costs a task and its cached Job, not a thread.
+    #[arg(long, env = "DURABLEJOB_MAX_CONCURRENT_RUNS", default_value_t = 2000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub max_concurrent_runs: u32,
+    /// Workflow tasks processed at once, per Temporal namespace (each takes milliseconds).
+    #[arg(long, env = "DURABLEJOB_MAX_CONCURRENT_WORKFLOW_TASKS", default_value_t = 200, value_parser = clap::value_parser!(u32).range(2..=10_000))]
+    pub max_concurrent_workflow_tasks: u32,
     /// Address of the /metrics endpoint (runs, Jobs, start delays).
     #[arg(long, env = "DURABLEJOB_METRICS_ADDR", default_value = "0.0.0.0:8080")]
     pub metrics_addr: SocketAddr,

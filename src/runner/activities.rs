@@ -17,6 +17,7 @@ use tracing::{info, warn};
 
 use super::authorize::{self, Claim, Evidence, Origin, Refusal, ScheduleFacts};
 use super::job::{self, JobState, failure};
+use super::watch::{JobWatch, Seen, Subscription};
 use crate::api::DurableJob;
 use crate::controller::build::schedule::ScheduleLocation;
 use crate::metrics::runner::{RunEnd, RunnerMetrics};
@@ -63,6 +64,9 @@ pub struct JobActivities {
     pub temporal_namespace: String,
     /// Describes the schedule a DurableJob's status names, to bind runs to it.
     pub schedules: std::sync::Arc<SdkSchedules>,
+    /// The shared watch of the runner's Jobs: how a run learns its Job's progress.
+    pub watch: std::sync::Arc<JobWatch>,
+    /// Longest wait between two looks at a waited-on Job when the watch shows no change.
     pub poll_interval: Duration,
     pub metrics: std::sync::Arc<RunnerMetrics>,
     /// Reports Job progress to the run (its `status` query); `None` reports nothing.
@@ -227,6 +231,29 @@ fn recorded_schedule(dj: Option<&DurableJob>, origin: &Origin) -> Option<Schedul
     (namespace == origin.temporal_namespace).then_some(ScheduleLocation { namespace, id })
 }
 
+/// How long a Job the runner just created (or adopted) may be missing from the watch before the
+/// runner asks the API server for it.
+const WATCH_GRACE: Duration = Duration::from_secs(5);
+
+fn deleted(name: &str) -> ActivityError {
+    fail(
+        failure::JOB_FAILED,
+        format!("Job {name} was deleted before it finished"),
+    )
+}
+
+impl JobActivities {
+    /// Heartbeats (the SDK sends at most one per 0.8 heartbeat timeouts), then waits until the
+    /// watch shows a change of the Job, the run is cancelled, or `poll_interval` passed.
+    async fn wait(&self, ctx: &ActivityContext, watched: &mut Subscription, name: &str) {
+        let _ = ctx.record_heartbeat(name.to_string()).await;
+        tokio::select! {
+            _ = watched.changed(self.poll_interval) => {}
+            _ = ctx.cancelled() => {}
+        }
+    }
+}
+
 #[activities]
 impl JobActivities {
     /// Creates the attempt's Job (adopting it if it already exists) and waits for it to finish.
@@ -293,21 +320,33 @@ impl JobActivities {
             Err(e) => return Err(classify(e, &format!("creating Job {name}"))),
         }
         let mut reported: Option<super::workflow::JobProgress> = None;
+        let mut watched = self.watch.subscribe(&input.run.namespace, &name);
+        let mut shown = false;
+        let since = tokio::time::Instant::now();
         loop {
             if ctx.is_cancelled() {
                 delete(&jobs, &name).await;
                 self.run_ended(&input, slot, RunEnd::Canceled);
                 return Err(ActivityError::cancelled());
             }
-            let current = match jobs.get_opt(&name).await {
-                Ok(Some(j)) => j,
-                Ok(None) => {
-                    return Err(fail(
-                        failure::JOB_FAILED,
-                        format!("Job {name} was deleted before it finished"),
-                    ));
+            let seen = watched.seen();
+            let current = match seen {
+                Seen::Present(j) => {
+                    shown = true;
+                    j
                 }
-                Err(e) => return Err(classify(e, &format!("reading Job {name}"))),
+                Seen::Absent if shown => return Err(deleted(&name)),
+                // just created, and the watch has not delivered it yet: wait for it
+                Seen::Absent if since.elapsed() < WATCH_GRACE => {
+                    self.wait(&ctx, &mut watched, &name).await;
+                    continue;
+                }
+                // the watch is not listing (yet), or has not shown the Job for a while: ask
+                Seen::Absent | Seen::Unknown => match jobs.get_opt(&name).await {
+                    Ok(Some(j)) => std::sync::Arc::new(j),
+                    Ok(None) => return Err(deleted(&name)),
+                    Err(e) => return Err(classify(e, &format!("reading Job {name}"))),
+                },
             };
             match job::state(&current) {
                 JobState::Succeeded => {
@@ -333,11 +372,7 @@ impl JobActivities {
                     reported = Some(reading);
                 }
             }
-            let _ = ctx.record_heartbeat(name.clone()).await;
-            tokio::select! {
-                _ = tokio::time::sleep(self.poll_interval) => {}
-                _ = ctx.cancelled() => {}
-            }
+            self.wait(&ctx, &mut watched, &name).await;
         }
     }
 

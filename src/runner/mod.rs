@@ -5,6 +5,7 @@ pub mod activities;
 pub mod authorize;
 pub mod job;
 pub mod progress;
+pub mod watch;
 pub mod workflow;
 
 use std::{sync::Arc, time::Duration};
@@ -32,6 +33,12 @@ pub struct RunnerConfig {
     /// Who the runner is in Temporal's history.
     pub identity: String,
     pub task_queue: String,
+    /// Namespaces whose Jobs the runner watches; empty means every namespace.
+    pub watch_namespaces: Vec<String>,
+    /// Runs waiting on their Jobs at once (activity slots), per Temporal namespace.
+    pub max_concurrent_activities: usize,
+    /// Workflow tasks processed at once, per Temporal namespace.
+    pub max_concurrent_workflow_tasks: usize,
     pub heartbeat_timeout: Duration,
     pub poll_interval: Duration,
     pub metrics: Arc<crate::metrics::runner::RunnerMetrics>,
@@ -71,6 +78,19 @@ fn sdk_runtime(addr: Option<std::net::SocketAddr>) -> Result<Runtime, RunnerErro
         .build()
         .map_err(RunnerError::Worker)?;
     Runtime::from_current_tokio(options).map_err(|e| RunnerError::Worker(e.to_string()))
+}
+
+/// Fixed slot counts: a run holds an activity slot while it waits for its Job (most of its
+/// life), so the activity slots bound the runs in flight; workflow tasks are short.
+fn slots(workflow_tasks: usize, activities: usize) -> temporalio_sdk::runtime::worker_tuner::WorkerTuner {
+    use temporalio_sdk::runtime::worker_tuner::{FixedSizeSlotSupplier, TunerHolder};
+    TunerHolder::builder()
+        .workflow_task_slot_supplier(FixedSizeSlotSupplier::new(workflow_tasks))
+        .activity_task_slot_supplier(FixedSizeSlotSupplier::new(activities))
+        .local_activity_task_slot_supplier(FixedSizeSlotSupplier::new(workflow_tasks))
+        .nexus_task_slot_supplier(FixedSizeSlotSupplier::new(1))
+        .build()
+        .into()
 }
 
 /// Waits until every Temporal namespace the runner serves answers DescribeNamespace (retrying
@@ -128,6 +148,12 @@ pub async fn run(
         config.identity.clone(),
         None,
     ));
+    let scopes: Vec<Option<String>> = if config.watch_namespaces.is_empty() {
+        vec![None]
+    } else {
+        config.watch_namespaces.iter().cloned().map(Some).collect()
+    };
+    let job_watch = watch::JobWatch::start(&kube, &scopes);
     let mut workers = Vec::with_capacity(namespaces.len());
     let mut clients = Vec::with_capacity(namespaces.len());
     for namespace in &namespaces {
@@ -143,6 +169,7 @@ pub async fn run(
             client: kube.clone(),
             temporal_namespace: namespace.clone(),
             schedules: schedules.clone(),
+            watch: job_watch.clone(),
             poll_interval: config.poll_interval,
             metrics: config.metrics.clone(),
             progress: Some(progress::Reporter {
@@ -154,6 +181,12 @@ pub async fn run(
             .register_workflow::<workflow::DurableJobRun>()
             .map_err(|e| RunnerError::Worker(e.to_string()))?
             .register_activities(activities)
+            .tuner(slots(
+                config.max_concurrent_workflow_tasks,
+                config.max_concurrent_activities,
+            ))
+            // every waiting run's workflow stays cached: no replay when its Job finishes
+            .max_cached_workflows(config.max_concurrent_activities.max(1000))
             .graceful_shutdown_period(Duration::from_secs(10))
             .build();
         let worker = Worker::new(&runtime, client, options)

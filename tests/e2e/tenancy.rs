@@ -310,6 +310,15 @@ async fn forged_runs_and_activities_on_the_runners_queue_never_touch_the_victims
         }
     }
 
+    // 6. a workflow of the tenant's own that schedules the runner's cleanup on the runner's queue
+    let outcome = run_tenant_workflow(&victim, &vns, &cleanup).await?;
+    ensure!(
+        outcome.contains("refused")
+            && outcome.contains("Forbidden")
+            && outcome.contains("scheduled by workflow type tenant.Sneaky"),
+        "the runner refused the tenant's workflow: {outcome}"
+    );
+
     ensure!(
         job_names(&victim, "report").await? == jobs,
         "the victim's Jobs are untouched"
@@ -552,4 +561,132 @@ async fn the_operator_refuses_what_would_cross_a_namespace_and_says_why(
         "durablejob-edit grants no Deployment writes: {out}"
     );
     Ok(())
+}
+
+/// A tenant's own Temporal worker: a workflow of its own that schedules the built-in runner's
+/// cleanup activity on the runner's task queue, naming the victim. What the reproduced attack
+/// did with `durablejob.deleteJob`, which no longer exists.
+mod sneaky {
+    use std::time::Duration;
+
+    use serde_json::Value;
+    use temporalio_common::RetryPolicy;
+    use temporalio_macros::{activities, workflow, workflow_methods};
+    use temporalio_sdk::{
+        ActivityOptions, WorkflowContext, WorkflowResult,
+        activities::{ActivityContext, ActivityError},
+    };
+
+    pub struct RunnerActivities;
+
+    #[activities]
+    impl RunnerActivities {
+        /// Only its name matters: the runner executes it.
+        #[activity(name = "durablejob.cleanupJobs")]
+        pub async fn cleanup(_ctx: ActivityContext, _input: Value) -> Result<Vec<String>, ActivityError> {
+            Ok(vec![])
+        }
+    }
+
+    #[workflow]
+    #[derive(Default)]
+    pub struct Sneaky;
+
+    #[workflow_methods]
+    impl Sneaky {
+        /// Returns what became of the activity.
+        #[run(name = "tenant.Sneaky")]
+        pub async fn run(ctx: &mut WorkflowContext<Self>, input: Value) -> WorkflowResult<String> {
+            let options = ActivityOptions::with_start_to_close_timeout(Duration::from_secs(60))
+                .task_queue("durablejob-runner")
+                .retry_policy(RetryPolicy::builder().maximum_attempts(1).build())
+                .build();
+            let outcome = ctx
+                .execute_activity(RunnerActivities::cleanup, input, options)
+                .await;
+            Ok(match outcome {
+                Ok(deleted) => format!("the runner deleted {deleted:?}"),
+                Err(e) => format!("refused: {e:?}"),
+            })
+        }
+    }
+}
+
+/// Runs the tenant's workflow on its own worker in Temporal namespace `ns` with `input`, and
+/// gives the workflow's result. The SDK's worker future is not `Send`: it runs on a thread of
+/// its own.
+async fn run_tenant_workflow(env: &Env, ns: &str, input: &str) -> anyhow::Result<String> {
+    use std::str::FromStr;
+    use temporalio_sdk::{Worker, WorkerOptions};
+    let (address, namespace) = (env.temporal.clone(), ns.to_string());
+    let (stop_tx, stop_rx) = std::sync::mpsc::channel::<Box<dyn Fn() + Send>>();
+    let thread = std::thread::spawn(move || -> anyhow::Result<()> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        rt.block_on(async move {
+            let conn = temporalio_client::Connection::connect(
+                temporalio_client::ConnectionOptions::new(temporalio_client::Url::from_str(&format!(
+                    "http://{address}"
+                ))?)
+                .build(),
+            )
+            .await?;
+            let client = temporalio_client::Client::new(
+                conn,
+                temporalio_client::ClientOptions::new(namespace).build(),
+            )?;
+            let runtime = temporalio_sdk::Runtime::from_current_tokio(Default::default())?;
+            let options = WorkerOptions::new("tenant-queue")
+                .register_workflow::<sneaky::Sneaky>()
+                .map_err(|e| anyhow::anyhow!("{e}"))?
+                .build();
+            let mut worker = Worker::new(&runtime, client, options).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let stop = worker.shutdown_handle();
+            let _ = stop_tx.send(Box::new(stop));
+            worker
+                .run()
+                .await
+                .map_err(|e| anyhow::anyhow!("the tenant's worker: {e}"))
+        })
+    });
+    let stop = tokio::task::block_in_place(|| stop_rx.recv_timeout(Duration::from_secs(30)))
+        .map_err(|_| anyhow::anyhow!("the tenant's worker did not start"))?;
+    cli(
+        env,
+        &[
+            "workflow",
+            "start",
+            "--namespace",
+            ns,
+            "--task-queue",
+            "tenant-queue",
+            "--type",
+            "tenant.Sneaky",
+            "--workflow-id",
+            "tenant-sneaky",
+            "--input",
+            input,
+        ],
+    )?;
+    let result = wait_for("the tenant's workflow to finish", T, || async {
+        let d = temporal::cli_json(
+            &env.temporal,
+            &[
+                "workflow",
+                "result",
+                "--namespace",
+                ns,
+                "--workflow-id",
+                "tenant-sneaky",
+            ],
+        )
+        .ok()?;
+        Some(d.to_string())
+    })
+    .await;
+    stop();
+    tokio::task::block_in_place(|| thread.join())
+        .map_err(|_| anyhow::anyhow!("the tenant's worker panicked"))??;
+    result
 }

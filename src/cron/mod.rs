@@ -26,6 +26,29 @@ const FIELD_NAMES: [&str; 5] = ["minute", "hour", "day-of-month", "month", "day-
 /// Checks one cron entry; the error says what is wrong and what to write instead.
 pub(crate) fn check(entry: &str) -> Result<(), String> {
     let entry = entry.trim();
+    if let Some(known) = CHECKED.lock().expect("cron check cache").get(entry) {
+        return known.clone();
+    }
+    let result = check_uncached(entry);
+    let mut cache = CHECKED.lock().expect("cron check cache");
+    if cache.len() >= CHECKED_CAPACITY {
+        cache.clear();
+    }
+    cache.insert(entry.to_string(), result.clone());
+    result
+}
+
+/// Entries already judged. Parsing one entry costs about a quarter of a million instructions
+/// in croner (most of migrating a CronJob), and the same entries come again and again: in
+/// `migrate` (its own translation, then the operator's validation), across a repository's
+/// CronJobs, and in every reconcile of the operator. A judgement depends on the text alone.
+static CHECKED: std::sync::LazyLock<std::sync::Mutex<std::collections::HashMap<String, Result<(), String>>>> =
+    std::sync::LazyLock::new(Default::default);
+
+/// Distinct entries kept; past it the cache starts over (a bound, not an eviction policy).
+const CHECKED_CAPACITY: usize = 4096;
+
+fn check_uncached(entry: &str) -> Result<(), String> {
     if entry.is_empty() {
         return Err("is empty; write five fields such as \"0 9 * * 1-5\" or a macro such as @daily".into());
     }

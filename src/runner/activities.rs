@@ -155,7 +155,7 @@ impl JobActivities {
         jobs: &[Job],
         own_job: Option<&str>,
     ) -> Result<DurableJob, ActivityError> {
-        let origin = origin(ctx, &self.temporal_namespace);
+        let origin = self.own_run(ctx)?;
         let djs: Api<DurableJob> = Api::namespaced(self.client.clone(), claim.namespace);
         let deadline = tokio::time::Instant::now() + BIND_PATIENCE;
         let mut read: Vec<Job> = jobs.to_vec();
@@ -211,6 +211,16 @@ impl JobActivities {
         }
     }
 
+    /// The run the activity task belongs to, refused (`Forbidden`) before anything is read when
+    /// it is not one of the runner's own workflow `durablejob.run`.
+    fn own_run(&self, ctx: &ActivityContext) -> Result<Origin, ActivityError> {
+        let origin = origin(ctx, &self.temporal_namespace);
+        match authorize::run_of(&origin) {
+            Ok(_) => Ok(origin),
+            Err(r) => Err(self.refuse(&origin, r.message())),
+        }
+    }
+
     /// A `Forbidden` failure; logs what was refused (never the input's values) and counts it.
     fn refuse(&self, origin: &Origin, why: &str) -> ActivityError {
         let (workflow_id, run_id) = origin
@@ -263,6 +273,7 @@ impl JobActivities {
         ctx: ActivityContext,
         input: AttemptInput,
     ) -> Result<JobDone, ActivityError> {
+        self.own_run(&ctx)?;
         let slot = DateTime::from_timestamp(input.slot, 0).unwrap_or_default();
         let run = &input.run;
         let jobs: Api<Job> = Api::namespaced(self.client.clone(), &run.namespace);
@@ -385,6 +396,7 @@ impl JobActivities {
         ctx: ActivityContext,
         input: CleanupInput,
     ) -> Result<Vec<String>, ActivityError> {
+        self.own_run(&ctx)?;
         let jobs: Api<Job> = Api::namespaced(self.client.clone(), &input.namespace);
         let selector = format!(
             "{}={},{},{}",

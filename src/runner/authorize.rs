@@ -111,18 +111,7 @@ impl Refusal {
 /// that DurableJob's schedule (see the module doc for what counts).
 pub fn bind(origin: &Origin, input: &Claim, ev: &Evidence) -> Result<(), Refusal> {
     let what = format!("DurableJob {}/{}", input.namespace, input.name);
-    let workflow_type = origin
-        .workflow_type
-        .as_deref()
-        .unwrap_or("(none: a standalone activity)");
-    if workflow_type != RUN_WORKFLOW {
-        return Err(Refusal::Final(format!(
-            "the activity was scheduled by workflow type {workflow_type}; the runner's activities serve only its own workflow {RUN_WORKFLOW}"
-        )));
-    }
-    let Some(run) = &origin.run else {
-        return Err(Refusal::Final("the activity task names no workflow run".into()));
-    };
+    let run = run_of(origin)?;
     let Some(dj) = ev.dj else {
         return Err(Refusal::Final(format!(
             "{what} does not exist; the runner acts only for DurableJobs that do"
@@ -165,6 +154,24 @@ pub fn bind(origin: &Origin, input: &Claim, ev: &Evidence) -> Result<(), Refusal
         "workflow {} (run {}) was not started by Temporal schedule {schedule_id} of {what}: the schedule lists no such run, and the runner made no Job for it",
         run.workflow_id, run.run_id
     )))
+}
+
+/// The workflow run an activity task belongs to, when it is one of the runner's own workflow:
+/// decided from the task alone, before anything is read.
+pub fn run_of(origin: &Origin) -> Result<&RunRef, Refusal> {
+    let workflow_type = origin
+        .workflow_type
+        .as_deref()
+        .unwrap_or("(none: a standalone activity)");
+    if workflow_type != RUN_WORKFLOW {
+        return Err(Refusal::Final(format!(
+            "the activity was scheduled by workflow type {workflow_type}; the runner's activities serve only its own workflow {RUN_WORKFLOW}"
+        )));
+    }
+    origin
+        .run
+        .as_ref()
+        .ok_or_else(|| Refusal::Final("the activity task names no workflow run".into()))
 }
 
 /// A Job the runner made for `run` of the DurableJob with `uid` (after binding that run).

@@ -31,6 +31,7 @@ use crate::metrics::Metrics;
 use crate::reason::Reason;
 use crate::settings::Settings;
 use crate::temporal::{Schedules, TemporalError};
+use crate::util::watch::resilient;
 
 pub(crate) mod build;
 pub(crate) mod calendar;
@@ -394,8 +395,7 @@ pub async fn run<S: Schedules>(
         // generation, bumped by a deletion too), annotations, labels and finalizers. The
         // operator's own status writes do not, so a new object takes two reconciles, not three.
         let (reader, writer) = reflector::store::<DeserializeGuard<DurableJob>>();
-        let changes = watcher(api, watcher::Config::default().any_semantic())
-            .default_backoff()
+        let changes = resilient(watcher(api, watcher::Config::default().any_semantic()))
             .modify(trim)
             .reflect(writer)
             .applied_objects()
@@ -416,11 +416,10 @@ pub async fn run<S: Schedules>(
             .write()
             .expect("calendar caches lock")
             .push(calendar_cache.clone());
-        let calendar_changes = watcher(
+        let calendar_changes = resilient(watcher(
             scoped::<DurableJobCalendar>(&ctx.client, ns),
             watcher::Config::default().any_semantic(),
-        )
-        .default_backoff()
+        ))
         .modify(|c: &mut DurableJobCalendar| c.managed_fields_mut().clear())
         .reflect(calendar_writer)
         .touched_objects()
@@ -432,13 +431,12 @@ pub async fn run<S: Schedules>(
             Default::default(),
         );
         let referencing = reader.clone();
-        let worker_changes = watcher(
+        let worker_changes = resilient(watcher(
             deployments,
             watcher::Config::default()
                 .labels(crate::controller::build::worker::WORKER_LABEL)
                 .any_semantic(),
-        )
-        .default_backoff()
+        ))
         .modify(|d: &mut Deployment| d.managed_fields_mut().clear())
         .reflect(worker_writer)
         .touched_objects();

@@ -87,8 +87,7 @@ impl JobWatch {
             };
             let config = watcher::Config::default().labels(LABEL_NAME).any_semantic();
             let watch = this.clone();
-            let events = watcher(api, config)
-                .default_backoff()
+            let events = crate::util::watch::resilient(watcher(api, config))
                 .modify(trim)
                 .reflect(writer);
             tokio::spawn(async move {

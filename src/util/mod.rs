@@ -1,4 +1,5 @@
-//! Helpers that are not reconcile steps: digests and durations.
+//! Helpers that are not reconcile steps: digests, durations and how watches recover.
 
 pub(crate) mod digest;
 pub(crate) mod duration;
+pub(crate) mod watch;

@@ -252,7 +252,7 @@ async fn run(n: usize, slots: usize, job_secs: usize) -> anyhow::Result<()> {
             .create(&PostParams::default(), &serde_json::from_value(cj)?)
             .await?;
     }
-    sleep_until(first + chrono::Duration::minutes(slots as i64 - 1) + chrono::Duration::seconds(70)).await;
+    sleep_until(first + chrono::Duration::minutes(slots as i64 - 1) + chrono::Duration::seconds(100)).await;
     let _ = cronjobs
         .delete_collection(&DeleteParams::background(), &Default::default())
         .await;
@@ -299,7 +299,7 @@ async fn run(n: usize, slots: usize, job_secs: usize) -> anyhow::Result<()> {
     }
     let applied = created.elapsed();
     let (operator_cpu, runner_cpu) = (cpu_seconds(operator.pid()), cpu_seconds(runner_pid));
-    sleep_until(first + chrono::Duration::minutes(slots as i64 - 1) + chrono::Duration::seconds(70)).await;
+    sleep_until(first + chrono::Duration::minutes(slots as i64 - 1) + chrono::Duration::seconds(100)).await;
     dj_watch.abort();
     let total = report_slots("DurableJob", n, first, slots, &dj_jobs);
     let (operator_cpu, runner_cpu) = (

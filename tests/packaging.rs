@@ -473,21 +473,24 @@ fn the_charts_and_the_overlay_carry_the_crate_version() {
     );
 }
 
+/// The first container's args of Deployment `deployment` among rendered `objects`.
+fn args(objects: &[Value], deployment: &str) -> Vec<String> {
+    let d = of_kind(objects, "Deployment")
+        .into_iter()
+        .find(|d| name(d) == deployment)
+        .unwrap_or_else(|| panic!("{deployment}"));
+    containers(d)[0]["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap().to_string())
+        .collect()
+}
+
 #[test]
 fn the_runners_temporal_namespaces_reach_the_runner_and_the_operator() {
     let objects = render("charts/durablejob", &["runner.temporalNamespaces={default,jobs}"]);
-    let args_of = |deployment: &str| -> Vec<String> {
-        let d = of_kind(&objects, "Deployment")
-            .into_iter()
-            .find(|d| name(d) == deployment)
-            .unwrap_or_else(|| panic!("{deployment}"));
-        containers(d)[0]["args"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|a| a.as_str().unwrap().to_string())
-            .collect()
-    };
+    let args_of = |deployment: &str| args(&objects, deployment);
     assert!(args_of("durablejob-runner").contains(&"--temporal-namespaces=default,jobs".to_string()));
     assert!(args_of("durablejob-operator").contains(&"--runner-namespaces=default,jobs".to_string()));
     let defaults = render("charts/durablejob", &[]);
@@ -506,18 +509,7 @@ fn temporal_namespace_grants_reach_the_operator_only_and_default_to_none() {
             "temporal.namespaceGrants.*={shared}",
         ],
     );
-    let args_of = |deployment: &str| -> Vec<String> {
-        let d = of_kind(&objects, "Deployment")
-            .into_iter()
-            .find(|d| name(d) == deployment)
-            .unwrap_or_else(|| panic!("{deployment}"));
-        containers(d)[0]["args"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|a| a.as_str().unwrap().to_string())
-            .collect()
-    };
+    let args_of = |deployment: &str| args(&objects, deployment);
     let operator = args_of("durablejob-operator");
     for grant in [
         "--temporal-namespace-grant=*=shared",

@@ -490,7 +490,12 @@ mod tests {
 
     #[test]
     fn the_schedule_facts_are_its_running_and_recent_runs_and_its_owner() {
-        let mut o = crate::temporal::fake::observed_for_test();
+        let mut o = ObservedSchedule::test();
+        o.owner = Some(crate::controller::build::schedule::Owner {
+            uid: "uid-1".into(),
+            prefix: "durablejob".into(),
+            resource: "default/report".into(),
+        });
         o.running = vec![run("a")];
         o.recent_actions = vec![crate::temporal::RecentAction {
             scheduled_time: Utc.with_ymd_and_hms(2026, 3, 1, 0, 0, 0).unwrap(),

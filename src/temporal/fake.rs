@@ -295,31 +295,3 @@ impl Schedules for FakeSchedules {
         Ok(found)
     }
 }
-
-/// A schedule the operator made for the DurableJob with uid `uid-1`, with no runs yet.
-pub fn observed_for_test() -> ObservedSchedule {
-    ObservedSchedule {
-        listing: String::new(),
-        fingerprint: String::new(),
-        owner: Some(crate::controller::build::schedule::Owner {
-            uid: "uid-1".into(),
-            prefix: "durablejob".into(),
-            resource: "default/report".into(),
-        }),
-        action_count_base: 0,
-        created_hash: None,
-        paused: false,
-        notes: String::new(),
-        conflict_token: vec![],
-        action_count: 0,
-        missed_catchup_window: 0,
-        overlap_skipped: 0,
-        buffer_dropped: 0,
-        limited_actions: false,
-        remaining_actions: 0,
-        running: vec![],
-        recent_actions: vec![],
-        future_action_times: vec![],
-        end_at: None,
-    }
-}

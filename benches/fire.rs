@@ -9,7 +9,8 @@
 //! Each Job runs `BENCH_JOB_SECS` (default 2) in the simulated kubelet. For each side and each
 //! of `BENCH_SLOTS` (default 3) slots it prints Jobs expected, created and missing, and slot →
 //! Job created p50/p99/max (from this process's watch receive time and the Job's slot
-//! annotation). For DurableJobs also: Job complete (the watch event that shows it) → run closed
+//! annotation), and how long the cluster took to run the Jobs (created → finished as the
+//! watch saw them). For DurableJobs also: Job complete (the watch event that shows it) → run closed
 //! in Temporal p50/p99, runs Temporal did not start (the DurableJobs' missedRunsByCause), the
 //! runner's and operator's CPU seconds and peak RSS, and the runner's API requests per run
 //! (GETs and all) from the API server's audit log. `BENCH_N` (default 300) sets N.
@@ -137,15 +138,25 @@ fn report_slots(side: &str, n: usize, first: DateTime<Utc>, slots: usize, jobs: 
             .map(|s| (s.created - s.slot).num_milliseconds() as f64 / 1000.0)
             .collect();
         delays.sort_by(f64::total_cmp);
+        // how long the cluster took to run each Job: seen created -> seen finished
+        let mut running: Vec<f64> = jobs
+            .values()
+            .filter(|s| s.slot == slot)
+            .filter_map(|s| Some((s.finished? - s.created).num_milliseconds() as f64 / 1000.0))
+            .collect();
+        running.sort_by(f64::total_cmp);
         total += delays.len();
         println!(
-            "| {side} | {} | {n} | {} | {} | {:.1} s | {:.1} s | {:.1} s |",
+            "| {side} | {} | {n} | {} | {} | {:.1} s | {:.1} s | {:.1} s | {} | {:.1} s | {:.1} s |",
             slot.format("%H:%M"),
             delays.len(),
             n.saturating_sub(delays.len()),
             percentile(&delays, 0.5),
             percentile(&delays, 0.99),
             delays.last().copied().unwrap_or(f64::NAN),
+            running.len(),
+            percentile(&running, 0.5),
+            percentile(&running, 0.99),
         );
     }
     total
@@ -231,8 +242,10 @@ async fn run(n: usize, slots: usize, job_secs: usize) -> anyhow::Result<()> {
     println!(
         "fire: N={n} every minute, {slots} slots each side, Jobs of {job_secs} s, Temporal dev server at {address}\n"
     );
-    println!("| side | slot | Jobs expected | created | missing | slot → Job p50 | p99 | max |");
-    println!("|---|---|---|---|---|---|---|---|");
+    println!(
+        "| side | slot | Jobs expected | created | missing | slot → Job p50 | p99 | max | finished | Job created → finished p50 | p99 |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
 
     // 1. CronJobs
     let cronjobs: Api<CronJob> = Api::namespaced(client.clone(), "fire-cron");

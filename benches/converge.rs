@@ -15,6 +15,8 @@
 //! and `BENCH_OPERATOR_ARGS` (extra operator flags) tune it. Results and how they were taken: BENCHMARKS.md.
 
 #[allow(dead_code)]
+mod common;
+#[allow(dead_code)]
 #[path = "../tests/e2e/operator.rs"]
 mod operator;
 #[allow(dead_code)]
@@ -26,6 +28,8 @@ mod temporal;
 
 use std::time::{Duration, Instant};
 
+use common::{env_or, rss_peak_kib};
+
 use durablejob::api::DurableJob;
 use futures::StreamExt;
 use kube::{
@@ -33,13 +37,6 @@ use kube::{
     api::{ListParams, PostParams},
 };
 use serde_json::json;
-
-fn env_or(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 fn manifest(name: &str) -> DurableJob {
     // a schedule whose first run is hours away: the benchmark measures the control loop
@@ -164,17 +161,6 @@ const PROCESSES: &[&str] = &[
     "kube-controller",
     "kwok",
 ];
-
-fn rss_peak_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
-}
 
 /// The operator's Temporal calls so far (all operations and outcomes).
 async fn temporal_calls(port: u16) -> f64 {

@@ -17,6 +17,8 @@
 //! Results and how they were taken: BENCHMARKS.md.
 
 #[allow(dead_code)]
+mod common;
+#[allow(dead_code)]
 #[path = "../tests/e2e/operator.rs"]
 mod operator;
 #[allow(dead_code)]
@@ -33,6 +35,7 @@ use std::{
 };
 
 use chrono::{DateTime, Utc};
+use common::{env_or, rss_peak_kib};
 use durablejob::api::DurableJob;
 use futures::StreamExt;
 use k8s_openapi::api::batch::v1::{CronJob, Job};
@@ -42,13 +45,6 @@ use kube::{
     runtime::{WatchStreamExt, watcher},
 };
 use serde_json::{Value, json};
-
-fn env_or(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 /// What the watch saw of one Job.
 #[derive(Debug, Clone)]
@@ -162,21 +158,6 @@ fn report_slots(side: &str, n: usize, first: DateTime<Utc>, slots: usize, jobs: 
     total
 }
 
-fn rss_peak_mib(pid: u32) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))?
-                .split_whitespace()
-                .nth(1)?
-                .parse::<f64>()
-                .ok()
-        })
-        .map(|kib| kib / 1024.0)
-        .unwrap_or(f64::NAN)
-}
-
 fn cpu_seconds(pid: u32) -> f64 {
     let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
         return f64::NAN;
@@ -273,29 +254,13 @@ async fn run(n: usize, slots: usize, job_secs: usize) -> anyhow::Result<()> {
     report_slots("CronJob", n, first, slots, &cron_jobs);
 
     // 2. DurableJobs, through the operator and the runner
-    let operator_port = procs::free_port();
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_durablejob"));
-    cmd.args(["operator", "--log-format", "json", "--watch-namespaces", "fire"])
-        .arg("--metrics-addr")
-        .arg(format!("127.0.0.1:{operator_port}"))
-        .arg("--health-addr")
-        .arg(format!("127.0.0.1:{}", procs::free_port()))
-        .env("KUBECONFIG", cluster.kubeconfig())
-        .env("TEMPORAL_ADDRESS", &address)
-        .env("TEMPORAL_NAMESPACE", "fire")
-        .env("RUST_LOG", "warn");
-    let operator = procs::Guarded::spawn(cmd, &dir.join("operator.log"))?;
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_durablejob"));
-    cmd.args(["runner", "--log-format", "json", "--sdk-metrics-addr", "off"])
-        .arg("--metrics-addr")
-        .arg(format!("127.0.0.1:{}", procs::free_port()))
-        .arg("--health-addr")
-        .arg(format!("127.0.0.1:{}", procs::free_port()))
-        .env("KUBECONFIG", cluster.kubeconfig())
-        .env("TEMPORAL_ADDRESS", &address)
-        .env("TEMPORAL_NAMESPACE", "fire")
-        .env("RUST_LOG", "warn");
-    let runner = procs::Guarded::spawn(cmd, &dir.join("runner.log"))?;
+    let operator = spawn(
+        &["operator", "--watch-namespaces", "fire"],
+        cluster,
+        &address,
+        &dir,
+    )?;
+    let runner = spawn(&["runner", "--sdk-metrics-addr", "off"], cluster, &address, &dir)?;
     let runner_pid = runner.pid();
     let audit_before = cluster.audit().map(|a| runner_requests(&a));
     let djs: Api<DurableJob> = Api::namespaced(client.clone(), "fire");
@@ -359,8 +324,14 @@ async fn run(n: usize, slots: usize, job_secs: usize) -> anyhow::Result<()> {
     println!("| runs Temporal did not start, by cause | {missed:?} |");
     println!("| runner CPU over the slots | {runner_cpu:.1} s |");
     println!("| operator CPU over the slots | {operator_cpu:.1} s |");
-    println!("| runner peak RSS | {:.0} MiB |", rss_peak_mib(runner_pid));
-    println!("| operator peak RSS | {:.0} MiB |", rss_peak_mib(operator.pid()));
+    println!(
+        "| runner peak RSS | {:.0} MiB |",
+        rss_peak_kib(runner_pid).map_or(f64::NAN, |k| k as f64 / 1024.0)
+    );
+    println!(
+        "| operator peak RSS | {:.0} MiB |",
+        rss_peak_kib(operator.pid()).map_or(f64::NAN, |k| k as f64 / 1024.0)
+    );
     if let (Some(before), Some(audit)) = (audit_before, cluster.audit()) {
         let after = runner_requests(&audit);
         let runs = total.max(1) as f64;
@@ -377,6 +348,28 @@ async fn run(n: usize, slots: usize, job_secs: usize) -> anyhow::Result<()> {
     server.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
+}
+
+/// `durablejob ROLE ARGS` as a separate process against the bench's cluster and Temporal
+/// namespace `fire`, logging to `DIR/ROLE.log`.
+fn spawn(
+    args: &[&str],
+    cluster: &testsupport::Cluster,
+    address: &str,
+    dir: &std::path::Path,
+) -> anyhow::Result<procs::Guarded> {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_durablejob"));
+    cmd.args(args)
+        .args(["--log-format", "json"])
+        .arg("--metrics-addr")
+        .arg(format!("127.0.0.1:{}", procs::free_port()))
+        .arg("--health-addr")
+        .arg(format!("127.0.0.1:{}", procs::free_port()))
+        .env("KUBECONFIG", cluster.kubeconfig())
+        .env("TEMPORAL_ADDRESS", address)
+        .env("TEMPORAL_NAMESPACE", "fire")
+        .env("RUST_LOG", "warn");
+    Ok(procs::Guarded::spawn(cmd, &dir.join(format!("{}.log", args[0])))?)
 }
 
 /// Requests the runner made, by verb and resource (`get jobs`, `get durablejobs`, ...): the

@@ -11,7 +11,7 @@ use kube::{Api, ResourceExt, api::ListParams};
 use serde_json::{Value, json};
 
 use crate::Shared;
-use crate::env::{Env, condition, manifest, wait_for};
+use crate::env::{Env, condition, manifest, quiet_schedule, wait_for};
 use crate::operator::Runner;
 use crate::temporal;
 
@@ -25,12 +25,6 @@ scenarios!(
 );
 
 const T: Duration = Duration::from_secs(45);
-
-/// An interval schedule whose next start is twelve hours away: runs come only from requests.
-fn quiet_schedule() -> Value {
-    let now = chrono::Utc::now().timestamp();
-    json!({"intervals": [{"every": "24h", "offset": format!("{}s", (now + 43_200) % 86_400)}]})
-}
 
 /// `kubectl durablejob ...` as a user with the `durablejob-edit` role.
 struct Plugin {

@@ -317,6 +317,13 @@ impl Env {
     }
 }
 
+/// An interval schedule whose next start is twelve hours away: runs come only from triggers
+/// and requests.
+pub fn quiet_schedule() -> Value {
+    let now = chrono::Utc::now().timestamp();
+    json!({"intervals": [{"every": "24h", "offset": format!("{}s", (now + 43_200) % 86_400)}]})
+}
+
 pub fn condition<'a>(s: &'a DurableJobStatus, type_: &str) -> Option<&'a durablejob::api::Condition> {
     s.conditions.iter().find(|c| c.type_ == type_)
 }

@@ -14,7 +14,7 @@ use kube::{
 use serde_json::{Value, json};
 
 use crate::Shared;
-use crate::env::{Env, condition, manifest, wait_for};
+use crate::env::{Env, condition, manifest, quiet_schedule, wait_for};
 use crate::operator::Runner;
 use crate::temporal;
 
@@ -32,12 +32,6 @@ scenarios!(
 );
 
 const T: Duration = Duration::from_secs(40);
-
-/// An interval schedule whose next start is twelve hours away: runs come only from triggers.
-fn quiet_schedule() -> Value {
-    let now = chrono::Utc::now().timestamp();
-    json!({"intervals": [{"every": "24h", "offset": format!("{}s", (now + 43_200) % 86_400)}]})
-}
 
 use testsupport::job_template;
 

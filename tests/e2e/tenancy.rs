@@ -13,7 +13,7 @@ use kube::{Api, ResourceExt, api::PostParams};
 use serde_json::{Value, json};
 
 use crate::Shared;
-use crate::env::{Env, cluster, condition, manifest, wait_for};
+use crate::env::{Env, cluster, condition, manifest, quiet_schedule, wait_for};
 use crate::operator::{Runner, scrape};
 use crate::temporal;
 
@@ -23,12 +23,6 @@ scenarios!(
 );
 
 const T: Duration = Duration::from_secs(60);
-
-/// An interval schedule whose next start is twelve hours away: runs come only from triggers.
-fn quiet_schedule() -> Value {
-    let now = chrono::Utc::now().timestamp();
-    json!({"intervals": [{"every": "24h", "offset": format!("{}s", (now + 43_200) % 86_400)}]})
-}
 
 fn cli(env: &Env, args: &[&str]) -> anyhow::Result<String> {
     temporal::cli(&env.temporal, args).map_err(|e| anyhow::anyhow!("temporal {}: {e}", args.join(" ")))

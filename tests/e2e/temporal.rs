@@ -13,16 +13,25 @@ pub struct DevServer {
     pub port: u16,
     db: Option<PathBuf>,
     dir: PathBuf,
+    /// More `start-dev` arguments (dynamic config values).
+    extra: Vec<String>,
 }
 
 impl DevServer {
     /// Starts a dev server on a free port; with `db`, state survives restarts.
     pub async fn start(dir: PathBuf, db: Option<PathBuf>) -> anyhow::Result<Self> {
+        Self::start_with(dir, db, &[]).await
+    }
+
+    /// As [`DevServer::start`], with more `start-dev` arguments such as
+    /// `--dynamic-config-value KEY=VALUE`.
+    pub async fn start_with(dir: PathBuf, db: Option<PathBuf>, extra: &[&str]) -> anyhow::Result<Self> {
         let mut s = Self {
             proc: None,
             port: free_port(),
             db,
             dir,
+            extra: extra.iter().map(|a| a.to_string()).collect(),
         };
         s.launch().await?;
         Ok(s)
@@ -44,6 +53,7 @@ impl DevServer {
         if let Some(db) = &self.db {
             cmd.arg("--db-filename").arg(db);
         }
+        cmd.args(&self.extra);
         let log = self.dir.join(format!("temporal-{}.log", self.port));
         self.proc = Some(Guarded::spawn(cmd, &log).context("cannot start `temporal server start-dev`")?);
         let deadline = tokio::time::Instant::now() + Duration::from_secs(60);

@@ -23,6 +23,9 @@ pub struct AuditEvent {
     /// The client's User-Agent (durablejob's binaries name their role and process in it).
     #[serde(default)]
     pub user_agent: String,
+    /// When the API server received the request (RFC 3339, microseconds).
+    #[serde(default)]
+    pub request_received_timestamp: String,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -56,6 +59,13 @@ impl AuditEvent {
     /// `system:serviceaccount:NS:NAME` for a ServiceAccount's requests.
     pub fn is_service_account(&self, namespace: &str, name: &str) -> bool {
         self.user.username == format!("system:serviceaccount:{namespace}:{name}")
+    }
+
+    /// When the API server received the request; `None` if the line has no such time.
+    pub fn received(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        chrono::DateTime::parse_from_rfc3339(&self.request_received_timestamp)
+            .ok()
+            .map(|t| t.with_timezone(&chrono::Utc))
     }
 
     /// A `dryRun=All` request: validated and admitted, never stored.
@@ -100,9 +110,10 @@ mod tests {
 
     #[test]
     fn an_audit_line_is_read_with_its_uri_and_user_agent() {
-        let line = r#"{"kind":"Event","stage":"ResponseComplete","verb":"create","requestURI":"/apis/batch/v1/namespaces/a/jobs?&dryRun=All","userAgent":"durablejob/0.1.0 (operator; pod-a)","objectRef":{"resource":"jobs","namespace":"a"},"responseStatus":{"code":201}}"#;
+        let line = r#"{"kind":"Event","stage":"ResponseComplete","verb":"create","requestURI":"/apis/batch/v1/namespaces/a/jobs?&dryRun=All","userAgent":"durablejob/0.1.0 (operator; pod-a)","requestReceivedTimestamp":"2026-12-03T10:00:00.123456Z","objectRef":{"resource":"jobs","namespace":"a"},"responseStatus":{"code":201}}"#;
         let e: AuditEvent = serde_json::from_str(line).unwrap();
         assert!(e.is_dry_run() && !e.is_write());
         assert!(e.user_agent.ends_with("; pod-a)"));
+        assert_eq!(e.received().unwrap().timestamp_subsec_micros(), 123_456);
     }
 }

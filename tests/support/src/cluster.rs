@@ -136,6 +136,11 @@ impl PrivateCluster {
             path: self.dir.join("audit.log"),
         }
     }
+
+    /// A client with the admin identity, on the caller's runtime.
+    pub async fn client(&self) -> anyhow::Result<kube::Client> {
+        client_for(&self.kubeconfig).await
+    }
 }
 
 impl Drop for PrivateCluster {

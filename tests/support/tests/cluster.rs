@@ -205,3 +205,22 @@ async fn the_fault_proxy_fails_what_it_is_told_and_keeps_the_clients_identity() 
     assert!(started.elapsed() < Duration::from_secs(30));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_controller_rate_that_is_not_a_whole_number_is_refused_before_anything_starts() {
+    let dir = std::env::temp_dir().join(format!("durablejob-cluster-qps-{}", std::process::id()));
+    let out = std::process::Command::new(testsupport::repo_root().join("hack/cluster.sh"))
+        .arg("start")
+        .arg(&dir)
+        .args(["--controller-qps", "fast"])
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--controller-qps") && stderr.contains("'fast'"),
+        "{stderr}"
+    );
+    assert!(!dir.join("pids").exists(), "nothing was started");
+}

@@ -13,7 +13,17 @@
 //! watch saw them). For DurableJobs also: Job complete (the watch event that shows it) → run closed
 //! in Temporal p50/p99, runs Temporal did not start (the DurableJobs' missedRunsByCause), the
 //! runner's and operator's CPU seconds and peak RSS, and the runner's API requests per run
-//! (GETs and all) from the API server's audit log. `BENCH_N` (default 300) sets N.
+//! (GETs and all) from the API server's audit log, counted up to the slot after the last measured
+//! one. `BENCH_N` (default 300) sets N; `BENCH_SIDES` (`both`, `cronjob`, `durablejob`) which sides
+//! run; `BENCH_TEMPORAL_CONFIG` passes the dev server dynamic config values (`KEY=VALUE`, separated by
+//! `;`), e.g. `worker.schedulerNamespaceStartWorkflowRPS=1000` (how many schedule actions Temporal
+//! starts per second in a namespace, 30 by default).
+//!
+//! The cluster is one of the bench's own. Its kube-controller-manager runs with
+//! `--kube-api-qps BENCH_CONTROLLER_QPS` (default 200, burst twice that; `0` keeps Kubernetes'
+//! default of 20): the Job controller makes about 5.6 requests per 2-second Job, so at the default
+//! it completes about 3.6 Jobs a second, fewer than 300 every-minute schedules need, for either
+//! side. The bench prints the Job controller's requests per Job beside the rest.
 //! Results and how they were taken: BENCHMARKS.md.
 
 #[allow(dead_code)]
@@ -35,7 +45,7 @@ use std::{
 };
 
 use chrono::{DateTime, Utc};
-use common::{env_or, rss_peak_kib};
+use common::{env_or, rss_kib, rss_peak_kib};
 use durablejob::api::DurableJob;
 use futures::StreamExt;
 use k8s_openapi::api::batch::v1::{CronJob, Job};
@@ -170,20 +180,18 @@ fn cpu_seconds(pid: u32) -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
-/// Close times of the runs in `namespace` by workflow id, from Temporal's visibility store.
-fn close_times(address: &str, namespace: &str) -> BTreeMap<String, DateTime<Utc>> {
+/// One run as Temporal's visibility store lists it.
+struct Listed {
+    status: String,
+    started: Option<DateTime<Utc>>,
+    closed: Option<DateTime<Utc>>,
+}
+
+/// The runs of `namespace` as Temporal's visibility store lists them, by workflow id.
+fn runs(address: &str, namespace: &str) -> BTreeMap<String, Listed> {
     let listed = temporal::cli_json(
         address,
-        &[
-            "workflow",
-            "list",
-            "--namespace",
-            namespace,
-            "--query",
-            "ExecutionStatus != 'Running'",
-            "--limit",
-            "100000",
-        ],
+        &["workflow", "list", "--namespace", namespace, "--limit", "100000"],
     )
     .unwrap_or(Value::Null);
     listed
@@ -192,8 +200,18 @@ fn close_times(address: &str, namespace: &str) -> BTreeMap<String, DateTime<Utc>
         .flatten()
         .filter_map(|w| {
             let id = w["execution"]["workflowId"].as_str()?.to_string();
-            let closed = DateTime::parse_from_rfc3339(w["closeTime"].as_str()?).ok()?;
-            Some((id, closed.with_timezone(&Utc)))
+            let time = |field: &str| {
+                w[field]
+                    .as_str()
+                    .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+                    .map(|t| t.with_timezone(&Utc))
+            };
+            let listed = Listed {
+                status: w["status"].as_str().unwrap_or("?").to_string(),
+                started: time("startTime"),
+                closed: time("closeTime"),
+            };
+            Some((id, listed))
         })
         .collect()
 }
@@ -205,55 +223,80 @@ fn main() -> anyhow::Result<()> {
     let n = env_or("BENCH_N", 300);
     let slots = env_or("BENCH_SLOTS", 3);
     let job_secs = env_or("BENCH_JOB_SECS", 2);
+    let qps = env_or("BENCH_CONTROLLER_QPS", 200);
+    let temporal_config: Vec<String> = std::env::var("BENCH_TEMPORAL_CONFIG")
+        .unwrap_or_default()
+        .split(';')
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(str::to_string)
+        .collect();
+    let sides = Sides::from_env()?;
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    rt.block_on(run(n, slots, job_secs))
+    rt.block_on(run(n, slots, job_secs, qps, &temporal_config, sides))
 }
 
-async fn run(n: usize, slots: usize, job_secs: usize) -> anyhow::Result<()> {
+async fn run(
+    n: usize,
+    slots: usize,
+    job_secs: usize,
+    qps: usize,
+    temporal_config: &[String],
+    sides: Sides,
+) -> anyhow::Result<()> {
     let dir = std::env::temp_dir().join(format!("durablejob-fire-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
-    let cluster = tokio::task::block_in_place(testsupport::Cluster::shared);
-    let mut server = temporal::DevServer::start(dir.clone(), None).await?;
+    let qps_arg = qps.to_string();
+    let options: &[&str] = if qps == 0 {
+        &[]
+    } else {
+        &["--controller-qps", &qps_arg]
+    };
+    let cluster = tokio::task::block_in_place(|| testsupport::Cluster::private("fire", options))?;
+    tokio::task::block_in_place(|| cluster.install_durablejob())?;
+    let cluster = &cluster;
+    let server_args: Vec<&str> = temporal_config
+        .iter()
+        .flat_map(|v| ["--dynamic-config-value", v.as_str()])
+        .collect();
+    let mut server = temporal::DevServer::start_with(dir.clone(), None, &server_args).await?;
     let address = server.address();
     temporal::create_namespace(&address, "fire")?;
     let _cron_ns = tokio::task::block_in_place(|| cluster.namespace("fire-cron"))?;
     let _dj_ns = tokio::task::block_in_place(|| cluster.namespace("fire"))?;
     let client = cluster.client().await?;
     let pods = json!({"test.durablejob.dev/duration": format!("{job_secs}s")});
+    let controller = if qps == 0 {
+        "Kubernetes' default client rate (20/s)".to_string()
+    } else {
+        format!("--kube-api-qps {qps}")
+    };
     println!(
-        "fire: N={n} every minute, {slots} slots each side, Jobs of {job_secs} s, Temporal dev server at {address}\n"
+        "fire: N={n} every minute, {slots} slots each side, Jobs of {job_secs} s, kube-controller-manager with {controller}, Temporal dev server at {address} (dynamic config: {})\n",
+        if temporal_config.is_empty() {
+            "defaults".to_string()
+        } else {
+            temporal_config.join("; ")
+        }
     );
     println!(
         "| side | slot | Jobs expected | created | missing | slot → Job p50 | p99 | max | finished | Job created → finished p50 | p99 |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|---|");
 
-    // 1. CronJobs
-    let cronjobs: Api<CronJob> = Api::namespaced(client.clone(), "fire-cron");
-    let (cron_jobs, cron_watch) = watch_jobs(
-        &client,
-        "fire-cron",
-        "batch.kubernetes.io/cronjob-scheduled-timestamp",
-    );
-    let first = next_minute(Duration::from_secs(20));
-    for i in 0..n {
-        let cj = testsupport::cronjob(
-            &format!("cron-{i:04}"),
-            json!({"schedule": "* * * * *", "concurrencyPolicy": "Forbid"}),
-            pods.clone(),
-        );
-        cronjobs
-            .create(&PostParams::default(), &serde_json::from_value(cj)?)
-            .await?;
-    }
-    sleep_until(first + chrono::Duration::minutes(slots as i64 - 1) + chrono::Duration::seconds(100)).await;
-    let _ = cronjobs
-        .delete_collection(&DeleteParams::background(), &Default::default())
-        .await;
-    cron_watch.abort();
-    report_slots("CronJob", n, first, slots, &cron_jobs);
+    // 1. CronJobs (skipped with BENCH_SIDES=durablejob)
+    let (cron_total, cron_job_controller) = if sides.cronjob {
+        cron_side(cluster, &client, n, slots, &pods).await?
+    } else {
+        (0, BTreeMap::new())
+    };
 
     // 2. DurableJobs, through the operator and the runner
+    if !sides.durablejob {
+        server.stop().await;
+        let _ = std::fs::remove_dir_all(&dir);
+        return Ok(());
+    }
     let operator = spawn(
         &["operator", "--watch-namespaces", "fire"],
         cluster,
@@ -262,7 +305,6 @@ async fn run(n: usize, slots: usize, job_secs: usize) -> anyhow::Result<()> {
     )?;
     let runner = spawn(&["runner", "--sdk-metrics-addr", "off"], cluster, &address, &dir)?;
     let runner_pid = runner.pid();
-    let audit_before = cluster.audit().map(|a| runner_requests(&a));
     let djs: Api<DurableJob> = Api::namespaced(client.clone(), "fire");
     let (dj_jobs, dj_watch) = watch_jobs(&client, "fire", "durablejob.dev/scheduled-time");
     let first = next_minute(Duration::from_secs(45));
@@ -276,8 +318,24 @@ async fn run(n: usize, slots: usize, job_secs: usize) -> anyhow::Result<()> {
         .await?;
     }
     let applied = created.elapsed();
+    sleep_until(first - chrono::Duration::seconds(2)).await;
     let (operator_cpu, runner_cpu) = (cpu_seconds(operator.pid()), cpu_seconds(runner_pid));
-    sleep_until(first + chrono::Duration::minutes(slots as i64 - 1) + chrono::Duration::seconds(100)).await;
+    let idle_rss = rss_kib(runner_pid).unwrap_or(0);
+    // the runner's resident size beside the runs waiting on a Job at that moment
+    let mut most_waiting = (0usize, idle_rss);
+    let end = first + chrono::Duration::minutes(slots as i64 - 1) + chrono::Duration::seconds(100);
+    while Utc::now() < end {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let waiting = dj_jobs
+            .lock()
+            .expect("jobs")
+            .values()
+            .filter(|s| s.finished.is_none())
+            .count();
+        if waiting >= most_waiting.0 {
+            most_waiting = (waiting, rss_kib(runner_pid).unwrap_or(0));
+        }
+    }
     dj_watch.abort();
     let total = report_slots("DurableJob", n, first, slots, &dj_jobs);
     let (operator_cpu, runner_cpu) = (
@@ -286,18 +344,45 @@ async fn run(n: usize, slots: usize, job_secs: usize) -> anyhow::Result<()> {
     );
 
     // Job complete -> run closed
-    let closed = close_times(&address, "fire");
+    let listed = runs(&address, "fire");
     let mut closing: Vec<f64> = dj_jobs
         .lock()
         .expect("jobs")
         .values()
         .filter_map(|s| {
             let done = s.finished?;
-            let at = closed.get(s.workflow_id.as_ref()?)?;
-            Some((*at - done).num_milliseconds() as f64 / 1000.0)
+            let at = listed.get(s.workflow_id.as_ref()?)?.closed?;
+            Some((at - done).num_milliseconds() as f64 / 1000.0)
         })
         .collect();
     closing.sort_by(f64::total_cmp);
+    // slot -> Temporal started the run -> the run's Job was created: where slot -> Job goes
+    let (mut to_start, mut to_job): (Vec<f64>, Vec<f64>) = dj_jobs
+        .lock()
+        .expect("jobs")
+        .values()
+        .filter_map(|s| {
+            let started = listed.get(s.workflow_id.as_ref()?)?.started?;
+            Some((
+                (started - s.slot).num_milliseconds() as f64 / 1000.0,
+                (s.created - started).num_milliseconds() as f64 / 1000.0,
+            ))
+        })
+        .unzip();
+    to_start.sort_by(f64::total_cmp);
+    to_job.sort_by(f64::total_cmp);
+    // every run Temporal started, by status, and those that never got a Job
+    let with_job: std::collections::BTreeSet<String> = dj_jobs
+        .lock()
+        .expect("jobs")
+        .values()
+        .filter_map(|s| s.workflow_id.clone())
+        .collect();
+    let mut by_status: BTreeMap<String, usize> = BTreeMap::new();
+    for run in listed.values() {
+        *by_status.entry(run.status.clone()).or_default() += 1;
+    }
+    let jobless = listed.keys().filter(|id| !with_job.contains(*id)).count();
     // runs Temporal did not start
     let mut missed: BTreeMap<String, i64> = BTreeMap::new();
     for dj in djs.list(&Default::default()).await?.items {
@@ -321,7 +406,21 @@ async fn run(n: usize, slots: usize, job_secs: usize) -> anyhow::Result<()> {
         percentile(&closing, 0.99),
         closing.last().copied().unwrap_or(f64::NAN)
     );
+    println!(
+        "| slot → Temporal started the run (p50, p99, max) | {:.1} s, {:.1} s, {:.1} s |",
+        percentile(&to_start, 0.5),
+        percentile(&to_start, 0.99),
+        to_start.last().copied().unwrap_or(f64::NAN)
+    );
+    println!(
+        "| run started → its Job created (p50, p99, max) | {:.1} s, {:.1} s, {:.1} s |",
+        percentile(&to_job, 0.5),
+        percentile(&to_job, 0.99),
+        to_job.last().copied().unwrap_or(f64::NAN)
+    );
     println!("| runs Temporal did not start, by cause | {missed:?} |");
+    println!("| runs Temporal started, by status at the end | {by_status:?} |");
+    println!("| runs Temporal started that have no Job (the window's last slot included) | {jobless} |");
     println!("| runner CPU over the slots | {runner_cpu:.1} s |");
     println!("| operator CPU over the slots | {operator_cpu:.1} s |");
     println!(
@@ -332,17 +431,31 @@ async fn run(n: usize, slots: usize, job_secs: usize) -> anyhow::Result<()> {
         "| operator peak RSS | {:.0} MiB |",
         rss_peak_kib(operator.pid()).map_or(f64::NAN, |k| k as f64 / 1024.0)
     );
-    if let (Some(before), Some(audit)) = (audit_before, cluster.audit()) {
-        let after = runner_requests(&audit);
-        let runs = total.max(1) as f64;
-        for (verb, count) in after {
-            let delta = count - before.get(&verb).copied().unwrap_or(0);
-            println!(
-                "| runner API requests per run: {verb} | {:.2} |",
-                delta as f64 / runs
-            );
-        }
+    let (waiting, rss) = most_waiting;
+    println!(
+        "| runner RSS before the first slot / with the most runs waiting on a Job ({waiting}) | {:.0} MiB / {:.0} MiB ({:.1} KiB per waiting run) |",
+        idle_rss as f64 / 1024.0,
+        rss as f64 / 1024.0,
+        (rss as f64 - idle_rss as f64) / waiting.max(1) as f64
+    );
+    let window = (first, first + chrono::Duration::minutes(slots as i64));
+    let audit = cluster.audit();
+    let runs = total.max(1) as f64;
+    for (verb, count) in runner_requests(&audit, window) {
+        println!(
+            "| runner API requests per run: {verb} | {:.2} |",
+            count as f64 / runs
+        );
     }
+    let per_job = |counts: BTreeMap<String, i64>, jobs: usize| {
+        let all: i64 = counts.values().sum();
+        format!("{:.2} ({counts:?})", all as f64 / jobs.max(1) as f64)
+    };
+    println!(
+        "| the Job controller's requests per Job: CronJob side / DurableJob side | {} / {} |",
+        per_job(cron_job_controller, cron_total),
+        per_job(job_controller_requests(&audit, "fire", window), total)
+    );
     drop(runner);
     drop(operator);
     server.stop().await;
@@ -350,11 +463,76 @@ async fn run(n: usize, slots: usize, job_secs: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The CronJob side: N CronJobs (Forbid) firing every minute for `slots` slots; prints its rows
+/// and returns its Jobs and the Job controller's requests in the window.
+async fn cron_side(
+    cluster: &testsupport::PrivateCluster,
+    client: &kube::Client,
+    n: usize,
+    slots: usize,
+    pods: &Value,
+) -> anyhow::Result<(usize, BTreeMap<String, i64>)> {
+    let cronjobs: Api<CronJob> = Api::namespaced(client.clone(), "fire-cron");
+    let (cron_jobs, cron_watch) = watch_jobs(
+        client,
+        "fire-cron",
+        "batch.kubernetes.io/cronjob-scheduled-timestamp",
+    );
+    let first = next_minute(Duration::from_secs(20));
+    for i in 0..n {
+        let cj = testsupport::cronjob(
+            &format!("cron-{i:04}"),
+            json!({"schedule": "* * * * *", "concurrencyPolicy": "Forbid"}),
+            pods.clone(),
+        );
+        cronjobs
+            .create(&PostParams::default(), &serde_json::from_value(cj)?)
+            .await?;
+    }
+    sleep_until(first + chrono::Duration::minutes(slots as i64 - 1) + chrono::Duration::seconds(100)).await;
+    let _ = cronjobs
+        .delete_collection(&DeleteParams::background(), &Default::default())
+        .await;
+    cron_watch.abort();
+    let total = report_slots("CronJob", n, first, slots, &cron_jobs);
+    let window = (first, first + chrono::Duration::minutes(slots as i64));
+    Ok((
+        total,
+        job_controller_requests(&cluster.audit(), "fire-cron", window),
+    ))
+}
+
+/// Which sides run (`BENCH_SIDES`: `both`, the default, `cronjob` or `durablejob`).
+struct Sides {
+    cronjob: bool,
+    durablejob: bool,
+}
+
+impl Sides {
+    fn from_env() -> anyhow::Result<Self> {
+        match std::env::var("BENCH_SIDES").as_deref() {
+            Err(_) | Ok("both") | Ok("") => Ok(Self {
+                cronjob: true,
+                durablejob: true,
+            }),
+            Ok("cronjob") => Ok(Self {
+                cronjob: true,
+                durablejob: false,
+            }),
+            Ok("durablejob") => Ok(Self {
+                cronjob: false,
+                durablejob: true,
+            }),
+            Ok(other) => anyhow::bail!("BENCH_SIDES={other:?}: use both, cronjob or durablejob"),
+        }
+    }
+}
+
 /// `durablejob ROLE ARGS` as a separate process against the bench's cluster and Temporal
 /// namespace `fire`, logging to `DIR/ROLE.log`.
 fn spawn(
     args: &[&str],
-    cluster: &testsupport::Cluster,
+    cluster: &testsupport::PrivateCluster,
     address: &str,
     dir: &std::path::Path,
 ) -> anyhow::Result<procs::Guarded> {
@@ -365,21 +543,51 @@ fn spawn(
         .arg(format!("127.0.0.1:{}", procs::free_port()))
         .arg("--health-addr")
         .arg(format!("127.0.0.1:{}", procs::free_port()))
-        .env("KUBECONFIG", cluster.kubeconfig())
+        .env("KUBECONFIG", &cluster.kubeconfig)
         .env("TEMPORAL_ADDRESS", address)
         .env("TEMPORAL_NAMESPACE", "fire")
         .env("RUST_LOG", "warn");
     Ok(procs::Guarded::spawn(cmd, &dir.join(format!("{}.log", args[0])))?)
 }
 
-/// Requests the runner made, by verb and resource (`get jobs`, `get durablejobs`, ...): the
-/// runner runs with the admin credentials here, so it is told apart by its user agent.
-fn runner_requests(audit: &testsupport::AuditLog) -> BTreeMap<String, i64> {
+/// From the first measured slot to the slot after the last one (runs of later slots do not count).
+type Window = (DateTime<Utc>, DateTime<Utc>);
+
+fn within(e: &testsupport::AuditEvent, (from, to): Window) -> bool {
+    e.received().is_some_and(|t| t >= from && t < to)
+}
+
+/// Requests the runner made in the window, by verb and resource (`get jobs`, `get durablejobs`,
+/// ...): the runner runs with the admin credentials here, so it is told apart by its user agent.
+fn runner_requests(audit: &testsupport::AuditLog, window: Window) -> BTreeMap<String, i64> {
     let mut out = BTreeMap::new();
     for e in audit.events() {
-        if e.user_agent.contains("(runner;") {
+        if e.user_agent.contains("(runner;") && within(&e, window) {
             *out.entry(format!("{} {}", e.verb, e.object_ref.resource))
                 .or_default() += 1;
+        }
+    }
+    out
+}
+
+/// Requests the kube-controller-manager's Job controller made in `namespace` in the window, by
+/// verb and resource: the cluster's own cost per Job, the same for both sides.
+fn job_controller_requests(
+    audit: &testsupport::AuditLog,
+    namespace: &str,
+    window: Window,
+) -> BTreeMap<String, i64> {
+    let mut out = BTreeMap::new();
+    for e in audit.events() {
+        if e.is_service_account("kube-system", "job-controller")
+            && e.object_ref.namespace == namespace
+            && within(&e, window)
+        {
+            let what = match e.object_ref.subresource.as_str() {
+                "" => e.object_ref.resource.clone(),
+                sub => format!("{}/{sub}", e.object_ref.resource),
+            };
+            *out.entry(format!("{} {what}", e.verb)).or_default() += 1;
         }
     }
     out

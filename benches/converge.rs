@@ -2,8 +2,13 @@
 //! the local control plane (hack/cluster.sh) and a Temporal dev server, runs the release
 //! `durablejob operator` as a separate process, applies N DurableJobs with 32 concurrent
 //! creates and prints:
-//! - the time until all are Ready, against a raw client making the same N CreateSchedule calls
-//!   at the same concurrency on the same server (the ratio is the figure of merit);
+//! - the time until all are Ready, against an ideal controller on the same cluster and server
+//!   that does, per DurableJob, only what any operator must (the user's create, a finalizer patch,
+//!   CreateSchedule, a status patch) at the same concurrency with nothing read back: operator time
+//!   / ideal time is the figure of merit; beside it a raw client making only the N CreateSchedule
+//!   calls;
+//! - the operator's Kubernetes requests per DurableJob while converging, by verb and resource
+//!   (the API server's audit log);
 //! - the operator's peak RSS (VmHWM);
 //! - steady state: Temporal calls and Kubernetes writes per second while nothing changes;
 //! - apply → Ready latency of single DurableJobs on the idle operator (p50, p99);
@@ -32,10 +37,7 @@ use common::{env_or, rss_peak_kib};
 
 use durablejob::api::DurableJob;
 use futures::StreamExt;
-use kube::{
-    Api,
-    api::{ListParams, PostParams},
-};
+use kube::{Api, api::PostParams};
 use serde_json::json;
 
 fn manifest(name: &str) -> DurableJob {
@@ -192,9 +194,88 @@ async fn raw_baseline(
     n: usize,
     concurrency: usize,
 ) -> anyhow::Result<(Duration, usize)> {
+    let client = raw_client(address, namespace).await?;
+    let started = Instant::now();
+    let errors = futures::stream::iter(0..n)
+        .map(|i| {
+            let c = client.clone();
+            async move { create_schedule(c, &format!("raw-{i}")).await.is_err() }
+        })
+        .buffer_unordered(concurrency)
+        .filter(|failed| futures::future::ready(*failed))
+        .count()
+        .await;
+    Ok((started.elapsed(), errors))
+}
+
+/// The ideal controller: for each of N DurableJobs in Kubernetes namespace `namespace` (which no
+/// operator watches) only what any operator must do, `concurrency` at a time: the user's create, a
+/// finalizer patch, CreateSchedule in Temporal namespace `namespace`, a status patch (Ready), with
+/// nothing read back. Returns the time and the DurableJobs that failed a step.
+async fn ideal_baseline(
+    kube: &kube::Client,
+    address: &str,
+    namespace: &str,
+    n: usize,
+    concurrency: usize,
+) -> anyhow::Result<(Duration, usize)> {
+    use kube::api::{Patch, PatchParams};
+    let temporal = raw_client(address, namespace).await?;
+    let djs: Api<DurableJob> = Api::namespaced(kube.clone(), namespace);
+    let started = Instant::now();
+    let errors = futures::stream::iter(0..n)
+        .map(|i| {
+            let (djs, temporal) = (djs.clone(), temporal.clone());
+            async move {
+                let name = format!("dj-{i:05}");
+                let steps = async {
+                    djs.create(&PostParams::default(), &manifest(&name)).await?;
+                    djs.patch(
+                        &name,
+                        &PatchParams::default(),
+                        &Patch::Merge(json!({"metadata": {"finalizers": ["durablejob.dev/schedule"]}})),
+                    )
+                    .await?;
+                    create_schedule(temporal, &format!("{namespace}-{name}")).await?;
+                    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+                    djs.patch_status(
+                        &name,
+                        &PatchParams::default(),
+                        &Patch::Merge(json!({"status": {"observedGeneration": 1, "scheduleId": format!("{namespace}-{name}"),
+                            "conditions": [{"type": "Ready", "status": "True", "reason": "ScheduleCreated", "message": "",
+                                            "lastTransitionTime": now, "observedGeneration": 1}]}})),
+                    )
+                    .await?;
+                    anyhow::Ok(())
+                };
+                steps.await.is_err()
+            }
+        })
+        .buffer_unordered(concurrency)
+        .filter(|failed| futures::future::ready(*failed))
+        .count()
+        .await;
+    Ok((started.elapsed(), errors))
+}
+
+type RawClient = temporalio_client::Client;
+
+async fn raw_client(address: &str, namespace: &str) -> anyhow::Result<RawClient> {
     use std::str::FromStr;
-    use temporalio_client::{Client, ClientOptions, Connection, ConnectionOptions, NamespacedClient, Url};
-    use temporalio_client::{grpc::WorkflowService, tonic::IntoRequest};
+    use temporalio_client::{Client, ClientOptions, Connection, ConnectionOptions, Url};
+    let conn =
+        Connection::connect(ConnectionOptions::new(Url::from_str(&format!("http://{address}"))?).build())
+            .await?;
+    Ok(Client::new(
+        conn,
+        ClientOptions::new(namespace.to_string()).build(),
+    )?)
+}
+
+/// One CreateSchedule call as the operator makes it for `manifest`: a 24-hour interval that runs
+/// the built-in runner's workflow.
+async fn create_schedule(mut c: RawClient, id: &str) -> anyhow::Result<()> {
+    use temporalio_client::{NamespacedClient, grpc::WorkflowService, tonic::IntoRequest};
     use temporalio_common::protos::{
         coresdk::AsJsonPayloadExt,
         temporal::api::{
@@ -205,61 +286,62 @@ async fn raw_baseline(
             workflowservice::v1::CreateScheduleRequest,
         },
     };
-    let conn =
-        Connection::connect(ConnectionOptions::new(Url::from_str(&format!("http://{address}"))?).build())
-            .await?;
-    let client = Client::new(conn, ClientOptions::new(namespace.to_string()).build())?;
     let input = json!({"namespace": "bench", "name": "x", "uid": "u", "jobTemplate": testsupport::job_template(json!({})),
         "successfulRunsHistoryLimit": 3, "failedRunsHistoryLimit": 1});
-    let payload = input.as_json_payload()?;
-    let started = Instant::now();
-    let errors = futures::stream::iter(0..n)
-        .map(|i| {
-            let mut c = client.clone();
-            let payload = payload.clone();
-            async move {
-                let req = CreateScheduleRequest {
-                    namespace: c.namespace(),
-                    schedule_id: format!("raw-{i}"),
-                    schedule: Some(Schedule {
-                        spec: Some(ScheduleSpec {
-                            interval: vec![IntervalSpec {
-                                interval: Some(Duration::from_secs(86_400).try_into().expect("duration")),
-                                phase: Some(Duration::from_secs(7 * 3600).try_into().expect("duration")),
-                            }],
-                            ..Default::default()
-                        }),
-                        action: Some(ScheduleAction {
-                            action: Some(Action::StartWorkflow(NewWorkflowExecutionInfo {
-                                workflow_id: format!("raw-{i}"),
-                                workflow_type: Some(WorkflowType {
-                                    name: "durablejob.run".into(),
-                                }),
-                                task_queue: Some(TaskQueue {
-                                    name: "durablejob-runner".into(),
-                                    ..Default::default()
-                                }),
-                                input: Some(Payloads {
-                                    payloads: vec![payload],
-                                }),
-                                ..Default::default()
-                            })),
-                        }),
+    let req = CreateScheduleRequest {
+        namespace: c.namespace(),
+        schedule_id: id.to_string(),
+        schedule: Some(Schedule {
+            spec: Some(ScheduleSpec {
+                interval: vec![IntervalSpec {
+                    interval: Some(Duration::from_secs(86_400).try_into()?),
+                    phase: Some(Duration::from_secs(7 * 3600).try_into()?),
+                }],
+                ..Default::default()
+            }),
+            action: Some(ScheduleAction {
+                action: Some(Action::StartWorkflow(NewWorkflowExecutionInfo {
+                    workflow_id: id.to_string(),
+                    workflow_type: Some(WorkflowType {
+                        name: "durablejob.run".into(),
+                    }),
+                    task_queue: Some(TaskQueue {
+                        name: "durablejob-runner".into(),
                         ..Default::default()
                     }),
-                    request_id: format!("raw-{i}"),
+                    input: Some(Payloads {
+                        payloads: vec![input.as_json_payload()?],
+                    }),
                     ..Default::default()
-                };
-                WorkflowService::create_schedule(&mut c, req.into_request())
-                    .await
-                    .is_err()
+                })),
+            }),
+            ..Default::default()
+        }),
+        request_id: id.to_string(),
+        ..Default::default()
+    };
+    WorkflowService::create_schedule(&mut c, req.into_request()).await?;
+    Ok(())
+}
+
+/// The operator's requests by verb and resource (`patch durablejobs/status`, `create events`,
+/// ...; a dry run is counted apart): it runs with the admin credentials here, so it is told apart
+/// by its user agent.
+fn operator_requests(audit: &testsupport::AuditLog) -> std::collections::BTreeMap<String, i64> {
+    let mut out = std::collections::BTreeMap::new();
+    for e in audit.events() {
+        if e.user_agent.contains("(operator;") && e.verb != "watch" {
+            let mut what = format!("{} {}", e.verb, e.object_ref.resource);
+            if !e.object_ref.subresource.is_empty() {
+                what = format!("{what}/{}", e.object_ref.subresource);
             }
-        })
-        .buffer_unordered(concurrency)
-        .filter(|failed| futures::future::ready(*failed))
-        .count()
-        .await;
-    Ok((started.elapsed(), errors))
+            if e.is_dry_run() {
+                what.push_str(" (dry run)");
+            }
+            *out.entry(what).or_default() += 1;
+        }
+    }
+    out
 }
 
 fn main() -> anyhow::Result<()> {
@@ -282,10 +364,21 @@ async fn run(n: usize, steady_secs: u64, concurrency: usize, fire: usize) -> any
     let address = server.address();
     temporal::create_namespace(&address, "bench")?;
     temporal::create_namespace(&address, "raw")?;
+    temporal::create_namespace(&address, "ideal")?;
     let _ns = tokio::task::block_in_place(|| cluster.namespace("bench"))?;
+    let _ideal_ns = tokio::task::block_in_place(|| cluster.namespace("ideal"))?;
     let client = cluster.client().await?;
     let djs: Api<DurableJob> = Api::namespaced(client.clone(), "bench");
     println!("durablejob-bench: N={n}, {concurrency} concurrent creates, Temporal dev server at {address}");
+
+    // the ideal controller first, on the fresh cluster and server (no operator runs yet)
+    let cpu_before_ideal = cpu_seconds(PROCESSES);
+    let (ideal, ideal_errors) = ideal_baseline(&client, &address, "ideal", n, concurrency).await?;
+    let cpu_ideal: Vec<String> = cpu_seconds(PROCESSES)
+        .into_iter()
+        .zip(cpu_before_ideal)
+        .map(|((n, after), (_, before))| format!("{n} {:.1}", after - before))
+        .collect();
 
     let metrics_port = procs::free_port();
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_durablejob"));
@@ -304,8 +397,24 @@ async fn run(n: usize, steady_secs: u64, concurrency: usize, fire: usize) -> any
     let pid = operator.pid();
     tokio::time::sleep(Duration::from_secs(2)).await;
 
-    // converge
+    // converge: a watch (not a polled list, which would load the API server the operator needs)
+    // counts the DurableJobs whose status says Ready for their generation
+    let ready_names = std::sync::Arc::new(std::sync::Mutex::new(std::collections::BTreeSet::<String>::new()));
+    let sink = ready_names.clone();
+    let watching = djs.clone();
+    let watch = tokio::spawn(async move {
+        use kube::runtime::{WatchStreamExt, watcher};
+        let mut events = std::pin::pin!(watcher(watching, watcher::Config::default()).applied_objects());
+        while let Some(Ok(dj)) = events.next().await {
+            if ready(&dj) {
+                sink.lock()
+                    .expect("ready")
+                    .insert(dj.metadata.name.clone().unwrap_or_default());
+            }
+        }
+    });
     let cpu_before = cpu_seconds(PROCESSES);
+    let operator_requests_before = cluster.audit().map(|a| operator_requests(&a));
     let started = Instant::now();
     let created = futures::stream::iter(0..n)
         .map(|i| {
@@ -323,8 +432,7 @@ async fn run(n: usize, steady_secs: u64, concurrency: usize, fire: usize) -> any
     let applied = started.elapsed();
     let deadline = Instant::now() + Duration::from_secs(1800);
     let converged = loop {
-        let list = djs.list(&ListParams::default()).await?;
-        let ready_now = list.items.iter().filter(|d| ready(d)).count();
+        let ready_now = ready_names.lock().expect("ready").len();
         if ready_now >= created {
             break started.elapsed();
         }
@@ -334,8 +442,9 @@ async fn run(n: usize, steady_secs: u64, concurrency: usize, fire: usize) -> any
                 dir.display()
             );
         }
-        tokio::time::sleep(Duration::from_millis(250)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
     };
+    watch.abort();
     let peak_after_converge = rss_peak_kib(pid).unwrap_or(0);
     let cpu_converge: Vec<(String, f64)> = cpu_seconds(PROCESSES)
         .into_iter()
@@ -343,6 +452,15 @@ async fn run(n: usize, steady_secs: u64, concurrency: usize, fire: usize) -> any
         .map(|((n, after), (_, before))| (n, after - before))
         .collect();
     let calls_converge = temporal_calls(metrics_port).await;
+    let operator_requests_converge: Vec<String> = match (operator_requests_before, cluster.audit()) {
+        (Some(before), Some(audit)) => operator_requests(&audit)
+            .into_iter()
+            .map(|(what, count)| (what.clone(), count - before.get(&what).copied().unwrap_or(0)))
+            .filter(|(_, count)| *count > 0)
+            .map(|(what, count)| format!("{what} {:.2}", count as f64 / n as f64))
+            .collect(),
+        _ => vec![],
+    };
 
     // steady state: the sweep lists the schedules every resync interval (5m)
     let by_op_before = temporal_calls_by_operation(metrics_port).await;
@@ -405,6 +523,23 @@ async fn run(n: usize, steady_secs: u64, concurrency: usize, fire: usize) -> any
         "| all Ready | {:.1} s ({:.0}/s) |",
         converged.as_secs_f64(),
         rate(converged)
+    );
+    println!(
+        "| ideal controller (create, finalizer patch, CreateSchedule, status patch), same N and concurrency | {:.1} s ({:.0}/s), {ideal_errors} failed |",
+        ideal.as_secs_f64(),
+        rate(ideal)
+    );
+    println!(
+        "| operator time / ideal time | {:.2} (target: at most 1.25) |",
+        converged.as_secs_f64() / ideal.as_secs_f64()
+    );
+    println!(
+        "| CPU seconds while the ideal controller ran | {} |",
+        cpu_ideal.join(", ")
+    );
+    println!(
+        "| operator's Kubernetes requests per DurableJob while converging | {} |",
+        operator_requests_converge.join(", ")
     );
     println!(
         "| raw CreateSchedule, same N and concurrency | {:.1} s ({:.0}/s), {raw_errors} errors |",

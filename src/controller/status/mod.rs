@@ -133,35 +133,7 @@ pub(crate) fn build(
         if let Some(latest) = o.recent_actions.iter().map(|a| a.scheduled_time).max() {
             s.last_schedule_time = Some(secs(latest));
         }
-        // the runs are read after the description: a run they show closed is no longer running
-        let closed = |run_id: &str| {
-            r.runs.is_some_and(|runs| {
-                runs.iter()
-                    .any(|x| x.run.run_id == run_id && x.result != RunResult::Running)
-            })
-        };
-        s.running_workflows = o
-            .running
-            .iter()
-            .filter(|run| !closed(&run.run_id))
-            .map(|run| {
-                let record = r
-                    .runs
-                    .and_then(|runs| runs.iter().find(|x| x.run.run_id == run.run_id));
-                RunningWorkflow {
-                    workflow_id: run.workflow_id.clone(),
-                    run_id: run.run_id.clone(),
-                    attempt: record.and_then(|x| x.attempts),
-                    job_name: record.and_then(|x| x.job_name.clone()),
-                    start_time: record.map(|x| secs(x.start_time)).or_else(|| {
-                        o.recent_actions
-                            .iter()
-                            .find(|a| a.run.run_id == run.run_id)
-                            .map(|a| secs(a.actual_time))
-                    }),
-                }
-            })
-            .collect();
+        s.running_workflows = running_workflows(o, r.runs);
     } else if r.completed {
         s.completed = true;
         s.paused = false;
@@ -359,6 +331,43 @@ fn streak_message(notes: &str, resume_at: Option<DateTime<Utc>>) -> String {
     format!("{notes}. {how}")
 }
 
+/// The runs in flight, from one observation: those the schedule lists as running (unless the
+/// runs read after the description show them closed) and those the runs show running that the
+/// schedule does not list (Temporal does not track a run started with overlap AllowAll, as a
+/// manual trigger is), so `runningWorkflows` always agrees with `recentRuns`.
+fn running_workflows(o: &ObservedSchedule, runs: Option<&[RunRecord]>) -> Vec<RunningWorkflow> {
+    let record = |run_id: &str| runs.and_then(|runs| runs.iter().find(|x| x.run.run_id == run_id));
+    let closed = |run_id: &str| record(run_id).is_some_and(|x| x.result != RunResult::Running);
+    let listed = o.running.iter().filter(|run| !closed(&run.run_id)).map(|run| {
+        let record = record(&run.run_id);
+        RunningWorkflow {
+            workflow_id: run.workflow_id.clone(),
+            run_id: run.run_id.clone(),
+            attempt: record.and_then(|x| x.attempts),
+            job_name: record.and_then(|x| x.job_name.clone()),
+            start_time: record.map(|x| secs(x.start_time)).or_else(|| {
+                o.recent_actions
+                    .iter()
+                    .find(|a| a.run.run_id == run.run_id)
+                    .map(|a| secs(a.actual_time))
+            }),
+        }
+    });
+    let unlisted = runs
+        .into_iter()
+        .flatten()
+        .filter(|x| x.result == RunResult::Running)
+        .filter(|x| !o.running.iter().any(|run| run.run_id == x.run.run_id))
+        .map(|x| RunningWorkflow {
+            workflow_id: x.run.workflow_id.clone(),
+            run_id: x.run.run_id.clone(),
+            attempt: x.attempts,
+            job_name: x.job_name.clone(),
+            start_time: Some(secs(x.start_time)),
+        });
+    listed.chain(unlisted).collect()
+}
+
 pub(crate) fn requeue_after(status: &DurableJobStatus, now: DateTime<Utc>, resync: Duration) -> Duration {
     const IN_FLIGHT: Duration = Duration::from_secs(5);
     const AFTER_START: Duration = Duration::from_secs(2);
@@ -528,6 +537,51 @@ mod tests {
         });
         let running: Vec<&str> = s.running_workflows.iter().map(|w| w.run_id.as_str()).collect();
         assert_eq!(running, vec!["c"]);
+    }
+
+    #[test]
+    fn a_run_the_schedule_does_not_track_is_running_as_the_runs_show_it() {
+        // a manual trigger starts with overlap AllowAll: Temporal's description does not list it
+        // among the running workflows, the runs read from visibility do
+        let d = DurableJob::test("x").desired_schedule();
+        let runs = vec![
+            run("manual", t(11, 20, 0), None, RunResult::Running),
+            run("c", t(11, 0, 0), None, RunResult::Running),
+            run("b", t(10, 0, 0), Some(t(10, 5, 0)), RunResult::Succeeded),
+        ];
+        let obs = observed(&["c"]);
+        let s = build_status(&Observations {
+            desired: Some(&d),
+            observed: Some(&obs),
+            runs: Some(&runs),
+            ..Default::default()
+        });
+        let running: Vec<(&str, Option<&str>)> = s
+            .running_workflows
+            .iter()
+            .map(|w| (w.run_id.as_str(), w.job_name.as_deref()))
+            .collect();
+        assert_eq!(
+            running,
+            vec![("c", Some("job-c")), ("manual", Some("job-manual"))]
+        );
+        let recent_running: Vec<&str> = s
+            .recent_runs
+            .iter()
+            .filter(|r| r.result == RunResult::Running)
+            .map(|r| r.run_id.as_str())
+            .collect();
+        assert!(
+            recent_running
+                .iter()
+                .all(|id| running.iter().any(|(r, _)| r == id)),
+            "every run recentRuns shows running is in runningWorkflows: {recent_running:?}"
+        );
+        assert_eq!(
+            requeue_after(&s, t(11, 30, 0), Duration::from_secs(3600)),
+            Duration::from_secs(5),
+            "runs in flight are looked at every few seconds"
+        );
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! End-to-end tests: the `durablejob operator` and `worker` binaries as separate processes with
+//! End-to-end tests: the `durablejob operator` and `durablejob runner` as separate processes with
 //! their own ServiceAccounts, the real Kubernetes control plane (one for the binary, started by
 //! `hack/cluster.sh`, or the cluster in `DURABLEJOB_TEST_KUBECONFIG`) and the real Temporal dev
 //! server (one for the binary). A namespace (Kubernetes and Temporal) and an operator per
@@ -44,22 +44,44 @@ pub struct Shared {
 const PARALLEL: usize = 3;
 const SCENARIO_TIMEOUT: Duration = Duration::from_secs(300);
 
+/// Every file of scenarios, by module name. A file in tests/e2e/ that defines scenarios and is
+/// missing here fails the run (`testsupport::unregistered_scenario_files`), so none is silently
+/// skipped.
+const REGISTERED: &[(&str, &[(&str, Scenario)])] = &[
+    ("schedules", schedules::SCENARIOS),
+    ("runs", runs::SCENARIOS),
+    ("handover", handover::SCENARIOS),
+    ("kubectl", kubectl::SCENARIOS),
+    ("install", install::SCENARIOS),
+    ("control", control::SCENARIOS),
+    ("faults", faults::SCENARIOS),
+    ("calendars", calendars::SCENARIOS),
+    ("streaks", streaks::SCENARIOS),
+    ("tenancy", tenancy::SCENARIOS),
+];
+
 fn main() -> ExitCode {
     let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
     let list_only = std::env::args().any(|a| a == "--list");
-    let scenarios: Vec<(&'static str, Scenario)> = schedules::SCENARIOS
-        .iter()
-        .chain(runs::SCENARIOS)
-        .chain(handover::SCENARIOS)
-        .chain(kubectl::SCENARIOS)
-        .chain(install::SCENARIOS)
-        .chain(control::SCENARIOS)
-        .chain(faults::SCENARIOS)
-        .chain(calendars::SCENARIOS)
-        .chain(streaks::SCENARIOS)
-        .chain(tenancy::SCENARIOS)
-        .copied()
-        .collect();
+    let names: Vec<&str> = REGISTERED.iter().map(|(n, _)| *n).collect();
+    let missing = testsupport::unregistered_scenario_files(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e"),
+        concat!("scenarios", "!("),
+        &names,
+    );
+    if !missing.is_empty() {
+        eprintln!(
+            "tests/e2e: the scenarios of {} would never run: add each file to REGISTERED (and its `mod`) in tests/e2e/main.rs",
+            missing
+                .iter()
+                .map(|m| format!("{m}.rs"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        return ExitCode::FAILURE;
+    }
+    let scenarios: Vec<(&'static str, Scenario)> =
+        REGISTERED.iter().flat_map(|(_, s)| s.iter()).copied().collect();
     let selected: Vec<(&'static str, Scenario)> = scenarios
         .into_iter()
         .filter(|(n, _)| {

@@ -153,7 +153,7 @@ pub async fn scrape(port: u16) -> String {
     out
 }
 
-/// The built-in runner (`durablejob worker`) as a separate process.
+/// The built-in runner (`durablejob runner`) as a separate process.
 pub struct Runner {
     proc: Option<Guarded>,
     dir: std::path::PathBuf,

@@ -13,6 +13,7 @@ mod cluster;
 mod faults;
 mod kubectl;
 pub mod manifests;
+mod registry;
 mod wait;
 
 pub use audit::{AuditEvent, AuditLog};
@@ -20,6 +21,7 @@ pub use cluster::{Cluster, Namespace, PrivateCluster, client_for, service_accoun
 pub use faults::{FailRule, FaultProxy};
 pub use kubectl::Kubectl;
 pub use manifests::{cronjob, durable_job, job_template};
+pub use registry::unregistered_scenario_files;
 pub use wait::wait_for;
 
 use std::path::PathBuf;

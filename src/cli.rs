@@ -88,6 +88,14 @@ pub struct OperatorArgs {
         value_name = "NS,..."
     )]
     pub runner_namespaces: Vec<String>,
+    /// No built-in runner is installed (the chart's runner.enabled=false): a DurableJob with a
+    /// jobTemplate is reported as RunnerNotServing instead of turning Ready and never running.
+    #[arg(
+        long,
+        env = "DURABLEJOB_NO_BUILTIN_RUNNER",
+        conflicts_with = "runner_namespaces"
+    )]
+    pub no_builtin_runner: bool,
     /// First part of schedule ids (`<prefix>:<namespace>/<name>`); differ per cluster sharing a Temporal namespace.
     #[arg(long, env = "DURABLEJOB_SCHEDULE_ID_PREFIX", default_value = DEFAULT_SCHEDULE_ID_PREFIX, value_parser = parse_prefix)]
     pub schedule_id_prefix: String,

@@ -193,7 +193,9 @@ async fn operator(args: OperatorArgs) -> ExitCode {
         namespace_grants,
         schedule_id_prefix: args.schedule_id_prefix,
         runner_task_queue: args.runner_task_queue,
-        runner_namespaces: if args.runner_namespaces.is_empty() {
+        runner_namespaces: if args.no_builtin_runner {
+            vec![]
+        } else if args.runner_namespaces.is_empty() {
             vec![temporal.namespace.clone()]
         } else {
             args.runner_namespaces.clone()

@@ -294,6 +294,10 @@ fn value_sets_render_what_they_ask_for() {
         ],
     );
     assert_eq!(of_kind(&objects, "Deployment").len(), 1);
+    assert!(
+        args(&objects, "durablejob-operator").contains(&"--no-builtin-runner".to_string()),
+        "without the runner, the operator refuses jobTemplates instead of making schedules nobody runs"
+    );
     assert_eq!(of_kind(&objects, "ServiceMonitor").len(), 1);
     assert_eq!(of_kind(&objects, "PodDisruptionBudget").len(), 1);
     assert!(
@@ -498,6 +502,7 @@ fn the_runners_temporal_namespaces_reach_the_runner_and_the_operator() {
         !serde_json::to_string(&defaults).unwrap().contains("-namespaces="),
         "by default both use temporal.namespace"
     );
+    assert!(!args(&defaults, "durablejob-operator").contains(&"--no-builtin-runner".to_string()));
 }
 
 #[test]

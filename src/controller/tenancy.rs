@@ -93,6 +93,12 @@ fn runner_serves(valid: &ValidSpec, desired: &DesiredSchedule, settings: &Settin
         ));
     }
     let namespace = &desired.location.namespace;
+    if settings.runner_namespaces.is_empty() {
+        return Err(refused(
+            Reason::RunnerNotServing,
+            "No built-in runner is installed with this operator (Helm runner.enabled=false, operator --no-builtin-runner), so no run of this spec.jobTemplate would start: install the runner (Helm runner.enabled=true), or run your own worker with spec.worker or spec.workflow instead of spec.jobTemplate".to_string(),
+        ));
+    }
     if settings.runner_namespaces.iter().any(|n| n == namespace) {
         return Ok(());
     }
@@ -247,6 +253,30 @@ mod tests {
                 (got, expected) => panic!("{what}: expected {expected:?}, got {got:?}"),
             }
         }
+    }
+
+    #[test]
+    fn without_a_runner_a_job_template_is_refused_and_a_worker_is_not() {
+        let s = Settings {
+            runner_namespaces: vec![],
+            ..settings()
+        };
+        let p = check_in("team-a", &DurableJob::test("report"), &s).unwrap_err();
+        assert_eq!(p.reason, Reason::RunnerNotServing);
+        assert!(p.stalled);
+        assert!(
+            p.message.starts_with("No built-in runner is installed")
+                && p.message.contains("runner.enabled=true"),
+            "{}",
+            p.message
+        );
+        let worker: DurableJob = serde_json::from_value(json!({
+            "apiVersion": "durablejob.dev/v1alpha1", "kind": "DurableJob",
+            "metadata": {"name": "report", "namespace": "team-a"},
+            "spec": {"schedule": {"cron": ["0 * * * *"]}, "worker": {"image": "example.com/report:1"}, "workflow": {"type": "Report"}}
+        }))
+        .unwrap();
+        assert_eq!(check_in("team-a", &worker, &s), Ok(()));
     }
 
     #[test]

@@ -66,7 +66,7 @@ fn main() -> ExitCode {
     let names: Vec<&str> = REGISTERED.iter().map(|(n, _)| *n).collect();
     let missing = testsupport::unregistered_scenario_files(
         &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e"),
-        concat!("scenarios", "!("),
+        "scenarios!(",
         &names,
     );
     if !missing.is_empty() {

@@ -195,17 +195,27 @@ async fn raw_baseline(
     concurrency: usize,
 ) -> anyhow::Result<(Duration, usize)> {
     let client = raw_client(address, namespace).await?;
+    Ok(timed(n, concurrency, |i| {
+        let c = client.clone();
+        async move { create_schedule(c, &format!("raw-{i}")).await.is_ok() }
+    })
+    .await)
+}
+
+/// Runs `task(0..n)`, `concurrency` at a time; the time it took and how many returned false.
+async fn timed<F: std::future::Future<Output = bool>>(
+    n: usize,
+    concurrency: usize,
+    task: impl FnMut(usize) -> F,
+) -> (Duration, usize) {
     let started = Instant::now();
-    let errors = futures::stream::iter(0..n)
-        .map(|i| {
-            let c = client.clone();
-            async move { create_schedule(c, &format!("raw-{i}")).await.is_err() }
-        })
+    let failed = futures::stream::iter(0..n)
+        .map(task)
         .buffer_unordered(concurrency)
-        .filter(|failed| futures::future::ready(*failed))
+        .filter(|ok| futures::future::ready(!*ok))
         .count()
         .await;
-    Ok((started.elapsed(), errors))
+    (started.elapsed(), failed)
 }
 
 /// The ideal controller: for each of N DurableJobs in Kubernetes namespace `namespace` (which no
@@ -222,9 +232,7 @@ async fn ideal_baseline(
     use kube::api::{Patch, PatchParams};
     let temporal = raw_client(address, namespace).await?;
     let djs: Api<DurableJob> = Api::namespaced(kube.clone(), namespace);
-    let started = Instant::now();
-    let errors = futures::stream::iter(0..n)
-        .map(|i| {
+    Ok(timed(n, concurrency, |i| {
             let (djs, temporal) = (djs.clone(), temporal.clone());
             async move {
                 let name = format!("dj-{i:05}");
@@ -248,14 +256,10 @@ async fn ideal_baseline(
                     .await?;
                     anyhow::Ok(())
                 };
-                steps.await.is_err()
+                steps.await.is_ok()
             }
         })
-        .buffer_unordered(concurrency)
-        .filter(|failed| futures::future::ready(*failed))
-        .count()
-        .await;
-    Ok((started.elapsed(), errors))
+    .await)
 }
 
 type RawClient = temporalio_client::Client;
@@ -416,20 +420,16 @@ async fn run(n: usize, steady_secs: u64, concurrency: usize, fire: usize) -> any
     let cpu_before = cpu_seconds(PROCESSES);
     let operator_requests_before = cluster.audit().map(|a| operator_requests(&a));
     let started = Instant::now();
-    let created = futures::stream::iter(0..n)
-        .map(|i| {
-            let djs = djs.clone();
-            async move {
-                djs.create(&PostParams::default(), &manifest(&format!("dj-{i:05}")))
-                    .await
-                    .is_ok()
-            }
-        })
-        .buffer_unordered(concurrency)
-        .filter(|ok| futures::future::ready(*ok))
-        .count()
-        .await;
-    let applied = started.elapsed();
+    let (applied, refused) = timed(n, concurrency, |i| {
+        let djs = djs.clone();
+        async move {
+            djs.create(&PostParams::default(), &manifest(&format!("dj-{i:05}")))
+                .await
+                .is_ok()
+        }
+    })
+    .await;
+    let created = n - refused;
     let deadline = Instant::now() + Duration::from_secs(1800);
     let converged = loop {
         let ready_now = ready_names.lock().expect("ready").len();

@@ -127,6 +127,11 @@ fn next_minute(lead: Duration) -> DateTime<Utc> {
     DateTime::from_timestamp(secs - secs.rem_euclid(60) + 60, 0).expect("a time")
 }
 
+/// When a side stops being watched: 100 s after its last slot.
+fn watched_until(first: DateTime<Utc>, slots: usize) -> DateTime<Utc> {
+    first + chrono::Duration::minutes(slots as i64 - 1) + chrono::Duration::seconds(100)
+}
+
 async fn sleep_until(t: DateTime<Utc>) {
     let wait = (t - Utc::now()).to_std().unwrap_or_default();
     tokio::time::sleep(wait).await;
@@ -323,7 +328,7 @@ async fn run(
     let idle_rss = rss_kib(runner_pid).unwrap_or(0);
     // the runner's resident size beside the runs waiting on a Job at that moment
     let mut most_waiting = (0usize, idle_rss);
-    let end = first + chrono::Duration::minutes(slots as i64 - 1) + chrono::Duration::seconds(100);
+    let end = watched_until(first, slots);
     while Utc::now() < end {
         tokio::time::sleep(Duration::from_secs(1)).await;
         let waiting = dj_jobs
@@ -439,7 +444,8 @@ async fn run(
         (rss as f64 - idle_rss as f64) / waiting.max(1) as f64
     );
     let window = (first, first + chrono::Duration::minutes(slots as i64));
-    let audit = cluster.audit();
+    // the audit log is read once: it holds every request of both sides by now
+    let audit = cluster.audit().events();
     let runs = total.max(1) as f64;
     for (verb, count) in runner_requests(&audit, window) {
         println!(
@@ -489,7 +495,7 @@ async fn cron_side(
             .create(&PostParams::default(), &serde_json::from_value(cj)?)
             .await?;
     }
-    sleep_until(first + chrono::Duration::minutes(slots as i64 - 1) + chrono::Duration::seconds(100)).await;
+    sleep_until(watched_until(first, slots)).await;
     let _ = cronjobs
         .delete_collection(&DeleteParams::background(), &Default::default())
         .await;
@@ -498,7 +504,7 @@ async fn cron_side(
     let window = (first, first + chrono::Duration::minutes(slots as i64));
     Ok((
         total,
-        job_controller_requests(&cluster.audit(), "fire-cron", window),
+        job_controller_requests(&cluster.audit().events(), "fire-cron", window),
     ))
 }
 
@@ -559,10 +565,10 @@ fn within(e: &testsupport::AuditEvent, (from, to): Window) -> bool {
 
 /// Requests the runner made in the window, by verb and resource (`get jobs`, `get durablejobs`,
 /// ...): the runner runs with the admin credentials here, so it is told apart by its user agent.
-fn runner_requests(audit: &testsupport::AuditLog, window: Window) -> BTreeMap<String, i64> {
+fn runner_requests(audit: &[testsupport::AuditEvent], window: Window) -> BTreeMap<String, i64> {
     let mut out = BTreeMap::new();
-    for e in audit.events() {
-        if e.user_agent.contains("(runner;") && within(&e, window) {
+    for e in audit {
+        if e.user_agent.contains("(runner;") && within(e, window) {
             *out.entry(format!("{} {}", e.verb, e.object_ref.resource))
                 .or_default() += 1;
         }
@@ -573,15 +579,15 @@ fn runner_requests(audit: &testsupport::AuditLog, window: Window) -> BTreeMap<St
 /// Requests the kube-controller-manager's Job controller made in `namespace` in the window, by
 /// verb and resource: the cluster's own cost per Job, the same for both sides.
 fn job_controller_requests(
-    audit: &testsupport::AuditLog,
+    audit: &[testsupport::AuditEvent],
     namespace: &str,
     window: Window,
 ) -> BTreeMap<String, i64> {
     let mut out = BTreeMap::new();
-    for e in audit.events() {
+    for e in audit {
         if e.is_service_account("kube-system", "job-controller")
             && e.object_ref.namespace == namespace
-            && within(&e, window)
+            && within(e, window)
         {
             let what = match e.object_ref.subresource.as_str() {
                 "" => e.object_ref.resource.clone(),

@@ -40,6 +40,9 @@ pub enum Reason {
     RunFailed,
     /// spec.suspendAfterFailures runs failed in a row.
     ConsecutiveFailures,
+    /// Paused in Temporal by someone else (not the spec, not after a failed run): shown until
+    /// the operator's drift repair unpauses it.
+    Paused,
     // --- problems (conditions, Warning Events, reconcile_failures)
     InvalidSpec,
     TemporalUnavailable,

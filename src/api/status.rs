@@ -33,8 +33,9 @@ pub struct DurableJobStatus {
     #[serde(default)]
     pub paused: bool,
 
-    /// Why it is paused: Suspended (spec.suspend), RunFailed (pauseOnFailure) or
-    /// ConsecutiveFailures (spec.suspendAfterFailures).
+    /// Why it is paused: Suspended (spec.suspend), RunFailed (pauseOnFailure),
+    /// ConsecutiveFailures (spec.suspendAfterFailures) or Paused (in Temporal, by someone else,
+    /// until the operator unpauses it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub paused_reason: Option<String>,
 

@@ -108,7 +108,7 @@ pub(crate) fn build(
         } else if o.paused_for_streak().is_some() {
             Some(Reason::ConsecutiveFailures.to_string())
         } else {
-            Some("Paused".into())
+            Some(Reason::Paused.to_string())
         };
         s.action_count = o.total_actions();
         s.missed_runs = o.missed_catchup_window;
@@ -648,6 +648,28 @@ mod tests {
         });
         assert!(s.paused && s.next_run_times.is_empty());
         assert_eq!(s.paused_reason.as_deref(), Some("Suspended"));
+    }
+
+    #[test]
+    fn a_pause_made_in_temporal_by_someone_else_is_named_by_a_reason_too() {
+        let d = DurableJob::test("x").desired_schedule();
+        let obs = ObservedSchedule {
+            paused: true,
+            notes: "paused by hand in the UI".into(),
+            ..observed(&[])
+        };
+        let s = build_status(&Observations {
+            desired: Some(&d),
+            observed: Some(&obs),
+            ..Default::default()
+        });
+        assert!(s.paused);
+        assert_eq!(s.paused_reason.as_deref(), Some(Reason::Paused.as_str()));
+        assert_eq!(
+            Reason::Paused.as_str(),
+            "Paused",
+            "the value status showed before"
+        );
     }
 
     #[test]

@@ -37,6 +37,7 @@ pub(crate) mod build;
 pub(crate) mod calendar;
 pub(crate) mod io;
 pub(crate) mod missed;
+pub(crate) mod pause;
 pub(crate) mod plan;
 pub(crate) mod reconcile;
 pub(crate) mod status;

@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 
 use crate::api::{DurableJobStatus, SyncRecord};
 use crate::controller::build::schedule::{DesiredSchedule, Owner};
+use crate::controller::pause::PauseState;
 use crate::controller::streak;
 use crate::temporal::{ObservedSchedule, WriteOptions};
 
@@ -126,17 +127,12 @@ pub(crate) fn decide(input: &PlanInput<'_>) -> Decision {
         other => return Decision::Foreign { owner: other.clone() },
     }
 
-    // a pause for a failure streak ends with a resume request, or by itself after resumeAfter
-    let streak_paused_at = obs.paused_for_streak();
-    let resume_due = match (streak_paused_at, d.streak.and_then(|p| p.resume_after)) {
-        (Some(at), Some(after)) => at + chrono::TimeDelta::from_std(after).unwrap_or_default() <= input.now,
-        _ => false,
-    };
-    let resume = input.resume_requested.is_some() || resume_due;
-    let paused_after_failures = obs.paused_by_failure() || streak_paused_at.is_some();
-    let failure_pause = ((obs.paused_by_failure() && d.pause_on_failure)
-        || (streak_paused_at.is_some() && d.streak.is_some()))
-        && !resume;
+    // a pause after failed runs is kept while the spec asks for it, until a resume request,
+    // or (the operator's pause for a streak) until spec.resumeAfter ends it
+    let pause = PauseState::of(Some(d), obs);
+    let resume = input.resume_requested.is_some() || pause.resume_due(input.now);
+    let paused_after_failures = pause.after_failures();
+    let failure_pause = pause.held && !resume;
     let spec_unchanged = previous_sync.is_some_and(|s| s.desired_hash == input.desired_hash);
     let description_unchanged = previous_sync.is_some_and(|s| s.observed_fingerprint == obs.fingerprint);
 

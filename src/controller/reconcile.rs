@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use kube::{ResourceExt, runtime::controller::Action};
 
 use super::io::{self, Notice, kube as k8s};
+use super::pause::PauseState;
 use super::status::{self, Observations, Problem, WorkerState};
 use super::{Context, Error, build::schedule, validate};
 use crate::api::{DeletionPolicy, DurableJob, DurableJobCalendar, DurableJobStatus, RESUME_ANNOTATION};
@@ -147,7 +148,8 @@ pub(crate) async fn schedule_and_status<S: Schedules>(
         None => {
             let mut after = status::requeue_after(&status, now, settings.full_resync_interval);
             // a pause for failed runs that spec.resumeAfter ends is looked at when it ends
-            if let Some(at) = status::resume_at(desired, s.and_then(|s| s.observed.as_ref())) {
+            let observed = s.and_then(|s| s.observed.as_ref());
+            if let Some(at) = observed.and_then(|o| PauseState::of(desired, o).resume_at) {
                 let until = (at - now).to_std().unwrap_or_default() + Duration::from_millis(500);
                 after = after.min(until);
             }

@@ -76,21 +76,6 @@ impl ObservedSchedule {
     pub fn total_actions(&self) -> i64 {
         self.action_count_base + self.action_count
     }
-
-    /// When the operator paused the schedule for `spec.suspendAfterFailures` (from the notes).
-    pub fn paused_for_streak(&self) -> Option<DateTime<Utc>> {
-        if !self.paused {
-            return None;
-        }
-        crate::controller::streak::paused_at(&self.notes)
-    }
-
-    /// Paused by Temporal itself after a failed run (`pauseOnFailure`).
-    pub fn paused_by_failure(&self) -> bool {
-        self.paused
-            && (self.notes.starts_with("paused due to workflow")
-                || self.notes.starts_with("paused, workflow"))
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

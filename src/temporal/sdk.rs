@@ -1053,7 +1053,7 @@ mod tests {
             (3, 4, 7)
         );
         assert_eq!(o.missed_catchup_window, 2);
-        assert!(o.paused && !o.paused_by_failure());
+        assert!(o.paused && o.notes == "n");
         assert_eq!(o.conflict_token, vec![1, 2]);
         assert_eq!(
             o.running,

@@ -12,6 +12,7 @@ use crate::api::{
     DurableJobStatus, Request, RequestParams, RequestRecord, RequestResult, RequestVerb, handled,
 };
 use crate::controller::build::schedule::DesiredSchedule;
+use crate::controller::pause::{PausedBy, paused_by};
 use crate::reason::Reason;
 use crate::temporal::{ObservedSchedule, RunRef, Schedules, TemporalError};
 use crate::util::digest::hex_sha256;
@@ -277,7 +278,7 @@ async fn act<S: Schedules>(schedules: &S, t: &Target<'_>, r: &Request, now: Date
                     "Resumed schedule {} after the pause that followed failed runs",
                     at.id
                 )
-            } else if t.observed.is_some_and(|o| o.paused_by_failure()) {
+            } else if t.observed.and_then(paused_by) == Some(PausedBy::Failure) {
                 format!(
                     "Schedule {} stays paused: spec.pauseOnFailure is off, so the pause is repaired as drift",
                     at.id

@@ -10,6 +10,7 @@ use tracing::info;
 use super::Notice;
 use crate::api::{DurableJobStatus, RESUME_ANNOTATION, RunResult, SyncRecord};
 use crate::controller::build::schedule::{DesiredSchedule, ScheduleLocation};
+use crate::controller::pause::{PausedBy, paused_by};
 use crate::controller::plan::{self, Decision, PlanInput, WriteReason};
 use crate::controller::status::{Problem, RECENT_RUNS};
 use crate::controller::{missed, streak};
@@ -154,7 +155,7 @@ pub(crate) async fn sync<S: Schedules>(
         Decision::InSync { record_fingerprint } => {
             if let Some(fp) = record_fingerprint {
                 out.sync = Some(record(fp));
-                if !r.previous.paused && observed.as_ref().is_some_and(|o| o.paused_by_failure()) {
+                if !r.previous.paused && observed.as_ref().and_then(paused_by) == Some(PausedBy::Failure) {
                     out.notices.push(Notice::warning(
                         Reason::PausedAfterFailure,
                         "Pause",

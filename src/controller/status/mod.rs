@@ -9,6 +9,7 @@ pub(crate) mod conditions;
 use self::conditions::ConditionValue;
 use crate::api::{DurableJobStatus, RecentRun, RunResult, RunningWorkflow, SyncRecord};
 use crate::controller::build::schedule::DesiredSchedule;
+use crate::controller::pause::PauseState;
 use crate::reason::{ConditionType, Reason};
 use crate::temporal::{ObservedSchedule, RunRecord};
 
@@ -94,22 +95,13 @@ pub(crate) fn build(
         s.schedule = Some(d.summary());
     }
 
-    if let Some(o) = r.observed {
+    let pause = r.observed.map(|o| PauseState::of(r.desired, o));
+    if let (Some(o), Some(pause)) = (r.observed, pause) {
         if let Some(sync) = s.sync.as_mut() {
             sync.listing = Some(o.listing.clone());
         }
         s.paused = o.paused;
-        s.paused_reason = if !o.paused {
-            None
-        } else if r.desired.is_some_and(|d| d.paused) {
-            Some(Reason::Suspended.to_string())
-        } else if o.paused_by_failure() {
-            Some(Reason::RunFailed.to_string())
-        } else if o.paused_for_streak().is_some() {
-            Some(Reason::ConsecutiveFailures.to_string())
-        } else {
-            Some(Reason::Paused.to_string())
-        };
+        s.paused_reason = pause.reason().map(|r| r.to_string());
         s.action_count = o.total_actions();
         s.missed_runs = o.missed_catchup_window;
         s.missed_runs_by_cause = crate::controller::missed::counts(o);
@@ -161,17 +153,14 @@ pub(crate) fn build(
         }
     }
 
-    let failure_paused = r.observed.is_some_and(|o| o.paused_by_failure())
-        && r.desired.is_some_and(|d| d.pause_on_failure && !d.paused);
-    let streak_paused = r
-        .observed
-        .and_then(|o| o.paused_for_streak())
-        .filter(|_| r.desired.is_some_and(|d| d.streak.is_some() && !d.paused));
+    let kept = pause.and_then(|p| p.kept());
+    let failure_paused = kept == Some(Reason::PausedAfterFailure);
+    let streak_paused = kept == Some(Reason::ConsecutiveFailures);
     s.message = match (&r.problem, failure_paused) {
         (Some(p), _) => Some(p.message.clone()),
-        (None, false) if streak_paused.is_some() => Some(streak_message(
+        (None, false) if streak_paused => Some(streak_message(
             r.observed.map(|o| o.notes.as_str()).unwrap_or_default(),
-            resume_at(r.desired, r.observed),
+            pause.and_then(|p| p.resume_at),
         )),
         (None, true) => Some(format!(
             "Paused by Temporal after a failed run ({}). To resume, set the annotation {} to a new value.",
@@ -238,7 +227,7 @@ pub(crate) fn build(
                 Reason::Completed
             } else if failure_paused {
                 Reason::PausedAfterFailure
-            } else if streak_paused.is_some() {
+            } else if streak_paused {
                 Reason::ConsecutiveFailures
             } else {
                 Reason::Synced
@@ -306,17 +295,6 @@ pub(crate) fn recent_run(r: &RunRecord) -> RecentRun {
     }
 }
 
-/// When to look again: every few seconds while runs are in flight, just after the next run
-/// otherwise, and at least every resync interval.
-/// When spec.resumeAfter ends the operator's pause for failed runs.
-pub(crate) fn resume_at(
-    desired: Option<&DesiredSchedule>,
-    observed: Option<&ObservedSchedule>,
-) -> Option<DateTime<Utc>> {
-    let after = desired?.streak?.resume_after?;
-    Some(observed?.paused_for_streak()? + TimeDelta::from_std(after).ok()?)
-}
-
 fn streak_message(notes: &str, resume_at: Option<DateTime<Utc>>) -> String {
     let how = match resume_at {
         Some(t) => format!(
@@ -368,6 +346,8 @@ fn running_workflows(o: &ObservedSchedule, runs: Option<&[RunRecord]>) -> Vec<Ru
     listed.chain(unlisted).collect()
 }
 
+/// When to look again: every few seconds while runs are in flight, just after the next run
+/// otherwise, and at least every resync interval.
 pub(crate) fn requeue_after(status: &DurableJobStatus, now: DateTime<Utc>, resync: Duration) -> Duration {
     const IN_FLIGHT: Duration = Duration::from_secs(5);
     const AFTER_START: Duration = Duration::from_secs(2);

@@ -138,11 +138,11 @@ impl DurableJob {
 
     /// The schedule the operator would build for this resource (namespace `default`, uid `uid-1`,
     /// default settings); panics when the spec is invalid.
-    pub fn desired_schedule(&self) -> crate::controller::build::schedule::DesiredSchedule {
-        let valid = crate::controller::validate::validate(&self.spec).expect("a valid spec");
+    pub fn desired_schedule(&self) -> crate::desired::schedule::DesiredSchedule {
+        let valid = crate::desired::validate::validate(&self.spec).expect("a valid spec");
         let name = self.metadata.name.clone().expect("a name");
-        crate::controller::build::schedule::desired(
-            &crate::controller::build::schedule::ResourceRef {
+        crate::desired::schedule::desired(
+            &crate::desired::schedule::ResourceRef {
                 namespace: "default",
                 name: &name,
                 uid: "uid-1",

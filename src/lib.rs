@@ -2,8 +2,9 @@
 #![warn(unreachable_pub)]
 //! durablejob: Kubernetes CronJob replacements driven by Temporal schedules.
 //!
-//! The reconcile pipeline lives in [`controller`]: pure steps ([`controller::validate`],
-//! [`controller::build`], [`controller::plan`], [`controller::status`]) between thin I/O
+//! What a spec asks for (validated, and the schedule built from it) is [`desired`], below
+//! everything that acts on it. The reconcile pipeline lives in [`controller`]: pure steps
+//! ([`controller::build`], [`controller::plan`], [`controller::status`]) between thin I/O
 //! layers that talk to Kubernetes and Temporal ([`temporal`]). The built-in runner is
 //! [`runner`]; the run-control verbs (`durablejob trigger|...`, `kubectl durablejob ...`) are
 //! [`control`].
@@ -14,6 +15,7 @@ pub mod control;
 pub mod controller;
 pub mod crd;
 pub(crate) mod cron;
+pub mod desired;
 pub mod get;
 pub mod handover;
 pub mod health;

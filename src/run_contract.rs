@@ -8,8 +8,6 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::controller::validate::ValidRetry;
-
 /// The contract version this build writes. Inputs without a version are version 1.
 pub(crate) const VERSION: u32 = 1;
 
@@ -52,25 +50,6 @@ pub struct RunRetry {
     /// 0 means unlimited.
     pub maximum_attempts: i32,
     pub non_retryable_error_types: Vec<String>,
-}
-
-impl From<&ValidRetry> for RunRetry {
-    fn from(r: &ValidRetry) -> Self {
-        let ValidRetry {
-            initial_interval,
-            backoff_coefficient,
-            maximum_interval,
-            maximum_attempts,
-            non_retryable_error_types,
-        } = r;
-        Self {
-            initial_interval: *initial_interval,
-            backoff_coefficient: *backoff_coefficient,
-            maximum_interval: *maximum_interval,
-            maximum_attempts: *maximum_attempts,
-            non_retryable_error_types: non_retryable_error_types.clone(),
-        }
-    }
 }
 
 /// Memo keys the built-in runner sets on its workflows, read back into `recentRuns`.

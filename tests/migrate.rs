@@ -420,7 +420,7 @@ fn every_valid_cronjob_converts_to_a_durablejob_the_schema_and_the_operator_acce
                 .map_err(|e| TestCaseError::fail(format!("{}: {e}", cjs[0])))?;
             let typed: durablejob::api::DurableJob =
                 serde_json::from_value(dj.clone()).map_err(|e| TestCaseError::fail(e.to_string()))?;
-            durablejob::controller::validate::validate(&typed.spec)
+            durablejob::desired::validate::validate(&typed.spec)
                 .map_err(|e| TestCaseError::fail(format!("{}: {e}", cjs[0]["spec"]["schedule"])))?;
             converted.borrow_mut().push(dj);
             Ok(())

@@ -3,7 +3,7 @@
 //! The schema generated from these types is the first line of validation: enums, patterns,
 //! bounds and CEL rules refuse typical mistakes at `kubectl apply`. What a schema cannot
 //! express (cron semantics, IANA zones, embedded Job/Pod templates) is checked by
-//! [`crate::controller::validate`] and reported as `Ready=False`.
+//! [`crate::desired::validate`] and reported as `Ready=False`.
 //!
 //! Durations and timestamps are kept as the strings the user wrote: the operator never
 //! writes the spec, and comparisons are made on parsed values, so GitOps tools see no drift.

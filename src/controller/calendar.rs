@@ -24,8 +24,9 @@ use serde_json::json;
 use tracing::warn;
 
 use super::io::{Notice, kube as k8s};
-use super::{Context, Error, validate};
+use super::{Context, Error};
 use crate::api::{CALENDAR_FINALIZER, DurableJob, DurableJobCalendar, DurableJobCalendarStatus};
+use crate::desired::validate;
 use crate::reason::Reason;
 use crate::temporal::Schedules;
 

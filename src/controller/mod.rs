@@ -44,7 +44,6 @@ pub(crate) mod status;
 pub(crate) mod streak;
 pub(crate) mod sweep;
 pub(crate) mod tenancy;
-pub mod validate;
 
 #[cfg(test)]
 mod tests;

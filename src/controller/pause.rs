@@ -5,8 +5,8 @@
 
 use chrono::{DateTime, TimeDelta, Utc};
 
-use super::build::schedule::DesiredSchedule;
 use super::streak;
+use crate::desired::schedule::DesiredSchedule;
 use crate::reason::Reason;
 use crate::temporal::ObservedSchedule;
 

@@ -4,9 +4,9 @@
 use chrono::{DateTime, Utc};
 
 use crate::api::{DurableJobStatus, SyncRecord};
-use crate::controller::build::schedule::{DesiredSchedule, Owner};
 use crate::controller::pause::PauseState;
 use crate::controller::streak;
+use crate::desired::schedule::{DesiredSchedule, Owner};
 use crate::temporal::{ObservedSchedule, WriteOptions};
 
 /// Why a schedule is (re)written; shown in Events.

@@ -11,15 +11,6 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use crate::api::{FailureStreak, RecentRun, RunResult};
 use crate::temporal::RecentAction;
 
-/// What the spec asks for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct StreakPolicy {
-    /// Failed runs in a row that pause the schedule.
-    pub after: u32,
-    /// Resume by itself this long after the pause.
-    pub resume_after: Option<std::time::Duration>,
-}
-
 /// One run as far as the streak is concerned.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Seen {

@@ -4,10 +4,10 @@
 //! its workflow type and task queue. Pure: decided from the spec, the schedule built from it
 //! and the settings; a refusal is final until the spec or the grants change (`Stalled`).
 
-use super::build::schedule::DesiredSchedule;
 use super::status::Problem;
-use super::validate::{Executor, ValidSpec};
 use crate::api::BUILTIN_WORKFLOW_TYPE;
+use crate::desired::schedule::DesiredSchedule;
+use crate::desired::validate::{Executor, ValidSpec};
 use crate::reason::Reason;
 use crate::settings::Settings;
 
@@ -115,7 +115,7 @@ fn runner_serves(valid: &ValidSpec, desired: &DesiredSchedule, settings: &Settin
 mod tests {
     use super::*;
     use crate::api::DurableJob;
-    use crate::controller::build::schedule::{self, ResourceRef};
+    use crate::desired::schedule::{self, ResourceRef};
     use crate::settings::NamespaceGrants;
     use serde_json::json;
 
@@ -130,7 +130,7 @@ mod tests {
 
     /// The check for `dj` in Kubernetes namespace `namespace`, through the real validate and build.
     fn check_in(namespace: &str, dj: &DurableJob, settings: &Settings) -> Result<(), Problem> {
-        let valid = crate::controller::validate::validate(&dj.spec).expect("a valid spec");
+        let valid = crate::desired::validate::validate(&dj.spec).expect("a valid spec");
         let r = ResourceRef {
             namespace,
             name: "report",

@@ -105,15 +105,14 @@ async fn a_change_made_in_temporal_is_repaired_with_a_warning() {
     let fake = FakeSchedules::default();
     let dj = DurableJob::test("report");
     let first = reconcile(&fake, &dj).await;
-    let location =
-        first
-            .status
-            .schedule_id
-            .clone()
-            .map(|id| crate::controller::build::schedule::ScheduleLocation {
-                namespace: "default".into(),
-                id,
-            });
+    let location = first
+        .status
+        .schedule_id
+        .clone()
+        .map(|id| crate::desired::schedule::ScheduleLocation {
+            namespace: "default".into(),
+            id,
+        });
     fake.tamper(&location.expect("a schedule id"));
     fake.clear_calls();
     let out = reconcile(&fake, &dj.with_status(first.status)).await;
@@ -166,7 +165,7 @@ async fn a_schedule_someone_else_made_is_left_alone() {
     let mut theirs = other.clone();
     theirs.metadata.uid = Some("someone-else".into());
     reconcile(&fake, &theirs).await;
-    let location = crate::controller::build::schedule::ScheduleLocation {
+    let location = crate::desired::schedule::ScheduleLocation {
         namespace: "default".into(),
         id: id("report"),
     };
@@ -318,7 +317,7 @@ async fn visibility_is_read_only_when_the_description_shows_new_runs() {
     assert_eq!(idle.status, first.status);
 
     // a run started: the description's recent actions change, so the runs are read
-    let location = crate::controller::build::schedule::ScheduleLocation {
+    let location = crate::desired::schedule::ScheduleLocation {
         namespace: "default".into(),
         id: id("report"),
     };
@@ -390,7 +389,7 @@ async fn the_sweep_lists_pages_instead_of_describing_and_wakes_only_a_schedule_c
         vec![Call::ListPage("default".into()), Call::ListPage("default".into())],
         "three schedules are two pages of the fake's two, and no describe"
     );
-    let b = crate::controller::build::schedule::ScheduleLocation {
+    let b = crate::desired::schedule::ScheduleLocation {
         namespace: "default".into(),
         id: id("b"),
     };
@@ -404,7 +403,7 @@ async fn each_run_temporal_skipped_is_one_warning_naming_its_slot_and_one_count(
     let fake = FakeSchedules::default();
     let dj = DurableJob::test("report");
     let first = reconcile(&fake, &dj).await;
-    let at = crate::controller::build::schedule::ScheduleLocation {
+    let at = crate::desired::schedule::ScheduleLocation {
         namespace: "default".into(),
         id: id("report"),
     };
@@ -449,7 +448,7 @@ async fn a_pause_for_failed_runs_in_a_row_is_kept_until_the_resume_request_and_t
     let fake = FakeSchedules::default();
     let dj = DurableJob::test("report").with_failure_streak(2, None);
     let first = reconcile(&fake, &dj).await;
-    let at = crate::controller::build::schedule::ScheduleLocation {
+    let at = crate::desired::schedule::ScheduleLocation {
         namespace: "default".into(),
         id: id("report"),
     };

@@ -22,10 +22,10 @@ use tracing::warn;
 use self::plan::{CRONJOB_SCHEDULED, CronJobRuns};
 use self::writes::{Inputs, Target, Write};
 use crate::api::DurableJob;
-use crate::controller::build::schedule::ScheduleLocation;
 use crate::controller::io::kube as k8s;
 use crate::controller::io::kube::FIELD_MANAGER;
 use crate::controller::{Context, Error};
+use crate::desired::schedule::ScheduleLocation;
 use crate::temporal::Schedules;
 
 fn merge() -> PatchParams {

@@ -119,7 +119,7 @@ fn wait(why: impl Into<String>) -> Step {
 fn quiet_window(dj: &DurableJob, now: DateTime<Utc>) -> Option<Step> {
     // the slots are those of the concrete schedule (`H` expanded for this resource)
     let mut schedule = dj.spec.schedule.clone();
-    schedule.cron = crate::controller::build::schedule::concrete_cron(
+    schedule.cron = crate::desired::schedule::concrete_cron(
         &schedule.cron,
         &kube::ResourceExt::namespace(dj).unwrap_or_default(),
         &kube::ResourceExt::name_any(dj),

@@ -8,7 +8,7 @@ use serde_json::{Map, Value, json};
 
 use super::schedule::{self, Translated};
 use crate::api::{DEFAULT_CATCHUP_WINDOW, OverlapPolicy};
-use crate::controller::validate::MIN_CATCHUP_WINDOW;
+use crate::desired::validate::MIN_CATCHUP_WINDOW;
 
 /// How to map what has more than one sensible mapping.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -163,7 +163,7 @@ pub fn convert(cronjob: &Value, opts: &Options) -> Result<(Value, Vec<Difference
 fn refused_by_the_operator(dj: &Value) -> Result<(), String> {
     let typed: crate::api::DurableJob = serde_json::from_value(dj.clone())
         .map_err(|e| format!("the converted DurableJob does not decode: {e}"))?;
-    crate::controller::validate::validate(&typed.spec)
+    crate::desired::validate::validate(&typed.spec)
         .map(|_| ())
         .map_err(|invalid| {
             // the field paths hold for the CronJob too: its jobTemplate is kept at spec.jobTemplate
@@ -776,6 +776,6 @@ mod tests {
         // the result validates and builds to a concrete minute
         let staggered: crate::api::DurableJob =
             serde_json::from_value(convert(&cj, &opts).unwrap().0).unwrap();
-        assert!(crate::controller::validate::validate(&staggered.spec).is_ok());
+        assert!(crate::desired::validate::validate(&staggered.spec).is_ok());
     }
 }

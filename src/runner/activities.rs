@@ -19,7 +19,7 @@ use super::authorize::{self, Claim, Evidence, Origin, Refusal, ScheduleFacts};
 use super::job::{self, JobState, failure};
 use super::watch::{JobWatch, Seen, Subscription};
 use crate::api::DurableJob;
-use crate::controller::build::schedule::ScheduleLocation;
+use crate::desired::schedule::ScheduleLocation;
 use crate::metrics::runner::{RunEnd, RunnerMetrics};
 use crate::run_contract::RunInput;
 use crate::temporal::{RunRef, Schedules, sdk::SdkSchedules};
@@ -78,7 +78,7 @@ impl JobActivities {
     fn attempt_ended(&self, input: &AttemptInput, slot: DateTime<chrono::Utc>, failure: Option<&str>) {
         let end = match failure {
             None => RunEnd::Succeeded,
-            Some(t) if super::workflow::retries_after(input.run.retry.as_ref(), input.attempt, t) => return,
+            Some(t) if super::exchange::retries_after(input.run.retry.as_ref(), input.attempt, t) => return,
             Some(_) => RunEnd::Failed,
         };
         self.run_ended(input, slot, end);
@@ -330,7 +330,7 @@ impl JobActivities {
             }
             Err(e) => return Err(classify(e, &format!("creating Job {name}"))),
         }
-        let mut reported: Option<super::workflow::JobProgress> = None;
+        let mut reported: Option<super::exchange::JobProgress> = None;
         let mut watched = self.watch.subscribe(&input.run.namespace, &name);
         let mut shown = false;
         let since = tokio::time::Instant::now();

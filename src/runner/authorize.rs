@@ -222,7 +222,7 @@ pub fn template(
 /// Slots are whole seconds matching a cron entry in the time zone, or an interval's
 /// `epoch + k·every + offset`; a spec that no longer validates counts every run as scheduled.
 pub fn is_manual(dj: &DurableJob, slot: DateTime<Utc>) -> bool {
-    let Ok(spec) = crate::controller::validate::validate(&dj.spec) else {
+    let Ok(spec) = crate::desired::validate::validate(&dj.spec) else {
         return false;
     };
     if slot.timestamp_subsec_nanos() != 0 {
@@ -231,7 +231,7 @@ pub fn is_manual(dj: &DurableJob, slot: DateTime<Utc>) -> bool {
     let tz: chrono_tz::Tz = spec.time_zone.parse().unwrap_or(chrono_tz::UTC);
     let local = slot.with_timezone(&tz);
     let (namespace, name) = (dj.namespace().unwrap_or_default(), dj.name_any());
-    let concrete = crate::controller::build::schedule::concrete_cron(&spec.cron, &namespace, &name);
+    let concrete = crate::desired::schedule::concrete_cron(&spec.cron, &namespace, &name);
     let cron_slot = concrete.iter().any(|entry| {
         crate::cron::parse(entry)
             .ok()
@@ -491,7 +491,7 @@ mod tests {
     #[test]
     fn the_schedule_facts_are_its_running_and_recent_runs_and_its_owner() {
         let mut o = ObservedSchedule::test();
-        o.owner = Some(crate::controller::build::schedule::Owner {
+        o.owner = Some(crate::desired::schedule::Owner {
             uid: "uid-1".into(),
             prefix: "durablejob".into(),
             resource: "default/report".into(),

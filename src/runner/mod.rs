@@ -3,6 +3,7 @@
 
 pub mod activities;
 pub mod authorize;
+pub mod exchange;
 pub mod job;
 pub mod progress;
 pub mod watch;

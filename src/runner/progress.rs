@@ -16,7 +16,7 @@ use temporalio_common::protos::{
 use temporalio_sdk::activities::ActivityContext;
 use tracing::debug;
 
-use super::workflow::{JobProgress, names};
+use super::exchange::{JobProgress, names};
 
 /// Longest time between two readings sent while nothing changes.
 pub const REFRESH: chrono::TimeDelta = chrono::TimeDelta::seconds(300);
@@ -41,7 +41,7 @@ pub fn reading(job: &Job, now: DateTime<Utc>) -> JobProgress {
     JobProgress {
         job_name: job.metadata.name.clone().unwrap_or_default(),
         conditions,
-        pods: super::workflow::PodCounts {
+        pods: super::exchange::PodCounts {
             active: status.active.unwrap_or(0),
             ready: status.ready.unwrap_or(0),
             succeeded: status.succeeded.unwrap_or(0),

@@ -17,8 +17,9 @@ use temporalio_sdk::{
 };
 
 use super::activities::{AttemptInput, CleanupInput, JobActivities};
+use super::exchange::{JobProgress, RunStatus, backoff, retries_after};
 use super::job::{self, failure};
-use crate::run_contract::{RunInput, RunRetry, memo as run_memo};
+use crate::run_contract::{RunInput, memo as run_memo};
 
 /// The slot a scheduled run is for (the start time for manual triggers).
 pub const SCHEDULED_START: SearchAttributeKey<Timestamp> =
@@ -39,70 +40,6 @@ static HEARTBEAT_MS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64
 pub struct RunOutcome {
     pub job_name: String,
     pub attempts: u32,
-}
-
-/// A Job's pods (`status.active`, `ready`, `succeeded`, `failed`).
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
-pub struct PodCounts {
-    #[serde(default)]
-    pub active: i32,
-    #[serde(default)]
-    pub ready: i32,
-    #[serde(default)]
-    pub succeeded: i32,
-    #[serde(default)]
-    pub failed: i32,
-}
-
-/// Where a Job stands, as the run's activity last reported it (signal `durablejob.progress`).
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
-pub struct JobProgress {
-    pub job_name: String,
-    /// The Job's conditions, as `Type=Status (Reason: message)`.
-    #[serde(default)]
-    pub conditions: Vec<String>,
-    /// The Job's pods.
-    #[serde(flatten)]
-    pub pods: PodCounts,
-    /// When the activity took this reading (its latest heartbeat with news).
-    pub observed_at: DateTime<chrono::Utc>,
-}
-
-/// The answer to the `status` query.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
-pub struct RunStatus {
-    pub attempt: u32,
-    pub job_name: String,
-    /// The slot this run is for.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub scheduled_time: Option<DateTime<chrono::Utc>>,
-    /// When the run started, and when its current attempt did.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub start_time: Option<DateTime<chrono::Utc>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub attempt_start_time: Option<DateTime<chrono::Utc>>,
-    /// Waiting for the backoff before the next attempt.
-    #[serde(default)]
-    pub backing_off: bool,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub job_conditions: Vec<String>,
-    /// The Job's pods.
-    #[serde(flatten)]
-    pub pods: PodCounts,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_heartbeat_time: Option<DateTime<chrono::Utc>>,
-    /// A `cancel` signal arrived; the Job is being deleted.
-    #[serde(default)]
-    pub cancel_requested: bool,
-}
-
-/// Signal and query names of `durablejob.run`.
-pub mod names {
-    pub const STATUS_QUERY: &str = "status";
-    pub const CANCEL_SIGNAL: &str = "cancel";
-    pub const PROGRESS_SIGNAL: &str = "durablejob.progress";
 }
 
 #[workflow]
@@ -134,27 +71,6 @@ fn attempt_timeout(input: &RunInput) -> Duration {
         .as_u64()
         .map(|s| Duration::from_secs(s + 300))
         .unwrap_or(Duration::from_secs(7 * 24 * 3600))
-}
-
-/// Wait before attempt `next` (2, 3, ...).
-pub fn backoff(retry: &RunRetry, next: u32) -> Duration {
-    let exp = retry.backoff_coefficient.powi(next.saturating_sub(2) as i32);
-    let secs = retry.initial_interval.as_secs_f64() * exp;
-    Duration::from_secs_f64(secs.min(retry.maximum_interval.as_secs_f64()))
-}
-
-/// Whether attempt `n` that failed with `type_name` is retried.
-pub fn retries_after(retry: Option<&RunRetry>, n: u32, type_name: &str) -> bool {
-    match retry {
-        None => false,
-        Some(r) => {
-            let attempts_left = r.maximum_attempts == 0 || n < r.maximum_attempts as u32;
-            let retryable = !r.non_retryable_error_types.iter().any(|t| t == type_name)
-                && type_name != failure::INVALID_JOB_TEMPLATE
-                && type_name != failure::FORBIDDEN;
-            attempts_left && retryable
-        }
-    }
 }
 
 #[workflow_methods]
@@ -342,51 +258,4 @@ pub fn set_timeouts(t: RunnerTimeouts) {
         t.heartbeat.as_millis() as u64,
         std::sync::atomic::Ordering::Relaxed,
     );
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn retry(max: i32, non_retryable: &[&str]) -> RunRetry {
-        RunRetry {
-            initial_interval: Duration::from_secs(1),
-            backoff_coefficient: 2.0,
-            maximum_interval: Duration::from_secs(5),
-            maximum_attempts: max,
-            non_retryable_error_types: non_retryable.iter().map(|s| s.to_string()).collect(),
-        }
-    }
-
-    #[test]
-    fn attempts_are_retried_until_maximum_attempts() {
-        let r = retry(3, &[]);
-        assert!(retries_after(Some(&r), 1, "JobFailed"));
-        assert!(retries_after(Some(&r), 2, "JobFailed"));
-        assert!(!retries_after(Some(&r), 3, "JobFailed"));
-        assert!(
-            retries_after(Some(&retry(0, &[])), 100, "JobFailed"),
-            "0 means unlimited"
-        );
-        assert!(
-            !retries_after(None, 1, "JobFailed"),
-            "no policy: one attempt, like a CronJob"
-        );
-    }
-
-    #[test]
-    fn listed_and_permanent_failure_types_are_not_retried() {
-        let r = retry(5, &["JobDeadlineExceeded"]);
-        assert!(!retries_after(Some(&r), 1, "JobDeadlineExceeded"));
-        assert!(!retries_after(Some(&r), 1, "InvalidJobTemplate"));
-        assert!(!retries_after(Some(&r), 1, "Forbidden"));
-        assert!(retries_after(Some(&r), 1, "JobFailed"));
-    }
-
-    #[test]
-    fn backoff_grows_and_is_capped() {
-        let r = retry(10, &[]);
-        let waits: Vec<u64> = (2..=6).map(|n| backoff(&r, n).as_secs()).collect();
-        assert_eq!(waits, vec![1, 2, 4, 5, 5]);
-    }
 }

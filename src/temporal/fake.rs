@@ -8,7 +8,7 @@ use std::{collections::BTreeMap, sync::Mutex};
 use chrono::{DateTime, Utc};
 
 use super::{ObservedSchedule, RunRecord, Schedules, TemporalError, WriteOptions};
-use crate::controller::build::schedule::{DesiredSchedule, ScheduleLocation};
+use crate::desired::schedule::{DesiredSchedule, ScheduleLocation};
 use crate::util::digest::hex_sha256;
 
 /// One call the operator made.

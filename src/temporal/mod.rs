@@ -6,7 +6,7 @@ use std::future::Future;
 use chrono::{DateTime, Utc};
 
 use crate::api::{OverlapPolicy, RunResult};
-use crate::controller::build::schedule::{DesiredSchedule, Owner, ScheduleLocation};
+use crate::desired::schedule::{DesiredSchedule, Owner, ScheduleLocation};
 
 pub mod connect;
 #[cfg(test)]

@@ -36,8 +36,8 @@ use super::{
     TemporalError, WriteOptions, connect::ClientPool,
 };
 use crate::api::{OverlapPolicy, RunResult};
-use crate::controller::build::schedule::{DesiredSchedule, Owner, ScheduleLocation, memo};
-use crate::controller::validate::ValidRetry;
+use crate::desired::schedule::{DesiredSchedule, Owner, ScheduleLocation, memo};
+use crate::desired::validate::ValidRetry;
 use crate::util::digest::{canonical_json, hex_sha256};
 
 use crate::run_contract::memo as run_memo;

@@ -4,9 +4,9 @@
 use std::collections::BTreeMap;
 
 use crate::api::DurableJobCalendar;
-use crate::controller::build::schedule::ResolvedCalendar;
 use crate::controller::status::Problem;
-use crate::controller::validate;
+use crate::desired::schedule::ResolvedCalendar;
+use crate::desired::validate;
 use crate::reason::Reason;
 
 /// Each referenced calendar's exclusions, in the order the spec lists them; a missing or

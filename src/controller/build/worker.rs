@@ -3,7 +3,7 @@
 use k8s_openapi::api::apps::v1::Deployment;
 use serde_json::{Value, json};
 
-use crate::controller::validate::ValidWorker;
+use crate::desired::validate::ValidWorker;
 use crate::util::digest::{canonical_json, hex_sha256};
 
 /// Annotation with the hash of what the operator last applied, to skip no-op applies.

@@ -14,10 +14,11 @@ use super::Notice;
 use std::collections::BTreeMap;
 
 use crate::api::{DurableJob, DurableJobCalendar, DurableJobStatus};
-use crate::controller::build::{schedule::DesiredSchedule, worker};
+use crate::controller::build::worker;
 use crate::controller::status::{Problem, WorkerState};
-use crate::controller::validate::{Executor, ValidSpec};
 use crate::controller::{Context, Error};
+use crate::desired::schedule::DesiredSchedule;
+use crate::desired::validate::{Executor, ValidSpec};
 use crate::reason::Reason;
 use crate::temporal::Schedules;
 

@@ -11,8 +11,8 @@ use super::Notice;
 use crate::api::{
     DurableJobStatus, Request, RequestParams, RequestRecord, RequestResult, RequestVerb, handled,
 };
-use crate::controller::build::schedule::DesiredSchedule;
 use crate::controller::pause::{PausedBy, paused_by};
+use crate::desired::schedule::DesiredSchedule;
 use crate::reason::Reason;
 use crate::temporal::{ObservedSchedule, RunRef, Schedules, TemporalError};
 use crate::util::digest::hex_sha256;

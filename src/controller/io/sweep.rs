@@ -96,7 +96,7 @@ mod tests {
         let fake = FakeSchedules::default();
         for i in 0..5 {
             fake.insert(
-                &crate::controller::build::schedule::ScheduleLocation {
+                &crate::desired::schedule::ScheduleLocation {
                     namespace: "default".into(),
                     id: format!("s{i}"),
                 },

@@ -9,11 +9,11 @@ use tracing::info;
 
 use super::Notice;
 use crate::api::{DurableJobStatus, RESUME_ANNOTATION, RunResult, SyncRecord};
-use crate::controller::build::schedule::{DesiredSchedule, ScheduleLocation};
 use crate::controller::pause::{PausedBy, paused_by};
 use crate::controller::plan::{self, Decision, PlanInput, WriteReason};
 use crate::controller::status::{Problem, RECENT_RUNS};
 use crate::controller::{missed, streak};
+use crate::desired::schedule::{DesiredSchedule, ScheduleLocation};
 use crate::reason::Reason;
 use crate::temporal::{ObservedSchedule, RunRecord, Schedules, TemporalError, WriteOptions};
 

@@ -8,8 +8,8 @@ pub(crate) mod conditions;
 
 use self::conditions::ConditionValue;
 use crate::api::{DurableJobStatus, RecentRun, RunResult, RunningWorkflow, SyncRecord};
-use crate::controller::build::schedule::DesiredSchedule;
 use crate::controller::pause::PauseState;
+use crate::desired::schedule::DesiredSchedule;
 use crate::reason::{ConditionType, Reason};
 use crate::temporal::{ObservedSchedule, RunRecord};
 

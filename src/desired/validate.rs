@@ -104,6 +104,26 @@ pub struct ValidRetry {
     pub non_retryable_error_types: Vec<String>,
 }
 
+/// The retry policy as the run contract carries it to the runner.
+impl From<&ValidRetry> for crate::run_contract::RunRetry {
+    fn from(r: &ValidRetry) -> Self {
+        let ValidRetry {
+            initial_interval,
+            backoff_coefficient,
+            maximum_interval,
+            maximum_attempts,
+            non_retryable_error_types,
+        } = r;
+        Self {
+            initial_interval: *initial_interval,
+            backoff_coefficient: *backoff_coefficient,
+            maximum_interval: *maximum_interval,
+            maximum_attempts: *maximum_attempts,
+            non_retryable_error_types: non_retryable_error_types.clone(),
+        }
+    }
+}
+
 /// Who executes the runs.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Executor {

@@ -10,12 +10,20 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::api::{BUILTIN_WORKFLOW_TYPE, OverlapPolicy};
-use crate::controller::streak::StreakPolicy;
-use crate::controller::validate::{Executor, ValidInterval, ValidRetry, ValidSpec};
 use crate::cron::{self, ranges::Match};
+use crate::desired::validate::{Executor, ValidInterval, ValidRetry, ValidSpec};
 use crate::run_contract::{RunInput, RunRetry};
 use crate::settings::Settings;
 use crate::util::{digest, duration};
+
+/// What spec.suspendAfterFailures and spec.resumeAfter ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct StreakPolicy {
+    /// Failed runs in a row that pause the schedule.
+    pub after: u32,
+    /// Resume by itself this long after the pause.
+    pub resume_after: Option<std::time::Duration>,
+}
 
 /// Memo keys the operator writes on every schedule it creates.
 pub(crate) mod memo {

@@ -5,8 +5,8 @@
 //! the status the operator fills from Temporal; `signal` and `query` go to Temporal directly.
 
 pub mod args;
+mod live;
 pub mod render;
-mod temporal;
 
 use std::time::Duration;
 
@@ -276,8 +276,8 @@ pub async fn status(a: &args::ShowArgs) -> Result<String> {
 pub async fn signal(a: &args::SignalArgs) -> Result<String> {
     let (client, namespace) = connect(&a.target, &user_agent()).await?;
     let dj = get(&client, &namespace, &a.target.name).await?;
-    let at = temporal::Run::of(&dj, &a.run)?;
-    temporal::signal(&a.temporal, &at, &a.signal, a.input.as_ref()).await?;
+    let at = live::Run::of(&dj, &a.run)?;
+    live::signal(&a.temporal, &at, &a.signal, a.input.as_ref()).await?;
     Ok(format!("signal {:?} sent to run {}\n", a.signal, a.run))
 }
 
@@ -285,8 +285,8 @@ pub async fn signal(a: &args::SignalArgs) -> Result<String> {
 pub async fn query(a: &args::QueryArgs) -> Result<String> {
     let (client, namespace) = connect(&a.target, &user_agent()).await?;
     let dj = get(&client, &namespace, &a.target.name).await?;
-    let at = temporal::Run::of(&dj, &a.run)?;
-    let answer = temporal::query(&a.temporal, &at, &a.query, a.input.as_ref()).await?;
+    let at = live::Run::of(&dj, &a.run)?;
+    let answer = live::query(&a.temporal, &at, &a.query, a.input.as_ref()).await?;
     match a.output {
         Some(Output::Yaml) => serialize_yaml(&answer),
         _ => serialize_json(&answer),

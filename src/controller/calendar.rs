@@ -23,7 +23,7 @@ use kube::{
 use serde_json::json;
 use tracing::warn;
 
-use super::io::{Notice, kube as k8s};
+use super::io::{Notice, k8s};
 use super::{Context, Error};
 use crate::api::{CALENDAR_FINALIZER, DurableJob, DurableJobCalendar, DurableJobCalendarStatus};
 use crate::desired::validate;

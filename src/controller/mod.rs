@@ -1,10 +1,10 @@
 //! The DurableJob controller: watches the resources and reconciles each one into a Temporal
 //! schedule, behind a finalizer. The pipeline, one folder or file a step:
 //!
-//! [`validate`] → [`build`] (the schedule, the worker Deployment) → [`plan`] → write (through
-//! [`crate::temporal::Schedules`] and the Kubernetes API, in [`reconcile`]) → [`status`].
-//! Beside it, [`sweep`] wakes the DurableJobs whose schedules a `ListSchedules` page shows
-//! changed.
+//! [`crate::desired`] (the spec validated, the schedule built) → [`build`] (the worker
+//! Deployment) → [`plan`] → write (through [`crate::temporal::Schedules`] and the Kubernetes
+//! API, in [`reconcile`]) → [`status`]. Beside it, [`wake`] picks the DurableJobs whose
+//! schedules a `ListSchedules` page shows changed, for the sweep in [`io::sweep`].
 
 use std::{collections::HashMap, sync::Arc, sync::Mutex, time::Duration};
 
@@ -42,8 +42,8 @@ pub(crate) mod plan;
 pub(crate) mod reconcile;
 pub(crate) mod status;
 pub(crate) mod streak;
-pub(crate) mod sweep;
 pub(crate) mod tenancy;
+pub(crate) mod wake;
 
 #[cfg(test)]
 mod tests;
@@ -71,7 +71,7 @@ impl Error {
         use kube::runtime::finalizer::Error as F;
         match self {
             Error::Kube(_) => Reason::KubernetesError,
-            Error::Temporal(e) => io::temporal::problem_for(e).reason,
+            Error::Temporal(e) => io::schedule_sync::problem_for(e).reason,
             Error::Finalizer(f) => match f.as_ref() {
                 F::ApplyFailed(e) | F::CleanupFailed(e) => e.reason(),
                 F::AddFinalizer(_) | F::RemoveFinalizer(_) => Reason::KubernetesError,

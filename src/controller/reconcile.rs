@@ -7,7 +7,7 @@ use std::{collections::BTreeMap, sync::Arc, time::Duration};
 use chrono::{DateTime, Utc};
 use kube::{ResourceExt, runtime::controller::Action};
 
-use super::io::{self, Notice, kube as k8s};
+use super::io::{self, Notice, k8s};
 use super::pause::PauseState;
 use super::status::{self, Observations, Problem, WorkerState};
 use super::{Context, Error};
@@ -97,13 +97,13 @@ pub(crate) async fn schedule_and_status<S: Schedules>(
     let synced = match (built, worker) {
         (Err(p), _) | (_, Err(p)) => Err(p),
         (Ok(b), Ok(_)) => {
-            let r = io::temporal::Resource {
+            let r = io::schedule_sync::Resource {
                 uid: &uid,
                 prefix: &settings.schedule_id_prefix,
                 previous: &previous,
                 resume: dj.annotations().get(RESUME_ANNOTATION).map(String::as_str),
             };
-            io::temporal::sync(schedules, &b.desired, &r, now).await
+            io::schedule_sync::sync(schedules, &b.desired, &r, now).await
         }
     };
     let (mut synced, problem) = match synced {
@@ -295,7 +295,7 @@ pub(crate) async fn cleanup<S: Schedules>(
         return Ok(Action::await_change());
     }
     let prefix = &ctx.settings.schedule_id_prefix;
-    let result = io::temporal::delete_everywhere(&ctx.schedules, &locations, &uid, prefix).await;
+    let result = io::schedule_sync::delete_everywhere(&ctx.schedules, &locations, &uid, prefix).await;
     let deleted = match &result {
         Ok(d) => d.clone(),
         Err((d, _, _)) => d.clone(),

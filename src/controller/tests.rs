@@ -9,7 +9,7 @@ use super::reconcile::{Outcome, Requeue, build, schedule_and_status, schedule_lo
 use super::status::{Problem, WorkerState};
 use crate::api::{DurableJob, DurableJobStatus};
 use crate::controller::build::worker::WorkerHealth;
-use crate::controller::io::temporal::delete_everywhere;
+use crate::controller::io::schedule_sync::delete_everywhere;
 use crate::reason::Reason;
 use crate::settings::Settings;
 use crate::temporal::fake::{Call, FakeSchedules};

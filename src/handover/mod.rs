@@ -1,10 +1,10 @@
 //! In-cluster handover of live CronJobs to DurableJobs (and back), driven by the
-//! `durablejob.dev/migrate` annotation on the CronJob. The steps are decided in [`plan`], turned
+//! `durablejob.dev/migrate` annotation on the CronJob. The steps are decided in [`steps`], turned
 //! into writes, Events and a requeue by the planner in [`writes`]; this module only reads what
 //! the planner needs and executes what it planned.
 
-pub mod plan;
 pub mod quiet;
+pub mod steps;
 pub mod writes;
 
 use std::{sync::Arc, time::Duration};
@@ -19,11 +19,11 @@ use kube::{
 };
 use tracing::warn;
 
-use self::plan::{CRONJOB_SCHEDULED, CronJobRuns};
+use self::steps::{CRONJOB_SCHEDULED, CronJobRuns};
 use self::writes::{Inputs, Target, Write};
 use crate::api::DurableJob;
-use crate::controller::io::kube as k8s;
-use crate::controller::io::kube::FIELD_MANAGER;
+use crate::controller::io::k8s;
+use crate::controller::io::k8s::FIELD_MANAGER;
 use crate::controller::{Context, Error};
 use crate::desired::schedule::ScheduleLocation;
 use crate::temporal::Schedules;

@@ -10,7 +10,7 @@ use k8s_openapi::api::batch::v1::CronJob;
 use kube::runtime::events::EventType;
 use serde_json::{Value, json};
 
-use super::plan::{
+use super::steps::{
     BOUNDARY, CronJobRuns, MIGRATE, MIGRATE_STATUS, MIGRATED_FROM, PHASE, START, SUSPEND_BEFORE,
     SUSPENDED_AT, Step, step,
 };

@@ -1,14 +1,14 @@
-//! The I/O steps of a reconcile: [`temporal`] (through the `Schedules` trait) and [`kube`]
-//! (status, Events, the worker Deployment). The pure steps never call these.
+//! The I/O steps of a reconcile: [`schedule_sync`] (Temporal, through the `Schedules` trait)
+//! and [`k8s`] (status, Events, the worker Deployment). The pure steps never call these.
 
 pub(crate) mod dry_run;
 pub(crate) mod events;
-pub(crate) mod kube;
+pub(crate) mod k8s;
 pub(crate) mod requests;
+pub(crate) mod schedule_sync;
 pub(crate) mod sweep;
-pub(crate) mod temporal;
 
-use ::kube::runtime::events::EventType;
+use kube::runtime::events::EventType;
 
 use crate::reason::Reason;
 

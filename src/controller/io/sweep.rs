@@ -1,5 +1,5 @@
 //! The sweep's I/O: pages through `ListSchedules` in each Temporal namespace the cached
-//! DurableJobs use, and sends the ones [`sweep::changed`] picks to their controller's reconcile
+//! DurableJobs use, and sends the ones [`wake::changed`] picks to their controller's reconcile
 //! queue. One sweep serves every watched namespace, so each Temporal namespace is listed once.
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
 use crate::api::DurableJob;
-use crate::controller::sweep::{self, Listed};
+use crate::controller::wake::{self, Listed};
 use crate::temporal::{Schedules, TemporalError};
 
 /// A controller's cache, and the queue that wakes its DurableJobs.
@@ -48,7 +48,7 @@ pub(crate) async fn list_namespace<S: Schedules>(
 pub(crate) async fn sweep_once<S: Schedules>(schedules: &S, targets: &[Target]) -> usize {
     let cached: Vec<Vec<Arc<DeserializeGuard<DurableJob>>>> =
         targets.iter().map(|t| t.store.state()).collect();
-    let namespaces = sweep::namespaces(cached.iter().flatten().filter_map(|g| g.0.as_ref().ok()));
+    let namespaces = wake::namespaces(cached.iter().flatten().filter_map(|g| g.0.as_ref().ok()));
     let mut listed = Listed::new();
     for ns in namespaces {
         match list_namespace(schedules, &ns).await {
@@ -63,7 +63,7 @@ pub(crate) async fn sweep_once<S: Schedules>(schedules: &S, targets: &[Target]) 
     let mut woken = 0;
     for (target, djs) in targets.iter().zip(cached) {
         for g in djs {
-            if g.0.as_ref().is_ok_and(|dj| sweep::changed(dj, &listed)) {
+            if g.0.as_ref().is_ok_and(|dj| wake::changed(dj, &listed)) {
                 woken += 1;
                 if target.wake.send(ObjectRef::from_obj(&*g)).await.is_err() {
                     return woken; // the controller stopped

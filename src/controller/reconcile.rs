@@ -172,7 +172,9 @@ pub(crate) async fn apply<S: Schedules>(dj: Arc<DurableJob>, ctx: Arc<Context<S>
     let now = Utc::now();
     let found = k8s::calendars(&ctx, &dj).await;
     let built = match found.and_then(|found| build(&dj, &ctx.settings, &found)) {
-        Ok(b) => io::dry_run::check_job(&ctx.client, &dj, &b).await.map(|()| b),
+        Ok(b) => io::dry_run::check_job(&ctx.client, &dj, &b.desired)
+            .await
+            .map(|()| b),
         Err(p) => Err(p),
     };
     let mut notices = vec![];

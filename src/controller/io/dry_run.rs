@@ -8,13 +8,14 @@ use k8s_openapi::api::batch::v1::Job;
 use kube::{Api, ResourceExt, api::PostParams, core::Status};
 
 use crate::api::{BUILTIN_WORKFLOW_TYPE, DurableJob};
-use crate::controller::{reconcile::Built, status::Problem};
+use crate::controller::status::Problem;
+use crate::desired::schedule::DesiredSchedule;
 use crate::reason::Reason;
 use crate::run_contract::RunInput;
 
 /// The run input of a built-in-runner schedule (`None` for a user workflow).
-fn run_input(built: &Built) -> Option<RunInput> {
-    let action = &built.desired.action;
+fn run_input(desired: &DesiredSchedule) -> Option<RunInput> {
+    let action = &desired.action;
     if action.workflow_type != BUILTIN_WORKFLOW_TYPE {
         return None;
     }
@@ -22,11 +23,11 @@ fn run_input(built: &Built) -> Option<RunInput> {
 }
 
 /// Whether this spec was already accepted: the schedule was written from exactly it.
-fn already_checked(dj: &DurableJob, built: &Built) -> bool {
+fn already_checked(dj: &DurableJob, desired: &DesiredSchedule) -> bool {
     dj.status
         .as_ref()
         .and_then(|s| s.sync.as_ref())
-        .is_some_and(|sync| sync.desired_hash == built.desired.hash())
+        .is_some_and(|sync| sync.desired_hash == desired.hash())
 }
 
 /// What the API server's refusal means for the DurableJob. Field paths in the server's
@@ -62,11 +63,15 @@ pub(crate) fn refusal(e: &Status) -> Problem {
 }
 
 /// Dry-runs the Job of a run of `dj` when its spec is new to the schedule.
-pub(crate) async fn check_job(client: &kube::Client, dj: &DurableJob, built: &Built) -> Result<(), Problem> {
-    if already_checked(dj, built) {
+pub(crate) async fn check_job(
+    client: &kube::Client,
+    dj: &DurableJob,
+    desired: &DesiredSchedule,
+) -> Result<(), Problem> {
+    if already_checked(dj, desired) {
         return Ok(());
     }
-    let Some(input) = run_input(built) else {
+    let Some(input) = run_input(desired) else {
         return Ok(());
     };
     let run = crate::runner::job::JobRun {

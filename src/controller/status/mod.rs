@@ -61,7 +61,8 @@ fn secs(t: DateTime<Utc>) -> DateTime<Utc> {
     t.duration_trunc(TimeDelta::seconds(1)).unwrap_or(t)
 }
 
-/// The full status for this reconcile.
+/// The full status for this reconcile: the previous one, with what this reconcile learned
+/// laid over it, one part at a time.
 pub(crate) fn build(
     previous: &DurableJobStatus,
     generation: Option<i64>,
@@ -73,121 +74,157 @@ pub(crate) fn build(
     if !r.requests.is_empty() {
         s.requests = crate::api::record(&previous.requests, r.requests.clone());
     }
-    if let Some(sync) = &r.sync {
-        s.sync = Some(sync.clone());
-    }
-    let marker = r
-        .runs_marker
-        .clone()
-        .or_else(|| previous.sync.as_ref().and_then(|x| x.runs_marker.clone()));
-    if let (Some(sync), Some(m)) = (s.sync.as_mut(), marker) {
-        sync.runs_marker = Some(m);
-    }
-    let checked = r
-        .missed_checked_at
-        .or_else(|| previous.sync.as_ref().and_then(|x| x.missed_checked_at));
-    if let (Some(sync), Some(t)) = (s.sync.as_mut(), checked) {
-        sync.missed_checked_at = Some(t);
-    }
+    keep_records(&mut s, previous, r);
     if let Some(d) = r.desired {
         s.schedule_id = Some(d.location.id.clone());
         s.temporal_namespace = Some(d.location.namespace.clone());
         s.schedule = Some(d.summary());
     }
-
     let pause = r.observed.map(|o| PauseState::of(r.desired, o));
-    if let (Some(o), Some(pause)) = (r.observed, pause) {
-        if let Some(sync) = s.sync.as_mut() {
-            sync.listing = Some(o.listing.clone());
-        }
-        s.paused = o.paused;
-        s.paused_reason = pause.reason().map(|r| r.to_string());
-        s.action_count = o.total_actions();
-        s.missed_runs = o.missed_catchup_window;
-        s.missed_runs_by_cause = crate::controller::missed::counts(o);
-        s.consecutive_failures = s
-            .sync
-            .as_ref()
-            .and_then(|x| x.failure_streak.as_ref())
-            .filter(|_| r.desired.is_some_and(|d| d.streak.is_some()))
-            .map(|x| x.count);
-        s.completed = o.future_action_times.is_empty()
-            && ((o.limited_actions && o.remaining_actions <= 0) || o.end_at.is_some_and(|e| e <= now));
-        s.next_run_times = if o.paused {
-            Vec::new()
-        } else {
-            o.future_action_times
-                .iter()
-                .take(NEXT_RUNS)
-                .map(|t| secs(*t))
-                .collect()
-        };
-        if let Some(latest) = o.recent_actions.iter().map(|a| a.scheduled_time).max() {
-            s.last_schedule_time = Some(secs(latest));
-        }
-        s.running_workflows = running_workflows(o, r.runs);
-    } else if r.completed {
-        s.completed = true;
-        s.paused = false;
-        s.paused_reason = None;
-        s.next_run_times.clear();
-        s.running_workflows.clear();
+    match (r.observed, pause) {
+        (Some(o), Some(pause)) => show_schedule(&mut s, o, &pause, r, now),
+        _ if r.completed => show_finished(&mut s),
+        _ => {}
     }
-
     if let Some(runs) = r.runs {
-        s.recent_runs = runs.iter().take(RECENT_RUNS).map(recent_run).collect();
-        for run in runs {
-            let Some(closed) = run.close_time.map(secs) else {
-                continue;
-            };
-            match run.result {
-                RunResult::Succeeded => s.last_successful_time = s.last_successful_time.max(Some(closed)),
-                RunResult::Failed | RunResult::TimedOut => {
-                    s.last_failure_time = s.last_failure_time.max(Some(closed))
-                }
-                _ => {}
-            }
-            if let Some(t) = run.scheduled_time {
-                s.last_schedule_time = s.last_schedule_time.max(Some(secs(t)));
-            }
-        }
+        show_runs(&mut s, runs);
     }
-
     let kept = pause.and_then(|p| p.kept());
-    let failure_paused = kept == Some(Reason::PausedAfterFailure);
-    let streak_paused = kept == Some(Reason::ConsecutiveFailures);
-    s.message = match (&r.problem, failure_paused) {
-        (Some(p), _) => Some(p.message.clone()),
-        (None, false) if streak_paused => Some(streak_message(
-            r.observed.map(|o| o.notes.as_str()).unwrap_or_default(),
-            pause.and_then(|p| p.resume_at),
-        )),
-        (None, true) => Some(format!(
-            "Paused by Temporal after a failed run ({}). To resume, set the annotation {} to a new value.",
-            r.observed.map(|o| o.notes.as_str()).unwrap_or_default(),
-            crate::api::RESUME_ANNOTATION
-        )),
-        (None, false) if s.completed => Some(
-            "The schedule has finished: endAt has passed or runLimit is used up. Raise runLimit or move endAt to run again."
-                .into(),
-        ),
-        _ => None,
-    };
-
+    s.message = message(&s, r, kept, pause.and_then(|p| p.resume_at));
     s.worker = r.worker.as_ref().map(|w| crate::api::WorkerStatus {
         deployment: w.deployment.clone(),
         ready_replicas: w.health.ready_replicas,
     });
-    let worker_down = r.worker.as_ref().filter(|w| !w.health.available);
-    if r.problem.is_none()
-        && let Some(w) = worker_down
-    {
-        s.message = Some(format!(
+    let values = condition_values(&s, r, kept);
+    s.conditions = conditions::merge(&previous.conditions, &values, generation, now);
+    s
+}
+
+/// The sync record: the new one when there is one, keeping the runs digest and the missed-run
+/// mark this reconcile did not renew.
+fn keep_records(s: &mut DurableJobStatus, previous: &DurableJobStatus, r: &Observations<'_>) {
+    if let Some(sync) = &r.sync {
+        s.sync = Some(sync.clone());
+    }
+    let before = previous.sync.as_ref();
+    let marker = r
+        .runs_marker
+        .clone()
+        .or_else(|| before.and_then(|x| x.runs_marker.clone()));
+    if let (Some(sync), Some(m)) = (s.sync.as_mut(), marker) {
+        sync.runs_marker = Some(m);
+    }
+    let checked = r
+        .missed_checked_at
+        .or_else(|| before.and_then(|x| x.missed_checked_at));
+    if let (Some(sync), Some(t)) = (s.sync.as_mut(), checked) {
+        sync.missed_checked_at = Some(t);
+    }
+}
+
+/// What Temporal's description says: pause, counts, next runs, runs in flight.
+fn show_schedule(
+    s: &mut DurableJobStatus,
+    o: &ObservedSchedule,
+    pause: &PauseState,
+    r: &Observations<'_>,
+    now: DateTime<Utc>,
+) {
+    if let Some(sync) = s.sync.as_mut() {
+        sync.listing = Some(o.listing.clone());
+    }
+    s.paused = o.paused;
+    s.paused_reason = pause.reason().map(|r| r.to_string());
+    s.action_count = o.total_actions();
+    s.missed_runs = o.missed_catchup_window;
+    s.missed_runs_by_cause = crate::controller::missed::counts(o);
+    s.consecutive_failures = s
+        .sync
+        .as_ref()
+        .and_then(|x| x.failure_streak.as_ref())
+        .filter(|_| r.desired.is_some_and(|d| d.streak.is_some()))
+        .map(|x| x.count);
+    s.completed = o.future_action_times.is_empty()
+        && ((o.limited_actions && o.remaining_actions <= 0) || o.end_at.is_some_and(|e| e <= now));
+    s.next_run_times = if o.paused {
+        Vec::new()
+    } else {
+        o.future_action_times
+            .iter()
+            .take(NEXT_RUNS)
+            .map(|t| secs(*t))
+            .collect()
+    };
+    if let Some(latest) = o.recent_actions.iter().map(|a| a.scheduled_time).max() {
+        s.last_schedule_time = Some(secs(latest));
+    }
+    s.running_workflows = running_workflows(o, r.runs);
+}
+
+/// A schedule that finished and is gone from Temporal: nothing runs or will.
+fn show_finished(s: &mut DurableJobStatus) {
+    s.completed = true;
+    s.paused = false;
+    s.paused_reason = None;
+    s.next_run_times.clear();
+    s.running_workflows.clear();
+}
+
+/// The recent runs, and the last times a run was scheduled, succeeded and failed.
+fn show_runs(s: &mut DurableJobStatus, runs: &[RunRecord]) {
+    s.recent_runs = runs.iter().take(RECENT_RUNS).map(recent_run).collect();
+    for run in runs {
+        let Some(closed) = run.close_time.map(secs) else {
+            continue;
+        };
+        match run.result {
+            RunResult::Succeeded => s.last_successful_time = s.last_successful_time.max(Some(closed)),
+            RunResult::Failed | RunResult::TimedOut => {
+                s.last_failure_time = s.last_failure_time.max(Some(closed))
+            }
+            _ => {}
+        }
+        if let Some(t) = run.scheduled_time {
+            s.last_schedule_time = s.last_schedule_time.max(Some(secs(t)));
+        }
+    }
+}
+
+/// `status.message`: the problem, else a kept pause and how to end it, else a finished
+/// schedule, else an unavailable worker.
+fn message(
+    s: &DurableJobStatus,
+    r: &Observations<'_>,
+    kept: Option<Reason>,
+    resume_at: Option<DateTime<Utc>>,
+) -> Option<String> {
+    let notes = r.observed.map(|o| o.notes.as_str()).unwrap_or_default();
+    if let Some(p) = &r.problem {
+        return Some(p.message.clone());
+    }
+    if let Some(w) = r.worker.as_ref().filter(|w| !w.health.available) {
+        return Some(format!(
             "Worker Deployment {}: {}",
             w.deployment, w.health.message
         ));
     }
+    match kept {
+        Some(Reason::ConsecutiveFailures) => Some(streak_message(notes, resume_at)),
+        Some(_) => Some(format!(
+            "Paused by Temporal after a failed run ({notes}). To resume, set the annotation {} to a new value.",
+            crate::api::RESUME_ANNOTATION
+        )),
+        None if s.completed => Some(
+            "The schedule has finished: endAt has passed or runLimit is used up. Raise runLimit or move endAt to run again."
+                .into(),
+        ),
+        None => None,
+    }
+}
 
+/// The conditions' values (before transition times): a problem, an unavailable worker, or
+/// Ready with the reason that says how.
+fn condition_values(s: &DurableJobStatus, r: &Observations<'_>, kept: Option<Reason>) -> Vec<ConditionValue> {
     let synced_message = r
         .desired
         .map(|d| {
@@ -197,48 +234,39 @@ pub(crate) fn build(
             )
         })
         .unwrap_or_default();
-    let mut values = match (&r.problem, worker_down) {
-        (None, Some(_)) => {
-            let message = s.message.clone().unwrap_or_default();
-            vec![
-                ConditionValue::new(
-                    ConditionType::Ready,
-                    false,
-                    Reason::WorkerUnavailable,
-                    message.clone(),
-                ),
-                ConditionValue::new(
-                    ConditionType::ScheduleSynced,
-                    true,
-                    Reason::Synced,
-                    synced_message,
-                ),
-                ConditionValue::new(
-                    ConditionType::Reconciling,
-                    true,
-                    Reason::WorkerUnavailable,
-                    message,
-                ),
-                ConditionValue::new(ConditionType::Stalled, false, Reason::AsExpected, ""),
-            ]
-        }
-        (None, None) => {
-            let ready_reason = if s.completed {
-                Reason::Completed
-            } else if failure_paused {
-                Reason::PausedAfterFailure
-            } else if streak_paused {
-                Reason::ConsecutiveFailures
-            } else {
-                Reason::Synced
+    let worker_down = r.worker.as_ref().is_some_and(|w| !w.health.available);
+    let message = s.message.clone().unwrap_or_default();
+    let mut values = match &r.problem {
+        Some(p) => problem_values(p),
+        None if worker_down => vec![
+            ConditionValue::new(
+                ConditionType::Ready,
+                false,
+                Reason::WorkerUnavailable,
+                message.clone(),
+            ),
+            ConditionValue::new(
+                ConditionType::ScheduleSynced,
+                true,
+                Reason::Synced,
+                synced_message,
+            ),
+            ConditionValue::new(
+                ConditionType::Reconciling,
+                true,
+                Reason::WorkerUnavailable,
+                message,
+            ),
+            ConditionValue::new(ConditionType::Stalled, false, Reason::AsExpected, ""),
+        ],
+        None => {
+            let ready_reason = match kept {
+                _ if s.completed => Reason::Completed,
+                Some(reason) => reason,
+                None => Reason::Synced,
             };
             vec![
-                ConditionValue::new(
-                    ConditionType::Ready,
-                    true,
-                    ready_reason,
-                    s.message.clone().unwrap_or_default(),
-                ),
+                ConditionValue::new(ConditionType::Ready, true, ready_reason, message),
                 ConditionValue::new(
                     ConditionType::ScheduleSynced,
                     true,
@@ -249,20 +277,6 @@ pub(crate) fn build(
                 ConditionValue::new(ConditionType::Stalled, false, Reason::AsExpected, ""),
             ]
         }
-        (Some(p), _) => vec![
-            ConditionValue::new(ConditionType::Ready, false, p.reason, p.message.clone()),
-            ConditionValue::new(ConditionType::ScheduleSynced, false, p.reason, p.message.clone()),
-            if p.stalled {
-                ConditionValue::new(ConditionType::Reconciling, false, Reason::AsExpected, "")
-            } else {
-                ConditionValue::new(ConditionType::Reconciling, true, p.reason, p.message.clone())
-            },
-            if p.stalled {
-                ConditionValue::new(ConditionType::Stalled, true, p.reason, p.message.clone())
-            } else {
-                ConditionValue::new(ConditionType::Stalled, false, Reason::AsExpected, "")
-            },
-        ],
     };
     if let Some(w) = &r.worker {
         let (status, reason) = if w.health.available {
@@ -277,8 +291,27 @@ pub(crate) fn build(
             w.health.message.clone(),
         ));
     }
-    s.conditions = conditions::merge(&previous.conditions, &values, generation, now);
-    s
+    values
+}
+
+/// A problem stops Ready and ScheduleSynced; it is Stalled when only a person can fix it, and
+/// Reconciling while retrying may.
+fn problem_values(p: &Problem) -> Vec<ConditionValue> {
+    let m = p.message.clone();
+    vec![
+        ConditionValue::new(ConditionType::Ready, false, p.reason, m.clone()),
+        ConditionValue::new(ConditionType::ScheduleSynced, false, p.reason, m.clone()),
+        if p.stalled {
+            ConditionValue::new(ConditionType::Reconciling, false, Reason::AsExpected, "")
+        } else {
+            ConditionValue::new(ConditionType::Reconciling, true, p.reason, m.clone())
+        },
+        if p.stalled {
+            ConditionValue::new(ConditionType::Stalled, true, p.reason, m)
+        } else {
+            ConditionValue::new(ConditionType::Stalled, false, Reason::AsExpected, "")
+        },
+    ]
 }
 
 pub(crate) fn recent_run(r: &RunRecord) -> RecentRun {

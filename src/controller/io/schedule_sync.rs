@@ -13,7 +13,7 @@ use crate::controller::pause::{PausedBy, paused_by};
 use crate::controller::plan::{self, Decision, PlanInput, WriteReason};
 use crate::controller::status::{Problem, RECENT_RUNS};
 use crate::controller::{missed, streak};
-use crate::desired::schedule::{DesiredSchedule, ScheduleLocation};
+use crate::desired::schedule::{DesiredSchedule, Owner, ScheduleLocation};
 use crate::reason::Reason;
 use crate::temporal::{ObservedSchedule, RunRecord, Schedules, TemporalError, WriteOptions};
 
@@ -82,53 +82,27 @@ pub(crate) async fn sync<S: Schedules>(
     // A DurableJob that never recorded a write creates its schedule straight away; only when
     // Temporal answers that it exists (an earlier write whose status was lost, or someone
     // else's) is it described and decided again. A new schedule costs a create and a describe.
-    let mut optimistic = r.previous.sync.is_none() && r.previous.schedule_id.is_none();
-    let mut observed = if optimistic {
+    let optimistic = r.previous.sync.is_none() && r.previous.schedule_id.is_none();
+    let observed = if optimistic {
         None
     } else {
         schedules.describe(&desired.location).await.map_err(fail)?
     };
-    // a failure streak is counted with the newest runs: read before deciding (a pause write
-    // does not change which runs there are)
-    let early = match (&observed, desired.streak) {
-        (Some(o), Some(_)) => Some(read_runs(schedules, desired, r.previous, o).await),
-        _ => None,
+    let (early, counted) = count_streak(schedules, desired, r.previous, observed.as_ref()).await;
+    let planned = Planned {
+        desired,
+        desired_hash: &desired_hash,
+        previous: r.previous,
+        failure_streak: counted.as_ref(),
+        resume_requested,
+        now,
     };
-    let previous_streak = r.previous.sync.as_ref().and_then(|s| s.failure_streak.as_ref());
-    let counted = match (&observed, desired.streak) {
-        (Some(o), Some(_)) => {
-            let recorded: Vec<crate::api::RecentRun> =
-                match early.as_ref().and_then(|(runs, _)| runs.as_ref()) {
-                    Some(runs) => runs.iter().map(crate::controller::status::recent_run).collect(),
-                    None => r.previous.recent_runs.clone(),
-                };
-            Some(streak::advance(previous_streak, &o.recent_actions, &recorded))
-        }
-        _ => None,
-    };
-    let (decision, written) = loop {
-        let decision = plan::decide(&PlanInput {
-            desired,
-            desired_hash: &desired_hash,
-            previous: r.previous,
-            observed: observed.as_ref(),
-            failure_streak: counted.as_ref(),
-            resume_requested,
-            now,
-        });
-        if !matches!(decision, Decision::Create { .. } | Decision::Update { .. }) {
-            break (decision, None);
-        }
-        match write(schedules, desired, &decision).await {
-            Err(TemporalError::Conflict(_)) if optimistic => {
-                optimistic = false;
-                observed = schedules.describe(&desired.location).await.map_err(fail)?;
-            }
-            done => break (decision, Some(done.map_err(fail)?)),
-        }
-    };
+    let (decision, written, observed) = decide_and_write(schedules, &planned, observed, optimistic)
+        .await
+        .map_err(fail)?;
     let handled = r.resume.map(str::to_string).or(handled);
     // the count is kept while suspendAfterFailures is set; a resume starts it afresh
+    let previous_streak = r.previous.sync.as_ref().and_then(|s| s.failure_streak.as_ref());
     let failure_streak = match desired.streak {
         None => None,
         Some(_) if written == Some(WriteReason::Resumed) => Some(streak::fresh(now)),
@@ -155,15 +129,9 @@ pub(crate) async fn sync<S: Schedules>(
         Decision::InSync { record_fingerprint } => {
             if let Some(fp) = record_fingerprint {
                 out.sync = Some(record(fp));
-                if !r.previous.paused && observed.as_ref().and_then(paused_by) == Some(PausedBy::Failure) {
-                    out.notices.push(Notice::warning(
-                        Reason::PausedAfterFailure,
-                        "Pause",
-                        format!(
-                            "Temporal paused schedule {} after a failed run; set annotation {RESUME_ANNOTATION} to a new value to resume",
-                            desired.location.id
-                        ),
-                    ));
+                let by_failure = observed.as_ref().and_then(paused_by) == Some(PausedBy::Failure);
+                if !r.previous.paused && by_failure {
+                    out.notices.push(failure_pause_notice(desired));
                 }
             } else if let Some(previous) = r.previous.sync.as_ref()
                 && (previous.handled_resume != handled || previous.failure_streak != failure_streak)
@@ -179,33 +147,10 @@ pub(crate) async fn sync<S: Schedules>(
         Decision::Completed => {
             out.completed = true;
             if !r.previous.completed {
-                out.notices.push(Notice::normal(
-                    Reason::Completed,
-                    "Complete",
-                    format!(
-                        "Schedule {} has finished and is no longer in Temporal; it is not recreated",
-                        desired.location.id
-                    ),
-                ));
+                out.notices.push(completed_notice(desired));
             }
         }
-        Decision::Foreign { owner } => {
-            let whose = match owner.as_ref() {
-                Some(o) => format!(
-                    "by operator prefix {:?} for {} (uid {})",
-                    o.prefix, o.resource, o.uid
-                ),
-                None => "outside durablejob".to_string(),
-            };
-            return Err(Problem {
-                reason: Reason::ScheduleOwnedElsewhere,
-                message: format!(
-                    "Temporal schedule {} in namespace {} was created {whose}; the operator leaves it alone. Delete it (temporal schedule delete --schedule-id '{}') or change --schedule-id-prefix",
-                    desired.location.id, desired.location.namespace, desired.location.id
-                ),
-                stalled: true,
-            });
-        }
+        Decision::Foreign { owner } => return Err(owned_elsewhere(desired, owner.as_ref())),
     }
     if let Some(o) = &out.observed {
         (out.runs, out.runs_marker) = match early {
@@ -227,6 +172,116 @@ pub(crate) async fn sync<S: Schedules>(
         }
     }
     Ok(out)
+}
+
+/// The runs read from visibility and the failure streak counted with them, when the spec has
+/// `suspendAfterFailures` and the schedule was described. A streak is counted with the newest
+/// runs, so they are read before deciding (a pause write does not change which runs there are).
+async fn count_streak<S: Schedules>(
+    schedules: &S,
+    desired: &DesiredSchedule,
+    previous: &DurableJobStatus,
+    observed: Option<&ObservedSchedule>,
+) -> (Option<RunsRead>, Option<crate::api::FailureStreak>) {
+    let (Some(o), Some(_)) = (observed, desired.streak) else {
+        return (None, None);
+    };
+    let read = read_runs(schedules, desired, previous, o).await;
+    let recorded: Vec<crate::api::RecentRun> = match &read.0 {
+        Some(runs) => runs.iter().map(crate::controller::status::recent_run).collect(),
+        None => previous.recent_runs.clone(),
+    };
+    let before = previous.sync.as_ref().and_then(|s| s.failure_streak.as_ref());
+    let counted = streak::advance(before, &o.recent_actions, &recorded);
+    (Some(read), Some(counted))
+}
+
+/// The runs read from visibility (`None`: keep the previous ones) and their digest.
+type RunsRead = (Option<Vec<RunRecord>>, Option<String>);
+
+/// What the planner is given besides Temporal's description.
+struct Planned<'a> {
+    desired: &'a DesiredSchedule,
+    desired_hash: &'a str,
+    previous: &'a DurableJobStatus,
+    failure_streak: Option<&'a crate::api::FailureStreak>,
+    resume_requested: Option<&'a str>,
+    now: DateTime<Utc>,
+}
+
+/// Decides, and makes the write decided: a create Temporal refuses as existing (made earlier,
+/// its status lost) is described and decided again. Gives the decision, the reason written
+/// (if any) and the description it was decided on.
+async fn decide_and_write<S: Schedules>(
+    schedules: &S,
+    p: &Planned<'_>,
+    mut observed: Option<ObservedSchedule>,
+    mut optimistic: bool,
+) -> Result<(Decision, Option<WriteReason>, Option<ObservedSchedule>), TemporalError> {
+    loop {
+        let decision = plan::decide(&PlanInput {
+            desired: p.desired,
+            desired_hash: p.desired_hash,
+            previous: p.previous,
+            observed: observed.as_ref(),
+            failure_streak: p.failure_streak,
+            resume_requested: p.resume_requested,
+            now: p.now,
+        });
+        if !matches!(decision, Decision::Create { .. } | Decision::Update { .. }) {
+            return Ok((decision, None, observed));
+        }
+        match write(schedules, p.desired, &decision).await {
+            Err(TemporalError::Conflict(_)) if optimistic => {
+                optimistic = false;
+                observed = schedules.describe(&p.desired.location).await?;
+            }
+            done => return Ok((decision, Some(done?), observed)),
+        }
+    }
+}
+
+/// The Warning when Temporal has paused the schedule after a failed run.
+fn failure_pause_notice(desired: &DesiredSchedule) -> Notice {
+    Notice::warning(
+        Reason::PausedAfterFailure,
+        "Pause",
+        format!(
+            "Temporal paused schedule {} after a failed run; set annotation {RESUME_ANNOTATION} to a new value to resume",
+            desired.location.id
+        ),
+    )
+}
+
+/// The Event when the schedule has finished and Temporal removed it.
+fn completed_notice(desired: &DesiredSchedule) -> Notice {
+    Notice::normal(
+        Reason::Completed,
+        "Complete",
+        format!(
+            "Schedule {} has finished and is no longer in Temporal; it is not recreated",
+            desired.location.id
+        ),
+    )
+}
+
+/// The problem when the schedule id is taken by a schedule this resource did not make.
+fn owned_elsewhere(desired: &DesiredSchedule, owner: Option<&Owner>) -> Problem {
+    let whose = match owner {
+        Some(o) => format!(
+            "by operator prefix {:?} for {} (uid {})",
+            o.prefix, o.resource, o.uid
+        ),
+        None => "outside durablejob".to_string(),
+    };
+    Problem {
+        reason: Reason::ScheduleOwnedElsewhere,
+        message: format!(
+            "Temporal schedule {} in namespace {} was created {whose}; the operator leaves it alone. Delete it (temporal schedule delete --schedule-id '{}') or change --schedule-id-prefix",
+            desired.location.id, desired.location.namespace, desired.location.id
+        ),
+        stalled: true,
+    }
 }
 
 /// The runs from Temporal's visibility store, and the runs digest they were read for.

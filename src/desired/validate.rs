@@ -8,7 +8,9 @@ use chrono::{DateTime, Utc};
 use k8s_openapi::api::{batch::v1::JobTemplateSpec, core::v1::PodTemplateSpec};
 use serde_json::Value;
 
-use crate::api::{BUILTIN_WORKFLOW_TYPE, DeletionPolicy, DurableJobSpec, Exclusions, OverlapPolicy};
+use crate::api::{
+    BUILTIN_WORKFLOW_TYPE, DeletionPolicy, DurableJobSpec, Exclusions, OverlapPolicy, ScheduleSpec,
+};
 use crate::cron::{self, ranges::Match};
 
 /// Temporal refuses catch-up windows shorter than this.
@@ -147,149 +149,17 @@ pub struct ValidWorker {
 pub fn validate(spec: &DurableJobSpec) -> Result<ValidSpec, InvalidSpec> {
     let mut v = Collector::default();
     let s = &spec.schedule;
-
-    let mut cron = Vec::new();
-    for (i, entry) in s.cron.iter().enumerate() {
-        // `H` is checked through an expansion: every resource's expansion has the same shape
-        let checked = cron::hash::expand(entry, "", "").and_then(|e| cron::check(&e));
-        match checked {
-            Ok(()) => cron.push(entry.trim().to_string()),
-            Err(msg) => v.push(format!("spec.schedule.cron[{i}]"), msg),
-        }
-    }
+    let cron = cron_entries(s, &mut v);
     let exclude = s
         .exclude
         .as_ref()
         .map(|e| exclusions(e, "spec.schedule.exclude", &mut v.errors))
         .unwrap_or_default();
-    let mut seen = std::collections::BTreeSet::new();
-    for (i, name) in s.exclude_calendars.iter().enumerate() {
-        if !seen.insert(name) {
-            v.push(
-                format!("spec.schedule.excludeCalendars[{i}]"),
-                format!("{name:?} is listed twice"),
-            );
-        }
-    }
-    let suspend_after_failures = match spec.suspend_after_failures {
-        Some(n) if n < 1 => {
-            v.push(
-                "spec.suspendAfterFailures".into(),
-                "must be at least 1 when set".into(),
-            );
-            None
-        }
-        Some(_) if spec.pause_on_failure => {
-            v.push(
-                "spec.suspendAfterFailures".into(),
-                "set either spec.pauseOnFailure (one failed run) or spec.suspendAfterFailures (N in a row), not both".into(),
-            );
-            None
-        }
-        n => n.map(|n| n as u32),
-    };
-    let resume_after = spec
-        .resume_after
-        .as_deref()
-        .and_then(|r| v.positive_duration("spec.resumeAfter", r));
-    if resume_after.is_some() && suspend_after_failures.is_none() && spec.suspend_after_failures.is_none() {
-        v.push(
-            "spec.resumeAfter".into(),
-            "resumes a pause made by spec.suspendAfterFailures: set that too, or remove resumeAfter".into(),
-        );
-    }
-    let mut intervals = Vec::new();
-    for (i, iv) in s.intervals.iter().enumerate() {
-        let every = v.duration(&format!("spec.schedule.intervals[{i}].every"), &iv.every);
-        let offset = iv
-            .offset
-            .as_deref()
-            .and_then(|o| v.duration(&format!("spec.schedule.intervals[{i}].offset"), o));
-        if let Some(every) = every {
-            if every < Duration::from_secs(1) {
-                v.push(
-                    format!("spec.schedule.intervals[{i}].every"),
-                    "must be at least 1s".into(),
-                );
-            }
-            if let Some(offset) = offset
-                && offset >= every
-            {
-                v.push(
-                    format!("spec.schedule.intervals[{i}].offset"),
-                    format!(
-                        "{:?} must be shorter than every ({:?})",
-                        iv.offset.as_deref().unwrap_or(""),
-                        iv.every
-                    ),
-                );
-            }
-            intervals.push(ValidInterval { every, offset });
-        }
-    }
-    if s.cron.is_empty() && s.intervals.is_empty() {
-        v.push(
-            "spec.schedule".into(),
-            "needs at least one entry in cron or intervals".into(),
-        );
-    }
-    if chrono_tz::Tz::from_str(&s.time_zone).is_err() {
-        v.push(
-            "spec.schedule.timeZone".into(),
-            format!(
-                "unknown time zone {:?}; use an IANA name such as UTC, Europe/Berlin or America/New_York",
-                s.time_zone
-            ),
-        );
-    }
-    let jitter = s
-        .jitter
-        .as_deref()
-        .and_then(|j| v.duration("spec.schedule.jitter", j));
-    let start_at = s
-        .start_at
-        .as_deref()
-        .and_then(|t| v.timestamp("spec.schedule.startAt", t));
-    let end_at = s
-        .end_at
-        .as_deref()
-        .and_then(|t| v.timestamp("spec.schedule.endAt", t));
-    if let (Some(a), Some(b)) = (start_at, end_at)
-        && a >= b
-    {
-        v.push(
-            "spec.schedule.endAt".into(),
-            "must be after spec.schedule.startAt".into(),
-        );
-    }
-
-    let catchup_window = v.duration("spec.catchupWindow", &spec.catchup_window);
-    if let Some(c) = catchup_window
-        && c < MIN_CATCHUP_WINDOW
-    {
-        v.push(
-            "spec.catchupWindow".into(),
-            format!("{:?} is below Temporal's minimum of 10s", spec.catchup_window),
-        );
-    }
-    if let Some(limit) = spec.run_limit
-        && limit < 1
-    {
-        v.push("spec.runLimit".into(), "must be at least 1 when set".into());
-    }
-    if spec.successful_runs_history_limit < 0 {
-        v.push(
-            "spec.successfulRunsHistoryLimit".into(),
-            "must not be negative".into(),
-        );
-    }
-    if spec.failed_runs_history_limit < 0 {
-        v.push(
-            "spec.failedRunsHistoryLimit".into(),
-            "must not be negative".into(),
-        );
-    }
-
+    exclude_calendars(s, &mut v);
+    let (suspend_after_failures, resume_after) = failure_streak(spec, &mut v);
+    let intervals = intervals(s, &mut v);
+    let (jitter, start_at, end_at) = calendar_bounds(s, &mut v);
+    let catchup_window = limits(spec, &mut v);
     let workflow = validate_workflow(spec, &mut v);
     let executor = validate_executor(spec, &mut v);
     let temporal_namespace = spec.temporal.as_ref().and_then(|t| t.namespace.clone());
@@ -328,6 +198,175 @@ pub fn validate(spec: &DurableJobSpec) -> Result<ValidSpec, InvalidSpec> {
         temporal_namespace,
         deletion_policy: spec.deletion_policy,
     })
+}
+
+/// `spec.schedule.cron`, each entry checked (an `H` through an expansion: every resource's
+/// expansion has the same shape).
+fn cron_entries(s: &ScheduleSpec, v: &mut Collector) -> Vec<String> {
+    let mut cron = Vec::new();
+    for (i, entry) in s.cron.iter().enumerate() {
+        let checked = cron::hash::expand(entry, "", "").and_then(|e| cron::check(&e));
+        match checked {
+            Ok(()) => cron.push(entry.trim().to_string()),
+            Err(msg) => v.push(format!("spec.schedule.cron[{i}]"), msg),
+        }
+    }
+    cron
+}
+
+/// `spec.schedule.excludeCalendars` names each calendar once.
+fn exclude_calendars(s: &ScheduleSpec, v: &mut Collector) {
+    let mut seen = std::collections::BTreeSet::new();
+    for (i, name) in s.exclude_calendars.iter().enumerate() {
+        if !seen.insert(name) {
+            v.push(
+                format!("spec.schedule.excludeCalendars[{i}]"),
+                format!("{name:?} is listed twice"),
+            );
+        }
+    }
+}
+
+/// `spec.suspendAfterFailures` (at least 1, not with `pauseOnFailure`) and the
+/// `spec.resumeAfter` that needs it.
+fn failure_streak(spec: &DurableJobSpec, v: &mut Collector) -> (Option<u32>, Option<Duration>) {
+    let suspend_after_failures = match spec.suspend_after_failures {
+        Some(n) if n < 1 => {
+            v.push(
+                "spec.suspendAfterFailures".into(),
+                "must be at least 1 when set".into(),
+            );
+            None
+        }
+        Some(_) if spec.pause_on_failure => {
+            v.push(
+                "spec.suspendAfterFailures".into(),
+                "set either spec.pauseOnFailure (one failed run) or spec.suspendAfterFailures (N in a row), not both".into(),
+            );
+            None
+        }
+        n => n.map(|n| n as u32),
+    };
+    let resume_after = spec
+        .resume_after
+        .as_deref()
+        .and_then(|r| v.positive_duration("spec.resumeAfter", r));
+    if resume_after.is_some() && suspend_after_failures.is_none() && spec.suspend_after_failures.is_none() {
+        v.push(
+            "spec.resumeAfter".into(),
+            "resumes a pause made by spec.suspendAfterFailures: set that too, or remove resumeAfter".into(),
+        );
+    }
+    (suspend_after_failures, resume_after)
+}
+
+/// `spec.schedule.intervals`: each at least a second, its offset shorter than it.
+fn intervals(s: &ScheduleSpec, v: &mut Collector) -> Vec<ValidInterval> {
+    let mut intervals = Vec::new();
+    for (i, iv) in s.intervals.iter().enumerate() {
+        let every = v.duration(&format!("spec.schedule.intervals[{i}].every"), &iv.every);
+        let offset = iv
+            .offset
+            .as_deref()
+            .and_then(|o| v.duration(&format!("spec.schedule.intervals[{i}].offset"), o));
+        let Some(every) = every else {
+            continue;
+        };
+        if every < Duration::from_secs(1) {
+            v.push(
+                format!("spec.schedule.intervals[{i}].every"),
+                "must be at least 1s".into(),
+            );
+        }
+        if let Some(offset) = offset
+            && offset >= every
+        {
+            v.push(
+                format!("spec.schedule.intervals[{i}].offset"),
+                format!(
+                    "{:?} must be shorter than every ({:?})",
+                    iv.offset.as_deref().unwrap_or(""),
+                    iv.every
+                ),
+            );
+        }
+        intervals.push(ValidInterval { every, offset });
+    }
+    intervals
+}
+
+/// That the schedule has an entry at all, its time zone, jitter, and start before end.
+fn calendar_bounds(
+    s: &ScheduleSpec,
+    v: &mut Collector,
+) -> (Option<Duration>, Option<DateTime<Utc>>, Option<DateTime<Utc>>) {
+    if s.cron.is_empty() && s.intervals.is_empty() {
+        v.push(
+            "spec.schedule".into(),
+            "needs at least one entry in cron or intervals".into(),
+        );
+    }
+    if chrono_tz::Tz::from_str(&s.time_zone).is_err() {
+        v.push(
+            "spec.schedule.timeZone".into(),
+            format!(
+                "unknown time zone {:?}; use an IANA name such as UTC, Europe/Berlin or America/New_York",
+                s.time_zone
+            ),
+        );
+    }
+    let jitter = s
+        .jitter
+        .as_deref()
+        .and_then(|j| v.duration("spec.schedule.jitter", j));
+    let start_at = s
+        .start_at
+        .as_deref()
+        .and_then(|t| v.timestamp("spec.schedule.startAt", t));
+    let end_at = s
+        .end_at
+        .as_deref()
+        .and_then(|t| v.timestamp("spec.schedule.endAt", t));
+    if let (Some(a), Some(b)) = (start_at, end_at)
+        && a >= b
+    {
+        v.push(
+            "spec.schedule.endAt".into(),
+            "must be after spec.schedule.startAt".into(),
+        );
+    }
+    (jitter, start_at, end_at)
+}
+
+/// The catch-up window (Temporal's minimum is 10s), the run limit and the history limits.
+fn limits(spec: &DurableJobSpec, v: &mut Collector) -> Option<Duration> {
+    let catchup_window = v.duration("spec.catchupWindow", &spec.catchup_window);
+    if let Some(c) = catchup_window
+        && c < MIN_CATCHUP_WINDOW
+    {
+        v.push(
+            "spec.catchupWindow".into(),
+            format!("{:?} is below Temporal's minimum of 10s", spec.catchup_window),
+        );
+    }
+    if let Some(limit) = spec.run_limit
+        && limit < 1
+    {
+        v.push("spec.runLimit".into(), "must be at least 1 when set".into());
+    }
+    if spec.successful_runs_history_limit < 0 {
+        v.push(
+            "spec.successfulRunsHistoryLimit".into(),
+            "must not be negative".into(),
+        );
+    }
+    if spec.failed_runs_history_limit < 0 {
+        v.push(
+            "spec.failedRunsHistoryLimit".into(),
+            "must not be negative".into(),
+        );
+    }
+    catchup_window
 }
 
 /// The exclusions of `spec.schedule.exclude` or of a DurableJobCalendar's spec (`path`

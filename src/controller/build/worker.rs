@@ -157,6 +157,65 @@ pub(crate) fn health(d: &Deployment) -> WorkerHealth {
     }
 }
 
+/// What to do with the worker Deployment, decided from the Deployment wanted (`None`: the
+/// spec has no worker) and the one found under its name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum WorkerPlan {
+    /// A Deployment of that name is someone else's: left untouched, and why.
+    NameTaken { owner: String },
+    /// No worker is wanted and the operator's own is left over: delete it.
+    Delete,
+    /// Nothing to write: no worker and none left over, or the Deployment is as wanted.
+    Keep,
+    /// Apply the wanted Deployment; `created` when there was none.
+    Apply { created: bool },
+}
+
+/// Decides the worker step for the DurableJob `uid`: its own Deployment is the one it
+/// controls (owner reference), and one whose spec hash matches what is wanted needs no write.
+pub(crate) fn plan(uid: &str, want: Option<&Value>, existing: Option<&Deployment>) -> WorkerPlan {
+    let ours = existing.is_some_and(|d| {
+        d.metadata
+            .owner_references
+            .iter()
+            .flatten()
+            .any(|o| o.uid == uid && o.controller == Some(true))
+    });
+    let Some(want) = want else {
+        return if ours {
+            WorkerPlan::Delete
+        } else {
+            WorkerPlan::Keep
+        };
+    };
+    let Some(d) = existing else {
+        return WorkerPlan::Apply { created: true };
+    };
+    if !ours {
+        let owner = d
+            .metadata
+            .owner_references
+            .iter()
+            .flatten()
+            .find(|o| o.controller == Some(true))
+            .map(|o| format!("it is controlled by {} {}", o.kind, o.name))
+            .unwrap_or_else(|| "it has no controlling owner".into());
+        return WorkerPlan::NameTaken { owner };
+    }
+    let want_hash = want["metadata"]["annotations"][SPEC_HASH_ANNOTATION].as_str();
+    let have_hash = d
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(SPEC_HASH_ANNOTATION))
+        .map(String::as_str);
+    if want_hash.is_some() && want_hash == have_hash {
+        WorkerPlan::Keep
+    } else {
+        WorkerPlan::Apply { created: false }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -290,5 +349,70 @@ mod tests {
         );
         assert!(!health(&d(1, 1, 0, "False")).available);
         assert_eq!(health(&d(1, 1, 2, "True")).message, "2/2 worker replicas ready");
+    }
+
+    fn found(owner_uid: Option<&str>, hash: &str) -> Deployment {
+        serde_json::from_value(json!({
+            "metadata": {
+                "name": "r-worker",
+                "annotations": {SPEC_HASH_ANNOTATION: hash},
+                "ownerReferences": owner_uid.map(|uid| vec![json!({
+                    "apiVersion": "durablejob.dev/v1alpha1", "kind": "DurableJob", "name": "r",
+                    "uid": uid, "controller": true
+                })]).unwrap_or_default(),
+            }
+        }))
+        .expect("a Deployment")
+    }
+
+    #[test]
+    fn the_worker_step_is_decided_from_what_is_wanted_and_what_is_found() {
+        let want = json!({"metadata": {"annotations": {SPEC_HASH_ANNOTATION: "h1"}}});
+        let mine = found(Some("uid-1"), "h1");
+        let stale = found(Some("uid-1"), "h0");
+        let theirs = found(Some("other"), "h1");
+        let unowned = found(None, "h1");
+        let rows: Vec<(&str, Option<&Value>, Option<&Deployment>, WorkerPlan)> = vec![
+            ("no worker, none found", None, None, WorkerPlan::Keep),
+            ("no worker, ours left over", None, Some(&mine), WorkerPlan::Delete),
+            ("no worker, someone else's", None, Some(&theirs), WorkerPlan::Keep),
+            (
+                "a worker, none found",
+                Some(&want),
+                None,
+                WorkerPlan::Apply { created: true },
+            ),
+            (
+                "a worker, ours as wanted",
+                Some(&want),
+                Some(&mine),
+                WorkerPlan::Keep,
+            ),
+            (
+                "a worker, ours changed",
+                Some(&want),
+                Some(&stale),
+                WorkerPlan::Apply { created: false },
+            ),
+            (
+                "a worker, the name another's",
+                Some(&want),
+                Some(&theirs),
+                WorkerPlan::NameTaken {
+                    owner: "it is controlled by DurableJob r".into(),
+                },
+            ),
+            (
+                "a worker, the name unowned",
+                Some(&want),
+                Some(&unowned),
+                WorkerPlan::NameTaken {
+                    owner: "it has no controlling owner".into(),
+                },
+            ),
+        ];
+        for (name, want, existing, expected) in rows {
+            assert_eq!(plan("uid-1", want, existing), expected, "{name}");
+        }
     }
 }

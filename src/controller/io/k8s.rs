@@ -14,7 +14,7 @@ use super::Notice;
 use std::collections::BTreeMap;
 
 use crate::api::{DurableJob, DurableJobCalendar, DurableJobStatus};
-use crate::controller::build::worker;
+use crate::controller::build::worker::{self, WorkerPlan};
 use crate::controller::status::{Problem, WorkerState};
 use crate::controller::{Context, Error};
 use crate::desired::schedule::DesiredSchedule;
@@ -67,30 +67,31 @@ pub(crate) async fn sync_worker<S: Schedules>(
             )
         })?,
     };
-    let ours = |d: &Deployment| {
-        d.metadata
-            .owner_references
-            .iter()
-            .flatten()
-            .any(|o| o.uid == uid && o.controller == Some(true))
+    let want = match &valid.executor {
+        Executor::UserWorker(w) => Some(worker::desired(
+            &worker::WorkerTarget {
+                namespace: &namespace,
+                name: &name,
+                uid: &uid,
+                temporal_address: &ctx.settings.temporal_address,
+                temporal_namespace: &desired.location.namespace,
+                task_queue: &desired.action.task_queue,
+            },
+            w,
+        )),
+        _ => None,
     };
-    if is_worker && let Some(d) = existing.as_ref().filter(|d| !ours(d)) {
-        let owner = d
-            .owner_references()
-            .iter()
-            .find(|o| o.controller == Some(true))
-            .map(|o| format!("it is controlled by {} {}", o.kind, o.name))
-            .unwrap_or_else(|| "it has no controlling owner".into());
-        return Err(Problem {
-            reason: Reason::WorkerNameTaken,
-            message: format!(
-                "Deployment {deployment} already exists in namespace {namespace} and is not this DurableJob's worker ({owner}), so the operator leaves it untouched: rename or remove that Deployment, or give this DurableJob another name (its worker is always <name>-worker)"
-            ),
-            stalled: true,
-        });
-    }
-    let Executor::UserWorker(w) = &valid.executor else {
-        if existing.as_ref().is_some_and(ours) {
+    let current = match worker::plan(&uid, want.as_ref(), existing.as_ref()) {
+        WorkerPlan::NameTaken { owner } => {
+            return Err(Problem {
+                reason: Reason::WorkerNameTaken,
+                message: format!(
+                    "Deployment {deployment} already exists in namespace {namespace} and is not this DurableJob's worker ({owner}), so the operator leaves it untouched: rename or remove that Deployment, or give this DurableJob another name (its worker is always <name>-worker)"
+                ),
+                stalled: true,
+            });
+        }
+        WorkerPlan::Delete => {
             api.delete(&deployment, &DeleteParams::background())
                 .await
                 .map_err(|e| {
@@ -105,29 +106,19 @@ pub(crate) async fn sync_worker<S: Schedules>(
                 "Delete",
                 format!("Deleted worker Deployment {deployment}: the resource no longer has spec.worker"),
             ));
+            None
         }
-        return Ok(None);
-    };
-    let target = worker::WorkerTarget {
-        namespace: &namespace,
-        name: &name,
-        uid: &uid,
-        temporal_address: &ctx.settings.temporal_address,
-        temporal_namespace: &desired.location.namespace,
-        task_queue: &desired.action.task_queue,
-    };
-    let want = worker::desired(&target, w);
-    let want_hash = want["metadata"]["annotations"][worker::SPEC_HASH_ANNOTATION]
-        .as_str()
-        .map(String::from);
-    let current = match &existing {
-        Some(d) if d.annotations().get(worker::SPEC_HASH_ANNOTATION) == want_hash.as_ref() => d.clone(),
-        _ => {
+        WorkerPlan::Keep => existing.filter(|_| want.is_some()),
+        WorkerPlan::Apply { created } => {
+            // planned only when a worker is wanted
+            let Some(body) = want.as_ref() else {
+                return Ok(None);
+            };
             let applied = api
                 .patch(
                     &deployment,
                     &PatchParams::apply(FIELD_MANAGER).force(),
-                    &Patch::Apply(&want),
+                    &Patch::Apply(body),
                 )
                 .await
                 .map_err(|e| {
@@ -137,22 +128,22 @@ pub(crate) async fn sync_worker<S: Schedules>(
                         &e,
                     )
                 })?;
-            let (reason, verb) = if existing.is_some() {
-                (Reason::WorkerUpdated, "Updated")
-            } else {
+            let (reason, verb) = if created {
                 (Reason::WorkerCreated, "Created")
+            } else {
+                (Reason::WorkerUpdated, "Updated")
             };
             notices.push(Notice::normal(
                 reason,
                 "Sync",
                 format!("{verb} worker Deployment {deployment}"),
             ));
-            applied
+            Some(applied)
         }
     };
-    Ok(Some(WorkerState {
+    Ok(current.map(|d| WorkerState {
         deployment,
-        health: worker::health(&current),
+        health: worker::health(&d),
     }))
 }
 

@@ -216,8 +216,35 @@ pub(crate) async fn apply<S: Schedules>(dj: Arc<DurableJob>, ctx: Arc<Context<S>
     })
 }
 
-/// Publishes the Events, a problem's Warning only when its message is new, and writes the
-/// status when it changed.
+/// What a reconcile reports: the Events to publish, in order, and whether the status is
+/// written.
+#[derive(Debug, PartialEq)]
+pub(crate) struct Report {
+    pub events: Vec<Notice>,
+    pub write_status: bool,
+}
+
+/// The steps' Events, then a problem's Warning only when its message is new (a problem that
+/// persists is one Warning, not one per retry); the status only when it changed.
+pub(crate) fn report(
+    previous: &DurableJobStatus,
+    new: &DurableJobStatus,
+    problem: Option<&Problem>,
+    notices: &[Notice],
+) -> Report {
+    let mut events = notices.to_vec();
+    if let Some(p) = problem
+        && previous.message.as_deref() != Some(p.message.as_str())
+    {
+        events.push(k8s::warning_for(p));
+    }
+    Report {
+        events,
+        write_status: new != previous,
+    }
+}
+
+/// Publishes what [`report`] says and writes the status when it changed.
 async fn finish<S: Schedules>(
     dj: &DurableJob,
     ctx: &Context<S>,
@@ -226,17 +253,15 @@ async fn finish<S: Schedules>(
     problem: Option<&Problem>,
     notices: &[Notice],
 ) -> Result<(), Error> {
-    for n in notices {
-        k8s::publish(ctx, dj, n).await;
-    }
     if let Some(p) = problem {
         ctx.metrics.failure(p.reason);
         tracing::warn!(reason = p.reason.as_str(), message = %p.message, "reconcile step failed");
-        if previous.message.as_deref() != Some(p.message.as_str()) {
-            k8s::publish(ctx, dj, &k8s::warning_for(p)).await;
-        }
     }
-    if new != previous {
+    let report = report(previous, new, problem, notices);
+    for n in &report.events {
+        k8s::publish(ctx, dj, n).await;
+    }
+    if report.write_status {
         k8s::write_status(dj, ctx, new).await?;
     }
     Ok(())

@@ -495,3 +495,65 @@ async fn a_pause_for_failed_runs_in_a_row_is_kept_until_the_resume_request_and_t
     let record = resumed.status.requests.first().expect("the request is recorded");
     assert!(record.message.contains("Resumed"), "{record:?}");
 }
+
+#[test]
+fn a_persisting_problem_is_one_warning_and_an_unchanged_status_is_not_written() {
+    use super::reconcile::{Report, report};
+    let problem = Problem {
+        reason: Reason::TemporalUnavailable,
+        message: "Temporal is unreachable".into(),
+        stalled: false,
+    };
+    let created = crate::controller::io::Notice::normal(Reason::ScheduleCreated, "Create", "made".into());
+    let before = DurableJobStatus::default();
+    let failing = DurableJobStatus {
+        message: Some(problem.message.clone()),
+        ..Default::default()
+    };
+    let first = report(&before, &failing, Some(&problem), std::slice::from_ref(&created));
+    assert_eq!(first.events.len(), 2, "the step's Event, then the Warning");
+    assert_eq!(first.events[0], created);
+    assert_eq!(
+        (first.events[1].reason, first.events[1].type_),
+        (
+            Reason::TemporalUnavailable,
+            kube::runtime::events::EventType::Warning
+        )
+    );
+    assert!(first.write_status);
+    assert_eq!(
+        report(&failing, &failing, Some(&problem), &[]),
+        Report {
+            events: vec![],
+            write_status: false
+        },
+        "the same problem again: no Warning, no write"
+    );
+    let other = Problem {
+        message: "another message".into(),
+        ..problem.clone()
+    };
+    assert_eq!(report(&failing, &failing, Some(&other), &[]).events.len(), 1);
+}
+
+#[tokio::test]
+async fn backoff_grows_per_resource_to_a_minute_and_a_success_resets_it() {
+    let config = kube::Config::new("http://127.0.0.1:9".parse().unwrap());
+    let client = kube::Client::try_from(config).expect("a client that connects on first use");
+    let ctx = super::Context::new(
+        client,
+        FakeSchedules::default(),
+        Settings::default(),
+        crate::metrics::Metrics::register(&mut prometheus_client::registry::Registry::default()),
+    );
+    let (a, b) = (DurableJob::test("a"), DurableJob::test("b"));
+    let waits: Vec<u64> = (0..8).map(|_| ctx.next_backoff(&a).as_secs()).collect();
+    assert_eq!(waits, vec![1, 2, 4, 8, 16, 32, 60, 60]);
+    assert_eq!(
+        ctx.next_backoff(&b).as_secs(),
+        1,
+        "each resource backs off on its own"
+    );
+    ctx.reset_backoff(&a);
+    assert_eq!(ctx.next_backoff(&a).as_secs(), 1);
+}

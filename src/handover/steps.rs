@@ -18,7 +18,7 @@
 //! CronJob the DurableJob's last slot as its `lastScheduleTime` and resume it.
 
 use chrono::{DateTime, TimeDelta, Utc};
-use serde_json::Value;
+use k8s_openapi::api::batch::v1::CronJob;
 
 use super::quiet;
 use crate::api::{DurableJob, OverlapPolicy};
@@ -88,8 +88,18 @@ pub enum Step {
     },
 }
 
-fn annotation<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
-    v["metadata"]["annotations"][key].as_str()
+fn annotation<'a>(cj: &'a CronJob, key: &str) -> Option<&'a str> {
+    cj.metadata.annotations.as_ref()?.get(key).map(String::as_str)
+}
+
+fn suspended(cj: &CronJob) -> bool {
+    cj.spec.suspend == Some(true)
+}
+
+/// The CronJob controller's `status.lastScheduleTime`.
+fn last_schedule_time(cj: &CronJob) -> Option<DateTime<Utc>> {
+    let t = cj.status.as_ref()?.last_schedule_time.as_ref()?;
+    DateTime::from_timestamp(t.0.as_second(), t.0.subsec_nanosecond().max(0) as u32)
 }
 
 fn time(s: &str) -> Option<DateTime<Utc>> {
@@ -132,7 +142,7 @@ fn quiet_window(dj: &DurableJob, now: DateTime<Utc>) -> Option<Step> {
 
 /// The next step, from the CronJob, the DurableJob the handover made, what the CronJob's Jobs
 /// say and the clock.
-pub fn step(cronjob: &Value, dj: Option<&DurableJob>, runs: &CronJobRuns, now: DateTime<Utc>) -> Step {
+pub fn step(cronjob: &CronJob, dj: Option<&DurableJob>, runs: &CronJobRuns, now: DateTime<Utc>) -> Step {
     let ask = annotation(cronjob, MIGRATE).unwrap_or_default();
     let state = annotation(cronjob, MIGRATE_STATUS).unwrap_or_default();
     let ours = |d: &DurableJob| {
@@ -167,15 +177,13 @@ pub fn step(cronjob: &Value, dj: Option<&DurableJob>, runs: &CronJobRuns, now: D
                     if !settled(dj) || !dj.status.as_ref().is_some_and(|s| s.paused) {
                         return wait("the DurableJob's schedule to exist, paused, in Temporal");
                     }
-                    if cronjob["spec"]["suspend"] != Value::Bool(true)
-                        || annotation(cronjob, SUSPEND_BEFORE).is_none()
-                    {
+                    if !suspended(cronjob) || annotation(cronjob, SUSPEND_BEFORE).is_none() {
                         if let Some(w) = quiet_window(dj, now) {
                             return w;
                         }
                         let was = annotation(cronjob, SUSPEND_BEFORE)
                             .map(|v| v == "true")
-                            .unwrap_or(cronjob["spec"]["suspend"] == Value::Bool(true));
+                            .unwrap_or(suspended(cronjob));
                         return Step::SuspendCronJob { was_suspended: was };
                     }
                     let suspended_at = annotation(cronjob, SUSPENDED_AT).and_then(time);
@@ -194,7 +202,7 @@ pub fn step(cronjob: &Value, dj: Option<&DurableJob>, runs: &CronJobRuns, now: D
                             dj.spec.overlap_policy
                         ));
                     }
-                    let last_status = cronjob["status"]["lastScheduleTime"].as_str().and_then(time);
+                    let last_status = last_schedule_time(cronjob);
                     let after = last_status.max(runs.last_scheduled);
                     Step::Unpause {
                         after,
@@ -274,11 +282,11 @@ mod tests {
     }
 
     /// The step in the middle of a minute (quiet for an every-minute schedule), with no Jobs.
-    fn plan(cj: &Value, dj: Option<&DurableJob>) -> Step {
+    fn plan(cj: &CronJob, dj: Option<&DurableJob>) -> Step {
         super::step(cj, dj, &CronJobRuns::default(), now())
     }
 
-    fn cronjob(ask: &str, status: &str, suspend: bool, before: Option<&str>) -> Value {
+    fn cronjob(ask: &str, status: &str, suspend: bool, before: Option<&str>) -> CronJob {
         let mut ann = json!({MIGRATE: ask});
         if !status.is_empty() {
             ann[MIGRATE_STATUS] = json!(status);
@@ -286,8 +294,13 @@ mod tests {
         if let Some(b) = before {
             ann[SUSPEND_BEFORE] = json!(b);
         }
-        json!({"metadata": {"name": "backup", "annotations": ann}, "spec": {"suspend": suspend, "schedule": "* * * * *"},
-            "status": {"lastScheduleTime": "2026-06-01T11:59:00Z"}})
+        serde_json::from_value(json!({
+            "metadata": {"name": "backup", "annotations": ann},
+            "spec": {"suspend": suspend, "schedule": "* * * * *",
+                "jobTemplate": {"spec": {"template": {"spec": {"containers": []}}}}},
+            "status": {"lastScheduleTime": "2026-06-01T11:59:00Z"}
+        }))
+        .expect("a CronJob")
     }
 
     fn dj(phase: &str, paused: bool, suspend: bool, extra: &[(&str, &str)]) -> DurableJob {
@@ -455,7 +468,10 @@ mod tests {
     #[test]
     fn the_last_slot_is_read_after_the_suspend_settles_and_includes_the_cronjobs_jobs() {
         let mut cj = cronjob("true", "", true, Some("false"));
-        cj["metadata"]["annotations"][SUSPENDED_AT] = json!("2026-06-01T12:00:29Z");
+        cj.metadata
+            .annotations
+            .get_or_insert_default()
+            .insert(SUSPENDED_AT.into(), "2026-06-01T12:00:29Z".into());
         let paused = dj("paused", true, true, &[]);
         assert!(
             matches!(plan(&cj, Some(&paused)), Step::Wait { retry, .. } if retry == TimeDelta::seconds(2)),

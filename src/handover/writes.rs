@@ -149,7 +149,6 @@ pub struct Inputs<'a> {
 pub fn plan(i: &Inputs<'_>) -> Plan {
     let cj = i.cronjob;
     let name = cj.metadata.name.clone().unwrap_or_default();
-    let value = serde_json::to_value(cj).expect("a CronJob serializes");
     let refuse = |message: String| {
         let recorded = format!("error: {message}");
         if annotation(cj, MIGRATE_STATUS) == Some(recorded.as_str()) {
@@ -166,11 +165,11 @@ pub fn plan(i: &Inputs<'_>) -> Plan {
                 message,
             )
     };
-    match step(&value, i.durable_job, i.runs, i.now) {
+    match step(cj, i.durable_job, i.runs, i.now) {
         Step::Nothing => Plan::idle(),
         Step::Wait { retry, .. } => Plan::after(retry.to_std().unwrap_or(Duration::from_secs(1))),
         Step::Refuse(message) => refuse(message),
-        Step::CreateDurableJob => match durable_job_for(&value, i.default_time_zone) {
+        Step::CreateDurableJob => match durable_job_for(cj, i.default_time_zone) {
             Ok(dj) => Plan::after(Duration::from_secs(1))
                 .write(Write::CreateDurableJob(Box::new(dj)))
                 .event(
@@ -290,12 +289,14 @@ pub fn plan(i: &Inputs<'_>) -> Plan {
 }
 
 /// The paused DurableJob for a CronJob, converted as `durablejob migrate` converts it.
-fn durable_job_for(cronjob: &Value, default_time_zone: &str) -> Result<DurableJob, String> {
+/// The DurableJob a CronJob becomes, converted as `durablejob migrate` converts a manifest
+/// (the converter reads manifests), suspended and marked as the handover's.
+fn durable_job_for(cronjob: &CronJob, default_time_zone: &str) -> Result<DurableJob, String> {
     let opts = Options {
         default_time_zone: default_time_zone.to_string(),
         ..Options::default()
     };
-    let mut source = cronjob.clone();
+    let mut source = serde_json::to_value(cronjob).map_err(|e| format!("cannot read the CronJob: {e}"))?;
     source["apiVersion"] = json!("batch/v1");
     source["kind"] = json!("CronJob");
     let (mut manifest, _) =

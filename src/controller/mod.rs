@@ -1,10 +1,7 @@
 //! The DurableJob controller: watches the resources and reconciles each one into a Temporal
-//! schedule, behind a finalizer. The pipeline, one folder or file a step:
-//!
-//! [`crate::desired`] (the spec validated, the schedule built) → [`build`] (the worker
-//! Deployment) → [`plan`] → write (through [`crate::temporal::Schedules`] and the Kubernetes
-//! API, in [`reconcile`]) → [`status`]. Beside it, [`wake`] picks the DurableJobs whose
-//! schedules a `ListSchedules` page shows changed, for the sweep in [`io::sweep`].
+//! schedule, behind a finalizer. The pipeline and where each step lives are described once, in
+//! the README's "Architecture" section; [`reconcile`] is its driver. This file holds the watches,
+//! the shared context and the calendar, sweep and handover tasks beside the controller.
 
 use std::{collections::HashMap, sync::Arc, sync::Mutex, time::Duration};
 

@@ -1,6 +1,6 @@
-//! One reconcile of one DurableJob: validate → build → worker → schedule → status. Each step
-//! returns what it made or the [`Problem`] that stopped it; the status is built once, from
-//! whatever the steps got to, and written once, here.
+//! The driver of one reconcile of one DurableJob, the pipeline the README's "Architecture"
+//! section describes: each step returns what it made or the [`Problem`] that stopped it; the
+//! status is built once, from whatever the steps got to, and written once, here.
 
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 

@@ -9,7 +9,8 @@ use chrono::{DateTime, Utc};
 
 use super::Notice;
 use crate::api::{
-    DurableJobStatus, Request, RequestParams, RequestRecord, RequestResult, RequestVerb, handled,
+    DurableJobStatus, OverlapPolicy, Request, RequestParams, RequestRecord, RequestResult, RequestVerb,
+    handled,
 };
 use crate::controller::pause::{PausedBy, paused_by};
 use crate::desired::schedule::DesiredSchedule;
@@ -157,141 +158,154 @@ fn notice(verb: RequestVerb, result: RequestResult, id: &str, message: &str) -> 
     }
 }
 
+/// Carries out one request, by its verb.
 async fn act<S: Schedules>(schedules: &S, t: &Target<'_>, r: &Request, now: DateTime<Utc>) -> Outcome {
-    let d = t.desired;
-    let at = &d.location;
-    let gone = || {
-        Outcome::Done(
-            RequestResult::Failed,
+    match &r.params {
+        RequestParams::Trigger { overlap } => trigger(schedules, t, r, *overlap, now).await,
+        RequestParams::Backfill { from, to, overlap } => {
+            backfill(schedules, t, r, (*from, *to), *overlap).await
+        }
+        RequestParams::Cancel { run, terminate } => cancel(schedules, t, r, run.as_deref(), *terminate).await,
+        RequestParams::Resume => resume(t),
+    }
+}
+
+/// A request for a schedule that finished and is gone from Temporal.
+fn gone(t: &Target<'_>) -> Outcome {
+    Outcome::Done(
+        RequestResult::Failed,
+        format!(
+            "schedule {} has finished and is no longer in Temporal; raise runLimit or move endAt to run again",
+            t.desired.location.id
+        ),
+        vec![],
+    )
+}
+
+/// One run now, for the current second's slot.
+async fn trigger<S: Schedules>(
+    schedules: &S,
+    t: &Target<'_>,
+    r: &Request,
+    overlap: Option<OverlapPolicy>,
+    now: DateTime<Utc>,
+) -> Outcome {
+    let (d, at) = (t.desired, &t.desired.location);
+    if t.observed.is_none() {
+        return gone(t);
+    }
+    let slot = DateTime::from_timestamp(now.timestamp(), 0).unwrap_or(now);
+    match schedules.trigger(at, overlap, slot, &request_id(d, r, "")).await {
+        Ok(()) => {
+            let wid = triggered_workflow_id(d, slot);
+            let policy = overlap
+                .map(|p| format!(" with overlap policy {p:?}"))
+                .unwrap_or_default();
+            Outcome::Done(
+                RequestResult::Succeeded,
+                format!("Triggered a run{policy} of schedule {} (workflow {wid})", at.id),
+                vec![wid],
+            )
+        }
+        Err(e) => failed_or_wait(e, "Temporal refused the trigger"),
+    }
+}
+
+/// Every slot in `[from, to]`.
+async fn backfill<S: Schedules>(
+    schedules: &S,
+    t: &Target<'_>,
+    r: &Request,
+    (from, to): (DateTime<Utc>, DateTime<Utc>),
+    overlap: Option<OverlapPolicy>,
+) -> Outcome {
+    let (d, at) = (t.desired, &t.desired.location);
+    if t.observed.is_none() {
+        return gone(t);
+    }
+    match schedules
+        .backfill_slots(at, from, to, overlap, &request_id(d, r, ""))
+        .await
+    {
+        Ok(()) => Outcome::Done(
+            RequestResult::Succeeded,
             format!(
-                "schedule {} has finished and is no longer in Temporal; raise runLimit or move endAt to run again",
+                "Backfilling every slot from {} to {} of schedule {}",
+                from.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                to.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
                 at.id
             ),
             vec![],
+        ),
+        Err(e) => failed_or_wait(e, "Temporal refused the backfill"),
+    }
+}
+
+/// Stops one running run (`run`) or all, gracefully or terminated; a run that is not running
+/// is refused, naming what is.
+async fn cancel<S: Schedules>(
+    schedules: &S,
+    t: &Target<'_>,
+    r: &Request,
+    run: Option<&str>,
+    terminate: bool,
+) -> Outcome {
+    let (d, at) = (t.desired, &t.desired.location);
+    let running: Vec<&RunRef> = t.observed.map(|o| o.running.iter().collect()).unwrap_or_default();
+    let targets: Vec<&RunRef> = match run {
+        Some(wid) => running.iter().copied().filter(|x| x.workflow_id == wid).collect(),
+        None => running.clone(),
+    };
+    if targets.is_empty() {
+        let now_running = if running.is_empty() {
+            "no run is running".to_string()
+        } else {
+            let ids: Vec<&str> = running.iter().map(|x| x.workflow_id.as_str()).collect();
+            format!("running: {}", ids.join(", "))
+        };
+        let what = match run {
+            Some(wid) => format!("run {wid} is not a running run of this DurableJob ({now_running})"),
+            None => format!("nothing to cancel: {now_running}"),
+        };
+        return Outcome::Done(RequestResult::Rejected, what, vec![]);
+    }
+    let reason = format!("durablejob cancel request {}", r.id);
+    let mut stopped = vec![];
+    for x in &targets {
+        let id = request_id(d, r, &x.run_id);
+        if let Err(e) = schedules
+            .stop_run(&at.namespace, x, terminate, &reason, &id)
+            .await
+        {
+            return failed_or_wait(e, &format!("Temporal refused to stop {}", x.workflow_id));
+        }
+        stopped.push(x.workflow_id.clone());
+    }
+    let how = if terminate {
+        "Terminated"
+    } else {
+        "Requested cancellation of"
+    };
+    Outcome::Done(
+        RequestResult::Succeeded,
+        format!("{how} {}", stopped.join(", ")),
+        stopped,
+    )
+}
+
+/// What a resume did: the schedule step resumes a kept pause; this says which case it was.
+fn resume(t: &Target<'_>) -> Outcome {
+    let id = &t.desired.location.id;
+    let message = if t.resumed {
+        format!("Resumed schedule {id} after the pause that followed failed runs")
+    } else if t.observed.and_then(paused_by) == Some(PausedBy::Failure) {
+        format!("Schedule {id} stays paused: spec.pauseOnFailure is off, so the pause is repaired as drift")
+    } else {
+        format!(
+            "Nothing to resume: schedule {id} is not paused after failed runs (spec.suspend is the user's pause)"
         )
     };
-    match &r.params {
-        RequestParams::Trigger { overlap } => {
-            if t.observed.is_none() {
-                return gone();
-            }
-            let slot = now.with_timezone(&Utc);
-            let slot = DateTime::from_timestamp(slot.timestamp(), 0).unwrap_or(slot);
-            match schedules.trigger(at, *overlap, slot, &request_id(d, r, "")).await {
-                Ok(()) => {
-                    let wid = triggered_workflow_id(d, slot);
-                    let policy = overlap
-                        .map(|p| format!(" with overlap policy {p:?}"))
-                        .unwrap_or_default();
-                    Outcome::Done(
-                        RequestResult::Succeeded,
-                        format!("Triggered a run{policy} of schedule {} (workflow {wid})", at.id),
-                        vec![wid],
-                    )
-                }
-                Err(e) => failed_or_wait(e, "Temporal refused the trigger"),
-            }
-        }
-        RequestParams::Backfill { from, to, overlap } => {
-            if t.observed.is_none() {
-                return gone();
-            }
-            match schedules
-                .backfill_slots(at, *from, *to, *overlap, &request_id(d, r, ""))
-                .await
-            {
-                Ok(()) => Outcome::Done(
-                    RequestResult::Succeeded,
-                    format!(
-                        "Backfilling every slot from {} to {} of schedule {}",
-                        from.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                        to.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                        at.id
-                    ),
-                    vec![],
-                ),
-                Err(e) => failed_or_wait(e, "Temporal refused the backfill"),
-            }
-        }
-        RequestParams::Cancel { run, terminate } => {
-            let running: Vec<&RunRef> = t.observed.map(|o| o.running.iter().collect()).unwrap_or_default();
-            let targets: Vec<&RunRef> = match run {
-                Some(wid) => running
-                    .iter()
-                    .copied()
-                    .filter(|x| &x.workflow_id == wid)
-                    .collect(),
-                None => running.clone(),
-            };
-            if targets.is_empty() {
-                let now_running = if running.is_empty() {
-                    "no run is running".to_string()
-                } else {
-                    format!(
-                        "running: {}",
-                        running
-                            .iter()
-                            .map(|x| x.workflow_id.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    )
-                };
-                let what = match run {
-                    Some(wid) => format!("run {wid} is not a running run of this DurableJob ({now_running})"),
-                    None => format!("nothing to cancel: {now_running}"),
-                };
-                return Outcome::Done(RequestResult::Rejected, what, vec![]);
-            }
-            let reason = format!("durablejob cancel request {}", r.id);
-            let mut stopped = vec![];
-            for x in &targets {
-                match schedules
-                    .stop_run(
-                        &at.namespace,
-                        x,
-                        *terminate,
-                        &reason,
-                        &request_id(d, r, &x.run_id),
-                    )
-                    .await
-                {
-                    Ok(_) => stopped.push(x.workflow_id.clone()),
-                    Err(e) => {
-                        return failed_or_wait(e, &format!("Temporal refused to stop {}", x.workflow_id));
-                    }
-                }
-            }
-            let how = if *terminate {
-                "Terminated"
-            } else {
-                "Requested cancellation of"
-            };
-            Outcome::Done(
-                RequestResult::Succeeded,
-                format!("{how} {}", stopped.join(", ")),
-                stopped,
-            )
-        }
-        RequestParams::Resume => {
-            let message = if t.resumed {
-                format!(
-                    "Resumed schedule {} after the pause that followed failed runs",
-                    at.id
-                )
-            } else if t.observed.and_then(paused_by) == Some(PausedBy::Failure) {
-                format!(
-                    "Schedule {} stays paused: spec.pauseOnFailure is off, so the pause is repaired as drift",
-                    at.id
-                )
-            } else {
-                format!(
-                    "Nothing to resume: schedule {} is not paused after failed runs (spec.suspend is the user's pause)",
-                    at.id
-                )
-            };
-            Outcome::Done(RequestResult::Succeeded, message, vec![])
-        }
-    }
+    Outcome::Done(RequestResult::Succeeded, message, vec![])
 }
 
 #[cfg(test)]

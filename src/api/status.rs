@@ -112,7 +112,9 @@ pub struct SyncRecord {
     pub desired_hash: String,
     /// Fingerprint of the schedule as Temporal described it after the last write.
     pub observed_fingerprint: String,
-    /// The last `durablejob.dev/resume` annotation value acted on.
+    /// Legacy: the last `durablejob.dev/resume` value an operator older than the request
+    /// ledger (`status.requests`) acted on. Still read, and kept, so that value is not acted on
+    /// again; no longer set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub handled_resume: Option<String>,
     /// Digest of the runs Temporal's description showed when `recentRuns` was last read from

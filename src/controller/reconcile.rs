@@ -11,7 +11,7 @@ use super::io::{self, Notice, k8s};
 use super::pause::PauseState;
 use super::status::{self, Observations, Problem, WorkerState};
 use super::{Context, Error};
-use crate::api::{DeletionPolicy, DurableJob, DurableJobCalendar, DurableJobStatus, RESUME_ANNOTATION};
+use crate::api::{DeletionPolicy, DurableJob, DurableJobCalendar, DurableJobStatus, RequestVerb};
 use crate::controller::build::calendars;
 use crate::desired::schedule::{DesiredSchedule, ResourceRef, ScheduleLocation};
 use crate::desired::{schedule, validate};
@@ -94,6 +94,13 @@ pub(crate) async fn schedule_and_status<S: Schedules>(
     let uid = dj.uid().unwrap_or_default();
     let desired = built.as_ref().ok().map(|b| &b.desired);
     let worker_state = worker.as_ref().ok().cloned().flatten();
+    // requests not handled yet (the ledger in status.requests says which were); a resume among
+    // them is carried out by the schedule step
+    let pending = io::requests::pending(dj.annotations(), &previous);
+    let resume = pending.iter().find_map(|p| match p {
+        Ok(r) if r.verb == RequestVerb::Resume => Some(r.id.as_str()),
+        _ => None,
+    });
     let synced = match (built, worker) {
         (Err(p), _) | (_, Err(p)) => Err(p),
         (Ok(b), Ok(_)) => {
@@ -101,7 +108,7 @@ pub(crate) async fn schedule_and_status<S: Schedules>(
                 uid: &uid,
                 prefix: &settings.schedule_id_prefix,
                 previous: &previous,
-                resume: dj.annotations().get(RESUME_ANNOTATION).map(String::as_str),
+                resume,
             };
             io::schedule_sync::sync(schedules, &b.desired, &r, now).await
         }
@@ -112,7 +119,6 @@ pub(crate) async fn schedule_and_status<S: Schedules>(
     };
     let requests = match (&mut synced, desired) {
         (Some(s), Some(d)) => {
-            let pending = io::requests::pending(dj.annotations(), &previous);
             let target = io::requests::Target {
                 desired: d,
                 observed: s.observed.as_ref(),

@@ -464,6 +464,7 @@ async fn a_pause_for_failed_runs_in_a_row_is_kept_until_the_resume_request_and_t
         },
     );
     s.fingerprint = "paused-by-the-operator".into();
+    let held_schedule = s.clone();
     fake.insert(&at, s);
     let held = reconcile(&fake, &dj.clone().with_status(first.status)).await;
     assert_eq!(writes(&fake).len(), 1, "only the create: the pause is kept");
@@ -494,6 +495,28 @@ async fn a_pause_for_failed_runs_in_a_row_is_kept_until_the_resume_request_and_t
     assert_eq!(resumed.status.consecutive_failures, Some(0));
     let record = resumed.status.requests.first().expect("the request is recorded");
     assert!(record.message.contains("Resumed"), "{record:?}");
+    assert_eq!(
+        resumed.status.sync.as_ref().unwrap().handled_resume,
+        None,
+        "the request ledger alone records a resume"
+    );
+
+    // paused again later: the same request, still on the resource, resumes nothing
+    fake.insert(&at, held_schedule.clone());
+    let mut again = asked.clone();
+    again.status = Some(resumed.status.clone());
+    fake.clear_calls();
+    let kept = reconcile(&fake, &again).await;
+    assert_eq!(writes(&fake), vec![], "{:?}", kept.writes);
+    assert!(fake.get(&at).unwrap().paused);
+    // nor does one an older operator recorded in sync.handled_resume, before the ledger
+    let mut legacy = resumed.status.clone();
+    legacy.requests.clear();
+    legacy.sync.as_mut().unwrap().handled_resume = Some(r#"{"id":"r1"}"#.into());
+    again.status = Some(legacy);
+    fake.clear_calls();
+    reconcile(&fake, &again).await;
+    assert_eq!(writes(&fake), vec![]);
 }
 
 #[test]

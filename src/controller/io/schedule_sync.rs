@@ -60,7 +60,7 @@ pub(crate) struct Resource<'a> {
     pub uid: &'a str,
     pub prefix: &'a str,
     pub previous: &'a DurableJobStatus,
-    /// The resume annotation's value.
+    /// The id of a resume request not handled yet.
     pub resume: Option<&'a str>,
 }
 
@@ -77,8 +77,9 @@ pub(crate) async fn sync<S: Schedules>(
         .await
         .map_err(fail)?;
     let desired_hash = desired.hash();
-    let handled = r.previous.sync.as_ref().and_then(|s| s.handled_resume.clone());
-    let resume_requested = r.resume.filter(|v| Some(*v) != handled.as_deref());
+    let resume_requested = r.resume;
+    // the resume value an operator before the request ledger recorded: kept, never set anew
+    let legacy_resume = r.previous.sync.as_ref().and_then(|s| s.handled_resume.clone());
     // A DurableJob that never recorded a write creates its schedule straight away; only when
     // Temporal answers that it exists (an earlier write whose status was lost, or someone
     // else's) is it described and decided again. A new schedule costs a create and a describe.
@@ -100,7 +101,6 @@ pub(crate) async fn sync<S: Schedules>(
     let (decision, written, observed) = decide_and_write(schedules, &planned, observed, optimistic)
         .await
         .map_err(fail)?;
-    let handled = r.resume.map(str::to_string).or(handled);
     // the count is kept while suspendAfterFailures is set; a resume starts it afresh
     let previous_streak = r.previous.sync.as_ref().and_then(|s| s.failure_streak.as_ref());
     let failure_streak = match desired.streak {
@@ -110,7 +110,7 @@ pub(crate) async fn sync<S: Schedules>(
     };
     let record = |fp: &str| SyncRecord {
         failure_streak: failure_streak.clone(),
-        ..plan::sync_record(&desired_hash, fp, handled.clone())
+        ..plan::sync_record(&desired_hash, fp, legacy_resume.clone())
     };
     match &decision {
         Decision::Create { options, .. } | Decision::Update { options, .. } => {
@@ -134,10 +134,9 @@ pub(crate) async fn sync<S: Schedules>(
                     out.notices.push(failure_pause_notice(desired));
                 }
             } else if let Some(previous) = r.previous.sync.as_ref()
-                && (previous.handled_resume != handled || previous.failure_streak != failure_streak)
+                && previous.failure_streak != failure_streak
             {
                 out.sync = Some(SyncRecord {
-                    handled_resume: handled.clone(),
                     failure_streak: failure_streak.clone(),
                     ..previous.clone()
                 });

@@ -1,7 +1,7 @@
 //! The DurableJob controller: watches the resources and reconciles each one into a Temporal
 //! schedule, behind a finalizer. The pipeline and where each step lives are described once, in
 //! the README's "Architecture" section; [`reconcile`] is its driver. This file holds the watches,
-//! the shared context and the calendar, sweep and handover tasks beside the controller.
+//! the shared context, and starts the DurableJobCalendar controller and the sweep beside it.
 
 use std::{collections::HashMap, sync::Arc, sync::Mutex, time::Duration};
 

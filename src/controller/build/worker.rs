@@ -160,7 +160,7 @@ pub(crate) fn health(d: &Deployment) -> WorkerHealth {
 /// What to do with the worker Deployment, decided from the Deployment wanted (`None`: the
 /// spec has no worker) and the one found under its name.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum WorkerPlan {
+pub(crate) enum WorkerPlan<'a> {
     /// A Deployment of that name is someone else's: left untouched, and why.
     NameTaken { owner: String },
     /// No worker is wanted and the operator's own is left over: delete it.
@@ -168,12 +168,12 @@ pub(crate) enum WorkerPlan {
     /// Nothing to write: no worker and none left over, or the Deployment is as wanted.
     Keep,
     /// Apply the wanted Deployment; `created` when there was none.
-    Apply { created: bool },
+    Apply { want: &'a Value, created: bool },
 }
 
 /// Decides the worker step for the DurableJob `uid`: its own Deployment is the one it
 /// controls (owner reference), and one whose spec hash matches what is wanted needs no write.
-pub(crate) fn plan(uid: &str, want: Option<&Value>, existing: Option<&Deployment>) -> WorkerPlan {
+pub(crate) fn plan<'a>(uid: &str, want: Option<&'a Value>, existing: Option<&Deployment>) -> WorkerPlan<'a> {
     let ours = existing.is_some_and(|d| {
         d.metadata
             .owner_references
@@ -189,7 +189,7 @@ pub(crate) fn plan(uid: &str, want: Option<&Value>, existing: Option<&Deployment
         };
     };
     let Some(d) = existing else {
-        return WorkerPlan::Apply { created: true };
+        return WorkerPlan::Apply { want, created: true };
     };
     if !ours {
         let owner = d
@@ -212,7 +212,7 @@ pub(crate) fn plan(uid: &str, want: Option<&Value>, existing: Option<&Deployment
     if want_hash.is_some() && want_hash == have_hash {
         WorkerPlan::Keep
     } else {
-        WorkerPlan::Apply { created: false }
+        WorkerPlan::Apply { want, created: false }
     }
 }
 
@@ -380,7 +380,10 @@ mod tests {
                 "a worker, none found",
                 Some(&want),
                 None,
-                WorkerPlan::Apply { created: true },
+                WorkerPlan::Apply {
+                    want: &want,
+                    created: true,
+                },
             ),
             (
                 "a worker, ours as wanted",
@@ -392,7 +395,10 @@ mod tests {
                 "a worker, ours changed",
                 Some(&want),
                 Some(&stale),
-                WorkerPlan::Apply { created: false },
+                WorkerPlan::Apply {
+                    want: &want,
+                    created: false,
+                },
             ),
             (
                 "a worker, the name another's",

@@ -109,11 +109,7 @@ pub(crate) async fn sync_worker<S: Schedules>(
             None
         }
         WorkerPlan::Keep => existing.filter(|_| want.is_some()),
-        WorkerPlan::Apply { created } => {
-            // planned only when a worker is wanted
-            let Some(body) = want.as_ref() else {
-                return Ok(None);
-            };
+        WorkerPlan::Apply { want: body, created } => {
             let applied = api
                 .patch(
                     &deployment,

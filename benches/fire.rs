@@ -257,8 +257,8 @@ async fn run(
     } else {
         &["--controller-qps", &qps_arg]
     };
-    let cluster = tokio::task::block_in_place(|| testsupport::Cluster::private("fire", options))?;
-    tokio::task::block_in_place(|| cluster.install_durablejob())?;
+    let cluster =
+        tokio::task::block_in_place(|| testsupport::Cluster::private_with_durablejob("fire", options))?;
     let cluster = &cluster;
     let server_args: Vec<&str> = temporal_config
         .iter()

@@ -44,7 +44,8 @@ temporal server start-dev --ip 127.0.0.1 --port "$TEMPORAL_PORT" --ui-port "$TEM
 pids+=($!)
 
 echo "starting Kubernetes (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok)..."
-./hack/cluster.sh start "$DIR/cluster" --watch $$
+# the CRDs go in before the controller manager starts, so its garbage collector knows them
+./hack/cluster.sh start "$DIR/cluster" --watch $$ --crds crds/
 export KUBECONFIG="$DIR/cluster/kubeconfig"
 
 for _ in $(seq 1 100); do
@@ -54,8 +55,6 @@ done
 temporal operator cluster health --address "127.0.0.1:$TEMPORAL_PORT" | grep -q SERVING \
   || { echo "Temporal did not start; see $DIR/temporal.log"; exit 1; }
 
-"$KUBECTL" apply --server-side -f crds/ >/dev/null
-"$KUBECTL" wait --for=condition=Established --timeout=60s crd/durablejobs.durablejob.dev crd/durablejobcalendars.durablejob.dev >/dev/null
 "$KUBECTL" apply -f config/rbac/operator-clusterrole.yaml -f config/rbac/runner-clusterrole.yaml \
   -f config/rbac/user-clusterroles.yaml >/dev/null
 # the kubectl plugin: `kubectl durablejob VERB` finds kubectl-durablejob on PATH

@@ -72,15 +72,14 @@ impl Env {
         Self::build(shared, name, &shared.temporal, extra_args, true, Site::Shared).await
     }
 
-    /// Like [`Env::with_faults`] in `private`, a cluster of the scenario's own (CRDs and roles
-    /// installed here); `private` must outlive the Env.
+    /// Like [`Env::with_faults`] in `private`, a cluster of the scenario's own made by
+    /// `Cluster::private_with_durablejob`; `private` must outlive the Env.
     pub async fn on_private_cluster(
         shared: &crate::Shared,
         name: &str,
         private: &PrivateCluster,
         extra_args: &[&str],
     ) -> anyhow::Result<Self> {
-        tokio::task::block_in_place(|| private.install_durablejob())?;
         Self::build(
             shared,
             name,

@@ -390,8 +390,9 @@ async fn creates_edits_and_deletes_lost_to_a_410_reach_temporal_after_the_relist
     shared: Arc<Shared>,
 ) -> anyhow::Result<()> {
     // watch cache off and etcd compacted every 5 s: a watch resumed from an old version gets 410
-    let private =
-        tokio::task::block_in_place(|| testsupport::Cluster::private("relist", &["--no-watch-cache"]))?;
+    let private = tokio::task::block_in_place(|| {
+        testsupport::Cluster::private_with_durablejob("relist", &["--no-watch-cache"])
+    })?;
     let env = Env::on_private_cluster(&shared, "relist", &private, &[]).await?;
     let proxy = env.faults.as_ref().expect("a fault proxy");
     let daily = |hour: u32| json!({"schedule": {"cron": [format!("0 {hour} * * *")]}});

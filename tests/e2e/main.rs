@@ -174,8 +174,11 @@ async fn run(selected: Vec<(&'static str, Scenario)>) -> ExitCode {
         for (name, e) in &failures {
             println!("\n---- {name} ----\n{e}");
         }
+        for problem in testsupport::Cluster::shared().keep_logs(&dir.join("cluster")) {
+            println!("could not keep a cluster log: {problem}");
+        }
         println!(
-            "\ne2e result: FAILED ({} failed); logs in {}",
+            "\ne2e result: FAILED ({} failed); logs in {} (the cluster's in cluster/)",
             failures.len(),
             dir.display()
         );

@@ -42,7 +42,7 @@ impl Cluster {
             Some(kc) if !kc.is_empty() => (PathBuf::from(kc), None),
             _ => {
                 let dir = std::env::temp_dir().join(format!("durablejob-cluster-{}", std::process::id()));
-                start_local(&dir, &[])?;
+                start_local(&dir, &[], true)?;
                 (dir.join("kubeconfig"), Some(dir))
             }
         };
@@ -92,17 +92,39 @@ impl Cluster {
         self.dir.as_deref()
     }
 
+    /// Copies the local cluster's component logs and audit log into `to` (created), for a look
+    /// after a failed run: the cluster's own folder goes when the test binary ends. Returns
+    /// what could not be copied; nothing to do on a user's own cluster.
+    pub fn keep_logs(&self, to: &Path) -> Vec<String> {
+        let Some(dir) = &self.dir else { return vec![] };
+        let mut problems = vec![];
+        let mut copy = |from: PathBuf| {
+            let target = to.join(from.file_name().unwrap_or_default());
+            if let Err(e) = std::fs::create_dir_all(to).and_then(|()| std::fs::copy(&from, &target)) {
+                problems.push(format!("{}: {e}", from.display()));
+            }
+        };
+        copy(dir.join("audit.log"));
+        match std::fs::read_dir(dir.join("logs")) {
+            Ok(entries) => entries.flatten().for_each(|e| copy(e.path())),
+            Err(e) => problems.push(format!("{}: {e}", dir.join("logs").display())),
+        }
+        problems
+    }
+
     /// A local cluster of the test's own, with `hack/cluster.sh start` options such as
     /// `--no-watch-cache`; stopped when dropped. Nothing is installed in it.
     pub fn private(name: &str, options: &[&str]) -> anyhow::Result<PrivateCluster> {
-        let dir = std::env::temp_dir().join(format!("durablejob-cluster-{}-{name}", std::process::id()));
-        start_local(&dir, options)?;
-        let kubeconfig = dir.join("kubeconfig");
-        Ok(PrivateCluster {
-            kubectl: Kubectl::find(&kubeconfig),
-            kubeconfig,
-            dir,
-        })
+        start_private(name, options, false)
+    }
+
+    /// Like [`Cluster::private`], with what [`Cluster::shared`] comes with: the CRDs (applied
+    /// before the controller manager starts, so its garbage collector knows DurableJobs as
+    /// owners from the first second) and the shipped ClusterRoles.
+    pub fn private_with_durablejob(name: &str, options: &[&str]) -> anyhow::Result<PrivateCluster> {
+        let cluster = start_private(name, options, true)?;
+        install(&cluster.kubectl)?;
+        Ok(cluster)
     }
 
     /// A fresh namespace, deleted when the guard is dropped; returns once its `default`
@@ -121,11 +143,6 @@ pub struct PrivateCluster {
 }
 
 impl PrivateCluster {
-    /// Installs what [`Cluster::shared`] comes with: the CRDs and the shipped ClusterRoles.
-    pub fn install_durablejob(&self) -> anyhow::Result<()> {
-        install(&self.kubectl)
-    }
-
     /// A fresh namespace, as [`Cluster::namespace`] gives.
     pub fn namespace(&self, name: &str) -> anyhow::Result<Namespace> {
         new_namespace(&self.kubectl, name)
@@ -211,15 +228,33 @@ fn new_namespace(k: &Kubectl, name: &str) -> anyhow::Result<Namespace> {
 
 /// Starts the local control plane in `dir`, watched by this process (it stops when the test
 /// binary ends, however it ends).
-fn start_local(dir: &Path, options: &[&str]) -> anyhow::Result<()> {
-    let out = Command::new(repo_root().join("hack/cluster.sh"))
+fn start_private(name: &str, options: &[&str], crds: bool) -> anyhow::Result<PrivateCluster> {
+    let dir = std::env::temp_dir().join(format!("durablejob-cluster-{}-{name}", std::process::id()));
+    start_local(&dir, options, crds)?;
+    let kubeconfig = dir.join("kubeconfig");
+    Ok(PrivateCluster {
+        kubectl: Kubectl::find(&kubeconfig),
+        kubeconfig,
+        dir,
+    })
+}
+
+/// Starts `hack/cluster.sh` in `dir`; with `crds`, the repository's CRDs are applied before
+/// the controller manager starts (see `--crds` there: a CRD installed later is unknown to
+/// the garbage collector for up to 30 seconds).
+fn start_local(dir: &Path, options: &[&str], crds: bool) -> anyhow::Result<()> {
+    let crds_dir = repo_root().join("crds");
+    let mut command = Command::new(repo_root().join("hack/cluster.sh"));
+    command
         .arg("start")
         .arg(dir)
         .arg("--watch")
         .arg(std::process::id().to_string())
-        .args(options)
-        .output()
-        .context("cannot run hack/cluster.sh")?;
+        .args(options);
+    if crds {
+        command.arg("--crds").arg(&crds_dir);
+    }
+    let out = command.output().context("cannot run hack/cluster.sh")?;
     eprint!("{}", String::from_utf8_lossy(&out.stdout));
     if !out.status.success() {
         bail!(

@@ -180,7 +180,7 @@ pub(crate) async fn run<S: Schedules>(
     Controller::new(api, watcher::Config::default().any_semantic())
         .shutdown_on_signal()
         .run(reconcile, error_policy, Arc::new((ctx, store)))
-        .for_each(|_| async {})
+        .for_each(|outcome| super::io::k8s::log_outcome("DurableJobCalendar", outcome))
         .await;
 }
 

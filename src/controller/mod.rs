@@ -20,7 +20,7 @@ use kube::{
         watcher,
     },
 };
-use tracing::{error, info, warn};
+use tracing::{info, warn};
 
 use crate::api::{DurableJob, DurableJobCalendar, FINALIZER};
 use crate::health::Readiness;
@@ -474,14 +474,7 @@ pub async fn run<S: Schedules>(
             let drive = controller
                 .shutdown_on_signal()
                 .run(reconcile, error_policy, ctx)
-                .for_each(|res| async move {
-                    if let Err(e) = res {
-                        match e {
-                            kube::runtime::controller::Error::ReconcilerFailed(..) => {}
-                            other => error!(error = %other, "controller error"),
-                        }
-                    }
-                });
+                .for_each(|outcome| io::k8s::log_outcome("DurableJob", outcome));
             tokio::join!(wait_ready, workers_ready, calendars_ready, drive, calendars);
         });
     }

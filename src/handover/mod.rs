@@ -191,6 +191,6 @@ pub async fn run<S: Schedules>(ctx: Arc<Context<S>>, namespace: Option<String>) 
         )
         .shutdown_on_signal()
         .run(reconcile, error_policy, ctx)
-        .for_each(|_| async {})
+        .for_each(|outcome| k8s::log_outcome("CronJob", outcome))
         .await;
 }

@@ -5,10 +5,14 @@ use k8s_openapi::api::apps::v1::Deployment;
 use kube::{
     Api, Resource, ResourceExt,
     api::{DeleteParams, Patch, PatchParams},
-    runtime::events::{Event, EventType},
+    runtime::{
+        controller::{self, Action},
+        events::{Event, EventType},
+        reflector::ObjectRef,
+    },
 };
 use serde_json::json;
-use tracing::warn;
+use tracing::{debug, error, warn};
 
 use super::Notice;
 use std::collections::BTreeMap;
@@ -24,6 +28,27 @@ use crate::temporal::Schedules;
 
 /// Field manager of every write the operator makes.
 pub(crate) const FIELD_MANAGER: &str = "durablejob-operator";
+
+/// One item of what a kube-runtime controller yields, logged. A failed reconcile was reported
+/// by the controller's error policy already; a reconcile due for an object deleted meanwhile
+/// (a change of something it owned, a wake-up) is expected; anything else (the watch, the
+/// queue) is an error worth a line.
+pub(crate) async fn log_outcome<K, E, Q>(
+    kind: &'static str,
+    outcome: Result<(ObjectRef<K>, Action), controller::Error<E, Q>>,
+) where
+    K: Resource,
+    E: std::error::Error + 'static,
+    Q: std::error::Error + 'static,
+{
+    match outcome {
+        Ok(_) | Err(controller::Error::ReconcilerFailed(..)) => {}
+        Err(controller::Error::ObjectNotFound(object)) => {
+            debug!(%object, "a reconcile was due for a {kind} that is gone")
+        }
+        Err(other) => error!(error = %other, "{kind} controller error"),
+    }
+}
 
 /// A failed Kubernetes request as a problem on the resource: a person must act on a refusal
 /// (403, 422), anything else may pass.

@@ -140,133 +140,124 @@ fn quiet_window(dj: &DurableJob, now: DateTime<Utc>) -> Option<Step> {
     })
 }
 
+fn ours(dj: &DurableJob) -> bool {
+    dj.metadata
+        .labels
+        .as_ref()
+        .is_some_and(|l| l.get(MIGRATED_FROM).map(String::as_str) == Some("cronjob"))
+}
+
+fn dj_annotation<'a>(dj: &'a DurableJob, key: &str) -> Option<&'a str> {
+    dj.metadata.annotations.as_ref()?.get(key).map(String::as_str)
+}
+
 /// The next step, from the CronJob, the DurableJob the handover made, what the CronJob's Jobs
 /// say and the clock.
 pub fn step(cronjob: &CronJob, dj: Option<&DurableJob>, runs: &CronJobRuns, now: DateTime<Utc>) -> Step {
-    let ask = annotation(cronjob, MIGRATE).unwrap_or_default();
     let state = annotation(cronjob, MIGRATE_STATUS).unwrap_or_default();
-    let ours = |d: &DurableJob| {
-        d.metadata
-            .labels
-            .as_ref()
-            .is_some_and(|l| l.get(MIGRATED_FROM).map(String::as_str) == Some("cronjob"))
-    };
-    let phase = |d: &DurableJob| {
-        d.metadata
-            .annotations
-            .as_ref()
-            .and_then(|a| a.get(PHASE).cloned())
-            .unwrap_or_default()
-    };
-    match ask {
-        "true" => {
-            if state == "handed-over" {
-                return Step::Nothing;
-            }
-            let Some(dj) = dj else {
-                return Step::CreateDurableJob;
-            };
-            if !ours(dj) {
-                return Step::Refuse(format!(
-                    "a DurableJob named {} already exists and was not created by the handover; rename or delete it, or remove the {MIGRATE} annotation",
-                    dj.metadata.name.clone().unwrap_or_default()
-                ));
-            }
-            match phase(dj).as_str() {
-                "paused" | "rolled-back" => {
-                    if !settled(dj) || !dj.status.as_ref().is_some_and(|s| s.paused) {
-                        return wait("the DurableJob's schedule to exist, paused, in Temporal");
-                    }
-                    if !suspended(cronjob) || annotation(cronjob, SUSPEND_BEFORE).is_none() {
-                        if let Some(w) = quiet_window(dj, now) {
-                            return w;
-                        }
-                        let was = annotation(cronjob, SUSPEND_BEFORE)
-                            .map(|v| v == "true")
-                            .unwrap_or(suspended(cronjob));
-                        return Step::SuspendCronJob { was_suspended: was };
-                    }
-                    let suspended_at = annotation(cronjob, SUSPENDED_AT).and_then(time);
-                    if let Some(at) = suspended_at
-                        && now < at + SETTLE
-                    {
-                        return Step::Wait {
-                            why: "the CronJob controller to finish a sync begun before the suspend".into(),
-                            retry: at + SETTLE - now,
-                        };
-                    }
-                    if !runs.active.is_empty() && dj.spec.overlap_policy != OverlapPolicy::AllowAll {
-                        return wait(format!(
-                            "the CronJob's running Job(s) {} to finish (the DurableJob's overlap policy {:?} would not run beside them)",
-                            runs.active.join(", "),
-                            dj.spec.overlap_policy
-                        ));
-                    }
-                    let last_status = last_schedule_time(cronjob);
-                    let after = last_status.max(runs.last_scheduled);
-                    Step::Unpause {
-                        after,
-                        keep_suspended: annotation(cronjob, SUSPEND_BEFORE) == Some("true"),
-                    }
-                }
-                "unpaused" => {
-                    if !settled(dj) {
-                        return wait("Temporal to take the unpaused schedule");
-                    }
-                    Step::FindFirstOwnSlot
-                }
-                "backfilling" => {
-                    let ann = |k: &str| {
-                        dj.metadata
-                            .annotations
-                            .as_ref()
-                            .and_then(|a| a.get(k))
-                            .and_then(|s| time(s))
-                    };
-                    let Some(first) = ann(START) else {
-                        return Step::Refuse(format!(
-                            "the DurableJob's {START} annotation is missing or not a time"
-                        ));
-                    };
-                    match ann(BOUNDARY) {
-                        Some(after) if after + TimeDelta::seconds(1) < first => Step::Backfill {
-                            from: after + TimeDelta::seconds(1),
-                            to: first - TimeDelta::seconds(1),
-                        },
-                        _ => Step::MarkDone,
-                    }
-                }
-                "done" => Step::MarkHandedOver,
-                other => Step::Refuse(format!(
-                    "the DurableJob's {PHASE} annotation has the unknown value {other:?}"
-                )),
-            }
-        }
-        "rollback" => {
-            if state == "rolled-back" {
-                return Step::Nothing;
-            }
-            let Some(dj) = dj.filter(|d| ours(d)) else {
-                return Step::Refuse("there is no DurableJob from a handover to roll back".into());
-            };
-            if !dj.spec.suspend {
-                if let Some(w) = quiet_window(dj, now) {
-                    return w;
-                }
-                return Step::SuspendDurableJob;
-            }
-            if !settled(dj) || !dj.status.as_ref().is_some_and(|s| s.paused || s.completed) {
-                return wait("the DurableJob's schedule to be paused");
-            }
-            Step::HandBack {
-                last: dj.status.as_ref().and_then(|s| s.last_schedule_time),
-                suspend: annotation(cronjob, SUSPEND_BEFORE) == Some("true"),
-            }
-        }
+    match annotation(cronjob, MIGRATE).unwrap_or_default() {
+        "true" if state == "handed-over" => Step::Nothing,
+        "true" => hand_over(cronjob, dj, runs, now),
+        "rollback" if state == "rolled-back" => Step::Nothing,
+        "rollback" => roll_back(cronjob, dj, now),
         "" => Step::Nothing,
         other => Step::Refuse(format!(
             "{MIGRATE} must be \"true\" (hand over) or \"rollback\", not {other:?}"
         )),
+    }
+}
+
+/// The handover's next step, by the phase recorded on the DurableJob.
+fn hand_over(cronjob: &CronJob, dj: Option<&DurableJob>, runs: &CronJobRuns, now: DateTime<Utc>) -> Step {
+    let Some(dj) = dj else {
+        return Step::CreateDurableJob;
+    };
+    if !ours(dj) {
+        return Step::Refuse(format!(
+            "a DurableJob named {} already exists and was not created by the handover; rename or delete it, or remove the {MIGRATE} annotation",
+            dj.metadata.name.clone().unwrap_or_default()
+        ));
+    }
+    match dj_annotation(dj, PHASE).unwrap_or_default() {
+        "paused" | "rolled-back" => take_over(cronjob, dj, runs, now),
+        "unpaused" if !settled(dj) => wait("Temporal to take the unpaused schedule"),
+        "unpaused" => Step::FindFirstOwnSlot,
+        "backfilling" => backfill_gap(dj),
+        "done" => Step::MarkHandedOver,
+        other => Step::Refuse(format!(
+            "the DurableJob's {PHASE} annotation has the unknown value {other:?}"
+        )),
+    }
+}
+
+/// While the DurableJob is paused: suspend the CronJob in a quiet window, let a sync begun
+/// before settle, wait for the CronJob's running Jobs (unless AllowAll), then unpause after
+/// the CronJob's last slot.
+fn take_over(cronjob: &CronJob, dj: &DurableJob, runs: &CronJobRuns, now: DateTime<Utc>) -> Step {
+    if !settled(dj) || !dj.status.as_ref().is_some_and(|s| s.paused) {
+        return wait("the DurableJob's schedule to exist, paused, in Temporal");
+    }
+    if !suspended(cronjob) || annotation(cronjob, SUSPEND_BEFORE).is_none() {
+        if let Some(w) = quiet_window(dj, now) {
+            return w;
+        }
+        let was = annotation(cronjob, SUSPEND_BEFORE)
+            .map(|v| v == "true")
+            .unwrap_or(suspended(cronjob));
+        return Step::SuspendCronJob { was_suspended: was };
+    }
+    if let Some(at) = annotation(cronjob, SUSPENDED_AT).and_then(time)
+        && now < at + SETTLE
+    {
+        return Step::Wait {
+            why: "the CronJob controller to finish a sync begun before the suspend".into(),
+            retry: at + SETTLE - now,
+        };
+    }
+    if !runs.active.is_empty() && dj.spec.overlap_policy != OverlapPolicy::AllowAll {
+        return wait(format!(
+            "the CronJob's running Job(s) {} to finish (the DurableJob's overlap policy {:?} would not run beside them)",
+            runs.active.join(", "),
+            dj.spec.overlap_policy
+        ));
+    }
+    Step::Unpause {
+        after: last_schedule_time(cronjob).max(runs.last_scheduled),
+        keep_suspended: annotation(cronjob, SUSPEND_BEFORE) == Some("true"),
+    }
+}
+
+/// The slots strictly between the CronJob's last and the schedule's first, if any.
+fn backfill_gap(dj: &DurableJob) -> Step {
+    let Some(first) = dj_annotation(dj, START).and_then(time) else {
+        return Step::Refuse(format!(
+            "the DurableJob's {START} annotation is missing or not a time"
+        ));
+    };
+    match dj_annotation(dj, BOUNDARY).and_then(time) {
+        Some(after) if after + TimeDelta::seconds(1) < first => Step::Backfill {
+            from: after + TimeDelta::seconds(1),
+            to: first - TimeDelta::seconds(1),
+        },
+        _ => Step::MarkDone,
+    }
+}
+
+/// The rollback's next step: suspend the DurableJob in a quiet window, then hand back once
+/// its schedule is paused.
+fn roll_back(cronjob: &CronJob, dj: Option<&DurableJob>, now: DateTime<Utc>) -> Step {
+    let Some(dj) = dj.filter(|d| ours(d)) else {
+        return Step::Refuse("there is no DurableJob from a handover to roll back".into());
+    };
+    if !dj.spec.suspend {
+        return quiet_window(dj, now).unwrap_or(Step::SuspendDurableJob);
+    }
+    if !settled(dj) || !dj.status.as_ref().is_some_and(|s| s.paused || s.completed) {
+        return wait("the DurableJob's schedule to be paused");
+    }
+    Step::HandBack {
+        last: dj.status.as_ref().and_then(|s| s.last_schedule_time),
+        suspend: annotation(cronjob, SUSPEND_BEFORE) == Some("true"),
     }
 }
 

@@ -145,106 +145,25 @@ pub struct Inputs<'a> {
     pub now: DateTime<Utc>,
 }
 
-/// The plan for one reconcile of one CronJob.
+/// The plan for one reconcile of one CronJob: what the handover's next step writes.
 pub fn plan(i: &Inputs<'_>) -> Plan {
     let cj = i.cronjob;
     let name = cj.metadata.name.clone().unwrap_or_default();
-    let refuse = |message: String| {
-        let recorded = format!("error: {message}");
-        if annotation(cj, MIGRATE_STATUS) == Some(recorded.as_str()) {
-            return Plan::idle();
-        }
-        Plan::idle()
-            .write(Write::PatchCronJob(
-                json!({"metadata": {"annotations": {MIGRATE_STATUS: recorded}}}),
-            ))
-            .event(
-                Target::CronJob,
-                EventType::Warning,
-                Reason::HandoverRefused,
-                message,
-            )
-    };
     match step(cj, i.durable_job, i.runs, i.now) {
         Step::Nothing => Plan::idle(),
         Step::Wait { retry, .. } => Plan::after(retry.to_std().unwrap_or(Duration::from_secs(1))),
-        Step::Refuse(message) => refuse(message),
+        Step::Refuse(message) => refuse(cj, message),
         Step::CreateDurableJob => match durable_job_for(cj, i.default_time_zone) {
-            Ok(dj) => Plan::after(Duration::from_secs(1))
-                .write(Write::CreateDurableJob(Box::new(dj)))
-                .event(
-                    Target::CronJob,
-                    EventType::Normal,
-                    Reason::HandoverStarted,
-                    format!("Created DurableJob {name} with its schedule paused"),
-                )
-                .event(
-                    Target::DurableJob,
-                    EventType::Normal,
-                    Reason::HandoverStarted,
-                    format!("Created from CronJob {name}; paused until the CronJob is suspended"),
-                ),
-            Err(message) => refuse(message),
+            Ok(dj) => create(&name, dj),
+            Err(message) => refuse(cj, message),
         },
-        Step::SuspendCronJob { was_suspended } => Plan::after(Duration::from_millis(500))
-            .write(Write::PatchCronJob(json!({
-                "metadata": {"annotations": {SUSPEND_BEFORE: was_suspended.to_string(), SUSPENDED_AT: rfc3339(i.now), MIGRATE_STATUS: "suspended"}},
-                "spec": {"suspend": true}
-            })))
-            .event(
-                Target::CronJob,
-                EventType::Normal,
-                Reason::HandoverSuspended,
-                format!("Suspended: DurableJob {name} takes over"),
-            ),
-        Step::Unpause { after, keep_suspended } => {
-            let mut note = format!(
-                "Unpaused; the CronJob's last slot was {}",
-                after.map(rfc3339).unwrap_or_else(|| "none".into())
-            );
-            if !i.runs.active.is_empty() {
-                note.push_str(&format!(
-                    "; the CronJob's Job(s) {} are still running beside it (overlap policy AllowAll)",
-                    i.runs.active.join(", ")
-                ));
-            }
-            Plan::after(Duration::from_secs(1))
-                .write(Write::PatchDurableJob(json!({
-                    "metadata": {"annotations": {PHASE: "unpaused", BOUNDARY: after.map(rfc3339).unwrap_or_default()}},
-                    "spec": {"suspend": keep_suspended},
-                })))
-                .event(Target::DurableJob, EventType::Normal, Reason::HandoverUnpaused, note)
-        }
-        Step::FindFirstOwnSlot => {
-            let Some(observed) = i.schedule else {
-                return Plan::after(Duration::from_secs(1));
-            };
-            // the earliest slot the schedule itself ran or will run after the unpause; a
-            // suspended or finished schedule runs nothing itself, so nothing can run twice
-            let first = observed
-                .recent_actions
-                .iter()
-                .map(|a| a.scheduled_time)
-                .chain(observed.future_action_times.iter().copied())
-                .min()
-                .unwrap_or(i.now);
-            Plan::after(Duration::from_millis(200)).write(Write::PatchDurableJob(
-                json!({"metadata": {"annotations": {PHASE: "backfilling", START: rfc3339(first)}}}),
-            ))
-        }
-        Step::Backfill { from, to } => Plan::after(Duration::from_millis(200))
-            .write(Write::Backfill { from, to })
-            .write(Write::PatchDurableJob(json!({"metadata": {"annotations": {PHASE: "done"}}})))
-            .event(
-                Target::DurableJob,
-                EventType::Normal,
-                Reason::HandoverBackfilled,
-                format!(
-                    "Ran the slots between {} and {} that neither the CronJob nor the schedule ran",
-                    rfc3339(from),
-                    rfc3339(to)
-                ),
-            ),
+        Step::SuspendCronJob { was_suspended } => suspend_cronjob(&name, was_suspended, i.now),
+        Step::Unpause { after, keep_suspended } => unpause(after, keep_suspended, i.runs),
+        Step::FindFirstOwnSlot => match i.schedule {
+            Some(observed) => record_first_own_slot(observed, i.now),
+            None => Plan::after(Duration::from_secs(1)),
+        },
+        Step::Backfill { from, to } => backfill(from, to),
         Step::MarkDone => Plan::after(Duration::from_millis(200))
             .write(Write::PatchDurableJob(json!({"metadata": {"annotations": {PHASE: "done"}}}))),
         Step::MarkHandedOver => Plan::idle()
@@ -263,32 +182,138 @@ pub fn plan(i: &Inputs<'_>) -> Plan {
                 Reason::RollbackStarted,
                 format!("Suspended DurableJob {name}"),
             ),
-        Step::HandBack { last, suspend } => {
-            let mut plan = Plan::idle();
-            if let Some(last) = last {
-                plan = plan.write(Write::ApplyCronJobStatus(
-                    json!({"apiVersion": "batch/v1", "kind": "CronJob", "status": {"lastScheduleTime": rfc3339(last)}}),
-                ));
-            }
-            plan.write(Write::PatchCronJob(json!({
-                "metadata": {"annotations": {MIGRATE_STATUS: "rolled-back"}},
-                "spec": {"suspend": suspend}
-            })))
-            .write(Write::PatchDurableJob(json!({"metadata": {"annotations": {PHASE: "rolled-back"}}})))
-            .event(
-                Target::CronJob,
-                EventType::Normal,
-                Reason::RolledBack,
-                format!(
-                    "The CronJob runs this schedule again after {}; DurableJob {name} stays suspended (nothing was deleted)",
-                    last.map(rfc3339).unwrap_or_else(|| "now".into())
-                ),
-            )
-        }
+        Step::HandBack { last, suspend } => hand_back(&name, last, suspend),
     }
 }
 
-/// The paused DurableJob for a CronJob, converted as `durablejob migrate` converts it.
+/// A refusal, recorded on the CronJob once: the same message again writes nothing.
+fn refuse(cj: &CronJob, message: String) -> Plan {
+    let recorded = format!("error: {message}");
+    if annotation(cj, MIGRATE_STATUS) == Some(recorded.as_str()) {
+        return Plan::idle();
+    }
+    Plan::idle()
+        .write(Write::PatchCronJob(
+            json!({"metadata": {"annotations": {MIGRATE_STATUS: recorded}}}),
+        ))
+        .event(
+            Target::CronJob,
+            EventType::Warning,
+            Reason::HandoverRefused,
+            message,
+        )
+}
+
+fn create(name: &str, dj: DurableJob) -> Plan {
+    Plan::after(Duration::from_secs(1))
+        .write(Write::CreateDurableJob(Box::new(dj)))
+        .event(
+            Target::CronJob,
+            EventType::Normal,
+            Reason::HandoverStarted,
+            format!("Created DurableJob {name} with its schedule paused"),
+        )
+        .event(
+            Target::DurableJob,
+            EventType::Normal,
+            Reason::HandoverStarted,
+            format!("Created from CronJob {name}; paused until the CronJob is suspended"),
+        )
+}
+
+/// Suspends the CronJob, recording when and whether it was suspended before (for a rollback).
+fn suspend_cronjob(name: &str, was_suspended: bool, now: DateTime<Utc>) -> Plan {
+    Plan::after(Duration::from_millis(500))
+        .write(Write::PatchCronJob(json!({
+            "metadata": {"annotations": {SUSPEND_BEFORE: was_suspended.to_string(), SUSPENDED_AT: rfc3339(now), MIGRATE_STATUS: "suspended"}},
+            "spec": {"suspend": true}
+        })))
+        .event(
+            Target::CronJob,
+            EventType::Normal,
+            Reason::HandoverSuspended,
+            format!("Suspended: DurableJob {name} takes over"),
+        )
+}
+
+/// Unpauses the DurableJob, recording the CronJob's last slot as the boundary.
+fn unpause(after: Option<DateTime<Utc>>, keep_suspended: bool, runs: &CronJobRuns) -> Plan {
+    let mut note = format!(
+        "Unpaused; the CronJob's last slot was {}",
+        after.map(rfc3339).unwrap_or_else(|| "none".into())
+    );
+    if !runs.active.is_empty() {
+        note.push_str(&format!(
+            "; the CronJob's Job(s) {} are still running beside it (overlap policy AllowAll)",
+            runs.active.join(", ")
+        ));
+    }
+    Plan::after(Duration::from_secs(1))
+        .write(Write::PatchDurableJob(json!({
+            "metadata": {"annotations": {PHASE: "unpaused", BOUNDARY: after.map(rfc3339).unwrap_or_default()}},
+            "spec": {"suspend": keep_suspended},
+        })))
+        .event(Target::DurableJob, EventType::Normal, Reason::HandoverUnpaused, note)
+}
+
+/// Records the earliest slot the schedule itself ran or will run after the unpause; a
+/// suspended or finished schedule runs nothing itself, so nothing can run twice.
+fn record_first_own_slot(observed: &ObservedSchedule, now: DateTime<Utc>) -> Plan {
+    let first = observed
+        .recent_actions
+        .iter()
+        .map(|a| a.scheduled_time)
+        .chain(observed.future_action_times.iter().copied())
+        .min()
+        .unwrap_or(now);
+    Plan::after(Duration::from_millis(200)).write(Write::PatchDurableJob(
+        json!({"metadata": {"annotations": {PHASE: "backfilling", START: rfc3339(first)}}}),
+    ))
+}
+
+/// Runs the slots between the CronJob's last and the schedule's first, then marks it done.
+fn backfill(from: DateTime<Utc>, to: DateTime<Utc>) -> Plan {
+    Plan::after(Duration::from_millis(200))
+        .write(Write::Backfill { from, to })
+        .write(Write::PatchDurableJob(
+            json!({"metadata": {"annotations": {PHASE: "done"}}}),
+        ))
+        .event(
+            Target::DurableJob,
+            EventType::Normal,
+            Reason::HandoverBackfilled,
+            format!(
+                "Ran the slots between {} and {} that neither the CronJob nor the schedule ran",
+                rfc3339(from),
+                rfc3339(to)
+            ),
+        )
+}
+
+/// The rollback's last step: the CronJob gets the DurableJob's last slot and runs again.
+fn hand_back(name: &str, last: Option<DateTime<Utc>>, suspend: bool) -> Plan {
+    let mut plan = Plan::idle();
+    if let Some(last) = last {
+        plan = plan.write(Write::ApplyCronJobStatus(
+            json!({"apiVersion": "batch/v1", "kind": "CronJob", "status": {"lastScheduleTime": rfc3339(last)}}),
+        ));
+    }
+    plan.write(Write::PatchCronJob(json!({
+        "metadata": {"annotations": {MIGRATE_STATUS: "rolled-back"}},
+        "spec": {"suspend": suspend}
+    })))
+    .write(Write::PatchDurableJob(json!({"metadata": {"annotations": {PHASE: "rolled-back"}}})))
+    .event(
+        Target::CronJob,
+        EventType::Normal,
+        Reason::RolledBack,
+        format!(
+            "The CronJob runs this schedule again after {}; DurableJob {name} stays suspended (nothing was deleted)",
+            last.map(rfc3339).unwrap_or_else(|| "now".into())
+        ),
+    )
+}
+
 /// The DurableJob a CronJob becomes, converted as `durablejob migrate` converts a manifest
 /// (the converter reads manifests), suspended and marked as the handover's.
 fn durable_job_for(cronjob: &CronJob, default_time_zone: &str) -> Result<DurableJob, String> {

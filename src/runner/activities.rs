@@ -264,19 +264,17 @@ impl JobActivities {
     }
 }
 
-#[activities]
 impl JobActivities {
-    /// Creates the attempt's Job (adopting it if it already exists) and waits for it to finish.
-    #[activity(name = "durablejob.runJob")]
-    pub async fn run_job(
-        self: std::sync::Arc<Self>,
-        ctx: ActivityContext,
-        input: AttemptInput,
-    ) -> Result<JobDone, ActivityError> {
-        self.own_run(&ctx)?;
-        let slot = DateTime::from_timestamp(input.slot, 0).unwrap_or_default();
+    /// The attempt's Job, once the run is bound to its DurableJob and the template it carries
+    /// is the one the DurableJob has (or the first attempt's, for a retry).
+    async fn authorized_job(
+        &self,
+        ctx: &ActivityContext,
+        jobs: &Api<Job>,
+        input: &AttemptInput,
+        slot: DateTime<chrono::Utc>,
+    ) -> Result<Job, ActivityError> {
         let run = &input.run;
-        let jobs: Api<Job> = Api::namespaced(self.client.clone(), &run.namespace);
         let first = if input.attempt > 1 {
             jobs.get_opt(&job::job_name(&run.name, &run.uid, slot, 1))
                 .await
@@ -286,9 +284,9 @@ impl JobActivities {
         };
         let own = job::job_name(&run.name, &run.uid, slot, input.attempt);
         let dj = self
-            .bind(&ctx, Claim::from(run), first.as_slice(), Some(&own))
+            .bind(ctx, Claim::from(run), first.as_slice(), Some(&own))
             .await?;
-        let origin = origin(&ctx, &self.temporal_namespace);
+        let origin = origin(ctx, &self.temporal_namespace);
         if let Err(why) = authorize::template(run, &dj, input.attempt, first.as_ref()) {
             return Err(self.refuse(&origin, &format!("refused to create a Job: {why}")));
         }
@@ -296,21 +294,33 @@ impl JobActivities {
             workflow_id: String::new(),
             run_id: String::new(),
         });
-        let run = job::JobRun {
+        let job_run = job::JobRun {
             slot,
             attempt: input.attempt,
             manual: authorize::is_manual(&dj, slot),
             workflow_id: bound.workflow_id,
             run_id: bound.run_id,
         };
-        let desired = job::build(&input.run, &run).map_err(|m| fail(failure::INVALID_JOB_TEMPLATE, m))?;
+        job::build(run, &job_run).map_err(|m| fail(failure::INVALID_JOB_TEMPLATE, m))
+    }
+
+    /// Creates the Job, or adopts the one of that name when it is this run's (a retried or
+    /// resumed attempt); a Job of that name that is someone else's fails the attempt.
+    async fn create_or_adopt(
+        &self,
+        jobs: &Api<Job>,
+        desired: &Job,
+        input: &AttemptInput,
+        slot: DateTime<chrono::Utc>,
+    ) -> Result<(), ActivityError> {
         let name = desired.metadata.name.clone().unwrap_or_default();
-        match jobs.create(&PostParams::default(), &desired).await {
+        match jobs.create(&PostParams::default(), desired).await {
             Ok(_) => {
                 info!(job = %name, namespace = %input.run.namespace, attempt = input.attempt, "created Job");
                 let delay = (chrono::Utc::now() - slot).to_std().unwrap_or_default();
                 self.metrics
                     .job_created(&input.run.namespace, &input.run.name, input.attempt, delay);
+                Ok(())
             }
             Err(kube::Error::Api(s)) if s.code == 409 => {
                 let existing = jobs
@@ -327,42 +337,56 @@ impl JobActivities {
                     ));
                 }
                 info!(job = %name, "adopted the existing Job (a retried or resumed attempt)");
+                Ok(())
             }
-            Err(e) => return Err(classify(e, &format!("creating Job {name}"))),
+            Err(e) => Err(classify(e, &format!("creating Job {name}"))),
         }
+    }
+
+    /// Follows the Job until it finishes, reporting progress as it changes; a cancelled run
+    /// deletes it.
+    async fn follow(
+        &self,
+        ctx: &ActivityContext,
+        jobs: &Api<Job>,
+        name: &str,
+        input: &AttemptInput,
+        slot: DateTime<chrono::Utc>,
+    ) -> Result<JobDone, ActivityError> {
         let mut reported: Option<super::exchange::JobProgress> = None;
-        let mut watched = self.watch.subscribe(&input.run.namespace, &name);
+        let mut watched = self.watch.subscribe(&input.run.namespace, name);
         let mut shown = false;
         let since = tokio::time::Instant::now();
         loop {
             if ctx.is_cancelled() {
-                delete(&jobs, &name).await;
-                self.run_ended(&input, slot, RunEnd::Canceled);
+                delete(jobs, name).await;
+                self.run_ended(input, slot, RunEnd::Canceled);
                 return Err(ActivityError::cancelled());
             }
-            let seen = watched.seen();
-            let current = match seen {
+            let current = match watched.seen() {
                 Seen::Present(j) => {
                     shown = true;
                     j
                 }
-                Seen::Absent if shown => return Err(deleted(&name)),
+                Seen::Absent if shown => return Err(deleted(name)),
                 // just created, and the watch has not delivered it yet: wait for it
                 Seen::Absent if since.elapsed() < WATCH_GRACE => {
-                    self.wait(&ctx, &mut watched, &name).await;
+                    self.wait(ctx, &mut watched, name).await;
                     continue;
                 }
                 // the watch is not listing (yet), or has not shown the Job for a while: ask
-                Seen::Absent | Seen::Unknown => match jobs.get_opt(&name).await {
+                Seen::Absent | Seen::Unknown => match jobs.get_opt(name).await {
                     Ok(Some(j)) => std::sync::Arc::new(j),
-                    Ok(None) => return Err(deleted(&name)),
+                    Ok(None) => return Err(deleted(name)),
                     Err(e) => return Err(classify(e, &format!("reading Job {name}"))),
                 },
             };
             match job::state(&current) {
                 JobState::Succeeded => {
-                    self.attempt_ended(&input, slot, None);
-                    return Ok(JobDone { job_name: name });
+                    self.attempt_ended(input, slot, None);
+                    return Ok(JobDone {
+                        job_name: name.to_string(),
+                    });
                 }
                 JobState::Failed { deadline, message } => {
                     let type_name = if deadline {
@@ -370,21 +394,39 @@ impl JobActivities {
                     } else {
                         failure::JOB_FAILED
                     };
-                    self.attempt_ended(&input, slot, Some(type_name));
+                    self.attempt_ended(input, slot, Some(type_name));
                     return Err(fail(type_name, format!("Job {name} failed: {message}")));
                 }
                 JobState::Running => {}
             }
             if let Some(reporter) = &self.progress {
-                let now = chrono::Utc::now();
-                let reading = super::progress::reading(&current, now);
+                let reading = super::progress::reading(&current, chrono::Utc::now());
                 if super::progress::worth_reporting(reported.as_ref(), &reading) {
-                    reporter.report(&ctx, &reading).await;
+                    reporter.report(ctx, &reading).await;
                     reported = Some(reading);
                 }
             }
-            self.wait(&ctx, &mut watched, &name).await;
+            self.wait(ctx, &mut watched, name).await;
         }
+    }
+}
+
+#[activities]
+impl JobActivities {
+    /// Creates the attempt's Job (adopting it if it already exists) and waits for it to finish.
+    #[activity(name = "durablejob.runJob")]
+    pub async fn run_job(
+        self: std::sync::Arc<Self>,
+        ctx: ActivityContext,
+        input: AttemptInput,
+    ) -> Result<JobDone, ActivityError> {
+        self.own_run(&ctx)?;
+        let slot = DateTime::from_timestamp(input.slot, 0).unwrap_or_default();
+        let jobs: Api<Job> = Api::namespaced(self.client.clone(), &input.run.namespace);
+        let desired = self.authorized_job(&ctx, &jobs, &input, slot).await?;
+        let name = desired.metadata.name.clone().unwrap_or_default();
+        self.create_or_adopt(&jobs, &desired, &input, slot).await?;
+        self.follow(&ctx, &jobs, &name, &input, slot).await
     }
 
     /// Deletes finished Jobs of the run's DurableJob beyond that DurableJob's own history

@@ -16,10 +16,10 @@ use temporalio_sdk::{
     WorkflowTermination,
 };
 
-use super::activities::{AttemptInput, CleanupInput, JobActivities};
+use super::activities::{AttemptInput, CleanupInput, JobActivities, JobDone};
 use super::exchange::{JobProgress, RunStatus, backoff, retries_after};
 use super::job::{self, failure};
-use crate::run_contract::{RunInput, memo as run_memo};
+use crate::run_contract::{RunInput, RunRetry, memo as run_memo};
 
 /// The slot a scheduled run is for (the start time for manual triggers).
 pub const SCHEDULED_START: SearchAttributeKey<Timestamp> =
@@ -116,33 +116,7 @@ impl DurableJobRun {
         });
         let mut n: u32 = 1;
         loop {
-            let job_name = job::job_name(
-                &input.name,
-                &input.uid,
-                DateTime::from_timestamp(slot, 0).unwrap_or_default(),
-                n,
-            );
-            let now = ctx.workflow_time().map(DateTime::<chrono::Utc>::from);
-            ctx.state_mut(|s| {
-                s.status = RunStatus {
-                    attempt: n,
-                    job_name: job_name.clone(),
-                    attempt_start_time: now,
-                    cancel_requested: s.status.cancel_requested,
-                    scheduled_time: s.status.scheduled_time,
-                    start_time: s.status.start_time,
-                    ..Default::default()
-                }
-            });
-            ctx.upsert_memo([
-                (run_memo::JOB_NAME, Some(MemoValue::new(job_name.clone()))),
-                (run_memo::ATTEMPTS, Some(MemoValue::new(n))),
-            ])?;
-            let options = ActivityOptions::with_start_to_close_timeout(attempt_timeout(&input))
-                .heartbeat_timeout(heartbeat)
-                .retry_policy(infrastructure_retry())
-                .cancellation_type(ActivityCancellationType::WaitCancellationCompleted)
-                .build();
+            begin_attempt(ctx, &input, slot, n)?;
             let attempt = AttemptInput {
                 run: input.clone(),
                 slot,
@@ -150,24 +124,11 @@ impl DurableJobRun {
                 workflow_id: workflow_id.clone(),
                 run_id: run_id.clone(),
             };
-            let result = {
-                let activity = ctx.execute_activity(JobActivities::run_job, attempt, options);
-                futures::pin_mut!(activity);
-                let asked = ctx.wait_condition(|s: &Self| s.status.cancel_requested);
-                futures::pin_mut!(asked);
-                temporalio_sdk::workflows::select! {
-                    r = activity.as_mut() => r,
-                    _ = asked => {
-                        // a `cancel` signal: the activity deletes its Job and reports cancelled
-                        activity.cancel();
-                        activity.await
-                    }
-                }
-            };
+            let result = run_attempt(ctx, attempt, attempt_options(&input, heartbeat)).await;
             if ctx.state(|s| s.status.cancel_requested) && result.is_err() {
                 return Err(WorkflowTermination::cancelled());
             }
-            match result {
+            let e = match result {
                 Ok(done) => {
                     cleanup(ctx, &input).await;
                     return Ok(RunOutcome {
@@ -175,46 +136,108 @@ impl DurableJobRun {
                         attempts: n,
                     });
                 }
-                Err(ActivityExecutionError::Cancelled(_)) => {
-                    // the workflow was cancelled (CancelOther, or a user): the activity deleted its Job
+                // the workflow was cancelled (CancelOther, or a user): the activity deleted its Job
+                Err(ActivityExecutionError::Cancelled(_)) => return Err(WorkflowTermination::cancelled()),
+                Err(e) => e,
+            };
+            let (type_name, message) = failure_of(&e);
+            if let Some(retry) = input
+                .retry
+                .as_ref()
+                .filter(|_| retries_after(input.retry.as_ref(), n, &type_name))
+            {
+                ctx.upsert_memo([(
+                    run_memo::MESSAGE,
+                    Some(MemoValue::new(format!("attempt {n}: {message}"))),
+                )])?;
+                n += 1;
+                if back_off(ctx, retry, n).await {
+                    cleanup(ctx, &input).await;
                     return Err(WorkflowTermination::cancelled());
                 }
-                Err(e) => {
-                    let (type_name, message) = failure_of(&e);
-                    if retries_after(input.retry.as_ref(), n, &type_name) {
-                        let retry = input.retry.as_ref().expect("retries need a policy");
-                        ctx.upsert_memo([(
-                            run_memo::MESSAGE,
-                            Some(MemoValue::new(format!("attempt {n}: {message}"))),
-                        )])?;
-                        n += 1;
-                        ctx.state_mut(|s| s.status.backing_off = true);
-                        let cancelled = {
-                            let wait = ctx.timer(backoff(retry, n));
-                            futures::pin_mut!(wait);
-                            let asked = ctx.wait_condition(|s: &Self| s.status.cancel_requested);
-                            futures::pin_mut!(asked);
-                            temporalio_sdk::workflows::select! {
-                                _ = wait => false,
-                                _ = asked => true,
-                            }
-                        };
-                        if cancelled {
-                            cleanup(ctx, &input).await;
-                            return Err(WorkflowTermination::cancelled());
-                        }
-                        continue;
-                    }
-                    ctx.upsert_memo([(run_memo::MESSAGE, Some(MemoValue::new(message.clone())))])?;
-                    cleanup(ctx, &input).await;
-                    return Err(ApplicationFailure::builder(message)
-                        .type_name(type_name)
-                        .non_retryable(true)
-                        .build()
-                        .into());
-                }
+                continue;
             }
+            ctx.upsert_memo([(run_memo::MESSAGE, Some(MemoValue::new(message.clone())))])?;
+            cleanup(ctx, &input).await;
+            return Err(ApplicationFailure::builder(message)
+                .type_name(type_name)
+                .non_retryable(true)
+                .build()
+                .into());
         }
+    }
+}
+
+/// Starts attempt `n` in the run's state (queries see it at once) and memo.
+fn begin_attempt(
+    ctx: &mut WorkflowContext<DurableJobRun>,
+    input: &RunInput,
+    slot: i64,
+    n: u32,
+) -> Result<(), WorkflowTermination> {
+    let job_name = job::job_name(
+        &input.name,
+        &input.uid,
+        DateTime::from_timestamp(slot, 0).unwrap_or_default(),
+        n,
+    );
+    let now = ctx.workflow_time().map(DateTime::<chrono::Utc>::from);
+    ctx.state_mut(|s| {
+        s.status = RunStatus {
+            attempt: n,
+            job_name: job_name.clone(),
+            attempt_start_time: now,
+            cancel_requested: s.status.cancel_requested,
+            scheduled_time: s.status.scheduled_time,
+            start_time: s.status.start_time,
+            ..Default::default()
+        }
+    });
+    ctx.upsert_memo([
+        (run_memo::JOB_NAME, Some(MemoValue::new(job_name))),
+        (run_memo::ATTEMPTS, Some(MemoValue::new(n))),
+    ])?;
+    Ok(())
+}
+
+fn attempt_options(input: &RunInput, heartbeat: Duration) -> ActivityOptions {
+    ActivityOptions::with_start_to_close_timeout(attempt_timeout(input))
+        .heartbeat_timeout(heartbeat)
+        .retry_policy(infrastructure_retry())
+        .cancellation_type(ActivityCancellationType::WaitCancellationCompleted)
+        .build()
+}
+
+/// Runs one attempt's activity; a `cancel` signal cancels it (the activity deletes its Job and
+/// reports cancelled).
+async fn run_attempt(
+    ctx: &mut WorkflowContext<DurableJobRun>,
+    attempt: AttemptInput,
+    options: ActivityOptions,
+) -> Result<JobDone, ActivityExecutionError> {
+    let activity = ctx.execute_activity(JobActivities::run_job, attempt, options);
+    futures::pin_mut!(activity);
+    let asked = ctx.wait_condition(|s: &DurableJobRun| s.status.cancel_requested);
+    futures::pin_mut!(asked);
+    temporalio_sdk::workflows::select! {
+        r = activity.as_mut() => r,
+        _ = asked => {
+            activity.cancel();
+            activity.await
+        }
+    }
+}
+
+/// Waits out the backoff before attempt `n`; true when a `cancel` signal came meanwhile.
+async fn back_off(ctx: &mut WorkflowContext<DurableJobRun>, retry: &RunRetry, n: u32) -> bool {
+    ctx.state_mut(|s| s.status.backing_off = true);
+    let wait = ctx.timer(backoff(retry, n));
+    futures::pin_mut!(wait);
+    let asked = ctx.wait_condition(|s: &DurableJobRun| s.status.cancel_requested);
+    futures::pin_mut!(asked);
+    temporalio_sdk::workflows::select! {
+        _ = wait => false,
+        _ = asked => true,
     }
 }
 

@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::api::{DurableJobStatus, SyncRecord};
+use crate::api::DurableJobStatus;
 use crate::controller::pause::PauseState;
 use crate::controller::streak;
 use crate::desired::schedule::{DesiredSchedule, Owner};
@@ -100,62 +100,26 @@ pub(crate) fn decide(input: &PlanInput<'_>) -> Decision {
     let d = input.desired;
     let previous_sync = input.previous.sync.as_ref();
     let Some(obs) = input.observed else {
-        let taken = input.previous.action_count;
-        let finished = d.calendar.end_at.is_some_and(|end| end <= input.now)
-            || d.run_limit.is_some_and(|limit| taken >= limit);
-        if finished {
-            return Decision::Completed;
-        }
-        let reason = if previous_sync.is_some() {
-            WriteReason::Recreated
-        } else {
-            WriteReason::Created
-        };
-        return Decision::Create {
-            options: WriteOptions {
-                paused: d.paused,
-                notes: notes(d),
-                remaining_actions: d.run_limit.map(|l| l - taken),
-                action_count_base: taken,
-            },
-            reason,
-        };
+        return decide_absent(input);
     };
-
     match &obs.owner {
         Some(owner) if owner.uid == d.owner.uid && owner.prefix == d.owner.prefix => {}
         other => return Decision::Foreign { owner: other.clone() },
+    }
+    if let Some(pause) = streak_pause(input, obs) {
+        return pause;
     }
 
     // a pause after failed runs is kept while the spec asks for it, until a resume request,
     // or (the operator's pause for a streak) until spec.resumeAfter ends it
     let pause = PauseState::of(Some(d), obs);
     let resume = input.resume_requested.is_some() || pause.resume_due(input.now);
-    let paused_after_failures = pause.after_failures();
+    let resuming = resume && pause.after_failures();
     let failure_pause = pause.held && !resume;
     let spec_unchanged = previous_sync.is_some_and(|s| s.desired_hash == input.desired_hash);
     let description_unchanged = previous_sync.is_some_and(|s| s.observed_fingerprint == obs.fingerprint);
 
-    // enough failed runs in a row: pause, naming them (only a schedule that runs can trip)
-    if let (Some(policy), Some(streak)) = (d.streak, input.failure_streak)
-        && !obs.paused
-        && !d.paused
-        && previous_sync.is_some()
-        && streak.count >= i64::from(policy.after)
-    {
-        return Decision::Update {
-            options: WriteOptions {
-                paused: true,
-                notes: streak::pause_notes(&d.owner.resource, input.now, streak),
-                remaining_actions: d.run_limit.map(|l| l - obs.total_actions()),
-                action_count_base: obs.action_count_base,
-            },
-            conflict_token: obs.conflict_token.clone(),
-            reason: WriteReason::FailureStreak,
-        };
-    }
-
-    if spec_unchanged && description_unchanged && !(resume && paused_after_failures) {
+    if spec_unchanged && description_unchanged && !resuming {
         return Decision::InSync {
             record_fingerprint: None,
         };
@@ -166,7 +130,6 @@ pub(crate) fn decide(input: &PlanInput<'_>) -> Decision {
             record_fingerprint: Some(obs.fingerprint.clone()),
         };
     }
-
     // No record of a write, but the memo says the operator created this very schedule from
     // this very spec (its status write was lost): it is in sync, not adopted.
     let created_from_this_spec = obs.created_hash.as_deref() == Some(input.desired_hash);
@@ -175,18 +138,15 @@ pub(crate) fn decide(input: &PlanInput<'_>) -> Decision {
             record_fingerprint: Some(obs.fingerprint.clone()),
         };
     }
-    let reason = if previous_sync.is_none() {
-        match &obs.created_hash {
+    let reason = match previous_sync {
+        None => match &obs.created_hash {
             None => WriteReason::Adopted,
             Some(_) if created_from_this_spec => WriteReason::DriftRepaired,
             Some(_) => WriteReason::SpecChanged,
-        }
-    } else if !spec_unchanged {
-        WriteReason::SpecChanged
-    } else if resume && paused_after_failures {
-        WriteReason::Resumed
-    } else {
-        WriteReason::DriftRepaired
+        },
+        Some(_) if !spec_unchanged => WriteReason::SpecChanged,
+        Some(_) if resuming => WriteReason::Resumed,
+        Some(_) => WriteReason::DriftRepaired,
     };
     let (paused, notes) = if failure_pause && !d.paused {
         (true, obs.notes.clone())
@@ -205,24 +165,54 @@ pub(crate) fn decide(input: &PlanInput<'_>) -> Decision {
     }
 }
 
-/// The sync record to keep after a write, or after accepting Temporal's own change.
-pub(crate) fn sync_record(
-    desired_hash: &str,
-    fingerprint: &str,
-    handled_resume: Option<String>,
-) -> SyncRecord {
-    SyncRecord {
-        desired_hash: desired_hash.to_string(),
-        observed_fingerprint: fingerprint.to_string(),
-        handled_resume,
-        ..Default::default()
+/// No schedule in Temporal: create it (again), unless its end or run limit has passed.
+fn decide_absent(input: &PlanInput<'_>) -> Decision {
+    let d = input.desired;
+    let taken = input.previous.action_count;
+    let finished = d.calendar.end_at.is_some_and(|end| end <= input.now)
+        || d.run_limit.is_some_and(|limit| taken >= limit);
+    if finished {
+        return Decision::Completed;
     }
+    let reason = if input.previous.sync.is_some() {
+        WriteReason::Recreated
+    } else {
+        WriteReason::Created
+    };
+    Decision::Create {
+        options: WriteOptions {
+            paused: d.paused,
+            notes: notes(d),
+            remaining_actions: d.run_limit.map(|l| l - taken),
+            action_count_base: taken,
+        },
+        reason,
+    }
+}
+
+/// Enough failed runs in a row: pause, naming them (only a running schedule the operator has
+/// written before can trip).
+fn streak_pause(input: &PlanInput<'_>, obs: &ObservedSchedule) -> Option<Decision> {
+    let d = input.desired;
+    let (policy, streak) = (d.streak?, input.failure_streak?);
+    let trips =
+        !obs.paused && !d.paused && input.previous.sync.is_some() && streak.count >= i64::from(policy.after);
+    trips.then(|| Decision::Update {
+        options: WriteOptions {
+            paused: true,
+            notes: streak::pause_notes(&d.owner.resource, input.now, streak),
+            remaining_actions: d.run_limit.map(|l| l - obs.total_actions()),
+            action_count_base: obs.action_count_base,
+        },
+        conflict_token: obs.conflict_token.clone(),
+        reason: WriteReason::FailureStreak,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::DurableJob;
+    use crate::api::{DurableJob, SyncRecord};
     use chrono::TimeZone;
 
     fn now() -> DateTime<Utc> {
@@ -242,7 +232,11 @@ mod tests {
 
     fn synced(hash: &str, fp: &str) -> DurableJobStatus {
         DurableJobStatus {
-            sync: Some(sync_record(hash, fp, None)),
+            sync: Some(SyncRecord {
+                desired_hash: hash.into(),
+                observed_fingerprint: fp.into(),
+                ..Default::default()
+            }),
             ..Default::default()
         }
     }

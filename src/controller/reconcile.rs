@@ -135,13 +135,11 @@ pub(crate) async fn schedule_and_status<S: Schedules>(
         desired,
         observed: s.and_then(|s| s.observed.as_ref()),
         runs: s.and_then(|s| s.runs.as_deref()),
-        sync: s.and_then(|s| s.sync.clone()),
+        sync: s.map(|s| s.sync.clone()).unwrap_or_default(),
         problem: problem.clone(),
         completed: s.is_some_and(|s| s.completed),
         worker: worker_state,
         requests: requests.as_ref().map(|h| h.records.clone()).unwrap_or_default(),
-        runs_marker: s.and_then(|s| s.runs_marker.clone()),
-        missed_checked_at: s.and_then(|s| s.missed_checked_at),
     };
     let status = status::build(&previous, dj.metadata.generation, now, &observations);
     let requeue = match &problem {

@@ -8,9 +8,10 @@ use kube::runtime::events::EventType;
 use tracing::info;
 
 use super::Notice;
-use crate::api::{DurableJobStatus, RESUME_ANNOTATION, RunResult, SyncRecord};
+use crate::api::{DurableJobStatus, RESUME_ANNOTATION, RunResult};
 use crate::controller::pause::{PausedBy, paused_by};
 use crate::controller::plan::{self, Decision, PlanInput, WriteReason};
+use crate::controller::status::sync_record::{Reference, SyncFacts};
 use crate::controller::status::{Problem, RECENT_RUNS};
 use crate::controller::{missed, streak};
 use crate::desired::schedule::{DesiredSchedule, Owner, ScheduleLocation};
@@ -40,8 +41,8 @@ pub(crate) struct Synced {
     /// Temporal's description after any write; `None` when the schedule is gone.
     pub observed: Option<ObservedSchedule>,
     pub runs: Option<Vec<RunRecord>>,
-    /// The new sync record; `None` keeps the previous one.
-    pub sync: Option<SyncRecord>,
+    /// What was learned toward the sync record.
+    pub sync: SyncFacts,
     pub completed: bool,
     /// Writes made, for the metrics.
     pub writes: Vec<Reason>,
@@ -49,10 +50,6 @@ pub(crate) struct Synced {
     pub notices: Vec<Notice>,
     /// Written but gone right away: look again soon.
     pub vanished: bool,
-    /// The runs digest when the runs were read in this reconcile.
-    pub runs_marker: Option<String>,
-    /// Set when newly missed runs were reported, up to this time.
-    pub missed_checked_at: Option<DateTime<Utc>>,
 }
 
 /// What the resource says about itself that the schedule steps need.
@@ -78,8 +75,6 @@ pub(crate) async fn sync<S: Schedules>(
         .map_err(fail)?;
     let desired_hash = desired.hash();
     let resume_requested = r.resume;
-    // the resume value an operator before the request ledger recorded: kept, never set anew
-    let legacy_resume = r.previous.sync.as_ref().and_then(|s| s.handled_resume.clone());
     // A DurableJob that never recorded a write creates its schedule straight away; only when
     // Temporal answers that it exists (an earlier write whose status was lost, or someone
     // else's) is it described and decided again. A new schedule costs a create and a describe.
@@ -108,9 +103,12 @@ pub(crate) async fn sync<S: Schedules>(
         Some(_) if written == Some(WriteReason::Resumed) => Some(streak::fresh(now)),
         Some(_) => counted.or_else(|| previous_streak.cloned()),
     };
-    let record = |fp: &str| SyncRecord {
-        failure_streak: failure_streak.clone(),
-        ..plan::sync_record(&desired_hash, fp, legacy_resume.clone())
+    out.sync.failure_streak = Some(failure_streak);
+    let reference = |fp: &str| {
+        Some(Reference {
+            desired_hash: desired_hash.clone(),
+            fingerprint: fp.to_string(),
+        })
     };
     match &decision {
         Decision::Create { options, .. } | Decision::Update { options, .. } => {
@@ -119,8 +117,10 @@ pub(crate) async fn sync<S: Schedules>(
             out.notices.push(announce(desired, reason, options));
             out.observed = schedules.describe(&desired.location).await.map_err(fail)?;
             match &out.observed {
-                Some(o) => out.sync = Some(record(&o.fingerprint)),
+                Some(o) => out.sync.reference = reference(&o.fingerprint),
                 None => {
+                    // gone right away: the record stays as it was
+                    out.sync = SyncFacts::default();
                     out.vanished = true;
                     return Ok(out);
                 }
@@ -128,22 +128,17 @@ pub(crate) async fn sync<S: Schedules>(
         }
         Decision::InSync { record_fingerprint } => {
             if let Some(fp) = record_fingerprint {
-                out.sync = Some(record(fp));
+                out.sync.reference = reference(fp);
                 let by_failure = observed.as_ref().and_then(paused_by) == Some(PausedBy::Failure);
                 if !r.previous.paused && by_failure {
                     out.notices.push(failure_pause_notice(desired));
                 }
-            } else if let Some(previous) = r.previous.sync.as_ref()
-                && previous.failure_streak != failure_streak
-            {
-                out.sync = Some(SyncRecord {
-                    failure_streak: failure_streak.clone(),
-                    ..previous.clone()
-                });
             }
             out.observed = observed;
         }
         Decision::Completed => {
+            // the record stays as it was
+            out.sync = SyncFacts::default();
             out.completed = true;
             if !r.previous.completed {
                 out.notices.push(completed_notice(desired));
@@ -152,7 +147,8 @@ pub(crate) async fn sync<S: Schedules>(
         Decision::Foreign { owner } => return Err(owned_elsewhere(desired, owner.as_ref())),
     }
     if let Some(o) = &out.observed {
-        (out.runs, out.runs_marker) = match early {
+        out.sync.listing = Some(o.listing.clone());
+        (out.runs, out.sync.runs_marker) = match early {
             Some(read) => read,
             None => read_runs(schedules, desired, r.previous, o).await,
         };
@@ -167,7 +163,7 @@ pub(crate) async fn sync<S: Schedules>(
         )
         .await;
         if out.notices.iter().any(|n| missed::is_missed(n.reason)) {
-            out.missed_checked_at = Some(now);
+            out.sync.missed_checked_at = Some(now);
         }
     }
     Ok(out)

@@ -5,9 +5,10 @@ use std::time::Duration;
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 
 pub(crate) mod conditions;
+pub(crate) mod sync_record;
 
 use self::conditions::ConditionValue;
-use crate::api::{DurableJobStatus, RecentRun, RunResult, RunningWorkflow, SyncRecord};
+use crate::api::{DurableJobStatus, RecentRun, RunResult, RunningWorkflow};
 use crate::controller::pause::PauseState;
 use crate::desired::schedule::DesiredSchedule;
 use crate::reason::{ConditionType, Reason};
@@ -35,8 +36,8 @@ pub(crate) struct Observations<'a> {
     pub observed: Option<&'a ObservedSchedule>,
     /// Recent runs; `None` when they could not be read (the previous ones are kept).
     pub runs: Option<&'a [RunRecord]>,
-    /// The new sync record; `None` keeps the previous one.
-    pub sync: Option<SyncRecord>,
+    /// What the steps learned toward the sync record ([`sync_record::next`] builds it).
+    pub sync: sync_record::SyncFacts,
     pub problem: Option<Problem>,
     /// The schedule finished and Temporal no longer has it.
     pub completed: bool,
@@ -44,10 +45,6 @@ pub(crate) struct Observations<'a> {
     pub worker: Option<WorkerState>,
     /// Run-control requests handled in this reconcile, in order.
     pub requests: Vec<crate::api::RequestRecord>,
-    /// The runs digest, when the runs were read from visibility in this reconcile.
-    pub runs_marker: Option<String>,
-    /// Newly missed runs were reported up to this time.
-    pub missed_checked_at: Option<DateTime<Utc>>,
 }
 
 /// The state of a user worker Deployment.
@@ -74,7 +71,7 @@ pub(crate) fn build(
     if !r.requests.is_empty() {
         s.requests = crate::api::record(&previous.requests, r.requests.clone());
     }
-    keep_records(&mut s, previous, r);
+    s.sync = sync_record::next(previous.sync.as_ref(), &r.sync);
     if let Some(d) = r.desired {
         s.schedule_id = Some(d.location.id.clone());
         s.temporal_namespace = Some(d.location.namespace.clone());
@@ -100,28 +97,6 @@ pub(crate) fn build(
     s
 }
 
-/// The sync record: the new one when there is one, keeping the runs digest and the missed-run
-/// mark this reconcile did not renew.
-fn keep_records(s: &mut DurableJobStatus, previous: &DurableJobStatus, r: &Observations<'_>) {
-    if let Some(sync) = &r.sync {
-        s.sync = Some(sync.clone());
-    }
-    let before = previous.sync.as_ref();
-    let marker = r
-        .runs_marker
-        .clone()
-        .or_else(|| before.and_then(|x| x.runs_marker.clone()));
-    if let (Some(sync), Some(m)) = (s.sync.as_mut(), marker) {
-        sync.runs_marker = Some(m);
-    }
-    let checked = r
-        .missed_checked_at
-        .or_else(|| before.and_then(|x| x.missed_checked_at));
-    if let (Some(sync), Some(t)) = (s.sync.as_mut(), checked) {
-        sync.missed_checked_at = Some(t);
-    }
-}
-
 /// What Temporal's description says: pause, counts, next runs, runs in flight.
 fn show_schedule(
     s: &mut DurableJobStatus,
@@ -130,9 +105,6 @@ fn show_schedule(
     r: &Observations<'_>,
     now: DateTime<Utc>,
 ) {
-    if let Some(sync) = s.sync.as_mut() {
-        sync.listing = Some(o.listing.clone());
-    }
     s.paused = o.paused;
     s.paused_reason = pause.reason().map(|r| r.to_string());
     s.action_count = o.total_actions();
@@ -484,7 +456,14 @@ mod tests {
             desired: Some(&d),
             observed: Some(&obs),
             runs: Some(&runs),
-            sync: Some(sync.clone()),
+            sync: sync_record::SyncFacts {
+                reference: Some(sync_record::Reference {
+                    desired_hash: "h".into(),
+                    fingerprint: "fp".into(),
+                }),
+                listing: Some(obs.listing.clone()),
+                ..Default::default()
+            },
             ..Default::default()
         };
         let s = build_status(&r);

@@ -63,6 +63,7 @@ fn problem(reason: Reason, what: String, e: &kube::Error) -> Problem {
 
 /// Applies the worker Deployment for `spec.worker` (only when what the operator would apply
 /// changed) and reports its health; removes the operator's Deployment when there is no worker.
+/// Observe (the cached or read Deployment), decide ([`worker::plan`]), act.
 pub(crate) async fn sync_worker<S: Schedules>(
     dj: &DurableJob,
     ctx: &Context<S>,
@@ -75,23 +76,7 @@ pub(crate) async fn sync_worker<S: Schedules>(
     let uid = dj.uid().unwrap_or_default();
     let api: Api<Deployment> = Api::namespaced(ctx.client.clone(), &namespace);
     let deployment = worker::deployment_name(&name);
-    let is_worker = matches!(valid.executor, Executor::UserWorker(_));
-    let existing = match ctx.cached_worker(&namespace, &deployment) {
-        crate::controller::Cached::Known(Some(d)) => Some((*d).clone()),
-        // Not listed yet. A jobTemplate DurableJob only looks for a leftover worker Deployment
-        // of its own to remove, and the first list of Deployments wakes it if there is one (it
-        // owns it), so it makes no request.
-        _ if !is_worker => None,
-        // The cache holds only labelled worker Deployments: before making one, a Deployment of
-        // that name that someone else made is looked for, so it is never taken over.
-        _ => api.get_opt(&deployment).await.map_err(|e| {
-            problem(
-                Reason::WorkerApplyFailed,
-                format!("cannot read Deployment {deployment}"),
-                &e,
-            )
-        })?,
-    };
+    let existing = existing_worker(ctx, &api, valid, &namespace, &deployment).await?;
     let want = match &valid.executor {
         Executor::UserWorker(w) => Some(worker::desired(
             &worker::WorkerTarget {
@@ -117,55 +102,100 @@ pub(crate) async fn sync_worker<S: Schedules>(
             });
         }
         WorkerPlan::Delete => {
-            api.delete(&deployment, &DeleteParams::background())
-                .await
-                .map_err(|e| {
-                    problem(
-                        Reason::WorkerApplyFailed,
-                        format!("cannot delete Deployment {deployment}"),
-                        &e,
-                    )
-                })?;
-            notices.push(Notice::normal(
-                Reason::WorkerDeleted,
-                "Delete",
-                format!("Deleted worker Deployment {deployment}: the resource no longer has spec.worker"),
-            ));
+            delete_worker(&api, &deployment, notices).await?;
             None
         }
         WorkerPlan::Keep => existing.filter(|_| want.is_some()),
-        WorkerPlan::Apply { want: body, created } => {
-            let applied = api
-                .patch(
-                    &deployment,
-                    &PatchParams::apply(FIELD_MANAGER).force(),
-                    &Patch::Apply(body),
-                )
-                .await
-                .map_err(|e| {
-                    problem(
-                        Reason::WorkerApplyFailed,
-                        format!("cannot apply worker Deployment {deployment}"),
-                        &e,
-                    )
-                })?;
-            let (reason, verb) = if created {
-                (Reason::WorkerCreated, "Created")
-            } else {
-                (Reason::WorkerUpdated, "Updated")
-            };
-            notices.push(Notice::normal(
-                reason,
-                "Sync",
-                format!("{verb} worker Deployment {deployment}"),
-            ));
-            Some(applied)
+        WorkerPlan::Apply { want, created } => {
+            Some(apply_worker(&api, &deployment, want, created, notices).await?)
         }
     };
     Ok(current.map(|d| WorkerState {
         deployment,
         health: worker::health(&d),
     }))
+}
+
+/// The worker Deployment as it is: from the cache of labelled worker Deployments, or read.
+async fn existing_worker<S: Schedules>(
+    ctx: &Context<S>,
+    api: &Api<Deployment>,
+    valid: &ValidSpec,
+    namespace: &str,
+    deployment: &str,
+) -> Result<Option<Deployment>, Problem> {
+    match ctx.cached_worker(namespace, deployment) {
+        crate::controller::Cached::Known(Some(d)) => Ok(Some((*d).clone())),
+        // Not listed yet. A jobTemplate DurableJob only looks for a leftover worker Deployment
+        // of its own to remove, and the first list of Deployments wakes it if there is one (it
+        // owns it), so it makes no request.
+        _ if !matches!(valid.executor, Executor::UserWorker(_)) => Ok(None),
+        // The cache holds only labelled worker Deployments: before making one, a Deployment of
+        // that name that someone else made is looked for, so it is never taken over.
+        _ => api.get_opt(deployment).await.map_err(|e| {
+            problem(
+                Reason::WorkerApplyFailed,
+                format!("cannot read Deployment {deployment}"),
+                &e,
+            )
+        }),
+    }
+}
+
+async fn delete_worker(
+    api: &Api<Deployment>,
+    deployment: &str,
+    notices: &mut Vec<Notice>,
+) -> Result<(), Problem> {
+    api.delete(deployment, &DeleteParams::background())
+        .await
+        .map_err(|e| {
+            problem(
+                Reason::WorkerApplyFailed,
+                format!("cannot delete Deployment {deployment}"),
+                &e,
+            )
+        })?;
+    notices.push(Notice::normal(
+        Reason::WorkerDeleted,
+        "Delete",
+        format!("Deleted worker Deployment {deployment}: the resource no longer has spec.worker"),
+    ));
+    Ok(())
+}
+
+async fn apply_worker(
+    api: &Api<Deployment>,
+    deployment: &str,
+    want: &serde_json::Value,
+    created: bool,
+    notices: &mut Vec<Notice>,
+) -> Result<Deployment, Problem> {
+    let applied = api
+        .patch(
+            deployment,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(want),
+        )
+        .await
+        .map_err(|e| {
+            problem(
+                Reason::WorkerApplyFailed,
+                format!("cannot apply worker Deployment {deployment}"),
+                &e,
+            )
+        })?;
+    let (reason, verb) = if created {
+        (Reason::WorkerCreated, "Created")
+    } else {
+        (Reason::WorkerUpdated, "Updated")
+    };
+    notices.push(Notice::normal(
+        reason,
+        "Sync",
+        format!("{verb} worker Deployment {deployment}"),
+    ));
+    Ok(applied)
 }
 
 /// Writes the status with server-side apply.

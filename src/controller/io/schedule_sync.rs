@@ -8,7 +8,7 @@ use kube::runtime::events::EventType;
 use tracing::info;
 
 use super::Notice;
-use crate::api::{DurableJobStatus, RESUME_ANNOTATION, RunResult};
+use crate::api::{DurableJobStatus, FailureStreak, RESUME_ANNOTATION, RunResult};
 use crate::controller::pause::{PausedBy, paused_by};
 use crate::controller::plan::{self, Decision, PlanInput, WriteReason};
 use crate::controller::status::sync_record::{Reference, SyncFacts};
@@ -96,14 +96,7 @@ pub(crate) async fn sync<S: Schedules>(
     let (decision, written, observed) = decide_and_write(schedules, &planned, observed, optimistic)
         .await
         .map_err(fail)?;
-    // the count is kept while suspendAfterFailures is set; a resume starts it afresh
-    let previous_streak = r.previous.sync.as_ref().and_then(|s| s.failure_streak.as_ref());
-    let failure_streak = match desired.streak {
-        None => None,
-        Some(_) if written == Some(WriteReason::Resumed) => Some(streak::fresh(now)),
-        Some(_) => counted.or_else(|| previous_streak.cloned()),
-    };
-    out.sync.failure_streak = Some(failure_streak);
+    out.sync.failure_streak = Some(kept_streak(desired, r.previous, counted, written, now));
     let reference = |fp: &str| {
         Some(Reference {
             desired_hash: desired_hash.clone(),
@@ -146,27 +139,58 @@ pub(crate) async fn sync<S: Schedules>(
         }
         Decision::Foreign { owner } => return Err(owned_elsewhere(desired, owner.as_ref())),
     }
-    if let Some(o) = &out.observed {
-        out.sync.listing = Some(o.listing.clone());
-        (out.runs, out.sync.runs_marker) = match early {
-            Some(read) => read,
-            None => read_runs(schedules, desired, r.previous, o).await,
-        };
-        report_missed(
-            schedules,
-            desired,
-            r.previous,
-            o,
-            out.runs.as_deref(),
-            now,
-            &mut out.notices,
-        )
-        .await;
-        if out.notices.iter().any(|n| missed::is_missed(n.reason)) {
-            out.sync.missed_checked_at = Some(now);
-        }
+    if let Some(o) = out.observed.take() {
+        after_describe(schedules, desired, r.previous, &o, early, now, &mut out).await;
+        out.observed = Some(o);
     }
     Ok(out)
+}
+
+/// The failure streak to keep: kept while suspendAfterFailures is set; a resume starts it afresh.
+fn kept_streak(
+    desired: &DesiredSchedule,
+    previous: &DurableJobStatus,
+    counted: Option<FailureStreak>,
+    written: Option<WriteReason>,
+    now: DateTime<Utc>,
+) -> Option<FailureStreak> {
+    let previous_streak = previous.sync.as_ref().and_then(|s| s.failure_streak.as_ref());
+    match desired.streak {
+        None => None,
+        Some(_) if written == Some(WriteReason::Resumed) => Some(streak::fresh(now)),
+        Some(_) => counted.or_else(|| previous_streak.cloned()),
+    }
+}
+
+/// With the schedule described: the listing, the runs (read before deciding, or now) and the
+/// missed slots.
+async fn after_describe<S: Schedules>(
+    schedules: &S,
+    desired: &DesiredSchedule,
+    previous: &DurableJobStatus,
+    o: &ObservedSchedule,
+    early: Option<(Option<Vec<RunRecord>>, Option<String>)>,
+    now: DateTime<Utc>,
+    out: &mut Synced,
+) {
+    out.sync.listing = Some(o.listing.clone());
+    (out.runs, out.sync.runs_marker) = match early {
+        Some(read) => read,
+        None => read_runs(schedules, desired, previous, o).await,
+    };
+    report_missed(
+        schedules,
+        desired,
+        previous,
+        o,
+        out.runs.as_deref(),
+        now,
+        &mut out.notices,
+    )
+    .await;
+    if out.notices.iter().any(|n| missed::is_missed(n.reason)) {
+        out.sync.missed_checked_at = Some(now);
+    }
 }
 
 /// The runs read from visibility and the failure streak counted with them, when the spec has

@@ -164,96 +164,92 @@ fn convert_file(name: &str, text: &str, opts: &Options) -> (Vec<docs::RawDoc>, V
             continue;
         }
         index += 1;
-        let parsed: Result<Vec<Value>, _> = crate::yaml::documents(&doc.body);
-        let value = match parsed {
-            Ok(mut v) if v.len() == 1 => v.remove(0),
-            Ok(v) => {
-                report.documents.push(DocumentOutcome::error(
-                    index,
-                    "",
-                    "",
-                    format!("holds {} YAML documents where one was expected", v.len()),
-                ));
-                pieces.push(Piece::Original);
-                continue;
-            }
-            Err(e) => {
-                report.documents.push(DocumentOutcome::error(
-                    index,
-                    "",
-                    "",
-                    format!("not valid YAML: {e}"),
-                ));
-                pieces.push(Piece::Original);
-                continue;
-            }
-        };
-        let kind = value["kind"].as_str().unwrap_or_default().to_string();
-        let name_of = |v: &Value| v["metadata"]["name"].as_str().unwrap_or_default().to_string();
-        if kind.ends_with("List") && value["items"].is_array() {
-            let mut items = vec![];
-            let mut converted_any = false;
-            for (i, item) in value["items"].as_array().into_iter().flatten().enumerate() {
-                if is_cronjob(item) {
-                    match convert::convert(item, opts) {
-                        Ok((dj, diffs)) => {
-                            converted_any = true;
-                            report.documents.push(DocumentOutcome::converted(
-                                index,
-                                &format!("items[{i}]"),
-                                &name_of(item),
-                                diffs,
-                            ));
-                            items.push(dj);
-                        }
-                        Err(e) => {
-                            report.documents.push(DocumentOutcome::error(
-                                index,
-                                &format!("items[{i}]"),
-                                &name_of(item),
-                                e,
-                            ));
-                            items.push(item.clone());
-                        }
-                    }
-                } else {
-                    items.push(item.clone());
-                }
-            }
-            if converted_any {
-                let mut list = value.clone();
-                list["items"] = Value::Array(items);
-                pieces.push(Piece::Converted(to_yaml(&list)));
-            } else {
-                report.documents.push(DocumentOutcome::skipped(index, &kind));
-                pieces.push(Piece::Original);
-            }
-            continue;
+        pieces.push(convert_document(index, &doc.body, opts, &mut report.documents));
+    }
+    (raw, pieces, report)
+}
+
+fn name_of(v: &Value) -> String {
+    v["metadata"]["name"].as_str().unwrap_or_default().to_string()
+}
+
+/// One document (number `index` in its file): a CronJob converted, a List's CronJobs
+/// converted, anything else kept; what happened goes to `outcomes`.
+fn convert_document(index: usize, body: &str, opts: &Options, outcomes: &mut Vec<DocumentOutcome>) -> Piece {
+    let value = match crate::yaml::documents::<Value>(body) {
+        Ok(mut v) if v.len() == 1 => v.remove(0),
+        Ok(v) => {
+            let why = format!("holds {} YAML documents where one was expected", v.len());
+            outcomes.push(DocumentOutcome::error(index, "", "", why));
+            return Piece::Original;
         }
-        if !is_cronjob(&value) {
-            report.documents.push(DocumentOutcome::skipped(
+        Err(e) => {
+            outcomes.push(DocumentOutcome::error(
                 index,
-                if kind.is_empty() { "<no kind>" } else { &kind },
+                "",
+                "",
+                format!("not valid YAML: {e}"),
             ));
-            pieces.push(Piece::Original);
+            return Piece::Original;
+        }
+    };
+    let kind = value["kind"].as_str().unwrap_or_default().to_string();
+    if kind.ends_with("List") && value["items"].is_array() {
+        return convert_list(index, &value, &kind, opts, outcomes);
+    }
+    if !is_cronjob(&value) {
+        let kind = if kind.is_empty() { "<no kind>" } else { &kind };
+        outcomes.push(DocumentOutcome::skipped(index, kind));
+        return Piece::Original;
+    }
+    match convert::convert(&value, opts) {
+        Ok((dj, diffs)) => {
+            outcomes.push(DocumentOutcome::converted(index, "", &name_of(&value), diffs));
+            Piece::Converted(to_yaml(&dj))
+        }
+        Err(e) => {
+            outcomes.push(DocumentOutcome::error(index, "", &name_of(&value), e));
+            Piece::Original
+        }
+    }
+}
+
+/// A List: its CronJob items converted in place, the other items kept; kept whole when none
+/// converted.
+fn convert_list(
+    index: usize,
+    list: &Value,
+    kind: &str,
+    opts: &Options,
+    outcomes: &mut Vec<DocumentOutcome>,
+) -> Piece {
+    let mut items = vec![];
+    let mut converted_any = false;
+    for (i, item) in list["items"].as_array().into_iter().flatten().enumerate() {
+        if !is_cronjob(item) {
+            items.push(item.clone());
             continue;
         }
-        match convert::convert(&value, opts) {
+        let at = format!("items[{i}]");
+        match convert::convert(item, opts) {
             Ok((dj, diffs)) => {
-                report
-                    .documents
-                    .push(DocumentOutcome::converted(index, "", &name_of(&value), diffs));
-                pieces.push(Piece::Converted(to_yaml(&dj)));
+                converted_any = true;
+                outcomes.push(DocumentOutcome::converted(index, &at, &name_of(item), diffs));
+                items.push(dj);
             }
             Err(e) => {
-                report
-                    .documents
-                    .push(DocumentOutcome::error(index, "", &name_of(&value), e));
-                pieces.push(Piece::Original);
+                outcomes.push(DocumentOutcome::error(index, &at, &name_of(item), e));
+                items.push(item.clone());
             }
         }
     }
-    (raw, pieces, report)
+    if !converted_any {
+        outcomes.push(DocumentOutcome::skipped(index, kind));
+        return Piece::Original;
+    }
+    let mut converted = list.clone();
+    converted["items"] = Value::Array(items);
+    Piece::Converted(to_yaml(&converted))
 }
 
 /// The file written back: converted documents replaced, the others byte for byte.

@@ -112,6 +112,105 @@ pub fn parse_time(field: &str, value: &str) -> Result<DateTime<Utc>, String> {
         })
 }
 
+/// The annotation's value as the wire form: a JSON object, or a bare id; the id checked.
+fn read_wire(verb: RequestVerb, value: &str) -> Result<Wire, String> {
+    let wire: Wire = if value.starts_with('{') {
+        serde_json::from_str(value).map_err(|e| {
+            format!(
+                "{value:?} is not a request ({e}); write {{\"id\": \"...\"}} with the verb's fields, or use `kubectl durablejob {}`",
+                verb.as_str()
+            )
+        })?
+    } else {
+        Wire {
+            id: value.to_string(),
+            ..Default::default()
+        }
+    };
+    if !valid_id(&wire.id) {
+        return Err(format!(
+            "id {:?} is not usable: write 1-{MAX_ID} letters, digits, '-', '_', '.' or ':'",
+            wire.id
+        ));
+    }
+    Ok(wire)
+}
+
+/// The first of `fields` that is set, as an error: it does not apply to `verb`.
+fn unexpected(verb: RequestVerb, fields: &[(&str, bool)]) -> Result<(), String> {
+    match fields.iter().find(|(_, set)| *set) {
+        Some((name, _)) => Err(format!("{name:?} does not apply to {}", verb.as_str())),
+        None => Ok(()),
+    }
+}
+
+/// The verb's parameters from the wire form, refusing fields the verb does not take.
+fn params(verb: RequestVerb, wire: Wire) -> Result<RequestParams, String> {
+    let (from, to) = (wire.from.is_some(), wire.to.is_some());
+    let (run, overlap) = (wire.run.is_some(), wire.overlap.is_some());
+    Ok(match verb {
+        RequestVerb::Trigger => {
+            unexpected(
+                verb,
+                &[
+                    ("from", from),
+                    ("to", to),
+                    ("run", run),
+                    ("terminate", wire.terminate),
+                ],
+            )?;
+            RequestParams::Trigger {
+                overlap: wire.overlap,
+            }
+        }
+        RequestVerb::Backfill => {
+            unexpected(verb, &[("run", run), ("terminate", wire.terminate)])?;
+            let (from, to) = backfill_window(&wire)?;
+            RequestParams::Backfill {
+                from,
+                to,
+                overlap: wire.overlap,
+            }
+        }
+        RequestVerb::Cancel => {
+            unexpected(verb, &[("from", from), ("to", to), ("overlap", overlap)])?;
+            RequestParams::Cancel {
+                run: wire.run.filter(|r| !r.is_empty()),
+                terminate: wire.terminate,
+            }
+        }
+        RequestVerb::Resume => {
+            unexpected(
+                verb,
+                &[
+                    ("from", from),
+                    ("to", to),
+                    ("run", run),
+                    ("terminate", wire.terminate),
+                    ("overlap", overlap),
+                ],
+            )?;
+            RequestParams::Resume
+        }
+    })
+}
+
+/// A backfill's `from` and `to`: both required, RFC 3339, in order.
+fn backfill_window(wire: &Wire) -> Result<(DateTime<Utc>, DateTime<Utc>), String> {
+    let time = |field: &str, v: &Option<String>| match v {
+        None => Err(format!(
+            "{field:?} is required: the RFC 3339 time the backfill {}",
+            if field == "from" { "starts at" } else { "ends at" }
+        )),
+        Some(v) => parse_time(field, v),
+    };
+    let (from, to) = (time("from", &wire.from)?, time("to", &wire.to)?);
+    if from > to {
+        return Err(format!("from ({from}) is after to ({to}); swap them"));
+    }
+    Ok((from, to))
+}
+
 impl Request {
     /// Reads the annotation value of `verb`.
     pub fn parse(verb: RequestVerb, value: &str) -> Result<Request, BadRequest> {
@@ -121,99 +220,14 @@ impl Request {
             id,
             message: format!("annotation {}: {message}", verb.annotation()),
         };
-        let wire: Wire = if value.starts_with('{') {
-            serde_json::from_str(value).map_err(|e| {
-                let id = crate::util::digest::hex_sha256(value.as_bytes())[..12].to_string();
-                bad(
-                    format!("invalid-{id}"),
-                    format!("{value:?} is not a request ({e}); write {{\"id\": \"...\"}} with the verb's fields, or use `kubectl durablejob {}`", verb.as_str()),
-                )
-            })?
-        } else {
-            Wire {
-                id: value.to_string(),
-                ..Default::default()
-            }
+        // a value without a usable id is recorded under one derived from the value
+        let invalid = || {
+            let digest = crate::util::digest::hex_sha256(value.as_bytes());
+            format!("invalid-{}", &digest[..12])
         };
-        if !valid_id(&wire.id) {
-            let id = crate::util::digest::hex_sha256(value.as_bytes())[..12].to_string();
-            return Err(bad(
-                format!("invalid-{id}"),
-                format!(
-                    "id {:?} is not usable: write 1-{MAX_ID} letters, digits, '-', '_', '.' or ':'",
-                    wire.id
-                ),
-            ));
-        }
+        let wire = read_wire(verb, value).map_err(|m| bad(invalid(), m))?;
         let id = wire.id.clone();
-        let unexpected = |fields: &[(&str, bool)]| -> Result<(), BadRequest> {
-            match fields.iter().find(|(_, set)| *set) {
-                Some((name, _)) => Err(bad(
-                    id.clone(),
-                    format!("{name:?} does not apply to {}", verb.as_str()),
-                )),
-                None => Ok(()),
-            }
-        };
-        let params = match verb {
-            RequestVerb::Trigger => {
-                unexpected(&[
-                    ("from", wire.from.is_some()),
-                    ("to", wire.to.is_some()),
-                    ("run", wire.run.is_some()),
-                    ("terminate", wire.terminate),
-                ])?;
-                RequestParams::Trigger {
-                    overlap: wire.overlap,
-                }
-            }
-            RequestVerb::Backfill => {
-                unexpected(&[("run", wire.run.is_some()), ("terminate", wire.terminate)])?;
-                let time = |field: &str, v: &Option<String>| match v {
-                    None => Err(bad(
-                        id.clone(),
-                        format!(
-                            "{field:?} is required: the RFC 3339 time the backfill {}",
-                            if field == "from" { "starts at" } else { "ends at" }
-                        ),
-                    )),
-                    Some(v) => parse_time(field, v).map_err(|m| bad(id.clone(), m)),
-                };
-                let (from, to) = (time("from", &wire.from)?, time("to", &wire.to)?);
-                if from > to {
-                    return Err(bad(
-                        id.clone(),
-                        format!("from ({from}) is after to ({to}); swap them"),
-                    ));
-                }
-                RequestParams::Backfill {
-                    from,
-                    to,
-                    overlap: wire.overlap,
-                }
-            }
-            RequestVerb::Cancel => {
-                unexpected(&[
-                    ("from", wire.from.is_some()),
-                    ("to", wire.to.is_some()),
-                    ("overlap", wire.overlap.is_some()),
-                ])?;
-                RequestParams::Cancel {
-                    run: wire.run.filter(|r| !r.is_empty()),
-                    terminate: wire.terminate,
-                }
-            }
-            RequestVerb::Resume => {
-                unexpected(&[
-                    ("from", wire.from.is_some()),
-                    ("to", wire.to.is_some()),
-                    ("run", wire.run.is_some()),
-                    ("terminate", wire.terminate),
-                    ("overlap", wire.overlap.is_some()),
-                ])?;
-                RequestParams::Resume
-            }
-        };
+        let params = params(verb, wire).map_err(|m| bad(id.clone(), m))?;
         Ok(Request { verb, id, params })
     }
 

@@ -4,7 +4,7 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use kube::ResourceExt;
 
-use crate::api::{DurableJob, RecentRun, RequestRecord};
+use crate::api::{DurableJob, RecentRun, RequestRecord, RunningWorkflow};
 use crate::get::{human, table};
 use crate::reason::ConditionType;
 
@@ -113,6 +113,25 @@ fn request_line(r: &RequestRecord) -> String {
     )
 }
 
+/// One run in flight: its workflow, attempt, Job, age and link.
+fn running_line(w: &RunningWorkflow, ui: &str, namespace: &str, now: DateTime<Utc>) -> String {
+    let mut details = vec![];
+    if let Some(a) = w.attempt {
+        details.push(format!("attempt {a}"));
+    }
+    if let Some(j) = &w.job_name {
+        details.push(format!("Job {j}"));
+    }
+    if let Some(t) = &w.start_time {
+        details.push(format!("for {}", human(now - *t)));
+    }
+    let mut what = w.workflow_id.clone();
+    if !details.is_empty() {
+        what.push_str(&format!(" ({})", details.join(", ")));
+    }
+    format!("{what} {}", run_link(ui, namespace, &w.workflow_id, &w.run_id))
+}
+
 /// The `status` text: schedule, sync state, pause, next runs, running runs, missed runs, requests.
 pub fn status(dj: &DurableJob, ui: &str, now: DateTime<Utc>) -> String {
     let s = dj.status.clone().unwrap_or_default();
@@ -182,29 +201,13 @@ pub fn status(dj: &DurableJob, ui: &str, now: DateTime<Utc>) -> String {
     );
     if s.running_workflows.is_empty() {
         line("Running", "<none>".into());
-    } else {
-        let namespace = s.temporal_namespace.clone().unwrap_or_default();
-        for (i, w) in s.running_workflows.iter().enumerate() {
-            let mut what = w.workflow_id.clone();
-            let mut details = vec![];
-            if let Some(a) = w.attempt {
-                details.push(format!("attempt {a}"));
-            }
-            if let Some(j) = &w.job_name {
-                details.push(format!("Job {j}"));
-            }
-            if let Some(t) = &w.start_time {
-                details.push(format!("for {}", human(now - *t)));
-            }
-            if !details.is_empty() {
-                what.push_str(&format!(" ({})", details.join(", ")));
-            }
-            what.push_str(&format!(
-                " {}",
-                run_link(ui, &namespace, &w.workflow_id, &w.run_id)
-            ));
-            line(if i == 0 { "Running" } else { "" }, what);
-        }
+    }
+    let namespace = s.temporal_namespace.clone().unwrap_or_default();
+    for (i, w) in s.running_workflows.iter().enumerate() {
+        line(
+            if i == 0 { "Running" } else { "" },
+            running_line(w, ui, &namespace, now),
+        );
     }
     if let Some(m) = &s.message {
         line("Message", m.clone());
@@ -220,7 +223,7 @@ pub fn status(dj: &DurableJob, ui: &str, now: DateTime<Utc>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::{RequestResult, RequestVerb, RunResult, RunningWorkflow};
+    use crate::api::{RequestResult, RequestVerb, RunResult};
     use chrono::TimeZone;
 
     fn t(h: u32, m: u32) -> DateTime<Utc> {

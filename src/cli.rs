@@ -112,7 +112,7 @@ pub struct OperatorArgs {
     pub temporal_namespace_grants: Vec<String>,
     /// Reconciles running at once, across the DurableJob and handover controllers and every
     /// watched namespace; bounds the Temporal calls in flight and the memory of a burst.
-    #[arg(long, env = "DURABLEJOB_MAX_CONCURRENT_RECONCILES", default_value_t = crate::controller::DEFAULT_MAX_CONCURRENT_RECONCILES, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    #[arg(long, env = "DURABLEJOB_MAX_CONCURRENT_RECONCILES", default_value_t = crate::operator::DEFAULT_MAX_CONCURRENT_RECONCILES, value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub max_concurrent_reconciles: u16,
     /// How often the schedules are listed from Temporal (ListSchedules, a page per thousand) to
     /// find those changed there, and the longest wait of a DurableJob only a person can fix (Go duration).

@@ -10,6 +10,7 @@
 //! [`control`].
 
 pub mod api;
+pub mod calendar;
 pub mod cli;
 pub mod control;
 pub mod controller;
@@ -22,6 +23,7 @@ pub mod health;
 pub mod leader;
 pub mod metrics;
 pub mod migrate;
+pub mod operator;
 pub mod reason;
 pub(crate) mod run_contract;
 pub mod runner;

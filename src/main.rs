@@ -5,9 +5,9 @@ use durablejob::{
         Cli, Command, ForbidAs, LeaderElectionArgs, LogFormat, MigrateArgs, OperatorArgs, ReplaceAs,
         RunnerArgs,
     },
-    controller::{self, Context},
-    crd, get, health, leader,
+    controller, crd, get, health, leader,
     metrics::{Metrics, resources::DurableJobCollector},
+    operator::Core,
     runner,
     settings::Settings,
     telemetry,
@@ -217,7 +217,7 @@ async fn operator(args: OperatorArgs) -> ExitCode {
     let schedules = SdkSchedules::new(pool, identity, Some(metrics.clone()));
     let leading = metrics.leader_gauge();
     let ctx = Arc::new(
-        Context::new(client.clone(), schedules, settings, metrics)
+        Core::new(client.clone(), schedules, settings, metrics)
             .with_max_concurrent_reconciles(args.max_concurrent_reconciles),
     );
     let ready = health::Readiness::default();
@@ -388,9 +388,10 @@ fn migrate(args: MigrateArgs) -> ExitCode {
     }
 }
 
-/// The DurableJob controller and the CronJob handover controller, side by side.
+/// The DurableJob controller (with the calendar controller it starts) and the CronJob
+/// handover controller, side by side over the shared core.
 async fn run_controllers<S: durablejob::temporal::Schedules>(
-    ctx: Arc<Context<S>>,
+    ctx: Arc<Core<S>>,
     namespaces: Vec<String>,
     ready: health::Readiness,
     collector: DurableJobCollector,

@@ -136,35 +136,34 @@ fn read_wire(verb: RequestVerb, value: &str) -> Result<Wire, String> {
     Ok(wire)
 }
 
-/// The first of `fields` that is set, as an error: it does not apply to `verb`.
-fn unexpected(verb: RequestVerb, fields: &[(&str, bool)]) -> Result<(), String> {
-    match fields.iter().find(|(_, set)| *set) {
-        Some((name, _)) => Err(format!("{name:?} does not apply to {}", verb.as_str())),
-        None => Ok(()),
+/// The fields each verb takes; any other field set is refused.
+fn takes(verb: RequestVerb) -> &'static [&'static str] {
+    match verb {
+        RequestVerb::Trigger => &["overlap"],
+        RequestVerb::Backfill => &["from", "to", "overlap"],
+        RequestVerb::Cancel => &["run", "terminate"],
+        RequestVerb::Resume => &[],
     }
 }
 
-/// The verb's parameters from the wire form, refusing fields the verb does not take.
+/// The verb's parameters from the wire form, refusing the first field set that the verb does
+/// not take.
 fn params(verb: RequestVerb, wire: Wire) -> Result<RequestParams, String> {
-    let (from, to) = (wire.from.is_some(), wire.to.is_some());
-    let (run, overlap) = (wire.run.is_some(), wire.overlap.is_some());
+    let set = [
+        ("from", wire.from.is_some()),
+        ("to", wire.to.is_some()),
+        ("run", wire.run.is_some()),
+        ("terminate", wire.terminate),
+        ("overlap", wire.overlap.is_some()),
+    ];
+    if let Some((name, _)) = set.iter().find(|(name, set)| *set && !takes(verb).contains(name)) {
+        return Err(format!("{name:?} does not apply to {}", verb.as_str()));
+    }
     Ok(match verb {
-        RequestVerb::Trigger => {
-            unexpected(
-                verb,
-                &[
-                    ("from", from),
-                    ("to", to),
-                    ("run", run),
-                    ("terminate", wire.terminate),
-                ],
-            )?;
-            RequestParams::Trigger {
-                overlap: wire.overlap,
-            }
-        }
+        RequestVerb::Trigger => RequestParams::Trigger {
+            overlap: wire.overlap,
+        },
         RequestVerb::Backfill => {
-            unexpected(verb, &[("run", run), ("terminate", wire.terminate)])?;
             let (from, to) = backfill_window(&wire)?;
             RequestParams::Backfill {
                 from,
@@ -172,26 +171,11 @@ fn params(verb: RequestVerb, wire: Wire) -> Result<RequestParams, String> {
                 overlap: wire.overlap,
             }
         }
-        RequestVerb::Cancel => {
-            unexpected(verb, &[("from", from), ("to", to), ("overlap", overlap)])?;
-            RequestParams::Cancel {
-                run: wire.run.filter(|r| !r.is_empty()),
-                terminate: wire.terminate,
-            }
-        }
-        RequestVerb::Resume => {
-            unexpected(
-                verb,
-                &[
-                    ("from", from),
-                    ("to", to),
-                    ("run", run),
-                    ("terminate", wire.terminate),
-                    ("overlap", overlap),
-                ],
-            )?;
-            RequestParams::Resume
-        }
+        RequestVerb::Cancel => RequestParams::Cancel {
+            run: wire.run.filter(|r| !r.is_empty()),
+            terminate: wire.terminate,
+        },
+        RequestVerb::Resume => RequestParams::Resume,
     })
 }
 
@@ -436,5 +420,44 @@ mod tests {
         );
         assert!(!handled(&ledger, RequestVerb::Trigger, "t0"));
         assert!(!handled(&ledger, RequestVerb::Cancel, "r"));
+    }
+
+    #[test]
+    fn each_verb_takes_its_own_fields_and_refuses_every_other_by_name() {
+        let fields = [
+            ("from", r#""from":"2026-12-01T00:00:00Z""#),
+            ("to", r#""to":"2026-12-01T03:00:00Z""#),
+            ("run", r#""run":"r1""#),
+            ("terminate", r#""terminate":true"#),
+            ("overlap", r#""overlap":"AllowAll""#),
+        ];
+        let backfill_window = r#""from":"2026-12-01T00:00:00Z","to":"2026-12-01T03:00:00Z""#;
+        for verb in RequestVerb::ALL {
+            for (field, json) in fields {
+                // a backfill always needs its window; the field under test is added to it
+                let body = match verb {
+                    RequestVerb::Backfill if field != "from" && field != "to" => {
+                        format!("{backfill_window},{json}")
+                    }
+                    RequestVerb::Backfill => backfill_window.to_string(),
+                    _ => json.to_string(),
+                };
+                let parsed = Request::parse(verb, &format!(r#"{{"id":"x",{body}}}"#));
+                let taken = matches!(
+                    (verb, field),
+                    (RequestVerb::Trigger, "overlap")
+                        | (RequestVerb::Backfill, "from" | "to" | "overlap")
+                        | (RequestVerb::Cancel, "run" | "terminate")
+                );
+                match parsed {
+                    Ok(_) => assert!(taken, "{verb:?} took {field:?}"),
+                    Err(e) => {
+                        assert!(!taken, "{verb:?} refused {field:?}: {}", e.message);
+                        let says = format!("\"{field}\" does not apply to {}", verb.as_str());
+                        assert!(e.message.contains(&says), "{}", e.message);
+                    }
+                }
+            }
+        }
     }
 }

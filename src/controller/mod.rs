@@ -1,7 +1,8 @@
 //! The DurableJob controller: watches the resources and reconciles each one into a Temporal
 //! schedule, behind a finalizer. The pipeline and where each step lives are described once, in
 //! the README's "Architecture" section; [`reconcile`] is its driver. This file holds the watches,
-//! the shared context, and starts the DurableJobCalendar controller and the sweep beside it.
+//! this controller's context (over the shared [`Core`]), and starts the DurableJobCalendar
+//! controller ([`crate::calendar`]) and the sweep beside it.
 
 use std::{collections::HashMap, sync::Arc, sync::Mutex, time::Duration};
 
@@ -14,7 +15,6 @@ use kube::{
     runtime::{
         Controller, WatchStreamExt,
         controller::Action,
-        events::Reporter,
         finalizer::{Event as Finalizer, finalizer},
         reflector::{self, ObjectRef},
         watcher,
@@ -23,15 +23,14 @@ use kube::{
 use tracing::{info, warn};
 
 use crate::api::{DurableJob, DurableJobCalendar, FINALIZER};
+use crate::calendar;
 use crate::health::Readiness;
-use crate::metrics::Metrics;
+use crate::operator::{Core, Error, log_outcome};
 use crate::reason::Reason;
-use crate::settings::Settings;
-use crate::temporal::{Schedules, TemporalError};
+use crate::temporal::Schedules;
 use crate::util::watch::resilient;
 
 pub(crate) mod build;
-pub(crate) mod calendar;
 pub(crate) mod io;
 pub(crate) mod missed;
 pub(crate) mod pause;
@@ -45,57 +44,24 @@ pub(crate) mod wake;
 #[cfg(test)]
 mod tests;
 
-/// Errors of the controller layer; [`Error::reason`] is their metric label.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("Kubernetes API request failed: {0}")]
-    Kube(#[source] kube::Error),
-    #[error(transparent)]
-    Temporal(#[from] TemporalError),
-    #[error("finalizer: {0}")]
-    Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
-    #[error("a DurableJob must be namespaced")]
-    NotNamespaced,
-    #[error("invalid object: {0}")]
-    Invalid(String),
-    #[error("{0}")]
-    CalendarInUse(String),
-}
-
-impl Error {
-    /// The reason this error is counted under: the cause, not the finalizer that wrapped it.
-    pub fn reason(&self) -> Reason {
-        use kube::runtime::finalizer::Error as F;
-        match self {
-            Error::Kube(_) => Reason::KubernetesError,
-            Error::Temporal(e) => io::schedule_sync::problem_for(e).reason,
-            Error::Finalizer(f) => match f.as_ref() {
-                F::ApplyFailed(e) | F::CleanupFailed(e) => e.reason(),
-                F::AddFinalizer(_) | F::RemoveFinalizer(_) => Reason::KubernetesError,
-                F::UnnamedObject | F::InvalidFinalizer => Reason::UnreadableObject,
-            },
-            Error::NotNamespaced => Reason::NotNamespaced,
-            Error::Invalid(_) => Reason::UnreadableObject,
-            Error::CalendarInUse(_) => Reason::CalendarInUse,
-        }
-    }
-}
-
-/// Shared by every reconcile.
+/// The DurableJob controller's context: the shared [`Core`] (reached through it, as
+/// `ctx.client`, `ctx.schedules` …) and what only this controller keeps: the per-resource
+/// backoff and the caches of worker Deployments and calendars.
 pub struct Context<S: Schedules> {
-    pub client: Client,
-    pub schedules: S,
-    pub settings: Settings,
-    pub recorder: io::events::Events,
-    pub metrics: Arc<Metrics>,
+    core: Arc<Core<S>>,
     failures: Mutex<HashMap<ObjectRef<DurableJob>, u32>>,
-    /// Reconciles in flight across every controller and watched namespace.
-    limit: Arc<tokio::sync::Semaphore>,
-    max_concurrent: u16,
     /// The worker Deployments the controllers watch, one cache per watched scope.
     workers: std::sync::RwLock<Vec<ScopedCache<Deployment>>>,
     /// The DurableJobCalendars, one cache per watched scope.
     calendars: std::sync::RwLock<Vec<ScopedCache<DurableJobCalendar>>>,
+}
+
+impl<S: Schedules> std::ops::Deref for Context<S> {
+    type Target = Core<S>;
+
+    fn deref(&self) -> &Core<S> {
+        &self.core
+    }
 }
 
 /// A watch cache of one kind in one scope (a namespace, or all), and whether it has listed
@@ -160,30 +126,19 @@ pub(crate) enum Cached<K> {
     Unknown,
 }
 
-/// Default `--max-concurrent-reconciles`: the Temporal dev server's CreateSchedule rate stops
-/// growing past ~16 concurrent calls on this project's 2-core machines (only latency grows).
-pub const DEFAULT_MAX_CONCURRENT_RECONCILES: u16 = 16;
-
 impl<S: Schedules> Context<S> {
-    pub fn new(client: Client, schedules: S, settings: Settings, metrics: Arc<Metrics>) -> Self {
-        let reporter = Reporter {
-            controller: "durablejob-operator".into(),
-            instance: std::env::var("POD_NAME").ok(),
-        };
+    pub fn new(core: Arc<Core<S>>) -> Self {
         Self {
-            recorder: io::events::Events::new(client.clone(), reporter),
-            client,
-            schedules,
-            settings,
-            metrics,
+            core,
             failures: Mutex::new(HashMap::new()),
-            limit: Arc::new(tokio::sync::Semaphore::new(
-                DEFAULT_MAX_CONCURRENT_RECONCILES.into(),
-            )),
-            max_concurrent: DEFAULT_MAX_CONCURRENT_RECONCILES,
             workers: std::sync::RwLock::new(Vec::new()),
             calendars: std::sync::RwLock::new(Vec::new()),
         }
+    }
+
+    /// The shared core, for the sibling controllers started beside this one.
+    pub fn core(&self) -> &Arc<Core<S>> {
+        &self.core
     }
 
     /// The worker Deployment `namespace/name` as the watch cache has it.
@@ -194,27 +149,6 @@ impl<S: Schedules> Context<S> {
     /// The DurableJobCalendar `namespace/name` as the watch cache has it.
     pub(crate) fn cached_calendar(&self, namespace: &str, name: &str) -> Cached<DurableJobCalendar> {
         lookup(&self.calendars, namespace, name)
-    }
-
-    /// At most `n` reconciles at a time, across controllers and namespaces.
-    pub fn with_max_concurrent_reconciles(mut self, n: u16) -> Self {
-        let n = n.max(1);
-        self.limit = Arc::new(tokio::sync::Semaphore::new(n.into()));
-        self.max_concurrent = n;
-        self
-    }
-
-    pub fn max_concurrent_reconciles(&self) -> u16 {
-        self.max_concurrent
-    }
-
-    /// Waits for a reconcile slot.
-    pub async fn slot(&self) -> tokio::sync::OwnedSemaphorePermit {
-        self.limit
-            .clone()
-            .acquire_owned()
-            .await
-            .expect("the reconcile semaphore is never closed")
     }
 
     /// 1s, 2s, 4s … up to 60s for consecutive failures of one resource.
@@ -359,11 +293,12 @@ pub(crate) fn trim(dj: &mut DeserializeGuard<DurableJob>) {
 
 /// Runs controllers for the given namespaces (all when empty) until a shutdown signal.
 pub async fn run<S: Schedules>(
-    ctx: Arc<Context<S>>,
+    core: Arc<Core<S>>,
     namespaces: Vec<String>,
     ready: Readiness,
     collector: crate::metrics::resources::DurableJobCollector,
 ) {
+    let ctx = Arc::new(Context::new(core));
     let scopes: Vec<Option<&str>> = if namespaces.is_empty() {
         vec![None]
     } else {
@@ -457,7 +392,7 @@ pub async fn run<S: Schedules>(
             );
         let store = controller.store();
         collector.watch(store.clone());
-        let calendars = calendar::run(ctx.clone(), scoped(&ctx.client, ns), store.clone());
+        let calendars = calendar::run(ctx.core().clone(), scoped(&ctx.client, ns), store.clone());
         sweep_targets.push(io::sweep::Target {
             store: store.clone(),
             wake,
@@ -474,7 +409,7 @@ pub async fn run<S: Schedules>(
             let drive = controller
                 .shutdown_on_signal()
                 .run(reconcile, error_policy, ctx)
-                .for_each(|outcome| io::k8s::log_outcome("DurableJob", outcome));
+                .for_each(|outcome| log_outcome("DurableJob", outcome));
             tokio::join!(wait_ready, workers_ready, calendars_ready, drive, calendars);
         });
     }

@@ -7,14 +7,16 @@ use std::{collections::BTreeMap, sync::Arc, time::Duration};
 use chrono::{DateTime, Utc};
 use kube::{ResourceExt, runtime::controller::Action};
 
+use super::Context;
 use super::io::{self, Notice, k8s};
 use super::pause::PauseState;
 use super::status::{self, Observations, Problem, WorkerState};
-use super::{Context, Error};
 use crate::api::{DeletionPolicy, DurableJob, DurableJobCalendar, DurableJobStatus, RequestVerb};
 use crate::controller::build::calendars;
 use crate::desired::schedule::{DesiredSchedule, ResourceRef, ScheduleLocation};
 use crate::desired::{schedule, validate};
+use crate::operator::Error;
+use crate::operator::events::publish;
 use crate::reason::Reason;
 use crate::settings::Settings;
 use crate::temporal::Schedules;
@@ -263,7 +265,7 @@ async fn finish<S: Schedules>(
     }
     let report = report(previous, new, problem, notices);
     for n in &report.events {
-        k8s::publish(ctx, dj, n).await;
+        publish(&ctx.recorder, dj, n).await;
     }
     if report.write_status {
         k8s::write_status(dj, ctx, new).await?;
@@ -322,7 +324,7 @@ pub(crate) async fn cleanup<S: Schedules>(
                 at.id, at.namespace
             ),
         );
-        k8s::publish(&ctx, &*dj, &notice).await;
+        publish(&ctx.recorder, &*dj, &notice).await;
         return Ok(Action::await_change());
     }
     let prefix = &ctx.settings.schedule_id_prefix;
@@ -341,7 +343,7 @@ pub(crate) async fn cleanup<S: Schedules>(
                 at.id, at.namespace
             ),
         );
-        k8s::publish(&ctx, &*dj, &notice).await;
+        publish(&ctx.recorder, &*dj, &notice).await;
     }
     let Err((_, at, e)) = result else {
         return Ok(Action::await_change());

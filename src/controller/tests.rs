@@ -563,12 +563,12 @@ fn a_persisting_problem_is_one_warning_and_an_unchanged_status_is_not_written() 
 async fn backoff_grows_per_resource_to_a_minute_and_a_success_resets_it() {
     let config = kube::Config::new("http://127.0.0.1:9".parse().unwrap());
     let client = kube::Client::try_from(config).expect("a client that connects on first use");
-    let ctx = super::Context::new(
+    let ctx = super::Context::new(std::sync::Arc::new(crate::operator::Core::new(
         client,
         FakeSchedules::default(),
         Settings::default(),
         crate::metrics::Metrics::register(&mut prometheus_client::registry::Registry::default()),
-    );
+    )));
     let (a, b) = (DurableJob::test("a"), DurableJob::test("b"));
     let waits: Vec<u64> = (0..8).map(|_| ctx.next_backoff(&a).as_secs()).collect();
     assert_eq!(waits, vec![1, 2, 4, 8, 16, 32, 60, 60]);

@@ -22,10 +22,9 @@ use tracing::warn;
 use self::steps::{CRONJOB_SCHEDULED, CronJobRuns};
 use self::writes::{Inputs, Target, Write};
 use crate::api::DurableJob;
-use crate::controller::io::k8s;
-use crate::controller::io::k8s::FIELD_MANAGER;
-use crate::controller::{Context, Error};
 use crate::desired::schedule::ScheduleLocation;
+use crate::operator::events::publish;
+use crate::operator::{Core, Error, FIELD_MANAGER, log_outcome};
 use crate::temporal::Schedules;
 
 fn merge() -> PatchParams {
@@ -37,7 +36,7 @@ fn merge() -> PatchParams {
 
 /// The slots of the CronJob's own Jobs and those still running (its Jobs are those it controls).
 async fn cronjob_runs<S: Schedules>(
-    ctx: &Context<S>,
+    ctx: &Core<S>,
     cj: &CronJob,
     namespace: &str,
 ) -> Result<CronJobRuns, Error> {
@@ -77,7 +76,7 @@ async fn cronjob_runs<S: Schedules>(
 
 /// One reconcile of one CronJob: read what the planner needs (nothing for a CronJob that asks
 /// for nothing), plan, execute.
-pub async fn reconcile<S: Schedules>(cj: Arc<CronJob>, ctx: Arc<Context<S>>) -> Result<Action, Error> {
+pub async fn reconcile<S: Schedules>(cj: Arc<CronJob>, ctx: Arc<Core<S>>) -> Result<Action, Error> {
     let _slot = ctx.slot().await;
     let running = ctx.metrics.start(crate::metrics::HANDOVER_CONTROLLER);
     let result = step(cj, &ctx).await;
@@ -85,7 +84,7 @@ pub async fn reconcile<S: Schedules>(cj: Arc<CronJob>, ctx: Arc<Context<S>>) -> 
     result
 }
 
-async fn step<S: Schedules>(cj: Arc<CronJob>, ctx: &Arc<Context<S>>) -> Result<Action, Error> {
+async fn step<S: Schedules>(cj: Arc<CronJob>, ctx: &Arc<Core<S>>) -> Result<Action, Error> {
     let namespace = cj.namespace().ok_or(Error::NotNamespaced)?;
     let name = cj.name_any();
     let cronjobs: Api<CronJob> = Api::namespaced(ctx.client.clone(), &namespace);
@@ -155,8 +154,8 @@ async fn step<S: Schedules>(cj: Arc<CronJob>, ctx: &Arc<Context<S>>) -> Result<A
     }
     for (target, notice) in &plan.events {
         match (target, &current) {
-            (Target::CronJob, _) => k8s::publish(ctx, &*cj, notice).await,
-            (Target::DurableJob, Some(d)) => k8s::publish(ctx, d, notice).await,
+            (Target::CronJob, _) => publish(&ctx.recorder, &*cj, notice).await,
+            (Target::DurableJob, Some(d)) => publish(&ctx.recorder, d, notice).await,
             (Target::DurableJob, None) => {}
         }
     }
@@ -174,13 +173,13 @@ fn location(dj: &DurableJob) -> ScheduleLocation {
     }
 }
 
-fn error_policy<S: Schedules>(cj: Arc<CronJob>, e: &Error, _: Arc<Context<S>>) -> Action {
+fn error_policy<S: Schedules>(cj: Arc<CronJob>, e: &Error, _: Arc<Core<S>>) -> Action {
     warn!(cronjob = %cj.name_any(), error = %e, "handover step failed; retrying");
     Action::requeue(Duration::from_secs(2))
 }
 
 /// Watches CronJobs (all namespaces or the given ones) for the migrate annotation.
-pub async fn run<S: Schedules>(ctx: Arc<Context<S>>, namespace: Option<String>) {
+pub async fn run<S: Schedules>(ctx: Arc<Core<S>>, namespace: Option<String>) {
     let api: Api<CronJob> = match &namespace {
         Some(ns) => Api::namespaced(ctx.client.clone(), ns),
         None => Api::all(ctx.client.clone()),
@@ -191,6 +190,6 @@ pub async fn run<S: Schedules>(ctx: Arc<Context<S>>, namespace: Option<String>) 
         )
         .shutdown_on_signal()
         .run(reconcile, error_policy, ctx)
-        .for_each(|outcome| k8s::log_outcome("CronJob", outcome))
+        .for_each(|outcome| log_outcome("CronJob", outcome))
         .await;
 }

@@ -15,8 +15,8 @@ use super::steps::{
     SUSPENDED_AT, Step, step,
 };
 use crate::api::DurableJob;
-use crate::controller::io::Notice;
 use crate::migrate::convert::{self, Options};
+use crate::operator::events::Notice;
 use crate::reason::Reason;
 use crate::temporal::ObservedSchedule;
 

@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 
 use crate::api::{OverlapPolicy, RunResult};
 use crate::desired::schedule::{DesiredSchedule, Owner, ScheduleLocation};
+use crate::reason::Reason;
 
 pub mod connect;
 #[cfg(test)]
@@ -35,6 +36,30 @@ pub enum TemporalError {
     /// Anything else.
     #[error("Temporal request failed: {0}")]
     Other(String),
+}
+
+impl TemporalError {
+    /// The reason this failure is reported and counted under.
+    pub fn reason(&self) -> Reason {
+        match self {
+            TemporalError::Unavailable(_) => Reason::TemporalUnavailable,
+            TemporalError::Rejected(_) => Reason::TemporalRejected,
+            TemporalError::Conflict(_) => Reason::Conflict,
+            TemporalError::NamespaceNotFound(_) => Reason::NamespaceNotFound,
+            TemporalError::PermissionDenied(_) => Reason::PermissionDenied,
+            TemporalError::Other(_) => Reason::TemporalError,
+        }
+    }
+
+    /// Whether only a person can fix it (retrying will not).
+    pub fn needs_a_person(&self) -> bool {
+        matches!(
+            self,
+            TemporalError::Rejected(_)
+                | TemporalError::NamespaceNotFound(_)
+                | TemporalError::PermissionDenied(_)
+        )
+    }
 }
 
 /// A schedule as Temporal describes it, reduced to what the operator uses.

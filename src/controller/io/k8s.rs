@@ -3,52 +3,24 @@
 
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::{
-    Api, Resource, ResourceExt,
+    Api, ResourceExt,
     api::{DeleteParams, Patch, PatchParams},
-    runtime::{
-        controller::{self, Action},
-        events::{Event, EventType},
-        reflector::ObjectRef,
-    },
+    runtime::events::EventType,
 };
 use serde_json::json;
-use tracing::{debug, error, warn};
 
 use super::Notice;
 use std::collections::BTreeMap;
 
 use crate::api::{DurableJob, DurableJobCalendar, DurableJobStatus};
+use crate::controller::Context;
 use crate::controller::build::worker::{self, WorkerPlan};
 use crate::controller::status::{Problem, WorkerState};
-use crate::controller::{Context, Error};
 use crate::desired::schedule::DesiredSchedule;
 use crate::desired::validate::{Executor, ValidSpec};
+use crate::operator::{Error, FIELD_MANAGER};
 use crate::reason::Reason;
 use crate::temporal::Schedules;
-
-/// Field manager of every write the operator makes.
-pub(crate) const FIELD_MANAGER: &str = "durablejob-operator";
-
-/// One item of what a kube-runtime controller yields, logged. A failed reconcile was reported
-/// by the controller's error policy already; a reconcile due for an object deleted meanwhile
-/// (a change of something it owned, a wake-up) is expected; anything else (the watch, the
-/// queue) is an error worth a line.
-pub(crate) async fn log_outcome<K, E, Q>(
-    kind: &'static str,
-    outcome: Result<(ObjectRef<K>, Action), controller::Error<E, Q>>,
-) where
-    K: Resource,
-    E: std::error::Error + 'static,
-    Q: std::error::Error + 'static,
-{
-    match outcome {
-        Ok(_) | Err(controller::Error::ReconcilerFailed(..)) => {}
-        Err(controller::Error::ObjectNotFound(object)) => {
-            debug!(%object, "a reconcile was due for a {kind} that is gone")
-        }
-        Err(other) => error!(error = %other, "{kind} controller error"),
-    }
-}
 
 /// A failed Kubernetes request as a problem on the resource: a person must act on a refusal
 /// (403, 422), anything else may pass.
@@ -247,24 +219,6 @@ pub(crate) async fn calendars<S: Schedules>(
     Ok(out)
 }
 
-/// Publishes an Event on `obj`; a failure to publish is logged, never fatal.
-pub(crate) async fn publish<S: Schedules, K: Resource<DynamicType = ()>>(
-    ctx: &Context<S>,
-    obj: &K,
-    notice: &Notice,
-) {
-    let ev = Event {
-        type_: notice.type_,
-        reason: notice.reason.as_str().into(),
-        note: Some(truncate(notice.note.clone(), 1000)),
-        action: notice.action.into(),
-        secondary: None,
-    };
-    if let Err(e) = ctx.recorder.publish(&ev, &obj.object_ref(&())).await {
-        warn!(error = %e, reason = notice.reason.as_str(), "could not publish Event");
-    }
-}
-
 /// A problem's Warning Event.
 pub(crate) fn warning_for(p: &Problem) -> Notice {
     Notice {
@@ -273,15 +227,4 @@ pub(crate) fn warning_for(p: &Problem) -> Notice {
         action: "Reconcile",
         note: p.message.clone(),
     }
-}
-
-fn truncate(mut s: String, max: usize) -> String {
-    if s.len() > max {
-        let mut cut = max;
-        while !s.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        s.truncate(cut);
-    }
-    s
 }

@@ -20,18 +20,10 @@ use crate::temporal::{ObservedSchedule, RunRecord, Schedules, TemporalError, Wri
 
 /// The problem a Temporal failure is, and whether only a person can fix it.
 pub(crate) fn problem_for(e: &TemporalError) -> Problem {
-    let (reason, stalled) = match e {
-        TemporalError::Unavailable(_) => (Reason::TemporalUnavailable, false),
-        TemporalError::Rejected(_) => (Reason::TemporalRejected, true),
-        TemporalError::Conflict(_) => (Reason::Conflict, false),
-        TemporalError::NamespaceNotFound(_) => (Reason::NamespaceNotFound, true),
-        TemporalError::PermissionDenied(_) => (Reason::PermissionDenied, true),
-        TemporalError::Other(_) => (Reason::TemporalError, false),
-    };
     Problem {
-        reason,
+        reason: e.reason(),
         message: e.to_string(),
-        stalled,
+        stalled: e.needs_a_person(),
     }
 }
 

@@ -206,44 +206,40 @@ async fn the_fault_proxy_fails_what_it_is_told_and_keeps_the_clients_identity() 
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-#[test]
-fn a_controller_rate_that_is_not_a_whole_number_is_refused_before_anything_starts() {
-    let dir = std::env::temp_dir().join(format!("durablejob-cluster-qps-{}", std::process::id()));
+/// `hack/cluster.sh start` with one bad option: its exit code and stderr, and whether it
+/// started anything.
+fn start_with(option: &str, value: &str) -> (Option<i32>, String, bool) {
+    let dir = std::env::temp_dir().join(format!("durablejob-cluster-bad{option}-{}", std::process::id()));
     let out = std::process::Command::new(testsupport::repo_root().join("hack/cluster.sh"))
         .arg("start")
         .arg(&dir)
-        .args(["--controller-qps", "fast"])
+        .args([option, value])
         .output()
         .unwrap();
     let started = dir.join("pids").exists();
     let _ = std::fs::remove_dir_all(&dir);
-    assert_eq!(out.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains("--controller-qps") && stderr.contains("'fast'"),
-        "{stderr}"
-    );
-    assert!(!started, "nothing was started");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    (out.status.code(), stderr, started)
 }
 
 #[test]
-fn a_crds_folder_that_is_not_a_folder_is_refused_before_anything_starts() {
-    let dir = std::env::temp_dir().join(format!("durablejob-cluster-crds-{}", std::process::id()));
-    let out = std::process::Command::new(testsupport::repo_root().join("hack/cluster.sh"))
-        .arg("start")
-        .arg(&dir)
-        .args(["--crds", "/nonexistent/crds"])
-        .output()
-        .unwrap();
-    let started = dir.join("pids").exists();
-    let _ = std::fs::remove_dir_all(&dir);
-    assert_eq!(out.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains("--crds") && stderr.contains("'/nonexistent/crds' is not a folder"),
-        "{stderr}"
-    );
-    assert!(!started, "nothing was started");
+fn a_bad_option_is_refused_by_name_before_anything_starts() {
+    for (option, value, says) in [
+        ("--controller-qps", "fast", "'fast'"),
+        (
+            "--crds",
+            "/nonexistent/crds",
+            "'/nonexistent/crds' is not a folder",
+        ),
+    ] {
+        let (code, stderr, started) = start_with(option, value);
+        assert_eq!(code, Some(2), "{option}: {stderr}");
+        assert!(
+            stderr.contains(option) && stderr.contains(says),
+            "{option}: {stderr}"
+        );
+        assert!(!started, "{option}: nothing was started");
+    }
 }
 
 /// The garbage collector learns of a CRD installed after it started only at its 30-second

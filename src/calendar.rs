@@ -3,7 +3,9 @@
 //! silently put the excluded days back into those schedules).
 //!
 //! The DurableJob side (a calendar's edit reaching every schedule that references it) is in
-//! [`super::run`]: the calendar watch maps each calendar to its users through [`users`].
+//! [`crate::controller::run`]: the calendar watch maps each calendar to its users through
+//! [`users`]. This controller is a sibling of the DurableJob controller over the shared
+//! [`Core`], with a context of its own: the core and the DurableJob cache of its scope.
 
 use std::{sync::Arc, time::Duration};
 
@@ -23,15 +25,18 @@ use kube::{
 use serde_json::json;
 use tracing::warn;
 
-use super::io::{Notice, k8s};
-use super::{Context, Error};
 use crate::api::{CALENDAR_FINALIZER, DurableJob, DurableJobCalendar, DurableJobCalendarStatus};
 use crate::desired::validate;
+use crate::operator::events::{Notice, publish};
+use crate::operator::{Core, Error, FIELD_MANAGER, log_outcome};
 use crate::reason::Reason;
 use crate::temporal::Schedules;
 
-/// What each calendar reconcile gets: the operator's context and the DurableJob cache.
-type Shared<S> = (Arc<Context<S>>, Store<DeserializeGuard<DurableJob>>);
+/// What each calendar reconcile gets: the shared core and the DurableJob cache of its scope.
+pub(crate) struct Context<S: Schedules> {
+    core: Arc<Core<S>>,
+    users: Store<DeserializeGuard<DurableJob>>,
+}
 
 /// While a deletion is held, how often the calendar looks again for remaining users.
 const HELD_RECHECK: Duration = Duration::from_secs(3);
@@ -102,7 +107,7 @@ fn held_message(users: &[String]) -> String {
 }
 
 async fn write_status<S: Schedules>(
-    ctx: &Context<S>,
+    ctx: &Core<S>,
     cal: &DurableJobCalendar,
     status: &DurableJobCalendarStatus,
 ) -> Result<(), Error> {
@@ -118,7 +123,7 @@ async fn write_status<S: Schedules>(
     });
     api.patch_status(
         &cal.name_any(),
-        &PatchParams::apply(k8s::FIELD_MANAGER).force(),
+        &PatchParams::apply(FIELD_MANAGER).force(),
         &Patch::Apply(&patch),
     )
     .await
@@ -126,12 +131,15 @@ async fn write_status<S: Schedules>(
     Ok(())
 }
 
-async fn reconcile<S: Schedules>(cal: Arc<DurableJobCalendar>, ctx: Arc<Shared<S>>) -> Result<Action, Error> {
+async fn reconcile<S: Schedules>(
+    cal: Arc<DurableJobCalendar>,
+    ctx: Arc<Context<S>>,
+) -> Result<Action, Error> {
     let namespace = cal.namespace().ok_or(Error::NotNamespaced)?;
-    let api: Api<DurableJobCalendar> = Api::namespaced(ctx.0.client.clone(), &namespace);
+    let api: Api<DurableJobCalendar> = Api::namespaced(ctx.core.client.clone(), &namespace);
     let inner = ctx.clone();
     finalizer(&api, CALENDAR_FINALIZER, cal, |event| async move {
-        let (ctx, store) = (&inner.0, &inner.1);
+        let (ctx, store) = (&*inner.core, &inner.users);
         match event {
             Finalizer::Apply(cal) => {
                 let names = names(&users(store, &cal));
@@ -146,7 +154,7 @@ async fn reconcile<S: Schedules>(cal: Arc<DurableJobCalendar>, ctx: Arc<Shared<S
                 let new = status(&cal, &names, true);
                 if cal.status.as_ref().and_then(|s| s.message.as_ref()) != new.message.as_ref() {
                     let notice = Notice::warning(Reason::CalendarInUse, "Delete", held_message(&names));
-                    k8s::publish(ctx, &*cal, &notice).await;
+                    publish(&ctx.recorder, &*cal, &notice).await;
                 }
                 write_status(ctx, &cal, &new).await?;
                 Err(Error::CalendarInUse(held_message(&names)))
@@ -161,10 +169,10 @@ fn names(refs: &[ObjectRef<DeserializeGuard<DurableJob>>]) -> Vec<String> {
     refs.iter().map(|r| r.name.clone()).collect()
 }
 
-fn error_policy<S: Schedules>(cal: Arc<DurableJobCalendar>, error: &Error, ctx: Arc<Shared<S>>) -> Action {
+fn error_policy<S: Schedules>(cal: Arc<DurableJobCalendar>, error: &Error, ctx: Arc<Context<S>>) -> Action {
     let held = matches!(error, Error::Finalizer(f) if matches!(f.as_ref(), kube::runtime::finalizer::Error::CleanupFailed(Error::CalendarInUse(_))));
     if !held {
-        ctx.0.metrics.failure(error.reason());
+        ctx.core.metrics.failure(error.reason());
         warn!(name = %cal.name_any(), namespace = ?cal.namespace(), error = %error, "calendar reconcile failed");
     }
     Action::requeue(HELD_RECHECK)
@@ -172,15 +180,16 @@ fn error_policy<S: Schedules>(cal: Arc<DurableJobCalendar>, error: &Error, ctx: 
 
 /// Runs the calendar controller of one scope, with the DurableJob cache of that scope.
 pub(crate) async fn run<S: Schedules>(
-    ctx: Arc<Context<S>>,
+    core: Arc<Core<S>>,
     api: Api<DurableJobCalendar>,
-    store: Store<DeserializeGuard<DurableJob>>,
+    users: Store<DeserializeGuard<DurableJob>>,
 ) {
-    let _ = store.wait_until_ready().await;
+    let _ = users.wait_until_ready().await;
+    let ctx = Arc::new(Context { core, users });
     Controller::new(api, watcher::Config::default().any_semantic())
         .shutdown_on_signal()
-        .run(reconcile, error_policy, Arc::new((ctx, store)))
-        .for_each(|outcome| super::io::k8s::log_outcome("DurableJobCalendar", outcome))
+        .run(reconcile, error_policy, ctx)
+        .for_each(|outcome| log_outcome("DurableJobCalendar", outcome))
         .await;
 }
 

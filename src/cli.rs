@@ -25,6 +25,7 @@ pub enum Command {
     /// Run the operator: reconcile DurableJobs into Temporal schedules.
     Operator(Box<OperatorArgs>),
     /// Run the built-in runner: a Temporal worker that executes each run as a Kubernetes Job.
+    // `worker`, its old name, still works (with a warning); it is not listed in the help
     #[command(alias = "worker")]
     Runner(Box<RunnerArgs>),
     /// Convert CronJob manifests (files, folders or stdin) into DurableJob manifests.
@@ -348,5 +349,11 @@ mod tests {
     fn cli_is_consistent() {
         use clap::CommandFactory;
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn the_runners_old_name_still_starts_it() {
+        let cli = Cli::try_parse_from(["durablejob", "worker", "--sdk-metrics-addr", "off"]).unwrap();
+        assert!(matches!(cli.command, Command::Runner(_)));
     }
 }

@@ -16,7 +16,7 @@ use durablejob::{
         sdk::SdkSchedules,
     },
 };
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 /// Parses the command line; as `kubectl-durablejob` (a kubectl plugin) the help says
 /// `kubectl durablejob`.
@@ -292,6 +292,12 @@ fn election(args: &LeaderElectionArgs, client: &kube::Client) -> Result<Option<l
 
 async fn runner(args: RunnerArgs) -> ExitCode {
     telemetry::init(args.log_format);
+    // "worker" names a user's worker everywhere else; the runner's old name still starts it
+    if std::env::args().skip(1).find(|a| !a.starts_with('-')).as_deref() == Some("worker") {
+        warn!(
+            "`durablejob worker` is the old name of `durablejob runner`; change the command to `runner` (the old name will be removed)"
+        );
+    }
     let identity = identity("runner");
     let (temporal, client) = match connections(&args.temporal, &identity, "runner").await {
         Ok(both) => both,

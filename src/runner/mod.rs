@@ -1,4 +1,4 @@
-//! `durablejob runner` (alias `worker`): the built-in runner. A Temporal worker for workflow `durablejob.run`
+//! `durablejob runner`: the built-in runner. A Temporal worker for workflow `durablejob.run`
 //! that runs each DurableJob run as a Kubernetes Job.
 
 pub mod activities;

@@ -14,6 +14,7 @@ pub mod connect;
 pub mod fake;
 pub mod limit;
 pub mod sdk;
+pub mod worker_deployments;
 
 /// Errors talking to Temporal, classified by what the reconcile should do about them.
 #[derive(Debug, thiserror::Error)]

@@ -51,9 +51,9 @@ pub trait CallObserver: Send + Sync {
 #[derive(Clone)]
 pub struct SdkSchedules {
     pool: Arc<ClientPool>,
-    identity: String,
+    pub(super) identity: String,
     observer: Option<Arc<dyn CallObserver>>,
-    limit: Arc<super::limit::Limiter>,
+    pub(super) limit: Arc<super::limit::Limiter>,
 }
 
 /// Temporal calls in flight at most, across reconciles (each reconcile makes one at a time).
@@ -69,11 +69,11 @@ impl SdkSchedules {
         }
     }
 
-    async fn client(&self, namespace: &str) -> Result<Client, TemporalError> {
+    pub(super) async fn client(&self, namespace: &str) -> Result<Client, TemporalError> {
         self.pool.client(namespace).await
     }
 
-    fn observe<T>(&self, operation: &'static str, r: &Result<T, TemporalError>) {
+    pub(super) fn observe<T>(&self, operation: &'static str, r: &Result<T, TemporalError>) {
         if let Some(o) = &self.observer {
             o.observe(operation, r.is_ok());
         }
@@ -128,7 +128,7 @@ impl Schedules for SdkSchedules {
             .await
         {
             Ok(resp) => observed_from_describe(&resp.into_inner()).map(Some),
-            Err(s) if is_schedule_not_found(&s) => Ok(None),
+            Err(s) if is_not_found(&s) => Ok(None),
             Err(s) => Err(classify(&at.namespace, s)),
         };
         self.observe("describe", &r);
@@ -214,7 +214,7 @@ impl Schedules for SdkSchedules {
             .await
         {
             Ok(_) => Ok(()),
-            Err(s) if is_schedule_not_found(&s) => Ok(()),
+            Err(s) if is_not_found(&s) => Ok(()),
             Err(s) => Err(classify(&at.namespace, s)),
         };
         self.observe("delete", &r);
@@ -508,11 +508,11 @@ fn is_namespace_not_found(s: &Status) -> bool {
     s.code() == Code::NotFound && m.starts_with("Namespace ") && m.contains("not found")
 }
 
-fn is_schedule_not_found(s: &Status) -> bool {
+pub(super) fn is_not_found(s: &Status) -> bool {
     s.code() == Code::NotFound && !is_namespace_not_found(s)
 }
 
-fn classify(namespace: &str, s: Status) -> TemporalError {
+pub(super) fn classify(namespace: &str, s: Status) -> TemporalError {
     let msg = s.message().to_string();
     match s.code() {
         Code::NotFound if is_namespace_not_found(&s) => {
@@ -554,7 +554,7 @@ fn proto_time(t: DateTime<Utc>) -> prost_wkt_types::Timestamp {
     SystemTime::from(t).into()
 }
 
-fn from_proto_time(t: &prost_wkt_types::Timestamp) -> Option<DateTime<Utc>> {
+pub(super) fn from_proto_time(t: &prost_wkt_types::Timestamp) -> Option<DateTime<Utc>> {
     DateTime::from_timestamp(t.seconds, t.nanos.max(0) as u32)
 }
 
@@ -883,8 +883,8 @@ mod tests {
             Code::NotFound,
             "workflow not found for ID: temporal-sys-scheduler:durablejob:e2e-namespaces/x",
         );
-        assert!(is_schedule_not_found(&missing_schedule));
-        assert!(!is_schedule_not_found(&Status::new(
+        assert!(is_not_found(&missing_schedule));
+        assert!(!is_not_found(&Status::new(
             Code::NotFound,
             "Namespace n is not found."
         )));
@@ -1113,9 +1113,7 @@ mod tests {
             classify("ns", Status::permission_denied("no")),
             TemporalError::PermissionDenied(_)
         ));
-        assert!(is_schedule_not_found(&Status::not_found("schedule not found")));
-        assert!(!is_schedule_not_found(&Status::not_found(
-            "Namespace x is not found."
-        )));
+        assert!(is_not_found(&Status::not_found("schedule not found")));
+        assert!(!is_not_found(&Status::not_found("Namespace x is not found.")));
     }
 }

@@ -30,6 +30,8 @@ mod schedules;
 mod streaks;
 mod temporal;
 mod tenancy;
+mod test_worker;
+mod versions;
 
 use std::{future::Future, pin::Pin, process::ExitCode, sync::Arc, time::Duration};
 
@@ -58,6 +60,7 @@ const REGISTERED: &[(&str, &[(&str, Scenario)])] = &[
     ("calendars", calendars::SCENARIOS),
     ("streaks", streaks::SCENARIOS),
     ("tenancy", tenancy::SCENARIOS),
+    ("versions", versions::SCENARIOS),
 ];
 
 fn main() -> ExitCode {

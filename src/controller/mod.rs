@@ -36,6 +36,7 @@ pub(crate) mod missed;
 pub(crate) mod pause;
 pub(crate) mod plan;
 pub(crate) mod reconcile;
+pub mod rollout;
 pub(crate) mod status;
 pub(crate) mod streak;
 pub(crate) mod tenancy;

@@ -79,12 +79,14 @@ pub trait WorkerDeployments: Send + Sync + 'static {
     ) -> impl Future<Output = Result<(), TemporalError>> + Send;
 
     /// Deletes a version that is neither current nor ramping and has no pollers; a version
-    /// already gone is not an error.
+    /// already gone is not an error. Temporal refuses a version still draining unless
+    /// `skip_drainage` (the DurableJob itself is going).
     fn delete_version(
         &self,
         namespace: &str,
         name: &str,
         build_id: &str,
+        skip_drainage: bool,
     ) -> impl Future<Output = Result<(), TemporalError>> + Send;
 
     /// Deletes a deployment that has no versions left; one already gone is not an error.
@@ -195,7 +197,13 @@ impl WorkerDeployments for SdkSchedules {
         r
     }
 
-    async fn delete_version(&self, namespace: &str, name: &str, build_id: &str) -> Result<(), TemporalError> {
+    async fn delete_version(
+        &self,
+        namespace: &str,
+        name: &str,
+        build_id: &str,
+        skip_drainage: bool,
+    ) -> Result<(), TemporalError> {
         let client = self.client(namespace).await?;
         let req = DeleteWorkerDeploymentVersionRequest {
             namespace: client.namespace(),
@@ -203,6 +211,7 @@ impl WorkerDeployments for SdkSchedules {
                 build_id: build_id.to_string(),
                 deployment_name: name.to_string(),
             }),
+            skip_drainage,
             identity: self.identity.clone(),
             ..Default::default()
         };

@@ -351,6 +351,22 @@ mod tests {
         }
     }
 
+    /// v2 current, v1 in `drainage` since `minutes_ago`.
+    fn v2_current(drainage: Drainage, minutes_ago: i64) -> Option<ObservedWorkerDeployment> {
+        Some(temporal(
+            Some("v2"),
+            vec![
+                version("v1", drainage, minutes_ago),
+                version("v2", Drainage::NotDraining, 0),
+            ],
+        ))
+    }
+
+    /// v1 and v2 deployed, all pods Ready.
+    fn both() -> Vec<VersionDeployment> {
+        vec![deployment("v1", 2, 2), deployment("v2", 2, 2)]
+    }
+
     fn sunset() -> Sunset {
         Sunset {
             scaledown_delay: Duration::from_secs(60 * 60),
@@ -447,7 +463,7 @@ mod tests {
             },
             Case {
                 name: "v2 ready and polling while v1 is current: v2 made current, v1 left to drain",
-                existing: vec![deployment("v1", 2, 2), deployment("v2", 2, 2)],
+                existing: both(),
                 legacy: None,
                 temporal: Some(temporal(
                     Some("v1"),
@@ -461,43 +477,25 @@ mod tests {
             },
             Case {
                 name: "v1 draining: kept running",
-                existing: vec![deployment("v1", 2, 2), deployment("v2", 2, 2)],
+                existing: both(),
                 legacy: None,
-                temporal: Some(temporal(
-                    Some("v2"),
-                    vec![
-                        version("v1", Drainage::Draining, 5),
-                        version("v2", Drainage::NotDraining, 0),
-                    ],
-                )),
+                temporal: v2_current(Drainage::Draining, 5),
                 actions: vec![],
                 waiting: None,
             },
             Case {
                 name: "v1 drained 10 minutes ago: kept until the scale-down delay",
-                existing: vec![deployment("v1", 2, 2), deployment("v2", 2, 2)],
+                existing: both(),
                 legacy: None,
-                temporal: Some(temporal(
-                    Some("v2"),
-                    vec![
-                        version("v1", Drainage::Drained, 10),
-                        version("v2", Drainage::NotDraining, 0),
-                    ],
-                )),
+                temporal: v2_current(Drainage::Drained, 10),
                 actions: vec![],
                 waiting: None,
             },
             Case {
                 name: "v1 drained two hours ago: scaled to zero",
-                existing: vec![deployment("v1", 2, 2), deployment("v2", 2, 2)],
+                existing: both(),
                 legacy: None,
-                temporal: Some(temporal(
-                    Some("v2"),
-                    vec![
-                        version("v1", Drainage::Drained, 120),
-                        version("v2", Drainage::NotDraining, 0),
-                    ],
-                )),
+                temporal: v2_current(Drainage::Drained, 120),
                 actions: vec![scale("v1")],
                 waiting: None,
             },
@@ -505,13 +503,7 @@ mod tests {
                 name: "v1 drained a day ago: its Deployment deleted",
                 existing: vec![deployment("v1", 0, 0), deployment("v2", 2, 2)],
                 legacy: None,
-                temporal: Some(temporal(
-                    Some("v2"),
-                    vec![
-                        version("v1", Drainage::Drained, 24 * 60 + 1),
-                        version("v2", Drainage::NotDraining, 0),
-                    ],
-                )),
+                temporal: v2_current(Drainage::Drained, 24 * 60 + 1),
                 actions: vec![delete("v1")],
                 waiting: None,
             },
@@ -519,13 +511,7 @@ mod tests {
                 name: "v1's Deployment gone a day after it drained: its Temporal version deleted",
                 existing: vec![deployment("v2", 2, 2)],
                 legacy: None,
-                temporal: Some(temporal(
-                    Some("v2"),
-                    vec![
-                        version("v1", Drainage::Drained, 24 * 60 + 1),
-                        version("v2", Drainage::NotDraining, 0),
-                    ],
-                )),
+                temporal: v2_current(Drainage::Drained, 24 * 60 + 1),
                 actions: vec![Action::DeleteVersion {
                     build_id: "v1".into(),
                 }],
@@ -618,15 +604,9 @@ mod tests {
     fn the_status_lists_every_version_with_its_state_and_the_next_look_is_the_next_deadline() {
         let c = Case {
             name: "",
-            existing: vec![deployment("v1", 2, 2), deployment("v2", 2, 2)],
+            existing: both(),
             legacy: None,
-            temporal: Some(temporal(
-                Some("v2"),
-                vec![
-                    version("v1", Drainage::Drained, 10),
-                    version("v2", Drainage::NotDraining, 0),
-                ],
-            )),
+            temporal: v2_current(Drainage::Drained, 10),
             actions: vec![],
             waiting: None,
         };

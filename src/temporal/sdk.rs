@@ -73,6 +73,29 @@ impl SdkSchedules {
         self.pool.client(namespace).await
     }
 
+    /// One gRPC call in `namespace` through the limiter, counted as `operation`: `call` gets a
+    /// clone of the namespace's client per try; a NotFound answer is `if_missing` when given.
+    pub(super) async fn rpc<T, F, Fut>(
+        &self,
+        namespace: &str,
+        operation: &'static str,
+        if_missing: Option<T>,
+        call: F,
+    ) -> Result<T, TemporalError>
+    where
+        F: Fn(Client) -> Fut,
+        Fut: std::future::Future<Output = Result<T, Status>>,
+    {
+        let client = self.client(namespace).await?;
+        let r = match self.limit.call(|| call(client.clone())).await {
+            Ok(v) => Ok(v),
+            Err(s) if is_not_found(&s) && if_missing.is_some() => Ok(if_missing.expect("checked")),
+            Err(s) => Err(classify(namespace, s)),
+        };
+        self.observe(operation, &r);
+        r
+    }
+
     pub(super) fn observe<T>(&self, operation: &'static str, r: &Result<T, TemporalError>) {
         if let Some(o) = &self.observer {
             o.observe(operation, r.is_ok());

@@ -17,7 +17,7 @@ use temporalio_common::protos::temporal::api::{
 };
 
 use super::TemporalError;
-use super::sdk::{SdkSchedules, classify, from_proto_time, is_not_found};
+use super::sdk::{SdkSchedules, from_proto_time};
 
 /// How far a version that is no longer current has drained of the pinned runs started on it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -139,30 +139,20 @@ impl WorkerDeployments for SdkSchedules {
         namespace: &str,
         name: &str,
     ) -> Result<Option<ObservedWorkerDeployment>, TemporalError> {
-        let client = self.client(namespace).await?;
-        let req = DescribeWorkerDeploymentRequest {
-            namespace: client.namespace(),
-            deployment_name: name.to_string(),
-        };
-        let r = match self
-            .limit
-            .call(|| {
-                let mut c = client.clone();
-                let req = req.clone();
-                async move { WorkflowService::describe_worker_deployment(&mut c, req.into_request()).await }
-            })
-            .await
-        {
-            Ok(resp) => {
-                let resp = resp.into_inner();
+        self.rpc(namespace, "describe_worker_deployment", Some(None), |mut c| {
+            let req = DescribeWorkerDeploymentRequest {
+                namespace: c.namespace(),
+                deployment_name: name.to_string(),
+            };
+            async move {
+                let resp = WorkflowService::describe_worker_deployment(&mut c, req.into_request())
+                    .await?
+                    .into_inner();
                 let info = resp.worker_deployment_info.unwrap_or_default();
                 Ok(Some(observed_deployment(resp.conflict_token, &info)))
             }
-            Err(s) if is_not_found(&s) => Ok(None),
-            Err(s) => Err(classify(namespace, s)),
-        };
-        self.observe("describe_worker_deployment", &r);
-        r
+        })
+        .await
     }
 
     async fn set_current_version(
@@ -172,29 +162,21 @@ impl WorkerDeployments for SdkSchedules {
         build_id: &str,
         conflict_token: &[u8],
     ) -> Result<(), TemporalError> {
-        let client = self.client(namespace).await?;
-        let req = SetWorkerDeploymentCurrentVersionRequest {
-            namespace: client.namespace(),
-            deployment_name: name.to_string(),
-            build_id: build_id.to_string(),
-            conflict_token: conflict_token.to_vec(),
-            identity: self.identity.clone(),
-            ..Default::default()
-        };
-        let r = self
-            .limit
-            .call(|| {
-                let mut c = client.clone();
-                let req = req.clone();
-                async move {
-                    WorkflowService::set_worker_deployment_current_version(&mut c, req.into_request()).await
-                }
-            })
-            .await
-            .map(|_| ())
-            .map_err(|s| classify(namespace, s));
-        self.observe("set_current_version", &r);
-        r
+        self.rpc(namespace, "set_current_version", None, |mut c| {
+            let req = SetWorkerDeploymentCurrentVersionRequest {
+                namespace: c.namespace(),
+                deployment_name: name.to_string(),
+                build_id: build_id.to_string(),
+                conflict_token: conflict_token.to_vec(),
+                identity: self.identity.clone(),
+                ..Default::default()
+            };
+            async move {
+                WorkflowService::set_worker_deployment_current_version(&mut c, req.into_request()).await?;
+                Ok(())
+            }
+        })
+        .await
     }
 
     async fn delete_version(
@@ -204,59 +186,38 @@ impl WorkerDeployments for SdkSchedules {
         build_id: &str,
         skip_drainage: bool,
     ) -> Result<(), TemporalError> {
-        let client = self.client(namespace).await?;
-        let req = DeleteWorkerDeploymentVersionRequest {
-            namespace: client.namespace(),
-            deployment_version: Some(WorkerDeploymentVersion {
-                build_id: build_id.to_string(),
-                deployment_name: name.to_string(),
-            }),
-            skip_drainage,
-            identity: self.identity.clone(),
-            ..Default::default()
-        };
-        let r =
-            match self
-                .limit
-                .call(|| {
-                    let mut c = client.clone();
-                    let req = req.clone();
-                    async move {
-                        WorkflowService::delete_worker_deployment_version(&mut c, req.into_request()).await
-                    }
-                })
-                .await
-            {
-                Ok(_) => Ok(()),
-                Err(s) if is_not_found(&s) => Ok(()),
-                Err(s) => Err(classify(namespace, s)),
+        self.rpc(namespace, "delete_version", Some(()), |mut c| {
+            let req = DeleteWorkerDeploymentVersionRequest {
+                namespace: c.namespace(),
+                deployment_version: Some(WorkerDeploymentVersion {
+                    build_id: build_id.to_string(),
+                    deployment_name: name.to_string(),
+                }),
+                skip_drainage,
+                identity: self.identity.clone(),
+                ..Default::default()
             };
-        self.observe("delete_version", &r);
-        r
+            async move {
+                WorkflowService::delete_worker_deployment_version(&mut c, req.into_request()).await?;
+                Ok(())
+            }
+        })
+        .await
     }
 
     async fn delete_deployment(&self, namespace: &str, name: &str) -> Result<(), TemporalError> {
-        let client = self.client(namespace).await?;
-        let req = DeleteWorkerDeploymentRequest {
-            namespace: client.namespace(),
-            deployment_name: name.to_string(),
-            identity: self.identity.clone(),
-        };
-        let r = match self
-            .limit
-            .call(|| {
-                let mut c = client.clone();
-                let req = req.clone();
-                async move { WorkflowService::delete_worker_deployment(&mut c, req.into_request()).await }
-            })
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(s) if is_not_found(&s) => Ok(()),
-            Err(s) => Err(classify(namespace, s)),
-        };
-        self.observe("delete_worker_deployment", &r);
-        r
+        self.rpc(namespace, "delete_worker_deployment", Some(()), |mut c| {
+            let req = DeleteWorkerDeploymentRequest {
+                namespace: c.namespace(),
+                deployment_name: name.to_string(),
+                identity: self.identity.clone(),
+            };
+            async move {
+                WorkflowService::delete_worker_deployment(&mut c, req.into_request()).await?;
+                Ok(())
+            }
+        })
+        .await
     }
 }
 

@@ -33,6 +33,7 @@ build:
 lint:
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings
+	RUSTDOCFLAGS="-D warnings" cargo doc --no-deps -p durablejob
 	cd tests/cluster && go vet ./...
 
 test: tools cluster-tools lint image

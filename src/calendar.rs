@@ -4,7 +4,7 @@
 //!
 //! The DurableJob side (a calendar's edit reaching every schedule that references it) is in
 //! [`crate::controller::run`]: the calendar watch maps each calendar to its users through
-//! [`users`]. This controller is a sibling of the DurableJob controller over the shared
+//! `users`. This controller is a sibling of the DurableJob controller over the shared
 //! [`Core`], with a context of its own: the core and the DurableJob cache of its scope.
 
 use std::{sync::Arc, time::Duration};

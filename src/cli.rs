@@ -61,7 +61,7 @@ pub enum LogFormat {
 /// Arguments of `durablejob crd`.
 #[derive(Debug, Args)]
 pub struct CrdArgs {
-    /// Write each CRD to DIR/<plural>.<group>.yaml instead of printing them all.
+    /// Write each CRD to DIR/PLURAL.GROUP.yaml instead of printing them all.
     #[arg(long, value_name = "DIR")]
     pub out_dir: Option<std::path::PathBuf>,
 }

@@ -4,8 +4,9 @@
 //!
 //! What a spec asks for (validated, and the schedule built from it) is [`desired`], below
 //! everything that acts on it. The reconcile pipeline lives in [`controller`]: pure steps
-//! ([`controller::build`], [`controller::plan`], [`controller::status`]) between thin I/O
-//! layers that talk to Kubernetes and Temporal ([`temporal`]). The built-in runner is
+//! (`controller::build`, `controller::plan`, `controller::status`) between thin I/O layers
+//! that talk to Kubernetes and Temporal ([`temporal`]); the controllers share [`operator`]'s
+//! core, beside the [`calendar`] controller and the CronJob [`handover`]. The built-in runner is
 //! [`runner`]; the run-control verbs (`durablejob trigger|...`, `kubectl durablejob ...`) are
 //! [`control`].
 

@@ -1,6 +1,6 @@
 //! The DurableJob controller: watches the resources and reconciles each one into a Temporal
 //! schedule, behind a finalizer. The pipeline and where each step lives are described once, in
-//! the README's "Architecture" section; [`reconcile`] is its driver. This file holds the watches,
+//! the README's "Architecture" section; `reconcile` is its driver. This file holds the watches,
 //! this controller's context (over the shared [`Core`]), and starts the DurableJobCalendar
 //! controller ([`crate::calendar`]) and the sweep beside it.
 

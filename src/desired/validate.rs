@@ -92,7 +92,7 @@ pub struct ValidWorkflow {
 
 /// A retry policy with Temporal's defaults filled in where the user left a field out.
 /// Serialized only into the desired schedule's hash; the runner's wire type is
-/// [`crate::run_contract::RunRetry`].
+/// `crate::run_contract::RunRetry`.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ValidRetry {

@@ -1,6 +1,6 @@
 //! Leader election through a `coordination.k8s.io` Lease, so several operator replicas are
 //! safe: only the leader runs the controllers (and so only it writes). The rule is
-//! [`decide`]; this file reads and writes the Lease.
+//! in `decide.rs`; this file reads and writes the Lease.
 //!
 //! Timings follow client-go's: the leader renews every retry period; if it cannot renew within
 //! the renew deadline it stops leading and the process exits, so it never acts on a Lease that

@@ -1,7 +1,7 @@
 //! Temporal's Worker Deployments (Worker Deployment Versioning), reduced to what the operator
 //! uses for a user worker's versions: describe one deployment, make a version current, delete
 //! a version and the deployment. [`WorkerDeployments`] is the trait the controller uses; it is
-//! implemented on the SDK's raw gRPC calls here and in memory in [`super::fake`].
+//! implemented on the SDK's raw gRPC calls here.
 
 use std::future::Future;
 

@@ -610,42 +610,14 @@ mod sneaky {
 /// gives the workflow's result. The SDK's worker future is not `Send`: it runs on a thread of
 /// its own.
 async fn run_tenant_workflow(env: &Env, ns: &str, input: &str) -> anyhow::Result<String> {
-    use std::str::FromStr;
-    use temporalio_sdk::{Worker, WorkerOptions};
-    let (address, namespace) = (env.temporal.clone(), ns.to_string());
-    let (stop_tx, stop_rx) = std::sync::mpsc::channel::<Box<dyn Fn() + Send>>();
-    let thread = std::thread::spawn(move || -> anyhow::Result<()> {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
-        rt.block_on(async move {
-            let conn = temporalio_client::Connection::connect(
-                temporalio_client::ConnectionOptions::new(temporalio_client::Url::from_str(&format!(
-                    "http://{address}"
-                ))?)
-                .build(),
-            )
-            .await?;
-            let client = temporalio_client::Client::new(
-                conn,
-                temporalio_client::ClientOptions::new(namespace).build(),
-            )?;
-            let runtime = temporalio_sdk::Runtime::from_current_tokio(Default::default())?;
-            let options = WorkerOptions::new("tenant-queue")
+    let worker = tokio::task::block_in_place(|| {
+        crate::test_worker::TestWorker::spawn(&env.temporal, ns, || {
+            Ok(temporalio_sdk::WorkerOptions::new("tenant-queue")
                 .register_workflow::<sneaky::Sneaky>()
                 .map_err(|e| anyhow::anyhow!("{e}"))?
-                .build();
-            let mut worker = Worker::new(&runtime, client, options).map_err(|e| anyhow::anyhow!("{e}"))?;
-            let stop = worker.shutdown_handle();
-            let _ = stop_tx.send(Box::new(stop));
-            worker
-                .run()
-                .await
-                .map_err(|e| anyhow::anyhow!("the tenant's worker: {e}"))
+                .build())
         })
-    });
-    let stop = tokio::task::block_in_place(|| stop_rx.recv_timeout(Duration::from_secs(30)))
-        .map_err(|_| anyhow::anyhow!("the tenant's worker did not start"))?;
+    })?;
     cli(
         env,
         &[
@@ -679,8 +651,6 @@ async fn run_tenant_workflow(env: &Env, ns: &str, input: &str) -> anyhow::Result
         Some(d.to_string())
     })
     .await;
-    stop();
-    tokio::task::block_in_place(|| thread.join())
-        .map_err(|_| anyhow::anyhow!("the tenant's worker panicked"))??;
+    tokio::task::block_in_place(|| worker.stop())?;
     result
 }

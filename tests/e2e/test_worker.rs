@@ -1,7 +1,8 @@
-//! A versioned test worker: a real Temporal SDK worker on a thread of its own, told what a
-//! versioned worker pod is told (address, namespace, task queue, deployment name, build id).
-//! It plays the user's worker pods, which kwok cannot run. Its workflow `e2e.Versioned` sleeps
-//! the seconds it is given and returns the build id it ran on.
+//! Test workers: real Temporal SDK workers on threads of their own ([`TestWorker::spawn`]),
+//! and the versioned one ([`TestWorker::start`]), told what a versioned worker pod is told
+//! (address, namespace, task queue, deployment name, build id). It plays the user's worker
+//! pods, which kwok cannot run. Its workflow `e2e.Versioned` sleeps the seconds it is given
+//! and returns the build id it ran on.
 
 use std::{str::FromStr, time::Duration};
 
@@ -58,11 +59,39 @@ impl TestWorker {
     /// Starts polling as version `env.build_id` of `env.deployment_name`, pinning the runs it
     /// starts; returns once the worker is built (it polls right after).
     pub fn start(env: WorkerEnv) -> anyhow::Result<Self> {
+        let (address, namespace) = (env.address.clone(), env.namespace.clone());
+        Self::spawn(&address, &namespace, move || {
+            versioned::BUILD_ID.with(|b| *b.borrow_mut() = env.build_id.clone());
+            let version = WorkerDeploymentVersion::builder()
+                .deployment_name(env.deployment_name.clone())
+                .build_id(env.build_id.clone())
+                .build();
+            Ok(WorkerOptions::new(env.task_queue.clone())
+                .deployment_options(
+                    WorkerDeploymentOptions::new(version)
+                        .use_worker_versioning(true)
+                        .default_versioning_behavior(VersioningBehavior::Pinned)
+                        .build(),
+                )
+                .register_workflow::<versioned::Versioned>()
+                .map_err(|e| anyhow::anyhow!("{e}"))?
+                .graceful_shutdown_period(Duration::from_secs(1))
+                .build())
+        })
+    }
+
+    /// Starts a worker in `namespace` with the options `options` makes (on the worker's
+    /// thread); returns once it is built.
+    pub fn spawn<F>(address: &str, namespace: &str, options: F) -> anyhow::Result<Self>
+    where
+        F: FnOnce() -> anyhow::Result<WorkerOptions> + Send + 'static,
+    {
         let (stop_tx, stop_rx) = std::sync::mpsc::channel::<Box<dyn Fn() + Send>>();
         let (ended_tx, ended) = std::sync::mpsc::channel();
+        let (address, namespace) = (address.to_string(), namespace.to_string());
         // the worker's future is not `Send`: a thread with a runtime of its own runs it
         std::thread::spawn(move || {
-            let _ = ended_tx.send(run(env, stop_tx));
+            let _ = ended_tx.send(run(&address, &namespace, options, stop_tx));
         });
         match stop_rx.recv_timeout(Duration::from_secs(30)) {
             Ok(stop) => Ok(Self {
@@ -99,47 +128,38 @@ impl Drop for TestWorker {
     }
 }
 
-/// The worker's thread: connect, build the versioned worker, hand out its stop, run.
-fn run(env: WorkerEnv, stop_tx: std::sync::mpsc::Sender<Box<dyn Fn() + Send>>) -> anyhow::Result<()> {
+/// The worker's thread: connect, build the worker, hand out its stop, run.
+fn run<F>(
+    address: &str,
+    namespace: &str,
+    options: F,
+    stop_tx: std::sync::mpsc::Sender<Box<dyn Fn() + Send>>,
+) -> anyhow::Result<()>
+where
+    F: FnOnce() -> anyhow::Result<WorkerOptions>,
+{
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     rt.block_on(async move {
         let conn = temporalio_client::Connection::connect(
             temporalio_client::ConnectionOptions::new(temporalio_client::Url::from_str(&format!(
-                "http://{}",
-                env.address
+                "http://{address}"
             ))?)
             .build(),
         )
         .await?;
         let client = temporalio_client::Client::new(
             conn,
-            temporalio_client::ClientOptions::new(env.namespace.clone()).build(),
+            temporalio_client::ClientOptions::new(namespace.to_string()).build(),
         )?;
         let runtime = temporalio_sdk::Runtime::from_current_tokio(Default::default())?;
-        versioned::BUILD_ID.with(|b| *b.borrow_mut() = env.build_id.clone());
-        let version = WorkerDeploymentVersion::builder()
-            .deployment_name(env.deployment_name.clone())
-            .build_id(env.build_id.clone())
-            .build();
-        let options = WorkerOptions::new(env.task_queue.clone())
-            .deployment_options(
-                WorkerDeploymentOptions::new(version)
-                    .use_worker_versioning(true)
-                    .default_versioning_behavior(VersioningBehavior::Pinned)
-                    .build(),
-            )
-            .register_workflow::<versioned::Versioned>()
-            .map_err(|e| anyhow::anyhow!("{e}"))?
-            .graceful_shutdown_period(Duration::from_secs(1))
-            .build();
-        let mut worker = Worker::new(&runtime, client, options).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let mut worker = Worker::new(&runtime, client, options()?).map_err(|e| anyhow::anyhow!("{e}"))?;
         let stop = worker.shutdown_handle();
         let _ = stop_tx.send(Box::new(stop));
         worker
             .run()
             .await
-            .map_err(|e| anyhow::anyhow!("test worker {}: {e}", env.build_id))
+            .map_err(|e| anyhow::anyhow!("test worker in {namespace}: {e}"))
     })
 }

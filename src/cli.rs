@@ -135,6 +135,10 @@ pub struct OperatorArgs {
     /// Time zone for CronJobs handed over (durablejob.dev/migrate) that have no spec.timeZone.
     #[arg(long, env = "DURABLEJOB_HANDOVER_TIME_ZONE", default_value = "UTC", value_parser = parse_time_zone)]
     pub handover_time_zone: String,
+    /// Which ended runs get an Event on their DurableJob: failures (a Warning RunFailed for a
+    /// failed or timed-out run), all (also a Normal RunSucceeded), or none.
+    #[arg(long, env = "DURABLEJOB_RUN_EVENTS", value_enum, default_value = "failures")]
+    pub run_events: crate::settings::RunEvents,
     #[command(flatten)]
     pub leader_election: LeaderElectionArgs,
     #[command(flatten)]

@@ -205,6 +205,7 @@ async fn operator(args: OperatorArgs) -> ExitCode {
         full_resync_interval: args.full_resync_interval,
         temporal_address: temporal.address.clone(),
         handover_time_zone: args.handover_time_zone.clone(),
+        run_events: args.run_events,
     };
     info!(temporal_address = %temporal.address, temporal_namespace = %temporal.namespace,
         prefix = %settings.schedule_id_prefix, temporal_namespace_grants = ?settings.namespace_grants.describe(),

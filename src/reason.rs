@@ -85,6 +85,8 @@ pub enum Reason {
     OverlapSkipped,
     /// Due while the buffer of BufferOne/BufferAll was full.
     BufferFull,
+    // --- a run's end (Events, with --run-events; RunFailed is above)
+    RunSucceeded,
     // --- run-control requests (status.requests, Events)
     RunTriggered,
     BackfillStarted,

@@ -28,6 +28,19 @@ pub struct Settings {
     pub temporal_address: String,
     /// Time zone for handed-over CronJobs without `timeZone`.
     pub handover_time_zone: String,
+    /// Which ended runs get an Event on their DurableJob.
+    pub run_events: RunEvents,
+}
+
+/// Which ended runs get an Event on their DurableJob (`--run-events`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum RunEvents {
+    /// A Warning `RunFailed` for each failed or timed-out run.
+    #[default]
+    Failures,
+    /// Those, and a Normal `RunSucceeded` for each run that succeeded.
+    All,
+    None,
 }
 
 impl Default for Settings {
@@ -42,6 +55,7 @@ impl Default for Settings {
             full_resync_interval: Duration::from_secs(3600),
             temporal_address: "localhost:7233".into(),
             handover_time_zone: "UTC".into(),
+            run_events: RunEvents::default(),
         }
     }
 }

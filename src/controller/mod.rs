@@ -37,6 +37,7 @@ pub(crate) mod pause;
 pub(crate) mod plan;
 pub(crate) mod reconcile;
 pub mod rollout;
+pub(crate) mod run_events;
 pub(crate) mod status;
 pub(crate) mod streak;
 pub(crate) mod tenancy;

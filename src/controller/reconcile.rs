@@ -10,6 +10,7 @@ use kube::{ResourceExt, runtime::controller::Action};
 use super::Context;
 use super::io::{self, Notice, k8s};
 use super::pause::PauseState;
+use super::run_events;
 use super::status::{self, Observations, Problem, WorkerState};
 use crate::api::{DeletionPolicy, DurableJob, DurableJobCalendar, DurableJobStatus, RequestVerb};
 use crate::controller::build::calendars;
@@ -119,6 +120,12 @@ pub(crate) async fn schedule_and_status<S: Schedules>(
         Ok(s) => (Some(s), None),
         Err(p) => (None, Some(p)),
     };
+    if let Some(s) = synced.as_mut()
+        && let Some(runs) = &s.runs
+    {
+        let ended = run_events::notices(&previous, runs, settings.run_events);
+        s.notices.extend(ended);
+    }
     let requests = match (&mut synced, desired) {
         (Some(s), Some(d)) => {
             let target = io::requests::Target {

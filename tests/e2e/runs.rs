@@ -249,6 +249,19 @@ async fn a_run_that_exhausts_its_attempts_ends_failed_with_the_reason(
         condition(&s, "Ready").is_some_and(|c| c.status == "True"),
         "a failed run never makes Ready false"
     );
+    // the failure is on the resource for `kubectl describe`, once
+    let event = env.wait_event("doomed", "RunFailed").await?;
+    ensure!(
+        event.contains(&run.workflow_id)
+            && event.contains("after 2 attempts")
+            && event.contains("BackoffLimitExceeded"),
+        "{event}"
+    );
+    let failed = env.events("doomed").await;
+    ensure!(
+        failed.iter().filter(|e| e.starts_with("RunFailed:")).count() == 1,
+        "one RunFailed Event: {failed:?}"
+    );
     Ok(())
 }
 

@@ -77,10 +77,11 @@ pub(crate) async fn sync<S: Schedules>(
         schedules.describe(&desired.location).await.map_err(fail)?
     };
     let (early, counted) = count_streak(schedules, desired, r.previous, observed.as_ref()).await;
-    let planned = Planned {
+    let planned = PlanInput {
         desired,
         desired_hash: &desired_hash,
         previous: r.previous,
+        observed: None,
         failure_streak: counted.as_ref(),
         resume_requested,
         now,
@@ -161,7 +162,7 @@ async fn after_describe<S: Schedules>(
     desired: &DesiredSchedule,
     previous: &DurableJobStatus,
     o: &ObservedSchedule,
-    early: Option<(Option<Vec<RunRecord>>, Option<String>)>,
+    early: Option<RunsRead>,
     now: DateTime<Utc>,
     out: &mut Synced,
 ) {
@@ -193,7 +194,7 @@ async fn count_streak<S: Schedules>(
     desired: &DesiredSchedule,
     previous: &DurableJobStatus,
     observed: Option<&ObservedSchedule>,
-) -> (Option<RunsRead>, Option<crate::api::FailureStreak>) {
+) -> (Option<RunsRead>, Option<FailureStreak>) {
     let (Some(o), Some(_)) = (observed, desired.streak) else {
         return (None, None);
     };
@@ -210,34 +211,19 @@ async fn count_streak<S: Schedules>(
 /// The runs read from visibility (`None`: keep the previous ones) and their digest.
 type RunsRead = (Option<Vec<RunRecord>>, Option<String>);
 
-/// What the planner is given besides Temporal's description.
-struct Planned<'a> {
-    desired: &'a DesiredSchedule,
-    desired_hash: &'a str,
-    previous: &'a DurableJobStatus,
-    failure_streak: Option<&'a crate::api::FailureStreak>,
-    resume_requested: Option<&'a str>,
-    now: DateTime<Utc>,
-}
-
-/// Decides, and makes the write decided: a create Temporal refuses as existing (made earlier,
-/// its status lost) is described and decided again. Gives the decision, the reason written
+/// Decides (`p` with each description in turn), and makes the write decided: a create
+/// Temporal refuses as existing (made earlier, its status lost) is described and decided again. Gives the decision, the reason written
 /// (if any) and the description it was decided on.
 async fn decide_and_write<S: Schedules>(
     schedules: &S,
-    p: &Planned<'_>,
+    p: &PlanInput<'_>,
     mut observed: Option<ObservedSchedule>,
     mut optimistic: bool,
 ) -> Result<(Decision, Option<WriteReason>, Option<ObservedSchedule>), TemporalError> {
     loop {
         let decision = plan::decide(&PlanInput {
-            desired: p.desired,
-            desired_hash: p.desired_hash,
-            previous: p.previous,
             observed: observed.as_ref(),
-            failure_streak: p.failure_streak,
-            resume_requested: p.resume_requested,
-            now: p.now,
+            ..p.clone()
         });
         if !matches!(decision, Decision::Create { .. } | Decision::Update { .. }) {
             return Ok((decision, None, observed));

@@ -12,7 +12,6 @@ use std::{sync::Arc, time::Duration};
 use futures::StreamExt;
 use kube::{
     Api, ResourceExt,
-    api::{Patch, PatchParams},
     core::DeserializeGuard,
     runtime::{
         Controller,
@@ -22,13 +21,12 @@ use kube::{
         watcher,
     },
 };
-use serde_json::json;
 use tracing::warn;
 
 use crate::api::{CALENDAR_FINALIZER, DurableJob, DurableJobCalendar, DurableJobCalendarStatus};
 use crate::desired::validate;
 use crate::operator::events::{Notice, publish};
-use crate::operator::{Core, Error, FIELD_MANAGER, log_outcome};
+use crate::operator::{Core, Error, apply_status, log_outcome};
 use crate::reason::Reason;
 use crate::temporal::Schedules;
 
@@ -106,6 +104,7 @@ fn held_message(users: &[String]) -> String {
     )
 }
 
+/// Writes the calendar's status when it changed.
 async fn write_status<S: Schedules>(
     ctx: &Core<S>,
     cal: &DurableJobCalendar,
@@ -114,21 +113,7 @@ async fn write_status<S: Schedules>(
     if cal.status.as_ref() == Some(status) {
         return Ok(());
     }
-    let api: Api<DurableJobCalendar> =
-        Api::namespaced(ctx.client.clone(), &cal.namespace().unwrap_or_default());
-    let patch = json!({
-        "apiVersion": "durablejob.dev/v1alpha1",
-        "kind": "DurableJobCalendar",
-        "status": status,
-    });
-    api.patch_status(
-        &cal.name_any(),
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await
-    .map_err(Error::Kube)?;
-    Ok(())
+    apply_status(&ctx.client, cal, status).await
 }
 
 async fn reconcile<S: Schedules>(

@@ -16,8 +16,8 @@ use crate::api::{DeletionPolicy, DurableJob, DurableJobCalendar, DurableJobStatu
 use crate::controller::build::calendars;
 use crate::desired::schedule::{DesiredSchedule, ResourceRef, ScheduleLocation};
 use crate::desired::{schedule, validate};
-use crate::operator::Error;
 use crate::operator::events::publish;
+use crate::operator::{Error, apply_status};
 use crate::reason::Reason;
 use crate::settings::Settings;
 use crate::temporal::Schedules;
@@ -275,7 +275,7 @@ async fn finish<S: Schedules>(
         publish(&ctx.recorder, dj, n).await;
     }
     if report.write_status {
-        k8s::write_status(dj, ctx, new).await?;
+        apply_status(&ctx.client, dj, new).await?;
     }
     Ok(())
 }

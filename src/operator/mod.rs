@@ -7,7 +7,8 @@
 use std::sync::Arc;
 
 use kube::{
-    Client, Resource,
+    Api, Client, Resource,
+    api::{Patch, PatchParams},
     runtime::{
         controller::{self, Action},
         events::Reporter,
@@ -60,6 +61,36 @@ impl Error {
             Error::CalendarInUse(_) => Reason::CalendarInUse,
         }
     }
+}
+
+/// Writes `status` as the operator's part of `obj`'s status subresource (server-side apply,
+/// forced: the operator owns the status of what it reconciles).
+pub(crate) async fn apply_status<K>(
+    client: &Client,
+    obj: &K,
+    status: &impl serde::Serialize,
+) -> Result<(), Error>
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    let api: Api<K> = Api::namespaced(client.clone(), &obj.meta().namespace.clone().unwrap_or_default());
+    let patch = serde_json::json!({
+        "apiVersion": K::api_version(&()),
+        "kind": K::kind(&()),
+        "status": status,
+    });
+    let name = obj.meta().name.clone().unwrap_or_default();
+    api.patch_status(
+        &name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await
+    .map_err(Error::Kube)?;
+    Ok(())
 }
 
 /// Default `--max-concurrent-reconciles`: the Temporal dev server's CreateSchedule rate stops

@@ -1,5 +1,6 @@
-//! The Kubernetes steps of a reconcile: the user's worker Deployment, the status write and
-//! the Events. One field manager for every write.
+//! The Kubernetes steps of a reconcile: the user's worker Deployment and the calendars it
+//! reads. The status write and the Events are the shared core's (`crate::operator`), as for
+//! every controller; one field manager for every write.
 
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::{
@@ -7,18 +8,17 @@ use kube::{
     api::{DeleteParams, Patch, PatchParams},
     runtime::events::EventType,
 };
-use serde_json::json;
 
 use super::Notice;
 use std::collections::BTreeMap;
 
-use crate::api::{DurableJob, DurableJobCalendar, DurableJobStatus};
+use crate::api::{DurableJob, DurableJobCalendar};
 use crate::controller::Context;
 use crate::controller::build::worker::{self, WorkerPlan};
 use crate::controller::status::{Problem, WorkerState};
 use crate::desired::schedule::DesiredSchedule;
 use crate::desired::validate::{Executor, ValidSpec};
-use crate::operator::{Error, FIELD_MANAGER};
+use crate::operator::FIELD_MANAGER;
 use crate::reason::Reason;
 use crate::temporal::Schedules;
 
@@ -168,28 +168,6 @@ async fn apply_worker(
         format!("{verb} worker Deployment {deployment}"),
     ));
     Ok(applied)
-}
-
-/// Writes the status with server-side apply.
-pub(crate) async fn write_status<S: Schedules>(
-    dj: &DurableJob,
-    ctx: &Context<S>,
-    status: &DurableJobStatus,
-) -> Result<(), Error> {
-    let api: Api<DurableJob> = Api::namespaced(ctx.client.clone(), &dj.namespace().unwrap_or_default());
-    let patch = json!({
-        "apiVersion": "durablejob.dev/v1alpha1",
-        "kind": "DurableJob",
-        "status": status,
-    });
-    api.patch_status(
-        &dj.name_any(),
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await
-    .map_err(Error::Kube)?;
-    Ok(())
 }
 
 /// The DurableJobCalendars the spec lists, from the watch cache (or, before it has listed,

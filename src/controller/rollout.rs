@@ -362,6 +362,17 @@ mod tests {
         ))
     }
 
+    /// v1 current, v2 listed (its workers polled).
+    fn v1_current() -> Option<ObservedWorkerDeployment> {
+        Some(temporal(
+            Some("v1"),
+            vec![
+                version("v1", Drainage::NotDraining, 0),
+                version("v2", Drainage::NotDraining, 0),
+            ],
+        ))
+    }
+
     /// v1 and v2 deployed, all pods Ready.
     fn both() -> Vec<VersionDeployment> {
         vec![deployment("v1", 2, 2), deployment("v2", 2, 2)]
@@ -451,13 +462,7 @@ mod tests {
                 name: "one pod of two Ready: v1 stays current",
                 existing: vec![deployment("v1", 2, 2), deployment("v2", 2, 1)],
                 legacy: None,
-                temporal: Some(temporal(
-                    Some("v1"),
-                    vec![
-                        version("v1", Drainage::NotDraining, 0),
-                        version("v2", Drainage::NotDraining, 0),
-                    ],
-                )),
+                temporal: v1_current(),
                 actions: vec![],
                 waiting: Some(Waiting::ForReady { ready: 1, wanted: 2 }),
             },
@@ -465,13 +470,7 @@ mod tests {
                 name: "v2 ready and polling while v1 is current: v2 made current, v1 left to drain",
                 existing: both(),
                 legacy: None,
-                temporal: Some(temporal(
-                    Some("v1"),
-                    vec![
-                        version("v1", Drainage::NotDraining, 0),
-                        version("v2", Drainage::NotDraining, 0),
-                    ],
-                )),
+                temporal: v1_current(),
                 actions: vec![set_current()],
                 waiting: None,
             },

@@ -16,6 +16,9 @@ pub enum ConditionType {
     ScheduleSynced,
     /// The user worker Deployment has available replicas (only with spec.worker).
     WorkerAvailable,
+    /// A versioned user worker's new version is on its way to current (only with spec.worker
+    /// and a versioned rollout).
+    RolloutProgressing,
     /// kstatus: the operator is still working toward the spec (a transient problem or a change in flight).
     Reconciling,
     /// kstatus: the operator cannot make progress without a change by a person.
@@ -35,6 +38,12 @@ pub enum Reason {
     Deleting,
     WorkerAvailable,
     WorkerUnavailable,
+    /// A worker version's pods are not all Ready yet.
+    WaitingForReplicas,
+    /// A worker version's pods run, but Temporal has not seen them poll as that version.
+    WaitingForPollers,
+    /// spec.worker.replicas is 0: no version can become current.
+    NoReplicas,
     // --- why a pause is in place (status.pausedReason)
     Suspended,
     RunFailed,
@@ -106,6 +115,12 @@ pub enum Reason {
     WorkerCreated,
     WorkerUpdated,
     WorkerDeleted,
+    /// A worker version was made current: new runs go to it.
+    VersionCurrent,
+    /// A drained worker version's Deployment was scaled to zero.
+    VersionScaledDown,
+    /// A worker version's Deployment, or its Temporal version, was deleted.
+    VersionDeleted,
     // --- the CronJob handover
     HandoverStarted,
     HandoverRefused,

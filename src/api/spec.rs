@@ -87,6 +87,13 @@ pub fn name_too_long(name: &str) -> Option<String> {
         priority = 1
     ),
     printcolumn(
+        name = "Build",
+        type_ = "string",
+        json_path = ".status.worker.currentBuildId",
+        description = "The worker version new runs go to (versioned user workers)",
+        priority = 1
+    ),
+    printcolumn(
         name = "Message",
         type_ = "string",
         json_path = ".status.message",
@@ -438,6 +445,55 @@ pub struct WorkerSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "preserved_object")]
     pub template: Option<Value>,
+    /// The build id of this pod template's version, for teams that stamp their own (a label
+    /// value: at most 63 letters, digits, '-', '_' or '.'). Default: derived,
+    /// `<image tag>-<10 hex of the pod template's hash>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 63))]
+    pub build_id: Option<String>,
+    /// How a new version of the worker takes over from the one before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<RolloutSpec>,
+    /// When a version that no longer gets runs is scaled down and deleted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sunset: Option<SunsetSpec>,
+}
+
+/// How a new worker version takes over.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct RolloutSpec {
+    /// AllAtOnce (default): each pod template is a Worker Deployment Version with a Deployment
+    /// of its own, made current once its pods are Ready and Temporal sees them poll; runs
+    /// pinned to the version before finish on it. None: one Deployment updated in place, for
+    /// workers that do not read TEMPORAL_DEPLOYMENT_NAME and TEMPORAL_WORKER_BUILD_ID (runs in
+    /// flight then replay on the new code).
+    #[serde(default)]
+    pub strategy: RolloutStrategy,
+}
+
+/// The rollout strategies.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum RolloutStrategy {
+    #[default]
+    AllAtOnce,
+    None,
+}
+
+/// The sunset of versions that no longer get new runs.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct SunsetSpec {
+    /// How long after a version drained (no open run uses it) its Deployment is scaled to
+    /// zero (Go duration; default 1h).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "duration_string")]
+    pub scaledown_delay: Option<String>,
+    /// How long after a version drained its Deployment and its Temporal version are deleted
+    /// (Go duration; default 24h, at least scaledownDelay).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "duration_string")]
+    pub delete_delay: Option<String>,
 }
 
 /// Temporal settings of one DurableJob.

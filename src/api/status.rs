@@ -244,7 +244,51 @@ pub struct RunningWorkflow {
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct WorkerStatus {
+    /// The Deployment that serves new runs: the current version's, or `<name>-worker` (with
+    /// rollout None, or before a version became current).
     pub deployment: String,
     #[serde(default)]
     pub ready_replicas: i32,
+    /// The Temporal Worker Deployment the versions belong to (`<namespace>/<name>`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployment_name: Option<String>,
+    /// The build id new runs go to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_build_id: Option<String>,
+    /// The build id the spec asks for; differs from currentBuildId while it rolls out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_build_id: Option<String>,
+    /// Every version that still has a Deployment or a Temporal version, the target first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub versions: Vec<WorkerVersionStatus>,
+}
+
+/// One version of a versioned user worker.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkerVersionStatus {
+    pub build_id: String,
+    /// Its Deployment; absent once deleted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployment: Option<String>,
+    pub state: WorkerVersionState,
+    #[serde(default)]
+    pub ready_replicas: i32,
+    /// Temporal has seen its workers poll.
+    #[serde(default)]
+    pub polled: bool,
+}
+
+/// Where a worker version stands.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum WorkerVersionState {
+    /// Deployed, not routed to (yet).
+    #[default]
+    Inactive,
+    /// New runs go to it.
+    Current,
+    /// No longer current; runs pinned to it may still be open.
+    Draining,
+    /// No open run uses it; it is scaled down and deleted on the sunset's schedule.
+    Drained,
 }

@@ -148,6 +148,31 @@ impl<S: Schedules> Context<S> {
         lookup(&self.workers, namespace, name)
     }
 
+    /// The worker Deployments in `namespace` carrying `label=value`, as the watch cache has
+    /// them; `None` when no synced cache covers the namespace.
+    pub(crate) fn cached_workers_labelled(
+        &self,
+        namespace: &str,
+        label: &str,
+        value: &str,
+    ) -> Option<Vec<Arc<Deployment>>> {
+        let caches = self.workers.read().expect("cache lock");
+        let cache = caches
+            .iter()
+            .find(|c| c.namespace.as_deref().is_none_or(|n| n == namespace))?;
+        if !cache.ready.load(std::sync::atomic::Ordering::Acquire) {
+            return None;
+        }
+        let found = cache
+            .store
+            .state()
+            .into_iter()
+            .filter(|d| d.metadata.namespace.as_deref() == Some(namespace))
+            .filter(|d| d.labels().get(label).map(String::as_str) == Some(value))
+            .collect();
+        Some(found)
+    }
+
     /// The DurableJobCalendar `namespace/name` as the watch cache has it.
     pub(crate) fn cached_calendar(&self, namespace: &str, name: &str) -> Cached<DurableJobCalendar> {
         lookup(&self.calendars, namespace, name)
@@ -206,11 +231,16 @@ fn error_policy<S: Schedules>(
     error: &Error,
     ctx: Arc<Context<S>>,
 ) -> Action {
-    ctx.metrics.failure(error.reason());
     let delay = match &obj.0 {
         Ok(dj) => ctx.next_backoff(dj),
         Err(_) => Duration::from_secs(60),
     };
+    if error.reason() == Reason::Deleting {
+        // a wait that ends by itself, said in the status: not a failure to warn about
+        tracing::info!(name = ?obj.meta().name, namespace = ?obj.meta().namespace, waiting = %error, retry_in = ?delay, "deletion waits");
+        return Action::requeue(delay.min(Duration::from_secs(15)));
+    }
+    ctx.metrics.failure(error.reason());
     warn!(name = ?obj.meta().name, namespace = ?obj.meta().namespace, error = %error, retry_in = ?delay, "reconcile failed");
     Action::requeue(delay)
 }

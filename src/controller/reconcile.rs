@@ -97,6 +97,10 @@ pub(crate) async fn schedule_and_status<S: Schedules>(
     let uid = dj.uid().unwrap_or_default();
     let desired = built.as_ref().ok().map(|b| &b.desired);
     let worker_state = worker.as_ref().ok().cloned().flatten();
+    let worker_requeue = worker_state
+        .as_ref()
+        .and_then(|w| w.versioned.as_ref())
+        .and_then(|v| v.requeue);
     // requests not handled yet (the ledger in status.requests says which were); a resume among
     // them is carried out by the schedule step
     let pending = io::requests::pending(dj.annotations(), &previous);
@@ -161,6 +165,10 @@ pub(crate) async fn schedule_and_status<S: Schedules>(
         // between runs, the sweep of the schedule lists finds changes made in Temporal
         None => {
             let mut after = status::requeue_after(&status, now, settings.full_resync_interval);
+            // a rollout that waits on Temporal, or a version's sunset
+            if let Some(r) = worker_requeue {
+                after = after.min(r);
+            }
             // a pause for failed runs that spec.resumeAfter ends is looked at when it ends
             let observed = s.and_then(|s| s.observed.as_ref());
             if let Some(at) = observed.and_then(|o| PauseState::of(desired, o).resume_at) {
@@ -353,7 +361,7 @@ pub(crate) async fn cleanup<S: Schedules>(
         publish(&ctx.recorder, &*dj, &notice).await;
     }
     let Err((_, at, e)) = result else {
-        return Ok(Action::await_change());
+        return cleanup_versions(&dj, &ctx).await;
     };
     let problem = Problem {
         reason: Reason::DeleteFailed,
@@ -364,12 +372,81 @@ pub(crate) async fn cleanup<S: Schedules>(
         ),
         stalled: false,
     };
+    hold(&dj, &ctx, &problem).await?;
+    Err(Error::Temporal(e))
+}
+
+/// The finalizer stays: the status says why.
+async fn hold<S: Schedules>(dj: &DurableJob, ctx: &Context<S>, problem: &Problem) -> Result<(), Error> {
     let previous = dj.status.clone().unwrap_or_default();
     let observations = Observations {
         problem: Some(problem.clone()),
         ..Default::default()
     };
     let new = status::build(&previous, dj.metadata.generation, Utc::now(), &observations);
-    finish(&dj, &ctx, &previous, &new, Some(&problem), &[]).await?;
-    Err(Error::Temporal(e))
+    finish(dj, ctx, &previous, &new, Some(problem), &[]).await
+}
+
+/// A versioned worker's Temporal Worker Deployment, when the DurableJob has (or had) one:
+/// (Temporal namespace, deployment name).
+fn versioned_worker(dj: &DurableJob, settings: &Settings) -> Option<(String, String)> {
+    let status = dj.status.clone().unwrap_or_default();
+    let recorded = status.worker.and_then(|w| w.deployment_name);
+    let versioned = dj.spec.worker.as_ref().is_some_and(|w| {
+        w.rollout
+            .as_ref()
+            .is_none_or(|r| r.strategy != crate::api::RolloutStrategy::None)
+    });
+    let name = recorded.or_else(|| {
+        versioned.then(|| {
+            crate::desired::worker_version::deployment_name(
+                &dj.namespace().unwrap_or_default(),
+                &dj.name_any(),
+            )
+        })
+    })?;
+    let tns = status.temporal_namespace.or_else(|| {
+        schedule_locations(dj, settings)
+            .first()
+            .map(|l| l.namespace.clone())
+    })?;
+    Some((tns, name))
+}
+
+/// After the schedule: a versioned worker's versions, their Deployments and its Temporal
+/// Worker Deployment. The finalizer waits while Temporal still remembers the stopped workers.
+async fn cleanup_versions<S: Schedules>(dj: &DurableJob, ctx: &Context<S>) -> Result<Action, Error> {
+    let Some((tns, name)) = versioned_worker(dj, &ctx.settings) else {
+        return Ok(Action::await_change());
+    };
+    let problem = match io::worker_versions::cleanup(ctx, dj, &tns, &name).await {
+        Ok(true) => {
+            let notice = Notice::normal(
+                Reason::VersionDeleted,
+                "Delete",
+                format!("Deleted the worker's versions and Temporal worker deployment {name}"),
+            );
+            publish(&ctx.recorder, dj, &notice).await;
+            return Ok(Action::await_change());
+        }
+        Ok(false) => Problem {
+            reason: Reason::Deleting,
+            message: format!(
+                "Waiting for Temporal to forget the stopped workers of worker deployment {name} before deleting its versions (Temporal remembers pollers for up to 5 minutes); the finalizer {} stays until then",
+                crate::api::FINALIZER
+            ),
+            stalled: false,
+        },
+        Err(p) => Problem {
+            reason: Reason::DeleteFailed,
+            message: format!(
+                "Cannot delete the worker's versions in Temporal worker deployment {name} yet ({}); the finalizer {} stays until they are deleted. To leave them instead, set spec.deletionPolicy: Orphan",
+                p.message,
+                crate::api::FINALIZER
+            ),
+            stalled: false,
+        },
+    };
+    hold(dj, ctx, &problem).await?;
+    Err(Error::Waiting(problem.message))
 }

@@ -16,6 +16,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
+pub use crate::desired::worker_version::Sunset;
 use crate::temporal::worker_deployments::{Drainage, ObservedWorkerDeployment};
 
 /// While a rollout waits on Temporal or the pods, how often it looks again.
@@ -33,22 +34,6 @@ pub struct VersionDeployment {
     pub ready_replicas: i32,
     /// The hash of what the operator last applied to it.
     pub spec_hash: Option<String>,
-}
-
-/// How long after a version drained it is scaled down, then deleted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Sunset {
-    pub scaledown_delay: Duration,
-    pub delete_delay: Duration,
-}
-
-impl Default for Sunset {
-    fn default() -> Self {
-        Self {
-            scaledown_delay: Duration::from_secs(3600),
-            delete_delay: Duration::from_secs(24 * 3600),
-        }
-    }
 }
 
 /// What the planner is given.
@@ -94,17 +79,8 @@ pub enum Action {
     },
 }
 
-/// Where a version stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum VersionState {
-    /// Deployed, not routed to (yet).
-    Inactive,
-    Current,
-    /// Not current any more; runs pinned to it may still be open.
-    Draining,
-    /// No open run uses it.
-    Drained,
-}
+/// Where a version stands (the status's vocabulary).
+pub use crate::api::WorkerVersionState as VersionState;
 
 /// A version, for the status.
 #[derive(Debug, Clone, PartialEq)]
@@ -148,7 +124,8 @@ pub fn plan(i: &RolloutInput<'_>) -> RolloutPlan {
     };
     let current = i.temporal.and_then(|t| t.current.as_deref());
     let target = i.existing.iter().find(|d| d.build_id == i.target);
-    if target.is_none_or(|d| d.spec_hash.as_deref() != Some(i.target_hash)) {
+    // a version scaled down after it drained serves again when the spec asks for it again
+    if target.is_none_or(|d| d.spec_hash.as_deref() != Some(i.target_hash) || d.replicas != i.replicas) {
         p.actions.push(Action::Apply(i.target_deployment.clone()));
     }
     route_target(i, target, current, &mut p);
@@ -473,6 +450,14 @@ mod tests {
                 temporal: v1_current(),
                 actions: vec![set_current()],
                 waiting: None,
+            },
+            Case {
+                name: "rolled back to a version scaled to zero after it drained: it is scaled up again",
+                existing: vec![deployment("v1", 2, 2), deployment("v2", 0, 0)],
+                legacy: None,
+                temporal: v1_current(),
+                actions: vec![Action::Apply(body())],
+                waiting: Some(Waiting::ForReady { ready: 0, wanted: 2 }),
             },
             Case {
                 name: "v1 draining: kept running",

@@ -211,6 +211,7 @@ async fn an_available_worker_is_reported() {
             available: true,
             message: "2/2 worker replicas ready".into(),
         },
+        versioned: None,
     };
     let out = reconcile_with_worker(&fake, &DurableJob::test("report"), Ok(Some(worker))).await;
     assert_eq!(

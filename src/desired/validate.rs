@@ -143,6 +143,10 @@ pub struct ValidWorker {
     pub resources: Option<k8s_openapi::api::core::v1::ResourceRequirements>,
     pub service_account_name: Option<String>,
     pub template: Option<PodTemplateSpec>,
+    /// The build id the team stamped (checked); `None`: derived from the pod template.
+    pub build_id: Option<String>,
+    pub rollout: crate::api::RolloutStrategy,
+    pub sunset: super::worker_version::Sunset,
 }
 
 /// Checks a spec completely and returns it parsed, or every problem found.
@@ -536,9 +540,58 @@ fn validate_executor(spec: &DurableJobSpec, v: &mut Collector) -> Option<Executo
                 resources,
                 service_account_name: worker.service_account_name.clone(),
                 template,
+                build_id: stamped_build_id(worker, v),
+                rollout: worker.rollout.as_ref().map(|r| r.strategy).unwrap_or_default(),
+                sunset: sunset(worker, v),
             })))
         }
     }
+}
+
+/// A build id the team stamps must be a label value; with `rollout: None` there are no
+/// versions to name.
+fn stamped_build_id(worker: &crate::api::WorkerSpec, v: &mut Collector) -> Option<String> {
+    let id = worker.build_id.as_ref()?;
+    if let Err(why) = super::worker_version::check_build_id(id) {
+        v.push("spec.worker.buildId".into(), why);
+    }
+    let unversioned = worker
+        .rollout
+        .as_ref()
+        .is_some_and(|r| r.strategy == crate::api::RolloutStrategy::None);
+    if unversioned {
+        v.push(
+            "spec.worker.buildId".into(),
+            "is only used by a versioned rollout; remove it, or set spec.worker.rollout.strategy to AllAtOnce".into(),
+        );
+    }
+    Some(id.clone())
+}
+
+/// The sunset delays: the defaults, or the spec's; deletion never comes before the scale-down.
+fn sunset(worker: &crate::api::WorkerSpec, v: &mut Collector) -> super::worker_version::Sunset {
+    let mut out = super::worker_version::Sunset::default();
+    let Some(s) = &worker.sunset else { return out };
+    if let Some(d) = s.scaledown_delay.as_deref() {
+        out.scaledown_delay = v
+            .duration("spec.worker.sunset.scaledownDelay", d)
+            .unwrap_or(out.scaledown_delay);
+    }
+    if let Some(d) = s.delete_delay.as_deref() {
+        out.delete_delay = v
+            .duration("spec.worker.sunset.deleteDelay", d)
+            .unwrap_or(out.delete_delay);
+    }
+    if out.delete_delay < out.scaledown_delay {
+        v.push(
+            "spec.worker.sunset.deleteDelay".into(),
+            format!(
+                "{:?} is shorter than scaledownDelay {:?}; a version is deleted only after it was scaled down",
+                out.delete_delay, out.scaledown_delay
+            ),
+        );
+    }
+    out
 }
 
 /// A jobTemplate must be a JobTemplateSpec a Kubernetes API server would accept for a Job.
@@ -843,6 +896,76 @@ mod tests {
         let ok = validate(&DurableJob::test("x").with_worker("Sync").spec).unwrap();
         assert!(
             matches!(ok.executor, Executor::UserWorker(w) if w.replicas == 1 && w.image == "example/worker:1")
+        );
+    }
+
+    #[test]
+    fn a_versioned_worker_takes_a_stamped_build_id_and_sunset_delays_that_make_sense() {
+        use crate::api::{RolloutSpec, RolloutStrategy, SunsetSpec};
+        let ok = validate(&DurableJob::test("x").with_worker("Sync").spec).unwrap();
+        let Executor::UserWorker(w) = ok.executor else {
+            panic!("a worker")
+        };
+        assert_eq!(
+            (w.rollout, w.build_id.clone()),
+            (RolloutStrategy::AllAtOnce, None)
+        );
+        assert_eq!(w.sunset, crate::desired::worker_version::Sunset::default());
+
+        let mut dj = DurableJob::test("x").with_worker("Sync");
+        let worker = dj.spec.worker.as_mut().unwrap();
+        worker.build_id = Some("-release 1".into());
+        worker.sunset = Some(SunsetSpec {
+            scaledown_delay: Some("2h".into()),
+            delete_delay: Some("30m".into()),
+        });
+        let errs = errors(&dj);
+        assert!(
+            has(&errs, "spec.worker.buildId", "not a usable build id"),
+            "{errs:?}"
+        );
+        assert!(
+            has(
+                &errs,
+                "spec.worker.sunset.deleteDelay",
+                "shorter than scaledownDelay"
+            ),
+            "{errs:?}"
+        );
+
+        let worker = dj.spec.worker.as_mut().unwrap();
+        worker.build_id = Some("release-1".into());
+        worker.rollout = Some(RolloutSpec {
+            strategy: RolloutStrategy::None,
+        });
+        worker.sunset = Some(SunsetSpec {
+            scaledown_delay: Some("soon".into()),
+            delete_delay: None,
+        });
+        let errs = errors(&dj);
+        assert!(
+            has(&errs, "spec.worker.buildId", "only used by a versioned rollout"),
+            "{errs:?}"
+        );
+        assert!(
+            has(&errs, "spec.worker.sunset.scaledownDelay", "not a duration"),
+            "{errs:?}"
+        );
+
+        let worker = dj.spec.worker.as_mut().unwrap();
+        worker.rollout = None;
+        worker.sunset = Some(SunsetSpec {
+            scaledown_delay: Some("10m".into()),
+            delete_delay: Some("2h".into()),
+        });
+        let ok = validate(&dj.spec).unwrap();
+        let Executor::UserWorker(w) = ok.executor else {
+            panic!("a worker")
+        };
+        assert_eq!(w.build_id.as_deref(), Some("release-1"));
+        assert_eq!(
+            (w.sunset.scaledown_delay, w.sunset.delete_delay),
+            (Duration::from_secs(600), Duration::from_secs(7200))
         );
     }
 

@@ -11,6 +11,8 @@
 //! - the version's Deployment: `<name>-<build id>` when that is a DNS label of at most 47
 //!   characters (so its pods' names stay within 63), else `<name, cut>-<8 hex of the build id>`.
 
+use std::time::Duration;
+
 use crate::util::digest::hex_sha256;
 
 /// The longest build id: it is a label value.
@@ -96,6 +98,22 @@ pub fn version_deployment_name(name: &str, build_id: &str) -> String {
         base.pop();
     }
     format!("{base}-{hash}")
+}
+
+/// How long after a version drained it is scaled down, then deleted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sunset {
+    pub scaledown_delay: Duration,
+    pub delete_delay: Duration,
+}
+
+impl Default for Sunset {
+    fn default() -> Self {
+        Self {
+            scaledown_delay: Duration::from_secs(3600),
+            delete_delay: Duration::from_secs(24 * 3600),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -42,6 +42,9 @@ pub enum Error {
     Invalid(String),
     #[error("{0}")]
     CalendarInUse(String),
+    /// A deletion waits on something that ends by itself (Temporal forgetting stopped workers).
+    #[error("{0}")]
+    Waiting(String),
 }
 
 impl Error {
@@ -59,6 +62,7 @@ impl Error {
             Error::NotNamespaced => Reason::NotNamespaced,
             Error::Invalid(_) => Reason::UnreadableObject,
             Error::CalendarInUse(_) => Reason::CalendarInUse,
+            Error::Waiting(_) => Reason::Deleting,
         }
     }
 }

@@ -7,6 +7,7 @@ use std::{collections::BTreeMap, sync::Mutex};
 
 use chrono::{DateTime, Utc};
 
+use super::worker_deployments::{Drainage, ObservedWorkerDeployment, WorkerDeployments};
 use super::{ObservedSchedule, RunRecord, Schedules, TemporalError, WriteOptions};
 use crate::desired::schedule::{DesiredSchedule, ScheduleLocation};
 use crate::util::digest::hex_sha256;
@@ -26,6 +27,8 @@ pub enum Call {
     Backfill(String),
     Trigger(String),
     Stop(String),
+    /// A Worker Deployment call: the operation and the deployment (and build id).
+    Deployment(&'static str, String),
 }
 
 impl Call {
@@ -50,6 +53,8 @@ struct State {
     writes: u64,
     /// The slots each schedule's spec matches (the fake does not compute them).
     slots: BTreeMap<(String, String), Vec<DateTime<Utc>>>,
+    /// Worker Deployments by (namespace, name).
+    deployments: BTreeMap<(String, String), ObservedWorkerDeployment>,
 }
 
 #[derive(Default)]
@@ -98,6 +103,17 @@ impl FakeSchedules {
             s.fingerprint = hex_sha256(format!("{}-tampered", s.fingerprint).as_bytes());
             s.listing = hex_sha256(format!("{}-tampered", s.listing).as_bytes());
         }
+    }
+
+    /// Temporal's Worker Deployment `namespace/name` as its workers and routing left it.
+    pub fn set_deployment(&self, namespace: &str, name: &str, d: ObservedWorkerDeployment) {
+        let mut st = self.state.lock().expect("fake");
+        st.deployments.insert((namespace.into(), name.into()), d);
+    }
+
+    pub fn deployment(&self, namespace: &str, name: &str) -> Option<ObservedWorkerDeployment> {
+        let st = self.state.lock().expect("fake");
+        st.deployments.get(&(namespace.into(), name.into())).cloned()
     }
 
     fn enter(&self, call: Call) -> Result<std::sync::MutexGuard<'_, State>, TemporalError> {
@@ -293,5 +309,92 @@ impl Schedules for FakeSchedules {
             found |= s.running.len() != before;
         }
         Ok(found)
+    }
+}
+
+impl WorkerDeployments for FakeSchedules {
+    async fn describe_deployment(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<ObservedWorkerDeployment>, TemporalError> {
+        let st = self.enter(Call::Deployment("describe", name.into()))?;
+        Ok(st.deployments.get(&(namespace.into(), name.into())).cloned())
+    }
+
+    async fn set_current_version(
+        &self,
+        namespace: &str,
+        name: &str,
+        build_id: &str,
+        conflict_token: &[u8],
+    ) -> Result<(), TemporalError> {
+        let mut st = self.enter(Call::Deployment("set_current", format!("{name}:{build_id}")))?;
+        let d = st
+            .deployments
+            .get_mut(&(namespace.into(), name.into()))
+            .ok_or_else(|| TemporalError::Rejected(format!("worker deployment {name} not found (fake)")))?;
+        if d.conflict_token != conflict_token {
+            return Err(TemporalError::Conflict("conflict token mismatch (fake)".into()));
+        }
+        if !build_id.is_empty() && d.version(build_id).is_none() {
+            return Err(TemporalError::Rejected(format!(
+                "version {build_id} has no pollers (fake)"
+            )));
+        }
+        let before = std::mem::replace(
+            &mut d.current,
+            Some(build_id.to_string()).filter(|b| !b.is_empty()),
+        );
+        for v in &mut d.versions {
+            if Some(&v.build_id) == before.as_ref() && v.build_id != build_id {
+                v.drainage = Drainage::Draining;
+            }
+            if v.build_id == build_id {
+                v.drainage = Drainage::NotDraining;
+            }
+        }
+        d.conflict_token = vec![d.conflict_token.first().copied().unwrap_or(0).wrapping_add(1)];
+        Ok(())
+    }
+
+    async fn delete_version(
+        &self,
+        namespace: &str,
+        name: &str,
+        build_id: &str,
+        skip_drainage: bool,
+    ) -> Result<(), TemporalError> {
+        let mut st = self.enter(Call::Deployment("delete_version", format!("{name}:{build_id}")))?;
+        let Some(d) = st.deployments.get_mut(&(namespace.into(), name.into())) else {
+            return Ok(());
+        };
+        if d.current.as_deref() == Some(build_id) {
+            return Err(TemporalError::Rejected(format!(
+                "version {build_id} is current (fake)"
+            )));
+        }
+        if !skip_drainage
+            && d.version(build_id)
+                .is_some_and(|v| v.drainage == Drainage::Draining)
+        {
+            return Err(TemporalError::Rejected(format!(
+                "version {build_id} is draining (fake)"
+            )));
+        }
+        d.versions.retain(|v| v.build_id != build_id);
+        Ok(())
+    }
+
+    async fn delete_deployment(&self, namespace: &str, name: &str) -> Result<(), TemporalError> {
+        let mut st = self.enter(Call::Deployment("delete", name.into()))?;
+        let key = (namespace.to_string(), name.to_string());
+        if st.deployments.get(&key).is_some_and(|d| !d.versions.is_empty()) {
+            return Err(TemporalError::Rejected(format!(
+                "worker deployment {name} has versions (fake)"
+            )));
+        }
+        st.deployments.remove(&key);
+        Ok(())
     }
 }

@@ -161,8 +161,9 @@ pub struct WriteOptions {
     pub action_count_base: i64,
 }
 
-/// The schedule operations the operator needs.
-pub trait Schedules: Send + Sync + 'static {
+/// The schedule operations the operator needs, and the Worker Deployment calls of versioned
+/// user workers.
+pub trait Schedules: worker_deployments::WorkerDeployments + Send + Sync + 'static {
     /// `Ok(None)` when the schedule does not exist.
     fn describe(
         &self,

@@ -386,7 +386,7 @@ async fn a_worker_deployment_appears_rolls_and_drives_worker_available(
     let env = Env::new(&shared, "worker", &[]).await?;
     env.create(manifest(
         "sync",
-        json!({"schedule": quiet_schedule(), "workflow": {"type": "InvoiceSync"}, "worker": {"image": "example/worker:1", "replicas": 2, "env": [{"name": "MODE", "value": "fast"}]}}),
+        json!({"schedule": quiet_schedule(), "workflow": {"type": "InvoiceSync"}, "worker": {"image": "example/worker:1", "replicas": 2, "env": [{"name": "MODE", "value": "fast"}], "rollout": {"strategy": "None"}}}),
     ))
     .await?;
     let deployments: Api<Deployment> = env.api();
@@ -451,7 +451,7 @@ async fn a_worker_deployment_appears_rolls_and_drives_worker_available(
     // of an available worker does not: its old ReplicaSet keeps serving, as Kubernetes says)
     env.create(manifest(
         "broken",
-        json!({"schedule": quiet_schedule(), "workflow": {"type": "InvoiceSync"}, "worker": {"image": "example/worker:1",
+        json!({"schedule": quiet_schedule(), "workflow": {"type": "InvoiceSync"}, "worker": {"image": "example/worker:1", "rollout": {"strategy": "None"},
             "template": {"metadata": {"annotations": {"test.durablejob.dev/unavailable": "true"}}}}}),
     ))
     .await?;

@@ -417,7 +417,7 @@ async fn the_operator_refuses_what_would_cross_a_namespace_and_says_why(
         .await?;
     let worker = |workflow: Value| {
         json!({"schedule": quiet_schedule(), "workflow": workflow,
-               "worker": {"image": "tenant/worker:1", "replicas": 0}})
+               "worker": {"image": "tenant/worker:1", "replicas": 0, "rollout": {"strategy": "None"}}})
     };
     let djs = [
         (

@@ -13,12 +13,20 @@ use durablejob::temporal::connect::ClientPool;
 use durablejob::temporal::sdk::SdkSchedules;
 use durablejob::temporal::worker_deployments::{Drainage, ObservedWorkerDeployment, WorkerDeployments};
 
+use durablejob::api::{DurableJobStatus, WorkerVersionState, WorkerVersionStatus};
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::Api;
+use serde_json::{Value, json};
+
 use crate::Shared;
-use crate::env::wait_for;
+use crate::env::{Env, condition, manifest, quiet_schedule, wait_for};
 use crate::temporal::{self, DevServer};
 use crate::test_worker::{TestWorker, WorkerEnv};
 
-scenarios!(a_version_that_polls_is_made_current_and_the_one_before_drains_and_goes,);
+scenarios!(
+    a_version_that_polls_is_made_current_and_the_one_before_drains_and_goes,
+    a_new_image_takes_over_once_it_polls_while_the_pinned_run_finishes_on_the_old,
+);
 
 const T: Duration = Duration::from_secs(60);
 const NAMESPACE: &str = "e2e-versions";
@@ -65,14 +73,29 @@ where
 
 /// Starts `e2e.Versioned` (it sleeps `seconds`) as workflow `id`.
 fn start_run(address: &str, id: &str, seconds: u64) -> anyhow::Result<()> {
+    start_in(address, NAMESPACE, "versions-q", id, seconds)
+}
+
+/// Starts `e2e.Versioned` on the task queue of the rollout scenario's DurableJob.
+fn start_on(address: &str, namespace: &str, id: &str, seconds: u64) -> anyhow::Result<()> {
+    start_in(
+        address,
+        namespace,
+        &format!("durablejob.{namespace}.report"),
+        id,
+        seconds,
+    )
+}
+
+fn start_in(address: &str, namespace: &str, queue: &str, id: &str, seconds: u64) -> anyhow::Result<()> {
     let input = seconds.to_string();
     let args = [
         "workflow",
         "start",
         "--namespace",
-        NAMESPACE,
+        namespace,
         "--task-queue",
-        "versions-q",
+        queue,
         "--type",
         "e2e.Versioned",
         "--workflow-id",
@@ -86,12 +109,16 @@ fn start_run(address: &str, id: &str, seconds: u64) -> anyhow::Result<()> {
 
 /// The build id run `id` finished on (what the workflow returns).
 async fn result(address: &str, id: &str) -> anyhow::Result<String> {
+    result_in(address, NAMESPACE, id).await
+}
+
+async fn result_in(address: &str, namespace: &str, id: &str) -> anyhow::Result<String> {
     wait_for(&format!("run {id} to finish"), T, || async {
         let args = [
             "workflow",
             "result",
             "--namespace",
-            NAMESPACE,
+            namespace,
             "--workflow-id",
             id,
         ];
@@ -199,6 +226,228 @@ async fn a_version_that_polls_is_made_current_and_the_one_before_drains_and_goes
         "a deployment that still has versions was deleted: {refused:?}"
     );
     tokio::task::block_in_place(|| v2.stop())?;
+    server.stop().await;
+    Ok(())
+}
+
+/// What a pod of this version Deployment is told, as the test worker playing it reads it.
+fn told(d: &Deployment) -> anyhow::Result<WorkerEnv> {
+    let c = &d.spec.template.spec.as_ref().context("a pod spec")?.containers[0];
+    let env: std::collections::BTreeMap<String, String> = c
+        .env
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|e| (e.name, e.value.unwrap_or_default()))
+        .collect();
+    let get = |n: &str| env.get(n).cloned().with_context(|| format!("{n} in {env:?}"));
+    Ok(WorkerEnv {
+        address: get("TEMPORAL_ADDRESS")?,
+        namespace: get("TEMPORAL_NAMESPACE")?,
+        task_queue: get("TEMPORAL_TASK_QUEUE")?,
+        deployment_name: get("TEMPORAL_DEPLOYMENT_NAME")?,
+        build_id: get("TEMPORAL_WORKER_BUILD_ID")?,
+    })
+}
+
+/// A test worker for each Ready replica of the version Deployment `name` (kwok runs no
+/// containers): one here, as the spec asks for one replica.
+async fn serve(env: &Env, name: &str) -> anyhow::Result<(TestWorker, String)> {
+    let deployments: Api<Deployment> = env.api();
+    let d = wait_for(&format!("Deployment {name} to be Ready"), T, || async {
+        let d = deployments.get_opt(name).await.ok()??;
+        (d.status.as_ref()?.ready_replicas? >= 1).then_some(d)
+    })
+    .await?;
+    let told = told(&d)?;
+    let build_id = told.build_id.clone();
+    let w = tokio::task::block_in_place(|| TestWorker::start(told))?;
+    Ok((w, build_id))
+}
+
+fn version<'a>(s: &'a DurableJobStatus, build_id: &str) -> Option<&'a WorkerVersionStatus> {
+    s.worker
+        .as_ref()?
+        .versions
+        .iter()
+        .find(|v| v.build_id == build_id)
+}
+
+/// The workflow id of the run the schedule started last (visibility lists it).
+async fn scheduled_run(
+    address: &str,
+    namespace: &str,
+    schedule_id: &str,
+    not: &[String],
+) -> anyhow::Result<String> {
+    let query = format!("TemporalScheduledById = '{schedule_id}'");
+    wait_for("the triggered run to be listed", T, || async {
+        let args = ["workflow", "list", "--namespace", namespace, "--query", &query];
+        let listed = tokio::task::block_in_place(|| temporal::cli_json(address, &args)).ok()?;
+        let items: Vec<Value> = match listed {
+            Value::Array(a) => a,
+            other => vec![other],
+        };
+        items
+            .iter()
+            .filter_map(|r| r["execution"]["workflowId"].as_str())
+            .find(|id| !not.iter().any(|n| n == id))
+            .map(str::to_string)
+    })
+    .await
+}
+
+async fn a_new_image_takes_over_once_it_polls_while_the_pinned_run_finishes_on_the_old(
+    shared: Arc<Shared>,
+) -> anyhow::Result<()> {
+    let dir = shared.dir.join("rollout-temporal");
+    std::fs::create_dir_all(&dir)?;
+    let mut server = DevServer::start_with(dir, None, FAST_VERSIONS).await?;
+    let address = server.address();
+    let env = Env::with_temporal(&shared, "rollout", &address, &[]).await?;
+    let ns = env.namespace.clone();
+    let deployments: Api<Deployment> = env.api();
+    env.create(manifest(
+        "report",
+        json!({"schedule": quiet_schedule(), "workflow": {"type": "e2e.Versioned", "args": [0]},
+               "worker": {"image": "example/report:1", "sunset": {"scaledownDelay": "1s", "deleteDelay": "40s"}}}),
+    ))
+    .await?;
+
+    // the first version: its pods are Ready, but nothing routes to it until it polls
+    let s = env
+        .wait_status("report", "the rollout to wait for pollers", T, |s| {
+            condition(s, "RolloutProgressing").is_some_and(|c| c.reason == "WaitingForPollers")
+        })
+        .await?;
+    let c = condition(&s, "Ready").context("Ready")?;
+    ensure!(c.status == "False", "nothing serves yet: {:?}", s.conditions);
+    let waiting = &condition(&s, "RolloutProgressing")
+        .context("RolloutProgressing")?
+        .message;
+    ensure!(
+        waiting.contains("TEMPORAL_DEPLOYMENT_NAME") && waiting.contains("TEMPORAL_WORKER_BUILD_ID"),
+        "the wait names what the worker must read: {waiting}"
+    );
+    let w = s.worker.clone().context("status.worker")?;
+    ensure!(
+        w.deployment_name.as_deref() == Some(format!("{ns}/report").as_str()),
+        "{w:?}"
+    );
+    let v1_name = w.versions[0].deployment.clone().context("v1's Deployment")?;
+    let (v1_worker, v1) = serve(&env, &v1_name).await?;
+    ensure!(Some(&v1) == w.target_build_id.as_ref(), "{w:?}");
+    let s = env
+        .wait_status("report", "v1 to be current", T, |s| {
+            s.worker
+                .as_ref()
+                .is_some_and(|w| w.current_build_id.as_ref() == Some(&v1))
+        })
+        .await?;
+    ensure!(
+        s.worker.as_ref().is_some_and(|w| w.deployment == v1_name),
+        "{:?}",
+        s.worker
+    );
+    env.wait_ready("report").await?;
+
+    // a long run starts on v1 and is pinned to it
+    start_on(&address, &ns, "pinned", 8)?;
+
+    // a new image is a new version; v1 keeps serving (and the resource Ready) until v2 polls
+    env.edit("report", json!({"worker": {"image": "example/report:2"}}))
+        .await?;
+    let s = env
+        .wait_status("report", "v2 to wait for pollers", T, |s| {
+            s.worker
+                .as_ref()
+                .is_some_and(|w| w.target_build_id.as_ref() != Some(&v1))
+                && condition(s, "RolloutProgressing").is_some_and(|c| c.reason == "WaitingForPollers")
+        })
+        .await?;
+    ensure!(
+        condition(&s, "Ready").is_some_and(|c| c.status == "True"),
+        "v1 still serves: {:?}",
+        s.conditions
+    );
+    let w = s.worker.clone().context("status.worker")?;
+    let v2 = w.target_build_id.clone().context("target")?;
+    let v2_name = version(&s, &v2)
+        .and_then(|v| v.deployment.clone())
+        .context("v2's Deployment")?;
+    ensure!(v2_name != v1_name && v2.starts_with("2-"), "{w:?}");
+    let (v2_worker, polled_as) = serve(&env, &v2_name).await?;
+    ensure!(polled_as == v2);
+    env.wait_status("report", "v2 current, v1 draining", T, |s| {
+        s.worker
+            .as_ref()
+            .is_some_and(|w| w.current_build_id.as_ref() == Some(&v2))
+            && version(s, &v1).is_some_and(|v| v.state != WorkerVersionState::Current)
+    })
+    .await?;
+    // a run of the schedule now lands on v2; the pinned one finishes on v1
+    let schedule_id = env.schedule_id("report");
+    tokio::task::block_in_place(|| {
+        temporal::cli(
+            &address,
+            &[
+                "schedule",
+                "trigger",
+                "--namespace",
+                &ns,
+                "--schedule-id",
+                &schedule_id,
+            ],
+        )
+    })
+    .map_err(|e| anyhow::anyhow!("trigger: {e}"))?;
+    let after = scheduled_run(&address, &ns, &schedule_id, &[]).await?;
+    for (id, on) in [("pinned", &v1), (after.as_str(), &v2)] {
+        let ran_on = result_in(&address, &ns, id).await?;
+        ensure!(&ran_on == on, "run {id} ran on {ran_on}, not {on}");
+    }
+
+    // v1 drains, is scaled to zero (its test worker stops with it), then goes; the operator
+    // asks Temporal about a draining version every 30 s, so the delete delay is longer
+    wait_for("v1's Deployment to be scaled to zero", T, || async {
+        let d = deployments.get_opt(&v1_name).await.ok()??;
+        (d.spec.replicas == Some(0)).then_some(())
+    })
+    .await?;
+    tokio::task::block_in_place(|| v1_worker.stop())?;
+    env.wait_status("report", "v1 to be gone", T, |s| version(s, &v1).is_none())
+        .await?;
+    ensure!(
+        deployments.get_opt(&v1_name).await?.is_none(),
+        "v1's Deployment is deleted"
+    );
+    let events = env.events("report").await;
+    for reason in ["VersionCurrent", "VersionScaledDown", "VersionDeleted"] {
+        ensure!(
+            events.iter().any(|e| e.contains(reason)),
+            "no {reason} Event: {events:?}"
+        );
+    }
+
+    // deleting the DurableJob removes v2's Deployment, then its Temporal versions and deployment
+    env.djs.delete("report", &Default::default()).await?;
+    wait_for("v2's Deployment to be deleted", T, || async {
+        deployments.get_opt(&v2_name).await.ok()?.is_none().then_some(())
+    })
+    .await?;
+    tokio::task::block_in_place(|| v2_worker.stop())?;
+    env.wait_gone("report", T).await?;
+    let config = durablejob::temporal::connect::TemporalArgs {
+        temporal_address: Some(address.clone()),
+        temporal_namespace: Some(ns.clone()),
+        ..Default::default()
+    }
+    .resolve("e2e-rollout")?;
+    let schedules = SdkSchedules::new(Arc::new(ClientPool::new(config)), "e2e-rollout".into(), None);
+    let left = schedules
+        .describe_deployment(&ns, &format!("{ns}/report"))
+        .await?;
+    ensure!(left.is_none(), "the Temporal worker deployment is left: {left:?}");
     server.stop().await;
     Ok(())
 }

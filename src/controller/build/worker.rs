@@ -4,6 +4,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use serde_json::{Value, json};
 
 use crate::desired::validate::ValidWorker;
+use crate::desired::worker_version;
 use crate::util::digest::{canonical_json, hex_sha256};
 
 /// Annotation with the hash of what the operator last applied, to skip no-op applies.
@@ -34,7 +35,23 @@ pub(crate) fn deployment_name(name: &str) -> String {
 /// The Deployment, as JSON for server-side apply; `spec.worker.template` overrides the
 /// generated pod template field by field (containers matched by name).
 pub(crate) fn desired(t: &WorkerTarget<'_>, w: &ValidWorker) -> Value {
-    let name = deployment_name(t.name);
+    let pod = pod_template(t, w);
+    deployment(t, w, &deployment_name(t.name), labels(t), pod)
+}
+
+/// The labels of a worker's Deployment and pods.
+fn labels(t: &WorkerTarget<'_>) -> Value {
+    json!({
+        WORKER_LABEL: t.name,
+        "app.kubernetes.io/name": "durablejob-worker",
+        "app.kubernetes.io/instance": t.name,
+        "app.kubernetes.io/managed-by": "durablejob",
+    })
+}
+
+/// The worker's pod template: the image with the Temporal settings, the spec's env,
+/// resources and service account, then `spec.worker.template` laid over it.
+fn pod_template(t: &WorkerTarget<'_>, w: &ValidWorker) -> Value {
     let mut env = vec![
         json!({"name": "TEMPORAL_ADDRESS", "value": t.temporal_address}),
         json!({"name": "TEMPORAL_NAMESPACE", "value": t.temporal_namespace}),
@@ -49,19 +66,23 @@ pub(crate) fn desired(t: &WorkerTarget<'_>, w: &ValidWorker) -> Value {
     if let Some(r) = &w.resources {
         container["resources"] = serde_json::to_value(r).expect("resources serialize");
     }
-    let labels = json!({
-        WORKER_LABEL: t.name,
-        "app.kubernetes.io/name": "durablejob-worker",
-        "app.kubernetes.io/instance": t.name,
-        "app.kubernetes.io/managed-by": "durablejob",
-    });
-    let mut pod = json!({"metadata": {"labels": labels}, "spec": {"containers": [container]}});
+    let mut pod = json!({"metadata": {"labels": labels(t)}, "spec": {"containers": [container]}});
     if let Some(sa) = &w.service_account_name {
         pod["spec"]["serviceAccountName"] = Value::from(sa.clone());
     }
     if let Some(user) = &w.template {
         let user = serde_json::to_value(user).expect("PodTemplateSpec serializes");
         overlay(&mut pod, &user);
+    }
+    pod
+}
+
+/// A Deployment of `pod`, owned by the DurableJob, selecting by `labels`' worker label (and
+/// build id, for a version), with the hash of the whole body as an annotation.
+fn deployment(t: &WorkerTarget<'_>, w: &ValidWorker, name: &str, labels: Value, pod: Value) -> Value {
+    let mut selector = json!({WORKER_LABEL: t.name});
+    if let Some(b) = labels.get(BUILD_ID_LABEL) {
+        selector[BUILD_ID_LABEL] = b.clone();
     }
     let mut d = json!({
         "apiVersion": "apps/v1",
@@ -77,7 +98,7 @@ pub(crate) fn desired(t: &WorkerTarget<'_>, w: &ValidWorker) -> Value {
         },
         "spec": {
             "replicas": w.replicas,
-            "selector": {"matchLabels": {WORKER_LABEL: t.name}},
+            "selector": {"matchLabels": selector},
             "template": pod,
         },
     });
@@ -85,6 +106,64 @@ pub(crate) fn desired(t: &WorkerTarget<'_>, w: &ValidWorker) -> Value {
     d["metadata"]["annotations"] = json!({SPEC_HASH_ANNOTATION: hash});
     d
 }
+
+/// Label on a version's Deployment and pods: its build id.
+pub(crate) const BUILD_ID_LABEL: &str = "durablejob.dev/build-id";
+
+/// One version of a versioned worker: its names in Temporal and in the cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Version {
+    /// The Temporal Worker Deployment (`<namespace>/<name>`).
+    pub deployment_name: String,
+    pub build_id: String,
+    /// The version's Deployment.
+    pub name: String,
+}
+
+/// The version this spec's pod template is: the stamped build id, or one derived from the
+/// image and the hash of the pod template (so any change of image, env, resources or the
+/// template override is a new version, and the replicas are not).
+pub(crate) fn version(t: &WorkerTarget<'_>, w: &ValidWorker) -> Version {
+    let build_id = w.build_id.clone().unwrap_or_else(|| {
+        let template_hash = hex_sha256(&canonical_json(&pod_template(t, w)));
+        worker_version::build_id(&w.image, &template_hash)
+    });
+    Version {
+        deployment_name: worker_version::deployment_name(t.namespace, t.name),
+        name: worker_version::version_deployment_name(t.name, &build_id),
+        build_id,
+    }
+}
+
+/// A version's Deployment: the pod template labelled with the build id, and every container
+/// told where to poll and as which version (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE,
+/// TEMPORAL_TASK_QUEUE, TEMPORAL_DEPLOYMENT_NAME, TEMPORAL_WORKER_BUILD_ID; these win over
+/// the spec's env of the same names).
+pub(crate) fn desired_version(t: &WorkerTarget<'_>, w: &ValidWorker, v: &Version) -> Value {
+    let mut labels = labels(t);
+    labels[BUILD_ID_LABEL] = Value::from(v.build_id.clone());
+    let mut pod = pod_template(t, w);
+    pod["metadata"]["labels"] = labels.clone();
+    let told = [
+        ("TEMPORAL_ADDRESS", t.temporal_address),
+        ("TEMPORAL_NAMESPACE", t.temporal_namespace),
+        ("TEMPORAL_TASK_QUEUE", t.task_queue),
+        ("TEMPORAL_DEPLOYMENT_NAME", v.deployment_name.as_str()),
+        ("TEMPORAL_WORKER_BUILD_ID", v.build_id.as_str()),
+    ];
+    for c in pod["spec"]["containers"].as_array_mut().into_iter().flatten() {
+        let mut env: Vec<Value> = c["env"].as_array().cloned().unwrap_or_default();
+        env.retain(|e| !told.iter().any(|(n, _)| e["name"] == *n));
+        env.extend(told.iter().map(|(n, value)| json!({"name": n, "value": value})));
+        c["env"] = Value::Array(env);
+    }
+    let mut d = deployment(t, w, &v.name, labels, pod);
+    d["metadata"]["annotations"][WORKER_DEPLOYMENT_ANNOTATION] = Value::from(v.deployment_name.clone());
+    d
+}
+
+/// Annotation on a version's Deployment: the Temporal Worker Deployment it belongs to.
+pub(crate) const WORKER_DEPLOYMENT_ANNOTATION: &str = "durablejob.dev/worker-deployment";
 
 /// Deep merge of a user's pod template onto the generated one: objects merge, `containers`
 /// (and `initContainers`, `env`, `volumes`) merge by name, other lists and values replace.
@@ -244,7 +323,97 @@ mod tests {
             resources: None,
             service_account_name: Some("worker-sa".into()),
             template: None,
+            build_id: None,
+            rollout: crate::api::RolloutStrategy::AllAtOnce,
+            sunset: Default::default(),
         }
+    }
+
+    fn env_of(c: &Value) -> std::collections::BTreeMap<String, String> {
+        c["env"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|e| {
+                (
+                    e["name"].as_str().unwrap().to_string(),
+                    e["value"].as_str().unwrap_or("").to_string(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_version_runs_as_its_own_deployment_and_every_container_is_told_which_it_is() {
+        let mut w = worker();
+        w.template = Some(
+            serde_json::from_value(
+                json!({"spec": {"containers": [{"name": "sidecar", "image": "proxy:1"}]}}),
+            )
+            .unwrap(),
+        );
+        w.env.push(EnvVar {
+            name: "TEMPORAL_WORKER_BUILD_ID".into(),
+            value: Some("mine".into()),
+            ..Default::default()
+        });
+        let v = version(&target(), &w);
+        assert_eq!(v.deployment_name, "team/invoice-sync");
+        assert!(v.build_id.starts_with("1-"), "{}", v.build_id);
+        let d = desired_version(&target(), &w, &v);
+        let typed: Deployment = serde_json::from_value(d.clone()).expect("a valid Deployment");
+        assert_eq!(typed.metadata.name.as_deref(), Some(v.name.as_str()));
+        assert_ne!(
+            v.name, "invoice-sync-worker",
+            "a version never takes the unversioned name"
+        );
+        let selector = typed.spec.selector.match_labels.unwrap();
+        assert_eq!(selector[BUILD_ID_LABEL], v.build_id);
+        assert_eq!(selector[WORKER_LABEL], "invoice-sync");
+        let pod_labels = typed.spec.template.metadata.unwrap().labels.unwrap();
+        assert_eq!(pod_labels[BUILD_ID_LABEL], v.build_id);
+        assert_eq!(
+            typed.metadata.annotations.unwrap()[WORKER_DEPLOYMENT_ANNOTATION],
+            "team/invoice-sync"
+        );
+        let containers = d["spec"]["template"]["spec"]["containers"].as_array().unwrap();
+        assert_eq!(containers.len(), 2);
+        for c in containers {
+            let env = env_of(c);
+            assert_eq!(
+                env["TEMPORAL_DEPLOYMENT_NAME"], "team/invoice-sync",
+                "{}",
+                c["name"]
+            );
+            assert_eq!(
+                env["TEMPORAL_WORKER_BUILD_ID"], v.build_id,
+                "the operator's build id wins"
+            );
+            assert_eq!(env["TEMPORAL_ADDRESS"], "temporal:7233");
+            assert_eq!(env["TEMPORAL_NAMESPACE"], "jobs");
+            assert_eq!(env["TEMPORAL_TASK_QUEUE"], "durablejob.team.invoice-sync");
+        }
+        assert_eq!(env_of(&containers[0])["LOG"], "debug");
+    }
+
+    #[test]
+    fn the_pod_template_makes_the_version_and_the_replicas_do_not() {
+        let base = version(&target(), &worker());
+        let mut more = worker();
+        more.replicas = 5;
+        assert_eq!(version(&target(), &more), base, "scaling is not a new version");
+        let mut env = worker();
+        env.env[0].value = Some("info".into());
+        assert_ne!(version(&target(), &env).build_id, base.build_id);
+        let mut image = worker();
+        image.image = "example/worker:2".into();
+        let v2 = version(&target(), &image);
+        assert!(v2.build_id.starts_with("2-") && v2.build_id != base.build_id);
+        let mut stamped = worker();
+        stamped.build_id = Some("release-42".into());
+        let v = version(&target(), &stamped);
+        assert_eq!(v.build_id, "release-42");
+        assert_eq!(v.name, "invoice-sync-release-42");
     }
 
     #[test]

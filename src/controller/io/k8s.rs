@@ -12,7 +12,7 @@ use kube::{
 use super::Notice;
 use std::collections::BTreeMap;
 
-use crate::api::{DurableJob, DurableJobCalendar};
+use crate::api::{DurableJob, DurableJobCalendar, RolloutStrategy};
 use crate::controller::Context;
 use crate::controller::build::worker::{self, WorkerPlan};
 use crate::controller::status::{Problem, WorkerState};
@@ -35,6 +35,7 @@ fn problem(reason: Reason, what: String, e: &kube::Error) -> Problem {
 
 /// Applies the worker Deployment for `spec.worker` (only when what the operator would apply
 /// changed) and reports its health; removes the operator's Deployment when there is no worker.
+/// A versioned worker (rollout AllAtOnce) is [`super::worker_versions`]'s.
 /// Observe (the cached or read Deployment), decide ([`worker::plan`]), act.
 pub(crate) async fn sync_worker<S: Schedules>(
     dj: &DurableJob,
@@ -43,6 +44,11 @@ pub(crate) async fn sync_worker<S: Schedules>(
     desired: &DesiredSchedule,
     notices: &mut Vec<Notice>,
 ) -> Result<Option<WorkerState>, Problem> {
+    if let Executor::UserWorker(w) = &valid.executor
+        && w.rollout == RolloutStrategy::AllAtOnce
+    {
+        return super::worker_versions::sync(dj, ctx, w, desired, notices).await;
+    }
     let namespace = dj.namespace().unwrap_or_default();
     let name = dj.name_any();
     let uid = dj.uid().unwrap_or_default();
@@ -85,6 +91,7 @@ pub(crate) async fn sync_worker<S: Schedules>(
     Ok(current.map(|d| WorkerState {
         deployment,
         health: worker::health(&d),
+        versioned: None,
     }))
 }
 

@@ -50,8 +50,25 @@ pub(crate) struct Observations<'a> {
 /// The state of a user worker Deployment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct WorkerState {
+    /// The Deployment serving new runs (the current version's when versioned).
     pub deployment: String,
     pub health: crate::controller::build::worker::WorkerHealth,
+    /// With a versioned rollout: where it stands.
+    pub versioned: Option<VersionedWorker>,
+}
+
+/// A versioned user worker's rollout, as this reconcile left it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct VersionedWorker {
+    /// The Temporal Worker Deployment's name.
+    pub deployment_name: String,
+    pub target: String,
+    pub current: Option<String>,
+    pub versions: Vec<crate::api::WorkerVersionStatus>,
+    /// Why the target is not current yet: the reason and a sentence.
+    pub waiting: Option<(Reason, String)>,
+    /// When the rollout wants to look again (a wait on Temporal, a sunset deadline).
+    pub requeue: Option<Duration>,
 }
 
 fn secs(t: DateTime<Utc>) -> DateTime<Utc> {
@@ -88,13 +105,23 @@ pub(crate) fn build(
     }
     let kept = pause.and_then(|p| p.kept());
     s.message = message(&s, r, kept, pause.and_then(|p| p.resume_at));
-    s.worker = r.worker.as_ref().map(|w| crate::api::WorkerStatus {
-        deployment: w.deployment.clone(),
-        ready_replicas: w.health.ready_replicas,
-    });
+    s.worker = r.worker.as_ref().map(worker_status);
     let values = condition_values(&s, r, kept);
     s.conditions = conditions::merge(&previous.conditions, &values, generation, now);
     s
+}
+
+/// `status.worker`: the serving Deployment and, when versioned, every version.
+fn worker_status(w: &WorkerState) -> crate::api::WorkerStatus {
+    let v = w.versioned.as_ref();
+    crate::api::WorkerStatus {
+        deployment: w.deployment.clone(),
+        ready_replicas: w.health.ready_replicas,
+        deployment_name: v.map(|v| v.deployment_name.clone()),
+        current_build_id: v.and_then(|v| v.current.clone()),
+        target_build_id: v.map(|v| v.target.clone()),
+        versions: v.map(|v| v.versions.clone()).unwrap_or_default(),
+    }
 }
 
 /// What Temporal's description says: pause, counts, next runs, runs in flight.
@@ -262,6 +289,19 @@ fn condition_values(s: &DurableJobStatus, r: &Observations<'_>, kept: Option<Rea
             reason,
             w.health.message.clone(),
         ));
+        if let Some(v) = &w.versioned {
+            values.push(match &v.waiting {
+                Some((reason, message)) => {
+                    ConditionValue::new(ConditionType::RolloutProgressing, true, *reason, message.clone())
+                }
+                None => ConditionValue::new(
+                    ConditionType::RolloutProgressing,
+                    false,
+                    Reason::AsExpected,
+                    format!("build {} is current", v.target),
+                ),
+            });
+        }
     }
     values
 }

@@ -139,6 +139,21 @@ pub struct OperatorArgs {
     /// failed or timed-out run), all (also a Normal RunSucceeded), or none.
     #[arg(long, env = "DURABLEJOB_RUN_EVENTS", value_enum, default_value = "failures")]
     pub run_events: crate::settings::RunEvents,
+    /// Tell user workers to connect with TLS (TEMPORAL_TLS=true); on by default when a worker
+    /// TLS Secret or API key Secret is named.
+    #[arg(long, env = "DURABLEJOB_WORKER_TEMPORAL_TLS", value_name = "BOOL")]
+    pub worker_temporal_tls: Option<bool>,
+    /// A Secret in each user worker's namespace with ca.crt and, for mTLS, tls.crt and tls.key:
+    /// mounted in every worker pod, its paths given as TEMPORAL_TLS_*_PATH.
+    #[arg(long, env = "DURABLEJOB_WORKER_TEMPORAL_TLS_SECRET", value_name = "SECRET", value_parser = crate::settings::WorkerConnection::parse_secret_name)]
+    pub worker_temporal_tls_secret: Option<String>,
+    /// Server name user workers verify (TEMPORAL_TLS_SERVER_NAME).
+    #[arg(long, env = "DURABLEJOB_WORKER_TEMPORAL_TLS_SERVER_NAME", value_name = "NAME")]
+    pub worker_temporal_tls_server_name: Option<String>,
+    /// A Secret in each user worker's namespace holding a Temporal API key, given to every worker
+    /// container as TEMPORAL_API_KEY: `SECRET` or `SECRET:KEY` (key `api-key` by default).
+    #[arg(long, env = "DURABLEJOB_WORKER_TEMPORAL_API_KEY_SECRET", value_name = "SECRET[:KEY]", value_parser = crate::settings::WorkerConnection::parse_secret_ref)]
+    pub worker_temporal_api_key_secret: Option<(String, String)>,
     #[command(flatten)]
     pub leader_election: LeaderElectionArgs,
     #[command(flatten)]
@@ -347,6 +362,38 @@ mod tests {
         assert!(args.leader_election.leader_elect);
         let err = Cli::try_parse_from(["durablejob", "runner", "--sdk-metrics-addr", "nowhere"]).unwrap_err();
         assert!(err.to_string().contains("or off"), "{err}");
+    }
+
+    #[test]
+    fn the_worker_connection_flags_take_what_the_chart_renders_and_name_a_bad_one() {
+        let cli = Cli::try_parse_from([
+            "durablejob",
+            "operator",
+            "--worker-temporal-tls=true",
+            "--worker-temporal-tls-secret=worker-mtls",
+            "--worker-temporal-api-key-secret=worker-key:api-key",
+        ])
+        .unwrap();
+        let Command::Operator(args) = cli.command else {
+            panic!("an operator command");
+        };
+        assert_eq!(args.worker_temporal_tls, Some(true));
+        assert_eq!(args.worker_temporal_tls_secret.as_deref(), Some("worker-mtls"));
+        assert_eq!(
+            args.worker_temporal_api_key_secret,
+            Some(("worker-key".into(), "api-key".into()))
+        );
+        let err = Cli::try_parse_from([
+            "durablejob",
+            "operator",
+            "--worker-temporal-api-key-secret",
+            "Key",
+        ])
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("--worker-temporal-api-key-secret"),
+            "{err}"
+        );
     }
 
     #[test]

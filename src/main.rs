@@ -206,6 +206,14 @@ async fn operator(args: OperatorArgs) -> ExitCode {
         temporal_address: temporal.address.clone(),
         handover_time_zone: args.handover_time_zone.clone(),
         run_events: args.run_events,
+        worker_connection: durablejob::settings::WorkerConnection {
+            tls: args.worker_temporal_tls.unwrap_or(
+                args.worker_temporal_tls_secret.is_some() || args.worker_temporal_api_key_secret.is_some(),
+            ),
+            tls_server_name: args.worker_temporal_tls_server_name.clone(),
+            tls_secret: args.worker_temporal_tls_secret.clone(),
+            api_key_secret: args.worker_temporal_api_key_secret.clone(),
+        },
     };
     info!(temporal_address = %temporal.address, temporal_namespace = %temporal.namespace,
         prefix = %settings.schedule_id_prefix, temporal_namespace_grants = ?settings.namespace_grants.describe(),

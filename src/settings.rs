@@ -30,6 +30,88 @@ pub struct Settings {
     pub handover_time_zone: String,
     /// Which ended runs get an Event on their DurableJob.
     pub run_events: RunEvents,
+    /// How user workers connect to Temporal besides the address and namespace.
+    pub worker_connection: WorkerConnection,
+}
+
+/// Where a user worker's pods find the TLS files a versioned or plain worker Deployment mounts.
+pub const WORKER_TLS_DIR: &str = "/etc/temporal/tls";
+
+/// How user workers connect to Temporal besides the address and namespace (`--worker-temporal-*`):
+/// what every worker container is told, as Temporal's SDKs read it from the environment
+/// (TEMPORAL_TLS, TEMPORAL_TLS_SERVER_NAME, TEMPORAL_TLS_*_PATH, TEMPORAL_API_KEY). The
+/// material stays in Secrets of the worker's own namespace: mounted, or referenced, never copied.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct WorkerConnection {
+    pub tls: bool,
+    pub tls_server_name: Option<String>,
+    /// A Secret with `ca.crt` and, for mTLS, `tls.crt` and `tls.key` (as cert-manager writes
+    /// them), mounted read-only at [`WORKER_TLS_DIR`].
+    pub tls_secret: Option<String>,
+    /// The Secret and key holding an API key, given as TEMPORAL_API_KEY.
+    pub api_key_secret: Option<(String, String)>,
+}
+
+impl WorkerConnection {
+    /// A Secret name, as `--worker-temporal-tls-secret` takes it.
+    pub fn parse_secret_name(text: &str) -> Result<String, String> {
+        match Self::parse_secret_ref(text) {
+            Ok((name, _)) if !text.contains(':') => Ok(name),
+            _ => Err(format!(
+                "{text:?} is not a Secret name: lowercase letters, digits, '-' and '.', starting and ending with a letter or digit"
+            )),
+        }
+    }
+
+    /// What every worker container is told (env entries as JSON), and the volume and mount
+    /// that go with it.
+    pub fn worker_env(&self) -> Vec<serde_json::Value> {
+        use serde_json::json;
+        let mut env = vec![];
+        if self.tls {
+            env.push(json!({"name": "TEMPORAL_TLS", "value": "true"}));
+        }
+        if let Some(n) = &self.tls_server_name {
+            env.push(json!({"name": "TEMPORAL_TLS_SERVER_NAME", "value": n}));
+        }
+        if self.tls_secret.is_some() {
+            for (var, file) in [
+                ("TEMPORAL_TLS_SERVER_CA_CERT_PATH", "ca.crt"),
+                ("TEMPORAL_TLS_CLIENT_CERT_PATH", "tls.crt"),
+                ("TEMPORAL_TLS_CLIENT_KEY_PATH", "tls.key"),
+            ] {
+                env.push(json!({"name": var, "value": format!("{WORKER_TLS_DIR}/{file}")}));
+            }
+        }
+        if let Some((name, key)) = &self.api_key_secret {
+            env.push(json!({"name": "TEMPORAL_API_KEY", "valueFrom": {"secretKeyRef": {"name": name, "key": key}}}));
+        }
+        env
+    }
+
+    /// `NAME` or `NAME:KEY` (key `api-key` when left out), as `--worker-temporal-api-key-secret` takes it.
+    pub fn parse_secret_ref(text: &str) -> Result<(String, String), String> {
+        let (name, key) = text.split_once(':').unwrap_or((text, "api-key"));
+        let dns = |s: &str| {
+            !s.is_empty()
+                && s.len() <= 253
+                && s.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
+                && s.starts_with(|c: char| c.is_ascii_alphanumeric())
+                && s.ends_with(|c: char| c.is_ascii_alphanumeric())
+        };
+        let key_ok = !key.is_empty()
+            && key.len() <= 253
+            && key
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        if !dns(name) || !key_ok {
+            return Err(format!(
+                "{text:?} is not a Secret reference: write SECRET or SECRET:KEY (a Secret name of lowercase letters, digits, '-' and '.'; a key of letters, digits, '-', '_' and '.')"
+            ));
+        }
+        Ok((name.to_string(), key.to_string()))
+    }
 }
 
 /// Which ended runs get an Event on their DurableJob (`--run-events`).
@@ -56,6 +138,7 @@ impl Default for Settings {
             temporal_address: "localhost:7233".into(),
             handover_time_zone: "UTC".into(),
             run_events: RunEvents::default(),
+            worker_connection: WorkerConnection::default(),
         }
     }
 }
@@ -159,6 +242,29 @@ fn is_dns_label(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_worker_secret_reference_names_a_secret_and_a_key() {
+        let parse = WorkerConnection::parse_secret_ref;
+        assert_eq!(
+            parse("temporal-key"),
+            Ok(("temporal-key".into(), "api-key".into()))
+        );
+        assert_eq!(
+            parse("temporal-key:key.txt"),
+            Ok(("temporal-key".into(), "key.txt".into()))
+        );
+        for bad in ["", "Temporal", "key:", ":k", "a:b/c", "-a"] {
+            let e = parse(bad).unwrap_err();
+            assert!(e.contains("SECRET:KEY"), "{bad}: {e}");
+        }
+        assert_eq!(WorkerConnection::parse_secret_name("tls-1"), Ok("tls-1".into()));
+        assert!(WorkerConnection::parse_secret_name("tls:key").is_err());
+        assert!(
+            WorkerConnection::default().worker_env().is_empty(),
+            "nothing told by default"
+        );
+    }
 
     #[test]
     fn grants_parse_per_namespace_and_for_every_namespace() {

@@ -243,9 +243,20 @@ fn value_sets_render_what_they_ask_for() {
             "temporal.tls.enabled=true",
             "temporal.tls.secretName=temporal-mtls",
             "temporal.apiKey.secretName=temporal-api-key",
+            "temporal.workers.tlsSecretName=worker-mtls",
+            "temporal.workers.apiKeySecretName=worker-key",
             "image.digest=sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
         ],
     );
+    // user workers are told the same connection, from Secrets of their own namespace
+    let operator_args = args(&objects, "durablejob-operator");
+    for a in [
+        "--worker-temporal-tls=true",
+        "--worker-temporal-tls-secret=worker-mtls",
+        "--worker-temporal-api-key-secret=worker-key:api-key",
+    ] {
+        assert!(operator_args.contains(&a.to_string()), "{a} in {operator_args:?}");
+    }
     for d in of_kind(&objects, "Deployment") {
         let c = &containers(d)[0];
         let env: BTreeMap<&str, &Value> = c["env"]

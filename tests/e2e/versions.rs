@@ -429,6 +429,27 @@ async fn a_new_image_takes_over_once_it_polls_while_the_pinned_run_finishes_on_t
         );
     }
 
+    // leaving versioning is refused, naming the builds, and changes nothing
+    env.edit("report", json!({"worker": {"rollout": {"strategy": "None"}}}))
+        .await?;
+    let s = env
+        .wait_status("report", "leaving versions to be refused", T, |s| {
+            condition(s, "Stalled").is_some_and(|c| c.status == "True" && c.reason == "InvalidSpec")
+        })
+        .await?;
+    let said = s.message.clone().unwrap_or_default();
+    ensure!(said.contains(&v2) && said.contains("AllAtOnce"), "{said}");
+    ensure!(
+        deployments.get_opt("report-worker").await?.is_none(),
+        "no unversioned Deployment is made"
+    );
+    env.edit(
+        "report",
+        json!({"worker": {"rollout": {"strategy": "AllAtOnce"}}}),
+    )
+    .await?;
+    env.wait_ready("report").await?;
+
     // deleting the DurableJob removes v2's Deployment, then its Temporal versions and deployment
     env.djs.delete("report", &Default::default()).await?;
     wait_for("v2's Deployment to be deleted", T, || async {

@@ -21,6 +21,8 @@ pub(crate) struct WorkerTarget<'a> {
     pub temporal_address: &'a str,
     pub temporal_namespace: &'a str,
     pub task_queue: &'a str,
+    /// TLS and API key material, as the admin configured it for workers.
+    pub connection: &'a crate::settings::WorkerConnection,
 }
 
 /// `<name>-worker`, shortened to fit a DNS label.
@@ -57,6 +59,7 @@ fn pod_template(t: &WorkerTarget<'_>, w: &ValidWorker) -> Value {
         json!({"name": "TEMPORAL_NAMESPACE", "value": t.temporal_namespace}),
         json!({"name": "TEMPORAL_TASK_QUEUE", "value": t.task_queue}),
     ];
+    env.extend(t.connection.worker_env());
     for e in &w.env {
         let e = serde_json::to_value(e).expect("EnvVar serializes");
         env.retain(|x| x["name"] != e["name"]);
@@ -69,6 +72,11 @@ fn pod_template(t: &WorkerTarget<'_>, w: &ValidWorker) -> Value {
     let mut pod = json!({"metadata": {"labels": labels(t)}, "spec": {"containers": [container]}});
     if let Some(sa) = &w.service_account_name {
         pod["spec"]["serviceAccountName"] = Value::from(sa.clone());
+    }
+    if let Some(secret) = &t.connection.tls_secret {
+        pod["spec"]["volumes"] = json!([{"name": TLS_VOLUME, "secret": {"secretName": secret}}]);
+        pod["spec"]["containers"][0]["volumeMounts"] =
+            json!([{"name": TLS_VOLUME, "mountPath": crate::settings::WORKER_TLS_DIR, "readOnly": true}]);
     }
     if let Some(user) = &w.template {
         let user = serde_json::to_value(user).expect("PodTemplateSpec serializes");
@@ -107,6 +115,9 @@ fn deployment(t: &WorkerTarget<'_>, w: &ValidWorker, name: &str, labels: Value, 
     d
 }
 
+/// The volume of the worker TLS Secret (`--worker-temporal-tls-secret`).
+const TLS_VOLUME: &str = "temporal-tls";
+
 /// Label on a version's Deployment and pods: its build id.
 pub(crate) const BUILD_ID_LABEL: &str = "durablejob.dev/build-id";
 
@@ -144,18 +155,29 @@ pub(crate) fn desired_version(t: &WorkerTarget<'_>, w: &ValidWorker, v: &Version
     labels[BUILD_ID_LABEL] = Value::from(v.build_id.clone());
     let mut pod = pod_template(t, w);
     pod["metadata"]["labels"] = labels.clone();
-    let told = [
+    let mut told: Vec<Value> = [
         ("TEMPORAL_ADDRESS", t.temporal_address),
         ("TEMPORAL_NAMESPACE", t.temporal_namespace),
         ("TEMPORAL_TASK_QUEUE", t.task_queue),
         ("TEMPORAL_DEPLOYMENT_NAME", v.deployment_name.as_str()),
         ("TEMPORAL_WORKER_BUILD_ID", v.build_id.as_str()),
-    ];
+    ]
+    .iter()
+    .map(|(n, value)| json!({"name": n, "value": value}))
+    .collect();
+    told.extend(t.connection.worker_env());
+    let mount = json!({"name": TLS_VOLUME, "mountPath": crate::settings::WORKER_TLS_DIR, "readOnly": true});
     for c in pod["spec"]["containers"].as_array_mut().into_iter().flatten() {
         let mut env: Vec<Value> = c["env"].as_array().cloned().unwrap_or_default();
-        env.retain(|e| !told.iter().any(|(n, _)| e["name"] == *n));
-        env.extend(told.iter().map(|(n, value)| json!({"name": n, "value": value})));
+        env.retain(|e| !told.iter().any(|x| e["name"] == x["name"]));
+        env.extend(told.iter().cloned());
         c["env"] = Value::Array(env);
+        if t.connection.tls_secret.is_some() {
+            let mut mounts: Vec<Value> = c["volumeMounts"].as_array().cloned().unwrap_or_default();
+            mounts.retain(|m| m["name"] != TLS_VOLUME);
+            mounts.push(mount.clone());
+            c["volumeMounts"] = Value::Array(mounts);
+        }
     }
     let mut d = deployment(t, w, &v.name, labels, pod);
     d["metadata"]["annotations"][WORKER_DEPLOYMENT_ANNOTATION] = Value::from(v.deployment_name.clone());
@@ -308,7 +330,78 @@ mod tests {
             temporal_address: "temporal:7233",
             temporal_namespace: "jobs",
             task_queue: "durablejob.team.invoice-sync",
+            connection: &NO_CONNECTION,
         }
+    }
+
+    static NO_CONNECTION: crate::settings::WorkerConnection = crate::settings::WorkerConnection {
+        tls: false,
+        tls_server_name: None,
+        tls_secret: None,
+        api_key_secret: None,
+    };
+
+    #[test]
+    fn the_connection_the_admin_configured_reaches_every_worker_container_from_secrets() {
+        let connection = crate::settings::WorkerConnection {
+            tls: true,
+            tls_server_name: Some("temporal.internal".into()),
+            tls_secret: Some("temporal-client".into()),
+            api_key_secret: Some(("temporal-key".into(), "key".into())),
+        };
+        let t = WorkerTarget {
+            connection: &connection,
+            ..target()
+        };
+        let mut w = worker();
+        w.template = Some(
+            serde_json::from_value(
+                json!({"spec": {"containers": [{"name": "sidecar", "image": "proxy:1"}]}}),
+            )
+            .unwrap(),
+        );
+        let plain = desired(&t, &w);
+        let v = version(&t, &w);
+        for d in [&plain, &desired_version(&t, &w, &v)] {
+            let typed: Deployment = serde_json::from_value(d.clone()).expect("a valid Deployment");
+            let pod = typed.spec.template.spec.unwrap();
+            let volume = &pod.volumes.unwrap()[0];
+            assert_eq!(
+                volume.secret.as_ref().unwrap().secret_name.as_deref(),
+                Some("temporal-client")
+            );
+            let worker = &pod.containers[0];
+            let env = env_of(&serde_json::to_value(worker).unwrap());
+            assert_eq!(env["TEMPORAL_TLS"], "true");
+            assert_eq!(env["TEMPORAL_TLS_SERVER_NAME"], "temporal.internal");
+            assert_eq!(env["TEMPORAL_TLS_CLIENT_CERT_PATH"], "/etc/temporal/tls/tls.crt");
+            assert_eq!(
+                env["TEMPORAL_TLS_SERVER_CA_CERT_PATH"],
+                "/etc/temporal/tls/ca.crt"
+            );
+            let key = worker
+                .env
+                .as_ref()
+                .unwrap()
+                .iter()
+                .find(|e| e.name == "TEMPORAL_API_KEY")
+                .unwrap();
+            assert_eq!(key.value, None, "the key is never copied");
+            let r = key.value_from.as_ref().unwrap().secret_key_ref.as_ref().unwrap();
+            assert_eq!((r.name.as_str(), r.key.as_str()), ("temporal-key", "key"));
+            assert_eq!(
+                worker.volume_mounts.as_ref().unwrap()[0].mount_path,
+                "/etc/temporal/tls"
+            );
+        }
+        // a version tells its sidecars too
+        let d = desired_version(&t, &w, &v);
+        let sidecar = &d["spec"]["template"]["spec"]["containers"][1];
+        assert_eq!(
+            env_of(sidecar)["TEMPORAL_TLS_CLIENT_KEY_PATH"],
+            "/etc/temporal/tls/tls.key"
+        );
+        assert_eq!(sidecar["volumeMounts"][0]["name"], "temporal-tls");
     }
 
     fn worker() -> ValidWorker {

@@ -52,6 +52,7 @@ pub(crate) async fn sync_worker<S: Schedules>(
     let namespace = dj.namespace().unwrap_or_default();
     let name = dj.name_any();
     let uid = dj.uid().unwrap_or_default();
+    refuse_leaving_versions(ctx, &namespace, &name, &uid, valid)?;
     let api: Api<Deployment> = Api::namespaced(ctx.client.clone(), &namespace);
     let deployment = worker::deployment_name(&name);
     let existing = existing_worker(ctx, &api, valid, &namespace, &deployment).await?;
@@ -64,6 +65,7 @@ pub(crate) async fn sync_worker<S: Schedules>(
                 temporal_address: &ctx.settings.temporal_address,
                 temporal_namespace: &desired.location.namespace,
                 task_queue: &desired.action.task_queue,
+                connection: &ctx.settings.worker_connection,
             },
             w,
         )),
@@ -93,6 +95,43 @@ pub(crate) async fn sync_worker<S: Schedules>(
         health: worker::health(&d),
         versioned: None,
     }))
+}
+
+/// A versioned worker cannot yet become one unversioned Deployment (rollout None) or the
+/// built-in runner: runs may be pinned to its versions, and Temporal routes new runs to its
+/// current version. Said, and nothing is changed, until the spec asks for versions again or the
+/// DurableJob is recreated.
+fn refuse_leaving_versions<S: Schedules>(
+    ctx: &Context<S>,
+    namespace: &str,
+    name: &str,
+    uid: &str,
+    valid: &ValidSpec,
+) -> Result<(), Problem> {
+    let found = ctx
+        .cached_workers_labelled(namespace, worker::WORKER_LABEL, name)
+        .unwrap_or_default();
+    let mut builds: Vec<&str> = found
+        .iter()
+        .filter(|d| d.owner_references().iter().any(|o| o.uid == uid))
+        .filter_map(|d| d.labels().get(worker::BUILD_ID_LABEL).map(String::as_str))
+        .collect();
+    if builds.is_empty() {
+        return Ok(());
+    }
+    builds.sort_unstable();
+    let asks = match valid.executor {
+        Executor::UserWorker(_) => "spec.worker.rollout.strategy None",
+        _ => "spec.jobTemplate",
+    };
+    Err(Problem {
+        reason: Reason::InvalidSpec,
+        message: format!(
+            "Invalid spec: {asks} would leave the versioned worker (builds {}), whose versions runs may be pinned to; going from versions back to one unversioned Deployment or to the built-in runner is not supported yet: set spec.worker.rollout.strategy: AllAtOnce again, or delete and recreate the DurableJob",
+            builds.join(", ")
+        ),
+        stalled: true,
+    })
 }
 
 /// The worker Deployment as it is: from the cache of labelled worker Deployments, or read.

@@ -125,6 +125,7 @@ pub(crate) async fn sync<S: Schedules>(
         temporal_address: &ctx.settings.temporal_address,
         temporal_namespace: &desired.location.namespace,
         task_queue: &desired.action.task_queue,
+        connection: &ctx.settings.worker_connection,
     };
     let v = worker::version(&t, w);
     let want = worker::desired_version(&t, w, &v);

@@ -81,6 +81,7 @@ impl DurableJob {
             }),
             memo: [("team".to_string(), json!("billing"))].into(),
             search_attributes: [("CustomKeywordField".to_string(), json!("nightly"))].into(),
+            versioning_behavior: None,
         });
         dj.spec.successful_runs_history_limit = 5;
         dj.spec.failed_runs_history_limit = 2;

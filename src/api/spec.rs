@@ -387,6 +387,22 @@ pub struct WorkflowSpec {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     #[schemars(schema_with = "any_value_map")]
     pub search_attributes: BTreeMap<String, Value>,
+
+    /// How the runs of a versioned spec.worker take worker versions. Pinned (default): a run
+    /// finishes on the version it started on, as your worker declares with its default
+    /// versioning behavior (docs/workers.md). AutoUpgrade: the schedule starts each run with
+    /// Temporal's auto-upgrade override, so it moves to the current version at its next step,
+    /// whatever the worker declares (its code must then replay across versions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub versioning_behavior: Option<VersioningBehavior>,
+}
+
+/// How a run takes worker versions.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum VersioningBehavior {
+    #[default]
+    Pinned,
+    AutoUpgrade,
 }
 
 /// Retry policy of a run (Temporal's RetryPolicy).

@@ -126,6 +126,10 @@ pub struct StartWorkflow {
     pub retry: Option<ValidRetry>,
     pub memo: BTreeMap<String, Value>,
     pub search_attributes: BTreeMap<String, Value>,
+    /// Start runs with Temporal's auto-upgrade versioning override (left out of the hash when
+    /// off, so schedules written before it existed are not rewritten).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub auto_upgrade: bool,
 }
 
 /// Identity of the resource a schedule is built for.
@@ -213,6 +217,7 @@ pub(crate) fn desired(
             retry,
             memo: wf.memo.clone(),
             search_attributes: wf.search_attributes.clone(),
+            auto_upgrade: wf.auto_upgrade,
         },
         location,
         overlap_policy: spec.overlap_policy,
@@ -333,6 +338,7 @@ mod tests {
                 retry: None,
                 memo: [("team".to_string(), json!("billing"))].into(),
                 search_attributes: [("CustomKeywordField".to_string(), json!("nightly"))].into(),
+                auto_upgrade: false,
             },
             overlap_policy: OverlapPolicy::BufferAll,
             catchup_window: Duration::from_secs(5400),

@@ -88,6 +88,8 @@ pub struct ValidWorkflow {
     pub retry: Option<ValidRetry>,
     pub memo: BTreeMap<String, Value>,
     pub search_attributes: BTreeMap<String, Value>,
+    /// Runs start with Temporal's auto-upgrade override (versionBehavior AutoUpgrade).
+    pub auto_upgrade: bool,
 }
 
 /// A retry policy with Temporal's defaults filled in where the user left a field out.
@@ -471,7 +473,20 @@ fn validate_workflow(spec: &DurableJobSpec, v: &mut Collector) -> ValidWorkflow 
             );
         }
     }
+    let auto_upgrade = w.versioning_behavior == Some(crate::api::VersioningBehavior::AutoUpgrade);
+    let versioned = spec.worker.as_ref().is_some_and(|w| {
+        w.rollout
+            .as_ref()
+            .is_none_or(|r| r.strategy != crate::api::RolloutStrategy::None)
+    });
+    if w.versioning_behavior.is_some() && !versioned {
+        v.push(
+            "spec.workflow.versioningBehavior".into(),
+            "applies to the runs of a versioned spec.worker (rollout AllAtOnce) only: remove it, or use a versioned worker".into(),
+        );
+    }
     ValidWorkflow {
+        auto_upgrade,
         type_: w.type_.clone(),
         task_queue: w.task_queue.clone(),
         args: w.args.clone(),
@@ -967,6 +982,34 @@ mod tests {
             (w.sunset.scaledown_delay, w.sunset.delete_delay),
             (Duration::from_secs(600), Duration::from_secs(7200))
         );
+    }
+
+    #[test]
+    fn a_versioning_behavior_is_for_the_runs_of_a_versioned_worker() {
+        use crate::api::{RolloutSpec, RolloutStrategy, VersioningBehavior};
+        let mut dj = DurableJob::test("x").with_worker("Sync");
+        dj.spec.workflow.as_mut().unwrap().versioning_behavior = Some(VersioningBehavior::AutoUpgrade);
+        assert!(validate(&dj.spec).unwrap().workflow.auto_upgrade);
+        dj.spec.workflow.as_mut().unwrap().versioning_behavior = Some(VersioningBehavior::Pinned);
+        assert!(!validate(&dj.spec).unwrap().workflow.auto_upgrade);
+        dj.spec.worker.as_mut().unwrap().rollout = Some(RolloutSpec {
+            strategy: RolloutStrategy::None,
+        });
+        let errs = errors(&dj);
+        assert!(
+            has(&errs, "spec.workflow.versioningBehavior", "versioned spec.worker"),
+            "{errs:?}"
+        );
+        let mut runner = DurableJob::test("x");
+        runner.spec.workflow = Some(crate::api::WorkflowSpec {
+            versioning_behavior: Some(VersioningBehavior::AutoUpgrade),
+            ..Default::default()
+        });
+        assert!(has(
+            &errors(&runner),
+            "spec.workflow.versioningBehavior",
+            "versioned spec.worker"
+        ));
     }
 
     #[test]

@@ -21,7 +21,7 @@ use temporalio_common::protos::{
             TriggerImmediatelyRequest, schedule_action::Action,
         },
         taskqueue::v1::TaskQueue,
-        workflow::v1::NewWorkflowExecutionInfo,
+        workflow::v1::{NewWorkflowExecutionInfo, VersioningOverride, versioning_override},
         workflowservice::v1::{
             CreateScheduleRequest, DeleteScheduleRequest, DescribeScheduleRequest, DescribeScheduleResponse,
             ListScheduleMatchingTimesRequest, ListSchedulesRequest, ListWorkflowExecutionsRequest,
@@ -714,6 +714,10 @@ pub fn schedule_proto(d: &DesiredSchedule, o: &WriteOptions) -> Result<Schedule,
         search_attributes: (!sa_fields.is_empty()).then_some(SearchAttributes {
             indexed_fields: sa_fields,
         }),
+        versioning_override: a.auto_upgrade.then(|| VersioningOverride {
+            r#override: Some(versioning_override::Override::AutoUpgrade(true)),
+            ..Default::default()
+        }),
         ..Default::default()
     };
     Ok(Schedule {
@@ -972,6 +976,26 @@ mod tests {
             payload_value(&w.search_attributes.as_ref().unwrap().indexed_fields["CustomKeywordField"])
                 .unwrap(),
             "nightly"
+        );
+    }
+
+    #[test]
+    fn auto_upgrade_runs_carry_temporals_override_and_pinned_ones_none() {
+        let mut d = DurableJob::test_full("nightly").desired_schedule();
+        let s = schedule_proto(&d, &options()).unwrap();
+        assert_eq!(
+            start_workflow(&s).versioning_override,
+            None,
+            "the worker's behavior applies"
+        );
+        let before = d.hash();
+        d.action.auto_upgrade = true;
+        assert_ne!(d.hash(), before, "turning it on rewrites the schedule");
+        let s = schedule_proto(&d, &options()).unwrap();
+        let o = start_workflow(&s).versioning_override.clone().unwrap();
+        assert_eq!(
+            o.r#override,
+            Some(versioning_override::Override::AutoUpgrade(true))
         );
     }
 

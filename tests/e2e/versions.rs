@@ -429,9 +429,22 @@ async fn a_new_image_takes_over_once_it_polls_while_the_pinned_run_finishes_on_t
         );
     }
 
-    // leaving versioning is refused, naming the builds, and changes nothing
-    env.edit("report", json!({"worker": {"rollout": {"strategy": "None"}}}))
+    // AutoUpgrade runs: the schedule's action carries Temporal's override, which the server keeps
+    env.edit("report", json!({"workflow": {"versioningBehavior": "AutoUpgrade"}}))
         .await?;
+    wait_for("the schedule to carry the auto-upgrade override", T, || async {
+        let d = tokio::task::block_in_place(|| env.describe("report")).ok()??;
+        let o = &d["schedule"]["action"]["startWorkflow"]["versioningOverride"];
+        o.to_string().contains("autoUpgrade").then_some(())
+    })
+    .await?;
+
+    // leaving versioning is refused, naming the builds, and changes nothing
+    env.edit(
+        "report",
+        json!({"workflow": {"versioningBehavior": null}, "worker": {"rollout": {"strategy": "None"}}}),
+    )
+    .await?;
     let s = env
         .wait_status("report", "leaving versions to be refused", T, |s| {
             condition(s, "Stalled").is_some_and(|c| c.status == "True" && c.reason == "InvalidSpec")

@@ -132,6 +132,38 @@ fn running_line(w: &RunningWorkflow, ui: &str, namespace: &str, now: DateTime<Ut
     format!("{what} {}", run_link(ui, namespace, &w.workflow_id, &w.run_id))
 }
 
+/// The user worker: the Deployment serving new runs and, when versioned, where the rollout
+/// stands and each version.
+fn worker_lines(w: &crate::api::WorkerStatus) -> Vec<String> {
+    let mut out = vec![format!(
+        "Deployment {} ({} ready)",
+        w.deployment, w.ready_replicas
+    )];
+    if let Some(name) = &w.deployment_name {
+        let current = w.current_build_id.as_deref().unwrap_or("<none>");
+        let mut l = format!("Temporal worker deployment {name}: build {current} current");
+        if let Some(t) = w
+            .target_build_id
+            .as_deref()
+            .filter(|t| Some(*t) != w.current_build_id.as_deref())
+        {
+            l.push_str(&format!(", rolling out {t}"));
+        }
+        out.push(l);
+    }
+    for v in &w.versions {
+        out.push(format!(
+            "  {:<24} {:<9} {} ready{}  {}",
+            v.build_id,
+            format!("{:?}", v.state),
+            v.ready_replicas,
+            if v.polled { ", polled" } else { "" },
+            v.deployment.as_deref().unwrap_or("<deleted>")
+        ));
+    }
+    out
+}
+
 /// The `status` text: schedule, sync state, pause, next runs, running runs, missed runs, requests.
 pub fn status(dj: &DurableJob, ui: &str, now: DateTime<Utc>) -> String {
     let s = dj.status.clone().unwrap_or_default();
@@ -208,6 +240,11 @@ pub fn status(dj: &DurableJob, ui: &str, now: DateTime<Utc>) -> String {
             if i == 0 { "Running" } else { "" },
             running_line(w, ui, &namespace, now),
         );
+    }
+    if let Some(w) = &s.worker {
+        for (i, l) in worker_lines(w).into_iter().enumerate() {
+            line(if i == 0 { "Worker" } else { "" }, l);
+        }
     }
     if let Some(m) = &s.message {
         line("Message", m.clone());
@@ -337,6 +374,41 @@ mod tests {
             "Missed runs:   0",
             "Running:       durablejob:default/report-2026-12-01T09:00:00Z (attempt 1, Job report-1a2b3c4d-1, for 5m0s)",
             "Requests:      2026-12-01T09:00:00Z  trigger 20261201-090000-ab12  Succeeded: Triggered a run",
+        ] {
+            assert!(text.contains(expected), "missing {expected:?} in\n{text}");
+        }
+        assert!(!text.contains("Worker:"), "no worker, no worker lines");
+    }
+
+    #[test]
+    fn status_shows_a_rollout_and_every_version() {
+        use crate::api::{WorkerStatus, WorkerVersionState, WorkerVersionStatus};
+        let mut dj = dj();
+        let version = |b: &str, state, d: Option<&str>| WorkerVersionStatus {
+            build_id: b.into(),
+            deployment: d.map(str::to_string),
+            state,
+            ready_replicas: 2,
+            polled: true,
+        };
+        dj.status.as_mut().unwrap().worker = Some(WorkerStatus {
+            deployment: "report-1-aaaa".into(),
+            ready_replicas: 2,
+            deployment_name: Some("default/report".into()),
+            current_build_id: Some("1-aaaa".into()),
+            target_build_id: Some("2-bbbb".into()),
+            versions: vec![
+                version("2-bbbb", WorkerVersionState::Inactive, Some("report-2-bbbb")),
+                version("1-aaaa", WorkerVersionState::Current, Some("report-1-aaaa")),
+                version("0-cccc", WorkerVersionState::Drained, None),
+            ],
+        });
+        let text = status(&dj, "http://ui", t(9, 5));
+        for expected in [
+            "Worker:        Deployment report-1-aaaa (2 ready)",
+            "Temporal worker deployment default/report: build 1-aaaa current, rolling out 2-bbbb",
+            "2-bbbb                   Inactive  2 ready, polled  report-2-bbbb",
+            "0-cccc                   Drained   2 ready, polled  <deleted>",
         ] {
             assert!(text.contains(expected), "missing {expected:?} in\n{text}");
         }

@@ -69,6 +69,11 @@ const SERIES: &[(&str, &str, MetricType)] = &[
         "The DurableJob's conditions (1 for the status the condition has)",
         MetricType::Gauge,
     ),
+    (
+        "worker_version_ready_replicas",
+        "Ready pods of each version of a versioned user worker, labelled with its build id and state (Inactive, Current, Draining, Drained)",
+        MetricType::Gauge,
+    ),
 ];
 
 fn unix(t: &chrono::DateTime<chrono::Utc>) -> f64 {
@@ -154,6 +159,16 @@ pub fn samples(dj: &DurableJob) -> Vec<Sample> {
             metric: "runs_not_started",
             labels,
             value: n as f64,
+        });
+    }
+    for v in status.worker.iter().flat_map(|w| &w.versions) {
+        let mut labels = id();
+        labels.push(("build_id", v.build_id.clone()));
+        labels.push(("state", format!("{:?}", v.state)));
+        out.push(Sample {
+            metric: "worker_version_ready_replicas",
+            labels,
+            value: f64::from(v.ready_replicas),
         });
     }
     for c in &status.conditions {
@@ -335,6 +350,43 @@ mod tests {
             !text.contains("cause=\"BufferFull\""),
             "a cause that never happened has no series"
         );
+    }
+
+    #[test]
+    fn each_worker_version_has_its_ready_pods_by_build_id_and_state() {
+        use crate::api::{WorkerStatus, WorkerVersionState, WorkerVersionStatus};
+        let mut dj = DurableJob::test("report").with_worker("Report");
+        dj.status = Some(DurableJobStatus {
+            worker: Some(WorkerStatus {
+                deployment: "report-2-bbbb".into(),
+                ready_replicas: 3,
+                versions: vec![
+                    WorkerVersionStatus {
+                        build_id: "2-bbbb".into(),
+                        deployment: Some("report-2-bbbb".into()),
+                        state: WorkerVersionState::Current,
+                        ready_replicas: 3,
+                        polled: true,
+                    },
+                    WorkerVersionStatus {
+                        build_id: "1-aaaa".into(),
+                        deployment: Some("report-1-aaaa".into()),
+                        state: WorkerVersionState::Draining,
+                        ready_replicas: 1,
+                        polled: true,
+                    },
+                ],
+                ..Default::default()
+            }),
+            ..DurableJobStatus::default()
+        });
+        let text = scrape(&[dj]);
+        for line in [
+            "durablejob_worker_version_ready_replicas{namespace=\"default\",name=\"report\",build_id=\"2-bbbb\",state=\"Current\"} 3",
+            "durablejob_worker_version_ready_replicas{namespace=\"default\",name=\"report\",build_id=\"1-aaaa\",state=\"Draining\"} 1",
+        ] {
+            assert!(text.contains(line), "missing {line:?} in\n{text}");
+        }
     }
 
     #[test]

@@ -430,8 +430,11 @@ async fn a_new_image_takes_over_once_it_polls_while_the_pinned_run_finishes_on_t
     }
 
     // AutoUpgrade runs: the schedule's action carries Temporal's override, which the server keeps
-    env.edit("report", json!({"workflow": {"versioningBehavior": "AutoUpgrade"}}))
-        .await?;
+    env.edit(
+        "report",
+        json!({"workflow": {"versioningBehavior": "AutoUpgrade"}}),
+    )
+    .await?;
     wait_for("the schedule to carry the auto-upgrade override", T, || async {
         let d = tokio::task::block_in_place(|| env.describe("report")).ok()??;
         let o = &d["schedule"]["action"]["startWorkflow"]["versioningOverride"];

@@ -189,6 +189,7 @@ async fn operator(args: OperatorArgs) -> ExitCode {
         Ok(g) => g,
         Err(e) => return fail(&e),
     };
+    let worker_connection = worker_connection(&args);
     let settings = Settings {
         namespace_grants,
         schedule_id_prefix: args.schedule_id_prefix,
@@ -206,14 +207,7 @@ async fn operator(args: OperatorArgs) -> ExitCode {
         temporal_address: temporal.address.clone(),
         handover_time_zone: args.handover_time_zone.clone(),
         run_events: args.run_events,
-        worker_connection: durablejob::settings::WorkerConnection {
-            tls: args.worker_temporal_tls.unwrap_or(
-                args.worker_temporal_tls_secret.is_some() || args.worker_temporal_api_key_secret.is_some(),
-            ),
-            tls_server_name: args.worker_temporal_tls_server_name.clone(),
-            tls_secret: args.worker_temporal_tls_secret.clone(),
-            api_key_secret: args.worker_temporal_api_key_secret.clone(),
-        },
+        worker_connection,
     };
     info!(temporal_address = %temporal.address, temporal_namespace = %temporal.namespace,
         prefix = %settings.schedule_id_prefix, temporal_namespace_grants = ?settings.namespace_grants.describe(),
@@ -425,4 +419,17 @@ async fn run_controllers<S: durablejob::temporal::Schedules>(
         controller::run(ctx.clone(), namespaces, ready, collector),
         handovers
     );
+}
+
+/// What user workers are told about the connection (`--worker-temporal-*`): TLS on when asked,
+/// or when a worker Secret is named.
+fn worker_connection(args: &durablejob::cli::OperatorArgs) -> durablejob::settings::WorkerConnection {
+    durablejob::settings::WorkerConnection {
+        tls: args.worker_temporal_tls.unwrap_or(
+            args.worker_temporal_tls_secret.is_some() || args.worker_temporal_api_key_secret.is_some(),
+        ),
+        tls_server_name: args.worker_temporal_tls_server_name.clone(),
+        tls_secret: args.worker_temporal_tls_secret.clone(),
+        api_key_secret: args.worker_temporal_api_key_secret.clone(),
+    }
 }

@@ -12,9 +12,12 @@ use super::io::{self, Notice, k8s};
 use super::pause::PauseState;
 use super::run_events;
 use super::status::{self, Observations, Problem, WorkerState};
-use crate::api::{DeletionPolicy, DurableJob, DurableJobCalendar, DurableJobStatus, RequestVerb};
+use crate::api::{
+    DeletionPolicy, DurableJob, DurableJobCalendar, DurableJobStatus, RequestVerb, RolloutStrategy,
+};
 use crate::controller::build::calendars;
 use crate::desired::schedule::{DesiredSchedule, ResourceRef, ScheduleLocation};
+use crate::desired::validate::Executor;
 use crate::desired::{schedule, validate};
 use crate::operator::events::publish;
 use crate::operator::{Error, apply_status};
@@ -97,10 +100,7 @@ pub(crate) async fn schedule_and_status<S: Schedules>(
     let uid = dj.uid().unwrap_or_default();
     let desired = built.as_ref().ok().map(|b| &b.desired);
     let worker_state = worker.as_ref().ok().cloned().flatten();
-    let worker_requeue = worker_state
-        .as_ref()
-        .and_then(|w| w.versioned.as_ref())
-        .and_then(|v| v.requeue);
+    let worker_requeue = worker_state.as_ref().and_then(WorkerState::requeue);
     // requests not handled yet (the ledger in status.requests says which were); a resume among
     // them is carried out by the schedule step
     let pending = io::requests::pending(dj.annotations(), &previous);
@@ -166,9 +166,7 @@ pub(crate) async fn schedule_and_status<S: Schedules>(
         None => {
             let mut after = status::requeue_after(&status, now, settings.full_resync_interval);
             // a rollout that waits on Temporal, or a version's sunset
-            if let Some(r) = worker_requeue {
-                after = after.min(r);
-            }
+            after = worker_requeue.map_or(after, |r| after.min(r));
             // a pause for failed runs that spec.resumeAfter ends is looked at when it ends
             let observed = s.and_then(|s| s.observed.as_ref());
             if let Some(at) = observed.and_then(|o| PauseState::of(desired, o).resume_at) {
@@ -200,7 +198,12 @@ pub(crate) async fn apply<S: Schedules>(dj: Arc<DurableJob>, ctx: Arc<Context<S>
     };
     let mut notices = vec![];
     let worker = match &built {
-        Ok(b) => k8s::sync_worker(&dj, &ctx, &b.valid, &b.desired, &mut notices).await,
+        Ok(b) => match &b.valid.executor {
+            Executor::UserWorker(w) if w.rollout == RolloutStrategy::AllAtOnce => {
+                io::worker_versions::sync(&dj, &ctx, w, &b.desired, &mut notices).await
+            }
+            _ => k8s::sync_worker(&dj, &ctx, &b.valid, &b.desired, &mut notices).await,
+        },
         Err(p) => Err(p.clone()),
     };
     let mut outcome = schedule_and_status(

@@ -473,20 +473,8 @@ fn validate_workflow(spec: &DurableJobSpec, v: &mut Collector) -> ValidWorkflow 
             );
         }
     }
-    let auto_upgrade = w.versioning_behavior == Some(crate::api::VersioningBehavior::AutoUpgrade);
-    let versioned = spec.worker.as_ref().is_some_and(|w| {
-        w.rollout
-            .as_ref()
-            .is_none_or(|r| r.strategy != crate::api::RolloutStrategy::None)
-    });
-    if w.versioning_behavior.is_some() && !versioned {
-        v.push(
-            "spec.workflow.versioningBehavior".into(),
-            "applies to the runs of a versioned spec.worker (rollout AllAtOnce) only: remove it, or use a versioned worker".into(),
-        );
-    }
     ValidWorkflow {
-        auto_upgrade,
+        auto_upgrade: auto_upgrade(spec, w, v),
         type_: w.type_.clone(),
         task_queue: w.task_queue.clone(),
         args: w.args.clone(),
@@ -561,6 +549,23 @@ fn validate_executor(spec: &DurableJobSpec, v: &mut Collector) -> Option<Executo
             })))
         }
     }
+}
+
+/// Whether runs start with the auto-upgrade override; a versioning behavior is for the runs
+/// of a versioned worker only.
+fn auto_upgrade(spec: &DurableJobSpec, w: &crate::api::WorkflowSpec, v: &mut Collector) -> bool {
+    let versioned = spec.worker.as_ref().is_some_and(|w| {
+        w.rollout
+            .as_ref()
+            .is_none_or(|r| r.strategy != crate::api::RolloutStrategy::None)
+    });
+    if w.versioning_behavior.is_some() && !versioned {
+        v.push(
+            "spec.workflow.versioningBehavior".into(),
+            "applies to the runs of a versioned spec.worker (rollout AllAtOnce) only: remove it, or use a versioned worker".into(),
+        );
+    }
+    w.versioning_behavior == Some(crate::api::VersioningBehavior::AutoUpgrade)
 }
 
 /// A build id the team stamps must be a label value; with `rollout: None` there are no

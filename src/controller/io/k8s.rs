@@ -12,7 +12,7 @@ use kube::{
 use super::Notice;
 use std::collections::BTreeMap;
 
-use crate::api::{DurableJob, DurableJobCalendar, RolloutStrategy};
+use crate::api::{DurableJob, DurableJobCalendar};
 use crate::controller::Context;
 use crate::controller::build::worker::{self, WorkerPlan};
 use crate::controller::status::{Problem, WorkerState};
@@ -24,7 +24,7 @@ use crate::temporal::Schedules;
 
 /// A failed Kubernetes request as a problem on the resource: a person must act on a refusal
 /// (403, 422), anything else may pass.
-fn problem(reason: Reason, what: String, e: &kube::Error) -> Problem {
+pub(crate) fn problem(reason: Reason, what: String, e: &kube::Error) -> Problem {
     let stalled = matches!(e, kube::Error::Api(s) if matches!(s.code, 401 | 403 | 422));
     Problem {
         reason,
@@ -35,7 +35,7 @@ fn problem(reason: Reason, what: String, e: &kube::Error) -> Problem {
 
 /// Applies the worker Deployment for `spec.worker` (only when what the operator would apply
 /// changed) and reports its health; removes the operator's Deployment when there is no worker.
-/// A versioned worker (rollout AllAtOnce) is [`super::worker_versions`]'s.
+/// A versioned worker (rollout AllAtOnce) is [`super::worker_versions`]'s, not this.
 /// Observe (the cached or read Deployment), decide ([`worker::plan`]), act.
 pub(crate) async fn sync_worker<S: Schedules>(
     dj: &DurableJob,
@@ -44,11 +44,6 @@ pub(crate) async fn sync_worker<S: Schedules>(
     desired: &DesiredSchedule,
     notices: &mut Vec<Notice>,
 ) -> Result<Option<WorkerState>, Problem> {
-    if let Executor::UserWorker(w) = &valid.executor
-        && w.rollout == RolloutStrategy::AllAtOnce
-    {
-        return super::worker_versions::sync(dj, ctx, w, desired, notices).await;
-    }
     let namespace = dj.namespace().unwrap_or_default();
     let name = dj.name_any();
     let uid = dj.uid().unwrap_or_default();
@@ -182,7 +177,8 @@ async fn delete_worker(
     Ok(())
 }
 
-async fn apply_worker(
+/// Applies a worker Deployment (server-side, forced) and says so in an Event.
+pub(crate) async fn apply_worker(
     api: &Api<Deployment>,
     deployment: &str,
     want: &serde_json::Value,

@@ -14,6 +14,7 @@ use kube::{
 use tracing::debug;
 
 use super::Notice;
+use super::k8s::{apply_worker, problem};
 use super::schedule_sync::problem_for;
 use crate::api::{DurableJob, WorkerVersionStatus};
 use crate::controller::Context;
@@ -30,15 +31,6 @@ use crate::temporal::{Schedules, TemporalError};
 
 /// While Temporal still remembers a deleted version's pollers, how often deletion is retried.
 pub(crate) const POLLERS_LINGER_RECHECK: Duration = Duration::from_secs(15);
-
-fn kube_problem(reason: Reason, what: String, e: &kube::Error) -> Problem {
-    let stalled = matches!(e, kube::Error::Api(s) if matches!(s.code, 401 | 403 | 422));
-    Problem {
-        reason,
-        message: format!("{what}: {e}"),
-        stalled,
-    }
-}
 
 /// Whether the DurableJob `uid` controls this Deployment.
 fn controlled_by(d: &Deployment, uid: &str) -> bool {
@@ -62,7 +54,7 @@ async fn worker_deployments<S: Schedules>(
         .await
         .map(|l| l.items)
         .map_err(|e| {
-            kube_problem(
+            problem(
                 Reason::KubernetesError,
                 format!("cannot list the worker Deployments of {name}"),
                 &e,
@@ -86,7 +78,7 @@ fn version_deployment(d: &Deployment) -> Option<VersionDeployment> {
 /// someone else's (the cache holds only labelled ones, so it is read).
 async fn check_name_free(api: &Api<Deployment>, name: &str, uid: &str) -> Result<(), Problem> {
     let found = api.get_opt(name).await.map_err(|e| {
-        kube_problem(
+        problem(
             Reason::WorkerApplyFailed,
             format!("cannot read Deployment {name}"),
             &e,
@@ -232,7 +224,7 @@ impl<S: Schedules> Acts<'_, S> {
                     .patch(deployment, &pp, &Patch::Merge(&body))
                     .await
                     .map_err(|e| {
-                        kube_problem(
+                        problem(
                             Reason::WorkerApplyFailed,
                             format!("cannot scale down Deployment {deployment}"),
                             &e,
@@ -274,32 +266,8 @@ impl<S: Schedules> Acts<'_, S> {
     }
 
     async fn apply(&mut self, body: &serde_json::Value) -> Result<(), Problem> {
-        let name = &self.v.name;
-        let applied = self
-            .api
-            .patch(
-                name,
-                &PatchParams::apply(FIELD_MANAGER).force(),
-                &Patch::Apply(body),
-            )
-            .await
-            .map_err(|e| {
-                kube_problem(
-                    Reason::WorkerApplyFailed,
-                    format!("cannot apply worker Deployment {name}"),
-                    &e,
-                )
-            })?;
-        let (reason, verb) = if self.existing.iter().any(|d| &d.name == name) {
-            (Reason::WorkerUpdated, "Updated")
-        } else {
-            (Reason::WorkerCreated, "Created")
-        };
-        self.notices.push(Notice::normal(
-            reason,
-            "Sync",
-            format!("{verb} worker Deployment {name} for build {}", self.v.build_id),
-        ));
+        let created = !self.existing.iter().any(|d| d.name == self.v.name);
+        let applied = apply_worker(self.api, &self.v.name, body, created, self.notices).await?;
         self.applied = Some(applied);
         Ok(())
     }
@@ -314,7 +282,7 @@ async fn delete_deployment(api: &Api<Deployment>, name: &str) -> Result<(), Prob
     match api.delete(name, &DeleteParams::background()).await {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
-        Err(e) => Err(kube_problem(
+        Err(e) => Err(problem(
             Reason::WorkerApplyFailed,
             format!("cannot delete Deployment {name}"),
             &e,

@@ -57,6 +57,13 @@ pub(crate) struct WorkerState {
     pub versioned: Option<VersionedWorker>,
 }
 
+impl WorkerState {
+    /// When a versioned worker's rollout wants to look again.
+    pub(crate) fn requeue(&self) -> Option<Duration> {
+        self.versioned.as_ref().and_then(|v| v.requeue)
+    }
+}
+
 /// A versioned user worker's rollout, as this reconcile left it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct VersionedWorker {

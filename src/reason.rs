@@ -44,6 +44,10 @@ pub enum Reason {
     WaitingForPollers,
     /// spec.worker.replicas is 0: no version can become current.
     NoReplicas,
+    /// rollout Manual: the new version is ready; a person makes it current.
+    WaitingForPromotion,
+    /// rollout Progressive: the new version gets a share of new runs.
+    Ramping,
     // --- why a pause is in place (status.pausedReason)
     Suspended,
     RunFailed,
@@ -117,6 +121,8 @@ pub enum Reason {
     WorkerDeleted,
     /// A worker version was made current: new runs go to it.
     VersionCurrent,
+    /// A worker version's share of new runs was set (Progressive), or a ramp ended.
+    VersionRamping,
     /// A drained worker version's Deployment was scaled to zero.
     VersionScaledDown,
     /// A worker version's Deployment, or its Temporal version, was deleted.

@@ -481,11 +481,17 @@ pub struct WorkerSpec {
 pub struct RolloutSpec {
     /// AllAtOnce (default): each pod template is a Worker Deployment Version with a Deployment
     /// of its own, made current once its pods are Ready and Temporal sees them poll; runs
-    /// pinned to the version before finish on it. None: one Deployment updated in place, for
+    /// pinned to the version before finish on it. Progressive: the same, through ramp steps.
+    /// Manual: deployed and registered, made current by a person. None: one Deployment updated in place, for
     /// workers that do not read TEMPORAL_DEPLOYMENT_NAME and TEMPORAL_WORKER_BUILD_ID (runs in
     /// flight then replay on the new code).
     #[serde(default)]
     pub strategy: RolloutStrategy,
+    /// Progressive only: the share of new runs the new version gets at each step, and how long
+    /// each step lasts before the next (the last step's pause ends in making it current).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 10))]
+    pub steps: Vec<RampStepSpec>,
 }
 
 /// The rollout strategies.
@@ -493,7 +499,24 @@ pub struct RolloutSpec {
 pub enum RolloutStrategy {
     #[default]
     AllAtOnce,
+    /// Ramp the new version through spec.worker.rollout.steps, then make it current.
+    Progressive,
+    /// Deploy and register the new version; route nothing to it until a person does (Temporal's
+    /// CLI or UI: `temporal worker deployment set-current-version`).
+    Manual,
     None,
+}
+
+/// One step of a Progressive rollout.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct RampStepSpec {
+    /// Percent of new runs that go to the new version (1-99, rising from step to step).
+    #[schemars(range(min = 1, max = 99))]
+    pub ramp_percentage: i32,
+    /// How long the step lasts (Go duration).
+    #[schemars(schema_with = "duration_string")]
+    pub pause_duration: String,
 }
 
 /// The sunset of versions that no longer get new runs.

@@ -277,6 +277,9 @@ pub struct WorkerVersionStatus {
     /// Temporal has seen its workers poll.
     #[serde(default)]
     pub polled: bool,
+    /// While Ramping: the percent of new runs it gets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ramp_percentage: Option<i32>,
 }
 
 /// Where a worker version stands.
@@ -285,6 +288,8 @@ pub enum WorkerVersionState {
     /// Deployed, not routed to (yet).
     #[default]
     Inactive,
+    /// A share of new runs goes to it (Progressive).
+    Ramping,
     /// New runs go to it.
     Current,
     /// No longer current; runs pinned to it may still be open.

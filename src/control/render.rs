@@ -390,6 +390,7 @@ mod tests {
             state,
             ready_replicas: 2,
             polled: true,
+            ramp_percentage: None,
         };
         dj.status.as_mut().unwrap().worker = Some(WorkerStatus {
             deployment: "report-1-aaaa".into(),

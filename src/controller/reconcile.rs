@@ -199,7 +199,7 @@ pub(crate) async fn apply<S: Schedules>(dj: Arc<DurableJob>, ctx: Arc<Context<S>
     let mut notices = vec![];
     let worker = match &built {
         Ok(b) => match &b.valid.executor {
-            Executor::UserWorker(w) if w.rollout == RolloutStrategy::AllAtOnce => {
+            Executor::UserWorker(w) if w.rollout != RolloutStrategy::None => {
                 io::worker_versions::sync(&dj, &ctx, w, &b.desired, &mut notices).await
             }
             _ => k8s::sync_worker(&dj, &ctx, &b.valid, &b.desired, &mut notices).await,

@@ -16,7 +16,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-pub use crate::desired::worker_version::Sunset;
+pub use crate::api::RolloutStrategy;
+pub use crate::desired::worker_version::{RampStep, Sunset};
 use crate::temporal::worker_deployments::{Drainage, ObservedWorkerDeployment};
 
 /// While a rollout waits on Temporal or the pods, how often it looks again.
@@ -46,6 +47,10 @@ pub struct RolloutInput<'a> {
     pub target_hash: &'a str,
     /// The replicas the spec asks for.
     pub replicas: i32,
+    /// How the target takes over (never None: that is not a versioned worker).
+    pub strategy: RolloutStrategy,
+    /// Progressive's steps.
+    pub steps: &'a [RampStep],
     /// The DurableJob's version Deployments.
     pub existing: &'a [VersionDeployment],
     /// The unversioned Deployment of an operator before versioning, if there is one.
@@ -64,6 +69,12 @@ pub enum Action {
     /// Route new runs to this version.
     SetCurrent {
         build_id: String,
+        conflict_token: Vec<u8>,
+    },
+    /// Route `percentage` of new runs to this version (an empty build id: end a ramp).
+    SetRamping {
+        build_id: String,
+        percentage: u8,
         conflict_token: Vec<u8>,
     },
     /// Scale a drained (or never routed) version's Deployment to zero.
@@ -91,6 +102,8 @@ pub struct VersionReport {
     pub ready_replicas: i32,
     /// Temporal lists it: its workers polled.
     pub polled: bool,
+    /// While it ramps: its share of new runs.
+    pub ramp_percentage: Option<u8>,
 }
 
 /// Why the wanted version is not current yet.
@@ -102,6 +115,18 @@ pub enum Waiting {
     ForPollers,
     /// The spec asks for no replicas: nothing can serve it.
     NoReplicas,
+    /// Manual: ready and polling; a person makes it current.
+    ForPromotion,
+    /// Progressive: at `step` (1-based) of `of`, `percentage` of new runs; the next step (or
+    /// current) in `next`.
+    Ramping {
+        percentage: u8,
+        step: usize,
+        of: usize,
+        next: Duration,
+    },
+    /// Another version's ramp is ended first (one routing change per look).
+    EndingOtherRamp,
 }
 
 /// Everything one reconcile does about the worker's versions.
@@ -143,7 +168,8 @@ pub fn plan(i: &RolloutInput<'_>) -> RolloutPlan {
     p
 }
 
-/// The wanted version: made current once all its pods are Ready and Temporal lists it.
+/// The wanted version: once all its pods are Ready and Temporal lists it, made current
+/// (AllAtOnce), ramped then made current (Progressive), or left to a person (Manual).
 fn route_target(
     i: &RolloutInput<'_>,
     target: Option<&VersionDeployment>,
@@ -163,6 +189,7 @@ fn route_target(
         },
         ready_replicas: ready,
         polled,
+        ramp_percentage: None,
     });
     if is_current {
         return;
@@ -180,17 +207,120 @@ fn route_target(
         None
     };
     match (&p.waiting, i.temporal) {
-        (None, Some(t)) => {
+        (None, Some(t)) => take_over(i, t, current, p),
+        (Some(Waiting::NoReplicas), _) => {}
+        _ => p.requeue = Some(WAITING_RECHECK),
+    }
+}
+
+/// A target that can serve: routed by the strategy, one routing change per plan (each
+/// changes the conflict token the next would need).
+fn take_over(i: &RolloutInput<'_>, t: &ObservedWorkerDeployment, current: Option<&str>, p: &mut RolloutPlan) {
+    let ramp = t
+        .ramping
+        .as_ref()
+        .map(|(b, pct)| (b.as_str(), pct.round().clamp(0.0, 100.0) as u8));
+    let on_target = ramp.filter(|(b, _)| *b == i.target).map(|(_, pct)| pct);
+    let other_ramp = ramp.is_some_and(|(b, _)| b != i.target);
+    let report = |p: &mut RolloutPlan, state, pct| {
+        if let Some(r) = p.versions.iter_mut().find(|r| r.build_id == i.target) {
+            r.state = state;
+            r.ramp_percentage = pct;
+        }
+    };
+    let set = |build_id: &str, percentage: u8| Action::SetRamping {
+        build_id: build_id.to_string(),
+        percentage,
+        conflict_token: t.conflict_token.clone(),
+    };
+    match i.strategy {
+        RolloutStrategy::Manual => {
+            // a person routes: a ramp they set is shown, nothing is changed
+            report(
+                p,
+                if on_target.is_some() {
+                    VersionState::Ramping
+                } else {
+                    VersionState::Inactive
+                },
+                on_target,
+            );
+            p.waiting = Some(Waiting::ForPromotion);
+            p.requeue = Some(DRAINING_RECHECK);
+        }
+        _ if other_ramp => {
+            p.actions.push(set("", 0));
+            p.waiting = Some(Waiting::EndingOtherRamp);
+            p.requeue = Some(Duration::from_secs(1));
+        }
+        // nothing serves yet, so nothing to ramp from
+        RolloutStrategy::Progressive if current.is_some() && !i.steps.is_empty() => {
+            ramp_step(i, t, on_target, p, &set);
+            let pct = p.actions.iter().rev().find_map(|a| match a {
+                Action::SetRamping { percentage, .. } => Some(*percentage),
+                _ => None,
+            });
+            if !p.actions.iter().any(|a| matches!(a, Action::SetCurrent { .. })) {
+                report(p, VersionState::Ramping, pct.or(on_target));
+            } else {
+                report(p, VersionState::Current, None);
+            }
+        }
+        _ => {
             p.actions.push(Action::SetCurrent {
                 build_id: i.target.to_string(),
                 conflict_token: t.conflict_token.clone(),
             });
-            if let Some(r) = p.versions.last_mut() {
-                r.state = VersionState::Current;
-            }
+            report(p, VersionState::Current, None);
         }
-        (Some(Waiting::NoReplicas), _) => {}
-        _ => p.requeue = Some(WAITING_RECHECK),
+    }
+}
+
+/// Progressive: start at the first step, hold each step for its pause, move to the next, and
+/// make the target current after the last.
+fn ramp_step(
+    i: &RolloutInput<'_>,
+    t: &ObservedWorkerDeployment,
+    on_target: Option<u8>,
+    p: &mut RolloutPlan,
+    set: &dyn Fn(&str, u8) -> Action,
+) {
+    let steps = i.steps;
+    let ramping = |p: &mut RolloutPlan, at: usize, next: Duration| {
+        p.waiting = Some(Waiting::Ramping {
+            percentage: steps[at].percentage,
+            step: at + 1,
+            of: steps.len(),
+            next,
+        });
+        p.requeue = earliest(p.requeue, next.max(Duration::from_secs(1)));
+    };
+    let Some(pct) = on_target else {
+        p.actions.push(set(i.target, steps[0].percentage));
+        return ramping(p, 0, steps[0].pause);
+    };
+    // the step the ramp stands at (steps edited meanwhile: the first one not below it)
+    let at = steps
+        .iter()
+        .position(|s| s.percentage >= pct)
+        .unwrap_or(steps.len() - 1);
+    if steps[at].percentage != pct {
+        p.actions.push(set(i.target, steps[at].percentage));
+        return ramping(p, at, steps[at].pause);
+    }
+    let due = t.ramping_since.unwrap_or(i.now) + sunset_span(steps[at].pause);
+    if i.now < due {
+        return ramping(p, at, until(due, i.now));
+    }
+    match steps.get(at + 1) {
+        Some(next) => {
+            p.actions.push(set(i.target, next.percentage));
+            ramping(p, at + 1, next.pause);
+        }
+        None => p.actions.push(Action::SetCurrent {
+            build_id: i.target.to_string(),
+            conflict_token: t.conflict_token.clone(),
+        }),
     }
 }
 
@@ -205,10 +335,22 @@ fn sunset_version(
     p: &mut RolloutPlan,
 ) {
     let listed = i.temporal.and_then(|t| t.version(&d.build_id));
+    let ramping = i
+        .temporal
+        .and_then(|t| t.ramping.as_ref())
+        .filter(|(b, _)| *b == d.build_id)
+        .map(|(_, pct)| pct.round().clamp(0.0, 100.0) as u8);
+    let rerouted = p
+        .actions
+        .iter()
+        .any(|a| matches!(a, Action::SetCurrent { .. } | Action::SetRamping { .. }));
     let (state, drained_at) = match listed {
         _ if current == Some(d.build_id.as_str()) => (VersionState::Current, None),
         // routed away from in this plan: Temporal starts draining it
         _ if was_current == Some(d.build_id.as_str()) => (VersionState::Draining, None),
+        // a ramp someone else set (Manual), until this plan routes elsewhere
+        _ if ramping.is_some() && !rerouted => (VersionState::Ramping, None),
+        _ if ramping.is_some() => (VersionState::Draining, None),
         Some(v) if v.drainage == Drainage::Draining => (VersionState::Draining, None),
         Some(v) if v.drainage == Drainage::Drained => {
             (VersionState::Drained, Some(v.drainage_changed.unwrap_or(i.now)))
@@ -223,6 +365,7 @@ fn sunset_version(
         state,
         ready_replicas: d.ready_replicas,
         polled: listed.is_some(),
+        ramp_percentage: ramping.filter(|_| state == VersionState::Ramping),
     });
     let Some(drained_at) = drained_at else {
         match state {
@@ -323,6 +466,7 @@ mod tests {
         ObservedWorkerDeployment {
             current: current.map(str::to_string),
             ramping: None,
+            ramping_since: None,
             versions,
             conflict_token: vec![1],
         }
@@ -381,6 +525,8 @@ mod tests {
             target_deployment: &body(),
             target_hash: "hash-v2",
             replicas: 2,
+            strategy: RolloutStrategy::AllAtOnce,
+            steps: &[],
             existing: &c.existing,
             legacy: c.legacy,
             temporal: c.temporal.as_ref(),
@@ -566,6 +712,159 @@ mod tests {
         assert_eq!(run(&c).actions, vec![Action::Apply(body())]);
     }
 
+    fn steps() -> Vec<RampStep> {
+        vec![
+            RampStep {
+                percentage: 10,
+                pause: Duration::from_secs(300),
+            },
+            RampStep {
+                percentage: 50,
+                pause: Duration::from_secs(600),
+            },
+        ]
+    }
+
+    /// v1 current, v2 listed and ramping at `pct` since `minutes_ago` (no ramp: `None`).
+    fn ramping(pct: Option<f32>, minutes_ago: i64) -> ObservedWorkerDeployment {
+        let mut t = v1_current().unwrap();
+        t.ramping = pct.map(|p| ("v2".to_string(), p));
+        t.ramping_since = Some(now() - TimeDelta::minutes(minutes_ago));
+        t
+    }
+
+    fn run_with(strategy: RolloutStrategy, temporal: &ObservedWorkerDeployment) -> RolloutPlan {
+        let steps = steps();
+        plan(&RolloutInput {
+            target: "v2",
+            target_deployment: &body(),
+            target_hash: "hash-v2",
+            replicas: 2,
+            strategy,
+            steps: &steps,
+            existing: &both(),
+            legacy: None,
+            temporal: Some(temporal),
+            sunset: sunset(),
+            now: now(),
+        })
+    }
+
+    fn ramp(pct: u8) -> Action {
+        Action::SetRamping {
+            build_id: "v2".into(),
+            percentage: pct,
+            conflict_token: vec![1],
+        }
+    }
+
+    fn state_of(p: &RolloutPlan, b: &str) -> (VersionState, Option<u8>) {
+        let r = p.versions.iter().find(|r| r.build_id == b).unwrap();
+        (r.state, r.ramp_percentage)
+    }
+
+    #[test]
+    fn progressive_ramps_step_by_step_then_makes_current() {
+        use RolloutStrategy::Progressive;
+        let waiting = |percentage, step, minutes: u64| {
+            Some(Waiting::Ramping {
+                percentage,
+                step,
+                of: 2,
+                next: Duration::from_secs(minutes * 60),
+            })
+        };
+        // ready and polling: the first step
+        let p = run_with(Progressive, &ramping(None, 0));
+        assert_eq!(p.actions, vec![ramp(10)]);
+        assert_eq!(p.waiting, waiting(10, 1, 5));
+        assert_eq!(state_of(&p, "v2"), (VersionState::Ramping, Some(10)));
+        assert_eq!(state_of(&p, "v1").0, VersionState::Current, "v1 keeps the rest");
+        assert_eq!(p.requeue, Some(Duration::from_secs(300)));
+        // two minutes into the first step: wait out its pause
+        let p = run_with(Progressive, &ramping(Some(10.0), 2));
+        assert!(p.actions.is_empty(), "{:?}", p.actions);
+        assert_eq!(p.waiting, waiting(10, 1, 3));
+        // its pause over: the next step
+        let p = run_with(Progressive, &ramping(Some(10.0), 5));
+        assert_eq!(p.actions, vec![ramp(50)]);
+        assert_eq!(p.waiting, waiting(50, 2, 10));
+        // the last step's pause over: current, and v1 drains
+        let p = run_with(Progressive, &ramping(Some(50.0), 10));
+        assert_eq!(p.actions, vec![set_current()]);
+        assert_eq!(p.waiting, None);
+        assert_eq!(state_of(&p, "v2"), (VersionState::Current, None));
+        assert_eq!(state_of(&p, "v1").0, VersionState::Draining);
+        // steps edited while ramping (30% is no step): moved to the step at or above it
+        let p = run_with(Progressive, &ramping(Some(30.0), 1));
+        assert_eq!(p.actions, vec![ramp(50)]);
+        // the first version of all has nothing to ramp from: made current at once
+        let mut first = temporal(None, vec![version("v2", Drainage::NotDraining, 0)]);
+        first.conflict_token = vec![1];
+        assert_eq!(run_with(Progressive, &first).actions[0], set_current());
+    }
+
+    #[test]
+    fn a_ramp_of_a_superseded_version_ends_first_and_it_drains() {
+        let mut t = v1_current().unwrap();
+        t.versions.push(version("v3", Drainage::NotDraining, 0));
+        t.ramping = Some(("v3".into(), 10.0));
+        let existing = vec![
+            deployment("v1", 2, 2),
+            deployment("v2", 2, 2),
+            deployment("v3", 2, 2),
+        ];
+        let p = plan(&RolloutInput {
+            target: "v2",
+            target_deployment: &body(),
+            target_hash: "hash-v2",
+            replicas: 2,
+            strategy: RolloutStrategy::AllAtOnce,
+            steps: &[],
+            existing: &existing,
+            legacy: None,
+            temporal: Some(&t),
+            sunset: sunset(),
+            now: now(),
+        });
+        assert_eq!(
+            p.actions,
+            vec![Action::SetRamping {
+                build_id: String::new(),
+                percentage: 0,
+                conflict_token: vec![1]
+            }],
+            "one routing change per look"
+        );
+        assert_eq!(p.waiting, Some(Waiting::EndingOtherRamp));
+        assert_eq!(
+            state_of(&p, "v3").0,
+            VersionState::Draining,
+            "runs may be pinned to it"
+        );
+        assert_eq!(p.requeue, Some(Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn manual_deploys_and_waits_for_a_person_and_shows_what_they_set() {
+        use RolloutStrategy::Manual;
+        let p = run_with(Manual, &ramping(None, 0));
+        assert!(p.actions.is_empty(), "nothing routed: {:?}", p.actions);
+        assert_eq!(p.waiting, Some(Waiting::ForPromotion));
+        assert_eq!(state_of(&p, "v2").0, VersionState::Inactive);
+        assert_eq!(state_of(&p, "v1").0, VersionState::Current);
+        // a person ramped it: shown, left alone
+        let p = run_with(Manual, &ramping(Some(20.0), 1));
+        assert!(p.actions.is_empty());
+        assert_eq!(state_of(&p, "v2"), (VersionState::Ramping, Some(20)));
+        // a person made it current: v1 drains as after any rollout
+        let p = run_with(Manual, &v2_current(Drainage::Draining, 0).unwrap());
+        assert!(p.actions.is_empty());
+        assert_eq!(p.waiting, None);
+        assert_eq!(state_of(&p, "v2").0, VersionState::Current);
+        assert_eq!(state_of(&p, "v1").0, VersionState::Draining);
+    }
+
     #[test]
     fn no_replicas_is_said_and_nothing_routes() {
         let p = plan(&RolloutInput {
@@ -573,6 +872,8 @@ mod tests {
             target_deployment: &body(),
             target_hash: "hash-v2",
             replicas: 0,
+            strategy: RolloutStrategy::AllAtOnce,
+            steps: &[],
             existing: &[deployment("v2", 0, 0)],
             legacy: None,
             temporal: Some(&temporal(None, vec![version("v2", Drainage::NotDraining, 0)])),

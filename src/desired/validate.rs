@@ -148,6 +148,8 @@ pub struct ValidWorker {
     /// The build id the team stamped (checked); `None`: derived from the pod template.
     pub build_id: Option<String>,
     pub rollout: crate::api::RolloutStrategy,
+    /// Progressive's ramp steps (empty otherwise).
+    pub steps: Vec<super::worker_version::RampStep>,
     pub sunset: super::worker_version::Sunset,
 }
 
@@ -545,6 +547,7 @@ fn validate_executor(spec: &DurableJobSpec, v: &mut Collector) -> Option<Executo
                 template,
                 build_id: stamped_build_id(worker, v),
                 rollout: worker.rollout.as_ref().map(|r| r.strategy).unwrap_or_default(),
+                steps: ramp_steps(worker, v),
                 sunset: sunset(worker, v),
             })))
         }
@@ -586,6 +589,58 @@ fn stamped_build_id(worker: &crate::api::WorkerSpec, v: &mut Collector) -> Optio
         );
     }
     Some(id.clone())
+}
+
+/// Progressive's steps: at least one, rising percentages of 1-99; steps belong to Progressive only.
+fn ramp_steps(worker: &crate::api::WorkerSpec, v: &mut Collector) -> Vec<super::worker_version::RampStep> {
+    use crate::api::RolloutStrategy;
+    let Some(r) = &worker.rollout else { return vec![] };
+    let field = "spec.worker.rollout.steps";
+    match (r.strategy, r.steps.is_empty()) {
+        (RolloutStrategy::Progressive, true) => {
+            v.push(
+                field.into(),
+                "Progressive needs at least one step, e.g. [{rampPercentage: 10, pauseDuration: 5m}]".into(),
+            );
+            return vec![];
+        }
+        (RolloutStrategy::Progressive, false) => {}
+        (_, true) => return vec![],
+        (other, false) => {
+            v.push(
+                field.into(),
+                format!(
+                    "only Progressive takes steps, not {other:?}: remove them or set strategy: Progressive"
+                ),
+            );
+            return vec![];
+        }
+    }
+    let mut out: Vec<super::worker_version::RampStep> = vec![];
+    for (i, s) in r.steps.iter().enumerate() {
+        let at = format!("{field}[{i}]");
+        let pause = v.duration(&format!("{at}.pauseDuration"), &s.pause_duration);
+        let rising = out
+            .last()
+            .is_none_or(|l| i32::from(l.percentage) < s.ramp_percentage);
+        if !(1..=99).contains(&s.ramp_percentage) || !rising {
+            v.push(
+                format!("{at}.rampPercentage"),
+                format!(
+                    "{} must be 1-99 and higher than the step before (the last step's pause ends in 100%: current)",
+                    s.ramp_percentage
+                ),
+            );
+            continue;
+        }
+        if let Some(pause) = pause {
+            out.push(super::worker_version::RampStep {
+                percentage: s.ramp_percentage as u8,
+                pause,
+            });
+        }
+    }
+    out
 }
 
 /// The sunset delays: the defaults, or the spec's; deletion never comes before the scale-down.
@@ -957,6 +1012,7 @@ mod tests {
         worker.build_id = Some("release-1".into());
         worker.rollout = Some(RolloutSpec {
             strategy: RolloutStrategy::None,
+            steps: vec![],
         });
         worker.sunset = Some(SunsetSpec {
             scaledown_delay: Some("soon".into()),
@@ -990,6 +1046,65 @@ mod tests {
     }
 
     #[test]
+    fn progressive_takes_rising_steps_and_only_progressive_takes_steps() {
+        use crate::api::{RampStepSpec, RolloutSpec, RolloutStrategy};
+        let step = |pct, pause: &str| RampStepSpec {
+            ramp_percentage: pct,
+            pause_duration: pause.into(),
+        };
+        let with = |strategy, steps| {
+            let mut dj = DurableJob::test("x").with_worker("Sync");
+            dj.spec.worker.as_mut().unwrap().rollout = Some(RolloutSpec { strategy, steps });
+            dj
+        };
+        let ok =
+            validate(&with(RolloutStrategy::Progressive, vec![step(10, "5m"), step(50, "1h")]).spec).unwrap();
+        let Executor::UserWorker(w) = ok.executor else {
+            panic!("a worker")
+        };
+        assert_eq!(w.steps.len(), 2);
+        assert_eq!(
+            (w.steps[1].percentage, w.steps[1].pause),
+            (50, Duration::from_secs(3600))
+        );
+
+        let errs = errors(&with(RolloutStrategy::Progressive, vec![]));
+        assert!(
+            has(&errs, "spec.worker.rollout.steps", "at least one step"),
+            "{errs:?}"
+        );
+        let errs = errors(&with(
+            RolloutStrategy::Progressive,
+            vec![step(50, "5m"), step(20, "5m"), step(100, "1m"), step(60, "later")],
+        ));
+        assert!(
+            has(
+                &errs,
+                "spec.worker.rollout.steps[1].rampPercentage",
+                "higher than the step before"
+            ),
+            "{errs:?}"
+        );
+        assert!(
+            has(&errs, "spec.worker.rollout.steps[2].rampPercentage", "1-99"),
+            "{errs:?}"
+        );
+        assert!(
+            has(
+                &errs,
+                "spec.worker.rollout.steps[3].pauseDuration",
+                "not a duration"
+            ),
+            "{errs:?}"
+        );
+        let errs = errors(&with(RolloutStrategy::Manual, vec![step(10, "5m")]));
+        assert!(
+            has(&errs, "spec.worker.rollout.steps", "only Progressive takes steps"),
+            "{errs:?}"
+        );
+    }
+
+    #[test]
     fn a_versioning_behavior_is_for_the_runs_of_a_versioned_worker() {
         use crate::api::{RolloutSpec, RolloutStrategy, VersioningBehavior};
         let mut dj = DurableJob::test("x").with_worker("Sync");
@@ -999,6 +1114,7 @@ mod tests {
         assert!(!validate(&dj.spec).unwrap().workflow.auto_upgrade);
         dj.spec.worker.as_mut().unwrap().rollout = Some(RolloutSpec {
             strategy: RolloutStrategy::None,
+            steps: vec![],
         });
         let errs = errors(&dj);
         assert!(

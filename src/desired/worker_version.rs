@@ -116,6 +116,13 @@ impl Default for Sunset {
     }
 }
 
+/// One step of a Progressive rollout: the percent of new runs, for how long.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RampStep {
+    pub percentage: u8,
+    pub pause: Duration,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -367,6 +367,7 @@ mod tests {
                         state: WorkerVersionState::Current,
                         ready_replicas: 3,
                         polled: true,
+                        ramp_percentage: None,
                     },
                     WorkerVersionStatus {
                         build_id: "1-aaaa".into(),
@@ -374,6 +375,7 @@ mod tests {
                         state: WorkerVersionState::Draining,
                         ready_replicas: 1,
                         polled: true,
+                        ramp_percentage: None,
                     },
                 ],
                 ..Default::default()

@@ -358,6 +358,30 @@ impl WorkerDeployments for FakeSchedules {
         Ok(())
     }
 
+    async fn set_ramping_version(
+        &self,
+        namespace: &str,
+        name: &str,
+        build_id: &str,
+        percentage: f32,
+        conflict_token: &[u8],
+    ) -> Result<(), TemporalError> {
+        let mut st = self.enter(Call::Deployment(
+            "set_ramping",
+            format!("{name}:{build_id}:{percentage}"),
+        ))?;
+        let d = st
+            .deployments
+            .get_mut(&(namespace.into(), name.into()))
+            .ok_or_else(|| TemporalError::Rejected(format!("worker deployment {name} not found (fake)")))?;
+        if d.conflict_token != conflict_token {
+            return Err(TemporalError::Conflict("conflict token mismatch (fake)".into()));
+        }
+        d.ramping = (!build_id.is_empty()).then(|| (build_id.to_string(), percentage));
+        d.conflict_token = vec![d.conflict_token.first().copied().unwrap_or(0).wrapping_add(1)];
+        Ok(())
+    }
+
     async fn delete_version(
         &self,
         namespace: &str,

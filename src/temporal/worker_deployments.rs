@@ -12,7 +12,7 @@ use temporalio_common::protos::temporal::api::{
     enums::v1::VersionDrainageStatus,
     workflowservice::v1::{
         DeleteWorkerDeploymentRequest, DeleteWorkerDeploymentVersionRequest, DescribeWorkerDeploymentRequest,
-        SetWorkerDeploymentCurrentVersionRequest,
+        SetWorkerDeploymentCurrentVersionRequest, SetWorkerDeploymentRampingVersionRequest,
     },
 };
 
@@ -48,6 +48,8 @@ pub struct ObservedWorkerDeployment {
     pub current: Option<String>,
     /// The build id a share of new runs goes to, and the share (0-100).
     pub ramping: Option<(String, f32)>,
+    /// When the ramp's percentage last changed.
+    pub ramping_since: Option<DateTime<Utc>>,
     pub versions: Vec<ObservedVersion>,
     /// Guards a routing change against a concurrent one.
     pub conflict_token: Vec<u8>,
@@ -75,6 +77,17 @@ pub trait WorkerDeployments: Send + Sync + 'static {
         namespace: &str,
         name: &str,
         build_id: &str,
+        conflict_token: &[u8],
+    ) -> impl Future<Output = Result<(), TemporalError>> + Send;
+
+    /// Sends `percentage` of new runs to `build_id` (an empty build id with 0: no ramp),
+    /// guarded like [`WorkerDeployments::set_current_version`].
+    fn set_ramping_version(
+        &self,
+        namespace: &str,
+        name: &str,
+        build_id: &str,
+        percentage: f32,
         conflict_token: &[u8],
     ) -> impl Future<Output = Result<(), TemporalError>> + Send;
 
@@ -128,6 +141,10 @@ pub(super) fn observed_deployment(
         current: build_id(routing.current_deployment_version),
         ramping: build_id(routing.ramping_deployment_version)
             .map(|b| (b, routing.ramping_version_percentage)),
+        ramping_since: routing
+            .ramping_version_percentage_changed_time
+            .as_ref()
+            .and_then(from_proto_time),
         versions,
         conflict_token,
     }
@@ -173,6 +190,32 @@ impl WorkerDeployments for SdkSchedules {
             };
             async move {
                 WorkflowService::set_worker_deployment_current_version(&mut c, req.into_request()).await?;
+                Ok(())
+            }
+        })
+        .await
+    }
+
+    async fn set_ramping_version(
+        &self,
+        namespace: &str,
+        name: &str,
+        build_id: &str,
+        percentage: f32,
+        conflict_token: &[u8],
+    ) -> Result<(), TemporalError> {
+        self.rpc(namespace, "set_ramping_version", None, |mut c| {
+            let req = SetWorkerDeploymentRampingVersionRequest {
+                namespace: c.namespace(),
+                deployment_name: name.to_string(),
+                build_id: build_id.to_string(),
+                percentage,
+                conflict_token: conflict_token.to_vec(),
+                identity: self.identity.clone(),
+                ..Default::default()
+            };
+            async move {
+                WorkflowService::set_worker_deployment_ramping_version(&mut c, req.into_request()).await?;
                 Ok(())
             }
         })

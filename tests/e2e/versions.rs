@@ -26,6 +26,7 @@ use crate::test_worker::{TestWorker, WorkerEnv};
 scenarios!(
     a_version_that_polls_is_made_current_and_the_one_before_drains_and_goes,
     a_new_image_takes_over_once_it_polls_while_the_pinned_run_finishes_on_the_old,
+    a_progressive_rollout_ramps_by_its_steps_and_a_manual_one_waits_for_a_person,
 );
 
 const T: Duration = Duration::from_secs(60);
@@ -485,6 +486,187 @@ async fn a_new_image_takes_over_once_it_polls_while_the_pinned_run_finishes_on_t
         .describe_deployment(&ns, &format!("{ns}/report"))
         .await?;
     ensure!(left.is_none(), "the Temporal worker deployment is left: {left:?}");
+    server.stop().await;
+    Ok(())
+}
+
+/// The operator's Temporal client, for what the test reads from (or does as a person in)
+/// Temporal directly.
+fn client_for(address: &str, namespace: &str) -> anyhow::Result<SdkSchedules> {
+    let config = durablejob::temporal::connect::TemporalArgs {
+        temporal_address: Some(address.to_string()),
+        temporal_namespace: Some(namespace.to_string()),
+        ..Default::default()
+    }
+    .resolve("e2e-ramp")?;
+    Ok(SdkSchedules::new(
+        Arc::new(ClientPool::new(config)),
+        "e2e-ramp".into(),
+        None,
+    ))
+}
+
+async fn a_progressive_rollout_ramps_by_its_steps_and_a_manual_one_waits_for_a_person(
+    shared: Arc<Shared>,
+) -> anyhow::Result<()> {
+    let dir = shared.dir.join("ramp-temporal");
+    std::fs::create_dir_all(&dir)?;
+    let mut server = DevServer::start_with(dir, None, FAST_VERSIONS).await?;
+    let address = server.address();
+    let env = Env::with_temporal(&shared, "ramp", &address, &[]).await?;
+    let ns = env.namespace.clone();
+    let deployment_name = format!("{ns}/report");
+    let temporal = client_for(&address, &ns)?;
+    env.create(manifest(
+        "report",
+        json!({"schedule": quiet_schedule(), "workflow": {"type": "e2e.Versioned", "args": [0]},
+               "worker": {"image": "example/report:1", "sunset": {"scaledownDelay": "1s", "deleteDelay": "40s"},
+                          "rollout": {"strategy": "Progressive", "steps": [
+                              {"rampPercentage": 25, "pauseDuration": "3s"},
+                              {"rampPercentage": 75, "pauseDuration": "3s"}]}}}),
+    ))
+    .await?;
+    // the first version has nothing to ramp from: current as soon as it polls
+    let s = env
+        .wait_status("report", "v1 to wait for pollers", T, |s| {
+            s.worker.as_ref().is_some_and(|w| !w.versions.is_empty())
+        })
+        .await?;
+    let v1_name = s
+        .worker
+        .as_ref()
+        .and_then(|w| w.versions[0].deployment.clone())
+        .context("v1")?;
+    let (v1_worker, v1) = serve(&env, &v1_name).await?;
+    env.wait_status("report", "v1 current", T, |s| {
+        s.worker
+            .as_ref()
+            .is_some_and(|w| w.current_build_id.as_ref() == Some(&v1))
+    })
+    .await?;
+
+    // v2 ramps 25 %, then 75 %, as Temporal reads back, then becomes current
+    env.edit("report", json!({"worker": {"image": "example/report:2"}}))
+        .await?;
+    let s = env
+        .wait_status("report", "v2's Deployment", T, |s| {
+            s.worker
+                .as_ref()
+                .is_some_and(|w| w.target_build_id.as_ref() != Some(&v1))
+        })
+        .await?;
+    let v2 = s
+        .worker
+        .as_ref()
+        .and_then(|w| w.target_build_id.clone())
+        .context("v2")?;
+    let v2_name = version(&s, &v2)
+        .and_then(|v| v.deployment.clone())
+        .context("v2's Deployment")?;
+    let (v2_worker, _) = serve(&env, &v2_name).await?;
+    let seen = std::sync::Mutex::new(Vec::<u32>::new());
+    let seen_ramps = wait_for("v2 to ramp 25 % then 75 % and become current", T, || async {
+        let d = temporal.describe_deployment(&ns, &deployment_name).await.ok()??;
+        let mut seen = seen.lock().expect("ramps seen");
+        if let Some((b, pct)) = &d.ramping
+            && b == &v2
+            && seen.last() != Some(&(pct.round() as u32))
+        {
+            seen.push(pct.round() as u32);
+        }
+        (d.current.as_ref() == Some(&v2)).then(|| seen.clone())
+    })
+    .await?;
+    ensure!(
+        seen_ramps == vec![25, 75],
+        "ramps read back from Temporal: {seen_ramps:?}"
+    );
+    let s = env
+        .wait_status("report", "v2 current in status", T, |s| {
+            s.worker
+                .as_ref()
+                .is_some_and(|w| w.current_build_id.as_ref() == Some(&v2))
+        })
+        .await?;
+    ensure!(
+        condition(&s, "RolloutProgressing").is_some_and(|c| c.status == "False"),
+        "{:?}",
+        s.conditions
+    );
+    let events = env.events("report").await;
+    // (repeats of one reason on one object are a series of one Event, as Kubernetes keeps them)
+    ensure!(
+        events.iter().any(|e| e.contains("VersionRamping") && e.contains("% of new runs")),
+        "a VersionRamping Event: {events:?}"
+    );
+
+    // Manual: v3 is deployed and polls, and nothing routes to it until a person does
+    env.edit(
+        "report",
+        json!({"worker": {"image": "example/report:3", "rollout": {"strategy": "Manual", "steps": null}}}),
+    )
+    .await?;
+    let s = env
+        .wait_status("report", "v3 to wait for a person", T, |s| {
+            condition(s, "RolloutProgressing").is_some_and(|c| c.reason == "WaitingForPollers")
+        })
+        .await?;
+    let v3 = s
+        .worker
+        .as_ref()
+        .and_then(|w| w.target_build_id.clone())
+        .context("v3")?;
+    let v3_name = version(&s, &v3)
+        .and_then(|v| v.deployment.clone())
+        .context("v3's Deployment")?;
+    let (v3_worker, _) = serve(&env, &v3_name).await?;
+    let s = env
+        .wait_status("report", "v3 ready for promotion", T, |s| {
+            condition(s, "RolloutProgressing").is_some_and(|c| c.reason == "WaitingForPromotion")
+        })
+        .await?;
+    let said = &condition(&s, "RolloutProgressing").context("condition")?.message;
+    ensure!(
+        said.contains("set-current-version") && said.contains(&v3),
+        "{said}"
+    );
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let d = temporal
+        .describe_deployment(&ns, &deployment_name)
+        .await?
+        .context("deployment")?;
+    ensure!(
+        d.current.as_ref() == Some(&v2),
+        "Manual routed nothing by itself: {d:?}"
+    );
+    // a person promotes v3 in Temporal; the operator follows and v2 drains
+    temporal
+        .set_current_version(&ns, &deployment_name, &v3, &d.conflict_token)
+        .await?;
+    env.wait_status("report", "v3 current, v2 draining", T, |s| {
+        s.worker
+            .as_ref()
+            .is_some_and(|w| w.current_build_id.as_ref() == Some(&v3))
+            && version(s, &v2).is_some_and(|v| {
+                matches!(
+                    v.state,
+                    WorkerVersionState::Draining | WorkerVersionState::Drained
+                )
+            })
+    })
+    .await?;
+
+    env.djs.delete("report", &Default::default()).await?;
+    let deployments: Api<Deployment> = env.api();
+    wait_for("every version Deployment to be deleted", T, || async {
+        let left = deployments.list(&Default::default()).await.ok()?;
+        left.items.is_empty().then_some(())
+    })
+    .await?;
+    for w in [v1_worker, v2_worker, v3_worker] {
+        tokio::task::block_in_place(|| w.stop())?;
+    }
+    env.wait_gone("report", T).await?;
     server.stop().await;
     Ok(())
 }

@@ -418,6 +418,7 @@ mod tests {
             template: None,
             build_id: None,
             rollout: crate::api::RolloutStrategy::AllAtOnce,
+            steps: vec![],
             sunset: Default::default(),
         }
     }

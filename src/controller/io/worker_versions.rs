@@ -146,6 +146,8 @@ pub(crate) async fn sync<S: Schedules>(
         target_deployment: &want,
         target_hash: &want_hash,
         replicas: w.replicas,
+        strategy: w.rollout,
+        steps: &w.steps,
         existing: &existing,
         legacy: legacy.map(|_| legacy_name.as_str()),
         temporal: temporal.as_ref(),
@@ -213,6 +215,25 @@ impl<S: Schedules> Acts<'_, S> {
                         "Build {build_id} is current in Temporal worker deployment {dn}: new runs go to it"
                     ),
                 ));
+            }
+            Action::SetRamping {
+                build_id,
+                percentage,
+                conflict_token,
+            } => {
+                self.schedules
+                    .set_ramping_version(self.tns, dn, build_id, f32::from(*percentage), conflict_token)
+                    .await
+                    .map_err(|e| problem_for(&e))?;
+                let note = if build_id.is_empty() {
+                    format!("Ended the ramp in Temporal worker deployment {dn}")
+                } else {
+                    format!(
+                        "Build {build_id} gets {percentage}% of new runs in Temporal worker deployment {dn}"
+                    )
+                };
+                self.notices
+                    .push(Notice::normal(Reason::VersionRamping, "Rollout", note));
             }
             Action::ScaleToZero { deployment } => {
                 let body = serde_json::json!({"spec": {"replicas": 0}});
@@ -309,6 +330,30 @@ fn waiting(v: &Version, w: &Waiting) -> (Reason, String) {
             Reason::NoReplicas,
             format!("spec.worker.replicas is 0: build {b} cannot become current"),
         ),
+        Waiting::ForPromotion => (
+            Reason::WaitingForPromotion,
+            format!(
+                "build {b} is ready and polling; rollout Manual: make it current with `temporal worker deployment set-current-version --deployment-name {} --build-id {b}`",
+                v.deployment_name
+            ),
+        ),
+        Waiting::Ramping {
+            percentage,
+            step,
+            of,
+            next,
+        } => (
+            Reason::Ramping,
+            format!(
+                "build {b} gets {percentage}% of new runs (step {step} of {of}); {} in {}",
+                if step == of { "current" } else { "the next step" },
+                crate::get::human(chrono::TimeDelta::from_std(*next).unwrap_or(chrono::TimeDelta::MAX))
+            ),
+        ),
+        Waiting::EndingOtherRamp => (
+            Reason::Ramping,
+            format!("ending another version's ramp before build {b} takes over"),
+        ),
     }
 }
 
@@ -376,6 +421,7 @@ fn report(
             state: r.state,
             ready_replicas: r.ready_replicas,
             polled: r.polled,
+            ramp_percentage: r.ramp_percentage.map(i32::from),
         })
         .collect();
     let requeue = match (plan.requeue, linger) {

@@ -50,6 +50,8 @@ pub enum Command {
     Signal(Box<crate::control::args::SignalArgs>),
     /// Query a run, e.g. `status` on a built-in run (Temporal credentials as the temporal CLI reads them).
     Query(Box<crate::control::args::QueryArgs>),
+    /// A versioned worker's rollout: status, promote, rollback, pause, resume.
+    Rollout(Box<crate::control::args::RolloutArgs>),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]

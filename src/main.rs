@@ -99,6 +99,17 @@ async fn main() -> ExitCode {
         Command::Status(a) => control(control::status(&a)).await,
         Command::Signal(a) => control(control::signal(&a)).await,
         Command::Query(a) => control(control::query(&a)).await,
+        Command::Rollout(a) => {
+            use durablejob::control::args::RolloutCommand as R;
+            let (verb, a) = match a.command {
+                R::Status(s) => return control(control::rollout_status(&s)).await,
+                R::Promote(a) => (RequestVerb::Promote, a),
+                R::Rollback(a) => (RequestVerb::Rollback, a),
+                R::Pause(a) => (RequestVerb::PauseRollout, a),
+                R::Resume(a) => (RequestVerb::ResumeRollout, a),
+            };
+            control(control::request(&a.target, verb, RequestParams::Rollout, &a.wait)).await
+        }
         Command::Crd(args) => {
             let Some(dir) = args.out_dir else {
                 print!("{}", crd::all_yaml());

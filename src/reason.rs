@@ -48,6 +48,8 @@ pub enum Reason {
     WaitingForPromotion,
     /// rollout Progressive: the new version gets a share of new runs.
     Ramping,
+    /// A rollout held by `pause-rollout`, or after a `rollback`, until resumed or the spec changes.
+    RolloutHeld,
     // --- why a pause is in place (status.pausedReason)
     Suspended,
     RunFailed,
@@ -123,6 +125,11 @@ pub enum Reason {
     VersionCurrent,
     /// A worker version's share of new runs was set (Progressive), or a ramp ended.
     VersionRamping,
+    /// New runs were routed back to the version before (`rollback`).
+    VersionRolledBack,
+    /// A rollout is held where it stands (`pause-rollout`), or goes on (`resume-rollout`).
+    RolloutPaused,
+    RolloutResumed,
     /// A drained worker version's Deployment was scaled to zero.
     VersionScaledDown,
     /// A worker version's Deployment, or its Temporal version, was deleted.

@@ -17,10 +17,34 @@ pub enum RequestVerb {
     Backfill,
     Cancel,
     Resume,
+    /// A versioned worker's new version made current now (Manual, or skipping ramp steps).
+    Promote,
+    /// New runs routed back to the version before; the new one is held until the spec changes.
+    Rollback,
+    /// A rollout held where it stands (no routing change) until resumed.
+    PauseRollout,
+    ResumeRollout,
 }
 
 impl RequestVerb {
-    pub const ALL: [RequestVerb; 4] = [Self::Trigger, Self::Backfill, Self::Cancel, Self::Resume];
+    pub const ALL: [RequestVerb; 8] = [
+        Self::Trigger,
+        Self::Backfill,
+        Self::Cancel,
+        Self::Resume,
+        Self::Promote,
+        Self::Rollback,
+        Self::PauseRollout,
+        Self::ResumeRollout,
+    ];
+
+    /// Whether the worker's rollout step (not the schedule's) acts on this verb.
+    pub fn is_rollout(self) -> bool {
+        matches!(
+            self,
+            Self::Promote | Self::Rollback | Self::PauseRollout | Self::ResumeRollout
+        )
+    }
 
     /// The annotation that carries this request.
     pub fn annotation(self) -> &'static str {
@@ -29,6 +53,10 @@ impl RequestVerb {
             Self::Backfill => "durablejob.dev/backfill",
             Self::Cancel => "durablejob.dev/cancel",
             Self::Resume => super::RESUME_ANNOTATION,
+            Self::Promote => "durablejob.dev/promote",
+            Self::Rollback => "durablejob.dev/rollback",
+            Self::PauseRollout => "durablejob.dev/pause-rollout",
+            Self::ResumeRollout => "durablejob.dev/resume-rollout",
         }
     }
 
@@ -38,6 +66,10 @@ impl RequestVerb {
             Self::Backfill => "backfill",
             Self::Cancel => "cancel",
             Self::Resume => "resume",
+            Self::Promote => "promote",
+            Self::Rollback => "rollback",
+            Self::PauseRollout => "pause-rollout",
+            Self::ResumeRollout => "resume-rollout",
         }
     }
 }
@@ -57,6 +89,8 @@ pub enum RequestParams {
     Cancel { run: Option<String>, terminate: bool },
     /// Unpause after Temporal paused the schedule on a failed run.
     Resume,
+    /// The rollout verbs take no parameters.
+    Rollout,
 }
 
 /// A request read from an annotation.
@@ -142,7 +176,11 @@ fn takes(verb: RequestVerb) -> &'static [&'static str] {
         RequestVerb::Trigger => &["overlap"],
         RequestVerb::Backfill => &["from", "to", "overlap"],
         RequestVerb::Cancel => &["run", "terminate"],
-        RequestVerb::Resume => &[],
+        RequestVerb::Resume
+        | RequestVerb::Promote
+        | RequestVerb::Rollback
+        | RequestVerb::PauseRollout
+        | RequestVerb::ResumeRollout => &[],
     }
 }
 
@@ -176,6 +214,7 @@ fn params(verb: RequestVerb, wire: Wire) -> Result<RequestParams, String> {
             terminate: wire.terminate,
         },
         RequestVerb::Resume => RequestParams::Resume,
+        _ => RequestParams::Rollout,
     })
 }
 
@@ -233,7 +272,7 @@ impl Request {
                 wire.run = run.clone();
                 wire.terminate = *terminate;
             }
-            RequestParams::Resume => {}
+            RequestParams::Resume | RequestParams::Rollout => {}
         }
         serde_json::to_string(&wire).expect("a request serializes")
     }

@@ -261,6 +261,13 @@ pub struct WorkerStatus {
     /// Every version that still has a Deployment or a Temporal version, the target first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub versions: Vec<WorkerVersionStatus>,
+    /// `kubectl durablejob rollout pause` holds the rollout where it stands until `resume`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub rollout_paused: bool,
+    /// The build id `rollout rollback` routed away from; it is not routed to again until the
+    /// spec asks for another build or `rollout resume`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rolled_back_build_id: Option<String>,
 }
 
 /// One version of a versioned user worker.

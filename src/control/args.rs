@@ -2,7 +2,7 @@
 
 use std::{path::PathBuf, time::Duration};
 
-use clap::{Args, ValueEnum};
+use clap::{Args, Subcommand, ValueEnum};
 
 use crate::api::OverlapPolicy;
 use crate::temporal::connect::TemporalArgs;
@@ -126,6 +126,29 @@ pub struct ResumeArgs {
     pub target: Target,
     #[command(flatten)]
     pub wait: Wait,
+}
+
+/// `rollout VERB NAME`: a versioned user worker's rollout.
+#[derive(Debug, Args)]
+pub struct RolloutArgs {
+    #[command(subcommand)]
+    pub command: RolloutCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RolloutCommand {
+    /// Where the rollout stands: the build current and the one rolling out, each version's
+    /// state, share of new runs and Ready pods.
+    Status(ShowArgs),
+    /// Make the new version current now (Manual, or skipping the remaining ramp steps).
+    Promote(ResumeArgs),
+    /// Route new runs back to the version before; the new one keeps its pods and is held until
+    /// the spec changes or `rollout resume`.
+    Rollback(ResumeArgs),
+    /// Hold the rollout where it stands (no routing change) until `rollout resume`.
+    Pause(ResumeArgs),
+    /// Let a paused or rolled-back rollout go on.
+    Resume(ResumeArgs),
 }
 
 #[derive(Debug, Args)]
@@ -268,6 +291,27 @@ mod tests {
             parse(&["status", "r", "-o", "yaml"]),
             Ok(Command::Status(_))
         ));
+        for verb in ["promote", "rollback", "pause", "resume"] {
+            let Ok(Command::Rollout(r)) = parse(&["rollout", verb, "r", "-n", "apps", "--wait"]) else {
+                panic!("rollout {verb}");
+            };
+            let a = match r.command {
+                super::RolloutCommand::Promote(a)
+                | super::RolloutCommand::Rollback(a)
+                | super::RolloutCommand::Pause(a)
+                | super::RolloutCommand::Resume(a) => a,
+                super::RolloutCommand::Status(_) => panic!("rollout {verb} is not status"),
+            };
+            assert_eq!((a.target.namespace.as_deref(), a.wait.wait), (Some("apps"), true));
+        }
+        assert!(matches!(
+            parse(&["rollout", "status", "r", "-o", "json"]),
+            Ok(Command::Rollout(r)) if matches!(r.command, super::RolloutCommand::Status(_))
+        ));
+        assert!(
+            parse(&["rollout", "undo", "r"]).is_err(),
+            "unknown rollout verbs are refused"
+        );
         let Ok(Command::Signal(s)) =
             parse(&["signal", "r", "--run", "w", "cancel", "--input", "{\"why\": 1}"])
         else {

@@ -110,6 +110,18 @@ pub fn new_request_id(now: chrono::DateTime<chrono::Utc>) -> String {
 /// Checks a request against what the status knows, before anything is written.
 pub fn check(dj: &DurableJob, request: &Request) -> Result<()> {
     let status = dj.status.clone().unwrap_or_default();
+    let versioned = dj.spec.worker.as_ref().is_some_and(|w| {
+        w.rollout
+            .as_ref()
+            .is_none_or(|r| r.strategy != crate::api::RolloutStrategy::None)
+    });
+    if request.verb.is_rollout() && !versioned {
+        return Err(usage(format!(
+            "durablejob {} has no versioned spec.worker (rollout AllAtOnce, Progressive or Manual): there is no rollout to {}",
+            dj.name_any(),
+            request.verb.as_str()
+        )));
+    }
     if let RequestParams::Cancel { run: Some(wid), .. } = &request.params {
         let known = status.running_workflows.iter().any(|w| &w.workflow_id == wid)
             || status.recent_runs.iter().any(|r| &r.workflow_id == wid);
@@ -269,6 +281,24 @@ pub async fn status(a: &args::ShowArgs) -> Result<String> {
         Some(Output::Json) => serialize_json(&status),
         Some(Output::Yaml) => serialize_yaml(&status),
         _ => Ok(render::status(&dj, &a.temporal_ui_url, chrono::Utc::now())),
+    }
+}
+
+/// `rollout status NAME`: the worker lines of `status` and where the rollout stands.
+pub async fn rollout_status(a: &args::ShowArgs) -> Result<String> {
+    let (client, namespace) = connect(&a.target, &user_agent()).await?;
+    let dj = get(&client, &namespace, &a.target.name).await?;
+    let status = dj.status.clone().unwrap_or_default();
+    let Some(worker) = status.worker.as_ref().filter(|w| w.deployment_name.is_some()) else {
+        return Err(usage(format!(
+            "durablejob {} has no versioned worker in its status (spec.worker with rollout AllAtOnce, Progressive or Manual)",
+            dj.name_any()
+        )));
+    };
+    match a.output {
+        Some(Output::Json) => serialize_json(worker),
+        Some(Output::Yaml) => serialize_yaml(worker),
+        _ => Ok(render::rollout(&dj)),
     }
 }
 

@@ -151,17 +151,53 @@ fn worker_lines(w: &crate::api::WorkerStatus) -> Vec<String> {
         }
         out.push(l);
     }
+    if w.rollout_paused {
+        out.push("rollout paused (kubectl durablejob rollout resume to go on)".into());
+    }
+    if let Some(b) = &w.rolled_back_build_id {
+        out.push(format!(
+            "build {b} rolled back (kubectl durablejob rollout resume to roll it out again)"
+        ));
+    }
     for v in &w.versions {
         out.push(format!(
             "  {:<24} {:<9} {} ready{}  {}",
             v.build_id,
-            format!("{:?}", v.state),
+            match v.ramp_percentage {
+                Some(p) => format!("{:?} {p}%", v.state),
+                None => format!("{:?}", v.state),
+            },
             v.ready_replicas,
             if v.polled { ", polled" } else { "" },
             v.deployment.as_deref().unwrap_or("<deleted>")
         ));
     }
     out
+}
+
+/// The `rollout status` text: the worker's lines and the RolloutProgressing condition.
+pub fn rollout(dj: &DurableJob) -> String {
+    let s = dj.status.clone().unwrap_or_default();
+    let mut out: Vec<String> = s.worker.as_ref().map(worker_lines).unwrap_or_default();
+    out.insert(
+        0,
+        format!(
+            "DurableJob {}/{}",
+            dj.namespace().unwrap_or_default(),
+            dj.name_any()
+        ),
+    );
+    if let Some(c) = s
+        .conditions
+        .iter()
+        .find(|c| c.type_ == ConditionType::RolloutProgressing.as_str())
+    {
+        let what = if c.status == "True" { "in progress" } else { "done" };
+        out.push(format!("Rollout {what} ({}): {}", c.reason, c.message));
+    }
+    let mut text = out.join("\n");
+    text.push('\n');
+    text
 }
 
 /// The `status` text: schedule, sync state, pause, next runs, running runs, missed runs, requests.
@@ -403,6 +439,8 @@ mod tests {
                 version("1-aaaa", WorkerVersionState::Current, Some("report-1-aaaa")),
                 version("0-cccc", WorkerVersionState::Drained, None),
             ],
+            rollout_paused: true,
+            rolled_back_build_id: None,
         });
         let text = status(&dj, "http://ui", t(9, 5));
         for expected in [
@@ -410,6 +448,7 @@ mod tests {
             "Temporal worker deployment default/report: build 1-aaaa current, rolling out 2-bbbb",
             "2-bbbb                   Inactive  2 ready, polled  report-2-bbbb",
             "0-cccc                   Drained   2 ready, polled  <deleted>",
+            "rollout paused (kubectl durablejob rollout resume to go on)",
         ] {
             assert!(text.contains(expected), "missing {expected:?} in\n{text}");
         }

@@ -101,9 +101,8 @@ pub(crate) async fn schedule_and_status<S: Schedules>(
     let desired = built.as_ref().ok().map(|b| &b.desired);
     let worker_state = worker.as_ref().ok().cloned().flatten();
     let worker_requeue = worker_state.as_ref().and_then(WorkerState::requeue);
-    // requests not handled yet (the ledger in status.requests says which were); a resume among
-    // them is carried out by the schedule step
-    let pending = io::requests::pending(dj.annotations(), &previous);
+    // a resume among the requests is carried out by the schedule step
+    let pending = schedule_requests(dj, &previous, worker_state.as_ref());
     let resume = pending.iter().find_map(|p| match p {
         Ok(r) if r.verb == RequestVerb::Resume => Some(r.id.as_str()),
         _ => None,
@@ -151,8 +150,8 @@ pub(crate) async fn schedule_and_status<S: Schedules>(
         sync: s.map(|s| s.sync.clone()).unwrap_or_default(),
         problem: problem.clone(),
         completed: s.is_some_and(|s| s.completed),
+        requests: handled_requests(worker_state.as_ref(), requests.as_ref()),
         worker: worker_state,
-        requests: requests.as_ref().map(|h| h.records.clone()).unwrap_or_default(),
     };
     let status = status::build(&previous, dj.metadata.generation, now, &observations);
     let requeue = match &problem {
@@ -184,6 +183,37 @@ pub(crate) async fn schedule_and_status<S: Schedules>(
         writes,
         requeue,
     }
+}
+
+/// The requests handled in this reconcile: the worker's rollout verbs, then the schedule's.
+fn handled_requests(
+    worker: Option<&WorkerState>,
+    schedule: Option<&io::requests::Handled>,
+) -> Vec<crate::api::RequestRecord> {
+    let rollout = worker
+        .and_then(|w| w.versioned.as_ref())
+        .map(|v| v.requests.iter());
+    let runs = schedule.map(|h| h.records.iter());
+    rollout
+        .into_iter()
+        .flatten()
+        .chain(runs.into_iter().flatten())
+        .cloned()
+        .collect()
+}
+
+/// The requests the schedule step acts on: those not handled yet (the ledger in
+/// status.requests says which were), less the rollout verbs a versioned worker's step took.
+fn schedule_requests(
+    dj: &DurableJob,
+    previous: &DurableJobStatus,
+    worker: Option<&WorkerState>,
+) -> Vec<Result<crate::api::Request, crate::api::BadRequest>> {
+    let versioned = worker.is_some_and(|w| w.versioned.is_some());
+    io::requests::pending(dj.annotations(), previous)
+        .into_iter()
+        .filter(|p| !(versioned && p.as_ref().map_or_else(|b| b.verb, |r| r.verb).is_rollout()))
+        .collect()
 }
 
 /// Reconciles a DurableJob that is not being deleted: build → worker → schedule → status.

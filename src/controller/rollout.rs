@@ -51,6 +51,8 @@ pub struct RolloutInput<'a> {
     pub strategy: RolloutStrategy,
     /// Progressive's steps.
     pub steps: &'a [RampStep],
+    /// A person holds the target where it stands.
+    pub hold: Option<Hold>,
     /// The DurableJob's version Deployments.
     pub existing: &'a [VersionDeployment],
     /// The unversioned Deployment of an operator before versioning, if there is one.
@@ -127,6 +129,18 @@ pub enum Waiting {
     },
     /// Another version's ramp is ended first (one routing change per look).
     EndingOtherRamp,
+    /// Held by a person: nothing is routed to the target.
+    Held(Hold),
+}
+
+/// Why a person holds a rollout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hold {
+    /// `rollout pause`, until `rollout resume`.
+    Paused,
+    /// `rollout rollback` routed back to the version before, until the spec asks for another
+    /// build or `rollout resume`.
+    RolledBack,
 }
 
 /// Everything one reconcile does about the worker's versions.
@@ -206,6 +220,10 @@ fn route_target(
     } else {
         None
     };
+    if let (None, Some(hold)) = (&p.waiting, i.hold) {
+        p.waiting = Some(Waiting::Held(hold));
+        return;
+    }
     match (&p.waiting, i.temporal) {
         (None, Some(t)) => take_over(i, t, current, p),
         (Some(Waiting::NoReplicas), _) => {}
@@ -527,6 +545,7 @@ mod tests {
             replicas: 2,
             strategy: RolloutStrategy::AllAtOnce,
             steps: &[],
+            hold: None,
             existing: &c.existing,
             legacy: c.legacy,
             temporal: c.temporal.as_ref(),
@@ -742,6 +761,7 @@ mod tests {
             replicas: 2,
             strategy,
             steps: &steps,
+            hold: None,
             existing: &both(),
             legacy: None,
             temporal: Some(temporal),
@@ -821,6 +841,7 @@ mod tests {
             replicas: 2,
             strategy: RolloutStrategy::AllAtOnce,
             steps: &[],
+            hold: None,
             existing: &existing,
             legacy: None,
             temporal: Some(&t),
@@ -843,6 +864,30 @@ mod tests {
             "runs may be pinned to it"
         );
         assert_eq!(p.requeue, Some(Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn a_held_rollout_routes_nothing_to_the_target_while_versions_before_are_sunset_as_ever() {
+        let steps = steps();
+        for hold in [Hold::Paused, Hold::RolledBack] {
+            let p = plan(&RolloutInput {
+                target: "v2",
+                target_deployment: &body(),
+                target_hash: "hash-v2",
+                replicas: 2,
+                strategy: RolloutStrategy::Progressive,
+                steps: &steps,
+                hold: Some(hold),
+                existing: &both(),
+                legacy: None,
+                temporal: v1_current().as_ref(),
+                sunset: sunset(),
+                now: now(),
+            });
+            assert!(p.actions.is_empty(), "{hold:?}: {:?}", p.actions);
+            assert_eq!(p.waiting, Some(Waiting::Held(hold)));
+            assert_eq!(state_of(&p, "v1").0, VersionState::Current);
+        }
     }
 
     #[test]
@@ -874,6 +919,7 @@ mod tests {
             replicas: 0,
             strategy: RolloutStrategy::AllAtOnce,
             steps: &[],
+            hold: None,
             existing: &[deployment("v2", 0, 0)],
             legacy: None,
             temporal: Some(&temporal(None, vec![version("v2", Drainage::NotDraining, 0)])),

@@ -27,7 +27,7 @@ scenarios!(
 const T: Duration = Duration::from_secs(45);
 
 /// `kubectl durablejob ...` as a user with the `durablejob-edit` role.
-struct Plugin {
+pub struct Plugin {
     bin_dir: PathBuf,
     kubeconfig: PathBuf,
     temporal: String,
@@ -35,7 +35,7 @@ struct Plugin {
 }
 
 impl Plugin {
-    fn new(env: &mut Env) -> anyhow::Result<Self> {
+    pub fn new(env: &mut Env) -> anyhow::Result<Self> {
         let kubeconfig = env.service_account("durablejob-user", "durablejob-edit")?;
         let bin_dir = env.dir.join("plugin-bin");
         std::fs::create_dir_all(&bin_dir)?;
@@ -81,7 +81,7 @@ impl Plugin {
         }
     }
 
-    fn ok(&self, args: &[&str]) -> anyhow::Result<String> {
+    pub fn ok(&self, args: &[&str]) -> anyhow::Result<String> {
         let (ok, out) = tokio::task::block_in_place(|| self.run(args));
         if !ok {
             bail!("kubectl durablejob {} failed:\n{out}", args.join(" "));
@@ -89,7 +89,7 @@ impl Plugin {
         Ok(out)
     }
 
-    fn fails(&self, args: &[&str]) -> anyhow::Result<String> {
+    pub fn fails(&self, args: &[&str]) -> anyhow::Result<String> {
         let (ok, out) = tokio::task::block_in_place(|| self.run(args));
         ensure!(
             !ok,

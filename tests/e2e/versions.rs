@@ -513,14 +513,15 @@ async fn a_progressive_rollout_ramps_by_its_steps_and_a_manual_one_waits_for_a_p
     std::fs::create_dir_all(&dir)?;
     let mut server = DevServer::start_with(dir, None, FAST_VERSIONS).await?;
     let address = server.address();
-    let env = Env::with_temporal(&shared, "ramp", &address, &[]).await?;
+    let mut env = Env::with_temporal(&shared, "ramp", &address, &[]).await?;
+    let plugin = crate::control::Plugin::new(&mut env)?;
     let ns = env.namespace.clone();
     let deployment_name = format!("{ns}/report");
     let temporal = client_for(&address, &ns)?;
     env.create(manifest(
         "report",
         json!({"schedule": quiet_schedule(), "workflow": {"type": "e2e.Versioned", "args": [0]},
-               "worker": {"image": "example/report:1", "sunset": {"scaledownDelay": "1s", "deleteDelay": "40s"},
+               "worker": {"image": "example/report:1", "sunset": {"scaledownDelay": "5m", "deleteDelay": "10m"},
                           "rollout": {"strategy": "Progressive", "steps": [
                               {"rampPercentage": 25, "pauseDuration": "3s"},
                               {"rampPercentage": 75, "pauseDuration": "3s"}]}}}),
@@ -596,7 +597,9 @@ async fn a_progressive_rollout_ramps_by_its_steps_and_a_manual_one_waits_for_a_p
     let events = env.events("report").await;
     // (repeats of one reason on one object are a series of one Event, as Kubernetes keeps them)
     ensure!(
-        events.iter().any(|e| e.contains("VersionRamping") && e.contains("% of new runs")),
+        events
+            .iter()
+            .any(|e| e.contains("VersionRamping") && e.contains("% of new runs")),
         "a VersionRamping Event: {events:?}"
     );
 
@@ -656,6 +659,59 @@ async fn a_progressive_rollout_ramps_by_its_steps_and_a_manual_one_waits_for_a_p
     })
     .await?;
 
+    // the rollout verbs, as a user with the edit role sends them
+    let said = plugin.ok(&["rollout", "rollback", "report", "--wait"])?;
+    ensure!(
+        said.contains(&format!("new runs go to build {v2} again")),
+        "{said}"
+    );
+    let d = temporal
+        .describe_deployment(&ns, &deployment_name)
+        .await?
+        .context("deployment")?;
+    ensure!(d.current.as_ref() == Some(&v2), "rolled back in Temporal: {d:?}");
+    let s = env
+        .wait_status("report", "v3 held after the rollback", T, |s| {
+            s.worker
+                .as_ref()
+                .is_some_and(|w| w.rolled_back_build_id.as_ref() == Some(&v3))
+                && condition(s, "RolloutProgressing").is_some_and(|c| c.reason == "RolloutHeld")
+        })
+        .await?;
+    ensure!(
+        deployments_named(&env, &v3_name).await?,
+        "a rolled-back version keeps its Deployment for inspection: {:?}",
+        s.worker
+    );
+    let shown = plugin.ok(&["rollout", "status", "report"])?;
+    ensure!(shown.contains(&format!("build {v3} rolled back")), "{shown}");
+    plugin.ok(&["rollout", "pause", "report", "--wait"])?;
+    env.wait_status("report", "the rollout paused", T, |s| {
+        s.worker.as_ref().is_some_and(|w| w.rollout_paused)
+    })
+    .await?;
+    plugin.ok(&["rollout", "resume", "report", "--wait"])?;
+    let said = plugin.ok(&["rollout", "promote", "report", "--wait"])?;
+    ensure!(said.contains("Succeeded"), "{said}");
+    let s = env
+        .wait_status("report", "v3 current again, nothing held", T, |s| {
+            s.worker.as_ref().is_some_and(|w| {
+                w.current_build_id.as_ref() == Some(&v3)
+                    && !w.rollout_paused
+                    && w.rolled_back_build_id.is_none()
+            })
+        })
+        .await?;
+    let verbs: Vec<&str> = s.requests.iter().map(|r| r.verb.as_str()).collect();
+    for verb in ["rollback", "pause-rollout", "resume-rollout", "promote"] {
+        ensure!(
+            verbs.contains(&verb),
+            "{verb} recorded in status.requests: {verbs:?}"
+        );
+    }
+    let e = plugin.fails(&["rollout", "promote", "nope"])?;
+    ensure!(e.contains("nope"), "{e}");
+
     env.djs.delete("report", &Default::default()).await?;
     let deployments: Api<Deployment> = env.api();
     wait_for("every version Deployment to be deleted", T, || async {
@@ -669,4 +725,10 @@ async fn a_progressive_rollout_ramps_by_its_steps_and_a_manual_one_waits_for_a_p
     env.wait_gone("report", T).await?;
     server.stop().await;
     Ok(())
+}
+
+/// Whether a Deployment of that name exists.
+async fn deployments_named(env: &Env, name: &str) -> anyhow::Result<bool> {
+    let deployments: Api<Deployment> = env.api();
+    Ok(deployments.get_opt(name).await?.is_some())
 }

@@ -135,7 +135,8 @@ pub(crate) async fn handle<S: Schedules>(
     out
 }
 
-fn notice(verb: RequestVerb, result: RequestResult, id: &str, message: &str) -> Notice {
+/// The Event of a handled request.
+pub(crate) fn notice(verb: RequestVerb, result: RequestResult, id: &str, message: &str) -> Notice {
     let note = format!("{} request {id}: {message}", verb.as_str());
     match (result, verb) {
         (RequestResult::Rejected, _) => Notice::warning(Reason::RequestRejected, "Request", note),
@@ -155,6 +156,18 @@ fn notice(verb: RequestVerb, result: RequestResult, id: &str, message: &str) -> 
         (RequestResult::Succeeded, RequestVerb::Resume) => {
             Notice::normal(Reason::ScheduleResumed, "Resume", note)
         }
+        (RequestResult::Succeeded, RequestVerb::Promote) => {
+            Notice::normal(Reason::VersionCurrent, "Rollout", note)
+        }
+        (RequestResult::Succeeded, RequestVerb::Rollback) => {
+            Notice::normal(Reason::VersionRolledBack, "Rollout", note)
+        }
+        (RequestResult::Succeeded, RequestVerb::PauseRollout) => {
+            Notice::normal(Reason::RolloutPaused, "Rollout", note)
+        }
+        (RequestResult::Succeeded, RequestVerb::ResumeRollout) => {
+            Notice::normal(Reason::RolloutResumed, "Rollout", note)
+        }
     }
 }
 
@@ -167,6 +180,15 @@ async fn act<S: Schedules>(schedules: &S, t: &Target<'_>, r: &Request, now: Date
         }
         RequestParams::Cancel { run, terminate } => cancel(schedules, t, r, run.as_deref(), *terminate).await,
         RequestParams::Resume => resume(t),
+        // the worker's rollout step acts on these when there is a versioned worker
+        RequestParams::Rollout => Outcome::Done(
+            RequestResult::Rejected,
+            format!(
+                "{} applies to a versioned spec.worker (rollout AllAtOnce, Progressive or Manual); this DurableJob has none",
+                r.verb.as_str()
+            ),
+            vec![],
+        ),
     }
 }
 

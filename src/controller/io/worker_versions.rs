@@ -15,6 +15,7 @@ use tracing::debug;
 
 use super::Notice;
 use super::k8s::{apply_worker, problem};
+use super::rollout_requests::{self, RolloutRequests, RolloutTarget};
 use super::schedule_sync::problem_for;
 use crate::api::{DurableJob, WorkerVersionStatus};
 use crate::controller::Context;
@@ -135,6 +136,15 @@ pub(crate) async fn sync<S: Schedules>(
     let legacy_name = worker::deployment_name(&name);
     let legacy = ours.iter().find(|d| d.name_any() == legacy_name).copied();
     let tns = desired.location.namespace.as_str();
+    // the rollout verbs a person sent, before the picture the plan is made from
+    let rt = RolloutTarget {
+        namespace: tns,
+        deployment_name: &v.deployment_name,
+        target: &v.build_id,
+        existing: &existing,
+    };
+    let requests = rollout_requests::of(dj, &ctx.schedules, &rt).await;
+    notices.extend(requests.notices.iter().cloned());
     let temporal = ctx
         .schedules
         .describe_deployment(tns, &v.deployment_name)
@@ -148,6 +158,7 @@ pub(crate) async fn sync<S: Schedules>(
         replicas: w.replicas,
         strategy: w.rollout,
         steps: &w.steps,
+        hold: requests.hold,
         existing: &existing,
         legacy: legacy.map(|_| legacy_name.as_str()),
         temporal: temporal.as_ref(),
@@ -170,7 +181,7 @@ pub(crate) async fn sync<S: Schedules>(
         acts.act(a).await?;
     }
     let (applied, linger) = (acts.applied, acts.linger);
-    Ok(Some(report(
+    let mut state = report(
         &v,
         &plan,
         &ours,
@@ -178,7 +189,18 @@ pub(crate) async fn sync<S: Schedules>(
         legacy,
         linger,
         temporal.as_ref().and_then(|t| t.current.clone()),
-    )))
+    );
+    if let Some(versioned) = state.versioned.as_mut() {
+        keep_requests(versioned, requests);
+    }
+    Ok(Some(state))
+}
+
+/// The hold and the records the rollout requests leave in the status.
+fn keep_requests(v: &mut VersionedWorker, r: RolloutRequests) {
+    v.paused = r.hold == Some(rollout::Hold::Paused);
+    v.rolled_back = r.rolled_back;
+    v.requests = r.records;
 }
 
 /// The actions of one plan, made in order.
@@ -350,6 +372,16 @@ fn waiting(v: &Version, w: &Waiting) -> (Reason, String) {
                 crate::get::human(chrono::TimeDelta::from_std(*next).unwrap_or(chrono::TimeDelta::MAX))
             ),
         ),
+        Waiting::Held(rollout::Hold::Paused) => (
+            Reason::RolloutHeld,
+            format!("the rollout of build {b} is paused (kubectl durablejob rollout resume to go on)"),
+        ),
+        Waiting::Held(rollout::Hold::RolledBack) => (
+            Reason::RolloutHeld,
+            format!(
+                "build {b} was rolled back: new runs go to the version before; change the spec to another build, or kubectl durablejob rollout resume to roll it out again"
+            ),
+        ),
         Waiting::EndingOtherRamp => (
             Reason::Ramping,
             format!("ending another version's ramp before build {b} takes over"),
@@ -438,6 +470,9 @@ fn report(
             versions,
             waiting: wait,
             requeue,
+            paused: false,
+            rolled_back: None,
+            requests: vec![],
         }),
     }
 }

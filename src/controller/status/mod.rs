@@ -76,6 +76,12 @@ pub(crate) struct VersionedWorker {
     pub waiting: Option<(Reason, String)>,
     /// When the rollout wants to look again (a wait on Temporal, a sunset deadline).
     pub requeue: Option<Duration>,
+    /// Held by `rollout pause`.
+    pub paused: bool,
+    /// The build a `rollout rollback` routed away from.
+    pub rolled_back: Option<String>,
+    /// Rollout requests handled in this reconcile.
+    pub requests: Vec<crate::api::RequestRecord>,
 }
 
 fn secs(t: DateTime<Utc>) -> DateTime<Utc> {
@@ -128,6 +134,8 @@ fn worker_status(w: &WorkerState) -> crate::api::WorkerStatus {
         current_build_id: v.and_then(|v| v.current.clone()),
         target_build_id: v.map(|v| v.target.clone()),
         versions: v.map(|v| v.versions.clone()).unwrap_or_default(),
+        rollout_paused: v.is_some_and(|v| v.paused),
+        rolled_back_build_id: v.and_then(|v| v.rolled_back.clone()),
     }
 }
 

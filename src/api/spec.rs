@@ -492,6 +492,21 @@ pub struct RolloutSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 10))]
     pub steps: Vec<RampStepSpec>,
+    /// Route new runs back to the version before when runs that started on the new version
+    /// fail (AllAtOnce and Progressive; Manual leaves routing to people).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback_on_failure: Option<RollbackOnFailureSpec>,
+}
+
+/// When a new version is rolled back on its runs' evidence.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct RollbackOnFailureSpec {
+    /// Failed or timed-out runs that started on the new version, since it began to get runs,
+    /// that roll it back (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 100))]
+    pub failed_runs: Option<i32>,
 }
 
 /// The rollout strategies.

@@ -211,6 +211,9 @@ pub struct RecentRun {
     /// Why it failed, when it did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// The worker version the run started on (versioned user workers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build_id: Option<String>,
 }
 
 /// Outcome of a run.

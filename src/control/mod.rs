@@ -356,6 +356,7 @@ mod tests {
             job_name: None,
             attempts: None,
             message: None,
+            build_id: None,
         }];
         let cancel = |run: &str| Request {
             verb: RequestVerb::Cancel,

@@ -320,6 +320,7 @@ mod tests {
                 job_name: Some("report-1a2b3c4d-1".into()),
                 attempts: Some(1),
                 message: None,
+                build_id: None,
             },
             RecentRun {
                 workflow_id: "durablejob:default/report-2026-11-30T09:00:00Z".into(),
@@ -331,6 +332,7 @@ mod tests {
                 job_name: Some("report-9f8e7d6c-2".into()),
                 attempts: Some(2),
                 message: Some("Job report-9f8e7d6c-2 failed: BackoffLimitExceeded: Job has reached the specified backoff limit".into()),
+                build_id: None,
             },
         ];
         s.running_workflows = vec![RunningWorkflow {

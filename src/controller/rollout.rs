@@ -13,7 +13,7 @@
 
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use serde_json::Value;
 
 pub use crate::api::RolloutStrategy;
@@ -131,6 +131,25 @@ pub enum Waiting {
     EndingOtherRamp,
     /// Held by a person: nothing is routed to the target.
     Held(Hold),
+}
+
+/// The evidence against the target version: its failed or timed-out runs that started since
+/// it began to get runs, once there are `threshold` of them (newest first).
+pub fn failing<'a>(
+    target: &str,
+    runs: &'a [crate::api::RecentRun],
+    since: Option<DateTime<Utc>>,
+    threshold: u32,
+) -> Option<Vec<&'a crate::api::RecentRun>> {
+    use crate::api::RunResult;
+    // the status keeps whole seconds
+    let since = since?.trunc_subsecs(0);
+    let failed: Vec<&crate::api::RecentRun> = runs
+        .iter()
+        .filter(|r| r.build_id.as_deref() == Some(target) && r.start_time >= since)
+        .filter(|r| matches!(r.result, RunResult::Failed | RunResult::TimedOut))
+        .collect();
+    (failed.len() as u32 >= threshold).then_some(failed)
 }
 
 /// Why a person holds a rollout.
@@ -485,6 +504,8 @@ mod tests {
             current: current.map(str::to_string),
             ramping: None,
             ramping_since: None,
+            current_since: None,
+            ramp_started: None,
             versions,
             conflict_token: vec![1],
         }
@@ -864,6 +885,47 @@ mod tests {
             "runs may be pinned to it"
         );
         assert_eq!(p.requeue, Some(Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn the_evidence_is_the_targets_failed_runs_since_it_got_runs() {
+        use crate::api::{RecentRun, RunResult};
+        let run = |b: &str, minutes_ago: i64, result| RecentRun {
+            workflow_id: format!("w-{b}-{minutes_ago}"),
+            run_id: "r".into(),
+            scheduled_time: now() - TimeDelta::minutes(minutes_ago),
+            start_time: now() - TimeDelta::minutes(minutes_ago),
+            close_time: None,
+            result,
+            job_name: None,
+            attempts: None,
+            message: None,
+            build_id: Some(b.into()),
+        };
+        let runs = vec![
+            run("v2", 1, RunResult::Failed),
+            run("v2", 2, RunResult::Succeeded),
+            run("v1", 3, RunResult::Failed),
+            run("v2", 4, RunResult::TimedOut),
+            run("v2", 30, RunResult::Failed),
+        ];
+        let since = Some(now() - TimeDelta::minutes(10));
+        let failed = failing("v2", &runs, since, 2).expect("two failures of v2 since it got runs");
+        assert_eq!(
+            failed.len(),
+            2,
+            "v1's failure and one from before v2 got runs do not count"
+        );
+        assert!(failing("v2", &runs, since, 3).is_none(), "below the threshold");
+        assert!(
+            failing("v2", &runs, None, 1).is_none(),
+            "not routed to: no evidence"
+        );
+        assert!(failing("v3", &runs, since, 1).is_none());
+        // a run started in the second it was routed counts (the status keeps whole seconds)
+        let at = now() - TimeDelta::minutes(1);
+        let sub = at + TimeDelta::milliseconds(400);
+        assert_eq!(failing("v2", &runs, Some(sub), 1).map(|f| f.len()), Some(1));
     }
 
     #[test]

@@ -109,6 +109,7 @@ mod tests {
             job_name: Some(format!("job-{id}")),
             attempts: Some(3),
             message: Some("exit code 1".into()),
+            build_id: None,
         }
     }
 
@@ -130,6 +131,7 @@ mod tests {
                     job_name: None,
                     attempts: None,
                     message: None,
+                    build_id: None,
                 })
                 .collect(),
             ..Default::default()

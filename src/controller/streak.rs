@@ -155,6 +155,7 @@ mod tests {
             job_name: None,
             attempts: None,
             message: None,
+            build_id: None,
         }
     }
 

@@ -150,6 +150,8 @@ pub struct ValidWorker {
     pub rollout: crate::api::RolloutStrategy,
     /// Progressive's ramp steps (empty otherwise).
     pub steps: Vec<super::worker_version::RampStep>,
+    /// Failed runs on the new version that roll it back (rollbackOnFailure).
+    pub rollback_after: Option<u32>,
     pub sunset: super::worker_version::Sunset,
 }
 
@@ -548,6 +550,7 @@ fn validate_executor(spec: &DurableJobSpec, v: &mut Collector) -> Option<Executo
                 build_id: stamped_build_id(worker, v),
                 rollout: worker.rollout.as_ref().map(|r| r.strategy).unwrap_or_default(),
                 steps: ramp_steps(worker, v),
+                rollback_after: rollback_after(worker, v),
                 sunset: sunset(worker, v),
             })))
         }
@@ -589,6 +592,32 @@ fn stamped_build_id(worker: &crate::api::WorkerSpec, v: &mut Collector) -> Optio
         );
     }
     Some(id.clone())
+}
+
+/// rollbackOnFailure's threshold; routing in Manual is a person's, so it is refused there.
+fn rollback_after(worker: &crate::api::WorkerSpec, v: &mut Collector) -> Option<u32> {
+    use crate::api::RolloutStrategy;
+    let r = worker.rollout.as_ref()?;
+    let on = r.rollback_on_failure.as_ref()?;
+    if matches!(r.strategy, RolloutStrategy::Manual | RolloutStrategy::None) {
+        v.push(
+            "spec.worker.rollout.rollbackOnFailure".into(),
+            format!(
+                "does not apply to {:?}: with Manual a person routes, with None there are no versions; remove it or use AllAtOnce or Progressive",
+                r.strategy
+            ),
+        );
+        return None;
+    }
+    let n = on.failed_runs.unwrap_or(1);
+    if !(1..=100).contains(&n) {
+        v.push(
+            "spec.worker.rollout.rollbackOnFailure.failedRuns".into(),
+            format!("{n} must be 1-100"),
+        );
+        return None;
+    }
+    Some(n as u32)
 }
 
 /// Progressive's steps: at least one, rising percentages of 1-99; steps belong to Progressive only.
@@ -1013,6 +1042,7 @@ mod tests {
         worker.rollout = Some(RolloutSpec {
             strategy: RolloutStrategy::None,
             steps: vec![],
+            rollback_on_failure: None,
         });
         worker.sunset = Some(SunsetSpec {
             scaledown_delay: Some("soon".into()),
@@ -1054,7 +1084,11 @@ mod tests {
         };
         let with = |strategy, steps| {
             let mut dj = DurableJob::test("x").with_worker("Sync");
-            dj.spec.worker.as_mut().unwrap().rollout = Some(RolloutSpec { strategy, steps });
+            dj.spec.worker.as_mut().unwrap().rollout = Some(RolloutSpec {
+                strategy,
+                steps,
+                rollback_on_failure: None,
+            });
             dj
         };
         let ok =
@@ -1102,6 +1136,39 @@ mod tests {
             has(&errs, "spec.worker.rollout.steps", "only Progressive takes steps"),
             "{errs:?}"
         );
+        // rollbackOnFailure: a threshold, never with Manual
+        let mut dj = with(RolloutStrategy::AllAtOnce, vec![]);
+        dj.spec
+            .worker
+            .as_mut()
+            .unwrap()
+            .rollout
+            .as_mut()
+            .unwrap()
+            .rollback_on_failure = Some(crate::api::RollbackOnFailureSpec { failed_runs: None });
+        let Executor::UserWorker(w) = validate(&dj.spec).unwrap().executor else {
+            panic!("a worker")
+        };
+        assert_eq!(w.rollback_after, Some(1));
+        let rollout = dj.spec.worker.as_mut().unwrap().rollout.as_mut().unwrap();
+        rollout.strategy = RolloutStrategy::Manual;
+        rollout.rollback_on_failure = Some(crate::api::RollbackOnFailureSpec { failed_runs: Some(0) });
+        let errs = errors(&dj);
+        assert!(
+            has(
+                &errs,
+                "spec.worker.rollout.rollbackOnFailure",
+                "does not apply to Manual"
+            ),
+            "{errs:?}"
+        );
+        let rollout = dj.spec.worker.as_mut().unwrap().rollout.as_mut().unwrap();
+        rollout.strategy = RolloutStrategy::AllAtOnce;
+        let errs = errors(&dj);
+        assert!(
+            has(&errs, "spec.worker.rollout.rollbackOnFailure.failedRuns", "1-100"),
+            "{errs:?}"
+        );
     }
 
     #[test]
@@ -1115,6 +1182,7 @@ mod tests {
         dj.spec.worker.as_mut().unwrap().rollout = Some(RolloutSpec {
             strategy: RolloutStrategy::None,
             steps: vec![],
+            rollback_on_failure: None,
         });
         let errs = errors(&dj);
         assert!(

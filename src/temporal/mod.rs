@@ -131,6 +131,8 @@ pub struct RunRecord {
     pub job_name: Option<String>,
     pub attempts: Option<i32>,
     pub message: Option<String>,
+    /// The worker version the run started on (versioned user workers), from visibility.
+    pub build_id: Option<String>,
 }
 
 /// One schedule as a `ListSchedules` page shows it: its id and its listing hash (see

@@ -874,6 +874,17 @@ fn run_record(
         .and_then(payload_value)
         .and_then(|v| v.as_str().and_then(|s| DateTime::parse_from_rfc3339(s).ok()))
         .map(|t| t.with_timezone(&Utc));
+    // `<deployment name>:<build id>` (a deployment name the operator makes has no ':')
+    let build_id = e
+        .search_attributes
+        .as_ref()
+        .and_then(|sa| sa.indexed_fields.get("TemporalWorkerDeploymentVersion"))
+        .and_then(payload_value)
+        .and_then(|v| {
+            v.as_str()
+                .and_then(|s| s.rsplit_once(':'))
+                .map(|(_, b)| b.to_string())
+        });
     let memo = &e.memo;
     Some(RunRecord {
         run: RunRef {
@@ -887,6 +898,7 @@ fn run_record(
         job_name: memo_string(memo, run_memo::JOB_NAME),
         attempts: memo_i64(memo, run_memo::ATTEMPTS).map(|n| n as i32),
         message: memo_string(memo, run_memo::MESSAGE),
+        build_id,
     })
 }
 

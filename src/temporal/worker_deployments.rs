@@ -50,6 +50,9 @@ pub struct ObservedWorkerDeployment {
     pub ramping: Option<(String, f32)>,
     /// When the ramp's percentage last changed.
     pub ramping_since: Option<DateTime<Utc>>,
+    /// When the current version, and the ramping one, became so.
+    pub current_since: Option<DateTime<Utc>>,
+    pub ramp_started: Option<DateTime<Utc>>,
     pub versions: Vec<ObservedVersion>,
     /// Guards a routing change against a concurrent one.
     pub conflict_token: Vec<u8>,
@@ -58,6 +61,17 @@ pub struct ObservedWorkerDeployment {
 impl ObservedWorkerDeployment {
     pub fn version(&self, build_id: &str) -> Option<&ObservedVersion> {
         self.versions.iter().find(|v| v.build_id == build_id)
+    }
+
+    /// Since when new runs go (in full or in part) to `build_id`; `None` when they do not.
+    pub fn routed_since(&self, build_id: &str) -> Option<DateTime<Utc>> {
+        if self.current.as_deref() == Some(build_id) {
+            return self.current_since;
+        }
+        self.ramping
+            .as_ref()
+            .filter(|(b, _)| b == build_id)
+            .and(self.ramp_started.or(self.ramping_since))
     }
 }
 
@@ -143,6 +157,14 @@ pub(super) fn observed_deployment(
             .map(|b| (b, routing.ramping_version_percentage)),
         ramping_since: routing
             .ramping_version_percentage_changed_time
+            .as_ref()
+            .and_then(from_proto_time),
+        current_since: routing
+            .current_version_changed_time
+            .as_ref()
+            .and_then(from_proto_time),
+        ramp_started: routing
+            .ramping_version_changed_time
             .as_ref()
             .and_then(from_proto_time),
         versions,

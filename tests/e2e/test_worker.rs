@@ -17,6 +17,8 @@ pub struct WorkerEnv {
     pub task_queue: String,
     pub deployment_name: String,
     pub build_id: String,
+    /// Its workflows fail (a broken build).
+    pub fail: bool,
 }
 
 pub mod versioned {
@@ -29,6 +31,8 @@ pub mod versioned {
         /// The build id of the worker whose thread this is (each worker has a thread and a
         /// single-threaded runtime of its own, so its workflows run here).
         pub static BUILD_ID: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+        /// Whether this worker's workflows fail.
+        pub static FAIL: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
     }
 
     #[workflow]
@@ -40,7 +44,12 @@ pub mod versioned {
         #[run(name = "e2e.Versioned")]
         pub async fn run(ctx: &mut WorkflowContext<Self>, seconds: u64) -> WorkflowResult<String> {
             ctx.timer(Duration::from_secs(seconds)).await;
-            Ok(BUILD_ID.with(|b| b.borrow().clone()))
+            let build_id = BUILD_ID.with(|b| b.borrow().clone());
+            if FAIL.with(|f| f.get()) {
+                let broken = format!("build {build_id} is broken");
+                return Err(temporalio_sdk::ApplicationFailure::non_retryable(broken).into());
+            }
+            Ok(build_id)
         }
     }
 }
@@ -62,6 +71,7 @@ impl TestWorker {
         let (address, namespace) = (env.address.clone(), env.namespace.clone());
         Self::spawn(&address, &namespace, move || {
             versioned::BUILD_ID.with(|b| *b.borrow_mut() = env.build_id.clone());
+            versioned::FAIL.with(|f| f.set(env.fail));
             let version = WorkerDeploymentVersion::builder()
                 .deployment_name(env.deployment_name.clone())
                 .build_id(env.build_id.clone())

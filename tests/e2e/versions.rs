@@ -27,6 +27,7 @@ scenarios!(
     a_version_that_polls_is_made_current_and_the_one_before_drains_and_goes,
     a_new_image_takes_over_once_it_polls_while_the_pinned_run_finishes_on_the_old,
     a_progressive_rollout_ramps_by_its_steps_and_a_manual_one_waits_for_a_person,
+    a_new_version_whose_runs_fail_is_rolled_back_on_the_evidence,
 );
 
 const T: Duration = Duration::from_secs(60);
@@ -50,6 +51,7 @@ fn worker(address: &str, build_id: &str) -> WorkerEnv {
         task_queue: "versions-q".into(),
         deployment_name: DEPLOYMENT.into(),
         build_id: build_id.into(),
+        fail: false,
     }
 }
 
@@ -248,19 +250,25 @@ fn told(d: &Deployment) -> anyhow::Result<WorkerEnv> {
         task_queue: get("TEMPORAL_TASK_QUEUE")?,
         deployment_name: get("TEMPORAL_DEPLOYMENT_NAME")?,
         build_id: get("TEMPORAL_WORKER_BUILD_ID")?,
+        fail: false,
     })
 }
 
 /// A test worker for each Ready replica of the version Deployment `name` (kwok runs no
 /// containers): one here, as the spec asks for one replica.
 async fn serve(env: &Env, name: &str) -> anyhow::Result<(TestWorker, String)> {
+    serve_as(env, name, false).await
+}
+
+/// Like [`serve`]; with `fail`, a broken build whose workflows fail.
+async fn serve_as(env: &Env, name: &str, fail: bool) -> anyhow::Result<(TestWorker, String)> {
     let deployments: Api<Deployment> = env.api();
     let d = wait_for(&format!("Deployment {name} to be Ready"), T, || async {
         let d = deployments.get_opt(name).await.ok()??;
         (d.status.as_ref()?.ready_replicas? >= 1).then_some(d)
     })
     .await?;
-    let told = told(&d)?;
+    let told = WorkerEnv { fail, ..told(&d)? };
     let build_id = told.build_id.clone();
     let w = tokio::task::block_in_place(|| TestWorker::start(told))?;
     Ok((w, build_id))
@@ -731,4 +739,150 @@ async fn a_progressive_rollout_ramps_by_its_steps_and_a_manual_one_waits_for_a_p
 async fn deployments_named(env: &Env, name: &str) -> anyhow::Result<bool> {
     let deployments: Api<Deployment> = env.api();
     Ok(deployments.get_opt(name).await?.is_some())
+}
+
+async fn a_new_version_whose_runs_fail_is_rolled_back_on_the_evidence(
+    shared: Arc<Shared>,
+) -> anyhow::Result<()> {
+    let dir = shared.dir.join("evidence-temporal");
+    std::fs::create_dir_all(&dir)?;
+    let mut server = DevServer::start_with(dir, None, FAST_VERSIONS).await?;
+    let address = server.address();
+    let env = Env::with_temporal(&shared, "evidence", &address, &[]).await?;
+    let ns = env.namespace.clone();
+    let deployment_name = format!("{ns}/report");
+    let temporal = client_for(&address, &ns)?;
+    env.create(manifest(
+        "report",
+        json!({"schedule": quiet_schedule(), "workflow": {"type": "e2e.Versioned", "args": [0]},
+               "worker": {"image": "example/report:1", "sunset": {"scaledownDelay": "5m", "deleteDelay": "10m"},
+                          "rollout": {"strategy": "AllAtOnce", "rollbackOnFailure": {"failedRuns": 1}}}}),
+    ))
+    .await?;
+    let s = env
+        .wait_status("report", "v1's Deployment", T, |s| {
+            s.worker.as_ref().is_some_and(|w| !w.versions.is_empty())
+        })
+        .await?;
+    let v1_name = s
+        .worker
+        .as_ref()
+        .and_then(|w| w.versions[0].deployment.clone())
+        .context("v1")?;
+    let (v1_worker, v1) = serve(&env, &v1_name).await?;
+    env.wait_status("report", "v1 current", T, |s| {
+        s.worker
+            .as_ref()
+            .is_some_and(|w| w.current_build_id.as_ref() == Some(&v1))
+    })
+    .await?;
+
+    // v2 is broken: it becomes current, its first run fails, and the operator routes back
+    env.edit("report", json!({"worker": {"image": "example/report:2"}}))
+        .await?;
+    let s = env
+        .wait_status("report", "v2's Deployment", T, |s| {
+            s.worker
+                .as_ref()
+                .is_some_and(|w| w.target_build_id.as_ref() != Some(&v1))
+        })
+        .await?;
+    let v2 = s
+        .worker
+        .as_ref()
+        .and_then(|w| w.target_build_id.clone())
+        .context("v2")?;
+    let v2_name = version(&s, &v2)
+        .and_then(|v| v.deployment.clone())
+        .context("v2's Deployment")?;
+    let (v2_worker, _) = serve_as(&env, &v2_name, true).await?;
+    env.wait_status("report", "v2 current", T, |s| {
+        s.worker
+            .as_ref()
+            .is_some_and(|w| w.current_build_id.as_ref() == Some(&v2))
+    })
+    .await?;
+    let schedule_id = env.schedule_id("report");
+    let trigger = || {
+        tokio::task::block_in_place(|| {
+            temporal::cli(
+                &address,
+                &[
+                    "schedule",
+                    "trigger",
+                    "--namespace",
+                    &ns,
+                    "--schedule-id",
+                    &schedule_id,
+                ],
+            )
+        })
+        .map_err(|e| anyhow::anyhow!("trigger: {e}"))
+    };
+    trigger()?;
+    let s = env
+        .wait_status(
+            "report",
+            "the failed run to roll v2 back",
+            Duration::from_secs(90),
+            |s| {
+                s.worker.as_ref().is_some_and(|w| {
+                    w.rolled_back_build_id.as_ref() == Some(&v2) && w.current_build_id.as_ref() == Some(&v1)
+                })
+            },
+        )
+        .await?;
+    ensure!(
+        s.recent_runs
+            .iter()
+            .any(|r| r.build_id.as_ref() == Some(&v2) && r.result == durablejob::api::RunResult::Failed),
+        "the evidence is in recentRuns with its build: {:?}",
+        s.recent_runs
+    );
+    ensure!(
+        condition(&s, "RolloutProgressing").is_some_and(|c| c.reason == "RolloutHeld"),
+        "{:?}",
+        s.conditions
+    );
+    let d = temporal
+        .describe_deployment(&ns, &deployment_name)
+        .await?
+        .context("deployment")?;
+    ensure!(d.current.as_ref() == Some(&v1), "routed back in Temporal: {d:?}");
+    let warning = env.wait_event("report", "VersionRolledBack").await?;
+    ensure!(
+        warning.contains("rollbackOnFailure") && warning.contains(&v2),
+        "{warning}"
+    );
+    ensure!(
+        deployments_named(&env, &v2_name).await?,
+        "v2 keeps its Deployment for inspection"
+    );
+    // the next run lands on v1 and succeeds
+    let before: Vec<String> = s.recent_runs.iter().map(|r| r.workflow_id.clone()).collect();
+    trigger()?;
+    let next = scheduled_run(&address, &ns, &schedule_id, &before).await?;
+    ensure!(
+        result_in(&address, &ns, &next).await? == v1,
+        "the run after the rollback ran on v1"
+    );
+
+    env.djs.delete("report", &Default::default()).await?;
+    let deployments: Api<Deployment> = env.api();
+    wait_for("every version Deployment to be deleted", T, || async {
+        deployments
+            .list(&Default::default())
+            .await
+            .ok()?
+            .items
+            .is_empty()
+            .then_some(())
+    })
+    .await?;
+    for w in [v1_worker, v2_worker] {
+        tokio::task::block_in_place(|| w.stop())?;
+    }
+    env.wait_gone("report", T).await?;
+    server.stop().await;
+    Ok(())
 }

@@ -419,6 +419,7 @@ mod tests {
             build_id: None,
             rollout: crate::api::RolloutStrategy::AllAtOnce,
             steps: vec![],
+            rollback_after: None,
             sunset: Default::default(),
         }
     }

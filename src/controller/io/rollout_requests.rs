@@ -207,35 +207,47 @@ async fn promote<S: Schedules>(schedules: &S, t: &RolloutTarget<'_>) -> Result<D
     )))
 }
 
-/// New runs back to the newest other version that still has Ready pods; the spec's version
-/// keeps its Deployment for inspection and is not routed to again until the spec changes or
-/// `resume-rollout`.
-async fn rollback<S: Schedules>(schedules: &S, t: &RolloutTarget<'_>) -> Result<Done, TemporalError> {
-    let d = schedules
+/// New runs back to the newest other version that still has Ready pods; the build routed to,
+/// or `None` when there is none to go back to.
+pub(crate) async fn roll_back<S: Schedules>(
+    schedules: &S,
+    t: &RolloutTarget<'_>,
+) -> Result<Option<String>, TemporalError> {
+    let Some(d) = schedules
         .describe_deployment(t.namespace, t.deployment_name)
-        .await?;
-    let serving = |b: &str| t.existing.iter().any(|e| e.build_id == b && e.ready_replicas > 0);
-    let previous = d.as_ref().and_then(|d| {
-        d.versions
-            .iter()
-            .filter(|v| v.build_id != t.target && serving(&v.build_id))
-            .max_by_key(|v| v.created)
-            .map(|v| v.build_id.clone())
-    });
-    let Some(previous) = previous else {
-        return Ok(Done::refused(format!(
-            "no version before build {} has Ready pods to take the runs back; set the spec back to the version you want instead",
-            t.target
-        )));
+        .await?
+    else {
+        return Ok(None);
     };
-    let d = d.expect("a previous version was found in it");
+    let serving = |b: &str| t.existing.iter().any(|e| e.build_id == b && e.ready_replicas > 0);
+    let Some(previous) = d
+        .versions
+        .iter()
+        .filter(|v| v.build_id != t.target && serving(&v.build_id))
+        .max_by_key(|v| v.created)
+        .map(|v| v.build_id.clone())
+    else {
+        return Ok(None);
+    };
     if d.current.as_deref() != Some(previous.as_str()) || d.ramping.is_some() {
         route_to(schedules, t, &previous).await?;
     }
-    Ok(Done::ok(format!(
-        "new runs go to build {previous} again; build {} keeps its Deployment and is not routed to until the spec changes or resume-rollout",
-        t.target
-    )))
+    Ok(Some(previous))
+}
+
+/// `rollback`: [`roll_back`]; the spec's version keeps its Deployment for inspection and is not
+/// routed to again until the spec changes or `resume-rollout`.
+async fn rollback<S: Schedules>(schedules: &S, t: &RolloutTarget<'_>) -> Result<Done, TemporalError> {
+    Ok(match roll_back(schedules, t).await? {
+        Some(previous) => Done::ok(format!(
+            "new runs go to build {previous} again; build {} keeps its Deployment and is not routed to until the spec changes or resume-rollout",
+            t.target
+        )),
+        None => Done::refused(format!(
+            "no version before build {} has Ready pods to take the runs back; set the spec back to the version you want instead",
+            t.target
+        )),
+    })
 }
 
 #[cfg(test)]
@@ -274,6 +286,8 @@ mod tests {
                 current: Some(current.into()),
                 ramping: ramp.then(|| ("v3".to_string(), 20.0)),
                 ramping_since: None,
+                current_since: None,
+                ramp_started: None,
                 versions: vec![version("v1", 30), version("v2", 20), version("v3", 10)],
                 conflict_token: vec![1],
             },

@@ -28,7 +28,11 @@ use crate::desired::schedule::DesiredSchedule;
 use crate::desired::validate::ValidWorker;
 use crate::operator::FIELD_MANAGER;
 use crate::reason::Reason;
+use crate::temporal::worker_deployments::ObservedWorkerDeployment;
 use crate::temporal::{Schedules, TemporalError};
+
+/// With rollbackOnFailure, how often the runs of a version that gets runs are looked at.
+pub(crate) const EVIDENCE_RECHECK: Duration = Duration::from_secs(15);
 
 /// While Temporal still remembers a deleted version's pollers, how often deletion is retried.
 pub(crate) const POLLERS_LINGER_RECHECK: Duration = Duration::from_secs(15);
@@ -143,13 +147,7 @@ pub(crate) async fn sync<S: Schedules>(
         target: &v.build_id,
         existing: &existing,
     };
-    let requests = rollout_requests::of(dj, &ctx.schedules, &rt).await;
-    notices.extend(requests.notices.iter().cloned());
-    let temporal = ctx
-        .schedules
-        .describe_deployment(tns, &v.deployment_name)
-        .await
-        .map_err(|e| problem_for(&e))?;
+    let (requests, temporal) = routing(dj, ctx, w, &rt, notices).await?;
     // decide
     let plan = rollout::plan(&RolloutInput {
         target: &v.build_id,
@@ -191,16 +189,98 @@ pub(crate) async fn sync<S: Schedules>(
         temporal.as_ref().and_then(|t| t.current.clone()),
     );
     if let Some(versioned) = state.versioned.as_mut() {
-        keep_requests(versioned, requests);
+        let routed = temporal
+            .as_ref()
+            .and_then(|t| t.routed_since(&v.build_id))
+            .is_some();
+        keep_requests(versioned, requests, w.rollback_after.is_some() && routed);
     }
     Ok(Some(state))
 }
 
-/// The hold and the records the rollout requests leave in the status.
-fn keep_requests(v: &mut VersionedWorker, r: RolloutRequests) {
+/// What people asked (the rollout verbs) and the runs' evidence did to routing, then
+/// Temporal's picture of the Worker Deployment that the plan is made from.
+async fn routing<S: Schedules>(
+    dj: &DurableJob,
+    ctx: &Context<S>,
+    w: &ValidWorker,
+    rt: &RolloutTarget<'_>,
+    notices: &mut Vec<Notice>,
+) -> Result<(RolloutRequests, Option<ObservedWorkerDeployment>), Problem> {
+    let mut requests = rollout_requests::of(dj, &ctx.schedules, rt).await;
+    notices.extend(requests.notices.iter().cloned());
+    let describe = || async {
+        ctx.schedules
+            .describe_deployment(rt.namespace, rt.deployment_name)
+            .await
+            .map_err(|e| problem_for(&e))
+    };
+    let temporal = describe().await?;
+    if roll_back_on_evidence(dj, ctx, w, rt, temporal.as_ref(), &mut requests, notices).await? {
+        return Ok((requests, describe().await?));
+    }
+    Ok((requests, temporal))
+}
+
+/// rollbackOnFailure: when runs that started on the new version failed, new runs go back to
+/// the version before and the new one is held, with a Warning. Whether routing changed.
+async fn roll_back_on_evidence<S: Schedules>(
+    dj: &DurableJob,
+    ctx: &Context<S>,
+    w: &ValidWorker,
+    rt: &RolloutTarget<'_>,
+    temporal: Option<&ObservedWorkerDeployment>,
+    requests: &mut RolloutRequests,
+    notices: &mut Vec<Notice>,
+) -> Result<bool, Problem> {
+    let (Some(threshold), Some(t), None) = (w.rollback_after, temporal, requests.hold) else {
+        return Ok(false);
+    };
+    let runs = dj
+        .status
+        .as_ref()
+        .map(|s| s.recent_runs.as_slice())
+        .unwrap_or_default();
+    let Some(failed) = rollout::failing(rt.target, runs, t.routed_since(rt.target), threshold) else {
+        return Ok(false);
+    };
+    let first = failed
+        .last()
+        .map(|r| format!("{} {:?}", r.workflow_id, r.result))
+        .unwrap_or_default();
+    let why = format!(
+        "{} run(s) that started on build {} failed (first: {first})",
+        failed.len(),
+        rt.target
+    );
+    let Some(previous) = rollout_requests::roll_back(&ctx.schedules, rt)
+        .await
+        .map_err(|e| problem_for(&e))?
+    else {
+        debug!(%why, "rollbackOnFailure: no version before has Ready pods to take the runs back");
+        return Ok(false);
+    };
+    (requests.hold, requests.rolled_back) = (Some(rollout::Hold::RolledBack), Some(rt.target.to_string()));
+    notices.push(Notice::warning(
+        Reason::VersionRolledBack,
+        "Rollout",
+        format!(
+            "{why}: new runs go to build {previous} again (rollbackOnFailure); build {} keeps its Deployment and is not routed to until the spec changes or kubectl durablejob rollout resume",
+            rt.target
+        ),
+    ));
+    Ok(true)
+}
+
+/// The hold and the records the rollout requests leave in the status; with `watching` (the
+/// new version gets runs and rollbackOnFailure is on) its runs are looked at again soon.
+fn keep_requests(v: &mut VersionedWorker, r: RolloutRequests, watching: bool) {
     v.paused = r.hold == Some(rollout::Hold::Paused);
     v.rolled_back = r.rolled_back;
     v.requests = r.records;
+    if watching && v.rolled_back.is_none() {
+        v.requeue = Some(v.requeue.map_or(EVIDENCE_RECHECK, |r| r.min(EVIDENCE_RECHECK)));
+    }
 }
 
 /// The actions of one plan, made in order.

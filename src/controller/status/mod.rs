@@ -352,6 +352,7 @@ pub(crate) fn recent_run(r: &RunRecord) -> RecentRun {
         job_name: r.job_name.clone(),
         attempts: r.attempts,
         message: r.message.clone(),
+        build_id: r.build_id.clone(),
     }
 }
 
@@ -450,6 +451,7 @@ mod tests {
             job_name: Some(format!("job-{id}")),
             attempts: Some(1),
             message: None,
+            build_id: None,
         }
     }
 

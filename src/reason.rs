@@ -50,6 +50,8 @@ pub enum Reason {
     Ramping,
     /// A rollout held by `pause-rollout`, or after a `rollback`, until resumed or the spec changes.
     RolloutHeld,
+    /// The rollout's gate workflow runs on the new version before routing goes on.
+    GateRunning,
     // --- why a pause is in place (status.pausedReason)
     Suspended,
     RunFailed,
@@ -127,6 +129,8 @@ pub enum Reason {
     VersionRamping,
     /// New runs were routed back to the version before (`rollback`).
     VersionRolledBack,
+    /// The rollout's gate workflow failed on the new version: the rollout stops.
+    GateFailed,
     /// A rollout is held where it stands (`pause-rollout`), or goes on (`resume-rollout`).
     RolloutPaused,
     RolloutResumed,

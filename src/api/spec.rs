@@ -496,6 +496,20 @@ pub struct RolloutSpec {
     /// fail (AllAtOnce and Progressive; Manual leaves routing to people).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollback_on_failure: Option<RollbackOnFailureSpec>,
+    /// A workflow run on the new version, pinned to it, before new runs go to it (and before
+    /// each Progressive step); routing waits for it, and a failed gate stops the rollout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gate: Option<GateSpec>,
+}
+
+/// The gate of a rollout.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct GateSpec {
+    /// The workflow type your worker registers for the check (it gets no input; it reads
+    /// TEMPORAL_WORKER_BUILD_ID like the worker does).
+    #[schemars(length(min = 1, max = 1000))]
+    pub workflow_type: String,
 }
 
 /// When a new version is rolled back on its runs' evidence.

@@ -131,6 +131,8 @@ pub enum Waiting {
     EndingOtherRamp,
     /// Held by a person: nothing is routed to the target.
     Held(Hold),
+    /// The gate workflow of this id runs on the target before routing goes on.
+    ForGate(String),
 }
 
 /// The evidence against the target version: its failed or timed-out runs that started since

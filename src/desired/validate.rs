@@ -152,6 +152,8 @@ pub struct ValidWorker {
     pub steps: Vec<super::worker_version::RampStep>,
     /// Failed runs on the new version that roll it back (rollbackOnFailure).
     pub rollback_after: Option<u32>,
+    /// The gate's workflow type.
+    pub gate: Option<String>,
     pub sunset: super::worker_version::Sunset,
 }
 
@@ -551,6 +553,7 @@ fn validate_executor(spec: &DurableJobSpec, v: &mut Collector) -> Option<Executo
                 rollout: worker.rollout.as_ref().map(|r| r.strategy).unwrap_or_default(),
                 steps: ramp_steps(worker, v),
                 rollback_after: rollback_after(worker, v),
+                gate: gate(worker, v),
                 sunset: sunset(worker, v),
             })))
         }
@@ -592,6 +595,33 @@ fn stamped_build_id(worker: &crate::api::WorkerSpec, v: &mut Collector) -> Optio
         );
     }
     Some(id.clone())
+}
+
+/// The gate's workflow type: not empty, not the built-in runner's, and not with Manual (a
+/// person promotes) or None (no versions).
+fn gate(worker: &crate::api::WorkerSpec, v: &mut Collector) -> Option<String> {
+    use crate::api::RolloutStrategy;
+    let r = worker.rollout.as_ref()?;
+    let g = r.gate.as_ref()?;
+    let field = "spec.worker.rollout.gate";
+    if matches!(r.strategy, RolloutStrategy::Manual | RolloutStrategy::None) {
+        v.push(
+            field.into(),
+            format!(
+                "does not apply to {:?}: remove it or use AllAtOnce or Progressive",
+                r.strategy
+            ),
+        );
+        return None;
+    }
+    if g.workflow_type.trim().is_empty() || g.workflow_type == BUILTIN_WORKFLOW_TYPE {
+        v.push(
+            format!("{field}.workflowType"),
+            "must name a workflow type your worker registers (not the built-in runner's)".into(),
+        );
+        return None;
+    }
+    Some(g.workflow_type.clone())
 }
 
 /// rollbackOnFailure's threshold; routing in Manual is a person's, so it is refused there.
@@ -1043,6 +1073,7 @@ mod tests {
             strategy: RolloutStrategy::None,
             steps: vec![],
             rollback_on_failure: None,
+            gate: None,
         });
         worker.sunset = Some(SunsetSpec {
             scaledown_delay: Some("soon".into()),
@@ -1088,6 +1119,7 @@ mod tests {
                 strategy,
                 steps,
                 rollback_on_failure: None,
+                gate: None,
             });
             dj
         };
@@ -1183,6 +1215,7 @@ mod tests {
             strategy: RolloutStrategy::None,
             steps: vec![],
             rollback_on_failure: None,
+            gate: None,
         });
         let errs = errors(&dj);
         assert!(

@@ -7,7 +7,7 @@ use std::{collections::BTreeMap, sync::Mutex};
 
 use chrono::{DateTime, Utc};
 
-use super::worker_deployments::{Drainage, ObservedWorkerDeployment, WorkerDeployments};
+use super::worker_deployments::{Drainage, GateOutcome, ObservedWorkerDeployment, WorkerDeployments};
 use super::{ObservedSchedule, RunRecord, Schedules, TemporalError, WriteOptions};
 use crate::desired::schedule::{DesiredSchedule, ScheduleLocation};
 use crate::util::digest::hex_sha256;
@@ -55,6 +55,8 @@ struct State {
     slots: BTreeMap<(String, String), Vec<DateTime<Utc>>>,
     /// Worker Deployments by (namespace, name).
     deployments: BTreeMap<(String, String), ObservedWorkerDeployment>,
+    /// Gate workflows by (namespace, workflow id): how they stand.
+    gates: BTreeMap<(String, String), GateOutcome>,
 }
 
 #[derive(Default)]
@@ -109,6 +111,12 @@ impl FakeSchedules {
     pub fn set_deployment(&self, namespace: &str, name: &str, d: ObservedWorkerDeployment) {
         let mut st = self.state.lock().expect("fake");
         st.deployments.insert((namespace.into(), name.into()), d);
+    }
+
+    /// Ends (or sets) a gate workflow as its worker would.
+    pub fn set_gate(&self, namespace: &str, workflow_id: &str, outcome: GateOutcome) {
+        let mut st = self.state.lock().expect("fake");
+        st.gates.insert((namespace.into(), workflow_id.into()), outcome);
     }
 
     pub fn deployment(&self, namespace: &str, name: &str) -> Option<ObservedWorkerDeployment> {
@@ -408,6 +416,34 @@ impl WorkerDeployments for FakeSchedules {
         }
         d.versions.retain(|v| v.build_id != build_id);
         Ok(())
+    }
+
+    async fn start_pinned(
+        &self,
+        namespace: &str,
+        workflow_id: &str,
+        _workflow_type: &str,
+        _task_queue: &str,
+        _name: &str,
+        build_id: &str,
+    ) -> Result<(), TemporalError> {
+        let mut st = self.enter(Call::Deployment(
+            "start_gate",
+            format!("{workflow_id}@{build_id}"),
+        ))?;
+        st.gates
+            .entry((namespace.into(), workflow_id.into()))
+            .or_insert(GateOutcome::Running);
+        Ok(())
+    }
+
+    async fn gate_outcome(
+        &self,
+        namespace: &str,
+        workflow_id: &str,
+    ) -> Result<Option<GateOutcome>, TemporalError> {
+        let st = self.enter(Call::Deployment("gate", workflow_id.into()))?;
+        Ok(st.gates.get(&(namespace.into(), workflow_id.into())).cloned())
     }
 
     async fn delete_deployment(&self, namespace: &str, name: &str) -> Result<(), TemporalError> {

@@ -8,11 +8,15 @@ use std::future::Future;
 use chrono::{DateTime, Utc};
 use temporalio_client::{NamespacedClient, grpc::WorkflowService, tonic::IntoRequest};
 use temporalio_common::protos::temporal::api::{
+    common::v1::{WorkflowExecution, WorkflowType},
     deployment::v1::{WorkerDeploymentInfo, WorkerDeploymentVersion},
-    enums::v1::VersionDrainageStatus,
+    enums::v1::{VersionDrainageStatus, WorkflowExecutionStatus},
+    taskqueue::v1::TaskQueue,
+    workflow::v1::{VersioningOverride, versioning_override},
     workflowservice::v1::{
         DeleteWorkerDeploymentRequest, DeleteWorkerDeploymentVersionRequest, DescribeWorkerDeploymentRequest,
-        SetWorkerDeploymentCurrentVersionRequest, SetWorkerDeploymentRampingVersionRequest,
+        DescribeWorkflowExecutionRequest, SetWorkerDeploymentCurrentVersionRequest,
+        SetWorkerDeploymentRampingVersionRequest, StartWorkflowExecutionRequest,
     },
 };
 
@@ -75,6 +79,15 @@ impl ObservedWorkerDeployment {
     }
 }
 
+/// How a workflow the operator started (a rollout's gate) stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GateOutcome {
+    Running,
+    Succeeded,
+    /// Failed, timed out, canceled or terminated: the status says which.
+    Failed(String),
+}
+
 /// The Worker Deployment calls the operator makes. `namespace` is the Temporal namespace,
 /// `name` the deployment name.
 pub trait WorkerDeployments: Send + Sync + 'static {
@@ -115,6 +128,25 @@ pub trait WorkerDeployments: Send + Sync + 'static {
         build_id: &str,
         skip_drainage: bool,
     ) -> impl Future<Output = Result<(), TemporalError>> + Send;
+
+    /// Starts `workflow_type` as `workflow_id` on `task_queue`, pinned to version `build_id` of
+    /// deployment `name` whatever the routing; one already started is not an error.
+    fn start_pinned(
+        &self,
+        namespace: &str,
+        workflow_id: &str,
+        workflow_type: &str,
+        task_queue: &str,
+        name: &str,
+        build_id: &str,
+    ) -> impl Future<Output = Result<(), TemporalError>> + Send;
+
+    /// How workflow `workflow_id` stands; `Ok(None)` when there is none.
+    fn gate_outcome(
+        &self,
+        namespace: &str,
+        workflow_id: &str,
+    ) -> impl Future<Output = Result<Option<GateOutcome>, TemporalError>> + Send;
 
     /// Deletes a deployment that has no versions left; one already gone is not an error.
     fn delete_deployment(
@@ -265,6 +297,89 @@ impl WorkerDeployments for SdkSchedules {
             async move {
                 WorkflowService::delete_worker_deployment_version(&mut c, req.into_request()).await?;
                 Ok(())
+            }
+        })
+        .await
+    }
+
+    async fn start_pinned(
+        &self,
+        namespace: &str,
+        workflow_id: &str,
+        workflow_type: &str,
+        task_queue: &str,
+        name: &str,
+        build_id: &str,
+    ) -> Result<(), TemporalError> {
+        let started = self
+            .rpc(namespace, "start_gate", None, |mut c| {
+                let req = StartWorkflowExecutionRequest {
+                    namespace: c.namespace(),
+                    workflow_id: workflow_id.to_string(),
+                    workflow_type: Some(WorkflowType {
+                        name: workflow_type.to_string(),
+                    }),
+                    task_queue: Some(TaskQueue {
+                        name: task_queue.to_string(),
+                        ..Default::default()
+                    }),
+                    identity: self.identity.clone(),
+                    request_id: workflow_id.to_string(),
+                    versioning_override: Some(VersioningOverride {
+                        r#override: Some(versioning_override::Override::Pinned(
+                            versioning_override::PinnedOverride {
+                                behavior: versioning_override::PinnedOverrideBehavior::Pinned as i32,
+                                version: Some(WorkerDeploymentVersion {
+                                    build_id: build_id.to_string(),
+                                    deployment_name: name.to_string(),
+                                }),
+                            },
+                        )),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                };
+                async move {
+                    WorkflowService::start_workflow_execution(&mut c, req.into_request()).await?;
+                    Ok(())
+                }
+            })
+            .await;
+        match started {
+            // started before (its id is the version's and the step's)
+            Err(TemporalError::Conflict(_)) => Ok(()),
+            other => other,
+        }
+    }
+
+    async fn gate_outcome(
+        &self,
+        namespace: &str,
+        workflow_id: &str,
+    ) -> Result<Option<GateOutcome>, TemporalError> {
+        self.rpc(namespace, "describe_gate", Some(None), |mut c| {
+            let req = DescribeWorkflowExecutionRequest {
+                namespace: c.namespace(),
+                execution: Some(WorkflowExecution {
+                    workflow_id: workflow_id.to_string(),
+                    run_id: String::new(),
+                }),
+            };
+            async move {
+                let info = WorkflowService::describe_workflow_execution(&mut c, req.into_request())
+                    .await?
+                    .into_inner()
+                    .workflow_execution_info
+                    .unwrap_or_default();
+                let status = WorkflowExecutionStatus::try_from(info.status)
+                    .unwrap_or(WorkflowExecutionStatus::Unspecified);
+                Ok(Some(match status {
+                    WorkflowExecutionStatus::Running | WorkflowExecutionStatus::Unspecified => {
+                        GateOutcome::Running
+                    }
+                    WorkflowExecutionStatus::Completed => GateOutcome::Succeeded,
+                    other => GateOutcome::Failed(other.as_str_name().to_string()),
+                }))
             }
         })
         .await

@@ -52,6 +52,24 @@ pub mod versioned {
             Ok(build_id)
         }
     }
+
+    /// A rollout's gate: passes on a sound build, fails on a broken one; no input.
+    #[workflow]
+    #[derive(Default)]
+    pub struct Gate;
+
+    #[workflow_methods]
+    impl Gate {
+        #[run(name = "e2e.Gate")]
+        pub async fn run(_ctx: &mut WorkflowContext<Self>) -> WorkflowResult<String> {
+            let build_id = BUILD_ID.with(|b| b.borrow().clone());
+            if FAIL.with(|f| f.get()) {
+                let broken = format!("gate: build {build_id} is broken");
+                return Err(temporalio_sdk::ApplicationFailure::non_retryable(broken).into());
+            }
+            Ok(build_id)
+        }
+    }
 }
 
 /// A running test worker; stopped when dropped.
@@ -84,6 +102,8 @@ impl TestWorker {
                         .build(),
                 )
                 .register_workflow::<versioned::Versioned>()
+                .map_err(|e| anyhow::anyhow!("{e}"))?
+                .register_workflow::<versioned::Gate>()
                 .map_err(|e| anyhow::anyhow!("{e}"))?
                 .graceful_shutdown_period(Duration::from_secs(1))
                 .build())

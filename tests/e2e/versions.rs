@@ -28,6 +28,7 @@ scenarios!(
     a_new_image_takes_over_once_it_polls_while_the_pinned_run_finishes_on_the_old,
     a_progressive_rollout_ramps_by_its_steps_and_a_manual_one_waits_for_a_person,
     a_new_version_whose_runs_fail_is_rolled_back_on_the_evidence,
+    a_gate_workflow_runs_on_each_new_version_and_a_failed_one_stops_the_rollout,
 );
 
 const T: Duration = Duration::from_secs(60);
@@ -866,6 +867,109 @@ async fn a_new_version_whose_runs_fail_is_rolled_back_on_the_evidence(
         result_in(&address, &ns, &next).await? == v1,
         "the run after the rollback ran on v1"
     );
+
+    env.djs.delete("report", &Default::default()).await?;
+    let deployments: Api<Deployment> = env.api();
+    wait_for("every version Deployment to be deleted", T, || async {
+        deployments
+            .list(&Default::default())
+            .await
+            .ok()?
+            .items
+            .is_empty()
+            .then_some(())
+    })
+    .await?;
+    for w in [v1_worker, v2_worker] {
+        tokio::task::block_in_place(|| w.stop())?;
+    }
+    env.wait_gone("report", T).await?;
+    server.stop().await;
+    Ok(())
+}
+
+async fn a_gate_workflow_runs_on_each_new_version_and_a_failed_one_stops_the_rollout(
+    shared: Arc<Shared>,
+) -> anyhow::Result<()> {
+    let dir = shared.dir.join("gate-temporal");
+    std::fs::create_dir_all(&dir)?;
+    let mut server = DevServer::start_with(dir, None, FAST_VERSIONS).await?;
+    let address = server.address();
+    let env = Env::with_temporal(&shared, "gate", &address, &[]).await?;
+    let ns = env.namespace.clone();
+    let deployment_name = format!("{ns}/report");
+    let temporal = client_for(&address, &ns)?;
+    env.create(manifest(
+        "report",
+        json!({"schedule": quiet_schedule(), "workflow": {"type": "e2e.Versioned", "args": [0]},
+               "worker": {"image": "example/report:1",
+                          "rollout": {"strategy": "AllAtOnce", "gate": {"workflowType": "e2e.Gate"}}}}),
+    ))
+    .await?;
+    let s = env
+        .wait_status("report", "v1's Deployment", T, |s| {
+            s.worker.as_ref().is_some_and(|w| !w.versions.is_empty())
+        })
+        .await?;
+    let v1_name = s
+        .worker
+        .as_ref()
+        .and_then(|w| w.versions[0].deployment.clone())
+        .context("v1")?;
+    let (v1_worker, v1) = serve(&env, &v1_name).await?;
+    // v1's gate passes on v1 (it returns the build it ran on), then v1 is current
+    env.wait_status("report", "v1 current after its gate", T, |s| {
+        s.worker
+            .as_ref()
+            .is_some_and(|w| w.current_build_id.as_ref() == Some(&v1))
+    })
+    .await?;
+    let gate = format!("{}-gate-{v1}-current", env.schedule_id("report"));
+    ensure!(
+        result_in(&address, &ns, &gate).await? == v1,
+        "the gate ran pinned to v1"
+    );
+
+    // v2 is broken: its gate fails, nothing is routed to it, and the rollout stops
+    env.edit("report", json!({"worker": {"image": "example/report:2"}}))
+        .await?;
+    let s = env
+        .wait_status("report", "v2's Deployment", T, |s| {
+            s.worker
+                .as_ref()
+                .is_some_and(|w| w.target_build_id.as_ref() != Some(&v1))
+        })
+        .await?;
+    let v2 = s
+        .worker
+        .as_ref()
+        .and_then(|w| w.target_build_id.clone())
+        .context("v2")?;
+    let v2_name = version(&s, &v2)
+        .and_then(|v| v.deployment.clone())
+        .context("v2's Deployment")?;
+    let (v2_worker, _) = serve_as(&env, &v2_name, true).await?;
+    let s = env
+        .wait_status("report", "v2 held after its gate failed", T, |s| {
+            s.worker
+                .as_ref()
+                .is_some_and(|w| w.rolled_back_build_id.as_ref() == Some(&v2))
+        })
+        .await?;
+    ensure!(
+        s.worker
+            .as_ref()
+            .is_some_and(|w| w.current_build_id.as_ref() == Some(&v1)),
+        "v1 keeps the runs: {:?}",
+        s.worker
+    );
+    let d = temporal
+        .describe_deployment(&ns, &deployment_name)
+        .await?
+        .context("deployment")?;
+    ensure!(d.current.as_ref() == Some(&v1) && d.ramping.is_none(), "{d:?}");
+    let warning = env.wait_event("report", "GateFailed").await?;
+    ensure!(warning.contains("e2e.Gate") && warning.contains(&v2), "{warning}");
 
     env.djs.delete("report", &Default::default()).await?;
     let deployments: Api<Deployment> = env.api();

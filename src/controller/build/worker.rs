@@ -420,6 +420,7 @@ mod tests {
             rollout: crate::api::RolloutStrategy::AllAtOnce,
             steps: vec![],
             rollback_after: None,
+            gate: None,
             sunset: Default::default(),
         }
     }

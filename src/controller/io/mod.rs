@@ -5,6 +5,7 @@
 pub(crate) mod dry_run;
 pub(crate) mod k8s;
 pub(crate) mod requests;
+pub(crate) mod rollout_gate;
 pub(crate) mod rollout_requests;
 pub(crate) mod schedule_sync;
 pub(crate) mod sweep;

@@ -15,6 +15,7 @@ use tracing::debug;
 
 use super::Notice;
 use super::k8s::{apply_worker, problem};
+use super::rollout_gate::{self, Gate};
 use super::rollout_requests::{self, RolloutRequests, RolloutTarget};
 use super::schedule_sync::problem_for;
 use crate::api::{DurableJob, WorkerVersionStatus};
@@ -124,12 +125,7 @@ pub(crate) async fn sync<S: Schedules>(
         task_queue: &desired.action.task_queue,
         connection: &ctx.settings.worker_connection,
     };
-    let v = worker::version(&t, w);
-    let want = worker::desired_version(&t, w, &v);
-    let want_hash = want["metadata"]["annotations"][SPEC_HASH_ANNOTATION]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
+    let (v, want, want_hash) = wanted(&t, w);
     // observe
     let found = worker_deployments(ctx, &api, &namespace, &name).await?;
     let ours: Vec<&Deployment> = found.iter().filter(|d| controlled_by(d, &uid)).collect();
@@ -147,9 +143,9 @@ pub(crate) async fn sync<S: Schedules>(
         target: &v.build_id,
         existing: &existing,
     };
-    let (requests, temporal) = routing(dj, ctx, w, &rt, notices).await?;
+    let (mut requests, temporal) = routing(dj, ctx, w, &rt, notices).await?;
     // decide
-    let plan = rollout::plan(&RolloutInput {
+    let mut plan = rollout::plan(&RolloutInput {
         target: &v.build_id,
         target_deployment: &want,
         target_hash: &want_hash,
@@ -163,7 +159,16 @@ pub(crate) async fn sync<S: Schedules>(
         sunset: w.sunset,
         now: Utc::now(),
     });
-    debug!(actions = ?plan.actions.len(), versions = ?plan.versions, waiting = ?plan.waiting, requeue = ?plan.requeue, current = ?temporal.as_ref().map(|t| &t.versions), "worker rollout planned");
+    let gate = Gate::of(w.gate.as_deref(), desired);
+    rollout_gate::apply(
+        &ctx.schedules,
+        gate.as_ref(),
+        &rt,
+        &mut plan,
+        &mut requests,
+        notices,
+    )
+    .await?;
     // act
     let mut acts = Acts {
         api: &api,
@@ -196,6 +201,17 @@ pub(crate) async fn sync<S: Schedules>(
         keep_requests(versioned, requests, w.rollback_after.is_some() && routed);
     }
     Ok(Some(state))
+}
+
+/// The version the spec asks for: its names, the Deployment to apply and that body's hash.
+fn wanted(t: &WorkerTarget<'_>, w: &ValidWorker) -> (Version, serde_json::Value, String) {
+    let v = worker::version(t, w);
+    let want = worker::desired_version(t, w, &v);
+    let hash = want["metadata"]["annotations"][SPEC_HASH_ANNOTATION]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    (v, want, hash)
 }
 
 /// What people asked (the rollout verbs) and the runs' evidence did to routing, then
@@ -461,6 +477,10 @@ fn waiting(v: &Version, w: &Waiting) -> (Reason, String) {
             format!(
                 "build {b} was rolled back: new runs go to the version before; change the spec to another build, or kubectl durablejob rollout resume to roll it out again"
             ),
+        ),
+        Waiting::ForGate(id) => (
+            Reason::GateRunning,
+            format!("gate workflow {id} runs on build {b} before new runs go to it"),
         ),
         Waiting::EndingOtherRamp => (
             Reason::Ramping,

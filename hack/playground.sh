@@ -107,6 +107,8 @@ durablejob playground is running (logs in $DIR/). In another shell:
   kubectl durablejob trigger nightly-report --wait   # run one now (an annotation the operator acts on)
   kubectl durablejob runs nightly-report  # recent runs: result, attempts, Job, Temporal UI link
   kubectl durablejob status nightly-report
+  kubectl durablejob rollout status invoice-sync   # a versioned worker: it waits for pollers, as
+                                          # kwok runs no worker image (docs/workers.md)
   kubectl durablejob query nightly-report --run <WORKFLOW ID from runs> status   # a running run
   temporal schedule list                  # the schedules the operator made
   Temporal UI: http://127.0.0.1:$TEMPORAL_UI_PORT

@@ -271,6 +271,9 @@ pub struct WorkerStatus {
     /// spec asks for another build or `rollout resume`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rolled_back_build_id: Option<String>,
+    /// When it was rolled back; its pods are scaled down `sunset.scaledownDelay` later.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rolled_back_time: Option<DateTime<Utc>>,
 }
 
 /// One version of a versioned user worker.

@@ -443,6 +443,7 @@ mod tests {
             ],
             rollout_paused: true,
             rolled_back_build_id: None,
+            rolled_back_time: None,
         });
         let text = status(&dj, "http://ui", t(9, 5));
         for expected in [

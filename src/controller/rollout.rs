@@ -53,6 +53,8 @@ pub struct RolloutInput<'a> {
     pub steps: &'a [RampStep],
     /// A person holds the target where it stands.
     pub hold: Option<Hold>,
+    /// Since when a rolled-back target is held: its pods go `sunset.scaledownDelay` later.
+    pub held_since: Option<DateTime<Utc>>,
     /// The DurableJob's version Deployments.
     pub existing: &'a [VersionDeployment],
     /// The unversioned Deployment of an operator before versioning, if there is one.
@@ -185,8 +187,21 @@ pub fn plan(i: &RolloutInput<'_>) -> RolloutPlan {
     let current = i.temporal.and_then(|t| t.current.as_deref());
     let target = i.existing.iter().find(|d| d.build_id == i.target);
     // a version scaled down after it drained serves again when the spec asks for it again
-    if target.is_none_or(|d| d.spec_hash.as_deref() != Some(i.target_hash) || d.replicas != i.replicas) {
+    let sunk = held_scaledown(i);
+    if target.is_none_or(|d| {
+        d.spec_hash.as_deref() != Some(i.target_hash) || (d.replicas != i.replicas && sunk.is_none())
+    }) {
         p.actions.push(Action::Apply(i.target_deployment.clone()));
+    }
+    match (sunk, target) {
+        (Some(true), Some(d)) if d.replicas > 0 => p.actions.push(Action::ScaleToZero {
+            deployment: d.name.clone(),
+        }),
+        (Some(false), _) => {
+            let at = i.held_since.unwrap_or(i.now) + sunset_span(i.sunset.scaledown_delay);
+            p.requeue = earliest(p.requeue, until(at, i.now));
+        }
+        _ => {}
     }
     route_target(i, target, current, &mut p);
     let routed = p.actions.iter().any(|a| matches!(a, Action::SetCurrent { .. }));
@@ -201,6 +216,13 @@ pub fn plan(i: &RolloutInput<'_>) -> RolloutPlan {
         });
     }
     p
+}
+
+/// A rolled-back target keeps its pods for inspection until `scaledownDelay` after the rollback:
+/// `Some(true)` once that has passed, `Some(false)` before, `None` when it is not rolled back.
+fn held_scaledown(i: &RolloutInput<'_>) -> Option<bool> {
+    let since = i.held_since.filter(|_| i.hold == Some(Hold::RolledBack))?;
+    Some(i.now >= since + sunset_span(i.sunset.scaledown_delay))
 }
 
 /// The wanted version: once all its pods are Ready and Temporal lists it, made current
@@ -569,6 +591,7 @@ mod tests {
             strategy: RolloutStrategy::AllAtOnce,
             steps: &[],
             hold: None,
+            held_since: None,
             existing: &c.existing,
             legacy: c.legacy,
             temporal: c.temporal.as_ref(),
@@ -785,6 +808,7 @@ mod tests {
             strategy,
             steps: &steps,
             hold: None,
+            held_since: None,
             existing: &both(),
             legacy: None,
             temporal: Some(temporal),
@@ -865,6 +889,7 @@ mod tests {
             strategy: RolloutStrategy::AllAtOnce,
             steps: &[],
             hold: None,
+            held_since: None,
             existing: &existing,
             legacy: None,
             temporal: Some(&t),
@@ -942,6 +967,7 @@ mod tests {
                 strategy: RolloutStrategy::Progressive,
                 steps: &steps,
                 hold: Some(hold),
+                held_since: None,
                 existing: &both(),
                 legacy: None,
                 temporal: v1_current().as_ref(),
@@ -952,6 +978,31 @@ mod tests {
             assert_eq!(p.waiting, Some(Waiting::Held(hold)));
             assert_eq!(state_of(&p, "v1").0, VersionState::Current);
         }
+        // a rolled-back target keeps its pods for the scale-down delay, then they go, and a
+        // scaled-down held target is not scaled up again
+        let held = |minutes_ago: i64, v2_replicas: i32| {
+            let existing = vec![deployment("v1", 2, 2), deployment("v2", v2_replicas, v2_replicas)];
+            plan(&RolloutInput {
+                target: "v2",
+                target_deployment: &body(),
+                target_hash: "hash-v2",
+                replicas: 2,
+                strategy: RolloutStrategy::AllAtOnce,
+                steps: &[],
+                hold: Some(Hold::RolledBack),
+                held_since: Some(now() - TimeDelta::minutes(minutes_ago)),
+                existing: &existing,
+                legacy: None,
+                temporal: v1_current().as_ref(),
+                sunset: sunset(),
+                now: now(),
+            })
+        };
+        let p = held(10, 2);
+        assert!(p.actions.is_empty(), "{:?}", p.actions);
+        assert_eq!(p.requeue, Some(Duration::from_secs(50 * 60)));
+        assert_eq!(held(61, 2).actions, vec![scale("v2")]);
+        assert!(held(61, 0).actions.is_empty(), "{:?}", held(61, 0).actions);
     }
 
     #[test]
@@ -984,6 +1035,7 @@ mod tests {
             strategy: RolloutStrategy::AllAtOnce,
             steps: &[],
             hold: None,
+            held_since: None,
             existing: &[deployment("v2", 0, 0)],
             legacy: None,
             temporal: Some(&temporal(None, vec![version("v2", Drainage::NotDraining, 0)])),

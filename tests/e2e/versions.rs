@@ -756,7 +756,7 @@ async fn a_new_version_whose_runs_fail_is_rolled_back_on_the_evidence(
     env.create(manifest(
         "report",
         json!({"schedule": quiet_schedule(), "workflow": {"type": "e2e.Versioned", "args": [0]},
-               "worker": {"image": "example/report:1", "sunset": {"scaledownDelay": "5m", "deleteDelay": "10m"},
+               "worker": {"image": "example/report:1", "sunset": {"scaledownDelay": "40s", "deleteDelay": "10m"},
                           "rollout": {"strategy": "AllAtOnce", "rollbackOnFailure": {"failedRuns": 1}}}}),
     ))
     .await?;
@@ -867,9 +867,15 @@ async fn a_new_version_whose_runs_fail_is_rolled_back_on_the_evidence(
         result_in(&address, &ns, &next).await? == v1,
         "the run after the rollback ran on v1"
     );
+    // the held version's pods go once the scale-down delay after the rollback has passed
+    let deployments: Api<Deployment> = env.api();
+    wait_for("v2's Deployment to be scaled down after the delay", T, || async {
+        let d = deployments.get_opt(&v2_name).await.ok()??;
+        (d.spec.replicas == Some(0)).then_some(())
+    })
+    .await?;
 
     env.djs.delete("report", &Default::default()).await?;
-    let deployments: Api<Deployment> = env.api();
     wait_for("every version Deployment to be deleted", T, || async {
         deployments
             .list(&Default::default())

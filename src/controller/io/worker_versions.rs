@@ -153,6 +153,7 @@ pub(crate) async fn sync<S: Schedules>(
         strategy: w.rollout,
         steps: &w.steps,
         hold: requests.hold,
+        held_since: held_since(dj, &requests),
         existing: &existing,
         legacy: legacy.map(|_| legacy_name.as_str()),
         temporal: temporal.as_ref(),
@@ -193,12 +194,10 @@ pub(crate) async fn sync<S: Schedules>(
         linger,
         temporal.as_ref().and_then(|t| t.current.clone()),
     );
+    let watching = w.rollback_after.is_some() && temporal.and_then(|t| t.routed_since(&v.build_id)).is_some();
     if let Some(versioned) = state.versioned.as_mut() {
-        let routed = temporal
-            .as_ref()
-            .and_then(|t| t.routed_since(&v.build_id))
-            .is_some();
-        keep_requests(versioned, requests, w.rollback_after.is_some() && routed);
+        versioned.rolled_back_time = held_since(dj, &requests);
+        keep_requests(versioned, requests, watching);
     }
     Ok(Some(state))
 }
@@ -286,6 +285,15 @@ async fn roll_back_on_evidence<S: Schedules>(
         ),
     ));
     Ok(true)
+}
+
+/// Since when the target is held after a rollback: the recorded time while the same build
+/// stays held, else now.
+fn held_since(dj: &DurableJob, r: &RolloutRequests) -> Option<chrono::DateTime<Utc>> {
+    let held = r.rolled_back.as_ref()?;
+    let previous = dj.status.as_ref().and_then(|s| s.worker.as_ref());
+    let kept = previous.filter(|p| p.rolled_back_build_id.as_ref() == Some(held));
+    Some(kept.and_then(|p| p.rolled_back_time).unwrap_or_else(Utc::now))
 }
 
 /// The hold and the records the rollout requests leave in the status; with `watching` (the
@@ -572,6 +580,7 @@ fn report(
             requeue,
             paused: false,
             rolled_back: None,
+            rolled_back_time: None,
             requests: vec![],
         }),
     }

@@ -78,8 +78,9 @@ pub(crate) struct VersionedWorker {
     pub requeue: Option<Duration>,
     /// Held by `rollout pause`.
     pub paused: bool,
-    /// The build a `rollout rollback` routed away from.
+    /// The build a `rollout rollback` routed away from, and since when.
     pub rolled_back: Option<String>,
+    pub rolled_back_time: Option<DateTime<Utc>>,
     /// Rollout requests handled in this reconcile.
     pub requests: Vec<crate::api::RequestRecord>,
 }
@@ -136,6 +137,7 @@ fn worker_status(w: &WorkerState) -> crate::api::WorkerStatus {
         versions: v.map(|v| v.versions.clone()).unwrap_or_default(),
         rollout_paused: v.is_some_and(|v| v.paused),
         rolled_back_build_id: v.and_then(|v| v.rolled_back.clone()),
+        rolled_back_time: v.and_then(|v| v.rolled_back_time),
     }
 }
 

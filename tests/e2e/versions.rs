@@ -499,6 +499,120 @@ async fn a_new_image_takes_over_once_it_polls_while_the_pinned_run_finishes_on_t
     Ok(())
 }
 
+/// A rollout scenario's stage: a dev server of its own (drainage and pollers in seconds), the
+/// namespace and operator for it, and the operator's Temporal client for what the test reads
+/// from (or does as a person in) Temporal directly. The DurableJob is `report`.
+struct Stage {
+    server: DevServer,
+    address: String,
+    env: Env,
+    ns: String,
+    deployment_name: String,
+    temporal: SdkSchedules,
+}
+
+impl Stage {
+    async fn start(shared: &Shared, name: &str) -> anyhow::Result<Self> {
+        let dir = shared.dir.join(format!("{name}-temporal"));
+        std::fs::create_dir_all(&dir)?;
+        let server = DevServer::start_with(dir, None, FAST_VERSIONS).await?;
+        let address = server.address();
+        let env = Env::with_temporal(shared, name, &address, &[]).await?;
+        let ns = env.namespace.clone();
+        Ok(Self {
+            temporal: client_for(&address, &ns)?,
+            deployment_name: format!("{ns}/report"),
+            server,
+            address,
+            env,
+            ns,
+        })
+    }
+
+    /// `report`: a quiet schedule of `e2e.Versioned` run by the worker `worker` describes.
+    async fn create(&self, worker: Value) -> anyhow::Result<()> {
+        self.env
+            .create(manifest(
+                "report",
+                json!({"schedule": quiet_schedule(), "workflow": {"type": "e2e.Versioned", "args": [0]}, "worker": worker}),
+            ))
+            .await?;
+        Ok(())
+    }
+
+    /// The first version: its Deployment served by a test worker, and current.
+    async fn first_version(&self) -> anyhow::Result<(TestWorker, String)> {
+        let s = self
+            .env
+            .wait_status("report", "v1's Deployment", T, |s| {
+                s.worker.as_ref().is_some_and(|w| !w.versions.is_empty())
+            })
+            .await?;
+        let name = s
+            .worker
+            .as_ref()
+            .and_then(|w| w.versions[0].deployment.clone())
+            .context("v1")?;
+        let (worker, v1) = serve(&self.env, &name).await?;
+        self.env
+            .wait_status("report", "v1 current", T, |s| {
+                s.worker
+                    .as_ref()
+                    .is_some_and(|w| w.current_build_id.as_ref() == Some(&v1))
+            })
+            .await?;
+        Ok((worker, v1))
+    }
+
+    /// A new image: the new version's build id and Deployment, once the status names them
+    /// (not served yet).
+    async fn new_image(&self, image: &str, before: &str) -> anyhow::Result<(String, String)> {
+        self.env
+            .edit("report", json!({"worker": {"image": image}}))
+            .await?;
+        let s = self
+            .env
+            .wait_status("report", "the new version's Deployment", T, |s| {
+                s.worker
+                    .as_ref()
+                    .is_some_and(|w| w.target_build_id.as_deref().is_some_and(|t| t != before))
+            })
+            .await?;
+        let build = s
+            .worker
+            .as_ref()
+            .and_then(|w| w.target_build_id.clone())
+            .context("target")?;
+        let name = version(&s, &build)
+            .and_then(|v| v.deployment.clone())
+            .context("the new version's Deployment")?;
+        Ok((build, name))
+    }
+
+    /// Deletes `report`: its version Deployments go, then the test workers that played them
+    /// stop, and the finalizer ends once Temporal has let go of the versions.
+    async fn finish(mut self, workers: Vec<TestWorker>) -> anyhow::Result<()> {
+        self.env.djs.delete("report", &Default::default()).await?;
+        let deployments: Api<Deployment> = self.env.api();
+        wait_for("every version Deployment to be deleted", T, || async {
+            deployments
+                .list(&Default::default())
+                .await
+                .ok()?
+                .items
+                .is_empty()
+                .then_some(())
+        })
+        .await?;
+        for w in workers {
+            tokio::task::block_in_place(|| w.stop())?;
+        }
+        self.env.wait_gone("report", T).await?;
+        self.server.stop().await;
+        Ok(())
+    }
+}
+
 /// The operator's Temporal client, for what the test reads from (or does as a person in)
 /// Temporal directly.
 fn client_for(address: &str, namespace: &str) -> anyhow::Result<SdkSchedules> {
@@ -518,62 +632,22 @@ fn client_for(address: &str, namespace: &str) -> anyhow::Result<SdkSchedules> {
 async fn a_progressive_rollout_ramps_by_its_steps_and_a_manual_one_waits_for_a_person(
     shared: Arc<Shared>,
 ) -> anyhow::Result<()> {
-    let dir = shared.dir.join("ramp-temporal");
-    std::fs::create_dir_all(&dir)?;
-    let mut server = DevServer::start_with(dir, None, FAST_VERSIONS).await?;
-    let address = server.address();
-    let mut env = Env::with_temporal(&shared, "ramp", &address, &[]).await?;
-    let plugin = crate::control::Plugin::new(&mut env)?;
-    let ns = env.namespace.clone();
-    let deployment_name = format!("{ns}/report");
-    let temporal = client_for(&address, &ns)?;
-    env.create(manifest(
-        "report",
-        json!({"schedule": quiet_schedule(), "workflow": {"type": "e2e.Versioned", "args": [0]},
-               "worker": {"image": "example/report:1", "sunset": {"scaledownDelay": "5m", "deleteDelay": "10m"},
+    let mut st = Stage::start(&shared, "ramp").await?;
+    let plugin = crate::control::Plugin::new(&mut st.env)?;
+    let (ns, deployment_name) = (st.ns.clone(), st.deployment_name.clone());
+    let (env, temporal) = (&st.env, &st.temporal);
+    st.create(
+        json!({"image": "example/report:1", "sunset": {"scaledownDelay": "5m", "deleteDelay": "10m"},
                           "rollout": {"strategy": "Progressive", "steps": [
                               {"rampPercentage": 25, "pauseDuration": "3s"},
-                              {"rampPercentage": 75, "pauseDuration": "3s"}]}}}),
-    ))
+                              {"rampPercentage": 75, "pauseDuration": "3s"}]}}),
+    )
     .await?;
-    // the first version has nothing to ramp from: current as soon as it polls
-    let s = env
-        .wait_status("report", "v1 to wait for pollers", T, |s| {
-            s.worker.as_ref().is_some_and(|w| !w.versions.is_empty())
-        })
-        .await?;
-    let v1_name = s
-        .worker
-        .as_ref()
-        .and_then(|w| w.versions[0].deployment.clone())
-        .context("v1")?;
-    let (v1_worker, v1) = serve(&env, &v1_name).await?;
-    env.wait_status("report", "v1 current", T, |s| {
-        s.worker
-            .as_ref()
-            .is_some_and(|w| w.current_build_id.as_ref() == Some(&v1))
-    })
-    .await?;
+    let (v1_worker, v1) = st.first_version().await?;
 
     // v2 ramps 25 %, then 75 %, as Temporal reads back, then becomes current
-    env.edit("report", json!({"worker": {"image": "example/report:2"}}))
-        .await?;
-    let s = env
-        .wait_status("report", "v2's Deployment", T, |s| {
-            s.worker
-                .as_ref()
-                .is_some_and(|w| w.target_build_id.as_ref() != Some(&v1))
-        })
-        .await?;
-    let v2 = s
-        .worker
-        .as_ref()
-        .and_then(|w| w.target_build_id.clone())
-        .context("v2")?;
-    let v2_name = version(&s, &v2)
-        .and_then(|v| v.deployment.clone())
-        .context("v2's Deployment")?;
-    let (v2_worker, _) = serve(&env, &v2_name).await?;
+    let (v2, v2_name) = st.new_image("example/report:2", &v1).await?;
+    let (v2_worker, _) = serve(env, &v2_name).await?;
     let seen = std::sync::Mutex::new(Vec::<u32>::new());
     let seen_ramps = wait_for("v2 to ramp 25 % then 75 % and become current", T, || async {
         let d = temporal.describe_deployment(&ns, &deployment_name).await.ok()??;
@@ -631,7 +705,7 @@ async fn a_progressive_rollout_ramps_by_its_steps_and_a_manual_one_waits_for_a_p
     let v3_name = version(&s, &v3)
         .and_then(|v| v.deployment.clone())
         .context("v3's Deployment")?;
-    let (v3_worker, _) = serve(&env, &v3_name).await?;
+    let (v3_worker, _) = serve(env, &v3_name).await?;
     let s = env
         .wait_status("report", "v3 ready for promotion", T, |s| {
             condition(s, "RolloutProgressing").is_some_and(|c| c.reason == "WaitingForPromotion")
@@ -688,7 +762,7 @@ async fn a_progressive_rollout_ramps_by_its_steps_and_a_manual_one_waits_for_a_p
         })
         .await?;
     ensure!(
-        deployments_named(&env, &v3_name).await?,
+        deployments_named(env, &v3_name).await?,
         "a rolled-back version keeps its Deployment for inspection: {:?}",
         s.worker
     );
@@ -721,19 +795,7 @@ async fn a_progressive_rollout_ramps_by_its_steps_and_a_manual_one_waits_for_a_p
     let e = plugin.fails(&["rollout", "promote", "nope"])?;
     ensure!(e.contains("nope"), "{e}");
 
-    env.djs.delete("report", &Default::default()).await?;
-    let deployments: Api<Deployment> = env.api();
-    wait_for("every version Deployment to be deleted", T, || async {
-        let left = deployments.list(&Default::default()).await.ok()?;
-        left.items.is_empty().then_some(())
-    })
-    .await?;
-    for w in [v1_worker, v2_worker, v3_worker] {
-        tokio::task::block_in_place(|| w.stop())?;
-    }
-    env.wait_gone("report", T).await?;
-    server.stop().await;
-    Ok(())
+    st.finish(vec![v1_worker, v2_worker, v3_worker]).await
 }
 
 /// Whether a Deployment of that name exists.
@@ -745,58 +807,19 @@ async fn deployments_named(env: &Env, name: &str) -> anyhow::Result<bool> {
 async fn a_new_version_whose_runs_fail_is_rolled_back_on_the_evidence(
     shared: Arc<Shared>,
 ) -> anyhow::Result<()> {
-    let dir = shared.dir.join("evidence-temporal");
-    std::fs::create_dir_all(&dir)?;
-    let mut server = DevServer::start_with(dir, None, FAST_VERSIONS).await?;
-    let address = server.address();
-    let env = Env::with_temporal(&shared, "evidence", &address, &[]).await?;
-    let ns = env.namespace.clone();
-    let deployment_name = format!("{ns}/report");
-    let temporal = client_for(&address, &ns)?;
-    env.create(manifest(
-        "report",
-        json!({"schedule": quiet_schedule(), "workflow": {"type": "e2e.Versioned", "args": [0]},
-               "worker": {"image": "example/report:1", "sunset": {"scaledownDelay": "40s", "deleteDelay": "10m"},
-                          "rollout": {"strategy": "AllAtOnce", "rollbackOnFailure": {"failedRuns": 1}}}}),
-    ))
+    let st = Stage::start(&shared, "evidence").await?;
+    let (address, ns, deployment_name) = (st.address.clone(), st.ns.clone(), st.deployment_name.clone());
+    let (env, temporal) = (&st.env, &st.temporal);
+    st.create(
+        json!({"image": "example/report:1", "sunset": {"scaledownDelay": "40s", "deleteDelay": "10m"},
+                          "rollout": {"strategy": "AllAtOnce", "rollbackOnFailure": {"failedRuns": 1}}}),
+    )
     .await?;
-    let s = env
-        .wait_status("report", "v1's Deployment", T, |s| {
-            s.worker.as_ref().is_some_and(|w| !w.versions.is_empty())
-        })
-        .await?;
-    let v1_name = s
-        .worker
-        .as_ref()
-        .and_then(|w| w.versions[0].deployment.clone())
-        .context("v1")?;
-    let (v1_worker, v1) = serve(&env, &v1_name).await?;
-    env.wait_status("report", "v1 current", T, |s| {
-        s.worker
-            .as_ref()
-            .is_some_and(|w| w.current_build_id.as_ref() == Some(&v1))
-    })
-    .await?;
+    let (v1_worker, v1) = st.first_version().await?;
 
     // v2 is broken: it becomes current, its first run fails, and the operator routes back
-    env.edit("report", json!({"worker": {"image": "example/report:2"}}))
-        .await?;
-    let s = env
-        .wait_status("report", "v2's Deployment", T, |s| {
-            s.worker
-                .as_ref()
-                .is_some_and(|w| w.target_build_id.as_ref() != Some(&v1))
-        })
-        .await?;
-    let v2 = s
-        .worker
-        .as_ref()
-        .and_then(|w| w.target_build_id.clone())
-        .context("v2")?;
-    let v2_name = version(&s, &v2)
-        .and_then(|v| v.deployment.clone())
-        .context("v2's Deployment")?;
-    let (v2_worker, _) = serve_as(&env, &v2_name, true).await?;
+    let (v2, v2_name) = st.new_image("example/report:2", &v1).await?;
+    let (v2_worker, _) = serve_as(env, &v2_name, true).await?;
     env.wait_status("report", "v2 current", T, |s| {
         s.worker
             .as_ref()
@@ -856,7 +879,7 @@ async fn a_new_version_whose_runs_fail_is_rolled_back_on_the_evidence(
         "{warning}"
     );
     ensure!(
-        deployments_named(&env, &v2_name).await?,
+        deployments_named(env, &v2_name).await?,
         "v2 keeps its Deployment for inspection"
     );
     // the next run lands on v1 and succeeds
@@ -875,61 +898,19 @@ async fn a_new_version_whose_runs_fail_is_rolled_back_on_the_evidence(
     })
     .await?;
 
-    env.djs.delete("report", &Default::default()).await?;
-    wait_for("every version Deployment to be deleted", T, || async {
-        deployments
-            .list(&Default::default())
-            .await
-            .ok()?
-            .items
-            .is_empty()
-            .then_some(())
-    })
-    .await?;
-    for w in [v1_worker, v2_worker] {
-        tokio::task::block_in_place(|| w.stop())?;
-    }
-    env.wait_gone("report", T).await?;
-    server.stop().await;
-    Ok(())
+    st.finish(vec![v1_worker, v2_worker]).await
 }
 
 async fn a_gate_workflow_runs_on_each_new_version_and_a_failed_one_stops_the_rollout(
     shared: Arc<Shared>,
 ) -> anyhow::Result<()> {
-    let dir = shared.dir.join("gate-temporal");
-    std::fs::create_dir_all(&dir)?;
-    let mut server = DevServer::start_with(dir, None, FAST_VERSIONS).await?;
-    let address = server.address();
-    let env = Env::with_temporal(&shared, "gate", &address, &[]).await?;
-    let ns = env.namespace.clone();
-    let deployment_name = format!("{ns}/report");
-    let temporal = client_for(&address, &ns)?;
-    env.create(manifest(
-        "report",
-        json!({"schedule": quiet_schedule(), "workflow": {"type": "e2e.Versioned", "args": [0]},
-               "worker": {"image": "example/report:1",
-                          "rollout": {"strategy": "AllAtOnce", "gate": {"workflowType": "e2e.Gate"}}}}),
-    ))
-    .await?;
-    let s = env
-        .wait_status("report", "v1's Deployment", T, |s| {
-            s.worker.as_ref().is_some_and(|w| !w.versions.is_empty())
-        })
+    let st = Stage::start(&shared, "gate").await?;
+    let (address, ns, deployment_name) = (st.address.clone(), st.ns.clone(), st.deployment_name.clone());
+    let (env, temporal) = (&st.env, &st.temporal);
+    st.create(json!({"image": "example/report:1",
+                          "rollout": {"strategy": "AllAtOnce", "gate": {"workflowType": "e2e.Gate"}}}))
         .await?;
-    let v1_name = s
-        .worker
-        .as_ref()
-        .and_then(|w| w.versions[0].deployment.clone())
-        .context("v1")?;
-    let (v1_worker, v1) = serve(&env, &v1_name).await?;
-    // v1's gate passes on v1 (it returns the build it ran on), then v1 is current
-    env.wait_status("report", "v1 current after its gate", T, |s| {
-        s.worker
-            .as_ref()
-            .is_some_and(|w| w.current_build_id.as_ref() == Some(&v1))
-    })
-    .await?;
+    let (v1_worker, v1) = st.first_version().await?;
     let gate = format!("{}-gate-{v1}-current", env.schedule_id("report"));
     ensure!(
         result_in(&address, &ns, &gate).await? == v1,
@@ -937,24 +918,8 @@ async fn a_gate_workflow_runs_on_each_new_version_and_a_failed_one_stops_the_rol
     );
 
     // v2 is broken: its gate fails, nothing is routed to it, and the rollout stops
-    env.edit("report", json!({"worker": {"image": "example/report:2"}}))
-        .await?;
-    let s = env
-        .wait_status("report", "v2's Deployment", T, |s| {
-            s.worker
-                .as_ref()
-                .is_some_and(|w| w.target_build_id.as_ref() != Some(&v1))
-        })
-        .await?;
-    let v2 = s
-        .worker
-        .as_ref()
-        .and_then(|w| w.target_build_id.clone())
-        .context("v2")?;
-    let v2_name = version(&s, &v2)
-        .and_then(|v| v.deployment.clone())
-        .context("v2's Deployment")?;
-    let (v2_worker, _) = serve_as(&env, &v2_name, true).await?;
+    let (v2, v2_name) = st.new_image("example/report:2", &v1).await?;
+    let (v2_worker, _) = serve_as(env, &v2_name, true).await?;
     let s = env
         .wait_status("report", "v2 held after its gate failed", T, |s| {
             s.worker
@@ -977,22 +942,5 @@ async fn a_gate_workflow_runs_on_each_new_version_and_a_failed_one_stops_the_rol
     let warning = env.wait_event("report", "GateFailed").await?;
     ensure!(warning.contains("e2e.Gate") && warning.contains(&v2), "{warning}");
 
-    env.djs.delete("report", &Default::default()).await?;
-    let deployments: Api<Deployment> = env.api();
-    wait_for("every version Deployment to be deleted", T, || async {
-        deployments
-            .list(&Default::default())
-            .await
-            .ok()?
-            .items
-            .is_empty()
-            .then_some(())
-    })
-    .await?;
-    for w in [v1_worker, v2_worker] {
-        tokio::task::block_in_place(|| w.stop())?;
-    }
-    env.wait_gone("report", T).await?;
-    server.stop().await;
-    Ok(())
+    st.finish(vec![v1_worker, v2_worker]).await
 }

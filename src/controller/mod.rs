@@ -101,23 +101,32 @@ impl<K: Resource<DynamicType = ()> + Clone + 'static> ScopedCache<K> {
     }
 }
 
+/// The store of the cache covering `namespace`, once it has listed; `None` when there is none
+/// yet (not started, or a test).
+fn synced<K: Resource<DynamicType = ()> + Clone + 'static>(
+    caches: &std::sync::RwLock<Vec<ScopedCache<K>>>,
+    namespace: &str,
+) -> Option<reflector::Store<K>> {
+    let caches = caches.read().expect("cache lock");
+    let cache = caches
+        .iter()
+        .find(|c| c.namespace.as_deref().is_none_or(|n| n == namespace))?;
+    cache
+        .ready
+        .load(std::sync::atomic::Ordering::Acquire)
+        .then(|| cache.store.clone())
+}
+
 /// `namespace/name` as the cache covering that namespace has it.
 fn lookup<K: Resource<DynamicType = ()> + Clone + 'static>(
     caches: &std::sync::RwLock<Vec<ScopedCache<K>>>,
     namespace: &str,
     name: &str,
 ) -> Cached<K> {
-    let caches = caches.read().expect("cache lock");
-    let Some(cache) = caches
-        .iter()
-        .find(|c| c.namespace.as_deref().is_none_or(|n| n == namespace))
-    else {
-        return Cached::Unknown;
-    };
-    if !cache.ready.load(std::sync::atomic::Ordering::Acquire) {
-        return Cached::Unknown;
+    match synced(caches, namespace) {
+        Some(store) => Cached::Known(store.get(&ObjectRef::new(name).within(namespace))),
+        None => Cached::Unknown,
     }
-    Cached::Known(cache.store.get(&ObjectRef::new(name).within(namespace)))
 }
 
 /// Where an object was looked up.
@@ -156,15 +165,8 @@ impl<S: Schedules> Context<S> {
         label: &str,
         value: &str,
     ) -> Option<Vec<Arc<Deployment>>> {
-        let caches = self.workers.read().expect("cache lock");
-        let cache = caches
-            .iter()
-            .find(|c| c.namespace.as_deref().is_none_or(|n| n == namespace))?;
-        if !cache.ready.load(std::sync::atomic::Ordering::Acquire) {
-            return None;
-        }
-        let found = cache
-            .store
+        let store = synced(&self.workers, namespace)?;
+        let found = store
             .state()
             .into_iter()
             .filter(|d| d.metadata.namespace.as_deref() == Some(namespace))

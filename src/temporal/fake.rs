@@ -320,6 +320,29 @@ impl Schedules for FakeSchedules {
     }
 }
 
+/// The deployment a routing change is made to, as Temporal guards it: it must exist and the
+/// change must be decided on its latest description ([`changed`] gives it a new token).
+fn routed<'a>(
+    st: &'a mut State,
+    namespace: &str,
+    name: &str,
+    conflict_token: &[u8],
+) -> Result<&'a mut ObservedWorkerDeployment, TemporalError> {
+    let d = st
+        .deployments
+        .get_mut(&(namespace.into(), name.into()))
+        .ok_or_else(|| TemporalError::Rejected(format!("worker deployment {name} not found (fake)")))?;
+    if d.conflict_token != conflict_token {
+        return Err(TemporalError::Conflict("conflict token mismatch (fake)".into()));
+    }
+    Ok(d)
+}
+
+/// A routing change made: the next one needs the new token.
+fn changed(d: &mut ObservedWorkerDeployment) {
+    d.conflict_token = vec![d.conflict_token.first().copied().unwrap_or(0).wrapping_add(1)];
+}
+
 impl WorkerDeployments for FakeSchedules {
     async fn describe_deployment(
         &self,
@@ -338,13 +361,7 @@ impl WorkerDeployments for FakeSchedules {
         conflict_token: &[u8],
     ) -> Result<(), TemporalError> {
         let mut st = self.enter(Call::Deployment("set_current", format!("{name}:{build_id}")))?;
-        let d = st
-            .deployments
-            .get_mut(&(namespace.into(), name.into()))
-            .ok_or_else(|| TemporalError::Rejected(format!("worker deployment {name} not found (fake)")))?;
-        if d.conflict_token != conflict_token {
-            return Err(TemporalError::Conflict("conflict token mismatch (fake)".into()));
-        }
+        let d = routed(&mut st, namespace, name, conflict_token)?;
         if !build_id.is_empty() && d.version(build_id).is_none() {
             return Err(TemporalError::Rejected(format!(
                 "version {build_id} has no pollers (fake)"
@@ -362,7 +379,7 @@ impl WorkerDeployments for FakeSchedules {
                 v.drainage = Drainage::NotDraining;
             }
         }
-        d.conflict_token = vec![d.conflict_token.first().copied().unwrap_or(0).wrapping_add(1)];
+        changed(d);
         Ok(())
     }
 
@@ -378,15 +395,9 @@ impl WorkerDeployments for FakeSchedules {
             "set_ramping",
             format!("{name}:{build_id}:{percentage}"),
         ))?;
-        let d = st
-            .deployments
-            .get_mut(&(namespace.into(), name.into()))
-            .ok_or_else(|| TemporalError::Rejected(format!("worker deployment {name} not found (fake)")))?;
-        if d.conflict_token != conflict_token {
-            return Err(TemporalError::Conflict("conflict token mismatch (fake)".into()));
-        }
+        let d = routed(&mut st, namespace, name, conflict_token)?;
         d.ramping = (!build_id.is_empty()).then(|| (build_id.to_string(), percentage));
-        d.conflict_token = vec![d.conflict_token.first().copied().unwrap_or(0).wrapping_add(1)];
+        changed(d);
         Ok(())
     }
 

@@ -160,21 +160,26 @@ async fn delete_worker(
     deployment: &str,
     notices: &mut Vec<Notice>,
 ) -> Result<(), Problem> {
-    api.delete(deployment, &DeleteParams::background())
-        .await
-        .map_err(|e| {
-            problem(
-                Reason::WorkerApplyFailed,
-                format!("cannot delete Deployment {deployment}"),
-                &e,
-            )
-        })?;
+    delete_deployment(api, deployment).await?;
     notices.push(Notice::normal(
         Reason::WorkerDeleted,
         "Delete",
         format!("Deleted worker Deployment {deployment}: the resource no longer has spec.worker"),
     ));
     Ok(())
+}
+
+/// Deletes a worker Deployment (in the background); one already gone is not an error.
+pub(crate) async fn delete_deployment(api: &Api<Deployment>, name: &str) -> Result<(), Problem> {
+    match api.delete(name, &DeleteParams::background()).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        Err(e) => Err(problem(
+            Reason::WorkerApplyFailed,
+            format!("cannot delete Deployment {name}"),
+            &e,
+        )),
+    }
 }
 
 /// Applies a worker Deployment (server-side, forced) and says so in an Event.

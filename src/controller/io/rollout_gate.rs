@@ -116,7 +116,6 @@ pub(crate) async fn apply<S: Schedules>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::controller::rollout::VersionState;
     use crate::temporal::fake::{Call, FakeSchedules};
 
     fn plan(action: Action) -> RolloutPlan {
@@ -201,6 +200,5 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(p.actions.len(), 1);
-        let _ = VersionState::Current;
     }
 }

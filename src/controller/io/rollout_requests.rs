@@ -369,8 +369,9 @@ mod tests {
             (Some(Hold::RolledBack), Some("v3"))
         );
         // with nothing to go back to, refused and nothing changes
-        let fake = fake_only_v3();
-        let out = run(&fake, &[deployed("v3", 2)], &[RequestVerb::Rollback]).await;
+        // (v1 and v2 are listed in Temporal but have no Deployment with Ready pods)
+        let alone = self::fake("v3", false);
+        let out = run(&alone, &[deployed("v3", 2)], &[RequestVerb::Rollback]).await;
         assert_eq!(out.records[0].result, RequestResult::Rejected);
         assert!(
             out.records[0].message.contains("no version before build v3"),
@@ -378,21 +379,6 @@ mod tests {
             out.records
         );
         assert_eq!(out.hold, None);
-    }
-
-    fn fake_only_v3() -> FakeSchedules {
-        let fake = FakeSchedules::default();
-        fake.set_deployment(
-            NS,
-            DN,
-            ObservedWorkerDeployment {
-                current: Some("v3".into()),
-                versions: vec![version("v3", 1)],
-                conflict_token: vec![1],
-                ..Default::default()
-            },
-        );
-        fake
     }
 
     #[tokio::test]

@@ -9,12 +9,12 @@ use chrono::Utc;
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::{
     Api, ResourceExt,
-    api::{DeleteParams, ListParams, Patch, PatchParams},
+    api::{ListParams, Patch, PatchParams},
 };
 use tracing::debug;
 
 use super::Notice;
-use super::k8s::{apply_worker, problem};
+use super::k8s::{apply_worker, delete_deployment, problem};
 use super::rollout_gate::{self, Gate};
 use super::rollout_requests::{self, RolloutRequests, RolloutTarget};
 use super::schedule_sync::problem_for;
@@ -423,18 +423,6 @@ impl<S: Schedules> Acts<'_, S> {
 /// Temporal refuses to delete a version whose workers it saw poll recently.
 fn pollers_linger(e: &TemporalError) -> bool {
     matches!(e, TemporalError::Rejected(m) | TemporalError::Other(m) | TemporalError::Conflict(m) if m.contains("poller"))
-}
-
-async fn delete_deployment(api: &Api<Deployment>, name: &str) -> Result<(), Problem> {
-    match api.delete(name, &DeleteParams::background()).await {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
-        Err(e) => Err(problem(
-            Reason::WorkerApplyFailed,
-            format!("cannot delete Deployment {name}"),
-            &e,
-        )),
-    }
 }
 
 /// The sentence and reason for a rollout that waits.

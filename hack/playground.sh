@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The local playground: a Temporal dev server, the real Kubernetes control plane
 # (hack/cluster.sh, kwok as the kubelet) with the CRDs, the shipped RBAC and config/samples/
-# applied, the operator and the built-in runner, each as its own ServiceAccount. Shows
-# `durablejob get -A` every few seconds until Ctrl-C, then stops everything it started and
-# exits 0.
+# applied, the operator and the built-in runner, each as its own ServiceAccount, and
+# worker-pods (tests/support) playing the versioned worker pods kwok cannot run. Rolls a new
+# image out to the sample worker (invoice-sync) once its first version serves. Shows
+# `durablejob get -A` and the rollout every few seconds until Ctrl-C, then stops everything it
+# started and exits 0.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,13 +26,14 @@ done
 [ -f "$DIR/cluster/pids" ] && ./hack/cluster.sh stop "$DIR/cluster"
 rm -rf "$DIR" && mkdir -p "$DIR"
 pids=()
+helper=""
 stopping=0
 cleanup() {
   stopping=1
   trap - INT TERM EXIT
   echo
   echo "stopping the playground..."
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}" $helper; do kill "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
   ./hack/cluster.sh stop "$DIR/cluster" || true
   echo "stopped."
@@ -39,7 +42,12 @@ cleanup() {
 trap cleanup INT TERM EXIT
 
 echo "starting the Temporal dev server..."
+# Worker versions' drainage is rechecked every few seconds instead of Temporal's minutes, so the
+# rollout below plays out (Draining, Drained, scaled down, deleted) while you watch.
 temporal server start-dev --ip 127.0.0.1 --port "$TEMPORAL_PORT" --ui-port "$TEMPORAL_UI_PORT" \
+  --dynamic-config-value 'matching.wv.VersionDrainageStatusRefreshInterval="5s"' \
+  --dynamic-config-value 'matching.wv.VersionDrainageStatusVisibilityGracePeriod="5s"' \
+  --dynamic-config-value 'matching.PollerHistoryTTL="10s"' \
   --log-level warn >"$DIR/temporal.log" 2>&1 &
 pids+=($!)
 
@@ -89,7 +97,35 @@ TEMPORAL_ADDRESS="127.0.0.1:$TEMPORAL_PORT" TEMPORAL_NAMESPACE=default KUBECONFI
   --sdk-metrics-addr 127.0.0.1:9464 >"$DIR/runner.log" 2>&1 &
 pids+=($!)
 
+# kwok runs no containers: worker-pods plays each Ready replica of a versioned worker Deployment
+# with a real Temporal worker told what the pod is told (its env)
+"$BIN/worker-pods" >"$DIR/worker-pods.log" 2>&1 &
+pids+=($!)
+
 "$KUBECTL" apply -k config/samples >/dev/null
+
+# A rollout to watch: once invoice-sync's first version serves, a new image goes out with
+# playground-sized steps and sunset (the sample's are minutes and hours).
+rollout() {
+  local current=""
+  for _ in $(seq 1 120); do
+    current=$("$KUBECTL" get dj invoice-sync -o jsonpath='{.status.worker.currentBuildId}' 2>/dev/null || true)
+    [ -n "$current" ] && break
+    sleep 1
+  done
+  if [ -z "$current" ]; then
+    echo "invoice-sync's first worker version did not become current; see $DIR/operator.log and $DIR/worker-pods.log" >&2
+    return
+  fi
+  TEMPORAL_ADDRESS="127.0.0.1:$TEMPORAL_PORT" "$BIN/durablejob" trigger invoice-sync >/dev/null 2>&1 || true
+  sleep 10
+  "$KUBECTL" patch dj invoice-sync --type merge -p '{"spec": {"worker": {
+      "image": "ghcr.io/example/invoice-worker:1.5.0",
+      "rollout": {"steps": [{"rampPercentage": 10, "pauseDuration": "20s"}, {"rampPercentage": 50, "pauseDuration": "20s"}]},
+      "sunset": {"scaledownDelay": "30s", "deleteDelay": "90s"}}}}' >/dev/null
+}
+rollout &
+helper=$!
 "$KUBECTL" wait --for=condition=Ready --timeout=60s dj/nightly-report >/dev/null 2>&1 || true
 # one run of the nightly report now, through the operator, as a user would start it
 PATH="$PWD/.tools/bin:$PATH" TEMPORAL_ADDRESS="127.0.0.1:$TEMPORAL_PORT" \
@@ -107,8 +143,8 @@ durablejob playground is running (logs in $DIR/). In another shell:
   kubectl durablejob trigger nightly-report --wait   # run one now (an annotation the operator acts on)
   kubectl durablejob runs nightly-report  # recent runs: result, attempts, Job, Temporal UI link
   kubectl durablejob status nightly-report
-  kubectl durablejob rollout status invoice-sync   # a versioned worker: it waits for pollers, as
-                                          # kwok runs no worker image (docs/workers.md)
+  kubectl durablejob rollout status invoice-sync   # a versioned worker rolling out a new image
+  kubectl get deploy -L durablejob.dev/build-id   # one Deployment per worker version
   kubectl durablejob query nightly-report --run <WORKFLOW ID from runs> status   # a running run
   temporal schedule list                  # the schedules the operator made
   Temporal UI: http://127.0.0.1:$TEMPORAL_UI_PORT
@@ -131,6 +167,8 @@ while [ $stopping = 0 ]; do
   echo "--- $(date +%H:%M:%S)  durablejob get -A"
   "$BIN/durablejob" get -A || true
   DURABLEJOB_TEMPORAL_UI_URL="http://127.0.0.1:$TEMPORAL_UI_PORT" "$BIN/durablejob" runs nightly-report 2>/dev/null | head -4 || true
+  echo "--- durablejob rollout status invoice-sync"
+  "$BIN/durablejob" rollout status invoice-sync 2>/dev/null || true
   sleep 5 &
   wait $! 2>/dev/null || true
 done

@@ -293,6 +293,14 @@ pub struct WorkerVersionStatus {
     /// While Ramping: the percent of new runs it gets.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ramp_percentage: Option<i32>,
+    /// The schedule's runs still open on it, among `recentRuns` (a Draining version waits for
+    /// its pinned runs to finish).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub open_runs: i32,
+}
+
+fn is_zero(n: &i32) -> bool {
+    *n == 0
 }
 
 /// Where a worker version stands.

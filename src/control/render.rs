@@ -161,7 +161,7 @@ fn worker_lines(w: &crate::api::WorkerStatus) -> Vec<String> {
     }
     for v in &w.versions {
         out.push(format!(
-            "  {:<24} {:<9} {} ready{}  {}",
+            "  {:<24} {:<9} {} ready{}{}  {}",
             v.build_id,
             match v.ramp_percentage {
                 Some(p) => format!("{:?} {p}%", v.state),
@@ -169,6 +169,11 @@ fn worker_lines(w: &crate::api::WorkerStatus) -> Vec<String> {
             },
             v.ready_replicas,
             if v.polled { ", polled" } else { "" },
+            match v.open_runs {
+                0 => String::new(),
+                1 => ", 1 open run".to_string(),
+                n => format!(", {n} open runs"),
+            },
             v.deployment.as_deref().unwrap_or("<deleted>")
         ));
     }
@@ -429,6 +434,7 @@ mod tests {
             ready_replicas: 2,
             polled: true,
             ramp_percentage: None,
+            open_runs: 0,
         };
         dj.status.as_mut().unwrap().worker = Some(WorkerStatus {
             deployment: "report-1-aaaa".into(),
@@ -439,6 +445,10 @@ mod tests {
             versions: vec![
                 version("2-bbbb", WorkerVersionState::Inactive, Some("report-2-bbbb")),
                 version("1-aaaa", WorkerVersionState::Current, Some("report-1-aaaa")),
+                WorkerVersionStatus {
+                    open_runs: 2,
+                    ..version("0-dddd", WorkerVersionState::Draining, Some("report-0-dddd"))
+                },
                 version("0-cccc", WorkerVersionState::Drained, None),
             ],
             rollout_paused: true,
@@ -451,6 +461,7 @@ mod tests {
             "Temporal worker deployment default/report: build 1-aaaa current, rolling out 2-bbbb",
             "2-bbbb                   Inactive  2 ready, polled  report-2-bbbb",
             "0-cccc                   Drained   2 ready, polled  <deleted>",
+            "0-dddd                   Draining  2 ready, polled, 2 open runs  report-0-dddd",
             "rollout paused (kubectl durablejob rollout resume to go on)",
         ] {
             assert!(text.contains(expected), "missing {expected:?} in\n{text}");

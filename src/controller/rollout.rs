@@ -24,6 +24,8 @@ use crate::temporal::worker_deployments::{Drainage, ObservedWorkerDeployment};
 pub const WAITING_RECHECK: Duration = Duration::from_secs(5);
 /// While a version drains, how often Temporal is asked whether it has drained.
 pub const DRAINING_RECHECK: Duration = Duration::from_secs(30);
+/// While a gate runs, how often it is looked at.
+pub const GATE_RECHECK: Duration = Duration::from_secs(5);
 
 /// A version Deployment as it is in the cluster.
 #[derive(Debug, Clone, PartialEq)]
@@ -55,6 +57,9 @@ pub struct RolloutInput<'a> {
     pub hold: Option<Hold>,
     /// Since when a rolled-back target is held: its pods go `sunset.scaledownDelay` later.
     pub held_since: Option<DateTime<Utc>>,
+    /// The id of the gate run that has not passed yet for the routing change this plan makes
+    /// to the target ([`gated_change`]): the change waits for it.
+    pub gate_running: Option<&'a str>,
     /// The DurableJob's version Deployments.
     pub existing: &'a [VersionDeployment],
     /// The unversioned Deployment of an operator before versioning, if there is one.
@@ -204,6 +209,9 @@ pub fn plan(i: &RolloutInput<'_>) -> RolloutPlan {
         _ => {}
     }
     route_target(i, target, current, &mut p);
+    if let Some(id) = i.gate_running {
+        wait_for_gate(i, id, &mut p);
+    }
     let routed = p.actions.iter().any(|a| matches!(a, Action::SetCurrent { .. }));
     let current_now = if routed { Some(i.target) } else { current };
     for d in i.existing.iter().filter(|d| d.build_id != i.target) {
@@ -334,6 +342,43 @@ fn take_over(i: &RolloutInput<'_>, t: &ObservedWorkerDeployment, current: Option
             });
             report(p, VersionState::Current, None);
         }
+    }
+}
+
+/// The routing change this plan makes to the target, which a gate run must pass first: its
+/// index in the actions and its key (the ramp's percentage, or `current`).
+pub fn gated_change(actions: &[Action], target: &str) -> Option<(usize, String)> {
+    actions.iter().enumerate().find_map(|(at, a)| match a {
+        Action::SetRamping {
+            build_id, percentage, ..
+        } if build_id == target && *percentage > 0 => Some((at, format!("{percentage}pct"))),
+        Action::SetCurrent { build_id, .. } if build_id == target => Some((at, "current".to_string())),
+        _ => None,
+    })
+}
+
+/// The gate run `id` for the routing change to the target has not passed: the change waits,
+/// and the target is reported where Temporal has it (so are the others, which nothing
+/// re-routes).
+fn wait_for_gate(i: &RolloutInput<'_>, id: &str, p: &mut RolloutPlan) {
+    let Some((at, _)) = gated_change(&p.actions, i.target) else {
+        return;
+    };
+    p.actions.remove(at);
+    p.waiting = Some(Waiting::ForGate(id.to_string()));
+    p.requeue = earliest(p.requeue, GATE_RECHECK);
+    let ramp = i
+        .temporal
+        .and_then(|t| t.ramping.as_ref())
+        .filter(|(b, _)| b == i.target)
+        .map(|(_, pct)| pct.round().clamp(0.0, 100.0) as u8);
+    if let Some(r) = p.versions.iter_mut().find(|r| r.build_id == i.target) {
+        r.state = if ramp.is_some() {
+            VersionState::Ramping
+        } else {
+            VersionState::Inactive
+        };
+        r.ramp_percentage = ramp;
     }
 }
 
@@ -592,6 +637,7 @@ mod tests {
             steps: &[],
             hold: None,
             held_since: None,
+            gate_running: None,
             existing: &c.existing,
             legacy: c.legacy,
             temporal: c.temporal.as_ref(),
@@ -799,6 +845,15 @@ mod tests {
     }
 
     fn run_with(strategy: RolloutStrategy, temporal: &ObservedWorkerDeployment) -> RolloutPlan {
+        run_gated(strategy, temporal, None)
+    }
+
+    /// Like [`run_with`], with the gate run `gate` not passed yet.
+    fn run_gated(
+        strategy: RolloutStrategy,
+        temporal: &ObservedWorkerDeployment,
+        gate: Option<&str>,
+    ) -> RolloutPlan {
         let steps = steps();
         plan(&RolloutInput {
             target: "v2",
@@ -809,6 +864,7 @@ mod tests {
             steps: &steps,
             hold: None,
             held_since: None,
+            gate_running: gate,
             existing: &both(),
             legacy: None,
             temporal: Some(temporal),
@@ -872,6 +928,30 @@ mod tests {
     }
 
     #[test]
+    fn a_routing_change_waits_for_its_gate_and_versions_stay_where_temporal_has_them() {
+        use RolloutStrategy::{AllAtOnce, Progressive};
+        // AllAtOnce: v2 would be made current; while the gate runs v1 stays current, not draining
+        let p = run_gated(AllAtOnce, &ramping(None, 0), Some("gate-1"));
+        assert!(p.actions.is_empty(), "{:?}", p.actions);
+        assert_eq!(p.waiting, Some(Waiting::ForGate("gate-1".into())));
+        assert_eq!(state_of(&p, "v2"), (VersionState::Inactive, None));
+        assert_eq!(state_of(&p, "v1").0, VersionState::Current);
+        assert_eq!(p.requeue, Some(GATE_RECHECK));
+        // Progressive at 10 %, due for 50 %: it stays at 10 % while the gate runs
+        let p = run_gated(Progressive, &ramping(Some(10.0), 5), Some("gate-1"));
+        assert!(p.actions.is_empty(), "{:?}", p.actions);
+        assert_eq!(state_of(&p, "v2"), (VersionState::Ramping, Some(10)));
+        assert_eq!(state_of(&p, "v1").0, VersionState::Current);
+        // a plan that routes nothing to the target waits for no gate
+        let p = run_gated(Progressive, &ramping(Some(10.0), 2), Some("gate-1"));
+        assert!(
+            matches!(p.waiting, Some(Waiting::Ramping { .. })),
+            "{:?}",
+            p.waiting
+        );
+    }
+
+    #[test]
     fn a_ramp_of_a_superseded_version_ends_first_and_it_drains() {
         let mut t = v1_current().unwrap();
         t.versions.push(version("v3", Drainage::NotDraining, 0));
@@ -890,6 +970,7 @@ mod tests {
             steps: &[],
             hold: None,
             held_since: None,
+            gate_running: None,
             existing: &existing,
             legacy: None,
             temporal: Some(&t),
@@ -968,6 +1049,7 @@ mod tests {
                 steps: &steps,
                 hold: Some(hold),
                 held_since: None,
+                gate_running: None,
                 existing: &both(),
                 legacy: None,
                 temporal: v1_current().as_ref(),
@@ -991,6 +1073,7 @@ mod tests {
                 steps: &[],
                 hold: Some(Hold::RolledBack),
                 held_since: Some(now() - TimeDelta::minutes(minutes_ago)),
+                gate_running: None,
                 existing: &existing,
                 legacy: None,
                 temporal: v1_current().as_ref(),
@@ -1036,6 +1119,7 @@ mod tests {
             steps: &[],
             hold: None,
             held_since: None,
+            gate_running: None,
             existing: &[deployment("v2", 0, 0)],
             legacy: None,
             temporal: Some(&temporal(None, vec![version("v2", Drainage::NotDraining, 0)])),

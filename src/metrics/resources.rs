@@ -367,6 +367,7 @@ mod tests {
                         state: WorkerVersionState::Current,
                         ready_replicas: 3,
                         polled: true,
+                        open_runs: 0,
                         ramp_percentage: None,
                     },
                     WorkerVersionStatus {
@@ -375,6 +376,7 @@ mod tests {
                         state: WorkerVersionState::Draining,
                         ready_replicas: 1,
                         polled: true,
+                        open_runs: 0,
                         ramp_percentage: None,
                     },
                 ],

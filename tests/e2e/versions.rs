@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 use crate::Shared;
 use crate::env::{Env, condition, manifest, quiet_schedule, wait_for};
 use crate::temporal::{self, DevServer};
-use crate::test_worker::{TestWorker, WorkerEnv};
+use crate::test_worker::{self, TestWorker, WorkerEnv};
 
 scenarios!(
     a_version_that_polls_is_made_current_and_the_one_before_drains_and_goes,
@@ -29,6 +29,7 @@ scenarios!(
     a_progressive_rollout_ramps_by_its_steps_and_a_manual_one_waits_for_a_person,
     a_new_version_whose_runs_fail_is_rolled_back_on_the_evidence,
     a_gate_workflow_runs_on_each_new_version_and_a_failed_one_stops_the_rollout,
+    durablejobs_sharing_one_worker_image_each_roll_their_own_versions,
 );
 
 const T: Duration = Duration::from_secs(60);
@@ -52,7 +53,6 @@ fn worker(address: &str, build_id: &str) -> WorkerEnv {
         task_queue: "versions-q".into(),
         deployment_name: DEPLOYMENT.into(),
         build_id: build_id.into(),
-        fail: false,
     }
 }
 
@@ -117,6 +117,15 @@ async fn result(address: &str, id: &str) -> anyhow::Result<String> {
 }
 
 async fn result_in(address: &str, namespace: &str, id: &str) -> anyhow::Result<String> {
+    let value = result_value(address, namespace, id).await?;
+    value
+        .as_str()
+        .map(str::to_string)
+        .with_context(|| format!("run {id} returned {value}"))
+}
+
+/// The result of workflow `id`, once it finished.
+async fn result_value(address: &str, namespace: &str, id: &str) -> anyhow::Result<Value> {
     wait_for(&format!("run {id} to finish"), T, || async {
         let args = [
             "workflow",
@@ -127,8 +136,7 @@ async fn result_in(address: &str, namespace: &str, id: &str) -> anyhow::Result<S
             id,
         ];
         let r = tokio::task::block_in_place(|| temporal::cli_json(address, &args)).ok()?;
-        let value = r.get("result").cloned().unwrap_or(r);
-        value.as_str().map(str::to_string)
+        Some(r.get("result").cloned().unwrap_or(r))
     })
     .await
 }
@@ -157,7 +165,7 @@ async fn a_version_that_polls_is_made_current_and_the_one_before_drains_and_goes
         "no deployment before a versioned worker polls"
     );
 
-    let v1 = tokio::task::block_in_place(|| TestWorker::start(worker(&address, "v1")))?;
+    let v1 = tokio::task::block_in_place(|| test_worker::start(worker(&address, "v1"), false))?;
     let d = described(&schedules, "v1 to be listed", |d| d.version("v1").is_some()).await?;
     ensure!(
         d.current.is_none(),
@@ -175,7 +183,7 @@ async fn a_version_that_polls_is_made_current_and_the_one_before_drains_and_goes
 
     // a run that starts on v1 is pinned to it
     start_run(&address, "pinned", 4)?;
-    let v2 = tokio::task::block_in_place(|| TestWorker::start(worker(&address, "v2")))?;
+    let v2 = tokio::task::block_in_place(|| test_worker::start(worker(&address, "v2"), false))?;
     let d = described(&schedules, "v2 to be listed", |d| d.version("v2").is_some()).await?;
     // a change decided on an old picture is refused
     let stale = schedules
@@ -234,27 +242,6 @@ async fn a_version_that_polls_is_made_current_and_the_one_before_drains_and_goes
     Ok(())
 }
 
-/// What a pod of this version Deployment is told, as the test worker playing it reads it.
-fn told(d: &Deployment) -> anyhow::Result<WorkerEnv> {
-    let c = &d.spec.template.spec.as_ref().context("a pod spec")?.containers[0];
-    let env: std::collections::BTreeMap<String, String> = c
-        .env
-        .clone()
-        .unwrap_or_default()
-        .into_iter()
-        .map(|e| (e.name, e.value.unwrap_or_default()))
-        .collect();
-    let get = |n: &str| env.get(n).cloned().with_context(|| format!("{n} in {env:?}"));
-    Ok(WorkerEnv {
-        address: get("TEMPORAL_ADDRESS")?,
-        namespace: get("TEMPORAL_NAMESPACE")?,
-        task_queue: get("TEMPORAL_TASK_QUEUE")?,
-        deployment_name: get("TEMPORAL_DEPLOYMENT_NAME")?,
-        build_id: get("TEMPORAL_WORKER_BUILD_ID")?,
-        fail: false,
-    })
-}
-
 /// A test worker for each Ready replica of the version Deployment `name` (kwok runs no
 /// containers): one here, as the spec asks for one replica.
 async fn serve(env: &Env, name: &str) -> anyhow::Result<(TestWorker, String)> {
@@ -269,9 +256,9 @@ async fn serve_as(env: &Env, name: &str, fail: bool) -> anyhow::Result<(TestWork
         (d.status.as_ref()?.ready_replicas? >= 1).then_some(d)
     })
     .await?;
-    let told = WorkerEnv { fail, ..told(&d)? };
+    let told = WorkerEnv::of(&d)?;
     let build_id = told.build_id.clone();
-    let w = tokio::task::block_in_place(|| TestWorker::start(told))?;
+    let w = tokio::task::block_in_place(|| test_worker::start(told, fail))?;
     Ok((w, build_id))
 }
 
@@ -943,4 +930,116 @@ async fn a_gate_workflow_runs_on_each_new_version_and_a_failed_one_stops_the_rol
     ensure!(warning.contains("e2e.Gate") && warning.contains(&v2), "{warning}");
 
     st.finish(vec![v1_worker, v2_worker]).await
+}
+
+/// Two DurableJobs with one worker image, their pods played by `worker-pods` (what the
+/// playground runs): each has a Temporal Worker Deployment and versions of its own, each run
+/// lands on its own DurableJob's version, and a new image for one leaves the other alone.
+async fn durablejobs_sharing_one_worker_image_each_roll_their_own_versions(
+    shared: Arc<Shared>,
+) -> anyhow::Result<()> {
+    let mut st = Stage::start(&shared, "shared").await?;
+    let (address, ns) = (st.address.clone(), st.ns.clone());
+    let (env, temporal) = (&st.env, &st.temporal);
+    const NAMES: [&str; 2] = ["report", "audit"];
+    for name in NAMES {
+        let spec = json!({"schedule": quiet_schedule(),
+            "workflow": {"type": "InvoiceSync", "args": [{"source": name}]},
+            "worker": {"image": "example/invoice-worker:1"}});
+        env.create(manifest(name, spec)).await?;
+    }
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let pods = tokio::spawn(testsupport::worker_pods::play(env.api(), async {
+        let _ = stopped.await;
+    }));
+    let mut first = std::collections::BTreeMap::new();
+    for name in NAMES {
+        let s = env
+            .wait_status(name, "its first version current", T, |s| {
+                s.worker.as_ref().is_some_and(|w| w.current_build_id.is_some())
+            })
+            .await?;
+        let w = s.worker.context("status.worker")?;
+        first.insert(name, (w.current_build_id.context("current")?, w.deployment));
+    }
+    ensure!(
+        first["report"].1 != first["audit"].1,
+        "one Deployment for both: {first:?}"
+    );
+    // each has its own Temporal Worker Deployment, and a run of each lands on its own version
+    for name in NAMES {
+        let build = &first[name].0;
+        let d = temporal
+            .describe_deployment(&ns, &format!("{ns}/{name}"))
+            .await?
+            .with_context(|| format!("{name}'s worker deployment"))?;
+        ensure!(d.current.as_ref() == Some(build), "{name}: {d:?}");
+        let schedule_id = env.schedule_id(name);
+        let args = [
+            "schedule",
+            "trigger",
+            "--namespace",
+            &ns,
+            "--schedule-id",
+            &schedule_id,
+        ];
+        tokio::task::block_in_place(|| temporal::cli(&address, &args))
+            .map_err(|e| anyhow::anyhow!("trigger: {e}"))?;
+        let run = scheduled_run(&address, &ns, &schedule_id, &[]).await?;
+        let result = result_value(&address, &ns, &run).await?;
+        ensure!(
+            result["buildId"] == json!(build) && result["input"]["source"] == json!(name),
+            "{name}'s run: {result}"
+        );
+    }
+    // a new image for report only: audit's version and Deployment stay as they were
+    let deployments: Api<Deployment> = env.api();
+    let audit_before = deployments.get(&first["audit"].1).await?;
+    env.edit("report", json!({"worker": {"image": "example/invoice-worker:2"}}))
+        .await?;
+    let report_v1 = first["report"].0.clone();
+    env.wait_status("report", "report's new version current", T, |s| {
+        s.worker
+            .as_ref()
+            .and_then(|w| w.current_build_id.as_ref())
+            .is_some_and(|c| c != &report_v1)
+    })
+    .await?;
+    let audit = env.djs.get("audit").await?;
+    let audit_current = audit
+        .status
+        .and_then(|s| s.worker)
+        .and_then(|w| w.current_build_id);
+    ensure!(
+        audit_current.as_ref() == Some(&first["audit"].0),
+        "{audit_current:?}"
+    );
+    let audit_after = deployments.get(&first["audit"].1).await?;
+    ensure!(
+        audit_after.metadata.generation == audit_before.metadata.generation,
+        "audit's Deployment was changed"
+    );
+    // deleting both leaves no Deployment and no Temporal Worker Deployment
+    for name in NAMES {
+        env.djs.delete(name, &Default::default()).await?;
+    }
+    wait_for("every version Deployment to be deleted", T, || async {
+        deployments
+            .list(&Default::default())
+            .await
+            .ok()?
+            .items
+            .is_empty()
+            .then_some(())
+    })
+    .await?;
+    let _ = stop.send(());
+    pods.await?;
+    for name in NAMES {
+        env.wait_gone(name, T).await?;
+        let left = temporal.describe_deployment(&ns, &format!("{ns}/{name}")).await?;
+        ensure!(left.is_none(), "{name}'s worker deployment is left: {left:?}");
+    }
+    st.server.stop().await;
+    Ok(())
 }

@@ -15,10 +15,10 @@ use tracing::debug;
 
 use super::Notice;
 use super::k8s::{apply_worker, delete_deployment, problem};
-use super::rollout_gate::{self, Gate};
+use super::rollout_gate::{self, Gate, Verdict};
 use super::rollout_requests::{self, RolloutRequests, RolloutTarget};
 use super::schedule_sync::problem_for;
-use crate::api::{DurableJob, WorkerVersionStatus};
+use crate::api::{DurableJob, RecentRun, RunResult, WorkerVersionStatus};
 use crate::controller::Context;
 use crate::controller::build::worker::{
     self, BUILD_ID_LABEL, SPEC_HASH_ANNOTATION, Version, WORKER_LABEL, WorkerHealth, WorkerTarget,
@@ -145,7 +145,7 @@ pub(crate) async fn sync<S: Schedules>(
     };
     let (mut requests, temporal) = routing(dj, ctx, w, &rt, notices).await?;
     // decide
-    let mut plan = rollout::plan(&RolloutInput {
+    let mut input = RolloutInput {
         target: &v.build_id,
         target_deployment: &want,
         target_hash: &want_hash,
@@ -154,22 +154,30 @@ pub(crate) async fn sync<S: Schedules>(
         steps: &w.steps,
         hold: requests.hold,
         held_since: held_since(dj, &requests),
+        gate_running: None,
         existing: &existing,
         legacy: legacy.map(|_| legacy_name.as_str()),
         temporal: temporal.as_ref(),
         sunset: w.sunset,
         now: Utc::now(),
-    });
+    };
+    let mut plan = rollout::plan(&input);
+    // a routing change to the target waits for its gate run: planned again without it
     let gate = Gate::of(w.gate.as_deref(), desired);
-    rollout_gate::apply(
-        &ctx.schedules,
-        gate.as_ref(),
-        &rt,
-        &mut plan,
-        &mut requests,
-        notices,
-    )
-    .await?;
+    let verdict =
+        rollout_gate::check(&ctx.schedules, gate.as_ref(), &rt, &plan, &mut requests, notices).await?;
+    let running = match &verdict {
+        Verdict::Open => None,
+        Verdict::Running(id) => Some(id.as_str()),
+        Verdict::Failed => {
+            (input.hold, input.held_since) = (requests.hold, held_since(dj, &requests));
+            None
+        }
+    };
+    if verdict != Verdict::Open {
+        input.gate_running = running;
+        plan = rollout::plan(&input);
+    }
     // act
     let mut acts = Acts {
         api: &api,
@@ -196,10 +204,22 @@ pub(crate) async fn sync<S: Schedules>(
     );
     let watching = w.rollback_after.is_some() && temporal.and_then(|t| t.routed_since(&v.build_id)).is_some();
     if let Some(versioned) = state.versioned.as_mut() {
+        let runs = dj.status.as_ref().map(|s| s.recent_runs.as_slice());
+        count_open_runs(&mut versioned.versions, runs.unwrap_or_default());
         versioned.rolled_back_time = held_since(dj, &requests);
         keep_requests(versioned, requests, watching);
     }
     Ok(Some(state))
+}
+
+/// Each version's open runs among the schedule's recent runs (as the status last listed them).
+fn count_open_runs(versions: &mut [WorkerVersionStatus], runs: &[RecentRun]) {
+    for v in versions {
+        let open = runs
+            .iter()
+            .filter(|r| r.result == RunResult::Running && r.build_id.as_ref() == Some(&v.build_id));
+        v.open_runs = open.count() as i32;
+    }
 }
 
 /// The version the spec asks for: its names, the Deployment to apply and that body's hash.
@@ -550,6 +570,7 @@ fn report(
             ready_replicas: r.ready_replicas,
             polled: r.polled,
             ramp_percentage: r.ramp_percentage.map(i32::from),
+            open_runs: 0,
         })
         .collect();
     let requeue = match (plan.requeue, linger) {
@@ -630,4 +651,46 @@ pub(crate) async fn cleanup<S: Schedules>(
         .await
         .map_err(fail)?;
     Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_version_counts_the_runs_still_open_on_it() {
+        let run = |build: Option<&str>, result| RecentRun {
+            workflow_id: "w".into(),
+            run_id: "r".into(),
+            scheduled_time: Utc::now(),
+            start_time: Utc::now(),
+            close_time: None,
+            result,
+            job_name: None,
+            attempts: None,
+            message: None,
+            build_id: build.map(str::to_string),
+        };
+        let runs = [
+            run(Some("v1"), RunResult::Running),
+            run(Some("v1"), RunResult::Running),
+            run(Some("v1"), RunResult::Succeeded),
+            run(Some("v2"), RunResult::Running),
+            run(None, RunResult::Running),
+        ];
+        let mut versions = vec![
+            WorkerVersionStatus {
+                build_id: "v1".into(),
+                ..Default::default()
+            },
+            WorkerVersionStatus {
+                build_id: "v3".into(),
+                open_runs: 4,
+                ..Default::default()
+            },
+        ];
+        count_open_runs(&mut versions, &runs);
+        let open: Vec<i32> = versions.iter().map(|v| v.open_runs).collect();
+        assert_eq!(open, vec![2, 0]);
+    }
 }

@@ -15,6 +15,8 @@ mod kubectl;
 pub mod manifests;
 mod registry;
 mod wait;
+pub mod worker;
+pub mod worker_pods;
 
 pub use audit::{AuditEvent, AuditLog};
 pub use cluster::{Cluster, Namespace, PrivateCluster, client_for, service_account_kubeconfig};

@@ -27,6 +27,7 @@ impl DurableJob {
                     "restartPolicy": "Never",
                     "containers": [{"name": "main", "image": "busybox:1.36", "command": ["true"]}]
                 }}}})),
+                steps: None,
                 worker: None,
                 successful_runs_history_limit: 3,
                 failed_runs_history_limit: 1,

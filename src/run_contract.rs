@@ -29,13 +29,50 @@ pub struct RunInput {
     pub name: String,
     /// The DurableJob's uid (owner of the Jobs; part of their names).
     pub uid: String,
-    /// batch/v1 JobTemplateSpec.
+    /// batch/v1 JobTemplateSpec (null for a run of steps).
+    #[serde(default, skip_serializing_if = "Value::is_null")]
     pub job_template: Value,
     /// Whole-Job retries, counted by the workflow; `None` means one attempt.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry: Option<RunRetry>,
     pub successful_runs_history_limit: i32,
     pub failed_runs_history_limit: i32,
+    /// The steps of a multi-step run, in order (empty: one Job from `job_template`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<RunStep>,
+}
+
+impl RunInput {
+    /// The jobTemplate of `step`, or of the run when it has no steps.
+    pub fn template_of(&self, step: Option<&str>) -> Option<&Value> {
+        match step {
+            None => Some(&self.job_template).filter(|t| !t.is_null()),
+            Some(name) => self
+                .steps
+                .iter()
+                .find(|s| s.name == name)
+                .map(|s| &s.job_template),
+        }
+    }
+}
+
+/// One step of a multi-step run as the run carries it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunStep {
+    pub name: String,
+    /// batch/v1 JobTemplateSpec of the step's Job.
+    pub job_template: Value,
+    /// Whole-Job retries of this step; `None` means one attempt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<RunRetry>,
+    /// Longest one attempt may take; `None`: the Job's deadline plus a margin, or a week.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "crate::util::duration::go_duration::option"
+    )]
+    pub timeout: Option<Duration>,
 }
 
 /// Whole-Job retries as the run carries them.
@@ -84,6 +121,7 @@ mod tests {
             }),
             successful_runs_history_limit: 3,
             failed_runs_history_limit: 1,
+            steps: vec![],
         }
     }
 

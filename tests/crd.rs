@@ -171,6 +171,22 @@ async fn typical_mistakes_are_refused_at_apply_time() {
             json!({"schedule": {"cron": ["@daily"]}, "suspendAfterFailures": 0, "jobTemplate": jt}),
             "greater than or equal to 1",
         ),
+        (
+            json!({"schedule": {"cron": ["@daily"]}, "jobTemplate": jt, "steps": [{"name": "a", "jobTemplate": jt}]}),
+            "set exactly one of spec.jobTemplate",
+        ),
+        (
+            json!({"schedule": {"cron": ["@daily"]}, "steps": []}),
+            "should have at least 1 items",
+        ),
+        (
+            json!({"schedule": {"cron": ["@daily"]}, "steps": [{"name": "a-step-name-over-twenty", "jobTemplate": jt}]}),
+            "may not be more than 20",
+        ),
+        (
+            json!({"schedule": {"cron": ["@daily"]}, "workflow": {"type": "Other"}, "steps": [{"name": "a", "jobTemplate": jt}]}),
+            "leave spec.workflow.type unset",
+        ),
     ];
     for (i, (spec, expected)) in cases.into_iter().enumerate() {
         let err = api

@@ -1,7 +1,9 @@
-//! The runner's workflow stays compatible with histories recorded by earlier versions: a
-//! recorded run (three attempts: fail, fail, succeed) is replayed through today's code with no
-//! server. Refresh the fixture with
-//! `DURABLEJOB_RECORD_HISTORY=$PWD/tests/fixtures/run-history-three-attempts.json cargo test --test e2e -- fails_twice`.
+//! The runner's workflow stays compatible with histories recorded by earlier versions: recorded
+//! runs are replayed through today's code with no server. A one-Job run (three attempts: fail,
+//! fail, succeed), refreshed with
+//! `DURABLEJOB_RECORD_HISTORY=$PWD/tests/fixtures/run-history-three-attempts.json cargo test --test e2e -- fails_twice`,
+//! and a three-step run whose middle step fails twice, refreshed with
+//! `DURABLEJOB_RECORD_STEPS_HISTORY=$PWD/tests/fixtures/run-history-steps.json cargo test --test e2e -- a_three_step`.
 
 use durablejob::runner::workflow::DurableJobRun;
 use temporalio_common::protos::temporal::api::history::v1::{History, history_event::Attributes};
@@ -9,13 +11,19 @@ use temporalio_sdk::workflow_replayer::{WorkflowReplayer, WorkflowReplayerOption
 
 #[tokio::test]
 async fn a_recorded_three_attempt_run_replays_without_nondeterminism() {
-    let bytes = std::fs::read(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/run-history-three-attempts.json"
-    ))
-    .unwrap();
-    let history: History = serde_json::from_slice(&bytes).unwrap();
-    assert!(history.events.len() > 20, "a real multi-attempt history");
+    replays("run-history-three-attempts.json", 20).await;
+}
+
+#[tokio::test]
+async fn a_recorded_three_step_run_replays_without_nondeterminism() {
+    replays("run-history-steps.json", 60).await;
+}
+
+/// Replays the recorded history `fixture` (of more than `events` events) through today's code.
+async fn replays(fixture: &str, events: usize) {
+    let path = format!("{}/tests/fixtures/{fixture}", env!("CARGO_MANIFEST_DIR"));
+    let history: History = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    assert!(history.events.len() > events, "a real recorded history");
     let replayer = WorkflowReplayer::new(
         WorkflowReplayerOptions::new()
             .register_workflow::<DurableJobRun>()

@@ -102,8 +102,8 @@ pub fn name_too_long(name: &str) -> Option<String> {
     selectable = ".spec.suspend"
 )]
 #[x_kube(
-    validation = Rule::new("has(self.jobTemplate) != has(self.worker)")
-        .message("set exactly one of spec.jobTemplate (the built-in runner creates a Job per run) or spec.worker (your own Temporal worker runs spec.workflow.type)")
+    validation = Rule::new("(has(self.jobTemplate) ? 1 : 0) + (has(self.steps) ? 1 : 0) + (has(self.worker) ? 1 : 0) == 1")
+        .message("set exactly one of spec.jobTemplate (the built-in runner creates a Job per run), spec.steps (the built-in runner runs a Job per step) or spec.worker (your own Temporal worker runs spec.workflow.type)")
         .field_path(".jobTemplate")
         .reason(Reason::FieldValueRequired),
     validation = Rule::new("!has(self.worker) || (has(self.workflow) && has(self.workflow.type))")
@@ -117,8 +117,8 @@ pub fn name_too_long(name: &str) -> Option<String> {
         .message("spec.resumeAfter resumes a pause made by spec.suspendAfterFailures: set that too, or remove resumeAfter")
         .field_path(".resumeAfter")
         .reason(Reason::FieldValueRequired),
-    validation = Rule::new("!has(self.jobTemplate) || !has(self.workflow) || !has(self.workflow.type) || self.workflow.type == 'durablejob.run'")
-        .message("with spec.jobTemplate the built-in runner executes each run: leave spec.workflow.type unset (or durablejob.run), or use spec.worker for your own workflow type")
+    validation = Rule::new("has(self.worker) || !has(self.workflow) || !has(self.workflow.type) || self.workflow.type == 'durablejob.run'")
+        .message("with spec.jobTemplate or spec.steps the built-in runner executes each run: leave spec.workflow.type unset (or durablejob.run), or use spec.worker for your own workflow type")
         .field_path(".workflow.type")
 )]
 // spec.workflow.args with a jobTemplate is refused by the operator (validate.rs), not here: its
@@ -175,6 +175,13 @@ pub struct DurableJobSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "preserved_object")]
     pub job_template: Option<Value>,
+
+    /// The steps of a multi-step run, instead of jobTemplate (the one-step form): each step is
+    /// a Job the built-in runner runs, in order, with its own retries and timeout. A step that
+    /// finished never runs again in that run (docs/steps.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 50))]
+    pub steps: Option<Vec<StepSpec>>,
 
     /// Your own Temporal worker, run as a Deployment the operator manages.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -403,6 +410,38 @@ pub enum VersioningBehavior {
     #[default]
     Pinned,
     AutoUpgrade,
+}
+
+/// One step of a multi-step run (`spec.steps`).
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct StepSpec {
+    /// Unique in spec.steps: lowercase letters, digits and '-', starting with a letter, at most
+    /// 20 characters (it is part of the step's Job names and labels).
+    #[schemars(length(min = 1, max = 20))]
+    pub name: String,
+    /// The batch/v1 JobTemplateSpec of this step's Job, as spec.jobTemplate.
+    #[schemars(schema_with = "preserved_object")]
+    pub job_template: Value,
+    /// Retries of this step's Job; default spec.workflow.retry (one attempt without it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<RetrySpec>,
+    /// Longest one attempt of this step may take (Go duration); default the Job's own
+    /// activeDeadlineSeconds, else a week.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "duration_string")]
+    pub timeout: Option<String>,
+    /// Steps this one waits for. Not supported by this version yet: steps run in the order
+    /// listed (the operator refuses the field, naming it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub depends_on: Option<Vec<String>>,
+    /// One Job per item. Not supported by this version yet (the operator refuses the field).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "preserved_object")]
+    pub for_each: Option<Value>,
+    /// With forEach: go on when items fail. Not supported by this version yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub continue_on_item_failure: Option<bool>,
 }
 
 /// Retry policy of a run (Temporal's RetryPolicy).

@@ -79,7 +79,10 @@ fn runner_reserved(valid: &ValidSpec, desired: &DesiredSchedule, settings: &Sett
 /// A jobTemplate's runs need the built-in runner: its task queue, in a Temporal namespace it
 /// polls; a schedule nobody would run is not created.
 fn runner_serves(valid: &ValidSpec, desired: &DesiredSchedule, settings: &Settings) -> Result<(), Problem> {
-    if !matches!(valid.executor, Executor::BuiltinRunner { .. }) {
+    if !matches!(
+        valid.executor,
+        Executor::BuiltinRunner { .. } | Executor::Steps(_)
+    ) {
         return Ok(());
     }
     let queue = &desired.action.task_queue;

@@ -140,6 +140,16 @@ pub(crate) struct ResourceRef<'a> {
     pub uid: &'a str,
 }
 
+/// A step as the run contract carries it.
+fn run_step(s: &crate::desired::validate::ValidStep) -> crate::run_contract::RunStep {
+    crate::run_contract::RunStep {
+        name: s.name.clone(),
+        job_template: s.job_template.clone(),
+        retry: s.retry.as_ref().map(RunRetry::from),
+        timeout: s.timeout,
+    }
+}
+
 /// Builds the desired schedule. Infallible: everything that could fail was validated, and
 /// `calendars` are the spec's excludeCalendars, found and checked.
 pub(crate) fn desired(
@@ -157,16 +167,22 @@ pub(crate) fn desired(
     };
     let wf = &spec.workflow;
     let (workflow_type, task_queue, args, retry) = match &spec.executor {
-        Executor::BuiltinRunner { job_template } => {
+        Executor::BuiltinRunner { .. } | Executor::Steps(_) => {
+            let (job_template, steps) = match &spec.executor {
+                Executor::Steps(steps) => (Value::Null, steps.iter().map(run_step).collect()),
+                Executor::BuiltinRunner { job_template } => (job_template.clone(), vec![]),
+                Executor::UserWorker(_) => unreachable!("matched above"),
+            };
             let input = RunInput {
                 version: crate::run_contract::VERSION,
                 namespace: resource.namespace.into(),
                 name: resource.name.into(),
                 uid: resource.uid.into(),
-                job_template: job_template.clone(),
+                job_template,
                 retry: wf.retry.as_ref().map(RunRetry::from),
                 successful_runs_history_limit: spec.successful_runs_history_limit,
                 failed_runs_history_limit: spec.failed_runs_history_limit,
+                steps,
             };
             (
                 BUILTIN_WORKFLOW_TYPE.to_string(),

@@ -133,9 +133,24 @@ impl From<&ValidRetry> for crate::run_contract::RunRetry {
 pub enum Executor {
     /// The built-in runner creates a Job from this (validated) batch/v1 JobTemplateSpec.
     BuiltinRunner { job_template: Value },
+    /// The built-in runner runs these steps, a Job each, in order.
+    Steps(Vec<ValidStep>),
     /// The user's own Temporal worker, run as a Deployment the operator manages.
     UserWorker(Box<ValidWorker>),
 }
+
+/// One step of a multi-step run, checked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValidStep {
+    pub name: String,
+    pub job_template: Value,
+    /// Its own retry, else spec.workflow.retry.
+    pub retry: Option<ValidRetry>,
+    pub timeout: Option<Duration>,
+}
+
+/// At most this many characters in a step name (it is part of the step's Job names).
+pub const MAX_STEP_NAME: usize = 20;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ValidWorker {
@@ -417,51 +432,16 @@ fn validate_workflow(spec: &DurableJobSpec, v: &mut Collector) -> ValidWorkflow 
     let Some(w) = &spec.workflow else {
         return ValidWorkflow::default();
     };
-    let retry = w.retry.as_ref().map(|r| {
-        let initial_interval = r
-            .initial_interval
-            .as_deref()
-            .and_then(|d| v.duration("spec.workflow.retry.initialInterval", d))
-            .unwrap_or(Duration::from_secs(1));
-        let maximum_interval = r
-            .maximum_interval
-            .as_deref()
-            .and_then(|d| v.duration("spec.workflow.retry.maximumInterval", d))
-            .unwrap_or(initial_interval * 100);
-        if maximum_interval < initial_interval {
-            v.push(
-                "spec.workflow.retry.maximumInterval".into(),
-                "must not be shorter than initialInterval".into(),
-            );
-        }
-        let backoff_coefficient = r.backoff_coefficient.unwrap_or(2.0);
-        if !(backoff_coefficient >= 1.0 && backoff_coefficient.is_finite()) {
-            v.push(
-                "spec.workflow.retry.backoffCoefficient".into(),
-                "must be at least 1".into(),
-            );
-        }
-        let maximum_attempts = r.maximum_attempts.unwrap_or(0);
-        if maximum_attempts < 0 {
-            v.push(
-                "spec.workflow.retry.maximumAttempts".into(),
-                "must not be negative (0 means unlimited)".into(),
-            );
-        }
-        ValidRetry {
-            initial_interval,
-            backoff_coefficient,
-            maximum_interval,
-            maximum_attempts,
-            non_retryable_error_types: r.non_retryable_error_types.clone(),
-        }
-    });
+    let retry = w
+        .retry
+        .as_ref()
+        .map(|r| validate_retry("spec.workflow.retry", r, v));
     if let Some(t) = &w.type_
         && t.trim().is_empty()
     {
         v.push("spec.workflow.type".into(), "must not be empty when set".into());
     }
-    if spec.job_template.is_some() {
+    if spec.job_template.is_some() || spec.steps.is_some() {
         if let Some(t) = &w.type_
             && t != BUILTIN_WORKFLOW_TYPE
         {
@@ -502,23 +482,119 @@ fn validate_workflow(spec: &DurableJobSpec, v: &mut Collector) -> ValidWorkflow 
     }
 }
 
-fn validate_executor(spec: &DurableJobSpec, v: &mut Collector) -> Option<Executor> {
-    match (&spec.job_template, &spec.worker) {
-        (Some(_), Some(_)) | (None, None) => {
-            v.push(
-                "spec".into(),
-                "set exactly one of jobTemplate (built-in runner) or worker (your own Temporal worker)"
-                    .into(),
-            );
-            None
+/// A retry policy (spec.workflow.retry, or a step's) with Temporal's defaults filled in.
+fn validate_retry(path: &str, r: &crate::api::RetrySpec, v: &mut Collector) -> ValidRetry {
+    let initial_interval = r
+        .initial_interval
+        .as_deref()
+        .and_then(|d| v.duration(&format!("{path}.initialInterval"), d))
+        .unwrap_or(Duration::from_secs(1));
+    let maximum_interval = r
+        .maximum_interval
+        .as_deref()
+        .and_then(|d| v.duration(&format!("{path}.maximumInterval"), d))
+        .unwrap_or(initial_interval * 100);
+    if maximum_interval < initial_interval {
+        v.push(
+            format!("{path}.maximumInterval"),
+            "must not be shorter than initialInterval".into(),
+        );
+    }
+    let backoff_coefficient = r.backoff_coefficient.unwrap_or(2.0);
+    if !(backoff_coefficient >= 1.0 && backoff_coefficient.is_finite()) {
+        v.push(format!("{path}.backoffCoefficient"), "must be at least 1".into());
+    }
+    let maximum_attempts = r.maximum_attempts.unwrap_or(0);
+    if maximum_attempts < 0 {
+        v.push(
+            format!("{path}.maximumAttempts"),
+            "must not be negative (0 means unlimited)".into(),
+        );
+    }
+    ValidRetry {
+        initial_interval,
+        backoff_coefficient,
+        maximum_interval,
+        maximum_attempts,
+        non_retryable_error_types: r.non_retryable_error_types.clone(),
+    }
+}
+
+/// `spec.steps`: names, templates, retries and timeouts; the parts not built yet refused by name.
+fn validate_steps(
+    spec: &DurableJobSpec,
+    steps: &[crate::api::StepSpec],
+    v: &mut Collector,
+) -> Vec<ValidStep> {
+    let default_retry = spec.workflow.as_ref().and_then(|w| w.retry.as_ref());
+    let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut out = Vec::new();
+    for (i, step) in steps.iter().enumerate() {
+        let path = format!("spec.steps[{i}]");
+        let name = step.name.as_str();
+        if let Some(problem) = step_name_problem(name) {
+            v.push(format!("{path}.name"), problem);
         }
-        (Some(template), None) => {
-            validate_job_template(template, v);
+        if let Some(first) = seen.insert(name, i) {
+            v.push(
+                format!("{path}.name"),
+                format!("{name:?} is also the name of spec.steps[{first}]; step names must be unique"),
+            );
+        }
+        validate_job_template(&format!("{path}.jobTemplate"), &step.job_template, v);
+        let retry = match &step.retry {
+            Some(r) => Some(validate_retry(&format!("{path}.retry"), r, v)),
+            None => default_retry.map(|r| validate_retry("spec.workflow.retry", r, v)),
+        };
+        let timeout = step
+            .timeout
+            .as_deref()
+            .and_then(|d| v.positive_duration(&format!("{path}.timeout"), d));
+        let later = "is not supported by this version of durablejob yet: remove it (steps run in the order listed, one Job each)";
+        if step.depends_on.is_some() {
+            v.push(format!("{path}.dependsOn"), later.into());
+        }
+        if step.for_each.is_some() {
+            v.push(format!("{path}.forEach"), later.into());
+        }
+        if step.continue_on_item_failure.is_some() {
+            v.push(format!("{path}.continueOnItemFailure"), later.into());
+        }
+        out.push(ValidStep {
+            name: name.to_string(),
+            job_template: step.job_template.clone(),
+            retry,
+            timeout,
+        });
+    }
+    out
+}
+
+/// Why `name` cannot name a step (it becomes part of Job names and label values).
+fn step_name_problem(name: &str) -> Option<String> {
+    let fine = name.len() <= MAX_STEP_NAME
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && !name.ends_with('-')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    (!fine).then(|| {
+        format!(
+            "{name:?} is not a step name: use lowercase letters, digits and '-', starting with a letter and not ending with '-', at most {MAX_STEP_NAME} characters (e.g. extract)"
+        )
+    })
+}
+
+fn validate_executor(spec: &DurableJobSpec, v: &mut Collector) -> Option<Executor> {
+    match (&spec.job_template, &spec.steps, &spec.worker) {
+        (Some(template), None, None) => {
+            validate_job_template("spec.jobTemplate", template, v);
             Some(Executor::BuiltinRunner {
                 job_template: template.clone(),
             })
         }
-        (None, Some(worker)) => {
+        (None, Some(steps), None) => Some(Executor::Steps(validate_steps(spec, steps, v))),
+        (None, None, Some(worker)) => {
             if spec.workflow.as_ref().and_then(|w| w.type_.as_ref()).is_none() {
                 v.push(
                     "spec.workflow.type".into(),
@@ -556,6 +632,14 @@ fn validate_executor(spec: &DurableJobSpec, v: &mut Collector) -> Option<Executo
                 gate: gate(worker, v),
                 sunset: sunset(worker, v),
             })))
+        }
+        _ => {
+            v.push(
+                "spec".into(),
+                "set exactly one of jobTemplate (one Job per run), steps (a Job per step) or worker (your own Temporal worker)"
+                    .into(),
+            );
+            None
         }
     }
 }
@@ -729,40 +813,40 @@ fn sunset(worker: &crate::api::WorkerSpec, v: &mut Collector) -> super::worker_v
 }
 
 /// A jobTemplate must be a JobTemplateSpec a Kubernetes API server would accept for a Job.
-fn validate_job_template(template: &Value, v: &mut Collector) {
-    let Some(parsed) = v.typed::<JobTemplateSpec>("spec.jobTemplate", template) else {
+fn validate_job_template(path: &str, template: &Value, v: &mut Collector) {
+    let Some(parsed) = v.typed::<JobTemplateSpec>(path, template) else {
         return;
     };
     let Some(job_spec) = parsed.spec else {
         v.push(
-            "spec.jobTemplate.spec".into(),
+            format!("{path}.spec"),
             "is required: the Job's spec with its pod template".into(),
         );
         return;
     };
     let Some(pod) = job_spec.template.spec else {
         v.push(
-            "spec.jobTemplate.spec.template.spec".into(),
+            format!("{path}.spec.template.spec"),
             "is required: the pod spec with at least one container".into(),
         );
         return;
     };
     if pod.containers.is_empty() {
         v.push(
-            "spec.jobTemplate.spec.template.spec.containers".into(),
+            format!("{path}.spec.template.spec.containers"),
             "needs at least one container".into(),
         );
     }
     for (i, c) in pod.containers.iter().enumerate() {
         if c.name.is_empty() {
             v.push(
-                format!("spec.jobTemplate.spec.template.spec.containers[{i}].name"),
+                format!("{path}.spec.template.spec.containers[{i}].name"),
                 "is required".into(),
             );
         }
         if c.image.as_deref().unwrap_or("").is_empty() {
             v.push(
-                format!("spec.jobTemplate.spec.template.spec.containers[{i}].image"),
+                format!("{path}.spec.template.spec.containers[{i}].image"),
                 "is required".into(),
             );
         }
@@ -770,7 +854,7 @@ fn validate_job_template(template: &Value, v: &mut Collector) {
     match pod.restart_policy.as_deref() {
         Some("Never") | Some("OnFailure") => {}
         other => v.push(
-            "spec.jobTemplate.spec.template.spec.restartPolicy".into(),
+            format!("{path}.spec.template.spec.restartPolicy"),
             format!(
                 "must be Never or OnFailure for a Job (got {}), as in a CronJob's jobTemplate",
                 other.map_or("nothing, which means Always".to_string(), |p| format!("{p:?}"))
@@ -1249,6 +1333,81 @@ mod tests {
             "spec.workflow.args",
             "only spec.worker workflows take args"
         ));
+    }
+
+    #[test]
+    fn steps_are_checked_by_name_template_retry_and_what_is_not_built_yet() {
+        let step = |name: &str| crate::api::StepSpec {
+            name: name.into(),
+            job_template: json!({"spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "i"}]}}}}),
+            ..Default::default()
+        };
+        let mut dj = DurableJob::test("x");
+        dj.spec.job_template = None;
+        dj.spec.workflow = Some(crate::api::WorkflowSpec {
+            retry: Some(crate::api::RetrySpec {
+                maximum_attempts: Some(3),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        let own_retry = crate::api::RetrySpec {
+            maximum_attempts: Some(5),
+            ..Default::default()
+        };
+        dj.spec.steps = Some(vec![
+            step("extract"),
+            crate::api::StepSpec {
+                retry: Some(own_retry),
+                timeout: Some("10m".into()),
+                ..step("load")
+            },
+        ]);
+        let valid = validate(&dj.spec).unwrap();
+        let Executor::Steps(steps) = &valid.executor else {
+            panic!("{:?}", valid.executor)
+        };
+        let attempts: Vec<i32> = steps
+            .iter()
+            .map(|s| s.retry.as_ref().unwrap().maximum_attempts)
+            .collect();
+        assert_eq!(
+            attempts,
+            vec![3, 5],
+            "a step's own retry, else spec.workflow.retry"
+        );
+        assert_eq!(steps[1].timeout, Some(Duration::from_secs(600)));
+
+        let mut bad = dj.clone();
+        let mut broken = step("Load_2");
+        broken.job_template["spec"]["template"]["spec"]["restartPolicy"] = json!("Always");
+        bad.spec.steps = Some(vec![
+            step("extract"),
+            step("extract"),
+            broken,
+            crate::api::StepSpec {
+                depends_on: Some(vec!["extract".into()]),
+                for_each: Some(json!({"items": [1, 2]})),
+                ..step("fan")
+            },
+        ]);
+        let errs = errors(&bad);
+        assert!(
+            has(&errs, "spec.steps[1].name", "also the name of spec.steps[0]"),
+            "{errs:?}"
+        );
+        assert!(has(&errs, "spec.steps[2].name", "not a step name"), "{errs:?}");
+        assert!(has(
+            &errs,
+            "spec.steps[2].jobTemplate.spec.template.spec.restartPolicy",
+            "Never or OnFailure"
+        ));
+        assert!(has(&errs, "spec.steps[3].dependsOn", "not supported"), "{errs:?}");
+        assert!(has(&errs, "spec.steps[3].forEach", "not supported"), "{errs:?}");
+
+        let mut both = dj.clone();
+        both.spec.job_template = DurableJob::test("x").spec.job_template;
+        assert!(has(&errors(&both), "spec", "exactly one of jobTemplate"));
     }
 
     #[test]

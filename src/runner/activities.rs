@@ -37,6 +37,27 @@ pub struct AttemptInput {
     pub workflow_id: String,
     #[serde(default)]
     pub run_id: String,
+    /// The step this attempt runs, in a multi-step run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<String>,
+    /// The step is the run's last: its success ends the run.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub last_step: bool,
+}
+
+impl AttemptInput {
+    /// The retry policy this attempt is counted against: its step's, or the run's.
+    pub fn retry(&self) -> Option<&crate::run_contract::RunRetry> {
+        match &self.step {
+            Some(name) => self.run.steps.iter().find(|s| &s.name == name)?.retry.as_ref(),
+            None => self.run.retry.as_ref(),
+        }
+    }
+
+    /// Whether the attempt's success ends the run.
+    fn ends_run(&self) -> bool {
+        self.step.is_none() || self.last_step
+    }
 }
 
 /// A Job that succeeded.
@@ -77,8 +98,9 @@ impl JobActivities {
     /// Records the end of an attempt; it ends the run unless the workflow retries it.
     fn attempt_ended(&self, input: &AttemptInput, slot: DateTime<chrono::Utc>, failure: Option<&str>) {
         let end = match failure {
-            None => RunEnd::Succeeded,
-            Some(t) if super::exchange::retries_after(input.run.retry.as_ref(), input.attempt, t) => return,
+            None if input.ends_run() => RunEnd::Succeeded,
+            None => return,
+            Some(t) if super::exchange::retries_after(input.retry(), input.attempt, t) => return,
             Some(_) => RunEnd::Failed,
         };
         self.run_ended(input, slot, end);
@@ -274,20 +296,20 @@ impl JobActivities {
         input: &AttemptInput,
         slot: DateTime<chrono::Utc>,
     ) -> Result<Job, ActivityError> {
-        let run = &input.run;
+        let (run, step) = (&input.run, input.step.as_deref());
         let first = if input.attempt > 1 {
-            jobs.get_opt(&job::job_name(&run.name, &run.uid, slot, 1))
+            jobs.get_opt(&job::job_name(&run.name, &run.uid, slot, step, 1))
                 .await
                 .map_err(|e| classify(e, "reading the run's first Job"))?
         } else {
             None
         };
-        let own = job::job_name(&run.name, &run.uid, slot, input.attempt);
+        let own = job::job_name(&run.name, &run.uid, slot, step, input.attempt);
         let dj = self
             .bind(ctx, Claim::from(run), first.as_slice(), Some(&own))
             .await?;
         let origin = origin(ctx, &self.temporal_namespace);
-        if let Err(why) = authorize::template(run, &dj, input.attempt, first.as_ref()) {
+        if let Err(why) = authorize::template(run, step, &dj, input.attempt, first.as_ref()) {
             return Err(self.refuse(&origin, &format!("refused to create a Job: {why}")));
         }
         let bound = origin.run.unwrap_or_else(|| RunRef {
@@ -296,6 +318,7 @@ impl JobActivities {
         });
         let job_run = job::JobRun {
             slot,
+            step: input.step.clone(),
             attempt: input.attempt,
             manual: authorize::is_manual(&dj, slot),
             workflow_id: bound.workflow_id,

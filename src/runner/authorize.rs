@@ -184,21 +184,39 @@ fn made_for_run(job: &Job, uid: &str, run: &RunRef) -> bool {
         && a.get(annotation::RUN_ID) == Some(&run.run_id)
 }
 
-/// `Ok` when a Job may be created from the input's jobTemplate; otherwise why not.
+/// `Ok` when a Job may be created from the input's jobTemplate (of `step`, in a multi-step
+/// run); otherwise why not.
 ///
-/// The template must be the DurableJob's current jobTemplate. A later attempt of a run that
-/// began before the template was edited keeps its template: it may go on when the run's first
-/// Job (made after the same check) carries the same template hash.
+/// The template must be the DurableJob's current jobTemplate (its step's of that name). A later
+/// attempt of a run that began before the template was edited keeps its template: it may go on
+/// when the first Job of the run (of the step) made after the same check carries the same
+/// template hash.
 pub fn template(
     input: &RunInput,
+    step: Option<&str>,
     dj: &DurableJob,
     attempt: u32,
     first_job: Option<&Job>,
 ) -> Result<(), String> {
-    let what = format!("DurableJob {}/{}", input.namespace, input.name);
+    let what = match step {
+        Some(step) => format!("step {step} of DurableJob {}/{}", input.namespace, input.name),
+        None => format!("DurableJob {}/{}", input.namespace, input.name),
+    };
     let uid = dj.uid().unwrap_or_default();
-    let hash = template_hash(&input.job_template);
-    let current = dj.spec.job_template.as_ref().map(template_hash);
+    let Some(given) = input.template_of(step) else {
+        return Err(format!("the run carries no jobTemplate for {what}"));
+    };
+    let hash = template_hash(given);
+    let current = match step {
+        None => dj.spec.job_template.as_ref().map(template_hash),
+        Some(step) => dj
+            .spec
+            .steps
+            .iter()
+            .flatten()
+            .find(|s| s.name == step)
+            .map(|s| template_hash(&s.job_template)),
+    };
     if current.as_deref() == Some(hash.as_str()) {
         return Ok(());
     }
@@ -211,9 +229,11 @@ pub fn template(
         return Ok(());
     }
     Err(match current {
-        None => format!("{what} has no spec.jobTemplate, so the built-in runner runs nothing for it"),
+        None => {
+            format!("{what} has no such jobTemplate in its spec, so the built-in runner runs nothing for it")
+        }
         Some(current) => format!(
-            "the run's jobTemplate (hash {hash}) is not the spec.jobTemplate of {what} (hash {current}): the input was not built from this DurableJob"
+            "the run's jobTemplate (hash {hash}) is not the one in the spec of {what} (hash {current}): the input was not built from this DurableJob"
         ),
     })
 }
@@ -273,6 +293,7 @@ mod tests {
             retry: None,
             successful_runs_history_limit: 3,
             failed_runs_history_limit: 1,
+            steps: vec![],
         }
     }
 
@@ -511,7 +532,7 @@ mod tests {
     #[test]
     fn the_durablejobs_own_template_is_allowed() {
         let dj = dj();
-        assert_eq!(template(&input(&dj), &dj, 1, None), Ok(()));
+        assert_eq!(template(&input(&dj), None, &dj, 1, None), Ok(()));
     }
 
     #[test]
@@ -519,16 +540,49 @@ mod tests {
         let dj = dj();
         let mut forged = input(&dj);
         forged.job_template["spec"]["template"]["spec"]["containers"][0]["image"] = json!("evil");
-        let e = template(&forged, &dj, 1, None).unwrap_err();
+        let e = template(&forged, None, &dj, 1, None).unwrap_err();
         assert!(
-            e.contains("not the spec.jobTemplate of DurableJob default/report"),
+            e.contains("is not the one in the spec of DurableJob default/report"),
             "{e}"
         );
         let hash = template_hash(&forged.job_template);
         assert!(
-            template(&forged, &dj, 1, Some(&first_job("uid-1", &hash))).is_err(),
+            template(&forged, None, &dj, 1, Some(&first_job("uid-1", &hash))).is_err(),
             "a first attempt cannot lean on a Job"
         );
+    }
+
+    #[test]
+    fn a_step_runs_only_its_own_template_from_the_durablejobs_step_of_that_name() {
+        let mut dj = dj();
+        let step = |name: &str, image: &str| crate::api::StepSpec {
+            name: name.into(),
+            job_template: json!({"spec": {"template": {"spec": {"containers": [{"name": "c", "image": image}]}}}}),
+            ..Default::default()
+        };
+        let mut run = input(&dj);
+        dj.spec.job_template = None;
+        dj.spec.steps = Some(vec![step("extract", "x:1"), step("load", "l:1")]);
+        run.job_template = serde_json::Value::Null;
+        run.steps = ["extract", "load"]
+            .iter()
+            .zip(dj.spec.steps.iter().flatten())
+            .map(|(n, s)| crate::run_contract::RunStep {
+                name: n.to_string(),
+                job_template: s.job_template.clone(),
+                retry: None,
+                timeout: None,
+            })
+            .collect();
+        assert_eq!(template(&run, Some("load"), &dj, 1, None), Ok(()));
+        // load's template under extract's name: refused
+        let mut swapped = run.clone();
+        swapped.steps[0].job_template = run.steps[1].job_template.clone();
+        let e = template(&swapped, Some("extract"), &dj, 1, None).unwrap_err();
+        assert!(e.contains("step extract of DurableJob default/report"), "{e}");
+        // a step the DurableJob does not have, and a run of steps asked for its one Job
+        assert!(template(&run, Some("publish"), &dj, 1, None).is_err());
+        assert!(template(&run, None, &dj, 1, None).is_err());
     }
 
     #[test]
@@ -537,10 +591,13 @@ mod tests {
         let mut old = input(&dj);
         old.job_template["spec"]["backoffLimit"] = json!(4);
         let hash = template_hash(&old.job_template);
-        assert_eq!(template(&old, &dj, 2, Some(&first_job("uid-1", &hash))), Ok(()));
-        assert!(template(&old, &dj, 2, Some(&first_job("uid-9", &hash))).is_err());
-        assert!(template(&old, &dj, 2, Some(&first_job("uid-1", "other"))).is_err());
-        assert!(template(&old, &dj, 2, None).is_err());
+        assert_eq!(
+            template(&old, None, &dj, 2, Some(&first_job("uid-1", &hash))),
+            Ok(())
+        );
+        assert!(template(&old, None, &dj, 2, Some(&first_job("uid-9", &hash))).is_err());
+        assert!(template(&old, None, &dj, 2, Some(&first_job("uid-1", "other"))).is_err());
+        assert!(template(&old, None, &dj, 2, None).is_err());
     }
 
     #[test]

@@ -66,6 +66,17 @@ pub struct RunStatus {
     /// A `cancel` signal arrived; the Job is being deleted.
     #[serde(default)]
     pub cancel_requested: bool,
+    /// In a multi-step run: the step that runs now, and the steps finished of all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<String>,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub steps_done: u32,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub steps_total: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// Signal and query names of `durablejob.run`.

@@ -14,6 +14,8 @@ use crate::util::digest::hex_sha256;
 pub const LABEL_NAME: &str = "durablejob.dev/name";
 pub const LABEL_SCHEDULED_TIME: &str = "durablejob.dev/scheduled-time";
 pub const LABEL_ATTEMPT: &str = "durablejob.dev/attempt";
+/// On the Jobs of a multi-step run: the step's name.
+pub const LABEL_STEP: &str = "durablejob.dev/step";
 
 /// Annotations on every Job the runner creates.
 pub mod annotation {
@@ -36,12 +38,16 @@ pub mod env {
     pub const WORKFLOW_ID: &str = "DURABLEJOB_WORKFLOW_ID";
     /// `scheduled` or `manual`.
     pub const TRIGGER: &str = "DURABLEJOB_TRIGGER";
+    /// The step's name, in a multi-step run.
+    pub const STEP: &str = "DURABLEJOB_STEP";
 }
 
 /// Which run and attempt a Job is for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobRun {
     pub slot: DateTime<Utc>,
+    /// The step of a multi-step run (`None`: the run's one Job).
+    pub step: Option<String>,
     pub attempt: u32,
     /// Started by a trigger rather than at a slot of the schedule.
     pub manual: bool,
@@ -57,11 +63,15 @@ pub mod failure {
     pub const FORBIDDEN: &str = "Forbidden";
 }
 
-/// `<name, truncated>-<hash of uid and slot>-<attempt>`, at most 63 characters, so a retried or
-/// replayed activity names the same Job and never creates a second one for a slot and attempt.
-pub fn job_name(name: &str, uid: &str, slot: DateTime<Utc>, attempt: u32) -> String {
+/// `<name, truncated>-<hash of uid and slot>[-<step>]-<attempt>`, at most 63 characters, so a
+/// retried or replayed activity names the same Job and never creates a second one for a slot,
+/// step and attempt.
+pub fn job_name(name: &str, uid: &str, slot: DateTime<Utc>, step: Option<&str>, attempt: u32) -> String {
     let hash = &hex_sha256(format!("{uid}/{}", slot.timestamp()).as_bytes())[..8];
-    let suffix = format!("-{hash}-{attempt}");
+    let suffix = match step {
+        Some(step) => format!("-{hash}-{step}-{attempt}"),
+        None => format!("-{hash}-{attempt}"),
+    };
     let room = 63 - suffix.len();
     let mut prefix: String = name.chars().take(room).collect();
     while prefix.ends_with(['-', '.']) {
@@ -75,15 +85,18 @@ pub fn template_hash(template: &serde_json::Value) -> String {
     crate::util::digest::hex_sha256(&crate::util::digest::canonical_json(template))[..16].to_string()
 }
 
-/// The Job for one attempt, from the DurableJob's jobTemplate.
+/// The Job for one attempt (of one step), from the DurableJob's jobTemplate (the step's).
 pub fn build(input: &RunInput, run: &JobRun) -> Result<Job, String> {
-    let (slot, attempt) = (run.slot, run.attempt);
-    let template: JobTemplateSpec = serde_json::from_value(input.job_template.clone()).map_err(|e| {
-        format!(
-            "the jobTemplate of DurableJob {}/{} is not a JobTemplateSpec: {e}",
-            input.namespace, input.name
-        )
-    })?;
+    let (slot, attempt, step) = (run.slot, run.attempt, run.step.as_deref());
+    let what = match step {
+        Some(step) => format!("step {step} of DurableJob {}/{}", input.namespace, input.name),
+        None => format!("DurableJob {}/{}", input.namespace, input.name),
+    };
+    let source = input
+        .template_of(step)
+        .ok_or_else(|| format!("the run has no jobTemplate for {what}"))?;
+    let template: JobTemplateSpec = serde_json::from_value(source.clone())
+        .map_err(|e| format!("the jobTemplate of {what} is not a JobTemplateSpec: {e}"))?;
     let meta = template.metadata.unwrap_or_default();
     let mut annotations = meta.annotations.unwrap_or_default();
     annotations.insert(
@@ -95,22 +108,24 @@ pub fn build(input: &RunInput, run: &JobRun) -> Result<Job, String> {
     }
     annotations.insert(annotation::WORKFLOW_ID.into(), run.workflow_id.clone());
     annotations.insert(annotation::RUN_ID.into(), run.run_id.clone());
-    annotations.insert(
-        annotation::TEMPLATE_HASH.into(),
-        template_hash(&input.job_template),
-    );
+    annotations.insert(annotation::TEMPLATE_HASH.into(), template_hash(source));
     let mut labels = meta.labels.unwrap_or_default();
     labels.insert(LABEL_NAME.into(), input.name.clone());
     labels.insert(LABEL_SCHEDULED_TIME.into(), slot.timestamp().to_string());
     labels.insert(LABEL_ATTEMPT.into(), attempt.to_string());
+    if let Some(step) = step {
+        labels.insert(LABEL_STEP.into(), step.to_string());
+    }
     // The pods carry the same labels, so `kubectl get pods -l durablejob.dev/name=X` finds a
     // DurableJob's pods as `job-name` does a CronJob's.
     let mut spec = template.spec;
     if let Some(spec) = spec.as_mut() {
         let pod_meta = spec.template.metadata.get_or_insert_with(Default::default);
         let pod_labels = pod_meta.labels.get_or_insert_with(Default::default);
-        for key in [LABEL_NAME, LABEL_SCHEDULED_TIME, LABEL_ATTEMPT] {
-            pod_labels.insert(key.into(), labels[key].clone());
+        for key in [LABEL_NAME, LABEL_SCHEDULED_TIME, LABEL_ATTEMPT, LABEL_STEP] {
+            if let Some(value) = labels.get(key) {
+                pod_labels.insert(key.into(), value.clone());
+            }
         }
         let vars = run_env(run);
         if let Some(pod) = spec.template.spec.as_mut() {
@@ -124,7 +139,7 @@ pub fn build(input: &RunInput, run: &JobRun) -> Result<Job, String> {
     }
     Ok(Job {
         metadata: ObjectMeta {
-            name: Some(job_name(&input.name, &input.uid, slot, attempt)),
+            name: Some(job_name(&input.name, &input.uid, slot, step, attempt)),
             namespace: Some(input.namespace.clone()),
             labels: Some(labels),
             annotations: Some(annotations),
@@ -150,7 +165,7 @@ fn run_env(run: &JobRun) -> Vec<EnvVar> {
         value: Some(value),
         value_from: None,
     };
-    vec![
+    let mut vars = vec![
         var(
             env::SCHEDULED_TIME,
             run.slot.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
@@ -162,7 +177,11 @@ fn run_env(run: &JobRun) -> Vec<EnvVar> {
             env::TRIGGER,
             if run.manual { "manual" } else { "scheduled" }.into(),
         ),
-    ]
+    ];
+    if let Some(step) = &run.step {
+        vars.push(var(env::STEP, step.clone()));
+    }
+    vars
 }
 
 /// Whether an existing Job (found on AlreadyExists) belongs to this run attempt.
@@ -265,6 +284,7 @@ mod tests {
             retry: None,
             successful_runs_history_limit: 3,
             failed_runs_history_limit: 1,
+            steps: vec![],
         }
     }
 
@@ -275,6 +295,7 @@ mod tests {
     fn run(attempt: u32) -> JobRun {
         JobRun {
             slot: slot(),
+            step: None,
             attempt,
             manual: false,
             workflow_id: "durablejob:team/nightly-report-2026-03-01T02:30:00Z".into(),
@@ -284,28 +305,78 @@ mod tests {
 
     #[test]
     fn a_job_name_is_stable_per_slot_and_attempt_and_fits_63_characters() {
-        let a = job_name("nightly-report", "uid-1", slot(), 1);
-        assert_eq!(a, job_name("nightly-report", "uid-1", slot(), 1));
+        let a = job_name("nightly-report", "uid-1", slot(), None, 1);
+        assert_eq!(a, job_name("nightly-report", "uid-1", slot(), None, 1));
         assert!(a.starts_with("nightly-report-") && a.ends_with("-1"), "{a}");
-        assert_ne!(a, job_name("nightly-report", "uid-1", slot(), 2));
+        assert_ne!(a, job_name("nightly-report", "uid-1", slot(), None, 2));
         assert_ne!(
             a,
             job_name(
                 "nightly-report",
                 "uid-1",
                 slot() + chrono::TimeDelta::minutes(1),
+                None,
                 1
             )
         );
         assert_ne!(
             a,
-            job_name("nightly-report", "uid-2", slot(), 1),
+            job_name("nightly-report", "uid-2", slot(), None, 1),
             "a recreated resource gets new names"
         );
-        let long = job_name(&"x".repeat(253), "uid-1", slot(), 12);
+        let long = job_name(&"x".repeat(253), "uid-1", slot(), None, 12);
         assert_eq!(long.len(), 63);
-        let dashed = job_name(&format!("{}-y", "x".repeat(50)), "u", slot(), 1);
+        let dashed = job_name(&format!("{}-y", "x".repeat(50)), "u", slot(), None, 1);
         assert!(!dashed.contains("--"), "{dashed}");
+        // a step's Jobs: the step before the attempt, one name per step and attempt, 63 at most
+        let step = job_name("nightly-report", "uid-1", slot(), Some("extract"), 1);
+        assert!(
+            step.starts_with("nightly-report-") && step.ends_with("-extract-1"),
+            "{step}"
+        );
+        assert_ne!(step, job_name("nightly-report", "uid-1", slot(), Some("load"), 1));
+        assert_ne!(step, a);
+        let long = job_name(&"x".repeat(253), "uid-1", slot(), Some(&"s".repeat(20)), 12);
+        assert_eq!(long.len(), 63);
+    }
+
+    #[test]
+    fn a_steps_job_is_made_from_its_step_and_says_which_step_it_is() {
+        let mut steps_input = input();
+        steps_input.job_template = serde_json::Value::Null;
+        steps_input.steps = vec![crate::run_contract::RunStep {
+            name: "load".into(),
+            job_template: json!({"spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "l", "image": "loader:2"}]}}}}),
+            retry: None,
+            timeout: None,
+        }];
+        let run = JobRun {
+            step: Some("load".into()),
+            ..run(1)
+        };
+        let job = build(&steps_input, &run).unwrap();
+        assert!(job.metadata.name.as_ref().unwrap().ends_with("-load-1"));
+        assert_eq!(job.metadata.labels.as_ref().unwrap()[LABEL_STEP], "load");
+        let pod = job.spec.as_ref().unwrap().template.clone();
+        assert_eq!(pod.metadata.unwrap().labels.unwrap()[LABEL_STEP], "load");
+        let c = &pod.spec.unwrap().containers[0];
+        assert_eq!(c.image.as_deref(), Some("loader:2"));
+        let env = c.env.as_ref().unwrap();
+        assert!(
+            env.iter()
+                .any(|e| e.name == env::STEP && e.value.as_deref() == Some("load"))
+        );
+        // a step the run does not carry, and a run of steps asked for its one Job
+        let missing = JobRun {
+            step: Some("publish".into()),
+            ..run.clone()
+        };
+        assert!(
+            build(&steps_input, &missing)
+                .unwrap_err()
+                .contains("step publish")
+        );
+        assert!(build(&steps_input, &JobRun { step: None, ..run }).is_err());
     }
 
     #[test]

@@ -19,7 +19,7 @@ use temporalio_sdk::{
 use super::activities::{AttemptInput, CleanupInput, JobActivities, JobDone};
 use super::exchange::{JobProgress, RunStatus, backoff, retries_after};
 use super::job::{self, failure};
-use crate::run_contract::{RunInput, RunRetry, memo as run_memo};
+use crate::run_contract::{RunInput, RunRetry, RunStep, memo as run_memo};
 
 /// The slot a scheduled run is for (the start time for manual triggers).
 pub const SCHEDULED_START: SearchAttributeKey<Timestamp> =
@@ -38,6 +38,19 @@ static HEARTBEAT_MS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct RunOutcome {
+    /// The last Job (of the last step), and its attempts.
+    pub job_name: String,
+    pub attempts: u32,
+    /// In a multi-step run: each step's Job and attempts, in the order they finished.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<StepOutcome>,
+}
+
+/// How one step of a multi-step run ended.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct StepOutcome {
+    pub name: String,
     pub job_name: String,
     pub attempts: u32,
 }
@@ -65,12 +78,47 @@ fn infrastructure_retry() -> RetryPolicy {
         .build()
 }
 
-/// How long one attempt may take: the Job's own deadline plus a margin, or a week.
-fn attempt_timeout(input: &RunInput) -> Duration {
-    input.job_template["spec"]["activeDeadlineSeconds"]
-        .as_u64()
-        .map(|s| Duration::from_secs(s + 300))
-        .unwrap_or(Duration::from_secs(7 * 24 * 3600))
+/// How long one attempt may take: the step's timeout, else the Job's own deadline plus a
+/// margin, or a week.
+fn attempt_timeout(template: &serde_json::Value, timeout: Option<Duration>) -> Duration {
+    timeout.unwrap_or_else(|| {
+        template["spec"]["activeDeadlineSeconds"]
+            .as_u64()
+            .map(|s| Duration::from_secs(s + 300))
+            .unwrap_or(Duration::from_secs(7 * 24 * 3600))
+    })
+}
+
+/// One Job's attempts within a run: the run's one Job, or a step's.
+struct Attempts<'a> {
+    input: &'a RunInput,
+    step: Option<&'a RunStep>,
+    /// The step is the run's last.
+    last: bool,
+    slot: i64,
+    heartbeat: Duration,
+    workflow_id: &'a str,
+    run_id: &'a str,
+}
+
+/// How a Job's attempts ended when none succeeded.
+enum Ended {
+    /// The run was cancelled; with `cleanup`, during a backoff (no Job of it is left running).
+    Cancelled {
+        cleanup: bool,
+    },
+    /// The last attempt failed, and no retry is left or allowed.
+    Failed {
+        type_name: String,
+        message: String,
+    },
+    Terminated(WorkflowTermination),
+}
+
+impl From<WorkflowTermination> for Ended {
+    fn from(t: WorkflowTermination) -> Self {
+        Ended::Terminated(t)
+    }
 }
 
 #[workflow_methods]
@@ -114,56 +162,145 @@ impl DurableJobRun {
             s.status.scheduled_time = DateTime::from_timestamp(slot, 0);
             s.status.start_time = started;
         });
-        let mut n: u32 = 1;
-        loop {
-            begin_attempt(ctx, &input, slot, n)?;
-            let attempt = AttemptInput {
-                run: input.clone(),
-                slot,
-                attempt: n,
-                workflow_id: workflow_id.clone(),
-                run_id: run_id.clone(),
-            };
-            let result = run_attempt(ctx, attempt, attempt_options(&input, heartbeat)).await;
-            if ctx.state(|s| s.status.cancel_requested) && result.is_err() {
-                return Err(WorkflowTermination::cancelled());
+        let (workflow_id, run_id) = (workflow_id.as_str(), run_id.as_str());
+        let job = |step, last| Attempts {
+            input: &input,
+            step,
+            last,
+            slot,
+            heartbeat,
+            workflow_id,
+            run_id,
+        };
+        if !input.steps.is_empty() {
+            return run_steps(ctx, &input, &job).await;
+        }
+        match run_job(ctx, &job(None, true)).await {
+            Ok((done, n)) => {
+                cleanup(ctx, &input).await;
+                Ok(RunOutcome {
+                    job_name: done.job_name,
+                    attempts: n,
+                    steps: vec![],
+                })
             }
-            let e = match result {
-                Ok(done) => {
-                    cleanup(ctx, &input).await;
-                    return Ok(RunOutcome {
-                        job_name: done.job_name,
-                        attempts: n,
-                    });
-                }
-                // the workflow was cancelled (CancelOther, or a user): the activity deleted its Job
-                Err(ActivityExecutionError::Cancelled(_)) => return Err(WorkflowTermination::cancelled()),
-                Err(e) => e,
-            };
-            let (type_name, message) = failure_of(&e);
-            if let Some(retry) = input
-                .retry
-                .as_ref()
-                .filter(|_| retries_after(input.retry.as_ref(), n, &type_name))
-            {
-                ctx.upsert_memo([(
-                    run_memo::MESSAGE,
-                    Some(MemoValue::new(format!("attempt {n}: {message}"))),
-                )])?;
-                n += 1;
-                if back_off(ctx, retry, n).await {
-                    cleanup(ctx, &input).await;
-                    return Err(WorkflowTermination::cancelled());
-                }
-                continue;
+            Err(ended) => end_run(ctx, &input, ended).await,
+        }
+    }
+}
+
+/// The steps of a multi-step run, in order: each one Job with its own attempts; a step that
+/// finished is never run again in this run (the history holds its end).
+async fn run_steps<'a>(
+    ctx: &mut WorkflowContext<DurableJobRun>,
+    input: &'a RunInput,
+    job: &dyn Fn(Option<&'a RunStep>, bool) -> Attempts<'a>,
+) -> WorkflowResult<RunOutcome> {
+    let total = input.steps.len() as u32;
+    let mut outcomes: Vec<StepOutcome> = Vec::new();
+    for (i, step) in input.steps.iter().enumerate() {
+        ctx.state_mut(|s| {
+            s.status.step = Some(step.name.clone());
+            s.status.steps_done = i as u32;
+            s.status.steps_total = total;
+        });
+        match run_job(ctx, &job(Some(step), i as u32 + 1 == total)).await {
+            Ok((done, n)) => outcomes.push(StepOutcome {
+                name: step.name.clone(),
+                job_name: done.job_name,
+                attempts: n,
+            }),
+            Err(Ended::Failed { type_name, message }) => {
+                let message = format!("step {}: {message}", step.name);
+                return end_run(ctx, input, Ended::Failed { type_name, message }).await;
             }
+            Err(ended) => return end_run(ctx, input, ended).await,
+        }
+    }
+    ctx.state_mut(|s| s.status.steps_done = total);
+    cleanup(ctx, input).await;
+    let last = outcomes.last().cloned();
+    Ok(RunOutcome {
+        job_name: last.as_ref().map(|o| o.job_name.clone()).unwrap_or_default(),
+        attempts: last.map_or(0, |o| o.attempts),
+        steps: outcomes,
+    })
+}
+
+/// Runs one Job's attempts (the run's, or a step's) until one succeeds, the retries are spent,
+/// or the run is cancelled. Whole-Job retries are counted here: a retried activity for
+/// infrastructure errors reuses the same n and therefore the same Job.
+async fn run_job(
+    ctx: &mut WorkflowContext<DurableJobRun>,
+    a: &Attempts<'_>,
+) -> Result<(JobDone, u32), Ended> {
+    let (template, timeout, retry) = match a.step {
+        Some(s) => (&s.job_template, s.timeout, s.retry.as_ref()),
+        None => (&a.input.job_template, None, a.input.retry.as_ref()),
+    };
+    let step = a.step.map(|s| s.name.clone());
+    let mut n: u32 = 1;
+    loop {
+        begin_attempt(ctx, a.input, step.as_deref(), a.slot, n)?;
+        let attempt = AttemptInput {
+            run: a.input.clone(),
+            slot: a.slot,
+            attempt: n,
+            workflow_id: a.workflow_id.to_string(),
+            run_id: a.run_id.to_string(),
+            step: step.clone(),
+            last_step: step.is_some() && a.last,
+        };
+        let options = attempt_options(attempt_timeout(template, timeout), a.heartbeat);
+        let result = run_attempt(ctx, attempt, options).await;
+        if ctx.state(|s| s.status.cancel_requested) && result.is_err() {
+            return Err(Ended::Cancelled { cleanup: false });
+        }
+        let e = match result {
+            Ok(done) => return Ok((done, n)),
+            // the workflow was cancelled (CancelOther, or a user): the activity deleted its Job
+            Err(ActivityExecutionError::Cancelled(_)) => return Err(Ended::Cancelled { cleanup: false }),
+            Err(e) => e,
+        };
+        let (type_name, message) = failure_of(&e);
+        if let Some(retry) = retry.filter(|_| retries_after(retry, n, &type_name)) {
+            ctx.upsert_memo([(
+                run_memo::MESSAGE,
+                Some(MemoValue::new(format!("attempt {n}: {message}"))),
+            )])
+            .map_err(WorkflowTermination::from)?;
+            n += 1;
+            if back_off(ctx, retry, n).await {
+                return Err(Ended::Cancelled { cleanup: true });
+            }
+            continue;
+        }
+        return Err(Ended::Failed { type_name, message });
+    }
+}
+
+/// Ends a run whose Job (or step) did not succeed: cancelled, or failed with the reason in
+/// its memo and failure; finished Jobs are kept within the history limits.
+async fn end_run(
+    ctx: &mut WorkflowContext<DurableJobRun>,
+    input: &RunInput,
+    ended: Ended,
+) -> WorkflowResult<RunOutcome> {
+    match ended {
+        Ended::Terminated(t) => Err(t),
+        Ended::Cancelled { cleanup: false } => Err(WorkflowTermination::cancelled()),
+        Ended::Cancelled { cleanup: true } => {
+            cleanup(ctx, input).await;
+            Err(WorkflowTermination::cancelled())
+        }
+        Ended::Failed { type_name, message } => {
             ctx.upsert_memo([(run_memo::MESSAGE, Some(MemoValue::new(message.clone())))])?;
-            cleanup(ctx, &input).await;
-            return Err(ApplicationFailure::builder(message)
+            cleanup(ctx, input).await;
+            Err(ApplicationFailure::builder(message)
                 .type_name(type_name)
                 .non_retryable(true)
                 .build()
-                .into());
+                .into())
         }
     }
 }
@@ -172,6 +309,7 @@ impl DurableJobRun {
 fn begin_attempt(
     ctx: &mut WorkflowContext<DurableJobRun>,
     input: &RunInput,
+    step: Option<&str>,
     slot: i64,
     n: u32,
 ) -> Result<(), WorkflowTermination> {
@@ -179,6 +317,7 @@ fn begin_attempt(
         &input.name,
         &input.uid,
         DateTime::from_timestamp(slot, 0).unwrap_or_default(),
+        step,
         n,
     );
     let now = ctx.workflow_time().map(DateTime::<chrono::Utc>::from);
@@ -190,6 +329,9 @@ fn begin_attempt(
             cancel_requested: s.status.cancel_requested,
             scheduled_time: s.status.scheduled_time,
             start_time: s.status.start_time,
+            step: s.status.step.clone(),
+            steps_done: s.status.steps_done,
+            steps_total: s.status.steps_total,
             ..Default::default()
         }
     });
@@ -200,8 +342,8 @@ fn begin_attempt(
     Ok(())
 }
 
-fn attempt_options(input: &RunInput, heartbeat: Duration) -> ActivityOptions {
-    ActivityOptions::with_start_to_close_timeout(attempt_timeout(input))
+fn attempt_options(timeout: Duration, heartbeat: Duration) -> ActivityOptions {
+    ActivityOptions::with_start_to_close_timeout(timeout)
         .heartbeat_timeout(heartbeat)
         .retry_policy(infrastructure_retry())
         .cancellation_type(ActivityCancellationType::WaitCancellationCompleted)

@@ -45,6 +45,26 @@ pub(crate) mod go_duration {
             .map_err(|e| D::Error::custom(format!("{text:?}: {e}")))?;
         Ok(parsed.into())
     }
+
+    /// The same for an optional duration (with `default` and `skip_serializing_if`).
+    pub(crate) mod option {
+        use std::time::Duration;
+
+        use serde::{Deserialize, Deserializer, Serializer};
+
+        pub(crate) fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+            match d {
+                Some(d) => super::serialize(d, s),
+                None => s.serialize_none(),
+            }
+        }
+
+        pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+            #[derive(Deserialize)]
+            struct Wrapped(#[serde(deserialize_with = "super::deserialize")] Duration);
+            Ok(Option::<Wrapped>::deserialize(d)?.map(|Wrapped(d)| d))
+        }
+    }
 }
 
 /// Parses a Go duration that must be longer than zero; the error says what to write.

@@ -27,6 +27,7 @@ mod procs;
 mod replay;
 mod runs;
 mod schedules;
+mod steps;
 mod streaks;
 mod temporal;
 mod tenancy;
@@ -61,6 +62,7 @@ const REGISTERED: &[(&str, &[(&str, Scenario)])] = &[
     ("streaks", streaks::SCENARIOS),
     ("tenancy", tenancy::SCENARIOS),
     ("versions", versions::SCENARIOS),
+    ("steps", steps::SCENARIOS),
 ];
 
 fn main() -> ExitCode {

@@ -36,7 +36,7 @@ const T: Duration = Duration::from_secs(40);
 use testsupport::job_template;
 
 /// Waits until the newest run of `name` has `result`; the runner's log on failure.
-async fn last_run(
+pub(crate) async fn last_run(
     env: &Env,
     runner: &Runner,
     name: &str,
@@ -49,13 +49,13 @@ async fn last_run(
     .map_err(|e| anyhow::anyhow!("{e}\n--- runner ---\n{}", runner.log_tail(30)))
 }
 
-async fn with_runner(shared: &Shared, name: &str) -> anyhow::Result<(Env, Runner)> {
+pub(crate) async fn with_runner(shared: &Shared, name: &str) -> anyhow::Result<(Env, Runner)> {
     let env = Env::new(shared, name, &[]).await?;
     let runner = Runner::start(&env.dir, &env.runner_kubeconfig, &env.temporal, &env.namespace)?;
     Ok((env, runner))
 }
 
-fn trigger(env: &Env, name: &str, overlap: Option<&str>) -> anyhow::Result<()> {
+pub(crate) fn trigger(env: &Env, name: &str, overlap: Option<&str>) -> anyhow::Result<()> {
     let id = env.schedule_id(name);
     let mut args = vec![
         "schedule",
@@ -73,7 +73,7 @@ fn trigger(env: &Env, name: &str, overlap: Option<&str>) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!(e))
 }
 
-async fn jobs_of(env: &Env, name: &str) -> anyhow::Result<Vec<Job>> {
+pub(crate) async fn jobs_of(env: &Env, name: &str) -> anyhow::Result<Vec<Job>> {
     let api: Api<Job> = env.api();
     let mut jobs = api
         .list(&ListParams::default().labels(&format!("durablejob.dev/name={name}")))

@@ -9,10 +9,14 @@ pub fn job_template(pod_annotations: Value) -> Value {
         "restartPolicy": "Never", "containers": [{"name": "main", "image": "busybox:1.36", "command": ["true"]}]}}}})
 }
 
-/// A DurableJob manifest; a spec with neither `jobTemplate` nor `worker` gets a jobTemplate.
+/// A DurableJob manifest; a spec with none of `jobTemplate`, `steps` and `worker` gets a
+/// jobTemplate.
 pub fn durable_job(name: &str, spec: Value) -> Value {
     let mut spec = spec;
-    if spec.get("jobTemplate").is_none() && spec.get("worker").is_none() {
+    if ["jobTemplate", "steps", "worker"]
+        .iter()
+        .all(|k| spec.get(k).is_none())
+    {
         spec["jobTemplate"] = job_template(json!({}));
     }
     json!({"apiVersion": "durablejob.dev/v1alpha1", "kind": "DurableJob", "metadata": {"name": name}, "spec": spec})

@@ -1,0 +1,183 @@
+//! Issue 24, multi-step runs: `spec.steps` run in order by the built-in runner, one Job per step
+//! and attempt; a step that finished never runs again in that run, whether a later step is
+//! retried or the runner is killed and restarted.
+
+use std::{sync::Arc, time::Duration};
+
+use anyhow::{Context, ensure};
+use durablejob::api::RunResult;
+use k8s_openapi::api::batch::v1::Job;
+use kube::ResourceExt;
+use serde_json::{Value, json};
+
+use crate::Shared;
+use crate::env::{Env, manifest, quiet_schedule, wait_for};
+use crate::runs::{jobs_of, last_run, temporal_client, trigger, with_runner};
+use testsupport::job_template;
+
+scenarios!(
+    a_three_step_run_retries_only_its_failing_step_and_runs_every_other_step_once,
+    a_runner_killed_during_a_step_resumes_there_and_never_reruns_a_finished_step,
+);
+
+const T: Duration = Duration::from_secs(60);
+
+fn step(name: &str, pod_annotations: Value) -> Value {
+    json!({"name": name, "jobTemplate": job_template(pod_annotations)})
+}
+
+/// Creates of Jobs the API server answered with `code`, by Job name (`None` off the audit log).
+fn job_creates(env: &Env, code: u16, name: &str) -> Option<usize> {
+    env.audit_count(|r| {
+        r.is_write()
+            && r.verb == "create"
+            && r.object_ref.resource == "jobs"
+            && r.object_ref.name == name
+            && r.response_status.code == code
+    })
+}
+
+/// The Jobs of `name`, as (step, attempt, Job name), in the order they were created.
+async fn step_jobs(env: &Env, name: &str) -> anyhow::Result<Vec<(String, String, String)>> {
+    let mut jobs: Vec<Job> = jobs_of(env, name).await?;
+    jobs.sort_by_key(|j| (j.creation_timestamp(), j.name_any()));
+    jobs.iter()
+        .map(|j| {
+            let l = j.labels();
+            Ok((
+                l.get("durablejob.dev/step").cloned().context("the step label")?,
+                l["durablejob.dev/attempt"].clone(),
+                j.name_any(),
+            ))
+        })
+        .collect()
+}
+
+async fn a_three_step_run_retries_only_its_failing_step_and_runs_every_other_step_once(
+    shared: Arc<Shared>,
+) -> anyhow::Result<()> {
+    let (env, runner) = with_runner(&shared, "steps").await?;
+    let flaky =
+        json!({"test.durablejob.dev/outcomes": "fail,fail,succeed", "test.durablejob.dev/duration": "100ms"});
+    let mut transform = step("transform", flaky);
+    transform["retry"] = json!({"initialInterval": "1s", "maximumInterval": "2s", "maximumAttempts": 3});
+    env.create(manifest(
+        "etl",
+        json!({"schedule": quiet_schedule(), "failedRunsHistoryLimit": 5,
+            "steps": [step("extract", json!({"test.durablejob.dev/duration": "100ms"})), transform,
+                      step("load", json!({"test.durablejob.dev/duration": "100ms"}))]}),
+    ))
+    .await?;
+    env.wait_ready("etl").await?;
+    trigger(&env, "etl", None)?;
+    let s = last_run(&env, &runner, "etl", RunResult::Succeeded).await?;
+
+    // one Job per step and attempt, in order: transform's two failures retried it alone
+    let jobs = step_jobs(&env, "etl").await?;
+    let seen: Vec<(&str, &str)> = jobs.iter().map(|(s, a, _)| (s.as_str(), a.as_str())).collect();
+    ensure!(
+        seen == [
+            ("extract", "1"),
+            ("transform", "1"),
+            ("transform", "2"),
+            ("transform", "3"),
+            ("load", "1")
+        ],
+        "{seen:?}"
+    );
+    for (step, attempt, name) in &jobs {
+        ensure!(name.ends_with(&format!("-{step}-{attempt}")), "{name}");
+        if let Some(created) = job_creates(&env, 201, name) {
+            ensure!(created == 1, "Job {name} created {created} times");
+        }
+    }
+    let run = &s.recent_runs[0];
+    ensure!(
+        run.job_name.as_deref() == Some(jobs[4].2.as_str()),
+        "the run names its last Job: {run:?}"
+    );
+    // each step's pods learn their step
+    let load: Job = env.api().get(&jobs[4].2).await?;
+    let container = &load
+        .spec
+        .context("spec")?
+        .template
+        .spec
+        .context("pod")?
+        .containers[0];
+    let step_env = container
+        .env
+        .iter()
+        .flatten()
+        .find(|e| e.name == "DURABLEJOB_STEP")
+        .and_then(|e| e.value.clone());
+    ensure!(step_env.as_deref() == Some("load"), "{step_env:?}");
+
+    // the recorded history replays through the workflow code
+    let client = temporal_client(&env).await?;
+    let history = client
+        .get_workflow_handle::<temporalio_common::UntypedWorkflow>(run.workflow_id.clone())
+        .fetch_history(Default::default())
+        .into_events()
+        .await?;
+    if let Ok(path) = std::env::var("DURABLEJOB_RECORD_STEPS_HISTORY") {
+        // refreshes the fixture the offline replay test uses (tests/replay.rs)
+        let json =
+            serde_json::to_vec_pretty(&temporalio_common::protos::temporal::api::history::v1::History {
+                events: history.clone(),
+            })?;
+        std::fs::write(&path, json)?;
+    }
+    crate::replay::replay(history).await?;
+    Ok(())
+}
+
+async fn a_runner_killed_during_a_step_resumes_there_and_never_reruns_a_finished_step(
+    shared: Arc<Shared>,
+) -> anyhow::Result<()> {
+    let (env, mut runner) = with_runner(&shared, "steps-kill").await?;
+    env.create(manifest(
+        "etl",
+        json!({"schedule": quiet_schedule(),
+            "steps": [step("extract", json!({"test.durablejob.dev/duration": "100ms"})),
+                      step("transform", json!({"test.durablejob.dev/duration": "6000ms"})),
+                      step("load", json!({"test.durablejob.dev/duration": "100ms"}))]}),
+    ))
+    .await?;
+    env.wait_ready("etl").await?;
+    trigger(&env, "etl", None)?;
+    let transform = wait_for("the transform step's Job", T, || async {
+        let jobs = step_jobs(&env, "etl").await.ok()?;
+        jobs.into_iter()
+            .find(|(s, _, _)| s == "transform")
+            .map(|(_, _, n)| n)
+    })
+    .await?;
+    runner.kill();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    runner.restart()?;
+    last_run(&env, &runner, "etl", RunResult::Succeeded).await?;
+    let jobs = step_jobs(&env, "etl").await?;
+    let seen: Vec<(&str, &str)> = jobs.iter().map(|(s, a, _)| (s.as_str(), a.as_str())).collect();
+    ensure!(
+        seen == [("extract", "1"), ("transform", "1"), ("load", "1")],
+        "{seen:?}"
+    );
+    ensure!(jobs[1].2 == transform, "transform's Job adopted, not made again");
+    let extract = &jobs[0].2;
+    if let (Some(extract_creates), Some(transform_creates), Some(adopted)) = (
+        job_creates(&env, 201, extract),
+        job_creates(&env, 201, &transform),
+        job_creates(&env, 409, &transform),
+    ) {
+        ensure!(
+            extract_creates == 1 && job_creates(&env, 409, extract) == Some(0),
+            "the finished step was not run again: {extract_creates} creates"
+        );
+        ensure!(
+            transform_creates == 1 && adopted >= 1,
+            "the step resumed on its Job: {transform_creates} creates, {adopted} conflicts"
+        );
+    }
+    Ok(())
+}

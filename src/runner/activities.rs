@@ -43,6 +43,9 @@ pub struct AttemptInput {
     /// The step is the run's last: its success ends the run.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub last_step: bool,
+    /// The results of the run's earlier steps, by step name (their Jobs see them as env).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub results: std::collections::BTreeMap<String, serde_json::Value>,
 }
 
 impl AttemptInput {
@@ -65,6 +68,9 @@ impl AttemptInput {
 #[serde(rename_all = "camelCase")]
 pub struct JobDone {
     pub job_name: String,
+    /// A step's result: its pod's termination message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<serde_json::Value>,
 }
 
 /// Whose Jobs to keep within the history limits: the run's DurableJob (the limits are that
@@ -319,6 +325,7 @@ impl JobActivities {
         let job_run = job::JobRun {
             slot,
             step: input.step.clone(),
+            results: input.results.clone(),
             attempt: input.attempt,
             manual: authorize::is_manual(&dj, slot),
             workflow_id: bound.workflow_id,
@@ -406,9 +413,14 @@ impl JobActivities {
             };
             match job::state(&current) {
                 JobState::Succeeded => {
+                    let result = match &input.step {
+                        Some(_) => self.result(&input.run.namespace, name).await?,
+                        None => None,
+                    };
                     self.attempt_ended(input, slot, None);
                     return Ok(JobDone {
                         job_name: name.to_string(),
+                        result,
                     });
                 }
                 JobState::Failed { deadline, message } => {
@@ -431,6 +443,19 @@ impl JobActivities {
             }
             self.wait(ctx, &mut watched, name).await;
         }
+    }
+}
+
+impl JobActivities {
+    /// The result a step's succeeded Job left: its pods are listed once.
+    async fn result(&self, namespace: &str, job: &str) -> Result<Option<serde_json::Value>, ActivityError> {
+        let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(self.client.clone(), namespace);
+        let selector = format!("batch.kubernetes.io/job-name={job}");
+        let listed = pods
+            .list(&ListParams::default().labels(&selector))
+            .await
+            .map_err(|e| classify(e, &format!("listing the pods of Job {job} for its result")))?;
+        Ok(job::result_of(&listed.items))
     }
 }
 

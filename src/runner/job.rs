@@ -40,6 +40,9 @@ pub mod env {
     pub const TRIGGER: &str = "DURABLEJOB_TRIGGER";
     /// The step's name, in a multi-step run.
     pub const STEP: &str = "DURABLEJOB_STEP";
+    /// `DURABLEJOB_RESULT_<STEP>`: an earlier step's result (compact JSON), the step's name
+    /// upper-cased with '-' as '_'.
+    pub const RESULT_PREFIX: &str = "DURABLEJOB_RESULT_";
 }
 
 /// Which run and attempt a Job is for.
@@ -53,6 +56,8 @@ pub struct JobRun {
     pub manual: bool,
     pub workflow_id: String,
     pub run_id: String,
+    /// The results of the run's earlier steps, by step name.
+    pub results: BTreeMap<String, serde_json::Value>,
 }
 
 /// Failure types a DurableJob can list in `retry.nonRetryableErrorTypes`.
@@ -181,7 +186,45 @@ fn run_env(run: &JobRun) -> Vec<EnvVar> {
     if let Some(step) = &run.step {
         vars.push(var(env::STEP, step.clone()));
     }
+    for (step, result) in &run.results {
+        vars.push(var(&result_var(step), result.to_string()));
+    }
     vars
+}
+
+/// The environment variable that carries step `step`'s result to later steps.
+pub fn result_var(step: &str) -> String {
+    format!(
+        "{}{}",
+        env::RESULT_PREFIX,
+        step.to_ascii_uppercase().replace('-', "_")
+    )
+}
+
+/// A step's result is at most this many bytes (Kubernetes keeps no more of a termination
+/// message).
+pub const MAX_RESULT: usize = 4096;
+
+/// A succeeded Job's result: the termination message of the first container (in spec order)
+/// of its newest succeeded pod that left one, as JSON (a message that is not JSON is a JSON
+/// string). `None` when no container left one.
+pub fn result_of(pods: &[k8s_openapi::api::core::v1::Pod]) -> Option<serde_json::Value> {
+    let succeeded = pods
+        .iter()
+        .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Succeeded"))
+        .max_by_key(|p| p.metadata.creation_timestamp.clone())?;
+    let names: Vec<&str> = succeeded
+        .spec
+        .iter()
+        .flat_map(|s| s.containers.iter().map(|c| c.name.as_str()))
+        .collect();
+    let statuses = succeeded.status.as_ref()?.container_statuses.as_ref()?;
+    let message = names.iter().find_map(|name| {
+        let status = statuses.iter().find(|c| c.name == *name)?;
+        let m = status.state.as_ref()?.terminated.as_ref()?.message.as_deref()?;
+        (!m.trim().is_empty()).then(|| m.trim().to_string())
+    })?;
+    Some(serde_json::from_str(&message).unwrap_or(serde_json::Value::String(message)))
 }
 
 /// Whether an existing Job (found on AlreadyExists) belongs to this run attempt.
@@ -296,6 +339,7 @@ mod tests {
         JobRun {
             slot: slot(),
             step: None,
+            results: BTreeMap::new(),
             attempt,
             manual: false,
             workflow_id: "durablejob:team/nightly-report-2026-03-01T02:30:00Z".into(),
@@ -338,6 +382,50 @@ mod tests {
         assert_ne!(step, a);
         let long = job_name(&"x".repeat(253), "uid-1", slot(), Some(&"s".repeat(20)), 12);
         assert_eq!(long.len(), 63);
+    }
+
+    #[test]
+    fn a_step_result_is_the_first_termination_message_of_the_succeeded_pod_and_later_steps_see_it() {
+        let pod = |phase: &str, messages: &[(&str, Option<&str>)], minute: u32| {
+            serde_json::from_value::<k8s_openapi::api::core::v1::Pod>(json!({
+                "metadata": {"name": format!("p{minute}"), "creationTimestamp": format!("2026-03-01T02:{minute:02}:00Z")},
+                "spec": {"containers": messages.iter().map(|(n, _)| json!({"name": n})).collect::<Vec<_>>()},
+                "status": {"phase": phase, "containerStatuses": messages.iter().rev().map(|(n, m)| json!({
+                    "name": n, "image": "i", "imageID": "", "ready": false, "restartCount": 0,
+                    "state": {"terminated": {"exitCode": 0, "message": m}}})).collect::<Vec<_>>()}
+            }))
+            .unwrap()
+        };
+        let pods = [
+            pod("Failed", &[("main", Some("{\"n\": 1}"))], 1),
+            pod(
+                "Succeeded",
+                &[("sidecar", None), ("main", Some(" {\"accounts\": [7, 9]}\n"))],
+                2,
+            ),
+        ];
+        assert_eq!(result_of(&pods), Some(json!({"accounts": [7, 9]})));
+        // not JSON: a string; no message: no result
+        assert_eq!(
+            result_of(&[pod("Succeeded", &[("main", Some("done"))], 3)]),
+            Some(json!("done"))
+        );
+        assert_eq!(result_of(&[pod("Succeeded", &[("main", None)], 3)]), None);
+        assert_eq!(result_of(&pods[..1]), None, "a failed pod has no result");
+
+        let mut run = run(1);
+        run.results
+            .insert("list-accounts".into(), json!({"accounts": [7, 9]}));
+        let job = build(&input(), &run).unwrap();
+        let env = job.spec.unwrap().template.spec.unwrap().containers[0]
+            .env
+            .clone()
+            .unwrap();
+        let var = env
+            .iter()
+            .find(|e| e.name == "DURABLEJOB_RESULT_LIST_ACCOUNTS")
+            .unwrap();
+        assert_eq!(var.value.as_deref(), Some("{\"accounts\":[7,9]}"));
     }
 
     #[test]

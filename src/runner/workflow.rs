@@ -53,6 +53,9 @@ pub struct StepOutcome {
     pub name: String,
     pub job_name: String,
     pub attempts: u32,
+    /// What the step's container left in its termination message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<serde_json::Value>,
 }
 
 #[workflow]
@@ -93,6 +96,8 @@ fn attempt_timeout(template: &serde_json::Value, timeout: Option<Duration>) -> D
 struct Attempts<'a> {
     input: &'a RunInput,
     step: Option<&'a RunStep>,
+    /// The results of the steps before.
+    results: std::collections::BTreeMap<String, serde_json::Value>,
     /// The step is the run's last.
     last: bool,
     slot: i64,
@@ -166,6 +171,7 @@ impl DurableJobRun {
         let job = |step, last| Attempts {
             input: &input,
             step,
+            results: Default::default(),
             last,
             slot,
             heartbeat,
@@ -204,11 +210,20 @@ async fn run_steps<'a>(
             s.status.steps_done = i as u32;
             s.status.steps_total = total;
         });
-        match run_job(ctx, &job(Some(step), i as u32 + 1 == total)).await {
+        let results = outcomes
+            .iter()
+            .filter_map(|o| Some((o.name.clone(), o.result.clone()?)))
+            .collect();
+        let attempts = Attempts {
+            results,
+            ..job(Some(step), i as u32 + 1 == total)
+        };
+        match run_job(ctx, &attempts).await {
             Ok((done, n)) => outcomes.push(StepOutcome {
                 name: step.name.clone(),
                 job_name: done.job_name,
                 attempts: n,
+                result: done.result,
             }),
             Err(Ended::Failed { type_name, message }) => {
                 let message = format!("step {}: {message}", step.name);
@@ -250,6 +265,7 @@ async fn run_job(
             run_id: a.run_id.to_string(),
             step: step.clone(),
             last_step: step.is_some() && a.last,
+            results: a.results.clone(),
         };
         let options = attempt_options(attempt_timeout(template, timeout), a.heartbeat);
         let result = run_attempt(ctx, attempt, options).await;

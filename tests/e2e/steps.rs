@@ -64,7 +64,7 @@ async fn a_three_step_run_retries_only_its_failing_step_and_runs_every_other_ste
     env.create(manifest(
         "etl",
         json!({"schedule": quiet_schedule(), "failedRunsHistoryLimit": 5,
-            "steps": [step("extract", json!({"test.durablejob.dev/duration": "100ms"})), transform,
+            "steps": [step("extract", json!({"test.durablejob.dev/duration": "100ms", "test.durablejob.dev/result": "{\"rows\": 3}"})), transform,
                       step("load", json!({"test.durablejob.dev/duration": "100ms"}))]}),
     ))
     .await?;

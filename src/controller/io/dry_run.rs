@@ -101,6 +101,7 @@ async fn dry_run(
         manual: false,
         workflow_id: "dry-run".into(),
         run_id: "dry-run".into(),
+        results: Default::default(),
     };
     let job = crate::runner::job::build(input, &run).map_err(|message| Problem {
         reason: Reason::InvalidSpec,

@@ -104,6 +104,8 @@ pub enum Reason {
     BufferFull,
     // --- a run's end (Events, with --run-events; RunFailed is above)
     RunSucceeded,
+    /// A run completed, but items of a fan-out step (continueOnItemFailure) failed.
+    RunPartiallyFailed,
     // --- run-control requests (status.requests, Events)
     RunTriggered,
     BackfillStarted,

@@ -73,6 +73,41 @@ pub struct RunStep {
         with = "crate::util::duration::go_duration::option"
     )]
     pub timeout: Option<Duration>,
+    /// Fan-out: one Job per item.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub for_each: Option<RunForEach>,
+    /// With `for_each`: failed items do not fail the step; the run ends partially failed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub continue_on_item_failure: bool,
+}
+
+/// A fan-out's items: literal, or an earlier step's result (a JSON array).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunForEach {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub items: Option<Vec<Value>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_step: Option<String>,
+    pub parallelism: u32,
+}
+
+/// At most this many items in one fan-out step: each is an activity in the run's history,
+/// which stays well within Temporal's limits (about 5 events and a few KiB per item).
+pub(crate) const MAX_ITEMS: usize = 1000;
+
+impl RunInput {
+    /// The input as an activity of a fan-out run gets it: without literal items (each
+    /// activity carries its own), so the history does not hold the list once per item.
+    pub fn without_items(&self) -> RunInput {
+        let mut lean = self.clone();
+        for s in &mut lean.steps {
+            if let Some(f) = s.for_each.as_mut() {
+                f.items = None;
+            }
+        }
+        lean
+    }
 }
 
 /// Whole-Job retries as the run carries them.
@@ -94,6 +129,11 @@ pub(crate) mod memo {
     pub(crate) const JOB_NAME: &str = "durablejob.dev/job-name";
     pub(crate) const ATTEMPTS: &str = "durablejob.dev/attempts";
     pub(crate) const MESSAGE: &str = "durablejob.dev/message";
+    /// A run with `continueOnItemFailure` whose items failed: how many (it completed, partially
+    /// failed).
+    pub(crate) const FAILED_ITEMS: &str = "durablejob.dev/failed-items";
+    /// A multi-step run: the step that runs now (`name (k/n)`).
+    pub(crate) const STEP: &str = "durablejob.dev/step";
 }
 
 #[cfg(test)]
@@ -146,11 +186,19 @@ mod tests {
     #[test]
     fn the_memo_keys_are_pinned() {
         assert_eq!(
-            [memo::JOB_NAME, memo::ATTEMPTS, memo::MESSAGE],
+            [
+                memo::JOB_NAME,
+                memo::ATTEMPTS,
+                memo::MESSAGE,
+                memo::FAILED_ITEMS,
+                memo::STEP
+            ],
             [
                 "durablejob.dev/job-name",
                 "durablejob.dev/attempts",
-                "durablejob.dev/message"
+                "durablejob.dev/message",
+                "durablejob.dev/failed-items",
+                "durablejob.dev/step"
             ]
         );
     }

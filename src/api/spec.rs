@@ -435,13 +435,31 @@ pub struct StepSpec {
     /// listed (the operator refuses the field, naming it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub depends_on: Option<Vec<String>>,
-    /// One Job per item. Not supported by this version yet (the operator refuses the field).
+    /// Fan-out: one Job per item (its container gets the item as DURABLEJOB_ITEM), at most
+    /// `parallelism` at a time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "preserved_object")]
-    pub for_each: Option<Value>,
-    /// With forEach: go on when items fail. Not supported by this version yet.
+    pub for_each: Option<ForEachSpec>,
+    /// With forEach: the run goes on when items fail (after their retries) and ends partially
+    /// failed, naming them; without it, the first failed item fails the step.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub continue_on_item_failure: Option<bool>,
+}
+
+/// The items of a fan-out step: given here, or an earlier step's result (a JSON array).
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ForEachSpec {
+    /// The items, any JSON values (a string reaches the container as is, others as JSON).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "preserved_values")]
+    pub items: Option<Vec<Value>>,
+    /// The name of an earlier step whose result is the JSON array of items.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_step: Option<String>,
+    /// Items running at once (default 10).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 100))]
+    pub parallelism: Option<i32>,
 }
 
 /// Retry policy of a run (Temporal's RetryPolicy).

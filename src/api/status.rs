@@ -221,6 +221,9 @@ pub struct RecentRun {
 pub enum RunResult {
     Running,
     Succeeded,
+    /// Completed, but items of a fan-out step with continueOnItemFailure failed (the message
+    /// names them; `kubectl durablejob retry` runs them again).
+    PartiallyFailed,
     Failed,
     Canceled,
     Terminated,

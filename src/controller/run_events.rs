@@ -72,6 +72,14 @@ fn notice(run: &RunRecord, which: RunEvents) -> Option<Notice> {
                 format!("Run {id}{slot} {how}{attempts}{job}{why}"),
             ))
         }
+        RunResult::PartiallyFailed => {
+            let why = run.message.as_ref().map(|m| format!(": {m}")).unwrap_or_default();
+            Some(Notice::warning(
+                Reason::RunPartiallyFailed,
+                "Run",
+                format!("Run {id}{slot} completed with failed items{why}"),
+            ))
+        }
         RunResult::Succeeded if which == RunEvents::All => Some(Notice::normal(
             Reason::RunSucceeded,
             "Run",

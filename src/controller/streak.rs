@@ -87,7 +87,8 @@ pub(crate) fn advance(
                 out.count = 0;
                 out.runs.clear();
             }
-            Some(RunResult::Canceled | RunResult::Terminated) => {}
+            // a partial failure neither breaks nor extends a streak of failed runs
+            Some(RunResult::Canceled | RunResult::Terminated | RunResult::PartiallyFailed) => {}
             Some(RunResult::Running) | None => break,
         }
         out.counted_until = Some(s.started);

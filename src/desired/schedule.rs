@@ -147,6 +147,19 @@ fn run_step(s: &crate::desired::validate::ValidStep) -> crate::run_contract::Run
         job_template: s.job_template.clone(),
         retry: s.retry.as_ref().map(RunRetry::from),
         timeout: s.timeout,
+        for_each: s.for_each.as_ref().map(|f| {
+            use crate::desired::validate::ValidItems;
+            let (items, from_step) = match &f.items {
+                ValidItems::Literal(items) => (Some(items.clone()), None),
+                ValidItems::FromStep(step) => (None, Some(step.clone())),
+            };
+            crate::run_contract::RunForEach {
+                items,
+                from_step,
+                parallelism: f.parallelism,
+            }
+        }),
+        continue_on_item_failure: s.continue_on_item_failure,
     }
 }
 

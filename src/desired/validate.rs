@@ -147,7 +147,25 @@ pub struct ValidStep {
     /// Its own retry, else spec.workflow.retry.
     pub retry: Option<ValidRetry>,
     pub timeout: Option<Duration>,
+    pub for_each: Option<ValidForEach>,
+    pub continue_on_item_failure: bool,
 }
+
+/// A fan-out's items and how many run at once.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ValidItems {
+    Literal(Vec<Value>),
+    FromStep(String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValidForEach {
+    pub items: ValidItems,
+    pub parallelism: u32,
+}
+
+/// Items running at once when forEach.parallelism is not set.
+pub const DEFAULT_PARALLELISM: u32 = 10;
 
 /// At most this many characters in a step name (it is part of the step's Job names).
 pub const MAX_STEP_NAME: usize = 20;
@@ -550,24 +568,89 @@ fn validate_steps(
             .timeout
             .as_deref()
             .and_then(|d| v.positive_duration(&format!("{path}.timeout"), d));
-        let later = "is not supported by this version of durablejob yet: remove it (steps run in the order listed, one Job each)";
         if step.depends_on.is_some() {
-            v.push(format!("{path}.dependsOn"), later.into());
+            v.push(
+                format!("{path}.dependsOn"),
+                "is not supported by this version of durablejob yet: remove it (steps run in the order listed)".into(),
+            );
         }
-        if step.for_each.is_some() {
-            v.push(format!("{path}.forEach"), later.into());
-        }
-        if step.continue_on_item_failure.is_some() {
-            v.push(format!("{path}.continueOnItemFailure"), later.into());
+        let for_each = step
+            .for_each
+            .as_ref()
+            .and_then(|f| validate_for_each(&format!("{path}.forEach"), f, &steps[..i], v));
+        let continue_on_item_failure = step.continue_on_item_failure.unwrap_or(false);
+        if continue_on_item_failure && step.for_each.is_none() {
+            v.push(
+                format!("{path}.continueOnItemFailure"),
+                "applies to a step with forEach: remove it, or add forEach".into(),
+            );
         }
         out.push(ValidStep {
             name: name.to_string(),
             job_template: step.job_template.clone(),
             retry,
             timeout,
+            for_each,
+            continue_on_item_failure,
         });
     }
     out
+}
+
+/// A fan-out: literal items or an earlier step's result, and its parallelism.
+fn validate_for_each(
+    path: &str,
+    f: &crate::api::ForEachSpec,
+    earlier: &[crate::api::StepSpec],
+    v: &mut Collector,
+) -> Option<ValidForEach> {
+    use crate::run_contract::MAX_ITEMS;
+    let parallelism = f.parallelism.unwrap_or(DEFAULT_PARALLELISM as i32);
+    if !(1..=100).contains(&parallelism) {
+        v.push(
+            format!("{path}.parallelism"),
+            format!("{parallelism} is out of range: 1 to 100 items at a time"),
+        );
+    }
+    let items = match (&f.items, &f.from_step) {
+        (Some(items), None) if items.len() > MAX_ITEMS => {
+            v.push(
+                format!("{path}.items"),
+                format!(
+                    "{} items; a step takes at most {MAX_ITEMS}: split the list over several steps or DurableJobs",
+                    items.len()
+                ),
+            );
+            return None;
+        }
+        (Some(items), None) if items.is_empty() => {
+            v.push(format!("{path}.items"), "is empty: give at least one item".into());
+            return None;
+        }
+        (Some(items), None) => ValidItems::Literal(items.clone()),
+        (None, Some(from)) => {
+            if !earlier.iter().any(|s| &s.name == from) {
+                v.push(
+                    format!("{path}.fromStep"),
+                    format!("{from:?} is not the name of a step before this one: the items come from an earlier step's result"),
+                );
+                return None;
+            }
+            ValidItems::FromStep(from.clone())
+        }
+        _ => {
+            v.push(
+                path.to_string(),
+                "set exactly one of items (the list) or fromStep (an earlier step whose result is the list)"
+                    .into(),
+            );
+            return None;
+        }
+    };
+    Some(ValidForEach {
+        items,
+        parallelism: parallelism.clamp(1, 100) as u32,
+    })
 }
 
 /// Why `name` cannot name a step (it becomes part of Job names and label values).
@@ -1387,8 +1470,31 @@ mod tests {
             broken,
             crate::api::StepSpec {
                 depends_on: Some(vec!["extract".into()]),
-                for_each: Some(json!({"items": [1, 2]})),
+                for_each: Some(crate::api::ForEachSpec {
+                    from_step: Some("later".into()),
+                    parallelism: Some(500),
+                    ..Default::default()
+                }),
                 ..step("fan")
+            },
+            crate::api::StepSpec {
+                for_each: Some(crate::api::ForEachSpec {
+                    items: Some(vec![json!(1); 1001]),
+                    ..Default::default()
+                }),
+                ..step("many")
+            },
+            crate::api::StepSpec {
+                for_each: Some(crate::api::ForEachSpec {
+                    items: Some(vec![json!(1)]),
+                    from_step: Some("extract".into()),
+                    ..Default::default()
+                }),
+                ..step("both")
+            },
+            crate::api::StepSpec {
+                continue_on_item_failure: Some(true),
+                ..step("later")
             },
         ]);
         let errs = errors(&bad);
@@ -1403,7 +1509,55 @@ mod tests {
             "Never or OnFailure"
         ));
         assert!(has(&errs, "spec.steps[3].dependsOn", "not supported"), "{errs:?}");
-        assert!(has(&errs, "spec.steps[3].forEach", "not supported"), "{errs:?}");
+        assert!(has(
+            &errs,
+            "spec.steps[3].forEach.fromStep",
+            "not the name of a step before this one"
+        ));
+        assert!(
+            has(&errs, "spec.steps[3].forEach.parallelism", "1 to 100"),
+            "{errs:?}"
+        );
+        assert!(has(
+            &errs,
+            "spec.steps[4].forEach.items",
+            "1001 items; a step takes at most 1000"
+        ));
+        assert!(
+            has(&errs, "spec.steps[5].forEach", "exactly one of items"),
+            "{errs:?}"
+        );
+        assert!(has(
+            &errs,
+            "spec.steps[6].continueOnItemFailure",
+            "applies to a step with forEach"
+        ));
+
+        // a fan-out over an earlier step's result
+        let mut fan = dj.clone();
+        fan.spec.steps = Some(vec![
+            step("list"),
+            crate::api::StepSpec {
+                for_each: Some(crate::api::ForEachSpec {
+                    from_step: Some("list".into()),
+                    ..Default::default()
+                }),
+                continue_on_item_failure: Some(true),
+                ..step("migrate")
+            },
+        ]);
+        let valid = validate(&fan.spec).unwrap();
+        let Executor::Steps(steps) = &valid.executor else {
+            panic!()
+        };
+        assert_eq!(
+            steps[1].for_each,
+            Some(ValidForEach {
+                items: ValidItems::FromStep("list".into()),
+                parallelism: DEFAULT_PARALLELISM
+            })
+        );
+        assert!(steps[1].continue_on_item_failure);
 
         let mut both = dj.clone();
         both.spec.job_template = DurableJob::test("x").spec.job_template;

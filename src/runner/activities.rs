@@ -46,6 +46,18 @@ pub struct AttemptInput {
     /// The results of the run's earlier steps, by step name (their Jobs see them as env).
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub results: std::collections::BTreeMap<String, serde_json::Value>,
+    /// A fan-out step's item this attempt runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub item: Option<ItemRef>,
+}
+
+/// One item of a fan-out step.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ItemRef {
+    /// Its index in the step's items, from 0.
+    pub index: u32,
+    pub value: serde_json::Value,
 }
 
 impl AttemptInput {
@@ -59,7 +71,12 @@ impl AttemptInput {
 
     /// Whether the attempt's success ends the run.
     fn ends_run(&self) -> bool {
-        self.step.is_none() || self.last_step
+        self.step.is_none() || (self.last_step && self.item.is_none())
+    }
+
+    /// The step and item part of its Job names.
+    fn part(&self) -> Option<String> {
+        job::part(self.step.as_deref(), self.item.as_ref().map(|i| i.index))
     }
 }
 
@@ -302,15 +319,15 @@ impl JobActivities {
         input: &AttemptInput,
         slot: DateTime<chrono::Utc>,
     ) -> Result<Job, ActivityError> {
-        let (run, step) = (&input.run, input.step.as_deref());
+        let (run, step, part) = (&input.run, input.step.as_deref(), input.part());
         let first = if input.attempt > 1 {
-            jobs.get_opt(&job::job_name(&run.name, &run.uid, slot, step, 1))
+            jobs.get_opt(&job::job_name(&run.name, &run.uid, slot, part.as_deref(), 1))
                 .await
                 .map_err(|e| classify(e, "reading the run's first Job"))?
         } else {
             None
         };
-        let own = job::job_name(&run.name, &run.uid, slot, step, input.attempt);
+        let own = job::job_name(&run.name, &run.uid, slot, part.as_deref(), input.attempt);
         let dj = self
             .bind(ctx, Claim::from(run), first.as_slice(), Some(&own))
             .await?;
@@ -326,6 +343,7 @@ impl JobActivities {
             slot,
             step: input.step.clone(),
             results: input.results.clone(),
+            item: input.item.as_ref().map(|i| (i.index, i.value.clone())),
             attempt: input.attempt,
             manual: authorize::is_manual(&dj, slot),
             workflow_id: bound.workflow_id,
@@ -413,9 +431,10 @@ impl JobActivities {
             };
             match job::state(&current) {
                 JobState::Succeeded => {
-                    let result = match &input.step {
-                        Some(_) => self.result(&input.run.namespace, name).await?,
-                        None => None,
+                    // a step's result; an item's is not kept (a fan-out records outcomes)
+                    let result = match (&input.step, &input.item) {
+                        (Some(_), None) => self.result(&input.run.namespace, name).await?,
+                        _ => None,
                     };
                     self.attempt_ended(input, slot, None);
                     return Ok(JobDone {

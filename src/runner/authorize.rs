@@ -572,6 +572,8 @@ mod tests {
                 job_template: s.job_template.clone(),
                 retry: None,
                 timeout: None,
+                for_each: None,
+                continue_on_item_failure: false,
             })
             .collect();
         assert_eq!(template(&run, Some("load"), &dj, 1, None), Ok(()));

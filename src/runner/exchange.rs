@@ -73,6 +73,19 @@ pub struct RunStatus {
     pub steps_done: u32,
     #[serde(default, skip_serializing_if = "is_zero")]
     pub steps_total: u32,
+    /// In a fan-out step: its items so far.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub items: Option<ItemCounts>,
+}
+
+/// A fan-out step's items: how many, and how they stand.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ItemCounts {
+    pub total: u32,
+    pub succeeded: u32,
+    pub failed: u32,
+    pub running: u32,
 }
 
 fn is_zero(n: &u32) -> bool {

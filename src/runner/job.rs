@@ -16,6 +16,8 @@ pub const LABEL_SCHEDULED_TIME: &str = "durablejob.dev/scheduled-time";
 pub const LABEL_ATTEMPT: &str = "durablejob.dev/attempt";
 /// On the Jobs of a multi-step run: the step's name.
 pub const LABEL_STEP: &str = "durablejob.dev/step";
+/// On the Jobs of a fan-out step: the item's index (0-based).
+pub const LABEL_ITEM: &str = "durablejob.dev/item";
 
 /// Annotations on every Job the runner creates.
 pub mod annotation {
@@ -43,6 +45,10 @@ pub mod env {
     /// `DURABLEJOB_RESULT_<STEP>`: an earlier step's result (compact JSON), the step's name
     /// upper-cased with '-' as '_'.
     pub const RESULT_PREFIX: &str = "DURABLEJOB_RESULT_";
+    /// A fan-out step's item: a string as is, any other JSON value as JSON.
+    pub const ITEM: &str = "DURABLEJOB_ITEM";
+    /// The item's index in the step's items, from 0.
+    pub const ITEM_INDEX: &str = "DURABLEJOB_ITEM_INDEX";
 }
 
 /// Which run and attempt a Job is for.
@@ -58,6 +64,24 @@ pub struct JobRun {
     pub run_id: String,
     /// The results of the run's earlier steps, by step name.
     pub results: BTreeMap<String, serde_json::Value>,
+    /// A fan-out step's item: its index and value.
+    pub item: Option<(u32, serde_json::Value)>,
+}
+
+impl JobRun {
+    /// What the Job's name says besides the run and attempt: the step, and the item.
+    pub fn part(&self) -> Option<String> {
+        part(self.step.as_deref(), self.item.as_ref().map(|(i, _)| *i))
+    }
+}
+
+/// The step (and item index) part of a Job name: `extract`, `migrate-17`.
+pub fn part(step: Option<&str>, item: Option<u32>) -> Option<String> {
+    match (step, item) {
+        (Some(step), Some(i)) => Some(format!("{step}-{i}")),
+        (Some(step), None) => Some(step.to_string()),
+        (None, _) => None,
+    }
 }
 
 /// Failure types a DurableJob can list in `retry.nonRetryableErrorTypes`.
@@ -66,11 +90,13 @@ pub mod failure {
     pub const JOB_DEADLINE_EXCEEDED: &str = "JobDeadlineExceeded";
     pub const INVALID_JOB_TEMPLATE: &str = "InvalidJobTemplate";
     pub const FORBIDDEN: &str = "Forbidden";
+    /// A fan-out's items are not a JSON array (an earlier step's result), or too many.
+    pub const INVALID_ITEMS: &str = "InvalidItems";
 }
 
-/// `<name, truncated>-<hash of uid and slot>[-<step>]-<attempt>`, at most 63 characters, so a
-/// retried or replayed activity names the same Job and never creates a second one for a slot,
-/// step and attempt.
+/// `<name, truncated>-<hash of uid and slot>[-<step>[-<item>]]-<attempt>`, at most 63
+/// characters, so a retried or replayed activity names the same Job and never creates a second
+/// one for a slot, step, item and attempt (`step` is the [`part`]).
 pub fn job_name(name: &str, uid: &str, slot: DateTime<Utc>, step: Option<&str>, attempt: u32) -> String {
     let hash = &hex_sha256(format!("{uid}/{}", slot.timestamp()).as_bytes())[..8];
     let suffix = match step {
@@ -121,13 +147,22 @@ pub fn build(input: &RunInput, run: &JobRun) -> Result<Job, String> {
     if let Some(step) = step {
         labels.insert(LABEL_STEP.into(), step.to_string());
     }
+    if let Some((index, _)) = &run.item {
+        labels.insert(LABEL_ITEM.into(), index.to_string());
+    }
     // The pods carry the same labels, so `kubectl get pods -l durablejob.dev/name=X` finds a
     // DurableJob's pods as `job-name` does a CronJob's.
     let mut spec = template.spec;
     if let Some(spec) = spec.as_mut() {
         let pod_meta = spec.template.metadata.get_or_insert_with(Default::default);
         let pod_labels = pod_meta.labels.get_or_insert_with(Default::default);
-        for key in [LABEL_NAME, LABEL_SCHEDULED_TIME, LABEL_ATTEMPT, LABEL_STEP] {
+        for key in [
+            LABEL_NAME,
+            LABEL_SCHEDULED_TIME,
+            LABEL_ATTEMPT,
+            LABEL_STEP,
+            LABEL_ITEM,
+        ] {
             if let Some(value) = labels.get(key) {
                 pod_labels.insert(key.into(), value.clone());
             }
@@ -144,7 +179,13 @@ pub fn build(input: &RunInput, run: &JobRun) -> Result<Job, String> {
     }
     Ok(Job {
         metadata: ObjectMeta {
-            name: Some(job_name(&input.name, &input.uid, slot, step, attempt)),
+            name: Some(job_name(
+                &input.name,
+                &input.uid,
+                slot,
+                run.part().as_deref(),
+                attempt,
+            )),
             namespace: Some(input.namespace.clone()),
             labels: Some(labels),
             annotations: Some(annotations),
@@ -188,6 +229,14 @@ fn run_env(run: &JobRun) -> Vec<EnvVar> {
     }
     for (step, result) in &run.results {
         vars.push(var(&result_var(step), result.to_string()));
+    }
+    if let Some((index, item)) = &run.item {
+        let value = match item {
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        vars.push(var(env::ITEM, value));
+        vars.push(var(env::ITEM_INDEX, index.to_string()));
     }
     vars
 }
@@ -340,6 +389,7 @@ mod tests {
             slot: slot(),
             step: None,
             results: BTreeMap::new(),
+            item: None,
             attempt,
             manual: false,
             workflow_id: "durablejob:team/nightly-report-2026-03-01T02:30:00Z".into(),
@@ -437,6 +487,8 @@ mod tests {
             job_template: json!({"spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "l", "image": "loader:2"}]}}}}),
             retry: None,
             timeout: None,
+            for_each: None,
+            continue_on_item_failure: false,
         }];
         let run = JobRun {
             step: Some("load".into()),

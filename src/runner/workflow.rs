@@ -16,7 +16,7 @@ use temporalio_sdk::{
     WorkflowTermination,
 };
 
-use super::activities::{AttemptInput, CleanupInput, JobActivities, JobDone};
+use super::activities::{AttemptInput, CleanupInput, ItemRef, JobActivities, JobDone};
 use super::exchange::{JobProgress, RunStatus, backoff, retries_after};
 use super::job::{self, failure};
 use crate::run_contract::{RunInput, RunRetry, RunStep, memo as run_memo};
@@ -56,6 +56,35 @@ pub struct StepOutcome {
     /// What the step's container left in its termination message.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub result: Option<serde_json::Value>,
+    /// A fan-out step: how its items ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub items: Option<ItemsOutcome>,
+}
+
+/// How a fan-out step's items ended: every failed one named.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ItemsOutcome {
+    pub total: u32,
+    pub succeeded: u32,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failed: Vec<ItemFailure>,
+    /// Items never started (the step stopped at a failed item).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub not_started: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// One item that failed, after its retries.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ItemFailure {
+    pub index: u32,
+    pub item: serde_json::Value,
+    pub message: String,
 }
 
 #[workflow]
@@ -93,9 +122,12 @@ fn attempt_timeout(template: &serde_json::Value, timeout: Option<Duration>) -> D
 }
 
 /// One Job's attempts within a run: the run's one Job, or a step's.
+#[derive(Clone)]
 struct Attempts<'a> {
     input: &'a RunInput,
     step: Option<&'a RunStep>,
+    /// A fan-out step's item.
+    item: Option<ItemRef>,
     /// The results of the steps before.
     results: std::collections::BTreeMap<String, serde_json::Value>,
     /// The step is the run's last.
@@ -168,20 +200,22 @@ impl DurableJobRun {
             s.status.start_time = started;
         });
         let (workflow_id, run_id) = (workflow_id.as_str(), run_id.as_str());
-        let job = |step, last| Attempts {
+        let one = Attempts {
             input: &input,
-            step,
+            step: None,
+            item: None,
             results: Default::default(),
-            last,
+            last: true,
             slot,
             heartbeat,
             workflow_id,
             run_id,
         };
         if !input.steps.is_empty() {
-            return run_steps(ctx, &input, &job).await;
+            let lean = input.without_items();
+            return run_steps(ctx, &input, &Attempts { input: &lean, ..one }).await;
         }
-        match run_job(ctx, &job(None, true)).await {
+        match run_job(ctx, &one).await {
             Ok((done, n)) => {
                 cleanup(ctx, &input).await;
                 Ok(RunOutcome {
@@ -195,12 +229,13 @@ impl DurableJobRun {
     }
 }
 
-/// The steps of a multi-step run, in order: each one Job with its own attempts; a step that
-/// finished is never run again in this run (the history holds its end).
+/// The steps of a multi-step run, in order: each one Job (or one per item) with its own
+/// attempts; a step that finished is never run again in this run (the history holds its end).
+/// `base` is what every step's attempts share (the input activities get: without items).
 async fn run_steps<'a>(
-    ctx: &mut WorkflowContext<DurableJobRun>,
+    ctx: &WorkflowContext<DurableJobRun>,
     input: &'a RunInput,
-    job: &dyn Fn(Option<&'a RunStep>, bool) -> Attempts<'a>,
+    base: &Attempts<'a>,
 ) -> WorkflowResult<RunOutcome> {
     let total = input.steps.len() as u32;
     let mut outcomes: Vec<StepOutcome> = Vec::new();
@@ -210,21 +245,36 @@ async fn run_steps<'a>(
             s.status.steps_done = i as u32;
             s.status.steps_total = total;
         });
-        let results = outcomes
+        let at = format!("{} ({}/{total})", step.name, i + 1);
+        ctx.upsert_memo([(run_memo::STEP, Some(MemoValue::new(at)))])?;
+        let results: std::collections::BTreeMap<String, serde_json::Value> = outcomes
             .iter()
             .filter_map(|o| Some((o.name.clone(), o.result.clone()?)))
             .collect();
-        let attempts = Attempts {
+        let base = Attempts {
+            step: Some(step),
+            last: i as u32 + 1 == total,
             results,
-            ..job(Some(step), i as u32 + 1 == total)
+            ..base.clone()
         };
-        match run_job(ctx, &attempts).await {
-            Ok((done, n)) => outcomes.push(StepOutcome {
+        let ended = match &step.for_each {
+            Some(f) => match items_of(f, &base.results, &step.name) {
+                Ok(items) => run_items(ctx, &base, step, items, f.parallelism).await,
+                Err(message) => Err(Ended::Failed {
+                    type_name: failure::INVALID_ITEMS.to_string(),
+                    message,
+                }),
+            },
+            None => run_job(ctx, &base).await.map(|(done, n)| StepOutcome {
                 name: step.name.clone(),
                 job_name: done.job_name,
                 attempts: n,
                 result: done.result,
+                items: None,
             }),
+        };
+        match ended {
+            Ok(outcome) => outcomes.push(outcome),
             Err(Ended::Failed { type_name, message }) => {
                 let message = format!("step {}: {message}", step.name);
                 return end_run(ctx, input, Ended::Failed { type_name, message }).await;
@@ -233,6 +283,7 @@ async fn run_steps<'a>(
         }
     }
     ctx.state_mut(|s| s.status.steps_done = total);
+    partly_failed(ctx, &outcomes)?;
     cleanup(ctx, input).await;
     let last = outcomes.last().cloned();
     Ok(RunOutcome {
@@ -242,21 +293,191 @@ async fn run_steps<'a>(
     })
 }
 
+/// A run whose fan-outs went on past failed items completes partially failed: the memo counts
+/// and names them (the result lists them all).
+fn partly_failed(
+    ctx: &WorkflowContext<DurableJobRun>,
+    outcomes: &[StepOutcome],
+) -> Result<(), WorkflowTermination> {
+    let failed: Vec<(&str, &ItemsOutcome)> = outcomes
+        .iter()
+        .filter_map(|o| Some((o.name.as_str(), o.items.as_ref()?)))
+        .filter(|(_, i)| !i.failed.is_empty())
+        .collect();
+    if failed.is_empty() {
+        return Ok(());
+    }
+    let count: usize = failed.iter().map(|(_, i)| i.failed.len()).sum();
+    let message = failed
+        .iter()
+        .map(|(step, i)| format!("step {step}: {}", items_message(i)))
+        .collect::<Vec<_>>()
+        .join("; ");
+    ctx.upsert_memo([
+        (run_memo::FAILED_ITEMS, Some(MemoValue::new(count as i64))),
+        (run_memo::MESSAGE, Some(MemoValue::new(message))),
+    ])?;
+    Ok(())
+}
+
+/// `4 of 50 items failed: #3 "acct-3", #17 ...` (the first five named).
+fn items_message(i: &ItemsOutcome) -> String {
+    const NAMED: usize = 5;
+    let named: Vec<String> = i
+        .failed
+        .iter()
+        .take(NAMED)
+        .map(|f| format!("#{} {}", f.index, f.item))
+        .collect();
+    let more = i.failed.len().saturating_sub(NAMED);
+    format!(
+        "{} of {} items failed: {}{}{}",
+        i.failed.len(),
+        i.total,
+        named.join(", "),
+        if more > 0 {
+            format!(" and {more} more")
+        } else {
+            String::new()
+        },
+        if i.not_started > 0 {
+            format!("; {} not started", i.not_started)
+        } else {
+            String::new()
+        }
+    )
+}
+
+/// A fan-out's items: its own, or the result (a JSON array) of the earlier step it names.
+fn items_of(
+    f: &crate::run_contract::RunForEach,
+    results: &std::collections::BTreeMap<String, serde_json::Value>,
+    step: &str,
+) -> Result<Vec<serde_json::Value>, String> {
+    use crate::run_contract::MAX_ITEMS;
+    let items = match (&f.items, &f.from_step) {
+        (Some(items), _) => items.clone(),
+        (None, Some(from)) => match results.get(from) {
+            Some(serde_json::Value::Array(items)) => items.clone(),
+            Some(other) => {
+                return Err(format!(
+                    "the items of step {step} are step {from}'s result, which is not a JSON array: {other}"
+                ));
+            }
+            None => {
+                return Err(format!(
+                    "the items of step {step} are step {from}'s result, and it left none (its container writes a JSON array to /dev/termination-log)"
+                ));
+            }
+        },
+        (None, None) => vec![],
+    };
+    if items.len() > MAX_ITEMS {
+        return Err(format!("{} items; a step takes at most {MAX_ITEMS}", items.len()));
+    }
+    Ok(items)
+}
+
+/// How one item's attempts ended: its index, the item, and the end.
+type ItemEnd = (u32, serde_json::Value, Result<(JobDone, u32), Ended>);
+
+/// A fan-out step: one Job's attempts per item, at most `parallelism` at a time, in item
+/// order. Without continueOnItemFailure the first failed item stops new ones from starting
+/// and, once those running end, fails the step; with it, every item runs and the failed ones
+/// are recorded. A cancel stops them all (each deletes its Job).
+async fn run_items(
+    ctx: &WorkflowContext<DurableJobRun>,
+    base: &Attempts<'_>,
+    step: &RunStep,
+    items: Vec<serde_json::Value>,
+    parallelism: u32,
+) -> Result<StepOutcome, Ended> {
+    use futures::future::{FutureExt, LocalBoxFuture};
+    let total = items.len() as u32;
+    let mut outcome = ItemsOutcome {
+        total,
+        ..Default::default()
+    };
+    let mut stop: Option<Ended> = None;
+    let mut last_job = String::new();
+    let mut next = 0usize;
+    let mut running: Vec<LocalBoxFuture<'_, ItemEnd>> = Vec::new();
+    loop {
+        let go_on = stop.is_none() && (outcome.failed.is_empty() || step.continue_on_item_failure);
+        while go_on && running.len() < parallelism.max(1) as usize && next < items.len() {
+            let (index, value) = (next as u32, items[next].clone());
+            let a = Attempts {
+                item: Some(ItemRef {
+                    index,
+                    value: value.clone(),
+                }),
+                ..base.clone()
+            };
+            running.push(async move { (index, value, run_job(ctx, &a).await) }.boxed_local());
+            next += 1;
+        }
+        let counts = (
+            outcome.succeeded,
+            outcome.failed.len() as u32,
+            running.len() as u32,
+        );
+        ctx.state_mut(|s| {
+            s.status.items = Some(crate::runner::exchange::ItemCounts {
+                total,
+                succeeded: counts.0,
+                failed: counts.1,
+                running: counts.2,
+            })
+        });
+        if running.is_empty() {
+            break;
+        }
+        let ((index, item, ended), _, rest) = futures::future::select_all(running).await;
+        running = rest;
+        match ended {
+            Ok((done, _)) => {
+                outcome.succeeded += 1;
+                last_job = done.job_name;
+            }
+            Err(Ended::Failed { message, .. }) => outcome.failed.push(ItemFailure { index, item, message }),
+            Err(other) => {
+                stop.get_or_insert(other);
+            }
+        }
+    }
+    if let Some(ended) = stop {
+        return Err(ended);
+    }
+    outcome.not_started = total - next as u32;
+    if !outcome.failed.is_empty() && !step.continue_on_item_failure {
+        return Err(Ended::Failed {
+            type_name: failure::JOB_FAILED.to_string(),
+            message: items_message(&outcome),
+        });
+    }
+    Ok(StepOutcome {
+        name: step.name.clone(),
+        job_name: last_job,
+        attempts: 1,
+        result: None,
+        items: Some(outcome),
+    })
+}
+
 /// Runs one Job's attempts (the run's, or a step's) until one succeeds, the retries are spent,
 /// or the run is cancelled. Whole-Job retries are counted here: a retried activity for
 /// infrastructure errors reuses the same n and therefore the same Job.
-async fn run_job(
-    ctx: &mut WorkflowContext<DurableJobRun>,
-    a: &Attempts<'_>,
-) -> Result<(JobDone, u32), Ended> {
+async fn run_job(ctx: &WorkflowContext<DurableJobRun>, a: &Attempts<'_>) -> Result<(JobDone, u32), Ended> {
     let (template, timeout, retry) = match a.step {
         Some(s) => (&s.job_template, s.timeout, s.retry.as_ref()),
         None => (&a.input.job_template, None, a.input.retry.as_ref()),
     };
     let step = a.step.map(|s| s.name.clone());
+    let part = job::part(step.as_deref(), a.item.as_ref().map(|i| i.index));
     let mut n: u32 = 1;
     loop {
-        begin_attempt(ctx, a.input, step.as_deref(), a.slot, n)?;
+        // an item's attempts are not the run's memo (a fan-out would write it per item)
+        begin_attempt(ctx, a.input, part.as_deref(), a.slot, n, a.item.is_none())?;
         let attempt = AttemptInput {
             run: a.input.clone(),
             slot: a.slot,
@@ -266,6 +487,7 @@ async fn run_job(
             step: step.clone(),
             last_step: step.is_some() && a.last,
             results: a.results.clone(),
+            item: a.item.clone(),
         };
         let options = attempt_options(attempt_timeout(template, timeout), a.heartbeat);
         let result = run_attempt(ctx, attempt, options).await;
@@ -298,7 +520,7 @@ async fn run_job(
 /// Ends a run whose Job (or step) did not succeed: cancelled, or failed with the reason in
 /// its memo and failure; finished Jobs are kept within the history limits.
 async fn end_run(
-    ctx: &mut WorkflowContext<DurableJobRun>,
+    ctx: &WorkflowContext<DurableJobRun>,
     input: &RunInput,
     ended: Ended,
 ) -> WorkflowResult<RunOutcome> {
@@ -323,17 +545,18 @@ async fn end_run(
 
 /// Starts attempt `n` in the run's state (queries see it at once) and memo.
 fn begin_attempt(
-    ctx: &mut WorkflowContext<DurableJobRun>,
+    ctx: &WorkflowContext<DurableJobRun>,
     input: &RunInput,
-    step: Option<&str>,
+    part: Option<&str>,
     slot: i64,
     n: u32,
+    memo: bool,
 ) -> Result<(), WorkflowTermination> {
     let job_name = job::job_name(
         &input.name,
         &input.uid,
         DateTime::from_timestamp(slot, 0).unwrap_or_default(),
-        step,
+        part,
         n,
     );
     let now = ctx.workflow_time().map(DateTime::<chrono::Utc>::from);
@@ -348,13 +571,16 @@ fn begin_attempt(
             step: s.status.step.clone(),
             steps_done: s.status.steps_done,
             steps_total: s.status.steps_total,
+            items: s.status.items,
             ..Default::default()
         }
     });
-    ctx.upsert_memo([
-        (run_memo::JOB_NAME, Some(MemoValue::new(job_name))),
-        (run_memo::ATTEMPTS, Some(MemoValue::new(n))),
-    ])?;
+    if memo {
+        ctx.upsert_memo([
+            (run_memo::JOB_NAME, Some(MemoValue::new(job_name))),
+            (run_memo::ATTEMPTS, Some(MemoValue::new(n))),
+        ])?;
+    }
     Ok(())
 }
 
@@ -369,7 +595,7 @@ fn attempt_options(timeout: Duration, heartbeat: Duration) -> ActivityOptions {
 /// Runs one attempt's activity; a `cancel` signal cancels it (the activity deletes its Job and
 /// reports cancelled).
 async fn run_attempt(
-    ctx: &mut WorkflowContext<DurableJobRun>,
+    ctx: &WorkflowContext<DurableJobRun>,
     attempt: AttemptInput,
     options: ActivityOptions,
 ) -> Result<JobDone, ActivityExecutionError> {
@@ -387,7 +613,7 @@ async fn run_attempt(
 }
 
 /// Waits out the backoff before attempt `n`; true when a `cancel` signal came meanwhile.
-async fn back_off(ctx: &mut WorkflowContext<DurableJobRun>, retry: &RunRetry, n: u32) -> bool {
+async fn back_off(ctx: &WorkflowContext<DurableJobRun>, retry: &RunRetry, n: u32) -> bool {
     ctx.state_mut(|s| s.status.backing_off = true);
     let wait = ctx.timer(backoff(retry, n));
     futures::pin_mut!(wait);
@@ -416,7 +642,7 @@ fn failure_of(e: &ActivityExecutionError) -> (String, String) {
 }
 
 /// Keeps finished Jobs within the history limits; runs even if the workflow is being cancelled.
-async fn cleanup(ctx: &mut WorkflowContext<DurableJobRun>, input: &RunInput) {
+async fn cleanup(ctx: &WorkflowContext<DurableJobRun>, input: &RunInput) {
     let options = ActivityOptions::with_start_to_close_timeout(Duration::from_secs(60))
         .cancellation_token(WorkflowCancellationToken::new())
         .retry_policy(RetryPolicy::builder().maximum_attempts(5).build())
@@ -439,4 +665,67 @@ pub fn set_timeouts(t: RunnerTimeouts) {
         t.heartbeat.as_millis() as u64,
         std::sync::atomic::Ordering::Relaxed,
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::run_contract::RunForEach;
+    use serde_json::json;
+
+    #[test]
+    fn a_fan_outs_items_are_its_own_or_an_earlier_steps_json_array() {
+        let literal = RunForEach {
+            items: Some(vec![json!("a"), json!("b")]),
+            from_step: None,
+            parallelism: 2,
+        };
+        let none = Default::default();
+        assert_eq!(
+            items_of(&literal, &none, "m").unwrap(),
+            vec![json!("a"), json!("b")]
+        );
+        let from = RunForEach {
+            items: None,
+            from_step: Some("list".into()),
+            parallelism: 2,
+        };
+        let results = [("list".to_string(), json!([1, 2, 3]))].into();
+        assert_eq!(items_of(&from, &results, "m").unwrap().len(), 3);
+        let object = [("list".to_string(), json!({"accounts": [1]}))].into();
+        assert!(
+            items_of(&from, &object, "m")
+                .unwrap_err()
+                .contains("not a JSON array")
+        );
+        assert!(items_of(&from, &none, "m").unwrap_err().contains("left none"));
+        let many = [("list".to_string(), json!(vec![0; 1001]))].into();
+        assert!(items_of(&from, &many, "m").unwrap_err().contains("1001 items"));
+    }
+
+    #[test]
+    fn failed_items_are_counted_and_the_first_five_named() {
+        let failure = |index: u32| ItemFailure {
+            index,
+            item: json!(format!("acct-{index}")),
+            message: "Job failed".into(),
+        };
+        let outcome = ItemsOutcome {
+            total: 50,
+            succeeded: 43,
+            failed: (1..=7).map(failure).collect(),
+            not_started: 0,
+        };
+        assert_eq!(
+            items_message(&outcome),
+            r#"7 of 50 items failed: #1 "acct-1", #2 "acct-2", #3 "acct-3", #4 "acct-4", #5 "acct-5" and 2 more"#
+        );
+        let stopped = ItemsOutcome {
+            total: 50,
+            succeeded: 3,
+            failed: vec![failure(3)],
+            not_started: 46,
+        };
+        assert!(items_message(&stopped).ends_with("; 46 not started"));
+    }
 }

@@ -894,7 +894,12 @@ fn run_record(
         scheduled_time,
         start_time: e.start_time.as_ref().and_then(from_proto_time)?,
         close_time: e.close_time.as_ref().and_then(from_proto_time),
-        result: run_result(e.status)?,
+        result: match run_result(e.status)? {
+            RunResult::Succeeded if memo_i64(memo, run_memo::FAILED_ITEMS).is_some_and(|n| n > 0) => {
+                RunResult::PartiallyFailed
+            }
+            r => r,
+        },
         job_name: memo_string(memo, run_memo::JOB_NAME),
         attempts: memo_i64(memo, run_memo::ATTEMPTS).map(|n| n as i32),
         message: memo_string(memo, run_memo::MESSAGE),

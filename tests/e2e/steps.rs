@@ -18,6 +18,8 @@ use testsupport::job_template;
 scenarios!(
     a_three_step_run_retries_only_its_failing_step_and_runs_every_other_step_once,
     a_runner_killed_during_a_step_resumes_there_and_never_reruns_a_finished_step,
+    a_fan_out_over_fifty_listed_items_goes_on_past_four_failures_and_names_them,
+    a_cancel_during_a_fan_out_deletes_every_running_items_job,
 );
 
 const T: Duration = Duration::from_secs(60);
@@ -177,6 +179,169 @@ async fn a_runner_killed_during_a_step_resumes_there_and_never_reruns_a_finished
         ensure!(
             transform_creates == 1 && adopted >= 1,
             "the step resumed on its Job: {transform_creates} creates, {adopted} conflicts"
+        );
+    }
+    Ok(())
+}
+
+async fn a_fan_out_over_fifty_listed_items_goes_on_past_four_failures_and_names_them(
+    shared: Arc<Shared>,
+) -> anyhow::Result<()> {
+    let (env, runner) = with_runner(&shared, "fan-out").await?;
+    let accounts: Vec<String> = (0..50).map(|i| format!("acct-{i}")).collect();
+    let list = json!({"test.durablejob.dev/duration": "100ms",
+        "test.durablejob.dev/result": serde_json::to_string(&accounts)?});
+    let mut migrate = step(
+        "migrate",
+        json!({"test.durablejob.dev/duration": "100ms", "test.durablejob.dev/fail-items": "3,17,22,41"}),
+    );
+    migrate["forEach"] = json!({"fromStep": "list", "parallelism": 5});
+    migrate["continueOnItemFailure"] = json!(true);
+    migrate["retry"] = json!({"initialInterval": "1s", "maximumAttempts": 2});
+    env.create(manifest(
+        "accounts",
+        json!({"schedule": quiet_schedule(), "successfulRunsHistoryLimit": 100, "failedRunsHistoryLimit": 100,
+            "steps": [step("list", list), migrate, step("report", json!({"test.durablejob.dev/duration": "100ms"}))]}),
+    ))
+    .await?;
+    env.wait_ready("accounts").await?;
+    trigger(&env, "accounts", None)?;
+    let s = env
+        .wait_status(
+            "accounts",
+            "the run to end partially failed",
+            Duration::from_secs(150),
+            |s| {
+                s.recent_runs
+                    .first()
+                    .is_some_and(|r| r.result == RunResult::PartiallyFailed)
+            },
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}\n--- runner ---\n{}", runner.log_tail(30)))?;
+    let message = s.recent_runs[0].message.clone().unwrap_or_default();
+    ensure!(
+        message.starts_with(
+            r#"step migrate: 4 of 50 items failed: #3 "acct-3", #17 "acct-17", #22 "acct-22", #41 "acct-41""#
+        ),
+        "{message}"
+    );
+    // one Job per item and attempt (the four failed ones twice), list and report once each
+    let jobs = jobs_of(&env, "accounts").await?;
+    let count = |step: &str| {
+        jobs.iter()
+            .filter(|j| j.labels().get("durablejob.dev/step").map(String::as_str) == Some(step))
+            .count()
+    };
+    ensure!(
+        (count("list"), count("migrate"), count("report")) == (1, 46 + 4 * 2, 1),
+        "{:?}",
+        (count("list"), count("migrate"), count("report"))
+    );
+    let item17: Vec<&Job> = jobs
+        .iter()
+        .filter(|j| j.labels().get("durablejob.dev/item").map(String::as_str) == Some("17"))
+        .collect();
+    ensure!(item17.len() == 2, "item 17 tried twice: {}", item17.len());
+    let item_env = item17[0]
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.spec.as_ref())
+        .map(|p| p.containers[0].env.clone().unwrap_or_default())
+        .unwrap_or_default();
+    ensure!(
+        item_env
+            .iter()
+            .any(|e| e.name == "DURABLEJOB_ITEM" && e.value.as_deref() == Some("acct-17")),
+        "{item_env:?}"
+    );
+    // the run's result in Temporal names every failed item
+    let client = temporal_client(&env).await?;
+    let history = client
+        .get_workflow_handle::<temporalio_common::UntypedWorkflow>(s.recent_runs[0].workflow_id.clone())
+        .fetch_history(Default::default())
+        .into_events()
+        .await?;
+    let completed = history.iter().rev().find_map(|e| match &e.attributes {
+        Some(temporalio_common::protos::temporal::api::history::v1::history_event::Attributes::WorkflowExecutionCompletedEventAttributes(a)) => a.result.clone(),
+        _ => None,
+    });
+    let payload = completed
+        .context("a completed run")?
+        .payloads
+        .into_iter()
+        .next()
+        .context("its result")?;
+    let result: Value = serde_json::from_slice(&payload.data)?;
+    let failed: Vec<u64> = result["steps"][1]["items"]["failed"]
+        .as_array()
+        .context("failed items")?
+        .iter()
+        .filter_map(|f| f["index"].as_u64())
+        .collect();
+    ensure!(failed == [3, 17, 22, 41], "{failed:?}");
+    ensure!(result["steps"][1]["items"]["succeeded"] == 46, "{result}");
+    crate::replay::replay(history).await?;
+    Ok(())
+}
+
+async fn a_cancel_during_a_fan_out_deletes_every_running_items_job(
+    shared: Arc<Shared>,
+) -> anyhow::Result<()> {
+    let (env, runner) = with_runner(&shared, "fan-cancel").await?;
+    let mut slow = step("slow", json!({"test.durablejob.dev/duration": "60000ms"}));
+    slow["forEach"] = json!({"items": (0..10).collect::<Vec<u32>>(), "parallelism": 4});
+    env.create(manifest(
+        "fan",
+        json!({"schedule": quiet_schedule(), "steps": [slow]}),
+    ))
+    .await?;
+    env.wait_ready("fan").await?;
+    trigger(&env, "fan", None)?;
+    let running = wait_for("four items' Jobs", T, || async {
+        let jobs = jobs_of(&env, "fan").await.ok()?;
+        (jobs.len() == 4).then_some(jobs)
+    })
+    .await?;
+    let wid = wait_for("the run", T, || async {
+        let dj = env.djs.get("fan").await.ok()?;
+        dj.status?
+            .running_workflows
+            .first()
+            .map(|r| r.workflow_id.clone())
+    })
+    .await?;
+    let args = [
+        "workflow",
+        "signal",
+        "--namespace",
+        env.namespace.as_str(),
+        "--workflow-id",
+        wid.as_str(),
+        "--name",
+        "cancel",
+    ];
+    crate::temporal::cli(&env.temporal, &args).map_err(|e| anyhow::anyhow!("signal: {e}"))?;
+    last_run(&env, &runner, "fan", RunResult::Canceled).await?;
+    wait_for("every item's Job to be deleted", T, || async {
+        jobs_of(&env, "fan").await.ok()?.is_empty().then_some(())
+    })
+    .await?;
+    let deleted = env.audit_count(|r| r.is_write() && r.verb == "delete" && r.object_ref.resource == "jobs");
+    if let Some(deleted) = deleted {
+        ensure!(
+            deleted >= running.len(),
+            "{deleted} Job deletes for {} running items",
+            running.len()
+        );
+    }
+    let created = env.audit_count(|r| {
+        r.is_write() && r.verb == "create" && r.object_ref.resource == "jobs" && r.response_status.code == 201
+    });
+    if let Some(created) = created {
+        ensure!(
+            created == 4,
+            "no item started after the cancel: {created} Jobs created"
         );
     }
     Ok(())

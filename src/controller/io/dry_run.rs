@@ -102,6 +102,7 @@ async fn dry_run(
         workflow_id: "dry-run".into(),
         run_id: "dry-run".into(),
         results: Default::default(),
+        item: None,
     };
     let job = crate::runner::job::build(input, &run).map_err(|message| Problem {
         reason: Reason::InvalidSpec,

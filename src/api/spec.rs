@@ -187,12 +187,13 @@ pub struct DurableJobSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub worker: Option<WorkerSpec>,
 
-    /// Finished successful Jobs the built-in runner keeps.
+    /// Successful runs whose Jobs the built-in runner keeps: a run's Jobs (attempts, steps,
+    /// items) are kept or deleted together, and a run counts as what its last Job did.
     #[serde(default = "default_successful_limit")]
     #[schemars(range(min = 0))]
     pub successful_runs_history_limit: i32,
 
-    /// Finished failed Jobs the built-in runner keeps.
+    /// Failed runs whose Jobs the built-in runner keeps (as successfulRunsHistoryLimit).
     #[serde(default = "default_failed_limit")]
     #[schemars(range(min = 0))]
     pub failed_runs_history_limit: i32,

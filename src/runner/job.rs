@@ -319,7 +319,10 @@ pub fn state(job: &Job) -> JobState {
     JobState::Running
 }
 
-/// Finished Jobs beyond the history limits, oldest first, to delete.
+/// Jobs of finished runs beyond the history limits, to delete (oldest run first). The limits
+/// count runs: a run's Jobs (its attempts, steps and items, by the run annotations) are kept or
+/// deleted together, and a run counts as what its last finished Job did. Runs with a Job still
+/// running are left alone; a Job without the run annotations is a run of its own.
 pub fn beyond_history(jobs: &[Job], successful: i32, failed: i32) -> Vec<String> {
     let finished_at = |j: &Job| -> Option<DateTime<Utc>> {
         let s = j.status.as_ref()?;
@@ -333,26 +336,43 @@ pub fn beyond_history(jobs: &[Job], successful: i32, failed: i32) -> Vec<String>
         })?;
         DateTime::from_timestamp(t.as_second(), t.subsec_nanosecond().max(0) as u32)
     };
-    let mut by_kind: BTreeMap<bool, Vec<(DateTime<Utc>, String)>> = BTreeMap::new();
+    let mut runs: BTreeMap<(String, String), Vec<&Job>> = BTreeMap::new();
     for j in jobs {
-        let ok = match state(j) {
-            JobState::Running => continue,
-            JobState::Succeeded => true,
-            JobState::Failed { .. } => false,
+        let a = j.metadata.annotations.as_ref();
+        let key = match (
+            a.and_then(|a| a.get(annotation::WORKFLOW_ID)),
+            a.and_then(|a| a.get(annotation::RUN_ID)),
+        ) {
+            (Some(w), Some(r)) => (w.clone(), r.clone()),
+            _ => (String::new(), j.metadata.name.clone().unwrap_or_default()),
         };
-        let when = finished_at(j).unwrap_or(DateTime::<Utc>::MIN_UTC);
-        by_kind
-            .entry(ok)
-            .or_default()
-            .push((when, j.metadata.name.clone().unwrap_or_default()));
+        runs.entry(key).or_default().push(j);
+    }
+    // (succeeded, finished at, Job names) of each finished run
+    let mut by_kind: BTreeMap<bool, Vec<(DateTime<Utc>, Vec<String>)>> = BTreeMap::new();
+    for run in runs.values() {
+        if run.iter().any(|j| state(j) == JobState::Running) {
+            continue;
+        }
+        let Some(last) = run
+            .iter()
+            .max_by_key(|j| (finished_at(j).unwrap_or(DateTime::<Utc>::MIN_UTC), j.metadata.name.clone()))
+        else {
+            continue;
+        };
+        let ok = state(last) == JobState::Succeeded;
+        let when = finished_at(last).unwrap_or(DateTime::<Utc>::MIN_UTC);
+        let mut names: Vec<String> = run.iter().filter_map(|j| j.metadata.name.clone()).collect();
+        names.sort();
+        by_kind.entry(ok).or_default().push((when, names));
     }
     let mut out = vec![];
     for (ok, mut list) in by_kind {
         let keep = if ok { successful } else { failed }.max(0) as usize;
         list.sort_by(|a, b| b.cmp(a));
-        let mut extra: Vec<String> = list.into_iter().skip(keep).map(|(_, n)| n).collect();
+        let mut extra: Vec<(DateTime<Utc>, Vec<String>)> = list.into_iter().skip(keep).collect();
         extra.reverse();
-        out.extend(extra);
+        out.extend(extra.into_iter().flat_map(|(_, names)| names));
     }
     out
 }
@@ -661,5 +681,42 @@ mod tests {
             vec!["bad-1", "bad-2", "ok-1", "ok-2", "ok-3"]
         );
         assert!(beyond_history(&jobs, 5, 5).is_empty());
+    }
+
+    #[test]
+    fn history_limits_keep_or_delete_a_runs_jobs_together_judged_by_its_last_job() {
+        let of_run = |name: &str, ok: bool, minute: u32, run: &str| {
+            let mut j = finished(name, ok, minute);
+            j.metadata.annotations = Some(
+                [
+                    (annotation::WORKFLOW_ID.to_string(), format!("w-{run}")),
+                    (annotation::RUN_ID.to_string(), run.to_string()),
+                ]
+                .into(),
+            );
+            j
+        };
+        let mut running = of_run("c-load", true, 9, "c");
+        running.status = None;
+        let jobs = vec![
+            // run a: attempt 1 failed, attempt 2 succeeded: a successful run
+            of_run("a-1", false, 1, "a"),
+            of_run("a-2", true, 2, "a"),
+            // run b: three steps, the last failed
+            of_run("b-extract", true, 3, "b"),
+            of_run("b-load", false, 4, "b"),
+            // run c: still running (one step done)
+            of_run("c-extract", true, 8, "c"),
+            running,
+            // run d: two steps, both succeeded
+            of_run("d-extract", true, 5, "d"),
+            of_run("d-load", true, 6, "d"),
+        ];
+        assert_eq!(beyond_history(&jobs, 1, 1), vec!["a-1", "a-2"]);
+        assert_eq!(
+            beyond_history(&jobs, 0, 0),
+            vec!["b-extract", "b-load", "a-1", "a-2", "d-extract", "d-load"]
+        );
+        assert!(beyond_history(&jobs, 2, 1).is_empty());
     }
 }

@@ -73,6 +73,9 @@ pub struct RunStep {
         with = "crate::util::duration::go_duration::option"
     )]
     pub timeout: Option<Duration>,
+    /// The steps it waits for; when no step has any, the steps run in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub depends_on: Vec<String>,
     /// Fan-out: one Job per item.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub for_each: Option<RunForEach>,

@@ -432,8 +432,9 @@ pub struct StepSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "duration_string")]
     pub timeout: Option<String>,
-    /// Steps this one waits for. Not supported by this version yet: steps run in the order
-    /// listed (the operator refuses the field, naming it).
+    /// The steps this one waits for. When no step names any, the steps run in the order
+    /// listed; otherwise they form a DAG: a step starts once those it names succeeded, steps
+    /// without dependsOn at once, and independent branches run at the same time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub depends_on: Option<Vec<String>>,
     /// Fan-out: one Job per item (its container gets the item as DURABLEJOB_ITEM), at most

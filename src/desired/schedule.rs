@@ -147,6 +147,7 @@ fn run_step(s: &crate::desired::validate::ValidStep) -> crate::run_contract::Run
         job_template: s.job_template.clone(),
         retry: s.retry.as_ref().map(RunRetry::from),
         timeout: s.timeout,
+        depends_on: s.depends_on.clone(),
         for_each: s.for_each.as_ref().map(|f| {
             use crate::desired::validate::ValidItems;
             let (items, from_step) = match &f.items {

@@ -147,6 +147,8 @@ pub struct ValidStep {
     /// Its own retry, else spec.workflow.retry.
     pub retry: Option<ValidRetry>,
     pub timeout: Option<Duration>,
+    /// The steps it waits for (empty when the steps run in order).
+    pub depends_on: Vec<String>,
     pub for_each: Option<ValidForEach>,
     pub continue_on_item_failure: bool,
 }
@@ -568,16 +570,11 @@ fn validate_steps(
             .timeout
             .as_deref()
             .and_then(|d| v.positive_duration(&format!("{path}.timeout"), d));
-        if step.depends_on.is_some() {
-            v.push(
-                format!("{path}.dependsOn"),
-                "is not supported by this version of durablejob yet: remove it (steps run in the order listed)".into(),
-            );
-        }
+        let ancestors = ancestors(steps, i);
         let for_each = step
             .for_each
             .as_ref()
-            .and_then(|f| validate_for_each(&format!("{path}.forEach"), f, &steps[..i], v));
+            .and_then(|f| validate_for_each(&format!("{path}.forEach"), f, &ancestors, v));
         let continue_on_item_failure = step.continue_on_item_failure.unwrap_or(false);
         if continue_on_item_failure && step.for_each.is_none() {
             v.push(
@@ -590,18 +587,132 @@ fn validate_steps(
             job_template: step.job_template.clone(),
             retry,
             timeout,
+            depends_on: step.depends_on.clone().unwrap_or_default(),
             for_each,
             continue_on_item_failure,
         });
     }
+    validate_depends_on(steps, v);
     out
+}
+
+/// Whether the steps form a DAG (some step names dependsOn): otherwise they run in order.
+fn is_dag(steps: &[crate::api::StepSpec]) -> bool {
+    steps
+        .iter()
+        .any(|s| s.depends_on.as_ref().is_some_and(|d| !d.is_empty()))
+}
+
+/// The names of the steps step `i` waits for, directly or not: those before it when the steps
+/// run in order, its dependsOn and theirs in a DAG.
+fn ancestors(steps: &[crate::api::StepSpec], i: usize) -> Vec<String> {
+    if !is_dag(steps) {
+        return steps[..i].iter().map(|s| s.name.clone()).collect();
+    }
+    let mut found: Vec<String> = Vec::new();
+    let mut todo: Vec<String> = steps[i].depends_on.clone().unwrap_or_default();
+    while let Some(name) = todo.pop() {
+        if found.contains(&name) || name == steps[i].name {
+            continue;
+        }
+        if let Some(s) = steps.iter().find(|s| s.name == name) {
+            todo.extend(s.depends_on.clone().unwrap_or_default());
+        }
+        found.push(name);
+    }
+    found
+}
+
+/// dependsOn names steps of this DurableJob, not the step itself, once each, and no cycle.
+fn validate_depends_on(steps: &[crate::api::StepSpec], v: &mut Collector) {
+    let index: BTreeMap<&str, usize> = steps
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.name.as_str(), i))
+        .collect();
+    let mut broken = false;
+    for (i, s) in steps.iter().enumerate() {
+        let mut seen: Vec<&str> = Vec::new();
+        for (j, d) in s.depends_on.iter().flatten().enumerate() {
+            let field = format!("spec.steps[{i}].dependsOn[{j}]");
+            if d == &s.name {
+                v.push(field, format!("step {d:?} cannot wait for itself"));
+                broken = true;
+            } else if !index.contains_key(d.as_str()) {
+                let known: Vec<&str> = steps.iter().map(|s| s.name.as_str()).collect();
+                v.push(
+                    field,
+                    format!(
+                        "{d:?} is not a step of this DurableJob (steps: {})",
+                        known.join(", ")
+                    ),
+                );
+                broken = true;
+            } else if seen.contains(&d.as_str()) {
+                v.push(field, format!("{d:?} is listed twice"));
+            }
+            seen.push(d);
+        }
+    }
+    if broken {
+        return;
+    }
+    if let Some(cycle) = find_cycle(steps, &index) {
+        let at = index[cycle[0].as_str()];
+        v.push(
+            format!("spec.steps[{at}].dependsOn"),
+            format!(
+                "the steps wait for each other in a cycle: {}; remove one dependsOn entry of it",
+                cycle.join(" -> ")
+            ),
+        );
+    }
+}
+
+/// A cycle of dependsOn, as the names around it (the first again at the end).
+fn find_cycle(steps: &[crate::api::StepSpec], index: &BTreeMap<&str, usize>) -> Option<Vec<String>> {
+    // 0 unvisited, 1 on the path, 2 done
+    fn visit(
+        i: usize,
+        steps: &[crate::api::StepSpec],
+        index: &BTreeMap<&str, usize>,
+        mark: &mut Vec<u8>,
+        path: &mut Vec<usize>,
+    ) -> Option<Vec<String>> {
+        mark[i] = 1;
+        path.push(i);
+        for d in steps[i].depends_on.iter().flatten() {
+            let j = index[d.as_str()];
+            if mark[j] == 1 {
+                let from = path.iter().position(|p| *p == j).unwrap_or(0);
+                let mut names: Vec<String> = path[from..].iter().map(|p| steps[*p].name.clone()).collect();
+                names.push(steps[j].name.clone());
+                return Some(names);
+            }
+            if mark[j] == 0
+                && let Some(c) = visit(j, steps, index, mark, path)
+            {
+                return Some(c);
+            }
+        }
+        path.pop();
+        mark[i] = 2;
+        None
+    }
+    let mut mark = vec![0u8; steps.len()];
+    (0..steps.len()).find_map(|i| {
+        if mark[i] != 0 {
+            return None;
+        }
+        visit(i, steps, index, &mut mark, &mut Vec::new())
+    })
 }
 
 /// A fan-out: literal items or an earlier step's result, and its parallelism.
 fn validate_for_each(
     path: &str,
     f: &crate::api::ForEachSpec,
-    earlier: &[crate::api::StepSpec],
+    earlier: &[String],
     v: &mut Collector,
 ) -> Option<ValidForEach> {
     use crate::run_contract::MAX_ITEMS;
@@ -629,10 +740,10 @@ fn validate_for_each(
         }
         (Some(items), None) => ValidItems::Literal(items.clone()),
         (None, Some(from)) => {
-            if !earlier.iter().any(|s| &s.name == from) {
+            if !earlier.iter().any(|s| s == from) {
                 v.push(
                     format!("{path}.fromStep"),
-                    format!("{from:?} is not the name of a step before this one: the items come from an earlier step's result"),
+                    format!("{from:?} is not the name of a step before this one (in a DAG: one it waits for): the items come from an earlier step's result"),
                 );
                 return None;
             }
@@ -1508,7 +1619,6 @@ mod tests {
             "spec.steps[2].jobTemplate.spec.template.spec.restartPolicy",
             "Never or OnFailure"
         ));
-        assert!(has(&errs, "spec.steps[3].dependsOn", "not supported"), "{errs:?}");
         assert!(has(
             &errs,
             "spec.steps[3].forEach.fromStep",
@@ -1531,6 +1641,67 @@ mod tests {
             &errs,
             "spec.steps[6].continueOnItemFailure",
             "applies to a step with forEach"
+        ));
+
+        // a DAG: unknown names, itself, and a cycle (named) are refused
+        let waits = |name: &str, on: &[&str]| crate::api::StepSpec {
+            depends_on: Some(on.iter().map(|s| s.to_string()).collect()),
+            ..step(name)
+        };
+        let mut dag = dj.clone();
+        dag.spec.steps = Some(vec![
+            waits("a", &["c"]),
+            waits("b", &["a"]),
+            waits("c", &["b"]),
+            waits("d", &["d", "nope"]),
+        ]);
+        let errs = errors(&dag);
+        assert!(
+            has(&errs, "spec.steps[3].dependsOn[0]", "cannot wait for itself"),
+            "{errs:?}"
+        );
+        assert!(
+            has(&errs, "spec.steps[3].dependsOn[1]", "\"nope\" is not a step"),
+            "{errs:?}"
+        );
+        dag.spec.steps = Some(vec![
+            waits("a", &["c"]),
+            waits("b", &["a"]),
+            waits("c", &["b"]),
+            step("d"),
+        ]);
+        let errs = errors(&dag);
+        assert!(
+            has(&errs, "spec.steps[0].dependsOn", "cycle: a -> c -> b -> a"),
+            "{errs:?}"
+        );
+        // two branches after a root, joined; fromStep must be a step it waits for
+        let fan_from = |from: &str| {
+            let mut s = waits("join", &["left", "right"]);
+            s.for_each = Some(crate::api::ForEachSpec {
+                from_step: Some(from.into()),
+                ..Default::default()
+            });
+            s
+        };
+        dag.spec.steps = Some(vec![
+            step("root"),
+            waits("left", &["root"]),
+            waits("right", &["root"]),
+            fan_from("root"),
+            waits("aside", &[]),
+        ]);
+        let valid = validate(&dag.spec).unwrap();
+        let Executor::Steps(steps) = &valid.executor else {
+            panic!()
+        };
+        assert_eq!(steps[3].depends_on, vec!["left", "right"]);
+        let mut aside = dag.clone();
+        aside.spec.steps.as_mut().unwrap()[3] = fan_from("aside");
+        assert!(has(
+            &errors(&aside),
+            "spec.steps[3].forEach.fromStep",
+            "one it waits for"
         ));
 
         // a fan-out over an earlier step's result

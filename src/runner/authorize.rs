@@ -572,6 +572,7 @@ mod tests {
                 job_template: s.job_template.clone(),
                 retry: None,
                 timeout: None,
+                depends_on: vec![],
                 for_each: None,
                 continue_on_item_failure: false,
             })

@@ -319,6 +319,9 @@ pub fn state(job: &Job) -> JobState {
     JobState::Running
 }
 
+/// A finished run: when its last Job finished, and its Jobs' names.
+type FinishedRun = (DateTime<Utc>, Vec<String>);
+
 /// Jobs of finished runs beyond the history limits, to delete (oldest run first). The limits
 /// count runs: a run's Jobs (its attempts, steps and items, by the run annotations) are kept or
 /// deleted together, and a run counts as what its last finished Job did. Runs with a Job still
@@ -348,16 +351,18 @@ pub fn beyond_history(jobs: &[Job], successful: i32, failed: i32) -> Vec<String>
         };
         runs.entry(key).or_default().push(j);
     }
-    // (succeeded, finished at, Job names) of each finished run
-    let mut by_kind: BTreeMap<bool, Vec<(DateTime<Utc>, Vec<String>)>> = BTreeMap::new();
+    // the finished runs, by whether they succeeded
+    let mut by_kind: BTreeMap<bool, Vec<FinishedRun>> = BTreeMap::new();
     for run in runs.values() {
         if run.iter().any(|j| state(j) == JobState::Running) {
             continue;
         }
-        let Some(last) = run
-            .iter()
-            .max_by_key(|j| (finished_at(j).unwrap_or(DateTime::<Utc>::MIN_UTC), j.metadata.name.clone()))
-        else {
+        let Some(last) = run.iter().max_by_key(|j| {
+            (
+                finished_at(j).unwrap_or(DateTime::<Utc>::MIN_UTC),
+                j.metadata.name.clone(),
+            )
+        }) else {
             continue;
         };
         let ok = state(last) == JobState::Succeeded;
@@ -370,7 +375,7 @@ pub fn beyond_history(jobs: &[Job], successful: i32, failed: i32) -> Vec<String>
     for (ok, mut list) in by_kind {
         let keep = if ok { successful } else { failed }.max(0) as usize;
         list.sort_by(|a, b| b.cmp(a));
-        let mut extra: Vec<(DateTime<Utc>, Vec<String>)> = list.into_iter().skip(keep).collect();
+        let mut extra: Vec<FinishedRun> = list.into_iter().skip(keep).collect();
         extra.reverse();
         out.extend(extra.into_iter().flat_map(|(_, names)| names));
     }
@@ -507,6 +512,7 @@ mod tests {
             job_template: json!({"spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "l", "image": "loader:2"}]}}}}),
             retry: None,
             timeout: None,
+            depends_on: vec![],
             for_each: None,
             continue_on_item_failure: false,
         }];

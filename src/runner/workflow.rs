@@ -229,60 +229,88 @@ impl DurableJobRun {
     }
 }
 
-/// The steps of a multi-step run, in order: each one Job (or one per item) with its own
-/// attempts; a step that finished is never run again in this run (the history holds its end).
-/// `base` is what every step's attempts share (the input activities get: without items).
+/// The steps of a multi-step run: in the order listed, or as the DAG their dependsOn make
+/// (a step starts once those it waits for succeeded; independent ones run at the same time).
+/// Each is one Job (or one per item) with its own attempts; a step that finished is never run
+/// again in this run (the history holds its end). A failed step starts no more steps; the run
+/// fails once those running ended. `base` is what every step's attempts share (the input
+/// activities get: without items).
 async fn run_steps<'a>(
     ctx: &WorkflowContext<DurableJobRun>,
     input: &'a RunInput,
     base: &Attempts<'a>,
 ) -> WorkflowResult<RunOutcome> {
-    let total = input.steps.len() as u32;
+    use futures::future::{FutureExt, LocalBoxFuture};
+    let steps = &input.steps;
+    let total = steps.len() as u32;
+    let waits_for = waits_for(steps);
+    // the step whose success the runner's metrics count as the run's: the last one listed that
+    // no other step waits for
+    let final_step = (0..steps.len())
+        .rev()
+        .find(|i| !waits_for.iter().any(|w| w.contains(&steps[*i].name)));
     let mut outcomes: Vec<StepOutcome> = Vec::new();
-    for (i, step) in input.steps.iter().enumerate() {
+    let mut started = vec![false; steps.len()];
+    let mut failure: Option<Ended> = None;
+    let mut running: Vec<LocalBoxFuture<'_, (usize, Result<StepOutcome, Ended>)>> = Vec::new();
+    loop {
+        for (i, step) in steps.iter().enumerate() {
+            let ready = waits_for[i].iter().all(|d| outcomes.iter().any(|o| &o.name == d));
+            if failure.is_some() || started[i] || !ready {
+                continue;
+            }
+            started[i] = true;
+            let at = format!("{} ({}/{total})", step.name, i + 1);
+            ctx.upsert_memo([(run_memo::STEP, Some(MemoValue::new(at)))])?;
+            let ancestors = ancestors(steps, &waits_for, i);
+            let results = outcomes
+                .iter()
+                .filter(|o| ancestors.contains(&o.name))
+                .filter_map(|o| Some((o.name.clone(), o.result.clone()?)))
+                .collect();
+            let a = Attempts {
+                step: Some(step),
+                last: final_step == Some(i),
+                results,
+                ..base.clone()
+            };
+            running.push(async move { (i, run_step(ctx, a, step).await) }.boxed_local());
+        }
+        let now: Vec<String> = steps
+            .iter()
+            .enumerate()
+            .filter(|(i, s)| started[*i] && !outcomes.iter().any(|o| o.name == s.name))
+            .map(|(_, s)| s.name.clone())
+            .collect();
+        let done = outcomes.len() as u32;
         ctx.state_mut(|s| {
-            s.status.step = Some(step.name.clone());
-            s.status.steps_done = i as u32;
+            s.status.step = (!now.is_empty()).then(|| now.join(","));
+            s.status.steps_done = done;
             s.status.steps_total = total;
         });
-        let at = format!("{} ({}/{total})", step.name, i + 1);
-        ctx.upsert_memo([(run_memo::STEP, Some(MemoValue::new(at)))])?;
-        let results: std::collections::BTreeMap<String, serde_json::Value> = outcomes
-            .iter()
-            .filter_map(|o| Some((o.name.clone(), o.result.clone()?)))
-            .collect();
-        let base = Attempts {
-            step: Some(step),
-            last: i as u32 + 1 == total,
-            results,
-            ..base.clone()
-        };
-        let ended = match &step.for_each {
-            Some(f) => match items_of(f, &base.results, &step.name) {
-                Ok(items) => run_items(ctx, &base, step, items, f.parallelism).await,
-                Err(message) => Err(Ended::Failed {
-                    type_name: failure::INVALID_ITEMS.to_string(),
-                    message,
-                }),
-            },
-            None => run_job(ctx, &base).await.map(|(done, n)| StepOutcome {
-                name: step.name.clone(),
-                job_name: done.job_name,
-                attempts: n,
-                result: done.result,
-                items: None,
-            }),
-        };
+        if running.is_empty() {
+            break;
+        }
+        let ((i, ended), _, rest) = futures::future::select_all(running).await;
+        running = rest;
         match ended {
             Ok(outcome) => outcomes.push(outcome),
-            Err(Ended::Failed { type_name, message }) => {
-                let message = format!("step {}: {message}", step.name);
-                return end_run(ctx, input, Ended::Failed { type_name, message }).await;
+            Err(Ended::Failed { type_name, message }) if failure.is_none() => {
+                let message = format!("step {}: {message}", steps[i].name);
+                failure = Some(Ended::Failed { type_name, message });
             }
-            Err(ended) => return end_run(ctx, input, ended).await,
+            Err(ended) => match failure {
+                // a cancel or termination ends the run as such, whatever failed before
+                Some(Ended::Failed { .. }) | None if !matches!(ended, Ended::Failed { .. }) => {
+                    failure = Some(ended)
+                }
+                _ => {}
+            },
         }
     }
-    ctx.state_mut(|s| s.status.steps_done = total);
+    if let Some(ended) = failure {
+        return end_run(ctx, input, ended).await;
+    }
     partly_failed(ctx, &outcomes)?;
     cleanup(ctx, input).await;
     let last = outcomes.last().cloned();
@@ -291,6 +319,60 @@ async fn run_steps<'a>(
         attempts: last.map_or(0, |o| o.attempts),
         steps: outcomes,
     })
+}
+
+/// The names each step waits for: its dependsOn in a DAG, else the step before it.
+fn waits_for(steps: &[RunStep]) -> Vec<Vec<String>> {
+    let dag = steps.iter().any(|s| !s.depends_on.is_empty());
+    steps
+        .iter()
+        .enumerate()
+        .map(|(i, s)| match (dag, i) {
+            (true, _) => s.depends_on.clone(),
+            (false, 0) => vec![],
+            (false, _) => vec![steps[i - 1].name.clone()],
+        })
+        .collect()
+}
+
+/// The steps step `i` waits for, directly or not: whose results it gets.
+fn ancestors(steps: &[RunStep], waits_for: &[Vec<String>], i: usize) -> Vec<String> {
+    let mut found: Vec<String> = Vec::new();
+    let mut todo = waits_for[i].clone();
+    while let Some(name) = todo.pop() {
+        if found.contains(&name) {
+            continue;
+        }
+        if let Some(j) = steps.iter().position(|s| s.name == name) {
+            todo.extend(waits_for[j].iter().cloned());
+        }
+        found.push(name);
+    }
+    found
+}
+
+/// One step: its Job's attempts, or its items'.
+async fn run_step(
+    ctx: &WorkflowContext<DurableJobRun>,
+    a: Attempts<'_>,
+    step: &RunStep,
+) -> Result<StepOutcome, Ended> {
+    match &step.for_each {
+        Some(f) => match items_of(f, &a.results, &step.name) {
+            Ok(items) => run_items(ctx, &a, step, items, f.parallelism).await,
+            Err(message) => Err(Ended::Failed {
+                type_name: failure::INVALID_ITEMS.to_string(),
+                message,
+            }),
+        },
+        None => run_job(ctx, &a).await.map(|(done, n)| StepOutcome {
+            name: step.name.clone(),
+            job_name: done.job_name,
+            attempts: n,
+            result: done.result,
+            items: None,
+        }),
+    }
 }
 
 /// A run whose fan-outs went on past failed items completes partially failed: the memo counts
@@ -701,6 +783,36 @@ mod tests {
         assert!(items_of(&from, &none, "m").unwrap_err().contains("left none"));
         let many = [("list".to_string(), json!(vec![0; 1001]))].into();
         assert!(items_of(&from, &many, "m").unwrap_err().contains("1001 items"));
+    }
+
+    #[test]
+    fn steps_wait_for_the_one_before_or_for_their_dependson_and_see_their_ancestors() {
+        let step = |name: &str, on: &[&str]| RunStep {
+            name: name.into(),
+            job_template: json!({}),
+            retry: None,
+            timeout: None,
+            depends_on: on.iter().map(|s| s.to_string()).collect(),
+            for_each: None,
+            continue_on_item_failure: false,
+        };
+        let in_order = [step("a", &[]), step("b", &[]), step("c", &[])];
+        let w = waits_for(&in_order);
+        assert_eq!(w, vec![vec![], vec!["a".to_string()], vec!["b".to_string()]]);
+        assert_eq!(ancestors(&in_order, &w, 2).len(), 2);
+        let dag = [
+            step("root", &[]),
+            step("left", &["root"]),
+            step("right", &["root"]),
+            step("join", &["left", "right"]),
+            step("aside", &[]),
+        ];
+        let w = waits_for(&dag);
+        assert!(w[4].is_empty() && w[0].is_empty(), "roots start at once");
+        let mut seen = ancestors(&dag, &w, 3);
+        seen.sort();
+        assert_eq!(seen, vec!["left", "right", "root"]);
+        assert!(ancestors(&dag, &w, 4).is_empty());
     }
 
     #[test]

@@ -20,6 +20,7 @@ scenarios!(
     a_runner_killed_during_a_step_resumes_there_and_never_reruns_a_finished_step,
     a_fan_out_over_fifty_listed_items_goes_on_past_four_failures_and_names_them,
     a_cancel_during_a_fan_out_deletes_every_running_items_job,
+    a_dag_runs_its_two_branches_at_once_and_joins_them_with_their_results,
 );
 
 const T: Duration = Duration::from_secs(60);
@@ -344,5 +345,82 @@ async fn a_cancel_during_a_fan_out_deletes_every_running_items_job(
             "no item started after the cancel: {created} Jobs created"
         );
     }
+    Ok(())
+}
+
+async fn a_dag_runs_its_two_branches_at_once_and_joins_them_with_their_results(
+    shared: Arc<Shared>,
+) -> anyhow::Result<()> {
+    let (env, runner) = with_runner(&shared, "dag").await?;
+    let after = |name: &str, on: &[&str], pod: Value| {
+        let mut s = step(name, pod);
+        s["dependsOn"] = json!(on);
+        s
+    };
+    let slow = |result: &str| json!({"test.durablejob.dev/duration": "4000ms", "test.durablejob.dev/result": result});
+    env.create(manifest(
+        "dag",
+        json!({"schedule": quiet_schedule(), "steps": [
+            step("root", json!({"test.durablejob.dev/duration": "100ms", "test.durablejob.dev/result": "\"r\""})),
+            after("left", &["root"], slow("\"l\"")),
+            after("right", &["root"], slow("\"x\"")),
+            after("join", &["left", "right"], json!({"test.durablejob.dev/duration": "100ms"})),
+        ]}),
+    ))
+    .await?;
+    env.wait_ready("dag").await?;
+    trigger(&env, "dag", None)?;
+    last_run(&env, &runner, "dag", RunResult::Succeeded).await?;
+    let jobs: Vec<Job> = jobs_of(&env, "dag").await?;
+    let of = |step: &str| {
+        jobs.iter()
+            .find(|j| j.labels().get("durablejob.dev/step").map(String::as_str) == Some(step))
+            .with_context(|| format!("step {step}'s Job"))
+    };
+    let span = |j: &Job| -> anyhow::Result<(i64, i64)> {
+        let created = j.creation_timestamp().context("created")?.0.as_second();
+        let done = j
+            .status
+            .as_ref()
+            .and_then(|s| s.completion_time.clone())
+            .context("completed")?
+            .0
+            .as_second();
+        Ok((created, done))
+    };
+    let (root, left, right, join) = (
+        span(of("root")?)?,
+        span(of("left")?)?,
+        span(of("right")?)?,
+        span(of("join")?)?,
+    );
+    ensure!(
+        left.0 >= root.1 && right.0 >= root.1,
+        "the branches wait for root: {root:?} {left:?} {right:?}"
+    );
+    ensure!(
+        left.0 < right.1 && right.0 < left.1,
+        "the two branches ran at once: left {left:?}, right {right:?}"
+    );
+    ensure!(join.0 >= left.1.max(right.1), "join waits for both: {join:?}");
+    let env_of = |j: &Job, var: &str| {
+        j.spec.as_ref()?.template.spec.as_ref()?.containers[0]
+            .env
+            .iter()
+            .flatten()
+            .find(|e| e.name == var)
+            .and_then(|e| e.value.clone())
+    };
+    let joined = of("join")?;
+    ensure!(
+        env_of(joined, "DURABLEJOB_RESULT_ROOT").as_deref() == Some("\"r\"")
+            && env_of(joined, "DURABLEJOB_RESULT_LEFT").as_deref() == Some("\"l\"")
+            && env_of(joined, "DURABLEJOB_RESULT_RIGHT").as_deref() == Some("\"x\""),
+        "join sees the results of every step it waits for"
+    );
+    ensure!(
+        env_of(of("left")?, "DURABLEJOB_RESULT_RIGHT").is_none(),
+        "a branch does not see the other's result"
+    );
     Ok(())
 }

@@ -42,6 +42,9 @@ pub enum Command {
     Cancel(Box<crate::control::args::CancelArgs>),
     /// Resume a schedule paused after failed runs (spec.pauseOnFailure or spec.suspendAfterFailures).
     Resume(Box<crate::control::args::ResumeArgs>),
+    /// A new run of a failed multi-step run (spec.steps) that runs only what failed or never
+    /// ran: finished steps and succeeded items are taken over.
+    Retry(Box<crate::control::args::RetryArgs>),
     /// Recent runs, newest first: scheduled time, start, duration, result, attempts, Job, link.
     Runs(Box<crate::control::args::ShowArgs>),
     /// The schedule, its sync state, pause, next runs, running runs, missed runs and requests.

@@ -79,6 +79,10 @@ async fn main() -> ExitCode {
             ))
             .await
         }
+        Command::Retry(a) => {
+            let params = RequestParams::Retry { run: a.run.clone() };
+            control(control::request(&a.target, RequestVerb::Retry, params, &a.wait)).await
+        }
         Command::Cancel(a) => {
             let params = RequestParams::Cancel {
                 run: a.run.clone(),

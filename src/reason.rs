@@ -109,6 +109,8 @@ pub enum Reason {
     // --- run-control requests (status.requests, Events)
     RunTriggered,
     BackfillStarted,
+    /// A retry of a multi-step run started (`kubectl durablejob retry`).
+    RetryStarted,
     RunCanceled,
     RunTerminated,
     RequestRejected,

@@ -40,6 +40,31 @@ pub struct RunInput {
     /// The steps of a multi-step run, in order (empty: one Job from `job_template`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub steps: Vec<RunStep>,
+    /// A retry (`kubectl durablejob retry`): what the retried run finished, not run again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reuse: Option<Reuse>,
+}
+
+/// What a retry takes over from the run it retries.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Reuse {
+    /// The workflow id of the retried run.
+    pub of: String,
+    /// By step name: the steps (or items of a fan-out) that succeeded there.
+    pub steps: std::collections::BTreeMap<String, ReusedStep>,
+}
+
+/// A step the retried run finished: wholly (its result is taken over), or some of its items.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReusedStep {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<Value>,
+    /// A fan-out whose items did not all succeed: the indexes of those that did (they are not
+    /// run again). Absent: the whole step succeeded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub items_done: Option<Vec<u32>>,
 }
 
 impl RunInput {
@@ -137,6 +162,8 @@ pub(crate) mod memo {
     pub(crate) const FAILED_ITEMS: &str = "durablejob.dev/failed-items";
     /// A multi-step run: the step that runs now (`name (k/n)`).
     pub(crate) const STEP: &str = "durablejob.dev/step";
+    /// A retry: the workflow id of the run it retries.
+    pub(crate) const RETRY_OF: &str = "durablejob.dev/retry-of";
 }
 
 #[cfg(test)]
@@ -165,6 +192,7 @@ mod tests {
             successful_runs_history_limit: 3,
             failed_runs_history_limit: 1,
             steps: vec![],
+            reuse: None,
         }
     }
 
@@ -194,14 +222,16 @@ mod tests {
                 memo::ATTEMPTS,
                 memo::MESSAGE,
                 memo::FAILED_ITEMS,
-                memo::STEP
+                memo::STEP,
+                memo::RETRY_OF
             ],
             [
                 "durablejob.dev/job-name",
                 "durablejob.dev/attempts",
                 "durablejob.dev/message",
                 "durablejob.dev/failed-items",
-                "durablejob.dev/step"
+                "durablejob.dev/step",
+                "durablejob.dev/retry-of"
             ]
         );
     }

@@ -1,4 +1,4 @@
-//! Run-control requests: the annotations `kubectl durablejob trigger|backfill|cancel|resume`
+//! Run-control requests: the annotations `kubectl durablejob trigger|backfill|cancel|resume|retry`
 //! write on a DurableJob, and their format. The value is a JSON object with the request's id
 //! and its parameters, e.g. `{"id":"20261201-130501-4f2a","overlap":"AllowAll"}`; a bare
 //! token is an id without parameters, so `kubectl annotate dj x durablejob.dev/trigger=$(date +%s)`
@@ -24,10 +24,13 @@ pub enum RequestVerb {
     /// A rollout held where it stands (no routing change) until resumed.
     PauseRollout,
     ResumeRollout,
+    /// A new run of a multi-step run that failed (or partially failed): only what failed or
+    /// never ran runs again.
+    Retry,
 }
 
 impl RequestVerb {
-    pub const ALL: [RequestVerb; 8] = [
+    pub const ALL: [RequestVerb; 9] = [
         Self::Trigger,
         Self::Backfill,
         Self::Cancel,
@@ -36,6 +39,7 @@ impl RequestVerb {
         Self::Rollback,
         Self::PauseRollout,
         Self::ResumeRollout,
+        Self::Retry,
     ];
 
     /// Whether the worker's rollout step (not the schedule's) acts on this verb.
@@ -57,6 +61,7 @@ impl RequestVerb {
             Self::Rollback => "durablejob.dev/rollback",
             Self::PauseRollout => "durablejob.dev/pause-rollout",
             Self::ResumeRollout => "durablejob.dev/resume-rollout",
+            Self::Retry => "durablejob.dev/retry",
         }
     }
 
@@ -70,6 +75,7 @@ impl RequestVerb {
             Self::Rollback => "rollback",
             Self::PauseRollout => "pause-rollout",
             Self::ResumeRollout => "resume-rollout",
+            Self::Retry => "retry",
         }
     }
 }
@@ -91,6 +97,8 @@ pub enum RequestParams {
     Resume,
     /// The rollout verbs take no parameters.
     Rollout,
+    /// A new run that reuses what run `run` (a workflow id) finished.
+    Retry { run: String },
 }
 
 /// A request read from an annotation.
@@ -176,6 +184,7 @@ fn takes(verb: RequestVerb) -> &'static [&'static str] {
         RequestVerb::Trigger => &["overlap"],
         RequestVerb::Backfill => &["from", "to", "overlap"],
         RequestVerb::Cancel => &["run", "terminate"],
+        RequestVerb::Retry => &["run"],
         RequestVerb::Resume
         | RequestVerb::Promote
         | RequestVerb::Rollback
@@ -214,6 +223,12 @@ fn params(verb: RequestVerb, wire: Wire) -> Result<RequestParams, String> {
             terminate: wire.terminate,
         },
         RequestVerb::Resume => RequestParams::Resume,
+        RequestVerb::Retry => RequestParams::Retry {
+            run: wire
+                .run
+                .filter(|r| !r.trim().is_empty())
+                .ok_or("\"run\" is required: the workflow id of the run to retry (kubectl durablejob runs NAME lists them)")?,
+        },
         _ => RequestParams::Rollout,
     })
 }
@@ -272,6 +287,7 @@ impl Request {
                 wire.run = run.clone();
                 wire.terminate = *terminate;
             }
+            RequestParams::Retry { run } => wire.run = Some(run.clone()),
             RequestParams::Resume | RequestParams::Rollout => {}
         }
         serde_json::to_string(&wire).expect("a request serializes")
@@ -303,6 +319,10 @@ pub struct RequestRecord {
     /// Workflow ids the request started or stopped, when known.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub workflow_ids: Vec<String>,
+    /// The run ids of the runs the request started, when the operator started them itself
+    /// (a retry): the built-in runner acts for exactly these runs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub run_ids: Vec<String>,
 }
 
 /// How many handled requests `status.requests` keeps (the newest of each verb always stays,
@@ -442,6 +462,7 @@ mod tests {
             result: RequestResult::Succeeded,
             message: String::new(),
             workflow_ids: vec![],
+            run_ids: vec![],
         }
     }
 
@@ -487,6 +508,7 @@ mod tests {
                     (RequestVerb::Trigger, "overlap")
                         | (RequestVerb::Backfill, "from" | "to" | "overlap")
                         | (RequestVerb::Cancel, "run" | "terminate")
+                        | (RequestVerb::Retry, "run")
                 );
                 match parsed {
                     Ok(_) => assert!(taken, "{verb:?} took {field:?}"),

@@ -121,6 +121,18 @@ pub struct CancelArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct RetryArgs {
+    #[command(flatten)]
+    pub target: Target,
+    /// The workflow id of the failed (or partially failed) run to retry (kubectl durablejob
+    /// runs NAME lists them).
+    #[arg(long, value_name = "WORKFLOW_ID")]
+    pub run: String,
+    #[command(flatten)]
+    pub wait: Wait,
+}
+
+#[derive(Debug, Args)]
 pub struct ResumeArgs {
     #[command(flatten)]
     pub target: Target,

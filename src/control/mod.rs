@@ -122,6 +122,13 @@ pub fn check(dj: &DurableJob, request: &Request) -> Result<()> {
             request.verb.as_str()
         )));
     }
+    if request.verb == RequestVerb::Retry && dj.spec.steps.is_none() {
+        return Err(usage(format!(
+            "durablejob {} has no spec.steps: retry runs again what failed in a multi-step run; use kubectl durablejob trigger {} for a new run",
+            dj.name_any(),
+            dj.name_any()
+        )));
+    }
     if let RequestParams::Cancel { run: Some(wid), .. } = &request.params {
         let known = status.running_workflows.iter().any(|w| &w.workflow_id == wid)
             || status.recent_runs.iter().any(|r| &r.workflow_id == wid);
@@ -383,6 +390,7 @@ mod tests {
             result: RequestResult::Succeeded,
             message: "Triggered".into(),
             workflow_ids: vec!["w".into()],
+            run_ids: vec![],
         };
         assert_eq!(
             print(&r, None).unwrap(),

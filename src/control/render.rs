@@ -354,6 +354,7 @@ mod tests {
             result: RequestResult::Succeeded,
             message: "Triggered a run".into(),
             workflow_ids: vec![],
+            run_ids: vec![],
         }];
         dj
     }

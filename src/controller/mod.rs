@@ -36,6 +36,7 @@ pub(crate) mod missed;
 pub(crate) mod pause;
 pub(crate) mod plan;
 pub(crate) mod reconcile;
+pub(crate) mod retry;
 pub mod rollout;
 pub(crate) mod run_events;
 pub(crate) mod status;

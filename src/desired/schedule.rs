@@ -197,6 +197,7 @@ pub(crate) fn desired(
                 successful_runs_history_limit: spec.successful_runs_history_limit,
                 failed_runs_history_limit: spec.failed_runs_history_limit,
                 steps,
+                reuse: None,
             };
             (
                 BUILTIN_WORKFLOW_TYPE.to_string(),

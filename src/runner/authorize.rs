@@ -6,8 +6,9 @@
 //!    task as Temporal delivers it (workflow type, id and run id, Temporal namespace), the
 //!    DurableJob as the API server returns it (its uid, and the schedule id and Temporal
 //!    namespace the operator recorded in its status), the schedule as Temporal describes it
-//!    (its running workflows and recent actions, written by Temporal's scheduler) and Jobs the
-//!    runner itself made for this run after an earlier binding. The run's input and search
+//!    (its running workflows and recent actions, written by Temporal's scheduler), the runs
+//!    the operator started itself and recorded in the status (a `retry`, with its run id), and
+//!    Jobs the runner itself made for this run after an earlier binding. The run's input and search
 //!    attributes (`TemporalScheduledById` can be set by whoever starts a workflow) never count.
 //! 2. **Template** ([`template`]): is the input's jobTemplate the DurableJob's own? A later
 //!    attempt of a run that began before the template was edited keeps its template.
@@ -147,7 +148,14 @@ pub fn bind(origin: &Origin, input: &Claim, ev: &Evidence) -> Result<(), Refusal
         .schedule
         .is_some_and(|s| s.owner_uid.is_some() && s.runs.contains(run));
     let earlier_job = ev.jobs.iter().any(|j| made_for_run(j, &uid, run));
-    if listed || earlier_job {
+    // a retry the operator started: recorded in the status, which only the operator writes
+    let retry = status.requests.iter().any(|r| {
+        r.verb == crate::api::RequestVerb::Retry
+            && r.result == crate::api::RequestResult::Succeeded
+            && r.workflow_ids.contains(&run.workflow_id)
+            && r.run_ids.contains(&run.run_id)
+    });
+    if listed || earlier_job || retry {
         return Ok(());
     }
     Err(Refusal::NotYet(format!(
@@ -294,6 +302,7 @@ mod tests {
             successful_runs_history_limit: 3,
             failed_runs_history_limit: 1,
             steps: vec![],
+            reuse: None,
         }
     }
 
@@ -507,6 +516,41 @@ mod tests {
                 (e, g) => panic!("{what}: expected {e:?}, got {g:?}"),
             }
         }
+    }
+
+    #[test]
+    fn a_retry_the_operator_recorded_binds_with_its_exact_run() {
+        let mut dj = dj();
+        let retry = |result, run_id: &str| crate::api::RequestRecord {
+            id: "r1".into(),
+            verb: crate::api::RequestVerb::Retry,
+            handled_time: chrono::Utc::now(),
+            result,
+            message: String::new(),
+            workflow_ids: vec![run("x").workflow_id],
+            run_ids: vec![run_id.to_string()],
+        };
+        let ev = |dj: &DurableJob| {
+            let claim = input(dj);
+            bind(
+                &origin("x"),
+                &Claim::from(&claim),
+                &Evidence {
+                    dj: Some(dj),
+                    schedule: None,
+                    jobs: &[],
+                },
+            )
+        };
+        assert!(matches!(ev(&dj), Err(Refusal::NotYet(_))), "not recorded yet");
+        let status = dj.status.get_or_insert_with(Default::default);
+        status.requests = vec![retry(crate::api::RequestResult::Succeeded, "run-x")];
+        assert_eq!(ev(&dj), Ok(()));
+        // another run of that workflow id (started by someone else), or a refused request
+        dj.status.as_mut().unwrap().requests = vec![retry(crate::api::RequestResult::Succeeded, "run-other")];
+        assert!(ev(&dj).is_err());
+        dj.status.as_mut().unwrap().requests = vec![retry(crate::api::RequestResult::Rejected, "run-x")];
+        assert!(ev(&dj).is_err());
     }
 
     #[test]

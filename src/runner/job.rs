@@ -402,6 +402,7 @@ mod tests {
             successful_runs_history_limit: 3,
             failed_runs_history_limit: 1,
             steps: vec![],
+            reuse: None,
         }
     }
 

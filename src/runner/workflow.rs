@@ -53,6 +53,9 @@ pub struct StepOutcome {
     pub name: String,
     pub job_name: String,
     pub attempts: u32,
+    /// Taken over from the retried run, not run again.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reused: bool,
     /// What the step's container left in its termination message.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub result: Option<serde_json::Value>,
@@ -69,9 +72,12 @@ pub struct ItemsOutcome {
     pub succeeded: u32,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub failed: Vec<ItemFailure>,
-    /// Items never started (the step stopped at a failed item).
+    /// Items never started (the step stopped at a failed item), by index.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_started: Vec<u32>,
+    /// Of the succeeded: taken over from the retried run.
     #[serde(default, skip_serializing_if = "is_zero")]
-    pub not_started: u32,
+    pub reused: u32,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -144,10 +150,12 @@ enum Ended {
     Cancelled {
         cleanup: bool,
     },
-    /// The last attempt failed, and no retry is left or allowed.
+    /// The last attempt failed, and no retry is left or allowed; a fan-out step says how far
+    /// its items got (a retry runs the rest).
     Failed {
         type_name: String,
         message: String,
+        partial: Option<Box<StepOutcome>>,
     },
     Terminated(WorkflowTermination),
 }
@@ -211,6 +219,9 @@ impl DurableJobRun {
             workflow_id,
             run_id,
         };
+        if let Some(r) = &input.reuse {
+            ctx.upsert_memo([(run_memo::RETRY_OF, Some(MemoValue::new(r.of.clone())))])?;
+        }
         if !input.steps.is_empty() {
             let lean = input.without_items();
             return run_steps(ctx, &input, &Attempts { input: &lean, ..one }).await;
@@ -224,7 +235,7 @@ impl DurableJobRun {
                     steps: vec![],
                 })
             }
-            Err(ended) => end_run(ctx, &input, ended).await,
+            Err(ended) => end_run(ctx, &input, ended, None).await,
         }
     }
 }
@@ -274,7 +285,8 @@ async fn run_steps<'a>(
                 results,
                 ..base.clone()
             };
-            running.push(async move { (i, run_step(ctx, a, step).await) }.boxed_local());
+            let reuse = input.reuse.as_ref().and_then(|r| r.steps.get(&step.name));
+            running.push(async move { (i, run_step(ctx, a, step, reuse).await) }.boxed_local());
         }
         let now: Vec<String> = steps
             .iter()
@@ -295,10 +307,20 @@ async fn run_steps<'a>(
         running = rest;
         match ended {
             Ok(outcome) => outcomes.push(outcome),
-            Err(Ended::Failed { type_name, message }) if failure.is_none() => {
+            Err(Ended::Failed {
+                type_name,
+                message,
+                partial,
+            }) if failure.is_none() => {
                 let message = format!("step {}: {message}", steps[i].name);
-                failure = Some(Ended::Failed { type_name, message });
+                failure = Some(Ended::Failed {
+                    type_name,
+                    message,
+                    partial: None,
+                });
+                outcomes.extend(partial.map(|p| *p));
             }
+            Err(Ended::Failed { partial, .. }) => outcomes.extend(partial.map(|p| *p)),
             Err(ended) => match failure {
                 // a cancel or termination ends the run as such, whatever failed before
                 Some(Ended::Failed { .. }) | None if !matches!(ended, Ended::Failed { .. }) => {
@@ -309,7 +331,12 @@ async fn run_steps<'a>(
         }
     }
     if let Some(ended) = failure {
-        return end_run(ctx, input, ended).await;
+        let so_far = RunOutcome {
+            job_name: String::new(),
+            attempts: 0,
+            steps: outcomes,
+        };
+        return end_run(ctx, input, ended, Some(so_far)).await;
     }
     partly_failed(ctx, &outcomes)?;
     cleanup(ctx, input).await;
@@ -351,24 +378,41 @@ fn ancestors(steps: &[RunStep], waits_for: &[Vec<String>], i: usize) -> Vec<Stri
     found
 }
 
-/// One step: its Job's attempts, or its items'.
+/// One step: its Job's attempts, or its items' (less those a retried run finished), or, when
+/// the retried run finished it, nothing: its result is taken over.
 async fn run_step(
     ctx: &WorkflowContext<DurableJobRun>,
     a: Attempts<'_>,
     step: &RunStep,
+    reuse: Option<&crate::run_contract::ReusedStep>,
 ) -> Result<StepOutcome, Ended> {
+    if let Some(r) = reuse.filter(|r| r.items_done.is_none()) {
+        return Ok(StepOutcome {
+            name: step.name.clone(),
+            job_name: String::new(),
+            attempts: 0,
+            reused: true,
+            result: r.result.clone(),
+            items: None,
+        });
+    }
     match &step.for_each {
         Some(f) => match items_of(f, &a.results, &step.name) {
-            Ok(items) => run_items(ctx, &a, step, items, f.parallelism).await,
+            Ok(items) => {
+                let done = reuse.and_then(|r| r.items_done.clone()).unwrap_or_default();
+                run_items(ctx, &a, step, items, &done).await
+            }
             Err(message) => Err(Ended::Failed {
                 type_name: failure::INVALID_ITEMS.to_string(),
                 message,
+                partial: None,
             }),
         },
         None => run_job(ctx, &a).await.map(|(done, n)| StepOutcome {
             name: step.name.clone(),
             job_name: done.job_name,
             attempts: n,
+            reused: false,
             result: done.result,
             items: None,
         }),
@@ -422,8 +466,8 @@ fn items_message(i: &ItemsOutcome) -> String {
         } else {
             String::new()
         },
-        if i.not_started > 0 {
-            format!("; {} not started", i.not_started)
+        if !i.not_started.is_empty() {
+            format!("; {} not started", i.not_started.len())
         } else {
             String::new()
         }
@@ -472,12 +516,16 @@ async fn run_items(
     base: &Attempts<'_>,
     step: &RunStep,
     items: Vec<serde_json::Value>,
-    parallelism: u32,
+    done: &[u32],
 ) -> Result<StepOutcome, Ended> {
     use futures::future::{FutureExt, LocalBoxFuture};
+    let parallelism = step.for_each.as_ref().map_or(1, |f| f.parallelism);
     let total = items.len() as u32;
+    let reused = (0..total).filter(|i| done.contains(i)).count() as u32;
     let mut outcome = ItemsOutcome {
         total,
+        succeeded: reused,
+        reused,
         ..Default::default()
     };
     let mut stop: Option<Ended> = None;
@@ -487,6 +535,10 @@ async fn run_items(
     loop {
         let go_on = stop.is_none() && (outcome.failed.is_empty() || step.continue_on_item_failure);
         while go_on && running.len() < parallelism.max(1) as usize && next < items.len() {
+            if done.contains(&(next as u32)) {
+                next += 1;
+                continue;
+            }
             let (index, value) = (next as u32, items[next].clone());
             let a = Attempts {
                 item: Some(ItemRef {
@@ -530,20 +582,24 @@ async fn run_items(
     if let Some(ended) = stop {
         return Err(ended);
     }
-    outcome.not_started = total - next as u32;
-    if !outcome.failed.is_empty() && !step.continue_on_item_failure {
-        return Err(Ended::Failed {
-            type_name: failure::JOB_FAILED.to_string(),
-            message: items_message(&outcome),
-        });
-    }
-    Ok(StepOutcome {
+    outcome.not_started = (next as u32..total).filter(|i| !done.contains(i)).collect();
+    let message = items_message(&outcome);
+    let ended = StepOutcome {
         name: step.name.clone(),
         job_name: last_job,
         attempts: 1,
+        reused: false,
         result: None,
         items: Some(outcome),
-    })
+    };
+    if ended.items.as_ref().is_some_and(|i| !i.failed.is_empty()) && !step.continue_on_item_failure {
+        return Err(Ended::Failed {
+            type_name: failure::JOB_FAILED.to_string(),
+            message,
+            partial: Some(Box::new(ended)),
+        });
+    }
+    Ok(ended)
 }
 
 /// Runs one Job's attempts (the run's, or a step's) until one succeeds, the retries are spent,
@@ -595,16 +651,23 @@ async fn run_job(ctx: &WorkflowContext<DurableJobRun>, a: &Attempts<'_>) -> Resu
             }
             continue;
         }
-        return Err(Ended::Failed { type_name, message });
+        return Err(Ended::Failed {
+            type_name,
+            message,
+            partial: None,
+        });
     }
 }
 
 /// Ends a run whose Job (or step) did not succeed: cancelled, or failed with the reason in
 /// its memo and failure; finished Jobs are kept within the history limits.
+/// `so_far` (a multi-step run): the steps that ended, carried in the failure's details so a
+/// retry knows what not to run again.
 async fn end_run(
     ctx: &WorkflowContext<DurableJobRun>,
     input: &RunInput,
     ended: Ended,
+    so_far: Option<RunOutcome>,
 ) -> WorkflowResult<RunOutcome> {
     match ended {
         Ended::Terminated(t) => Err(t),
@@ -613,12 +676,15 @@ async fn end_run(
             cleanup(ctx, input).await;
             Err(WorkflowTermination::cancelled())
         }
-        Ended::Failed { type_name, message } => {
+        Ended::Failed {
+            type_name, message, ..
+        } => {
             ctx.upsert_memo([(run_memo::MESSAGE, Some(MemoValue::new(message.clone())))])?;
             cleanup(ctx, input).await;
             Err(ApplicationFailure::builder(message)
                 .type_name(type_name)
                 .non_retryable(true)
+                .maybe_details(so_far)
                 .build()
                 .into())
         }
@@ -826,7 +892,8 @@ mod tests {
             total: 50,
             succeeded: 43,
             failed: (1..=7).map(failure).collect(),
-            not_started: 0,
+            not_started: vec![],
+            reused: 0,
         };
         assert_eq!(
             items_message(&outcome),
@@ -836,7 +903,8 @@ mod tests {
             total: 50,
             succeeded: 3,
             failed: vec![failure(3)],
-            not_started: 46,
+            not_started: (4..50).collect(),
+            reused: 0,
         };
         assert!(items_message(&stopped).ends_with("; 46 not started"));
     }

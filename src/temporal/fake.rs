@@ -29,6 +29,9 @@ pub enum Call {
     Stop(String),
     /// A Worker Deployment call: the operation and the deployment (and build id).
     Deployment(&'static str, String),
+    /// A retry's look at the run it retries, and its start (the new workflow id).
+    EndedRun(String),
+    StartRetry(String),
 }
 
 impl Call {
@@ -41,6 +44,7 @@ impl Call {
                 | Call::Backfill(_)
                 | Call::Trigger(_)
                 | Call::Stop(_)
+                | Call::StartRetry(_)
         )
     }
 }
@@ -57,6 +61,10 @@ struct State {
     deployments: BTreeMap<(String, String), ObservedWorkerDeployment>,
     /// Gate workflows by (namespace, workflow id): how they stand.
     gates: BTreeMap<(String, String), GateOutcome>,
+    /// Runs a retry may look at, by (namespace, workflow id).
+    ended: BTreeMap<(String, String), crate::temporal::retries::EndedRun>,
+    /// Retries started: (namespace, workflow id) to the input.
+    retries: BTreeMap<(String, String), serde_json::Value>,
 }
 
 #[derive(Default)]
@@ -69,6 +77,18 @@ fn key(at: &ScheduleLocation) -> (String, String) {
 }
 
 impl FakeSchedules {
+    /// How run `workflow_id` ended, for a retry to find.
+    pub fn set_ended_run(&self, namespace: &str, workflow_id: &str, run: crate::temporal::retries::EndedRun) {
+        let mut st = self.state.lock().expect("fake");
+        st.ended.insert((namespace.into(), workflow_id.into()), run);
+    }
+
+    /// The input a retry `workflow_id` was started with.
+    pub fn retry_input(&self, namespace: &str, workflow_id: &str) -> Option<serde_json::Value> {
+        let st = self.state.lock().expect("fake");
+        st.retries.get(&(namespace.into(), workflow_id.into())).cloned()
+    }
+
     /// Every call so far, in order.
     pub fn calls(&self) -> Vec<Call> {
         self.state.lock().expect("fake").calls.clone()
@@ -467,5 +487,26 @@ impl WorkerDeployments for FakeSchedules {
         }
         st.deployments.remove(&key);
         Ok(())
+    }
+}
+
+impl crate::temporal::retries::Retries for FakeSchedules {
+    async fn ended_run(
+        &self,
+        namespace: &str,
+        workflow_id: &str,
+    ) -> Result<Option<crate::temporal::retries::EndedRun>, TemporalError> {
+        let st = self.enter(Call::EndedRun(workflow_id.into()))?;
+        Ok(st.ended.get(&(namespace.into(), workflow_id.into())).cloned())
+    }
+
+    async fn start_retry(
+        &self,
+        r: &crate::temporal::retries::RetryStart<'_>,
+    ) -> Result<String, TemporalError> {
+        let mut st = self.enter(Call::StartRetry(r.workflow_id.into()))?;
+        st.retries
+            .insert((r.namespace.into(), r.workflow_id.into()), r.input.clone());
+        Ok(format!("run-of-{}", r.workflow_id))
     }
 }

@@ -13,6 +13,7 @@ pub mod connect;
 #[cfg(test)]
 pub mod fake;
 pub mod limit;
+pub mod retries;
 pub mod sdk;
 pub mod worker_deployments;
 
@@ -165,7 +166,9 @@ pub struct WriteOptions {
 
 /// The schedule operations the operator needs, and the Worker Deployment calls of versioned
 /// user workers.
-pub trait Schedules: worker_deployments::WorkerDeployments + Send + Sync + 'static {
+pub trait Schedules:
+    worker_deployments::WorkerDeployments + retries::Retries + Send + Sync + 'static
+{
     /// `Ok(None)` when the schedule does not exist.
     fn describe(
         &self,

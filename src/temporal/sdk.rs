@@ -559,12 +559,12 @@ pub(super) fn classify(namespace: &str, s: Status) -> TemporalError {
     }
 }
 
-fn json_payload(v: &Value) -> Result<Payload, TemporalError> {
+pub(super) fn json_payload(v: &Value) -> Result<Payload, TemporalError> {
     v.as_json_payload()
         .map_err(|e| TemporalError::Other(format!("cannot encode payload: {e}")))
 }
 
-fn payload_value(p: &Payload) -> Option<Value> {
+pub(super) fn payload_value(p: &Payload) -> Option<Value> {
     Value::from_json_payload(p).ok()
 }
 
@@ -759,7 +759,7 @@ fn memo_string(m: &Option<Memo>, key: &str) -> Option<String> {
         .and_then(|v| v.as_str().map(str::to_string))
 }
 
-fn memo_i64(m: &Option<Memo>, key: &str) -> Option<i64> {
+pub(super) fn memo_i64(m: &Option<Memo>, key: &str) -> Option<i64> {
     m.as_ref()?
         .fields
         .get(key)
@@ -849,7 +849,7 @@ pub fn observed_from_describe(resp: &DescribeScheduleResponse) -> Result<Observe
     })
 }
 
-fn run_result(status: i32) -> Option<RunResult> {
+pub(super) fn run_result(status: i32) -> Option<RunResult> {
     match WorkflowExecutionStatus::try_from(status).ok()? {
         WorkflowExecutionStatus::Running | WorkflowExecutionStatus::ContinuedAsNew => {
             Some(RunResult::Running)
@@ -902,7 +902,15 @@ fn run_record(
         },
         job_name: memo_string(memo, run_memo::JOB_NAME),
         attempts: memo_i64(memo, run_memo::ATTEMPTS).map(|n| n as i32),
-        message: memo_string(memo, run_memo::MESSAGE),
+        // a retry says which run it retries (`kubectl durablejob runs` shows it)
+        message: match (
+            memo_string(memo, run_memo::RETRY_OF),
+            memo_string(memo, run_memo::MESSAGE),
+        ) {
+            (Some(of), Some(m)) => Some(format!("retry of {of}: {m}")),
+            (Some(of), None) => Some(format!("retry of {of}")),
+            (None, m) => m,
+        },
         build_id,
     })
 }

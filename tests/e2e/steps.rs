@@ -188,7 +188,7 @@ async fn a_runner_killed_during_a_step_resumes_there_and_never_reruns_a_finished
 async fn a_fan_out_over_fifty_listed_items_goes_on_past_four_failures_and_names_them(
     shared: Arc<Shared>,
 ) -> anyhow::Result<()> {
-    let (env, runner) = with_runner(&shared, "fan-out").await?;
+    let (mut env, runner) = with_runner(&shared, "fan-out").await?;
     let accounts: Vec<String> = (0..50).map(|i| format!("acct-{i}")).collect();
     let list = json!({"test.durablejob.dev/duration": "100ms",
         "test.durablejob.dev/result": serde_json::to_string(&accounts)?});
@@ -283,6 +283,63 @@ async fn a_fan_out_over_fifty_listed_items_goes_on_past_four_failures_and_names_
     ensure!(failed == [3, 17, 22, 41], "{failed:?}");
     ensure!(result["steps"][1]["items"]["succeeded"] == 46, "{result}");
     crate::replay::replay(history).await?;
+
+    // the items' bug fixed, `retry` runs the four failed items only: list and report, and the
+    // 46 items that succeeded, are taken over
+    let mut fixed = env.djs.get("accounts").await?.spec.steps.context("steps")?;
+    let pod = &mut fixed[1].job_template["spec"]["template"]["metadata"]["annotations"];
+    pod.as_object_mut()
+        .context("annotations")?
+        .remove("test.durablejob.dev/fail-items");
+    env.edit("accounts", json!({"steps": fixed})).await?;
+    env.wait_status("accounts", "the fixed spec in the schedule", T, |s| {
+        s.observed_generation == Some(2)
+            && s.conditions
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.status == "True")
+    })
+    .await?;
+    let failed_run = s.recent_runs[0].workflow_id.clone();
+    let plugin = crate::control::Plugin::new(&mut env)?;
+    let out = plugin.ok(&["retry", "accounts", "--run", &failed_run, "--wait"])?;
+    ensure!(
+        out.contains("Succeeded") && out.contains("takes over steps list, report; 46 items of migrate"),
+        "{out}"
+    );
+    let retried = env
+        .wait_status("accounts", "the retry to succeed", T, |s| {
+            s.recent_runs
+                .first()
+                .is_some_and(|r| r.workflow_id != failed_run && r.result == RunResult::Succeeded)
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}\n--- runner ---\n{}", runner.log_tail(30)))?;
+    let retry = &retried.recent_runs[0];
+    ensure!(
+        retry.message.as_deref() == Some(format!("retry of {failed_run}").as_str()),
+        "{retry:?}"
+    );
+    let made: Vec<Job> = jobs_of(&env, "accounts")
+        .await?
+        .into_iter()
+        .filter(|j| j.annotations().get("durablejob.dev/workflow-id") == Some(&retry.workflow_id))
+        .collect();
+    let mut items: Vec<String> = made
+        .iter()
+        .map(|j| {
+            format!(
+                "{}/{}",
+                j.labels()["durablejob.dev/step"],
+                j.labels().get("durablejob.dev/item").cloned().unwrap_or_default()
+            )
+        })
+        .collect();
+    items.sort();
+    ensure!(
+        items == ["migrate/17", "migrate/22", "migrate/3", "migrate/41"],
+        "the retry made exactly the failed items' Jobs: {items:?}"
+    );
+    plugin.fails(&["retry", "accounts", "--run", &retry.workflow_id, "--wait"])?;
     Ok(())
 }
 

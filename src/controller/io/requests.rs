@@ -1,5 +1,5 @@
 //! The run-control step of a reconcile: the request annotations (`durablejob.dev/trigger`,
-//! `backfill`, `cancel`, `resume`) not yet in `status.requests` are acted on, once each, through
+//! `backfill`, `cancel`, `resume`, `retry`) not yet in `status.requests` are acted on, once each, through
 //! the [`Schedules`] trait, and each gives one record and one Event. A request that cannot be
 //! acted on yet (Temporal unreachable) stays pending and is tried on the next reconcile.
 
@@ -78,6 +78,13 @@ fn request_id(desired: &DesiredSchedule, r: &Request, extra: &str) -> String {
 
 enum Outcome {
     Done(RequestResult, String, Vec<String>),
+    /// The operator started a run itself (a retry): recorded with its run id, which is what
+    /// lets the built-in runner act for it.
+    Started {
+        message: String,
+        workflow_id: String,
+        run_id: String,
+    },
     /// Try again later.
     Wait(TemporalError),
 }
@@ -111,7 +118,30 @@ pub(crate) async fn handle<S: Schedules>(
                 (r.verb, r.id, outcome)
             }
         };
+        let outcome = match outcome {
+            Outcome::Started {
+                message,
+                workflow_id,
+                run_id,
+            } => {
+                out.acted = true;
+                out.notices
+                    .push(notice(verb, RequestResult::Succeeded, &id, &message));
+                out.records.push(RequestRecord {
+                    id,
+                    verb,
+                    handled_time: now,
+                    result: RequestResult::Succeeded,
+                    message,
+                    workflow_ids: vec![workflow_id],
+                    run_ids: vec![run_id],
+                });
+                continue;
+            }
+            other => other,
+        };
         match outcome {
+            Outcome::Started { .. } => unreachable!("recorded above"),
             Outcome::Wait(e) => {
                 tracing::info!(verb = verb.as_str(), id = %id, error = %e, "request waits for Temporal");
                 out.waiting += 1;
@@ -128,6 +158,7 @@ pub(crate) async fn handle<S: Schedules>(
                     result,
                     message,
                     workflow_ids,
+                    run_ids: vec![],
                 });
             }
         }
@@ -168,6 +199,7 @@ pub(crate) fn notice(verb: RequestVerb, result: RequestResult, id: &str, message
         (RequestResult::Succeeded, RequestVerb::ResumeRollout) => {
             Notice::normal(Reason::RolloutResumed, "Rollout", note)
         }
+        (RequestResult::Succeeded, RequestVerb::Retry) => Notice::normal(Reason::RetryStarted, "Retry", note),
     }
 }
 
@@ -180,6 +212,7 @@ async fn act<S: Schedules>(schedules: &S, t: &Target<'_>, r: &Request, now: Date
         }
         RequestParams::Cancel { run, terminate } => cancel(schedules, t, r, run.as_deref(), *terminate).await,
         RequestParams::Resume => resume(t),
+        RequestParams::Retry { run } => retry(schedules, t, r, run).await,
         // the worker's rollout step acts on these when there is a versioned worker
         RequestParams::Rollout => Outcome::Done(
             RequestResult::Rejected,
@@ -189,6 +222,66 @@ async fn act<S: Schedules>(schedules: &S, t: &Target<'_>, r: &Request, now: Date
             ),
             vec![],
         ),
+    }
+}
+
+/// A retry of run `of`: a new run of the built-in runner with today's spec that takes over what
+/// `of` finished ([`crate::controller::retry`]).
+async fn retry<S: Schedules>(schedules: &S, t: &Target<'_>, r: &Request, of: &str) -> Outcome {
+    use crate::temporal::retries::RetryStart;
+    let (d, ns) = (t.desired, t.desired.location.namespace.as_str());
+    let input = (d.action.workflow_type == crate::api::BUILTIN_WORKFLOW_TYPE)
+        .then(|| d.action.args.first())
+        .flatten()
+        .and_then(|a| serde_json::from_value::<crate::run_contract::RunInput>(a.clone()).ok())
+        .filter(|i| !i.steps.is_empty());
+    let Some(mut input) = input else {
+        let m = "retry runs again what failed in a multi-step run (spec.steps); this DurableJob has no steps: trigger a new run instead";
+        return Outcome::Done(RequestResult::Rejected, m.to_string(), vec![]);
+    };
+    if !of.starts_with(&d.action.workflow_id) {
+        let m = format!(
+            "{of} is not a run of this DurableJob (its runs' workflow ids start with {}); kubectl durablejob runs NAME lists them",
+            d.action.workflow_id
+        );
+        return Outcome::Done(RequestResult::Rejected, m, vec![]);
+    }
+    let ended = match schedules.ended_run(ns, of).await {
+        Ok(Some(e)) => e,
+        Ok(None) => {
+            let m = format!(
+                "no run {of} in Temporal namespace {ns}; kubectl durablejob runs NAME lists the runs"
+            );
+            return Outcome::Done(RequestResult::Rejected, m, vec![]);
+        }
+        Err(e) => return failed_or_wait(e, "cannot read the run to retry"),
+    };
+    let reuse = match crate::controller::retry::reuse(of, &ended) {
+        Ok(reuse) => reuse,
+        Err(m) => return Outcome::Done(RequestResult::Rejected, m, vec![]),
+    };
+    let taken = crate::controller::retry::describe(&reuse);
+    input.reuse = Some(reuse);
+    let input = serde_json::to_value(&input).expect("a run input serializes");
+    let workflow_id = format!("{}-retry-{}", d.action.workflow_id, r.id);
+    let start = RetryStart {
+        namespace: ns,
+        schedule_id: &d.location.id,
+        workflow_id: &workflow_id,
+        task_queue: &d.action.task_queue,
+        input: &input,
+        retry_of: of,
+        request_id: &request_id(d, r, ""),
+    };
+    match schedules.start_retry(&start).await {
+        Ok(run_id) => Outcome::Started {
+            message: format!(
+                "Started run {workflow_id}, a retry of {of}: takes over {taken}, and runs what failed or never ran"
+            ),
+            workflow_id,
+            run_id,
+        },
+        Err(e) => failed_or_wait(e, "Temporal refused the retry"),
     }
 }
 
@@ -333,7 +426,7 @@ fn resume(t: &Target<'_>) -> Outcome {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::DurableJob;
+    use crate::api::{DurableJob, RunResult};
     use crate::temporal::fake::{Call, FakeSchedules};
     use crate::temporal::{Schedules, WriteOptions};
     use chrono::TimeZone;
@@ -416,6 +509,98 @@ mod tests {
         fake.clear_calls();
         let again = run(&fake, &d, &previous, &a).await;
         assert!(again.records.is_empty() && fake.calls().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_retry_starts_a_run_that_takes_over_what_the_failed_run_finished() {
+        use crate::temporal::retries::EndedRun;
+        let mut dj = DurableJob::test("x");
+        let template = dj.spec.job_template.take().unwrap();
+        dj.spec.steps = Some(
+            ["list", "load"]
+                .iter()
+                .map(|n| crate::api::StepSpec {
+                    name: n.to_string(),
+                    job_template: template.clone(),
+                    ..Default::default()
+                })
+                .collect(),
+        );
+        let d = dj.desired_schedule();
+        let fake = fake_with(&d, &[]).await;
+        let failed = format!("{}-2026-12-01T13:00:00Z", d.action.workflow_id);
+        fake.set_ended_run(
+            &d.location.namespace,
+            &failed,
+            EndedRun {
+                run_id: "r-1".into(),
+                result: RunResult::Failed,
+                outcome: Some(serde_json::json!({"jobName": "", "attempts": 0, "steps": [
+                    {"name": "list", "jobName": "j", "attempts": 1, "result": [1, 2]}]})),
+            },
+        );
+        let request = format!(r#"{{"id":"re1","run":"{failed}"}}"#);
+        let a = annotations(&[("durablejob.dev/retry", request.as_str())]);
+        let h = run(&fake, &d, &DurableJobStatus::default(), &a).await;
+        let rec = &h.records[0];
+        assert_eq!(
+            (rec.verb, rec.result),
+            (RequestVerb::Retry, RequestResult::Succeeded),
+            "{rec:?}"
+        );
+        let retry = format!("{}-retry-re1", d.action.workflow_id);
+        assert_eq!(rec.workflow_ids, vec![retry.clone()]);
+        assert_eq!(
+            rec.run_ids,
+            vec![format!("run-of-{retry}")],
+            "the runner binds by run id"
+        );
+        assert!(rec.message.contains("takes over step list"), "{}", rec.message);
+        assert_eq!(h.notices[0].reason, Reason::RetryStarted);
+        let input = fake.retry_input(&d.location.namespace, &retry).unwrap();
+        assert_eq!(input["reuse"]["of"], serde_json::json!(failed));
+        assert_eq!(
+            input["reuse"]["steps"]["list"]["result"],
+            serde_json::json!([1, 2])
+        );
+        assert_eq!(input["steps"].as_array().unwrap().len(), 2, "today's steps");
+
+        // a run of another DurableJob, an unknown run, and a DurableJob without steps
+        let other = annotations(&[(
+            "durablejob.dev/retry",
+            r#"{"id":"re2","run":"durablejob:default/y-1"}"#,
+        )]);
+        let h = run(&fake, &d, &DurableJobStatus::default(), &other).await;
+        assert_eq!(h.records[0].result, RequestResult::Rejected);
+        assert!(h.records[0].message.contains("not a run of this DurableJob"));
+        let unknown = format!(r#"{{"id":"re3","run":"{}-nope"}}"#, d.action.workflow_id);
+        let h = run(
+            &fake,
+            &d,
+            &DurableJobStatus::default(),
+            &annotations(&[("durablejob.dev/retry", unknown.as_str())]),
+        )
+        .await;
+        assert!(
+            h.records[0].message.contains("no run"),
+            "{}",
+            h.records[0].message
+        );
+        let plain = DurableJob::test("x").desired_schedule();
+        let h = run(&fake, &plain, &DurableJobStatus::default(), &a).await;
+        assert!(
+            h.records[0].message.contains("has no steps"),
+            "{}",
+            h.records[0].message
+        );
+        // the annotation needs the run
+        let bare = annotations(&[("durablejob.dev/retry", "re4")]);
+        let h = run(&fake, &d, &DurableJobStatus::default(), &bare).await;
+        assert!(
+            h.records[0].message.contains("\"run\" is required"),
+            "{}",
+            h.records[0].message
+        );
     }
 
     #[tokio::test]

@@ -88,6 +88,7 @@ pub(crate) async fn handle<S: Schedules>(
                     result: RequestResult::Rejected,
                     message: bad.message,
                     workflow_ids: vec![],
+                    run_ids: vec![],
                 });
                 continue;
             }
@@ -135,6 +136,7 @@ pub(crate) async fn handle<S: Schedules>(
             result: done.result,
             message: done.message,
             workflow_ids: vec![],
+            run_ids: vec![],
         });
     }
     out

@@ -296,7 +296,8 @@ async fn read_runs<S: Schedules>(
     let in_flight = previous
         .recent_runs
         .iter()
-        .any(|x| x.result == RunResult::Running);
+        .any(|x| x.result == RunResult::Running)
+        || crate::controller::status::retry_unseen(previous, chrono::Utc::now());
     // a schedule that never started a run (a new one) has none to read
     let never_ran = o.total_actions() == 0 && o.recent_actions.is_empty() && o.running.is_empty();
     if never_ran && previous.recent_runs.is_empty() {

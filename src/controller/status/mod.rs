@@ -409,6 +409,25 @@ fn running_workflows(o: &ObservedSchedule, runs: Option<&[RunRecord]>) -> Vec<Ru
     listed.chain(unlisted).collect()
 }
 
+/// A retry the operator started (within the hour) whose end `recentRuns` does not show yet:
+/// the schedule's description does not list it, so its runs are read until it does.
+pub(crate) fn retry_unseen(status: &DurableJobStatus, now: DateTime<Utc>) -> bool {
+    use crate::api::{RequestResult, RequestVerb};
+    let recent = now - chrono::TimeDelta::hours(1);
+    status
+        .requests
+        .iter()
+        .filter(|r| r.verb == RequestVerb::Retry && r.result == RequestResult::Succeeded)
+        .filter(|r| r.handled_time > recent)
+        .flat_map(|r| r.workflow_ids.iter())
+        .any(|w| {
+            !status
+                .recent_runs
+                .iter()
+                .any(|x| &x.workflow_id == w && x.result != RunResult::Running)
+        })
+}
+
 /// When to look again: every few seconds while runs are in flight, just after the next run
 /// otherwise, and at least every resync interval.
 pub(crate) fn requeue_after(status: &DurableJobStatus, now: DateTime<Utc>, resync: Duration) -> Duration {
@@ -417,7 +436,7 @@ pub(crate) fn requeue_after(status: &DurableJobStatus, now: DateTime<Utc>, resyn
     // a run Temporal's visibility store still lists as Running though the schedule no longer
     // does (visibility lags by a moment) would otherwise stay Running until the resync
     let lagging = status.recent_runs.iter().any(|r| r.result == RunResult::Running);
-    if !status.running_workflows.is_empty() || lagging {
+    if !status.running_workflows.is_empty() || lagging || retry_unseen(status, now) {
         return IN_FLIGHT.min(resync);
     }
     match status.next_run_times.first() {
@@ -792,6 +811,42 @@ mod tests {
         let first = build(&DurableJobStatus::default(), Some(1), t(11, 0, 0), &r);
         let second = build(&first, Some(1), t(11, 0, 30), &r);
         assert_eq!(first, second, "nothing to write when only the clock moved");
+    }
+
+    #[test]
+    fn a_retry_is_looked_for_until_recent_runs_show_it_ended() {
+        use crate::api::{RequestRecord, RequestResult, RequestVerb};
+        let now = t(11, 0, 0);
+        let retry = |handled| RequestRecord {
+            id: "re".into(),
+            verb: RequestVerb::Retry,
+            handled_time: handled,
+            result: RequestResult::Succeeded,
+            message: String::new(),
+            workflow_ids: vec!["wf-retry".into()],
+            run_ids: vec!["r".into()],
+        };
+        let mut s = DurableJobStatus {
+            requests: vec![retry(t(10, 59, 0))],
+            ..Default::default()
+        };
+        assert!(retry_unseen(&s, now), "started, not listed yet");
+        assert_eq!(
+            requeue_after(&s, now, Duration::from_secs(300)),
+            Duration::from_secs(5)
+        );
+        s.recent_runs = vec![recent_run(&run("retry", t(10, 59, 0), None, RunResult::Running))];
+        assert!(retry_unseen(&s, now), "listed, still running");
+        s.recent_runs = vec![recent_run(&run(
+            "retry",
+            t(10, 59, 0),
+            Some(now),
+            RunResult::Succeeded,
+        ))];
+        assert!(!retry_unseen(&s, now), "seen ended");
+        s.recent_runs.clear();
+        s.requests = vec![retry(t(9, 0, 0))];
+        assert!(!retry_unseen(&s, now), "an old retry is not looked for for ever");
     }
 
     #[test]

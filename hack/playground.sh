@@ -126,6 +126,17 @@ rollout() {
 }
 rollout &
 helper=$!
+
+# The multi-step sample runs once now. kwok runs no containers, so what its pods would print is
+# put on them: the accounts list-accounts finds, and two accounts whose migration fails.
+"$KUBECTL" patch dj account-migration --type json -p '[
+  {"op": "add", "path": "/spec/steps/0/jobTemplate/spec/template/metadata/annotations",
+   "value": {"test.durablejob.dev/result": "[\"acct-1\", \"acct-2\", \"acct-3\", \"acct-4\", \"acct-5\", \"acct-6\", \"acct-7\", \"acct-8\", \"acct-9\", \"acct-10\", \"acct-11\", \"acct-12\"]"}},
+  {"op": "add", "path": "/spec/steps/1/jobTemplate/spec/template/metadata/annotations",
+   "value": {"test.durablejob.dev/fail-items": "3,8"}},
+  {"op": "replace", "path": "/spec/steps/1/retry/initialInterval", "value": "2s"}]' >/dev/null
+"$KUBECTL" wait --for=jsonpath='{.status.observedGeneration}'=2 --timeout=60s dj/account-migration >/dev/null 2>&1 || true
+TEMPORAL_ADDRESS="127.0.0.1:$TEMPORAL_PORT" "$BIN/durablejob" trigger account-migration >/dev/null 2>&1 || true
 "$KUBECTL" wait --for=condition=Ready --timeout=60s dj/nightly-report >/dev/null 2>&1 || true
 # one run of the nightly report now, through the operator, as a user would start it
 PATH="$PWD/.tools/bin:$PATH" TEMPORAL_ADDRESS="127.0.0.1:$TEMPORAL_PORT" \
@@ -146,6 +157,10 @@ durablejob playground is running (logs in $DIR/). In another shell:
   kubectl durablejob rollout status invoice-sync   # a versioned worker rolling out a new image
   kubectl get deploy -L durablejob.dev/build-id   # one Deployment per worker version
   kubectl durablejob query nightly-report --run <WORKFLOW ID from runs> status   # a running run
+  kubectl durablejob runs account-migration   # steps and a fan-out: 10 of 12 accounts migrate
+  kubectl get jobs -l durablejob.dev/name=account-migration -L durablejob.dev/step,durablejob.dev/item
+  kubectl durablejob retry account-migration --run <its WORKFLOW ID> --wait   # only the 2 failed
+                                          # accounts run again (docs/steps.md)
   temporal schedule list                  # the schedules the operator made
   Temporal UI: http://127.0.0.1:$TEMPORAL_UI_PORT
 
@@ -167,6 +182,7 @@ while [ $stopping = 0 ]; do
   echo "--- $(date +%H:%M:%S)  durablejob get -A"
   "$BIN/durablejob" get -A || true
   DURABLEJOB_TEMPORAL_UI_URL="http://127.0.0.1:$TEMPORAL_UI_PORT" "$BIN/durablejob" runs nightly-report 2>/dev/null | head -4 || true
+  DURABLEJOB_TEMPORAL_UI_URL="http://127.0.0.1:$TEMPORAL_UI_PORT" "$BIN/durablejob" runs account-migration 2>/dev/null | head -3 | cut -c1-200 || true
   echo "--- durablejob rollout status invoice-sync"
   "$BIN/durablejob" rollout status invoice-sync 2>/dev/null || true
   sleep 5 &

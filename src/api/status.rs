@@ -244,6 +244,9 @@ pub struct RunningWorkflow {
     /// The Job of that attempt (built-in runner).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job_name: Option<String>,
+    /// A multi-step run: the step that started last, as `name (k/n)`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<String>,
 }
 
 /// State of the user worker Deployment.

@@ -116,6 +116,9 @@ fn request_line(r: &RequestRecord) -> String {
 /// One run in flight: its workflow, attempt, Job, age and link.
 fn running_line(w: &RunningWorkflow, ui: &str, namespace: &str, now: DateTime<Utc>) -> String {
     let mut details = vec![];
+    if let Some(step) = &w.step {
+        details.push(format!("step {step}"));
+    }
     if let Some(a) = w.attempt {
         details.push(format!("attempt {a}"));
     }
@@ -346,6 +349,7 @@ mod tests {
             start_time: Some(t(9, 0)),
             attempt: Some(1),
             job_name: Some("report-1a2b3c4d-1".into()),
+            step: Some("load (2/3)".into()),
         }];
         s.requests = vec![RequestRecord {
             id: "20261201-090000-ab12".into(),
@@ -416,7 +420,7 @@ mod tests {
             "Temporal:      schedule durablejob:default/report in namespace default",
             "Paused:        no",
             "Missed runs:   0",
-            "Running:       durablejob:default/report-2026-12-01T09:00:00Z (attempt 1, Job report-1a2b3c4d-1, for 5m0s)",
+            "Running:       durablejob:default/report-2026-12-01T09:00:00Z (step load (2/3), attempt 1, Job report-1a2b3c4d-1, for 5m0s)",
             "Requests:      2026-12-01T09:00:00Z  trigger 20261201-090000-ab12  Succeeded: Triggered a run",
         ] {
             assert!(text.contains(expected), "missing {expected:?} in\n{text}");

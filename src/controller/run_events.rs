@@ -118,6 +118,7 @@ mod tests {
             attempts: Some(3),
             message: Some("exit code 1".into()),
             build_id: None,
+            step: None,
         }
     }
 

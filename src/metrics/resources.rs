@@ -312,6 +312,7 @@ mod tests {
                 start_time: None,
                 attempt: None,
                 job_name: None,
+                step: None,
             }],
             missed_runs: 2,
             missed_runs_by_cause: crate::api::MissedRuns {

@@ -134,6 +134,8 @@ pub struct RunRecord {
     pub message: Option<String>,
     /// The worker version the run started on (versioned user workers), from visibility.
     pub build_id: Option<String>,
+    /// A multi-step run: the step that started last (memo `durablejob.dev/step`).
+    pub step: Option<String>,
 }
 
 /// One schedule as a `ListSchedules` page shows it: its id and its listing hash (see

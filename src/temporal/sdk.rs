@@ -901,6 +901,7 @@ fn run_record(
             r => r,
         },
         job_name: memo_string(memo, run_memo::JOB_NAME),
+        step: memo_string(memo, run_memo::STEP),
         attempts: memo_i64(memo, run_memo::ATTEMPTS).map(|n| n as i32),
         // a retry says which run it retries (`kubectl durablejob runs` shows it)
         message: match (

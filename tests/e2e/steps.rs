@@ -156,6 +156,11 @@ async fn a_runner_killed_during_a_step_resumes_there_and_never_reruns_a_finished
             .map(|(_, _, n)| n)
     })
     .await?;
+    // the status says which step the run is at
+    env.wait_status("etl", "the running step in the status", T, |s| {
+        s.running_workflows.first().and_then(|w| w.step.as_deref()) == Some("transform (2/3)")
+    })
+    .await?;
     runner.kill();
     tokio::time::sleep(Duration::from_secs(1)).await;
     runner.restart()?;

@@ -386,6 +386,7 @@ fn running_workflows(o: &ObservedSchedule, runs: Option<&[RunRecord]>) -> Vec<Ru
             run_id: run.run_id.clone(),
             attempt: record.and_then(|x| x.attempts),
             job_name: record.and_then(|x| x.job_name.clone()),
+            step: record.and_then(|x| x.step.clone()),
             start_time: record.map(|x| secs(x.start_time)).or_else(|| {
                 o.recent_actions
                     .iter()
@@ -404,6 +405,7 @@ fn running_workflows(o: &ObservedSchedule, runs: Option<&[RunRecord]>) -> Vec<Ru
             run_id: x.run.run_id.clone(),
             attempt: x.attempts,
             job_name: x.job_name.clone(),
+            step: x.step.clone(),
             start_time: Some(secs(x.start_time)),
         });
     listed.chain(unlisted).collect()
@@ -473,6 +475,7 @@ mod tests {
             attempts: Some(1),
             message: None,
             build_id: None,
+            step: None,
         }
     }
 
@@ -568,6 +571,7 @@ mod tests {
                 start_time: Some(t(11, 0, 1)),
                 attempt: Some(1),
                 job_name: Some("job-c".into()),
+                step: None,
             }],
             "a running run says which attempt and Job it is at"
         );
@@ -860,6 +864,7 @@ mod tests {
                 start_time: None,
                 attempt: None,
                 job_name: None,
+                step: None,
             }],
             ..Default::default()
         };

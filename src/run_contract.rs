@@ -138,6 +138,66 @@ impl RunInput {
     }
 }
 
+/// What a run returns when it completed (and, in a multi-step run that failed, the details of
+/// its failure: the steps that ended, which a retry takes over).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct RunOutcome {
+    /// The last Job (of the last step), and its attempts.
+    pub job_name: String,
+    pub attempts: u32,
+    /// In a multi-step run: each step's Job and attempts, in the order they finished.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<StepOutcome>,
+}
+
+/// How one step of a multi-step run ended.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct StepOutcome {
+    pub name: String,
+    pub job_name: String,
+    pub attempts: u32,
+    /// Taken over from the retried run, not run again.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reused: bool,
+    /// What the step's container left in its termination message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<serde_json::Value>,
+    /// A fan-out step: how its items ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub items: Option<ItemsOutcome>,
+}
+
+/// How a fan-out step's items ended: every failed one named.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ItemsOutcome {
+    pub total: u32,
+    pub succeeded: u32,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failed: Vec<ItemFailure>,
+    /// Items never started (the step stopped at a failed item), by index.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_started: Vec<u32>,
+    /// Of the succeeded: taken over from the retried run.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub reused: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// One item that failed, after its retries.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ItemFailure {
+    pub index: u32,
+    pub item: serde_json::Value,
+    pub message: String,
+}
+
 /// Whole-Job retries as the run carries them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

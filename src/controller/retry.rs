@@ -4,8 +4,8 @@
 //! items of a fan-out that succeeded; what failed or never ran runs.
 
 use crate::api::RunResult;
+use crate::run_contract::RunOutcome;
 use crate::run_contract::{Reuse, ReusedStep};
-use crate::runner::workflow::RunOutcome;
 use crate::temporal::retries::EndedRun;
 
 /// Why a run cannot be retried: the message for the request's record.

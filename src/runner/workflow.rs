@@ -5,7 +5,6 @@
 use std::time::Duration;
 
 use chrono::DateTime;
-use serde::{Deserialize, Serialize};
 use temporalio_common::RetryPolicy;
 use temporalio_common::search_attributes::{SearchAttributeKey, Timestamp};
 use temporalio_macros::{workflow, workflow_methods};
@@ -34,64 +33,7 @@ pub struct RunnerTimeouts {
 /// Process-wide runner setting, fixed at start (workflow code reads it when scheduling activities).
 static HEARTBEAT_MS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(30_000);
 
-/// What a successful run returns.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
-pub struct RunOutcome {
-    /// The last Job (of the last step), and its attempts.
-    pub job_name: String,
-    pub attempts: u32,
-    /// In a multi-step run: each step's Job and attempts, in the order they finished.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub steps: Vec<StepOutcome>,
-}
-
-/// How one step of a multi-step run ended.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
-pub struct StepOutcome {
-    pub name: String,
-    pub job_name: String,
-    pub attempts: u32,
-    /// Taken over from the retried run, not run again.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub reused: bool,
-    /// What the step's container left in its termination message.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub result: Option<serde_json::Value>,
-    /// A fan-out step: how its items ended.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub items: Option<ItemsOutcome>,
-}
-
-/// How a fan-out step's items ended: every failed one named.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
-pub struct ItemsOutcome {
-    pub total: u32,
-    pub succeeded: u32,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub failed: Vec<ItemFailure>,
-    /// Items never started (the step stopped at a failed item), by index.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub not_started: Vec<u32>,
-    /// Of the succeeded: taken over from the retried run.
-    #[serde(default, skip_serializing_if = "is_zero")]
-    pub reused: u32,
-}
-
-fn is_zero(n: &u32) -> bool {
-    *n == 0
-}
-
-/// One item that failed, after its retries.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
-pub struct ItemFailure {
-    pub index: u32,
-    pub item: serde_json::Value,
-    pub message: String,
-}
+pub use crate::run_contract::{ItemFailure, ItemsOutcome, RunOutcome, StepOutcome};
 
 #[workflow]
 #[derive(Default)]

@@ -13,9 +13,7 @@ use temporalio_common::protos::temporal::api::{
     failure::v1::failure::FailureInfo,
     history::v1::history_event::Attributes,
     taskqueue::v1::TaskQueue,
-    workflowservice::v1::{
-        DescribeWorkflowExecutionRequest, GetWorkflowExecutionHistoryRequest, StartWorkflowExecutionRequest,
-    },
+    workflowservice::v1::{GetWorkflowExecutionHistoryRequest, StartWorkflowExecutionRequest},
 };
 
 use super::TemporalError;
@@ -66,23 +64,7 @@ pub trait Retries {
 impl Retries for SdkSchedules {
     async fn ended_run(&self, namespace: &str, workflow_id: &str) -> Result<Option<EndedRun>, TemporalError> {
         let described = self
-            .rpc(namespace, "describe_run", Some(None), |mut c| {
-                let req = DescribeWorkflowExecutionRequest {
-                    namespace: c.namespace(),
-                    execution: Some(WorkflowExecution {
-                        workflow_id: workflow_id.to_string(),
-                        run_id: String::new(),
-                    }),
-                };
-                async move {
-                    let info = WorkflowService::describe_workflow_execution(&mut c, req.into_request())
-                        .await?
-                        .into_inner()
-                        .workflow_execution_info
-                        .unwrap_or_default();
-                    Ok(Some(info))
-                }
-            })
+            .describe_execution(namespace, "describe_run", workflow_id)
             .await?;
         let Some(info) = described else {
             return Ok(None);

@@ -96,6 +96,36 @@ impl SdkSchedules {
         r
     }
 
+    /// The latest run of workflow `workflow_id` as Temporal describes it; `Ok(None)` when
+    /// there is none.
+    pub(super) async fn describe_execution(
+        &self,
+        namespace: &str,
+        operation: &'static str,
+        workflow_id: &str,
+    ) -> Result<
+        Option<temporalio_common::protos::temporal::api::workflow::v1::WorkflowExecutionInfo>,
+        TemporalError,
+    > {
+        self.rpc(namespace, operation, Some(None), |mut c| {
+            let req = temporalio_common::protos::temporal::api::workflowservice::v1::DescribeWorkflowExecutionRequest {
+                namespace: c.namespace(),
+                execution: Some(WorkflowExecution {
+                    workflow_id: workflow_id.to_string(),
+                    run_id: String::new(),
+                }),
+            };
+            async move {
+                let info = WorkflowService::describe_workflow_execution(&mut c, req.into_request())
+                    .await?
+                    .into_inner()
+                    .workflow_execution_info;
+                Ok(Some(info.unwrap_or_default()))
+            }
+        })
+        .await
+    }
+
     pub(super) fn observe<T>(&self, operation: &'static str, r: &Result<T, TemporalError>) {
         if let Some(o) = &self.observer {
             o.observe(operation, r.is_ok());

@@ -8,15 +8,15 @@ use std::future::Future;
 use chrono::{DateTime, Utc};
 use temporalio_client::{NamespacedClient, grpc::WorkflowService, tonic::IntoRequest};
 use temporalio_common::protos::temporal::api::{
-    common::v1::{WorkflowExecution, WorkflowType},
+    common::v1::WorkflowType,
     deployment::v1::{WorkerDeploymentInfo, WorkerDeploymentVersion},
     enums::v1::{VersionDrainageStatus, WorkflowExecutionStatus},
     taskqueue::v1::TaskQueue,
     workflow::v1::{VersioningOverride, versioning_override},
     workflowservice::v1::{
         DeleteWorkerDeploymentRequest, DeleteWorkerDeploymentVersionRequest, DescribeWorkerDeploymentRequest,
-        DescribeWorkflowExecutionRequest, SetWorkerDeploymentCurrentVersionRequest,
-        SetWorkerDeploymentRampingVersionRequest, StartWorkflowExecutionRequest,
+        SetWorkerDeploymentCurrentVersionRequest, SetWorkerDeploymentRampingVersionRequest,
+        StartWorkflowExecutionRequest,
     },
 };
 
@@ -357,32 +357,19 @@ impl WorkerDeployments for SdkSchedules {
         namespace: &str,
         workflow_id: &str,
     ) -> Result<Option<GateOutcome>, TemporalError> {
-        self.rpc(namespace, "describe_gate", Some(None), |mut c| {
-            let req = DescribeWorkflowExecutionRequest {
-                namespace: c.namespace(),
-                execution: Some(WorkflowExecution {
-                    workflow_id: workflow_id.to_string(),
-                    run_id: String::new(),
-                }),
-            };
-            async move {
-                let info = WorkflowService::describe_workflow_execution(&mut c, req.into_request())
-                    .await?
-                    .into_inner()
-                    .workflow_execution_info
-                    .unwrap_or_default();
-                let status = WorkflowExecutionStatus::try_from(info.status)
-                    .unwrap_or(WorkflowExecutionStatus::Unspecified);
-                Ok(Some(match status {
-                    WorkflowExecutionStatus::Running | WorkflowExecutionStatus::Unspecified => {
-                        GateOutcome::Running
-                    }
-                    WorkflowExecutionStatus::Completed => GateOutcome::Succeeded,
-                    other => GateOutcome::Failed(other.as_str_name().to_string()),
-                }))
-            }
-        })
-        .await
+        let Some(info) = self
+            .describe_execution(namespace, "describe_gate", workflow_id)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let status =
+            WorkflowExecutionStatus::try_from(info.status).unwrap_or(WorkflowExecutionStatus::Unspecified);
+        Ok(Some(match status {
+            WorkflowExecutionStatus::Running | WorkflowExecutionStatus::Unspecified => GateOutcome::Running,
+            WorkflowExecutionStatus::Completed => GateOutcome::Succeeded,
+            other => GateOutcome::Failed(other.as_str_name().to_string()),
+        }))
     }
 
     async fn delete_deployment(&self, namespace: &str, name: &str) -> Result<(), TemporalError> {

@@ -187,21 +187,8 @@ async fn a_job_that_fails_twice_then_succeeds_takes_three_attempts_and_replays_d
     );
 
     // the recorded history replays through the workflow code
-    let client = temporal_client(&env).await?;
-    let history = client
-        .get_workflow_handle::<temporalio_common::UntypedWorkflow>(s.recent_runs[0].workflow_id.clone())
-        .fetch_history(Default::default())
-        .into_events()
-        .await?;
-    if let Ok(path) = std::env::var("DURABLEJOB_RECORD_HISTORY") {
-        // refreshes the fixture the offline replay test uses (tests/replay.rs)
-        let json =
-            serde_json::to_vec_pretty(&temporalio_common::protos::temporal::api::history::v1::History {
-                events: history.clone(),
-            })?;
-        std::fs::write(&path, json)?;
-    }
-    crate::replay::replay(history).await?;
+    let wid = &s.recent_runs[0].workflow_id;
+    crate::replay::replays_recorded(&env, wid, "DURABLEJOB_RECORD_HISTORY").await?;
     Ok(())
 }
 

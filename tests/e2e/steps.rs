@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use crate::Shared;
 use crate::env::{Env, manifest, quiet_schedule, wait_for};
-use crate::runs::{jobs_of, last_run, temporal_client, trigger, with_runner};
+use crate::runs::{jobs_of, last_run, trigger, with_runner};
 use testsupport::job_template;
 
 scenarios!(
@@ -117,21 +117,7 @@ async fn a_three_step_run_retries_only_its_failing_step_and_runs_every_other_ste
     ensure!(step_env.as_deref() == Some("load"), "{step_env:?}");
 
     // the recorded history replays through the workflow code
-    let client = temporal_client(&env).await?;
-    let history = client
-        .get_workflow_handle::<temporalio_common::UntypedWorkflow>(run.workflow_id.clone())
-        .fetch_history(Default::default())
-        .into_events()
-        .await?;
-    if let Ok(path) = std::env::var("DURABLEJOB_RECORD_STEPS_HISTORY") {
-        // refreshes the fixture the offline replay test uses (tests/replay.rs)
-        let json =
-            serde_json::to_vec_pretty(&temporalio_common::protos::temporal::api::history::v1::History {
-                events: history.clone(),
-            })?;
-        std::fs::write(&path, json)?;
-    }
-    crate::replay::replay(history).await?;
+    crate::replay::replays_recorded(&env, &run.workflow_id, "DURABLEJOB_RECORD_STEPS_HISTORY").await?;
     Ok(())
 }
 
@@ -262,12 +248,8 @@ async fn a_fan_out_over_fifty_listed_items_goes_on_past_four_failures_and_names_
         "{item_env:?}"
     );
     // the run's result in Temporal names every failed item
-    let client = temporal_client(&env).await?;
-    let history = client
-        .get_workflow_handle::<temporalio_common::UntypedWorkflow>(s.recent_runs[0].workflow_id.clone())
-        .fetch_history(Default::default())
-        .into_events()
-        .await?;
+    let wid = &s.recent_runs[0].workflow_id;
+    let history = crate::replay::replays_recorded(&env, wid, "DURABLEJOB_RECORD_FAN_OUT_HISTORY").await?;
     let completed = history.iter().rev().find_map(|e| match &e.attributes {
         Some(temporalio_common::protos::temporal::api::history::v1::history_event::Attributes::WorkflowExecutionCompletedEventAttributes(a)) => a.result.clone(),
         _ => None,
@@ -287,7 +269,6 @@ async fn a_fan_out_over_fifty_listed_items_goes_on_past_four_failures_and_names_
         .collect();
     ensure!(failed == [3, 17, 22, 41], "{failed:?}");
     ensure!(result["steps"][1]["items"]["succeeded"] == 46, "{result}");
-    crate::replay::replay(history).await?;
 
     // the items' bug fixed, `retry` runs the four failed items only: list and report, and the
     // 46 items that succeeded, are taken over

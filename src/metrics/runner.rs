@@ -30,6 +30,15 @@ pub struct ResultLabel {
     pub result: String,
 }
 
+/// A multi-step run's step: the DurableJob, the step's name and how its Job ended.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StepLabel {
+    pub namespace: String,
+    pub name: String,
+    pub step: String,
+    pub result: String,
+}
+
 type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;
 
 fn duration_buckets() -> Histogram {
@@ -67,6 +76,8 @@ pub struct RunnerMetrics {
     start_delay: Histograms<JobLabel>,
     job_creations: Family<JobLabel, Counter>,
     refused: Family<RefusedLabel, Counter>,
+    step_jobs: Family<StepLabel, Counter>,
+    step_job_duration: Histograms<StepLabel>,
 }
 
 impl RunnerMetrics {
@@ -77,6 +88,8 @@ impl RunnerMetrics {
             start_delay: Family::new_with_constructor(delay_buckets),
             job_creations: Family::default(),
             refused: Family::default(),
+            step_jobs: Family::default(),
+            step_job_duration: Family::new_with_constructor(duration_buckets),
         };
         let r = registry.sub_registry_with_prefix("durablejob");
         r.register("runs", "Runs that ended, by result", m.runs.clone());
@@ -100,7 +113,38 @@ impl RunnerMetrics {
             "Activities refused before touching Kubernetes: not a run started by the named DurableJob's own schedule, or an input that is not its own (by Temporal namespace polled)",
             m.refused.clone(),
         );
+        r.register(
+            "step_jobs",
+            "Jobs of multi-step runs' steps that ended, by step and result (each attempt, and each item of a fan-out, counts)",
+            m.step_jobs.clone(),
+        );
+        r.register(
+            "step_job_duration_seconds",
+            "How long a step's Job ran, from its creation (or adoption) to its end, by step and result",
+            m.step_job_duration.clone(),
+        );
         Arc::new(m)
+    }
+
+    /// A step's Job ended (one attempt of the step, or of one of its items).
+    pub fn step_job_ended(
+        &self,
+        namespace: &str,
+        name: &str,
+        step: &str,
+        end: RunEnd,
+        took: std::time::Duration,
+    ) {
+        let label = StepLabel {
+            namespace: namespace.into(),
+            name: name.into(),
+            step: step.into(),
+            result: end.as_str().into(),
+        };
+        self.step_jobs.get_or_create(&label).inc();
+        self.step_job_duration
+            .get_or_create(&label)
+            .observe(took.as_secs_f64());
     }
 
     /// A Job was created for `attempt`; `delay` is from the scheduled time (first attempts only).
@@ -153,6 +197,8 @@ mod tests {
         m.job_created("ns", "nightly", 2, Duration::from_secs(60));
         m.run_ended("ns", "nightly", RunEnd::Failed, Duration::from_secs(70));
         m.refused("jobs");
+        m.step_job_ended("ns", "etl", "load", RunEnd::Succeeded, Duration::from_secs(4));
+        m.step_job_ended("ns", "etl", "load", RunEnd::Failed, Duration::from_secs(2));
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
         for line in [
@@ -162,6 +208,9 @@ mod tests {
             "durablejob_runs_total{namespace=\"ns\",name=\"nightly\",result=\"Failed\"} 1",
             "durablejob_run_duration_seconds_sum{namespace=\"ns\",name=\"nightly\",result=\"Failed\"} 70.0",
             "durablejob_runs_refused_total{temporal_namespace=\"jobs\"} 1",
+            "durablejob_step_jobs_total{namespace=\"ns\",name=\"etl\",step=\"load\",result=\"Succeeded\"} 1",
+            "durablejob_step_jobs_total{namespace=\"ns\",name=\"etl\",step=\"load\",result=\"Failed\"} 1",
+            "durablejob_step_job_duration_seconds_sum{namespace=\"ns\",name=\"etl\",step=\"load\",result=\"Succeeded\"} 4.0",
         ] {
             assert!(text.contains(line), "missing {line:?} in\n{text}");
         }

@@ -129,6 +129,15 @@ impl JobActivities {
         self.run_ended(input, slot, end);
     }
 
+    /// Records the end of a step's Job (the metric per step), when the attempt is a step's.
+    fn step_ended(&self, input: &AttemptInput, end: RunEnd, took: Duration) {
+        if let Some(step) = &input.step {
+            let run = &input.run;
+            self.metrics
+                .step_job_ended(&run.namespace, &run.name, step, end, took);
+        }
+    }
+
     fn run_ended(&self, input: &AttemptInput, slot: DateTime<chrono::Utc>, end: RunEnd) {
         let took = (chrono::Utc::now() - slot).to_std().unwrap_or_default();
         self.metrics
@@ -408,6 +417,7 @@ impl JobActivities {
         loop {
             if ctx.is_cancelled() {
                 delete(jobs, name).await;
+                self.step_ended(input, RunEnd::Canceled, since.elapsed());
                 self.run_ended(input, slot, RunEnd::Canceled);
                 return Err(ActivityError::cancelled());
             }
@@ -437,6 +447,7 @@ impl JobActivities {
                         _ => None,
                     };
                     self.attempt_ended(input, slot, None);
+                    self.step_ended(input, RunEnd::Succeeded, since.elapsed());
                     return Ok(JobDone {
                         job_name: name.to_string(),
                         result,
@@ -449,6 +460,7 @@ impl JobActivities {
                         failure::JOB_FAILED
                     };
                     self.attempt_ended(input, slot, Some(type_name));
+                    self.step_ended(input, RunEnd::Failed, since.elapsed());
                     return Err(fail(type_name, format!("Job {name} failed: {message}")));
                 }
                 JobState::Running => {}

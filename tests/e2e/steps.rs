@@ -116,6 +116,16 @@ async fn a_three_step_run_retries_only_its_failing_step_and_runs_every_other_ste
         .and_then(|e| e.value.clone());
     ensure!(step_env.as_deref() == Some("load"), "{step_env:?}");
 
+    // the runner counts each step's Jobs by result
+    let metrics = crate::operator::scrape(runner.metrics_port).await;
+    for line in [
+        r#"durablejob_step_jobs_total{namespace="e2e-steps",name="etl",step="transform",result="Failed"} 2"#,
+        r#"durablejob_step_jobs_total{namespace="e2e-steps",name="etl",step="transform",result="Succeeded"} 1"#,
+        r#"durablejob_step_jobs_total{namespace="e2e-steps",name="etl",step="load",result="Succeeded"} 1"#,
+    ] {
+        ensure!(metrics.contains(line), "missing {line} in the runner's metrics");
+    }
+
     // the recorded history replays through the workflow code
     crate::replay::replays_recorded(&env, &run.workflow_id, "DURABLEJOB_RECORD_STEPS_HISTORY").await?;
     Ok(())

@@ -31,6 +31,8 @@ mod common;
 #[allow(dead_code)]
 #[path = "../tests/e2e/operator.rs"]
 mod operator;
+#[path = "common/processes.rs"]
+mod processes;
 #[allow(dead_code)]
 #[path = "../tests/e2e/procs.rs"]
 mod procs;
@@ -45,7 +47,7 @@ use std::{
 };
 
 use chrono::{DateTime, Utc};
-use common::{env_or, rss_kib, rss_peak_kib};
+use common::{cpu_seconds, env_or, percentile, rss_kib, rss_peak_kib};
 use durablejob::api::DurableJob;
 use futures::StreamExt;
 use k8s_openapi::api::batch::v1::{CronJob, Job};
@@ -113,13 +115,6 @@ fn watch_jobs(
     (jobs, task)
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
-
 /// The first whole minute at least `lead` from now.
 fn next_minute(lead: Duration) -> DateTime<Utc> {
     let t = Utc::now() + chrono::Duration::from_std(lead).expect("lead");
@@ -171,18 +166,6 @@ fn report_slots(side: &str, n: usize, first: DateTime<Utc>, slots: usize, jobs: 
         );
     }
     total
-}
-
-fn cpu_seconds(pid: u32) -> f64 {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return f64::NAN;
-    };
-    let Some(close) = stat.rfind(')') else {
-        return f64::NAN;
-    };
-    let fields: Vec<&str> = stat[close + 2..].split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    (ticks(11) + ticks(12)) / 100.0
 }
 
 /// One run as Temporal's visibility store lists it.
@@ -302,13 +285,20 @@ async fn run(
         let _ = std::fs::remove_dir_all(&dir);
         return Ok(());
     }
-    let operator = spawn(
+    let operator = processes::spawn(
         &["operator", "--watch-namespaces", "fire"],
         cluster,
         &address,
+        "fire",
         &dir,
     )?;
-    let runner = spawn(&["runner", "--sdk-metrics-addr", "off"], cluster, &address, &dir)?;
+    let runner = processes::spawn(
+        &["runner", "--sdk-metrics-addr", "off"],
+        cluster,
+        &address,
+        "fire",
+        &dir,
+    )?;
     let runner_pid = runner.pid();
     let djs: Api<DurableJob> = Api::namespaced(client.clone(), "fire");
     let (dj_jobs, dj_watch) = watch_jobs(&client, "fire", "durablejob.dev/scheduled-time");
@@ -532,28 +522,6 @@ impl Sides {
             Ok(other) => anyhow::bail!("BENCH_SIDES={other:?}: use both, cronjob or durablejob"),
         }
     }
-}
-
-/// `durablejob ROLE ARGS` as a separate process against the bench's cluster and Temporal
-/// namespace `fire`, logging to `DIR/ROLE.log`.
-fn spawn(
-    args: &[&str],
-    cluster: &testsupport::PrivateCluster,
-    address: &str,
-    dir: &std::path::Path,
-) -> anyhow::Result<procs::Guarded> {
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_durablejob"));
-    cmd.args(args)
-        .args(["--log-format", "json"])
-        .arg("--metrics-addr")
-        .arg(format!("127.0.0.1:{}", procs::free_port()))
-        .arg("--health-addr")
-        .arg(format!("127.0.0.1:{}", procs::free_port()))
-        .env("KUBECONFIG", &cluster.kubeconfig)
-        .env("TEMPORAL_ADDRESS", address)
-        .env("TEMPORAL_NAMESPACE", "fire")
-        .env("RUST_LOG", "warn");
-    Ok(procs::Guarded::spawn(cmd, &dir.join(format!("{}.log", args[0])))?)
 }
 
 /// From the first measured slot to the slot after the last one (runs of later slots do not count).

@@ -293,6 +293,14 @@ mod tests {
             panic!("a cancel");
         };
         assert_eq!((c.run.as_deref(), c.terminate), (Some("w-1"), true));
+        let Ok(Command::Retry(r)) = parse(&["retry", "r", "--run", "w-1", "-n", "apps", "--wait"]) else {
+            panic!("a retry");
+        };
+        assert_eq!(
+            (r.run.as_str(), r.target.namespace.as_deref(), r.wait.wait),
+            ("w-1", Some("apps"), true)
+        );
+        assert!(parse(&["retry", "r"]).is_err(), "retry needs --run");
         assert!(
             matches!(parse(&["resume", "r", "--wait", "--timeout", "2m"]), Ok(Command::Resume(r)) if r.wait.timeout.as_secs() == 120)
         );

@@ -465,7 +465,9 @@ impl JobActivities {
                 }
                 JobState::Running => {}
             }
-            if let Some(reporter) = &self.progress {
+            // an item's progress is not signalled: a fan-out of 1,000 would put thousands of
+            // signals in the run's history (the status query counts the items)
+            if let Some(reporter) = self.progress.as_ref().filter(|_| input.item.is_none()) {
                 let reading = super::progress::reading(&current, chrono::Utc::now());
                 if super::progress::worth_reporting(reported.as_ref(), &reading) {
                     reporter.report(ctx, &reading).await;

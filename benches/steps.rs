@@ -96,6 +96,15 @@ fn watch_jobs(client: &kube::Client) -> (Jobs, tokio::task::JoinHandle<()>) {
     (jobs, task)
 }
 
+/// What the watch saw of the Jobs of run `workflow_id`.
+fn jobs_of_run(jobs: &Jobs, workflow_id: &str) -> Vec<Seen> {
+    let jobs = jobs.lock().expect("jobs");
+    jobs.values()
+        .filter(|s| s.workflow_id == workflow_id)
+        .cloned()
+        .collect()
+}
+
 fn secs(d: chrono::TimeDelta) -> f64 {
     d.num_milliseconds() as f64 / 1000.0
 }
@@ -281,13 +290,7 @@ async fn run() -> anyhow::Result<()> {
     for _ in 0..runs {
         let (id, sent) = trigger_and_wait(&address, "chain", Duration::from_secs(120)).await?;
         tokio::time::sleep(Duration::from_millis(500)).await;
-        let mut of_run: Vec<Seen> = jobs
-            .lock()
-            .expect("jobs")
-            .values()
-            .filter(|s| s.workflow_id == id)
-            .cloned()
-            .collect();
+        let mut of_run = jobs_of_run(&jobs, &id);
         of_run.sort_by_key(|s| s.step.clone());
         anyhow::ensure!(of_run.len() == steps, "{} Jobs for {steps} steps", of_run.len());
         first_job.push(secs(of_run[0].created - sent));
@@ -317,13 +320,7 @@ async fn run() -> anyhow::Result<()> {
     let runner_cpu = cpu_seconds(runner.pid()) - cpu_before;
     tokio::time::sleep(Duration::from_millis(500)).await;
     watch.abort();
-    let seen: Vec<Seen> = jobs
-        .lock()
-        .expect("jobs")
-        .values()
-        .filter(|s| s.workflow_id == id)
-        .cloned()
-        .collect();
+    let seen = jobs_of_run(&jobs, &id);
     let ideal = (items * item_secs) as f64 / parallelism as f64;
     let span = match (
         seen.iter().map(|s| s.created).min(),

@@ -225,6 +225,8 @@ pub(crate) mod memo {
     pub(crate) const STEP: &str = "durablejob.dev/step";
     /// A retry: the workflow id of the run it retries.
     pub(crate) const RETRY_OF: &str = "durablejob.dev/retry-of";
+    /// A multi-step run: how far it got ([`crate::api::RunProgress`] as JSON).
+    pub(crate) const PROGRESS: &str = "durablejob.dev/progress";
 }
 
 #[cfg(test)]
@@ -284,7 +286,8 @@ mod tests {
                 memo::MESSAGE,
                 memo::FAILED_ITEMS,
                 memo::STEP,
-                memo::RETRY_OF
+                memo::RETRY_OF,
+                memo::PROGRESS
             ],
             [
                 "durablejob.dev/job-name",
@@ -292,7 +295,8 @@ mod tests {
                 "durablejob.dev/message",
                 "durablejob.dev/failed-items",
                 "durablejob.dev/step",
-                "durablejob.dev/retry-of"
+                "durablejob.dev/retry-of",
+                "durablejob.dev/progress"
             ]
         );
     }

@@ -214,6 +214,55 @@ pub struct RecentRun {
     /// The worker version the run started on (versioned user workers).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub build_id: Option<String>,
+    /// A multi-step run: how far its steps and its last fan-out got.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<RunProgress>,
+}
+
+/// How far a multi-step run got, as the built-in runner last wrote it to the run's memo
+/// (`durablejob.dev/progress`): when a step starts and ends, and at most every 5 seconds while
+/// a fan-out's items end.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct RunProgress {
+    pub steps_done: i32,
+    pub steps_total: i32,
+    /// The steps running now.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub running: Vec<String>,
+    /// The fan-out running now, or the last one that ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub items: Option<ItemProgress>,
+}
+
+/// A fan-out step's items: how many, and where they stand.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ItemProgress {
+    pub step: String,
+    pub total: i32,
+    pub succeeded: i32,
+    pub failed: i32,
+    pub running: i32,
+    /// Not started yet (or, once the step ended, never started: a failed item stopped it).
+    pub pending: i32,
+}
+
+impl RunProgress {
+    /// `2/3 steps (b running); items of fan: 20 succeeded, 2 failed, 5 running, 23 pending`.
+    pub fn summary(&self) -> String {
+        let mut s = format!("{}/{} steps", self.steps_done, self.steps_total);
+        if !self.running.is_empty() {
+            s.push_str(&format!(" ({} running)", self.running.join(", ")));
+        }
+        if let Some(i) = &self.items {
+            s.push_str(&format!(
+                "; {} items of {}: {} succeeded, {} failed, {} running, {} pending",
+                i.total, i.step, i.succeeded, i.failed, i.running, i.pending
+            ));
+        }
+        s
+    }
 }
 
 /// Outcome of a run.
@@ -247,6 +296,9 @@ pub struct RunningWorkflow {
     /// A multi-step run: the step that started last, as `name (k/n)`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub step: Option<String>,
+    /// A multi-step run: steps done of all, the steps running, and the items of its fan-out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<RunProgress>,
 }
 
 /// State of the user worker Deployment.

@@ -354,6 +354,7 @@ mod tests {
     fn cancelling_an_unknown_run_is_refused_before_anything_is_written() {
         let mut dj = DurableJob::test("report");
         dj.status.get_or_insert_with(Default::default).recent_runs = vec![RecentRun {
+            progress: None,
             workflow_id: "w-1".into(),
             run_id: "r".into(),
             scheduled_time: chrono::Utc::now(),

@@ -116,8 +116,10 @@ fn request_line(r: &RequestRecord) -> String {
 /// One run in flight: its workflow, attempt, Job, age and link.
 fn running_line(w: &RunningWorkflow, ui: &str, namespace: &str, now: DateTime<Utc>) -> String {
     let mut details = vec![];
-    if let Some(step) = &w.step {
-        details.push(format!("step {step}"));
+    match (&w.progress, &w.step) {
+        (Some(p), _) => details.push(p.summary()),
+        (None, Some(step)) => details.push(format!("step {step}")),
+        (None, None) => {}
     }
     if let Some(a) = w.attempt {
         details.push(format!("attempt {a}"));
@@ -318,7 +320,7 @@ mod tests {
         s.temporal_namespace = Some("default".into());
         s.schedule = Some("0 9 * * 1-5 (UTC)".into());
         s.recent_runs = vec![
-            RecentRun {
+            RecentRun { progress: None,
                 workflow_id: "durablejob:default/report-2026-12-01T09:00:00Z".into(),
                 run_id: "r2".into(),
                 scheduled_time: t(9, 0),
@@ -330,7 +332,7 @@ mod tests {
                 message: None,
                 build_id: None,
             },
-            RecentRun {
+            RecentRun { progress: None,
                 workflow_id: "durablejob:default/report-2026-11-30T09:00:00Z".into(),
                 run_id: "r1".into(),
                 scheduled_time: t(9, 0) - chrono::TimeDelta::days(1),
@@ -344,6 +346,7 @@ mod tests {
             },
         ];
         s.running_workflows = vec![RunningWorkflow {
+            progress: None,
             workflow_id: "durablejob:default/report-2026-12-01T09:00:00Z".into(),
             run_id: "r2".into(),
             start_time: Some(t(9, 0)),
@@ -426,6 +429,29 @@ mod tests {
             assert!(text.contains(expected), "missing {expected:?} in\n{text}");
         }
         assert!(!text.contains("Worker:"), "no worker, no worker lines");
+    }
+
+    #[test]
+    fn status_shows_a_multi_step_runs_progress_and_its_fan_outs_items() {
+        use crate::api::{ItemProgress, RunProgress};
+        let mut dj = dj();
+        let running = &mut dj.status.as_mut().unwrap().running_workflows[0];
+        running.progress = Some(RunProgress {
+            steps_done: 1,
+            steps_total: 3,
+            running: vec!["migrate".into()],
+            items: Some(ItemProgress {
+                step: "migrate".into(),
+                total: 50,
+                succeeded: 20,
+                failed: 2,
+                running: 5,
+                pending: 23,
+            }),
+        });
+        let text = status(&dj, "http://ui", t(9, 5));
+        let expected = "(1/3 steps (migrate running); 50 items of migrate: 20 succeeded, 2 failed, 5 running, 23 pending, attempt 1";
+        assert!(text.contains(expected), "missing {expected:?} in\n{text}");
     }
 
     #[test]

@@ -999,6 +999,7 @@ mod tests {
     fn the_evidence_is_the_targets_failed_runs_since_it_got_runs() {
         use crate::api::{RecentRun, RunResult};
         let run = |b: &str, minutes_ago: i64, result| RecentRun {
+            progress: None,
             workflow_id: format!("w-{b}-{minutes_ago}"),
             run_id: "r".into(),
             scheduled_time: now() - TimeDelta::minutes(minutes_ago),

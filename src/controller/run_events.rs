@@ -106,6 +106,7 @@ mod tests {
 
     fn record(id: &str, hour: u32, result: RunResult) -> RunRecord {
         RunRecord {
+            progress: None,
             run: RunRef {
                 workflow_id: format!("wf-{id}"),
                 run_id: id.into(),
@@ -131,6 +132,7 @@ mod tests {
             recent_runs: runs
                 .iter()
                 .map(|(id, hour, result)| RecentRun {
+                    progress: None,
                     workflow_id: format!("wf-{id}"),
                     run_id: id.to_string(),
                     scheduled_time: t(*hour),

@@ -147,6 +147,7 @@ mod tests {
 
     fn recorded(id: &str, minute: i64, result: RunResult) -> RecentRun {
         RecentRun {
+            progress: None,
             workflow_id: format!("wf-{id}"),
             run_id: id.into(),
             scheduled_time: t(minute),

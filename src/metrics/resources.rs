@@ -307,6 +307,7 @@ mod tests {
             last_successful_time: Some(t("2026-11-30T02:00:00Z")),
             last_failure_time: Some(t("2026-12-01T02:00:05Z")),
             running_workflows: vec![RunningWorkflow {
+                progress: None,
                 workflow_id: "w".into(),
                 run_id: "r".into(),
                 start_time: None,

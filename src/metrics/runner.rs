@@ -53,9 +53,11 @@ fn delay_buckets() -> Histogram {
 }
 
 /// How a run ended, as `recentRuns[].result` says it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum RunEnd {
     Succeeded,
+    /// A multi-step run that completed though items of a fan-out failed.
+    PartiallyFailed,
     Failed,
     Canceled,
 }
@@ -64,6 +66,7 @@ impl RunEnd {
     fn as_str(self) -> &'static str {
         match self {
             Self::Succeeded => "Succeeded",
+            Self::PartiallyFailed => "PartiallyFailed",
             Self::Failed => "Failed",
             Self::Canceled => "Canceled",
         }

@@ -40,9 +40,6 @@ pub struct AttemptInput {
     /// The step this attempt runs, in a multi-step run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub step: Option<String>,
-    /// The step is the run's last: its success ends the run.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub last_step: bool,
     /// The results of the run's earlier steps, by step name (their Jobs see them as env).
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub results: std::collections::BTreeMap<String, serde_json::Value>,
@@ -67,11 +64,6 @@ impl AttemptInput {
             Some(name) => self.run.steps.iter().find(|s| &s.name == name)?.retry.as_ref(),
             None => self.run.retry.as_ref(),
         }
-    }
-
-    /// Whether the attempt's success ends the run.
-    fn ends_run(&self) -> bool {
-        self.step.is_none() || (self.last_step && self.item.is_none())
     }
 
     /// The step and item part of its Job names.
@@ -100,6 +92,10 @@ pub struct CleanupInput {
     pub uid: String,
     pub successful_runs_history_limit: i32,
     pub failed_runs_history_limit: i32,
+    /// A multi-step run's end and slot, for the runner's run metrics (its steps' attempts and
+    /// items do not count the run: a fan-out's failed items are not the run's end).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_end: Option<(RunEnd, i64)>,
 }
 
 pub struct JobActivities {
@@ -120,9 +116,12 @@ pub struct JobActivities {
 impl JobActivities {
     /// Records the end of an attempt; it ends the run unless the workflow retries it.
     fn attempt_ended(&self, input: &AttemptInput, slot: DateTime<chrono::Utc>, failure: Option<&str>) {
+        if input.step.is_some() {
+            // a multi-step run's end is counted by its cleanup (CleanupInput::run_end)
+            return;
+        }
         let end = match failure {
-            None if input.ends_run() => RunEnd::Succeeded,
-            None => return,
+            None => RunEnd::Succeeded,
             Some(t) if super::exchange::retries_after(input.retry(), input.attempt, t) => return,
             Some(_) => RunEnd::Failed,
         };
@@ -401,12 +400,13 @@ impl JobActivities {
     }
 
     /// Follows the Job until it finishes, reporting progress as it changes; a cancelled run
-    /// deletes it.
+    /// deletes it. `by_pod`: the Job is done once its pod succeeded ([`job::done_by_its_pod`]).
     async fn follow(
         &self,
         ctx: &ActivityContext,
         jobs: &Api<Job>,
         name: &str,
+        by_pod: bool,
         input: &AttemptInput,
         slot: DateTime<chrono::Utc>,
     ) -> Result<JobDone, ActivityError> {
@@ -418,7 +418,9 @@ impl JobActivities {
             if ctx.is_cancelled() {
                 delete(jobs, name).await;
                 self.step_ended(input, RunEnd::Canceled, since.elapsed());
-                self.run_ended(input, slot, RunEnd::Canceled);
+                if input.step.is_none() {
+                    self.run_ended(input, slot, RunEnd::Canceled);
+                }
                 return Err(ActivityError::cancelled());
             }
             let current = match watched.seen() {
@@ -439,11 +441,15 @@ impl JobActivities {
                     Err(e) => return Err(classify(e, &format!("reading Job {name}"))),
                 },
             };
-            match job::state(&current) {
+            let pods = watched.pods(current.uid().as_deref().unwrap_or_default());
+            match job::state_with_pods(&current, pods.as_deref().unwrap_or_default(), by_pod) {
                 JobState::Succeeded => {
                     // a step's result; an item's is not kept (a fan-out records outcomes)
                     let result = match (&input.step, &input.item) {
-                        (Some(_), None) => self.result(&input.run.namespace, name).await?,
+                        (Some(_), None) => match &pods {
+                            Some(pods) => job::result_of(pods.iter().map(|p| p.as_ref())),
+                            None => self.result(&input.run.namespace, name).await?,
+                        },
                         _ => None,
                     };
                     self.attempt_ended(input, slot, None);
@@ -480,7 +486,8 @@ impl JobActivities {
 }
 
 impl JobActivities {
-    /// The result a step's succeeded Job left: its pods are listed once.
+    /// The result a step's succeeded Job left, when the pod watch has not listed yet: its pods
+    /// are listed once.
     async fn result(&self, namespace: &str, job: &str) -> Result<Option<serde_json::Value>, ActivityError> {
         let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(self.client.clone(), namespace);
         let selector = format!("batch.kubernetes.io/job-name={job}");
@@ -507,7 +514,8 @@ impl JobActivities {
         let desired = self.authorized_job(&ctx, &jobs, &input, slot).await?;
         let name = desired.metadata.name.clone().unwrap_or_default();
         self.create_or_adopt(&jobs, &desired, &input, slot).await?;
-        self.follow(&ctx, &jobs, &name, &input, slot).await
+        let by_pod = job::done_by_its_pod(&desired);
+        self.follow(&ctx, &jobs, &name, by_pod, &input, slot).await
     }
 
     /// Deletes finished Jobs of the run's DurableJob beyond that DurableJob's own history
@@ -548,13 +556,21 @@ impl JobActivities {
                     .any(|o| o.uid == uid && o.controller == Some(true))
             })
             .collect();
+        let pods = self.watch.pods_in(&input.namespace);
         let doomed = job::beyond_history(
             &ours,
+            &pods,
             dj.spec.successful_runs_history_limit,
             dj.spec.failed_runs_history_limit,
         );
         for name in &doomed {
             delete(&jobs, name).await;
+        }
+        // the end of the multi-step run this cleanup closes
+        if let Some((end, slot)) = input.run_end {
+            let slot = DateTime::from_timestamp(slot, 0).unwrap_or_default();
+            let took = (chrono::Utc::now() - slot).to_std().unwrap_or_default();
+            self.metrics.run_ended(&input.namespace, &input.name, end, took);
         }
         Ok(doomed)
     }

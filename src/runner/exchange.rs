@@ -79,13 +79,63 @@ pub struct RunStatus {
 }
 
 /// A fan-out step's items: how many, and how they stand.
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct ItemCounts {
+    /// The fan-out step.
+    #[serde(default)]
+    pub step: String,
     pub total: u32,
     pub succeeded: u32,
     pub failed: u32,
     pub running: u32,
+}
+
+/// The run's progress as the memo carries it (`durablejob.dev/progress`, read back into
+/// `status.runningWorkflows` and `recentRuns`), from the `status` query's view; `None` for a
+/// one-Job run.
+pub fn progress_of(status: &RunStatus) -> Option<crate::api::RunProgress> {
+    if status.steps_total == 0 {
+        return None;
+    }
+    let n = |v: u32| v as i32;
+    Some(crate::api::RunProgress {
+        steps_done: n(status.steps_done),
+        steps_total: n(status.steps_total),
+        running: status
+            .step
+            .iter()
+            .flat_map(|s| s.split(','))
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect(),
+        items: status.items.as_ref().map(|i| crate::api::ItemProgress {
+            step: i.step.clone(),
+            total: n(i.total),
+            succeeded: n(i.succeeded),
+            failed: n(i.failed),
+            running: n(i.running),
+            pending: n(i.total.saturating_sub(i.succeeded + i.failed + i.running)),
+        }),
+    })
+}
+
+/// Whether the run's progress is written to its memo now (each write is one event in its
+/// history): a step started or ended, or a fan-out began, at once; a fan-out's items as they
+/// end, at most once per `every` (written at `last.1`, now `now`).
+pub fn progress_due(
+    last: Option<&(crate::api::RunProgress, i64)>,
+    next: &crate::api::RunProgress,
+    now_ms: i64,
+    every: Duration,
+) -> bool {
+    let Some((last, at)) = last else {
+        return true;
+    };
+    let step_of = |p: &crate::api::RunProgress| p.items.as_ref().map(|i| i.step.clone());
+    let steps_moved =
+        last.steps_done != next.steps_done || last.running != next.running || step_of(last) != step_of(next);
+    last != next && (steps_moved || now_ms - at >= every.as_millis() as i64)
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -164,5 +214,73 @@ mod tests {
         let r = retry(10, &[]);
         let waits: Vec<u64> = (2..=6).map(|n| backoff(&r, n).as_secs()).collect();
         assert_eq!(waits, vec![1, 2, 4, 5, 5]);
+    }
+
+    fn status(done: u32, running: &str, items: Option<(u32, u32, u32)>) -> RunStatus {
+        RunStatus {
+            step: (!running.is_empty()).then(|| running.to_string()),
+            steps_done: done,
+            steps_total: 3,
+            items: items.map(|(succeeded, failed, running)| ItemCounts {
+                step: "migrate".into(),
+                total: 50,
+                succeeded,
+                failed,
+                running,
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn progress_names_the_running_steps_and_counts_the_pending_items() {
+        assert_eq!(progress_of(&RunStatus::default()), None, "a one-Job run has none");
+        let p = progress_of(&status(1, "migrate,report", Some((20, 2, 5)))).unwrap();
+        assert_eq!(p.running, ["migrate", "report"]);
+        assert_eq!((p.steps_done, p.steps_total), (1, 3));
+        let items = p.items.clone().unwrap();
+        assert_eq!(
+            (items.succeeded, items.failed, items.running, items.pending),
+            (20, 2, 5, 23)
+        );
+        assert_eq!(
+            p.summary(),
+            "1/3 steps (migrate, report running); 50 items of migrate: 20 succeeded, 2 failed, 5 running, 23 pending"
+        );
+    }
+
+    #[test]
+    fn progress_is_written_at_once_for_steps_and_at_most_every_interval_for_items() {
+        let every = Duration::from_secs(5);
+        let p = |done, running, items| progress_of(&status(done, running, items)).unwrap();
+        let first = p(0, "list", None);
+        assert!(progress_due(None, &first, 0, every));
+        let last = (first.clone(), 0);
+        assert!(!progress_due(Some(&last), &first, 60_000, every), "nothing new");
+        assert!(
+            progress_due(Some(&last), &p(1, "migrate", None), 100, every),
+            "a step ended and one began"
+        );
+        let fan = (p(1, "migrate", Some((0, 0, 5))), 1_000);
+        assert!(
+            progress_due(Some(&(p(1, "migrate", None), 900)), &fan.0, 1_000, every),
+            "a fan-out began"
+        );
+        assert!(!progress_due(
+            Some(&fan),
+            &p(1, "migrate", Some((3, 1, 5))),
+            5_999,
+            every
+        ));
+        assert!(progress_due(
+            Some(&fan),
+            &p(1, "migrate", Some((3, 1, 5))),
+            6_000,
+            every
+        ));
+        assert!(
+            progress_due(Some(&fan), &p(2, "report", Some((46, 4, 0))), 1_001, every),
+            "the fan-out's step ended"
+        );
     }
 }

@@ -1,11 +1,11 @@
 //! The Kubernetes Job of one attempt of one run, built and judged by pure functions.
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, sync::Arc};
 
 use chrono::{DateTime, Utc};
 use k8s_openapi::api::batch::v1::{Job, JobTemplateSpec};
-use k8s_openapi::api::core::v1::EnvVar;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use k8s_openapi::api::core::v1::{EnvVar, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
 
 use crate::run_contract::RunInput;
 use crate::util::digest::hex_sha256;
@@ -257,9 +257,11 @@ pub const MAX_RESULT: usize = 4096;
 /// A succeeded Job's result: the termination message of the first container (in spec order)
 /// of its newest succeeded pod that left one, as JSON (a message that is not JSON is a JSON
 /// string). `None` when no container left one.
-pub fn result_of(pods: &[k8s_openapi::api::core::v1::Pod]) -> Option<serde_json::Value> {
+pub fn result_of<'a>(
+    pods: impl IntoIterator<Item = &'a k8s_openapi::api::core::v1::Pod>,
+) -> Option<serde_json::Value> {
     let succeeded = pods
-        .iter()
+        .into_iter()
         .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Succeeded"))
         .max_by_key(|p| p.metadata.creation_timestamp.clone())?;
     let names: Vec<&str> = succeeded
@@ -319,6 +321,40 @@ pub fn state(job: &Job) -> JobState {
     JobState::Running
 }
 
+/// Whether a Job is done as soon as one of its pods succeeded, before the Job controller says
+/// so (it batches pod changes for a second before it marks a Job Complete): a Job of one pod
+/// (`completions` and `parallelism` unset or 1), whose one success completes it. Not with
+/// `activeDeadlineSeconds`, which the Job controller may still enforce when it gets to the
+/// succeeded pod, nor for a suspended Job.
+pub fn done_by_its_pod(desired: &Job) -> bool {
+    desired.spec.as_ref().is_some_and(|s| {
+        s.completions.unwrap_or(1) == 1
+            && s.parallelism.unwrap_or(1) == 1
+            && s.active_deadline_seconds.is_none()
+            && s.suspend != Some(true)
+    })
+}
+
+/// Where a Job stands, given its pods as well: a Job [`done_by_its_pod`] that the controller
+/// still calls running has succeeded once one of its pods did.
+pub fn state_with_pods(
+    job: &Job,
+    pods: &[std::sync::Arc<k8s_openapi::api::core::v1::Pod>],
+    by_pod: bool,
+) -> JobState {
+    match state(job) {
+        JobState::Running
+            if by_pod
+                && pods
+                    .iter()
+                    .any(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Succeeded")) =>
+        {
+            JobState::Succeeded
+        }
+        other => other,
+    }
+}
+
 /// A finished run: when its last Job finished, and its Jobs' names.
 type FinishedRun = (DateTime<Utc>, Vec<String>);
 
@@ -326,18 +362,54 @@ type FinishedRun = (DateTime<Utc>, Vec<String>);
 /// count runs: a run's Jobs (its attempts, steps and items, by the run annotations) are kept or
 /// deleted together, and a run counts as what its last finished Job did. Runs with a Job still
 /// running are left alone; a Job without the run annotations is a run of its own.
-pub fn beyond_history(jobs: &[Job], successful: i32, failed: i32) -> Vec<String> {
+///
+/// `pods` are the pods the runner's watch has (any Jobs'): a Job [`done_by_its_pod`] whose pod
+/// succeeded counts as succeeded, as the run that waited for it did, though the Job controller
+/// has not marked it Complete yet (it is then the newest, unless its pod says when it ended).
+pub fn beyond_history(jobs: &[Job], pods: &[Arc<Pod>], successful: i32, failed: i32) -> Vec<String> {
+    let pods_of = |j: &Job| -> Vec<Arc<Pod>> {
+        let uid = j.metadata.uid.as_deref();
+        pods.iter()
+            .filter(|p| {
+                p.metadata
+                    .owner_references
+                    .iter()
+                    .flatten()
+                    .any(|o| o.controller == Some(true) && Some(o.uid.as_str()) == uid)
+            })
+            .cloned()
+            .collect()
+    };
+    let state = |j: &Job| state_with_pods(j, &pods_of(j), done_by_its_pod(j));
     let finished_at = |j: &Job| -> Option<DateTime<Utc>> {
-        let s = j.status.as_ref()?;
-        let t = s.completion_time.as_ref().map(|t| t.0).or_else(|| {
-            s.conditions
-                .as_ref()?
+        let at = |t: &Time| DateTime::from_timestamp(t.0.as_second(), t.0.subsec_nanosecond().max(0) as u32);
+        let own = j.status.as_ref().and_then(|s| {
+            s.completion_time.clone().or_else(|| {
+                s.conditions
+                    .as_ref()?
+                    .iter()
+                    .filter(|c| c.status == "True")
+                    .filter_map(|c| c.last_transition_time.clone())
+                    .max()
+            })
+        });
+        if let Some(t) = own {
+            return at(&t);
+        }
+        // done by its pod: when the pod's containers ended, else the newest of all
+        (state(j) == JobState::Succeeded).then(|| {
+            pods_of(j)
                 .iter()
-                .filter(|c| c.status == "True")
-                .filter_map(|c| c.last_transition_time.as_ref().map(|t| t.0))
+                .flat_map(|p| {
+                    p.status
+                        .iter()
+                        .flat_map(|s| s.container_statuses.iter().flatten())
+                })
+                .filter_map(|c| c.state.as_ref()?.terminated.as_ref()?.finished_at.clone())
                 .max()
-        })?;
-        DateTime::from_timestamp(t.as_second(), t.subsec_nanosecond().max(0) as u32)
+                .and_then(|t| at(&t))
+                .unwrap_or(DateTime::<Utc>::MAX_UTC)
+        })
     };
     let mut runs: BTreeMap<(String, String), Vec<&Job>> = BTreeMap::new();
     for j in jobs {
@@ -480,7 +552,7 @@ mod tests {
                 2,
             ),
         ];
-        assert_eq!(result_of(&pods), Some(json!({"accounts": [7, 9]})));
+        assert_eq!(result_of(&pods[..]), Some(json!({"accounts": [7, 9]})));
         // not JSON: a string; no message: no result
         assert_eq!(
             result_of(&[pod("Succeeded", &[("main", Some("done"))], 3)]),
@@ -682,12 +754,55 @@ mod tests {
             finished("bad-2", false, 5),
             serde_json::from_value(json!({"metadata": {"name": "running"}})).unwrap(),
         ];
-        assert_eq!(beyond_history(&jobs, 2, 1), vec!["bad-1", "ok-1"]);
+        assert_eq!(beyond_history(&jobs, &[], 2, 1), vec!["bad-1", "ok-1"]);
         assert_eq!(
-            beyond_history(&jobs, 0, 0),
+            beyond_history(&jobs, &[], 0, 0),
             vec!["bad-1", "bad-2", "ok-1", "ok-2", "ok-3"]
         );
-        assert!(beyond_history(&jobs, 5, 5).is_empty());
+        assert!(beyond_history(&jobs, &[], 5, 5).is_empty());
+    }
+
+    #[test]
+    fn a_job_whose_pod_succeeded_counts_as_the_newest_succeeded_run_before_it_is_complete() {
+        let job = |name: &str, uid: &str, spec: serde_json::Value| -> Job {
+            serde_json::from_value(json!({"metadata": {"name": name, "uid": uid},
+                "spec": {"template": {"spec": {"containers": []}}, "completions": spec["completions"]},
+                "status": {"active": 1}}))
+            .unwrap()
+        };
+        let pod = |uid: &str, finished: Option<&str>| -> Arc<Pod> {
+            let terminated = finished.map(|t| json!({"exitCode": 0, "finishedAt": t}));
+            Arc::new(
+                serde_json::from_value(json!({"metadata": {"name": format!("{uid}-pod"),
+                    "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job", "name": "x", "uid": uid, "controller": true}]},
+                    "status": {"phase": "Succeeded", "containerStatuses": [{"name": "c", "image": "i", "imageID": "", "ready": false,
+                        "restartCount": 0, "state": terminated.map(|t| json!({"terminated": t}))}]}}))
+                .unwrap(),
+            )
+        };
+        let jobs = vec![
+            finished("old", true, 1),
+            job("new", "u-new", json!({})),
+            job("later", "u-later", json!({})),
+            job("many", "u-many", json!({"completions": 3})),
+        ];
+        // "new" ended at 03:05 by its pod, "later" ended by its pod at an unknown time (the newest)
+        let pods = [
+            pod("u-new", Some("2026-03-01T03:05:00Z")),
+            pod("u-later", None),
+            pod("u-many", None),
+        ];
+        assert_eq!(beyond_history(&jobs, &pods, 2, 1), vec!["old"]);
+        assert_eq!(beyond_history(&jobs, &pods, 0, 0), vec!["old", "new", "later"]);
+        assert_eq!(
+            beyond_history(&jobs, &[], 0, 0),
+            vec!["old"],
+            "without the pods they still run"
+        );
+        assert!(
+            !beyond_history(&jobs, &pods, 0, 0).contains(&"many".to_string()),
+            "a Job of more pods is done when the Job says so"
+        );
     }
 
     #[test]
@@ -719,11 +834,54 @@ mod tests {
             of_run("d-extract", true, 5, "d"),
             of_run("d-load", true, 6, "d"),
         ];
-        assert_eq!(beyond_history(&jobs, 1, 1), vec!["a-1", "a-2"]);
+        assert_eq!(beyond_history(&jobs, &[], 1, 1), vec!["a-1", "a-2"]);
         assert_eq!(
-            beyond_history(&jobs, 0, 0),
+            beyond_history(&jobs, &[], 0, 0),
             vec!["b-extract", "b-load", "a-1", "a-2", "d-extract", "d-load"]
         );
-        assert!(beyond_history(&jobs, 2, 1).is_empty());
+        assert!(beyond_history(&jobs, &[], 2, 1).is_empty());
+    }
+
+    #[test]
+    fn a_job_of_one_pod_is_done_by_its_pod_unless_a_deadline_or_more_pods_could_change_it() {
+        let with = |spec: serde_json::Value| -> Job {
+            let mut spec = spec;
+            spec["template"] = json!({"spec": {"containers": []}});
+            serde_json::from_value(json!({"spec": spec})).unwrap()
+        };
+        assert!(done_by_its_pod(&with(json!({}))));
+        assert!(done_by_its_pod(&with(
+            json!({"completions": 1, "parallelism": 1, "backoffLimit": 6})
+        )));
+        assert!(!done_by_its_pod(&with(json!({"completions": 3}))));
+        assert!(
+            !done_by_its_pod(&with(json!({"parallelism": 2}))),
+            "a work queue ends when all its pods do"
+        );
+        assert!(!done_by_its_pod(&with(json!({"activeDeadlineSeconds": 60}))));
+        assert!(!done_by_its_pod(&with(json!({"suspend": true}))));
+        assert!(!done_by_its_pod(&Job::default()));
+    }
+
+    #[test]
+    fn a_succeeded_pod_finishes_a_running_job_only_when_the_job_is_done_by_its_pod() {
+        use k8s_openapi::api::core::v1::Pod;
+        let pod = |phase: &str| -> std::sync::Arc<Pod> {
+            std::sync::Arc::new(serde_json::from_value(json!({"status": {"phase": phase}})).unwrap())
+        };
+        let running: Job = serde_json::from_value(json!({"status": {"active": 1}})).unwrap();
+        let failed: Job = serde_json::from_value(json!({"status": {"conditions": [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded"}]}})).unwrap();
+        let done = [pod("Failed"), pod("Succeeded")];
+        assert_eq!(state_with_pods(&running, &done, true), JobState::Succeeded);
+        assert_eq!(state_with_pods(&running, &done, false), JobState::Running);
+        assert_eq!(
+            state_with_pods(&running, &[pod("Running")], true),
+            JobState::Running
+        );
+        assert_eq!(state_with_pods(&running, &[], true), JobState::Running);
+        assert!(
+            matches!(state_with_pods(&failed, &done, true), JobState::Failed { .. }),
+            "the Job controller's word stands once it has spoken"
+        );
     }
 }

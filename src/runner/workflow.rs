@@ -18,6 +18,7 @@ use temporalio_sdk::{
 use super::activities::{AttemptInput, CleanupInput, ItemRef, JobActivities, JobDone};
 use super::exchange::{JobProgress, RunStatus, backoff, retries_after};
 use super::job::{self, failure};
+use crate::metrics::runner::RunEnd;
 use crate::run_contract::{RunInput, RunRetry, RunStep, memo as run_memo};
 
 /// The slot a scheduled run is for (the start time for manual triggers).
@@ -39,6 +40,37 @@ pub use crate::run_contract::{ItemFailure, ItemsOutcome, RunOutcome, StepOutcome
 #[derive(Default)]
 pub struct DurableJobRun {
     status: RunStatus,
+    /// The progress last written to the memo, and when (workflow time, ms); `None` until then.
+    published: Option<(crate::api::RunProgress, i64)>,
+    /// Whether this run writes its progress to the memo (runs started before it did, replayed,
+    /// do not: the patch marker tells them apart).
+    writes_progress: bool,
+}
+
+/// The patch that added the progress memo to multi-step runs.
+const PROGRESS_PATCH: &str = "durablejob.progress-memo";
+
+/// A fan-out's items rewrite the progress memo at most this often.
+const PROGRESS_EVERY: Duration = Duration::from_secs(5);
+
+/// Writes the run's progress to its memo when [`super::exchange::progress_due`] says so.
+fn publish_progress(ctx: &WorkflowContext<DurableJobRun>) -> Result<(), WorkflowTermination> {
+    let now = ctx
+        .workflow_time()
+        .map(|t| DateTime::<chrono::Utc>::from(t).timestamp_millis())
+        .unwrap_or(0);
+    let next = ctx.state(|s| {
+        let p = super::exchange::progress_of(&s.status)?;
+        let due =
+            s.writes_progress && super::exchange::progress_due(s.published.as_ref(), &p, now, PROGRESS_EVERY);
+        due.then_some(p)
+    });
+    if let Some(p) = next {
+        let value = serde_json::to_value(&p).unwrap_or_default();
+        ctx.upsert_memo([(run_memo::PROGRESS, Some(MemoValue::new(value)))])?;
+        ctx.state_mut(|s| s.published = Some((p, now)));
+    }
+    Ok(())
 }
 
 /// The activity retry policy for infrastructure errors (API server unavailable, timeouts):
@@ -78,8 +110,6 @@ struct Attempts<'a> {
     item: Option<ItemRef>,
     /// The results of the steps before.
     results: std::collections::BTreeMap<String, serde_json::Value>,
-    /// The step is the run's last.
-    last: bool,
     slot: i64,
     heartbeat: Duration,
     workflow_id: &'a str,
@@ -155,7 +185,6 @@ impl DurableJobRun {
             step: None,
             item: None,
             results: Default::default(),
-            last: true,
             slot,
             heartbeat,
             workflow_id,
@@ -170,14 +199,14 @@ impl DurableJobRun {
         }
         match run_job(ctx, &one).await {
             Ok((done, n)) => {
-                cleanup(ctx, &input).await;
+                cleanup(ctx, &input, None).await;
                 Ok(RunOutcome {
                     job_name: done.job_name,
                     attempts: n,
                     steps: vec![],
                 })
             }
-            Err(ended) => end_run(ctx, &input, ended, None).await,
+            Err(ended) => end_run(ctx, &input, ended, None, None).await,
         }
     }
 }
@@ -197,15 +226,12 @@ async fn run_steps<'a>(
     let steps = &input.steps;
     let total = steps.len() as u32;
     let waits_for = waits_for(steps);
-    // the step whose success the runner's metrics count as the run's: the last one listed that
-    // no other step waits for
-    let final_step = (0..steps.len())
-        .rev()
-        .find(|i| !waits_for.iter().any(|w| w.contains(&steps[*i].name)));
     let mut outcomes: Vec<StepOutcome> = Vec::new();
     let mut started = vec![false; steps.len()];
     let mut failure: Option<Ended> = None;
     let mut running: Vec<LocalBoxFuture<'_, (usize, Result<StepOutcome, Ended>)>> = Vec::new();
+    let writes_progress = ctx.patched(PROGRESS_PATCH);
+    ctx.state_mut(|s| s.writes_progress = writes_progress);
     loop {
         for (i, step) in steps.iter().enumerate() {
             let ready = waits_for[i].iter().all(|d| outcomes.iter().any(|o| &o.name == d));
@@ -223,7 +249,6 @@ async fn run_steps<'a>(
                 .collect();
             let a = Attempts {
                 step: Some(step),
-                last: final_step == Some(i),
                 results,
                 ..base.clone()
             };
@@ -242,6 +267,7 @@ async fn run_steps<'a>(
             s.status.steps_done = done;
             s.status.steps_total = total;
         });
+        publish_progress(ctx)?;
         if running.is_empty() {
             break;
         }
@@ -278,10 +304,13 @@ async fn run_steps<'a>(
             attempts: 0,
             steps: outcomes,
         };
-        return end_run(ctx, input, ended, Some(so_far)).await;
+        return end_run(ctx, input, ended, Some(so_far), Some(base.slot)).await;
     }
-    partly_failed(ctx, &outcomes)?;
-    cleanup(ctx, input).await;
+    let end = match partly_failed(ctx, &outcomes)? {
+        true => RunEnd::PartiallyFailed,
+        false => RunEnd::Succeeded,
+    };
+    cleanup(ctx, input, Some((end, base.slot))).await;
     let last = outcomes.last().cloned();
     Ok(RunOutcome {
         job_name: last.as_ref().map(|o| o.job_name.clone()).unwrap_or_default(),
@@ -366,14 +395,14 @@ async fn run_step(
 fn partly_failed(
     ctx: &WorkflowContext<DurableJobRun>,
     outcomes: &[StepOutcome],
-) -> Result<(), WorkflowTermination> {
+) -> Result<bool, WorkflowTermination> {
     let failed: Vec<(&str, &ItemsOutcome)> = outcomes
         .iter()
         .filter_map(|o| Some((o.name.as_str(), o.items.as_ref()?)))
         .filter(|(_, i)| !i.failed.is_empty())
         .collect();
     if failed.is_empty() {
-        return Ok(());
+        return Ok(false);
     }
     let count: usize = failed.iter().map(|(_, i)| i.failed.len()).sum();
     let message = failed
@@ -385,7 +414,7 @@ fn partly_failed(
         (run_memo::FAILED_ITEMS, Some(MemoValue::new(count as i64))),
         (run_memo::MESSAGE, Some(MemoValue::new(message))),
     ])?;
-    Ok(())
+    Ok(true)
 }
 
 /// `4 of 50 items failed: #3 "acct-3", #17 ...` (the first five named).
@@ -499,12 +528,14 @@ async fn run_items(
         );
         ctx.state_mut(|s| {
             s.status.items = Some(crate::runner::exchange::ItemCounts {
+                step: step.name.clone(),
                 total,
                 succeeded: counts.0,
                 failed: counts.1,
                 running: counts.2,
             })
         });
+        publish_progress(ctx)?;
         if running.is_empty() {
             break;
         }
@@ -565,7 +596,6 @@ async fn run_job(ctx: &WorkflowContext<DurableJobRun>, a: &Attempts<'_>) -> Resu
             workflow_id: a.workflow_id.to_string(),
             run_id: a.run_id.to_string(),
             step: step.clone(),
-            last_step: step.is_some() && a.last,
             results: a.results.clone(),
             item: a.item.clone(),
         };
@@ -610,19 +640,28 @@ async fn end_run(
     input: &RunInput,
     ended: Ended,
     so_far: Option<RunOutcome>,
+    steps_slot: Option<i64>,
 ) -> WorkflowResult<RunOutcome> {
+    // a multi-step run's end is counted by its cleanup; a one-Job run's by its attempt
+    let counted = |end: RunEnd| steps_slot.map(|slot| (end, slot));
     match ended {
         Ended::Terminated(t) => Err(t),
-        Ended::Cancelled { cleanup: false } => Err(WorkflowTermination::cancelled()),
+        Ended::Cancelled { cleanup: false } => {
+            // runs that write their progress clean up (and count) after a cancel as well
+            if counted(RunEnd::Canceled).is_some() && ctx.state(|s| s.writes_progress) {
+                cleanup(ctx, input, counted(RunEnd::Canceled)).await;
+            }
+            Err(WorkflowTermination::cancelled())
+        }
         Ended::Cancelled { cleanup: true } => {
-            cleanup(ctx, input).await;
+            cleanup(ctx, input, counted(RunEnd::Canceled)).await;
             Err(WorkflowTermination::cancelled())
         }
         Ended::Failed {
             type_name, message, ..
         } => {
             ctx.upsert_memo([(run_memo::MESSAGE, Some(MemoValue::new(message.clone())))])?;
-            cleanup(ctx, input).await;
+            cleanup(ctx, input, counted(RunEnd::Failed)).await;
             Err(ApplicationFailure::builder(message)
                 .type_name(type_name)
                 .non_retryable(true)
@@ -661,7 +700,7 @@ fn begin_attempt(
             step: s.status.step.clone(),
             steps_done: s.status.steps_done,
             steps_total: s.status.steps_total,
-            items: s.status.items,
+            items: s.status.items.clone(),
             ..Default::default()
         }
     });
@@ -732,7 +771,7 @@ fn failure_of(e: &ActivityExecutionError) -> (String, String) {
 }
 
 /// Keeps finished Jobs within the history limits; runs even if the workflow is being cancelled.
-async fn cleanup(ctx: &WorkflowContext<DurableJobRun>, input: &RunInput) {
+async fn cleanup(ctx: &WorkflowContext<DurableJobRun>, input: &RunInput, run_end: Option<(RunEnd, i64)>) {
     let options = ActivityOptions::with_start_to_close_timeout(Duration::from_secs(60))
         .cancellation_token(WorkflowCancellationToken::new())
         .retry_policy(RetryPolicy::builder().maximum_attempts(5).build())
@@ -743,6 +782,7 @@ async fn cleanup(ctx: &WorkflowContext<DurableJobRun>, input: &RunInput) {
         uid: input.uid.clone(),
         successful_runs_history_limit: input.successful_runs_history_limit,
         failed_runs_history_limit: input.failed_runs_history_limit,
+        run_end,
     };
     let _ = ctx
         .execute_activity(JobActivities::cleanup_jobs, cleanup, options)

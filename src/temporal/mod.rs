@@ -136,6 +136,8 @@ pub struct RunRecord {
     pub build_id: Option<String>,
     /// A multi-step run: the step that started last (memo `durablejob.dev/step`).
     pub step: Option<String>,
+    /// A multi-step run: how far it got (memo `durablejob.dev/progress`).
+    pub progress: Option<crate::api::RunProgress>,
 }
 
 /// One schedule as a `ListSchedules` page shows it: its id and its listing hash (see

@@ -932,6 +932,11 @@ fn run_record(
         },
         job_name: memo_string(memo, run_memo::JOB_NAME),
         step: memo_string(memo, run_memo::STEP),
+        progress: memo
+            .as_ref()
+            .and_then(|m| m.fields.get(run_memo::PROGRESS))
+            .and_then(payload_value)
+            .and_then(|v| serde_json::from_value(v).ok()),
         attempts: memo_i64(memo, run_memo::ATTEMPTS).map(|n| n as i32),
         // a retry says which run it retries (`kubectl durablejob runs` shows it)
         message: match (

@@ -5,9 +5,9 @@
 use std::{sync::Arc, time::Duration};
 
 use anyhow::{Context, ensure};
-use durablejob::api::RunResult;
-use k8s_openapi::api::batch::v1::Job;
-use kube::ResourceExt;
+use durablejob::api::{ItemProgress, RunProgress, RunResult};
+use k8s_openapi::api::{batch::v1::Job, core::v1::Pod};
+use kube::{Api, ResourceExt, api::ListParams};
 use serde_json::{Value, json};
 
 use crate::Shared;
@@ -40,20 +40,28 @@ fn job_creates(env: &Env, code: u16, name: &str) -> Option<usize> {
     })
 }
 
-/// The Jobs of `name`, as (step, attempt, Job name), in the order they were created.
-async fn step_jobs(env: &Env, name: &str) -> anyhow::Result<Vec<(String, String, String)>> {
-    let mut jobs: Vec<Job> = jobs_of(env, name).await?;
-    jobs.sort_by_key(|j| (j.creation_timestamp(), j.name_any()));
-    jobs.iter()
+/// The steps of the "etl" DurableJobs below, in the order they run.
+const ETL: [&str; 3] = ["extract", "transform", "load"];
+
+/// The Jobs of `name`, as (step, attempt, Job name), in the order they were created: by
+/// creation second, then (within one second) by the step's place in `order` and the attempt.
+async fn step_jobs(env: &Env, name: &str, order: &[&str]) -> anyhow::Result<Vec<(String, String, String)>> {
+    let jobs: Vec<Job> = jobs_of(env, name).await?;
+    let mut seen = jobs
+        .iter()
         .map(|j| {
             let l = j.labels();
+            let step = l.get("durablejob.dev/step").cloned().context("the step label")?;
+            let attempt: u32 = l["durablejob.dev/attempt"].parse()?;
+            let place = order.iter().position(|s| *s == step);
             Ok((
-                l.get("durablejob.dev/step").cloned().context("the step label")?,
-                l["durablejob.dev/attempt"].clone(),
-                j.name_any(),
+                (j.creation_timestamp(), place, attempt),
+                (step, attempt.to_string(), j.name_any()),
             ))
         })
-        .collect()
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    seen.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(seen.into_iter().map(|(_, job)| job).collect())
 }
 
 async fn a_three_step_run_retries_only_its_failing_step_and_runs_every_other_step_once(
@@ -76,7 +84,7 @@ async fn a_three_step_run_retries_only_its_failing_step_and_runs_every_other_ste
     let s = last_run(&env, &runner, "etl", RunResult::Succeeded).await?;
 
     // one Job per step and attempt, in order: transform's two failures retried it alone
-    let jobs = step_jobs(&env, "etl").await?;
+    let jobs = step_jobs(&env, "etl", &ETL).await?;
     let seen: Vec<(&str, &str)> = jobs.iter().map(|(s, a, _)| (s.as_str(), a.as_str())).collect();
     ensure!(
         seen == [
@@ -122,9 +130,15 @@ async fn a_three_step_run_retries_only_its_failing_step_and_runs_every_other_ste
         r#"durablejob_step_jobs_total{namespace="e2e-steps",name="etl",step="transform",result="Failed"} 2"#,
         r#"durablejob_step_jobs_total{namespace="e2e-steps",name="etl",step="transform",result="Succeeded"} 1"#,
         r#"durablejob_step_jobs_total{namespace="e2e-steps",name="etl",step="load",result="Succeeded"} 1"#,
+        // the run counts once, as it ended: its failed attempts were a step's
+        r#"durablejob_runs_total{namespace="e2e-steps",name="etl",result="Succeeded"} 1"#,
     ] {
         ensure!(metrics.contains(line), "missing {line} in the runner's metrics");
     }
+    ensure!(
+        !metrics.contains(r#"durablejob_runs_total{namespace="e2e-steps",name="etl",result="Failed"}"#),
+        "a step's failed attempt is not a failed run"
+    );
 
     // the recorded history replays through the workflow code
     crate::replay::replays_recorded(&env, &run.workflow_id, "DURABLEJOB_RECORD_STEPS_HISTORY").await?;
@@ -146,7 +160,7 @@ async fn a_runner_killed_during_a_step_resumes_there_and_never_reruns_a_finished
     env.wait_ready("etl").await?;
     trigger(&env, "etl", None)?;
     let transform = wait_for("the transform step's Job", T, || async {
-        let jobs = step_jobs(&env, "etl").await.ok()?;
+        let jobs = step_jobs(&env, "etl", &ETL).await.ok()?;
         jobs.into_iter()
             .find(|(s, _, _)| s == "transform")
             .map(|(_, _, n)| n)
@@ -161,7 +175,7 @@ async fn a_runner_killed_during_a_step_resumes_there_and_never_reruns_a_finished
     tokio::time::sleep(Duration::from_secs(1)).await;
     runner.restart()?;
     last_run(&env, &runner, "etl", RunResult::Succeeded).await?;
-    let jobs = step_jobs(&env, "etl").await?;
+    let jobs = step_jobs(&env, "etl", &ETL).await?;
     let seen: Vec<(&str, &str)> = jobs.iter().map(|(s, a, _)| (s.as_str(), a.as_str())).collect();
     ensure!(
         seen == [("extract", "1"), ("transform", "1"), ("load", "1")],
@@ -227,6 +241,30 @@ async fn a_fan_out_over_fifty_listed_items_goes_on_past_four_failures_and_names_
             r#"step migrate: 4 of 50 items failed: #3 "acct-3", #17 "acct-17", #22 "acct-22", #41 "acct-41""#
         ),
         "{message}"
+    );
+    // the run's last progress: every step done, the fan-out's items 46 / 4
+    let progress = s.recent_runs[0].progress.clone().context("the run's progress")?;
+    ensure!(
+        progress.summary() == "3/3 steps; 50 items of migrate: 46 succeeded, 4 failed, 0 running, 0 pending",
+        "{progress:?}"
+    );
+    // the runner counts the run once, partially failed (not a failed run per failed item)
+    let metrics = crate::operator::scrape(runner.metrics_port).await;
+    let runs_line = |result: &str| {
+        format!(
+            r#"durablejob_runs_total{{namespace="{}",name="accounts",result="{result}"}}"#,
+            env.namespace
+        )
+    };
+    ensure!(
+        metrics.contains(&format!("{} 1", runs_line("PartiallyFailed")))
+            && !metrics.contains(&runs_line("Failed")),
+        "{}",
+        metrics
+            .lines()
+            .filter(|l| l.starts_with("durablejob_runs_total"))
+            .collect::<Vec<_>>()
+            .join("\n")
     );
     // one Job per item and attempt (the four failed ones twice), list and report once each
     let jobs = jobs_of(&env, "accounts").await?;
@@ -357,12 +395,24 @@ async fn a_cancel_during_a_fan_out_deletes_every_running_items_job(
         (jobs.len() == 4).then_some(jobs)
     })
     .await?;
-    let wid = wait_for("the run", T, || async {
+    // the status shows the fan-out's items as they stand (from the run's progress memo)
+    let want = RunProgress {
+        steps_done: 0,
+        steps_total: 1,
+        running: vec!["slow".into()],
+        items: Some(ItemProgress {
+            step: "slow".into(),
+            total: 10,
+            succeeded: 0,
+            failed: 0,
+            running: 4,
+            pending: 6,
+        }),
+    };
+    let wid = wait_for("the run's progress in the status", T, || async {
         let dj = env.djs.get("fan").await.ok()?;
-        dj.status?
-            .running_workflows
-            .first()
-            .map(|r| r.workflow_id.clone())
+        let run = dj.status?.running_workflows.first()?.clone();
+        (run.progress.as_ref() == Some(&want)).then_some(run.workflow_id)
     })
     .await?;
     let args = [
@@ -430,22 +480,40 @@ async fn a_dag_runs_its_two_branches_at_once_and_joins_them_with_their_results(
             .find(|j| j.labels().get("durablejob.dev/step").map(String::as_str) == Some(step))
             .with_context(|| format!("step {step}'s Job"))
     };
-    let span = |j: &Job| -> anyhow::Result<(i64, i64)> {
+    // from the Job's creation to its pod's end (the run goes on as the pod succeeds; the Job
+    // controller marks the Job Complete a second later)
+    let pods: Api<Pod> = env.api();
+    let span = async |j: &Job| -> anyhow::Result<(i64, i64)> {
         let created = j.creation_timestamp().context("created")?.0.as_second();
-        let done = j
-            .status
-            .as_ref()
-            .and_then(|s| s.completion_time.clone())
-            .context("completed")?
+        let selector = format!("batch.kubernetes.io/job-name={}", j.name_any());
+        let listed = pods.list(&ListParams::default().labels(&selector)).await?;
+        let done = listed
+            .items
+            .iter()
+            .filter_map(|p| {
+                p.status
+                    .as_ref()?
+                    .container_statuses
+                    .as_ref()?
+                    .first()?
+                    .state
+                    .as_ref()?
+                    .terminated
+                    .as_ref()?
+                    .finished_at
+                    .clone()
+            })
+            .max()
+            .with_context(|| format!("the end of {}'s pod", j.name_any()))?
             .0
             .as_second();
         Ok((created, done))
     };
     let (root, left, right, join) = (
-        span(of("root")?)?,
-        span(of("left")?)?,
-        span(of("right")?)?,
-        span(of("join")?)?,
+        span(of("root")?).await?,
+        span(of("left")?).await?,
+        span(of("right")?).await?,
+        span(of("join")?).await?,
     );
     ensure!(
         left.0 >= root.1 && right.0 >= root.1,

@@ -660,6 +660,7 @@ mod tests {
     #[test]
     fn a_version_counts_the_runs_still_open_on_it() {
         let run = |build: Option<&str>, result| RecentRun {
+            progress: None,
             workflow_id: "w".into(),
             run_id: "r".into(),
             scheduled_time: Utc::now(),

@@ -355,6 +355,7 @@ pub(crate) fn recent_run(r: &RunRecord) -> RecentRun {
         attempts: r.attempts,
         message: r.message.clone(),
         build_id: r.build_id.clone(),
+        progress: r.progress.clone(),
     }
 }
 
@@ -387,6 +388,7 @@ fn running_workflows(o: &ObservedSchedule, runs: Option<&[RunRecord]>) -> Vec<Ru
             attempt: record.and_then(|x| x.attempts),
             job_name: record.and_then(|x| x.job_name.clone()),
             step: record.and_then(|x| x.step.clone()),
+            progress: record.and_then(|x| x.progress.clone()),
             start_time: record.map(|x| secs(x.start_time)).or_else(|| {
                 o.recent_actions
                     .iter()
@@ -406,6 +408,7 @@ fn running_workflows(o: &ObservedSchedule, runs: Option<&[RunRecord]>) -> Vec<Ru
             attempt: x.attempts,
             job_name: x.job_name.clone(),
             step: x.step.clone(),
+            progress: x.progress.clone(),
             start_time: Some(secs(x.start_time)),
         });
     listed.chain(unlisted).collect()
@@ -463,6 +466,7 @@ mod tests {
 
     fn run(id: &str, scheduled: DateTime<Utc>, close: Option<DateTime<Utc>>, result: RunResult) -> RunRecord {
         RunRecord {
+            progress: None,
             run: RunRef {
                 workflow_id: format!("wf-{id}"),
                 run_id: id.into(),
@@ -566,6 +570,7 @@ mod tests {
         assert_eq!(
             s.running_workflows,
             vec![RunningWorkflow {
+                progress: None,
                 workflow_id: "wf-c".into(),
                 run_id: "c".into(),
                 start_time: Some(t(11, 0, 1)),
@@ -859,6 +864,7 @@ mod tests {
         let now = t(11, 0, 0);
         let busy = DurableJobStatus {
             running_workflows: vec![RunningWorkflow {
+                progress: None,
                 workflow_id: "w".into(),
                 run_id: "r".into(),
                 start_time: None,

@@ -70,6 +70,7 @@ async fn main() -> ExitCode {
                 from: a.from,
                 to: a.to,
                 overlap: a.overlap.map(Into::into),
+                max_slots: a.max_slots,
             };
             control(control::request(
                 &a.target,

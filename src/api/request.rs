@@ -85,11 +85,13 @@ impl RequestVerb {
 pub enum RequestParams {
     /// One run now; `overlap` overrides the schedule's policy for it.
     Trigger { overlap: Option<OverlapPolicy> },
-    /// Every slot with `from <= slot <= to`.
+    /// Every slot with `from <= slot <= to`; refused when there are more than `max_slots`
+    /// (default [`BACKFILL_MAX_SLOTS`]).
     Backfill {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
         overlap: Option<OverlapPolicy>,
+        max_slots: Option<u32>,
     },
     /// The running run(s): one workflow id, or all; gracefully or terminated.
     Cancel { run: Option<String>, terminate: bool },
@@ -124,7 +126,14 @@ struct Wire {
     run: Option<String>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     terminate: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    max_slots: Option<u32>,
 }
+
+/// A backfill over more slots than this is refused before it reaches Temporal, unless the
+/// request raises it (`maxSlots`, `kubectl durablejob backfill --max-slots`): a mistyped year
+/// would otherwise start thousands of runs.
+pub const BACKFILL_MAX_SLOTS: u32 = 1000;
 
 /// An annotation value that is not a request; the id stands for it in `status.requests`, so it
 /// is reported once.
@@ -182,7 +191,7 @@ fn read_wire(verb: RequestVerb, value: &str) -> Result<Wire, String> {
 fn takes(verb: RequestVerb) -> &'static [&'static str] {
     match verb {
         RequestVerb::Trigger => &["overlap"],
-        RequestVerb::Backfill => &["from", "to", "overlap"],
+        RequestVerb::Backfill => &["from", "to", "overlap", "maxSlots"],
         RequestVerb::Cancel => &["run", "terminate"],
         RequestVerb::Retry => &["run"],
         RequestVerb::Resume
@@ -202,6 +211,7 @@ fn params(verb: RequestVerb, wire: Wire) -> Result<RequestParams, String> {
         ("run", wire.run.is_some()),
         ("terminate", wire.terminate),
         ("overlap", wire.overlap.is_some()),
+        ("maxSlots", wire.max_slots.is_some()),
     ];
     if let Some((name, _)) = set.iter().find(|(name, set)| *set && !takes(verb).contains(name)) {
         return Err(format!("{name:?} does not apply to {}", verb.as_str()));
@@ -212,10 +222,14 @@ fn params(verb: RequestVerb, wire: Wire) -> Result<RequestParams, String> {
         },
         RequestVerb::Backfill => {
             let (from, to) = backfill_window(&wire)?;
+            if wire.max_slots == Some(0) {
+                return Err("\"maxSlots\" is 0; write at least 1 (the default is 1000)".into());
+            }
             RequestParams::Backfill {
                 from,
                 to,
                 overlap: wire.overlap,
+                max_slots: wire.max_slots,
             }
         }
         RequestVerb::Cancel => RequestParams::Cancel {
@@ -278,10 +292,16 @@ impl Request {
         let rfc = |t: &DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
         match &self.params {
             RequestParams::Trigger { overlap } => wire.overlap = *overlap,
-            RequestParams::Backfill { from, to, overlap } => {
+            RequestParams::Backfill {
+                from,
+                to,
+                overlap,
+                max_slots,
+            } => {
                 wire.from = Some(rfc(from));
                 wire.to = Some(rfc(to));
                 wire.overlap = *overlap;
+                wire.max_slots = *max_slots;
             }
             RequestParams::Cancel { run, terminate } => {
                 wire.run = run.clone();
@@ -378,6 +398,7 @@ mod tests {
                     from: t(1),
                     to: t(3),
                     overlap: None,
+                    max_slots: Some(5000),
                 },
             },
             Request {
@@ -406,7 +427,8 @@ mod tests {
             RequestParams::Backfill {
                 from: t(1),
                 to: t(2),
-                overlap: None
+                overlap: None,
+                max_slots: None
             },
             "offsets are honoured"
         );
@@ -490,6 +512,7 @@ mod tests {
             ("run", r#""run":"r1""#),
             ("terminate", r#""terminate":true"#),
             ("overlap", r#""overlap":"AllowAll""#),
+            ("maxSlots", r#""maxSlots":5000"#),
         ];
         let backfill_window = r#""from":"2026-12-01T00:00:00Z","to":"2026-12-01T03:00:00Z""#;
         for verb in RequestVerb::ALL {
@@ -506,7 +529,7 @@ mod tests {
                 let taken = matches!(
                     (verb, field),
                     (RequestVerb::Trigger, "overlap")
-                        | (RequestVerb::Backfill, "from" | "to" | "overlap")
+                        | (RequestVerb::Backfill, "from" | "to" | "overlap" | "maxSlots")
                         | (RequestVerb::Cancel, "run" | "terminate")
                         | (RequestVerb::Retry, "run")
                 );
@@ -520,5 +543,19 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_backfill_limit_of_zero_is_refused_saying_what_to_write() {
+        let e = Request::parse(
+            RequestVerb::Backfill,
+            r#"{"id":"b","from":"2026-12-01T00:00:00Z","to":"2026-12-02T00:00:00Z","maxSlots":0}"#,
+        )
+        .unwrap_err();
+        assert!(
+            e.message.contains("\"maxSlots\" is 0; write at least 1"),
+            "{}",
+            e.message
+        );
     }
 }

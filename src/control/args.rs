@@ -102,6 +102,10 @@ pub struct BackfillArgs {
     /// Overlap policy for the backfilled runs (default: the DurableJob's overlapPolicy).
     #[arg(long, value_enum)]
     pub overlap: Option<Overlap>,
+    /// Refuse the backfill when the range holds more slots than this (default 1000): a
+    /// mistyped year would otherwise start thousands of runs.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_slots: Option<u32>,
     #[command(flatten)]
     pub wait: Wait,
 }

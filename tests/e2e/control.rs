@@ -383,6 +383,44 @@ async fn a_backfill_over_three_hourly_slots_gives_three_runs_at_those_times(
         annotated == slots.iter().map(rfc).collect::<Vec<_>>(),
         "{annotated:?}"
     );
+
+    // two months of hourly slots (about 1,460) is more than the default limit of 1,000:
+    // refused, counted from Temporal's own matching times, and no run started
+    let long_ago = slots[0] - chrono::TimeDelta::days(61);
+    let out = kubectl.fails(&[
+        "backfill",
+        "hourly",
+        "--from",
+        &rfc(&long_ago),
+        "--to",
+        &rfc(&slots[2]),
+        "--wait",
+    ])?;
+    ensure!(
+        out.contains("Rejected")
+            && out.contains("covers more than 1000 slots")
+            && out.contains("--max-slots"),
+        "{out}"
+    );
+    // a limit of 0 never leaves the command line
+    let out = kubectl.fails(&[
+        "backfill",
+        "hourly",
+        "--from",
+        &rfc(&slots[0]),
+        "--to",
+        &rfc(&slots[2]),
+        "--max-slots",
+        "0",
+    ])?;
+    ensure!(out.contains("--max-slots"), "{out}");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let s = env.djs.get("hourly").await?.status.unwrap_or_default();
+    ensure!(
+        s.recent_runs.len() == 3 && s.running_workflows.is_empty(),
+        "nothing more ran: {:?}",
+        s.recent_runs
+    );
     Ok(())
 }
 

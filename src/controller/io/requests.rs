@@ -207,8 +207,14 @@ pub(crate) fn notice(verb: RequestVerb, result: RequestResult, id: &str, message
 async fn act<S: Schedules>(schedules: &S, t: &Target<'_>, r: &Request, now: DateTime<Utc>) -> Outcome {
     match &r.params {
         RequestParams::Trigger { overlap } => trigger(schedules, t, r, *overlap, now).await,
-        RequestParams::Backfill { from, to, overlap } => {
-            backfill(schedules, t, r, (*from, *to), *overlap).await
+        RequestParams::Backfill {
+            from,
+            to,
+            overlap,
+            max_slots,
+        } => {
+            let limit = max_slots.unwrap_or(crate::api::BACKFILL_MAX_SLOTS);
+            backfill(schedules, t, r, (*from, *to), *overlap, limit).await
         }
         RequestParams::Cancel { run, terminate } => cancel(schedules, t, r, run.as_deref(), *terminate).await,
         RequestParams::Resume => resume(t),
@@ -326,17 +332,42 @@ async fn trigger<S: Schedules>(
     }
 }
 
-/// Every slot in `[from, to]`.
+/// Every slot in `[from, to]`, once they are counted: none, or more than `limit`, is refused
+/// before anything starts.
 async fn backfill<S: Schedules>(
     schedules: &S,
     t: &Target<'_>,
     r: &Request,
     (from, to): (DateTime<Utc>, DateTime<Utc>),
     overlap: Option<OverlapPolicy>,
+    limit: u32,
 ) -> Outcome {
     let (d, at) = (t.desired, &t.desired.location);
     if t.observed.is_none() {
         return gone(t);
+    }
+    let rfc = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let window = format!("from {} to {}", rfc(from), rfc(to));
+    let count = match count_slots(schedules, at, from, to, limit).await {
+        Ok(n) => n,
+        Err(e) => return failed_or_wait(e, "Temporal could not list the schedule's slots for the backfill"),
+    };
+    if count == 0 {
+        return Outcome::Done(
+            RequestResult::Rejected,
+            format!("Nothing to backfill: schedule {} has no slot {window}", at.id),
+            vec![],
+        );
+    }
+    if count > limit as usize {
+        return Outcome::Done(
+            RequestResult::Rejected,
+            format!(
+                "The backfill {window} covers more than {limit} slots of schedule {}, the limit; narrow --from/--to, or raise the limit with --max-slots (the request's maxSlots)",
+                at.id
+            ),
+            vec![],
+        );
     }
     match schedules
         .backfill_slots(at, from, to, overlap, &request_id(d, r, ""))
@@ -344,16 +375,31 @@ async fn backfill<S: Schedules>(
     {
         Ok(()) => Outcome::Done(
             RequestResult::Succeeded,
-            format!(
-                "Backfilling every slot from {} to {} of schedule {}",
-                from.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                to.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                at.id
-            ),
+            format!("Backfilling {count} slot(s) {window} of schedule {}", at.id),
             vec![],
         ),
         Err(e) => failed_or_wait(e, "Temporal refused the backfill"),
     }
+}
+
+/// The schedule's slots in `[from, to]`, counted up to `limit + 1`: Temporal answers a page of
+/// matching times per call, so the count goes on after the last one until a call finds none.
+async fn count_slots<S: Schedules>(
+    schedules: &S,
+    at: &crate::desired::schedule::ScheduleLocation,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    limit: u32,
+) -> Result<usize, crate::temporal::TemporalError> {
+    let (mut count, mut start) = (0usize, from);
+    // each call either finds at least one more slot or ends the count
+    while count <= limit as usize && start <= to {
+        let times = schedules.matching_times(at, start, to).await?;
+        let Some(last) = times.iter().max() else { break };
+        count += times.iter().filter(|t| **t >= start && **t <= to).count();
+        start = *last + chrono::TimeDelta::seconds(1);
+    }
+    Ok(count)
 }
 
 /// Stops one running run (`run`) or all, gracefully or terminated; a run that is not running
@@ -653,6 +699,84 @@ mod tests {
         .await;
         assert_eq!(all.records[0].workflow_ids, vec!["w-1"]);
         assert_eq!(all.notices[0].reason, Reason::RunTerminated);
+    }
+
+    #[tokio::test]
+    async fn a_backfill_counts_its_slots_first_and_refuses_none_or_more_than_the_limit() {
+        let d = DurableJob::test("x").desired_schedule();
+        let fake = fake_with(&d, &[]).await;
+        let hour = |h: u32| Utc.with_ymd_and_hms(2026, 12, 1, h, 0, 0).unwrap();
+        fake.set_slots(&d.location, (0..24).map(hour).collect());
+        let backfill = |id: &str, extra: &str| {
+            format!(r#"{{"id":"{id}","from":"2026-12-01T01:00:00Z","to":"2026-12-01T03:00:00Z"{extra}}}"#)
+        };
+        let backfilled = |h: &Handled| {
+            fake.calls().iter().any(|c| matches!(c, Call::Backfill(_))) && !h.records.is_empty()
+        };
+
+        // three slots within the default limit: backfilled, the count said
+        let ok = backfill("b1", "");
+        let h = run(
+            &fake,
+            &d,
+            &DurableJobStatus::default(),
+            &annotations(&[("durablejob.dev/backfill", &ok)]),
+        )
+        .await;
+        assert_eq!(
+            h.records[0].result,
+            RequestResult::Succeeded,
+            "{}",
+            h.records[0].message
+        );
+        assert!(
+            h.records[0]
+                .message
+                .starts_with("Backfilling 3 slot(s) from 2026-12-01T01:00:00Z"),
+            "{}",
+            h.records[0].message
+        );
+        assert!(backfilled(&h));
+
+        // more than the request's limit: refused, nothing started
+        fake.clear_calls();
+        let over = backfill("b2", r#","maxSlots":2"#);
+        let h = run(
+            &fake,
+            &d,
+            &DurableJobStatus::default(),
+            &annotations(&[("durablejob.dev/backfill", &over)]),
+        )
+        .await;
+        let rec = &h.records[0];
+        assert_eq!(rec.result, RequestResult::Rejected);
+        assert!(
+            rec.message.contains("covers more than 2 slots") && rec.message.contains("--max-slots"),
+            "{}",
+            rec.message
+        );
+        assert!(
+            !fake.calls().iter().any(|c| matches!(c, Call::Backfill(_))),
+            "{:?}",
+            fake.calls()
+        );
+        assert_eq!(h.notices[0].reason, Reason::RequestRejected);
+
+        // no slot in the window
+        fake.set_slots(&d.location, vec![]);
+        let h = run(
+            &fake,
+            &d,
+            &DurableJobStatus::default(),
+            &annotations(&[("durablejob.dev/backfill", &backfill("b3", ""))]),
+        )
+        .await;
+        assert_eq!(h.records[0].result, RequestResult::Rejected);
+        assert!(
+            h.records[0].message.starts_with("Nothing to backfill"),
+            "{}",
+            h.records[0].message
+        );
     }
 
     #[tokio::test]

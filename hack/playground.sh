@@ -142,7 +142,7 @@ TEMPORAL_ADDRESS="127.0.0.1:$TEMPORAL_PORT" "$BIN/durablejob" trigger account-mi
 PATH="$PWD/.tools/bin:$PATH" TEMPORAL_ADDRESS="127.0.0.1:$TEMPORAL_PORT" \
   "$KUBECTL" durablejob trigger nightly-report --wait || true
 
-cat <<MSG
+cat <<MSG | tee "$DIR/try.txt"
 
 durablejob playground is running (logs in $DIR/). In another shell:
 
@@ -169,6 +169,24 @@ pod template says otherwise (tests/cluster/README.md: annotate it with
 test.durablejob.dev/outcomes: "fail,succeed" to see a retry). Press Ctrl-C to stop.
 MSG
 
+# One view of the playground: the DurableJobs, recent runs, a rollout.
+frame() {
+  echo "--- $(date +%H:%M:%S)  durablejob get -A"
+  "$BIN/durablejob" get -A || true
+  DURABLEJOB_TEMPORAL_UI_URL="http://127.0.0.1:$TEMPORAL_UI_PORT" "$BIN/durablejob" runs nightly-report 2>/dev/null | head -4 || true
+  DURABLEJOB_TEMPORAL_UI_URL="http://127.0.0.1:$TEMPORAL_UI_PORT" "$BIN/durablejob" runs account-migration 2>/dev/null | head -3 | cut -c1-200 || true
+  echo "--- durablejob rollout status invoice-sync"
+  "$BIN/durablejob" rollout status invoice-sync 2>/dev/null || true
+}
+
+# On a terminal the view is redrawn in place (as `watch` does), under a header that says where
+# the commands above went; piped or logged, each view is printed after the last.
+on_terminal=0
+if [ -t 1 ]; then
+  on_terminal=1
+  sleep 5
+  printf '\033[2J'
+fi
 while [ $stopping = 0 ]; do
   for pid in "${pids[@]}"; do
     if ! kill -0 "$pid" 2>/dev/null; then
@@ -179,12 +197,15 @@ while [ $stopping = 0 ]; do
       exit 1
     fi
   done
-  echo "--- $(date +%H:%M:%S)  durablejob get -A"
-  "$BIN/durablejob" get -A || true
-  DURABLEJOB_TEMPORAL_UI_URL="http://127.0.0.1:$TEMPORAL_UI_PORT" "$BIN/durablejob" runs nightly-report 2>/dev/null | head -4 || true
-  DURABLEJOB_TEMPORAL_UI_URL="http://127.0.0.1:$TEMPORAL_UI_PORT" "$BIN/durablejob" runs account-migration 2>/dev/null | head -3 | cut -c1-200 || true
-  echo "--- durablejob rollout status invoice-sync"
-  "$BIN/durablejob" rollout status invoice-sync 2>/dev/null || true
+  if [ $on_terminal = 1 ]; then
+    view=$(frame 2>&1)
+    # home, the header and the view (each line cleared to its end), then clear what is below
+    printf '\033[H\033[Kdurablejob playground (Ctrl-C stops). KUBECONFIG=%s; commands to try: %s\n\033[K\n' "$KUBECONFIG" "$DIR/try.txt"
+    printf '%s\n' "$view" | sed 's/$/\x1b[K/'
+    printf '\033[J'
+  else
+    frame
+  fi
   sleep 5 &
   wait $! 2>/dev/null || true
 done

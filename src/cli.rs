@@ -55,6 +55,36 @@ pub enum Command {
     Query(Box<crate::control::args::QueryArgs>),
     /// A versioned worker's rollout: status, promote, rollback, pause, resume.
     Rollout(Box<crate::control::args::RolloutArgs>),
+    /// Print a shell completion script: bash, zsh, fish, or kubectl (the
+    /// `kubectl_complete-durablejob` executable for `kubectl durablejob <TAB>`).
+    Completion(CompletionArgs),
+    /// What may come next on a command line (the completion scripts ask it).
+    #[command(name = "__complete", hide = true)]
+    Complete(CompleteArgs),
+}
+
+/// Arguments of `durablejob completion`.
+#[derive(Debug, Args)]
+pub struct CompletionArgs {
+    pub shell: Shell,
+}
+
+/// The shells `durablejob completion` writes for.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+    /// kubectl's plugin completion: the `kubectl_complete-durablejob` executable.
+    Kubectl,
+}
+
+/// Arguments of `durablejob __complete`: the words after the program's name, the last the one
+/// being completed.
+#[derive(Debug, Args)]
+pub struct CompleteArgs {
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0..)]
+    pub words: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]

@@ -22,16 +22,32 @@ use tracing::{error, info, warn};
 /// `kubectl durablejob`.
 fn parse() -> Cli {
     use clap::{CommandFactory, FromArgMatches};
-    let argv0 = std::env::args_os().next().unwrap_or_default();
-    let plugin = std::path::Path::new(&argv0)
-        .file_name()
-        .is_some_and(|n| n.to_string_lossy().starts_with("kubectl-durablejob"));
+    let plugin = named("kubectl-durablejob");
     let mut command = Cli::command();
     if plugin {
         command = command.name("kubectl durablejob").bin_name("kubectl durablejob");
     }
     let matches = command.get_matches();
     Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
+
+/// Whether the binary runs under a name starting with `prefix` (a link or copy of it).
+fn named(prefix: &str) -> bool {
+    let argv0 = std::env::args_os().next().unwrap_or_default();
+    std::path::Path::new(&argv0)
+        .file_name()
+        .is_some_and(|n| n.to_string_lossy().starts_with(prefix))
+}
+
+/// Prints what may come next after `words` (`durablejob __complete`, or the binary named
+/// `kubectl_complete-durablejob`, as kubectl's plugin completion runs it).
+async fn complete(words: &[String], plugin: bool) -> ExitCode {
+    use clap::CommandFactory;
+    use durablejob::control::complete;
+    let next = complete::next(&Cli::command(), words, plugin);
+    let (candidates, directive) = complete::answer(next).await;
+    print!("{}", complete::render(&candidates, directive));
+    ExitCode::SUCCESS
 }
 
 /// Runs a run-control verb: its output on stdout, errors on stderr, exit 1 on any failure.
@@ -49,6 +65,10 @@ async fn control(
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    if named("kubectl_complete-durablejob") {
+        let words: Vec<String> = std::env::args().skip(1).collect();
+        return complete(&words, true).await;
+    }
     let cli = parse();
     use durablejob::api::{RequestParams, RequestVerb};
     use durablejob::control;
@@ -104,6 +124,18 @@ async fn main() -> ExitCode {
         Command::Status(a) => control(control::status(&a)).await,
         Command::Signal(a) => control(control::signal(&a)).await,
         Command::Query(a) => control(control::query(&a)).await,
+        Command::Completion(a) => {
+            use durablejob::cli::Shell;
+            let shell = match a.shell {
+                Shell::Bash => "bash",
+                Shell::Zsh => "zsh",
+                Shell::Fish => "fish",
+                Shell::Kubectl => "kubectl",
+            };
+            print!("{}", control::complete::script(shell).unwrap_or_default());
+            ExitCode::SUCCESS
+        }
+        Command::Complete(a) => complete(&a.words, named("kubectl-durablejob")).await,
         Command::Rollout(a) => {
             use durablejob::control::args::RolloutCommand as R;
             let (verb, a) = match a.command {

@@ -8,7 +8,7 @@ use crate::api::OverlapPolicy;
 use crate::temporal::connect::TemporalArgs;
 
 /// Where the DurableJob is: kubectl's flags.
-#[derive(Debug, Clone, Args, Default)]
+#[derive(Debug, Clone, Args, Default, PartialEq, Eq)]
 pub struct Target {
     /// The DurableJob.
     pub name: String,

@@ -5,6 +5,7 @@
 //! the status the operator fills from Temporal; `signal` and `query` go to Temporal directly.
 
 pub mod args;
+pub mod complete;
 mod live;
 pub mod render;
 

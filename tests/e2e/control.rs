@@ -22,6 +22,7 @@ scenarios!(
     resume_unpauses_a_schedule_temporal_paused_after_a_failed_run,
     a_durablejob_in_a_second_temporal_namespace_runs_and_an_unserved_one_is_reported,
     a_forged_run_on_the_runners_queue_creates_no_job,
+    kubectl_and_bash_complete_verbs_flags_and_the_namespaces_durablejobs,
 );
 
 const T: Duration = Duration::from_secs(45);
@@ -79,6 +80,48 @@ impl Plugin {
             ),
             Err(e) => (false, format!("cannot run kubectl: {e}")),
         }
+    }
+
+    /// Installs `kubectl_complete-durablejob` as the docs say (`durablejob completion kubectl`).
+    fn install_completion(&self) -> anyhow::Result<()> {
+        use std::os::unix::fs::PermissionsExt;
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_durablejob"))
+            .args(["completion", "kubectl"])
+            .output()?;
+        ensure!(out.status.success(), "durablejob completion kubectl failed");
+        let path = self.bin_dir.join("kubectl_complete-durablejob");
+        std::fs::write(&path, &out.stdout)?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))?;
+        Ok(())
+    }
+
+    /// What `kubectl durablejob WORDS<TAB>` offers: kubectl's own `__complete`, which runs the
+    /// plugin's completion executable; the candidates (without kubectl's directive line).
+    fn complete(&self, words: &[&str]) -> anyhow::Result<Vec<String>> {
+        let kubectl = testsupport::Kubectl::find(&self.kubeconfig);
+        let path = format!(
+            "{}:{}",
+            self.bin_dir.display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let out = tokio::task::block_in_place(|| {
+            kubectl
+                .command()
+                .args(["__complete", "durablejob"])
+                .args(words)
+                .env("PATH", path)
+                .output()
+        })?;
+        ensure!(
+            out.status.success(),
+            "kubectl __complete: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok(String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| !l.starts_with(':') && !l.is_empty())
+            .map(str::to_string)
+            .collect())
     }
 
     pub fn ok(&self, args: &[&str]) -> anyhow::Result<String> {
@@ -703,6 +746,62 @@ async fn a_forged_run_on_the_runners_queue_creates_no_job(shared: Arc<Shared>) -
     ensure!(
         metrics.contains("durablejob_runs_refused_total{temporal_namespace=\"e2e-ctl-forged\"} 4"),
         "{metrics}"
+    );
+    Ok(())
+}
+
+async fn kubectl_and_bash_complete_verbs_flags_and_the_namespaces_durablejobs(
+    shared: Arc<Shared>,
+) -> anyhow::Result<()> {
+    let mut env = Env::new(&shared, "ctl-complete", &[]).await?;
+    let plugin = Plugin::new(&mut env)?;
+    for name in ["nightly-report", "nightly-sync", "hourly"] {
+        env.create(manifest(name, json!({"schedule": quiet_schedule()})))
+            .await?;
+    }
+    plugin.install_completion()?;
+    let ns = env.namespace.clone();
+    // verbs (no server commands through kubectl), flags and a flag's values
+    let verbs = plugin.complete(&["tr"])?;
+    ensure!(verbs == ["trigger"], "{verbs:?}");
+    let all = plugin.complete(&[""])?;
+    ensure!(
+        all.contains(&"retry".to_string()) && !all.contains(&"operator".to_string()),
+        "{all:?}"
+    );
+    let flags = plugin.complete(&["backfill", "hourly", "--ma"])?;
+    ensure!(flags == ["--max-slots"], "{flags:?}");
+    let values = plugin.complete(&["trigger", "hourly", "--overlap", "allow"])?;
+    ensure!(values == ["allow-all"], "{values:?}");
+    // names: the DurableJobs of the namespace -n gives, listed with the user's own credentials
+    let names = plugin.complete(&["trigger", "-n", &ns, "nightly"])?;
+    ensure!(names == ["nightly-report", "nightly-sync"], "{names:?}");
+    let names = plugin.complete(&["rollout", "status", "-n", &ns, ""])?;
+    ensure!(names.len() == 3, "{names:?}");
+
+    // bash, as `source <(durablejob completion bash)` sets it up
+    let script = format!(
+        r#"source <(durablejob completion bash)
+COMP_WORDS=(durablejob status -n {ns} nightly-r); COMP_CWORD=4; _durablejob; echo "${{COMPREPLY[@]}}""#
+    );
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_durablejob"))
+        .parent()
+        .context("bin dir")?;
+    let out = tokio::task::block_in_place(|| {
+        std::process::Command::new("bash")
+            .args(["-c", &script])
+            .env(
+                "PATH",
+                format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default()),
+            )
+            .env("KUBECONFIG", &plugin.kubeconfig)
+            .output()
+    })?;
+    let offered = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    ensure!(
+        offered == "nightly-report",
+        "bash offered {offered:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
     );
     Ok(())
 }

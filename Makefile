@@ -10,7 +10,7 @@ help:
 	@echo "make playground     Temporal dev server + local Kubernetes + operator + runner, samples applied (Ctrl-C stops)"
 	@echo "make test           formatting, lints and every test against the local control plane (what CI runs)"
 	@echo "make test-e2e       the end-to-end tests only; KUBECONFIG=... runs them against your own cluster"
-	@echo "make cluster-tools  build etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kwok, helm, crane"
+	@echo "make cluster-tools  build etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kwok, helm, crane, krew"
 	@echo "make crds           regenerate the CRD (crds/, the CRD chart, config/crd) from the Rust types"
 	@echo "make image          build the container image as an OCI layout in target/image/oci (no Docker needed)"
 	@echo "make gitops         regenerate gitops/argocd/argocd-cm.yaml from the Argo CD health check"

@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Builds the local control plane, helm and crane from tests/cluster/ (its go.mod pins the releases) into
-# .tools/bin/ with one `go build`, so shared packages compile once. Does nothing when the
+# .tools/bin/ with one `go build`, so shared packages compile once, and krew (the kubectl plugin
+# manager) from tests/krew/, a module of its own (it pins older Kubernetes libraries). Does nothing when the
 # binaries are up to date: the build is keyed on go.mod, go.sum and the wrapper sources.
 # The Go module and build caches stay where Go keeps them, so a machine that built once
 # rebuilds in seconds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=$PWD/.tools/bin
-tools=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok helm crane)
-key=$(cat tests/cluster/go.mod tests/cluster/go.sum tests/cluster/cmd/*/*.go | sha256sum | cut -c1-16)
+tools=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok helm crane krew)
+key=$(cat tests/cluster/go.mod tests/cluster/go.sum tests/cluster/cmd/*/*.go tests/krew/go.mod tests/krew/go.sum | sha256sum | cut -c1-16)
 stamp=$out/.built-$key
 
 command -v go >/dev/null || { echo "cluster-tools: Go is needed to build the test control plane (see README: prerequisites)" >&2; exit 1; }
@@ -43,5 +44,7 @@ go build -ldflags "$ldflags" -o "$out/" \
   helm.sh/helm/v4/cmd/helm \
   github.com/google/go-containerregistry/cmd/crane \
   ./cmd/etcd
+krew=$(cd ../krew && go list -m -f '{{.Version}}' sigs.k8s.io/krew)
+(cd ../krew && go build -ldflags "-s -w -X sigs.k8s.io/krew/internal/version.gitTag=$krew" -o "$out/" sigs.k8s.io/krew/cmd/krew)
 touch "$stamp"
 echo "cluster-tools: built in $((SECONDS - began))s"

@@ -23,6 +23,7 @@ scenarios!(
     a_durablejob_in_a_second_temporal_namespace_runs_and_an_unserved_one_is_reported,
     a_forged_run_on_the_runners_queue_creates_no_job,
     kubectl_and_bash_complete_verbs_flags_and_the_namespaces_durablejobs,
+    the_krew_manifest_installs_the_plugin_from_a_local_archive_and_refuses_another,
 );
 
 const T: Duration = Duration::from_secs(45);
@@ -802,6 +803,110 @@ COMP_WORDS=(durablejob status -n {ns} nightly-r); COMP_CWORD=4; _durablejob; ech
         offered == "nightly-report",
         "bash offered {offered:?}: {}",
         String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(())
+}
+
+async fn the_krew_manifest_installs_the_plugin_from_a_local_archive_and_refuses_another(
+    shared: Arc<Shared>,
+) -> anyhow::Result<()> {
+    let mut env = Env::new(&shared, "ctl-krew", &[]).await?;
+    let plugin = Plugin::new(&mut env)?;
+    env.create(manifest("report", json!({"schedule": quiet_schedule()})))
+        .await?;
+    env.wait_ready("report").await?;
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let krew = repo.join(".tools/bin/krew");
+    ensure!(
+        krew.exists(),
+        "{} is missing: make cluster-tools builds it",
+        krew.display()
+    );
+    let platform = match std::env::consts::ARCH {
+        "aarch64" => "linux/arm64",
+        _ => "linux/amd64",
+    };
+    let dir = env.dir.join("krew");
+    std::fs::create_dir_all(&dir)?;
+    let sh = |args: &[&str]| -> anyhow::Result<String> {
+        let out = std::process::Command::new(repo.join("hack/krew.sh"))
+            .args(args)
+            .output()?;
+        ensure!(
+            out.status.success(),
+            "hack/krew.sh {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    // the release pieces, as a release makes them: the archive, and the manifest naming its sha256
+    let archive = dir.join("kubectl-durablejob.tar.gz");
+    let archive = archive.to_str().context("path")?;
+    tokio::task::block_in_place(|| sh(&["archive", env!("CARGO_BIN_EXE_durablejob"), archive]))?;
+    let rendered =
+        tokio::task::block_in_place(|| sh(&["manifest", "v0.1.0", &format!("{platform}={archive}")]))?;
+    let manifest_path = dir.join("durablejob.yaml");
+    std::fs::write(&manifest_path, &rendered)?;
+    let root = dir.join("root");
+    let install = |archive: &str| {
+        tokio::task::block_in_place(|| {
+            std::process::Command::new(&krew)
+                .args(["install", "--manifest"])
+                .arg(&manifest_path)
+                .args(["--archive", archive])
+                .env("KREW_ROOT", &root)
+                .env("KREW_NO_UPGRADE_CHECK", "1")
+                .stdin(std::process::Stdio::null())
+                .output()
+        })
+    };
+    // another archive than the manifest names is refused by its sha256
+    let other = dir.join("other.tar.gz");
+    std::fs::write(&other, b"not the release")?;
+    let refused = install(other.to_str().context("path")?)?;
+    let said = String::from_utf8_lossy(&refused.stderr).to_lowercase();
+    ensure!(
+        !refused.status.success() && said.contains("checksum does not match"),
+        "krew took another archive: {said}"
+    );
+    let out = install(archive)?;
+    ensure!(
+        out.status.success(),
+        "krew install: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    ensure!(
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+        .contains("kubectl durablejob completion kubectl"),
+        "the caveats say how to complete"
+    );
+    // kubectl finds the plugin krew linked, and it works against the cluster
+    let path = format!(
+        "{}:{}",
+        root.join("bin").display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let kubectl = testsupport::Kubectl::find(&plugin.kubeconfig);
+    let run = |args: &[&str]| {
+        tokio::task::block_in_place(|| kubectl.command().args(args).env("PATH", &path).output())
+    };
+    let listed = run(&["plugin", "list"])?;
+    let listed = String::from_utf8_lossy(&listed.stdout).into_owned();
+    ensure!(
+        listed.contains(&root.join("bin/kubectl-durablejob").display().to_string()),
+        "{listed}"
+    );
+    let status = run(&["durablejob", "status", "report", "-n", &env.namespace])?;
+    let text = String::from_utf8_lossy(&status.stdout).into_owned();
+    ensure!(
+        status.status.success() && text.contains("report"),
+        "{text}{}",
+        String::from_utf8_lossy(&status.stderr)
     );
     Ok(())
 }

@@ -200,6 +200,7 @@ EOF
     --audit-policy-file "$dir/audit-policy.yaml" --audit-log-path "$dir/audit.log" \
     --audit-log-maxsize 0 --audit-log-mode blocking \
     --watch-cache="$watch_cache" --etcd-compaction-interval "$compaction" \
+    --kubelet-preferred-address-types InternalIP \
     --profiling=false
   kubeconfig "$dir/kubeconfig" admin "$admin_token"
   kubeconfig "$dir/pki/kcm.kubeconfig" system:kube-controller-manager "$kcm_token"
@@ -226,9 +227,21 @@ EOF
     --kubeconfig "$dir/pki/scheduler.kubeconfig" \
     --authentication-kubeconfig "$dir/pki/scheduler.kubeconfig" --authorization-kubeconfig "$dir/pki/scheduler.kubeconfig" \
     --bind-address 127.0.0.1 --secure-port "$sched_port" --leader-elect=false
+  # kwok serves the kubelet API on its port (the nodes name it as their kubelet endpoint, at
+  # 127.0.0.1), so `kubectl logs` works: every container's log is tests/cluster/pod.log
+  cat >"$dir/kwok-logs.yaml" <<EOF
+apiVersion: kwok.x-k8s.io/v1alpha1
+kind: ClusterLogs
+metadata:
+  name: every-pod
+spec:
+  logs:
+  - logsFile: $root/tests/cluster/pod.log
+EOF
   run kwok "$bin/kwok" --kubeconfig "$dir/pki/kwok.kubeconfig" \
-    --config "$root/tests/cluster/kwok-stages.yaml" \
+    --config "$root/tests/cluster/kwok-stages.yaml" --config "$dir/kwok-logs.yaml" \
     --manage-nodes-with-label-selector type=kwok \
+    --node-ip 127.0.0.1 --node-port "$kwok_port" \
     --server-address "127.0.0.1:$kwok_port" --node-lease-duration-seconds 40
 
   if [ -n "$watch_pid" ]; then

@@ -49,6 +49,8 @@ pub enum Command {
     Runs(Box<crate::control::args::ShowArgs>),
     /// The schedule, its sync state, pause, next runs, running runs, missed runs and requests.
     Status(Box<crate::control::args::ShowArgs>),
+    /// The pod logs of a run's Jobs (every attempt, step and item), with your own credentials.
+    Logs(Box<crate::control::args::LogsArgs>),
     /// Send a signal to a run (Temporal credentials as the temporal CLI reads them).
     Signal(Box<crate::control::args::SignalArgs>),
     /// Query a run, e.g. `status` on a built-in run (Temporal credentials as the temporal CLI reads them).

@@ -124,6 +124,7 @@ async fn main() -> ExitCode {
         Command::Status(a) => control(control::status(&a)).await,
         Command::Signal(a) => control(control::signal(&a)).await,
         Command::Query(a) => control(control::query(&a)).await,
+        Command::Logs(a) => control(control::logs(&a)).await,
         Command::Completion(a) => {
             use durablejob::cli::Shell;
             let shell = match a.shell {

@@ -184,6 +184,37 @@ pub struct ShowArgs {
     pub temporal_ui_url: String,
 }
 
+/// Arguments of `logs`.
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    #[command(flatten)]
+    pub target: Target,
+    /// The run: its workflow id (or run id), as `runs` lists them (default: the newest run, a
+    /// running one first).
+    #[arg(long, value_name = "RUN", conflicts_with = "last")]
+    pub run: Option<String>,
+    /// The newest run (the default).
+    #[arg(long)]
+    pub last: bool,
+    /// Only this attempt's Job (default: every attempt, step and item, in order).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub attempt: Option<u32>,
+    /// Follow a pod that is still running until it ends.
+    #[arg(short = 'f', long)]
+    pub follow: bool,
+    /// The container (default: the pod's default container, else its first).
+    #[arg(short = 'c', long, value_name = "CONTAINER")]
+    pub container: Option<String>,
+    /// Base URL of the Temporal Web UI, for the link to a run whose Jobs are gone.
+    #[arg(
+        long,
+        env = "DURABLEJOB_TEMPORAL_UI_URL",
+        default_value = "http://localhost:8233",
+        value_name = "URL"
+    )]
+    pub temporal_ui_url: String,
+}
+
 #[derive(Debug, Args)]
 pub struct SignalArgs {
     #[command(flatten)]

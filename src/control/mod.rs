@@ -7,6 +7,8 @@
 pub mod args;
 pub mod complete;
 mod live;
+pub mod logs;
+pub use logs::logs;
 pub mod render;
 
 use std::time::Duration;

@@ -24,6 +24,7 @@ scenarios!(
     a_forged_run_on_the_runners_queue_creates_no_job,
     kubectl_and_bash_complete_verbs_flags_and_the_namespaces_durablejobs,
     the_krew_manifest_installs_the_plugin_from_a_local_archive_and_refuses_another,
+    logs_prints_every_attempts_pod_log_as_a_viewer_and_names_the_run_whose_jobs_are_gone,
 );
 
 const T: Duration = Duration::from_secs(45);
@@ -38,7 +39,12 @@ pub struct Plugin {
 
 impl Plugin {
     pub fn new(env: &mut Env) -> anyhow::Result<Self> {
-        let kubeconfig = env.service_account("durablejob-user", "durablejob-edit")?;
+        Self::as_user(env, "durablejob-user", "durablejob-edit")
+    }
+
+    /// The plugin as ServiceAccount `sa`, bound to ClusterRole `role` only.
+    pub fn as_user(env: &mut Env, sa: &str, role: &str) -> anyhow::Result<Self> {
+        let kubeconfig = env.service_account(sa, role)?;
         let bin_dir = env.dir.join("plugin-bin");
         std::fs::create_dir_all(&bin_dir)?;
         let link = bin_dir.join("kubectl-durablejob");
@@ -907,6 +913,69 @@ async fn the_krew_manifest_installs_the_plugin_from_a_local_archive_and_refuses_
         status.status.success() && text.contains("report"),
         "{text}{}",
         String::from_utf8_lossy(&status.stderr)
+    );
+    Ok(())
+}
+
+async fn logs_prints_every_attempts_pod_log_as_a_viewer_and_names_the_run_whose_jobs_are_gone(
+    shared: Arc<Shared>,
+) -> anyhow::Result<()> {
+    let mut env = Env::new(&shared, "ctl-logs", &[]).await?;
+    let runner = Runner::start(&env.dir, &env.runner_kubeconfig, &env.temporal, &env.namespace)?;
+    // Kubernetes' own `view` role: it reads DurableJobs (durablejob-view aggregates into it),
+    // Jobs, pods and their logs, and writes nothing
+    let viewer = Plugin::as_user(&mut env, "viewer", "view")?;
+    let flaky = testsupport::job_template(
+        json!({"test.durablejob.dev/outcomes": "fail,succeed", "test.durablejob.dev/duration": "100ms"}),
+    );
+    env.create(manifest(
+        "flaky",
+        json!({"schedule": quiet_schedule(), "jobTemplate": flaky, "workflow": {"retry": {"initialInterval": "1s", "maximumAttempts": 2}}}),
+    ))
+    .await?;
+    env.create(manifest(
+        "gone",
+        json!({"schedule": quiet_schedule(), "successfulRunsHistoryLimit": 0}),
+    ))
+    .await?;
+    for name in ["flaky", "gone"] {
+        env.wait_ready(name).await?;
+        crate::runs::trigger(&env, name, None)?;
+    }
+    let flaky_run = crate::runs::last_run(&env, &runner, "flaky", RunResult::Succeeded).await?;
+    let wid = flaky_run.recent_runs[0].workflow_id.clone();
+    // every attempt's pod, in order, each under its header; the log is kwok's simulated one
+    let out = viewer.ok(&["logs", "flaky"])?;
+    let headers: Vec<&str> = out.lines().filter(|l| l.starts_with("==> Job ")).collect();
+    ensure!(headers.len() == 2, "{out}");
+    ensure!(
+        headers[0].contains("(attempt 1)") && headers[1].contains("(attempt 2)"),
+        "{out}"
+    );
+    ensure!(
+        out.matches("durablejob test pod: 3 rows processed").count() == 2,
+        "{out}"
+    );
+    let second = viewer.ok(&["logs", "flaky", "--run", &wid, "--attempt", "2"])?;
+    ensure!(
+        second.lines().filter(|l| l.starts_with("==> Job ")).count() == 1 && second.contains("(attempt 2)"),
+        "{second}"
+    );
+    let e = viewer.fails(&["logs", "flaky", "-c", "nope"])?;
+    ensure!(e.contains("no container \"nope\""), "{e}");
+    // a run whose Job the history limit of 0 deleted: said, with its Temporal UI link
+    let gone = crate::runs::last_run(&env, &runner, "gone", RunResult::Succeeded).await?;
+    let gone_wid = gone.recent_runs[0].workflow_id.clone();
+    wait_for("the gone run's Job to be deleted", T, || async {
+        jobs_of(&env, "gone").await.ok()?.is_empty().then_some(())
+    })
+    .await?;
+    let e = viewer.fails(&["logs", "gone", "--last"])?;
+    ensure!(
+        e.contains(&format!("run {gone_wid} has no Job left"))
+            && e.contains("history limits")
+            && e.contains("http://127.0.0.1:8233/namespaces/"),
+        "{e}"
     );
     Ok(())
 }

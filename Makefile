@@ -4,7 +4,7 @@ TEMPORAL_CLI_VERSION := 1.9.1
 TOOLS := $(CURDIR)/.tools
 export PATH := $(TOOLS)/temporal/bin:$(TOOLS)/bin:$(PATH)
 
-.PHONY: help tools cluster-tools build test test-e2e lint playground crds gitops image clean
+.PHONY: help tools cluster-tools prometheus-tools build test test-e2e lint playground crds gitops image clean
 
 help:
 	@echo "make playground     Temporal dev server + local Kubernetes + operator + runner, samples applied (Ctrl-C stops)"
@@ -27,6 +27,10 @@ $(TOOLS)/temporal/bin/temporal:
 cluster-tools:
 	@./hack/cluster-tools.sh
 
+## prometheus-tools: Debian's pinned prometheus and promtool (the alert tests)
+prometheus-tools:
+	@./hack/prometheus-tools.sh
+
 build:
 	cargo build --workspace
 
@@ -36,7 +40,7 @@ lint:
 	RUSTDOCFLAGS="-D warnings" cargo doc --no-deps -p durablejob
 	cd tests/cluster && go vet ./...
 
-test: tools cluster-tools lint image
+test: tools cluster-tools prometheus-tools lint image
 	cd tests/cluster && go test -count=1 ./...
 	env -u DURABLEJOB_TEST_KUBECONFIG cargo test --workspace
 

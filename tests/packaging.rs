@@ -2,7 +2,9 @@
 //! built into `.tools/bin/` by `make cluster-tools`): the charts lint and render for the
 //! default values and for several value sets, bad values are refused by values.schema.json
 //! with a message naming the field, the CRD chart carries exactly the generated CRD, and the
-//! kustomize default overlay renders the same objects as the charts' defaults.
+//! kustomize default overlay renders the same objects as the charts' defaults, and the alerts
+//! pass their `promtool test rules` cases (promtool from Debian's pinned Prometheus, put into
+//! `.tools/bin/` by `make prometheus-tools`).
 
 use std::{collections::BTreeMap, path::PathBuf, process::Command};
 
@@ -16,7 +18,7 @@ fn tool(name: &str) -> PathBuf {
     let path = root().join(".tools/bin").join(name);
     assert!(
         path.is_file(),
-        "{} is missing: run `make cluster-tools` (make test does)",
+        "{} is missing: run `make cluster-tools prometheus-tools` (make test does)",
         path.display()
     );
     path
@@ -541,4 +543,48 @@ fn temporal_namespace_grants_reach_the_operator_only_and_default_to_none() {
             .contains("--temporal-namespace-grant"),
         "by default every namespace may use temporal.namespace only"
     );
+}
+
+/// The chart's alerts under Prometheus's own rule engine: `promtool check rules` loads them, and
+/// `promtool test rules` runs tests/alerts/durablejob.test.yaml (each alert fires on the series
+/// that should fire it and stays silent on a healthy DurableJob). Every alert needs a case there.
+#[test]
+fn every_alert_loads_and_passes_its_promtool_cases() {
+    let objects = render("charts/durablejob", &["metrics.prometheusRule.enabled=true"]);
+    let rule = of_kind(&objects, "PrometheusRule")[0];
+    let dir = std::env::temp_dir().join(format!("durablejob-alerts-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // the PrometheusRule's spec is a Prometheus rule file (JSON is YAML)
+    std::fs::write(
+        dir.join("rules.yaml"),
+        serde_json::to_vec_pretty(&rule["spec"]).unwrap(),
+    )
+    .unwrap();
+    let cases = std::fs::read_to_string(root().join("tests/alerts/durablejob.test.yaml")).unwrap();
+    std::fs::write(dir.join("durablejob.test.yaml"), &cases).unwrap();
+    for r in rule["spec"]["groups"][0]["rules"].as_array().unwrap() {
+        let alert = r["alert"].as_str().unwrap();
+        assert!(
+            cases.contains(&format!("alertname: {alert}\n")),
+            "alert {alert} has no case in tests/alerts/durablejob.test.yaml"
+        );
+    }
+    let promtool = |args: &[&str]| {
+        let out = Command::new(tool("promtool"))
+            .args(args)
+            .current_dir(&dir)
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    };
+    let (ok, out) = promtool(&["check", "rules", "rules.yaml"]);
+    assert!(ok && out.contains("SUCCESS: 6 rules found"), "{out}");
+    let (ok, out) = promtool(&["test", "rules", "durablejob.test.yaml"]);
+    assert!(ok, "promtool test rules:\n{out}");
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -55,6 +55,16 @@ const SERIES: &[(&str, &str, MetricType)] = &[
     ),
     ("status_running", "Runs in progress", MetricType::Gauge),
     (
+        "status_paused",
+        "1 while the schedule is paused, labelled with why: Suspended, RunFailed, ConsecutiveFailures or Paused",
+        MetricType::Gauge,
+    ),
+    (
+        "status_consecutive_failures",
+        "Failed runs in a row (spec.suspendAfterFailures counts them)",
+        MetricType::Gauge,
+    ),
+    (
         "missed_runs",
         "Runs Temporal skipped because they were due outside the catchup window",
         MetricType::Counter,
@@ -138,6 +148,19 @@ pub fn samples(dj: &DurableJob) -> Vec<Sample> {
         }
     }
     out.push(sample("status_running", status.running_workflows.len() as f64));
+    if status.paused {
+        let mut labels = id();
+        let reason = status.paused_reason.clone().unwrap_or_else(|| "Paused".into());
+        labels.push(("reason", reason));
+        out.push(Sample {
+            metric: "status_paused",
+            labels,
+            value: 1.0,
+        });
+    }
+    if let Some(n) = status.consecutive_failures {
+        out.push(sample("status_consecutive_failures", n as f64));
+    }
     out.push(sample("missed_runs", status.missed_runs as f64));
     let by_cause = &status.missed_runs_by_cause;
     for (cause, n) in [
@@ -316,6 +339,9 @@ mod tests {
                 step: None,
             }],
             missed_runs: 2,
+            paused: true,
+            paused_reason: Some("Suspended".into()),
+            consecutive_failures: Some(4),
             missed_runs_by_cause: crate::api::MissedRuns {
                 catchup_window_passed: 2,
                 overlap_skipped: 3,
@@ -342,6 +368,8 @@ mod tests {
             "durablejob_status_last_successful_time{namespace=\"default\",name=\"nightly\"} 1796004000",
             "durablejob_status_last_failure_time{namespace=\"default\",name=\"nightly\"} 1796090405",
             "durablejob_status_running{namespace=\"default\",name=\"nightly\"} 1",
+            "durablejob_status_paused{namespace=\"default\",name=\"nightly\",reason=\"Suspended\"} 1",
+            "durablejob_status_consecutive_failures{namespace=\"default\",name=\"nightly\"} 4",
             "durablejob_missed_runs_total{namespace=\"default\",name=\"nightly\"} 2",
             "durablejob_status_condition{namespace=\"default\",name=\"nightly\",condition=\"Ready\",status=\"true\"} 1",
             "durablejob_status_condition{namespace=\"default\",name=\"nightly\",condition=\"Ready\",status=\"false\"} 0",

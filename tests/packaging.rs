@@ -588,3 +588,89 @@ fn every_alert_loads_and_passes_its_promtool_cases() {
     assert!(ok, "promtool test rules:\n{out}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The Grafana dashboard: opt-in as a ConfigMap the kube-prometheus-stack sidecar loads (its
+/// label, the JSON exactly the plain file), template variables for namespace and DurableJob, and
+/// every panel's query valid PromQL for Prometheus's own parser (each becomes a recording rule
+/// that `promtool check rules` loads).
+#[test]
+fn the_dashboard_ships_opt_in_and_every_panel_query_parses() {
+    let file = root().join("charts/durablejob/files/durablejob-dashboard.json");
+    let dashboard: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    assert!(
+        of_kind(&render("charts/durablejob", &[]), "ConfigMap")
+            .iter()
+            .all(|c| !name(c).ends_with("-dashboard")),
+        "off by default"
+    );
+    let objects = render("charts/durablejob", &["metrics.grafanaDashboard.enabled=true"]);
+    let map = of_kind(&objects, "ConfigMap")
+        .into_iter()
+        .find(|c| name(c) == "durablejob-dashboard")
+        .expect("the dashboard ConfigMap");
+    assert_eq!(map["metadata"]["labels"]["grafana_dashboard"], "1");
+    let shipped: Value = serde_json::from_str(map["data"]["durablejob.json"].as_str().unwrap()).unwrap();
+    assert_eq!(shipped, dashboard, "the ConfigMap carries the file as it is");
+
+    let variables: Vec<&str> = dashboard["templating"]["list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(variables, ["datasource", "namespace", "name"]);
+    // as Grafana would send them with "All" chosen
+    let exprs: Vec<(String, String)> = dashboard["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["type"] != "row")
+        .flat_map(|p| {
+            let title = p["title"].as_str().unwrap().to_string();
+            assert!(
+                p["description"].as_str().is_some_and(|d| !d.is_empty()),
+                "panel {title} says what it shows"
+            );
+            p["targets"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(move |t| (title.clone(), t["expr"].as_str().unwrap().to_string()))
+        })
+        .collect();
+    assert!(exprs.len() >= 20, "{} queries", exprs.len());
+    let rules: Vec<Value> = exprs
+        .iter()
+        .enumerate()
+        .map(|(i, (_, e))| {
+            let e = e
+                .replace("$namespace", ".*")
+                .replace("$name", ".*")
+                .replace("$__rate_interval", "5m");
+            serde_json::json!({"record": format!("dashboard:query_{i}"), "expr": e})
+        })
+        .collect();
+    let dir = std::env::temp_dir().join(format!("durablejob-dashboard-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("panels.yaml");
+    std::fs::write(
+        &path,
+        serde_json::to_vec(&serde_json::json!({"groups": [{"name": "panels", "rules": rules}]})).unwrap(),
+    )
+    .unwrap();
+    let out = Command::new(tool("promtool"))
+        .args(["check", "rules"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && text.contains(&format!("SUCCESS: {} rules found", exprs.len())),
+        "a panel's query does not parse:\n{text}\n{exprs:#?}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -17,6 +17,7 @@ macro_rules! scenarios {
 
 mod calendars;
 mod control;
+mod dashboard;
 mod env;
 mod faults;
 mod handover;
@@ -63,6 +64,7 @@ const REGISTERED: &[(&str, &[(&str, Scenario)])] = &[
     ("tenancy", tenancy::SCENARIOS),
     ("versions", versions::SCENARIOS),
     ("steps", steps::SCENARIOS),
+    ("dashboard", dashboard::SCENARIOS),
 ];
 
 fn main() -> ExitCode {

@@ -164,7 +164,7 @@ async fn main() -> ExitCode {
         }
         Command::Get(args) => {
             telemetry::init(LogFormat::Text);
-            let client = match kube_client("cli").await {
+            let client = match kube_client("cli", None).await {
                 Ok(c) => c,
                 Err(e) => return fail(&e),
             };
@@ -191,7 +191,10 @@ fn identity(role: &str) -> String {
 /// A client from the kubeconfig or the in-cluster config. Its User-Agent names the binary, the
 /// role and the process (`durablejob/0.1.0 (operator; <pod or pid>)`), so audit logs tell
 /// replicas apart.
-async fn kube_client(role: &str) -> Result<kube::Client, String> {
+async fn kube_client(
+    role: &str,
+    requests: Option<&durablejob::metrics::kube_requests::KubeRequests>,
+) -> Result<kube::Client, String> {
     let mut config = kube::Config::infer()
         .await
         .map_err(|e| format!("cannot load a kubeconfig or in-cluster config: {e}"))?;
@@ -200,7 +203,12 @@ async fn kube_client(role: &str) -> Result<kube::Client, String> {
     if let Ok(value) = agent.parse() {
         config.headers.push((http::header::USER_AGENT, value));
     }
-    kube::Client::try_from(config).map_err(|e| format!("cannot create the Kubernetes client: {e}"))
+    let builder = kube::client::ClientBuilder::try_from(config)
+        .map_err(|e| format!("cannot create the Kubernetes client: {e}"))?;
+    Ok(match requests {
+        Some(counted) => builder.with_layer(counted).build(),
+        None => builder.build(),
+    })
 }
 
 /// Temporal's settings (environment, then flags) and the Kubernetes client, for a long-running role.
@@ -208,9 +216,11 @@ async fn connections(
     temporal: &TemporalArgs,
     identity: &str,
     role: &str,
+    registry: &mut prometheus_client::registry::Registry,
 ) -> Result<(TemporalConfig, kube::Client), String> {
     let temporal = temporal.resolve(identity).map_err(|e| e.to_string())?;
-    Ok((temporal, kube_client(role).await?))
+    let requests = durablejob::metrics::kube_requests::KubeRequests::register(registry);
+    Ok((temporal, kube_client(role, Some(&requests)).await?))
 }
 
 fn fail(message: &str) -> ExitCode {
@@ -221,7 +231,8 @@ fn fail(message: &str) -> ExitCode {
 async fn operator(args: OperatorArgs) -> ExitCode {
     telemetry::init(args.log_format);
     let identity = identity("operator");
-    let (temporal, client) = match connections(&args.temporal, &identity, "operator").await {
+    let mut registry = prometheus_client::registry::Registry::default();
+    let (temporal, client) = match connections(&args.temporal, &identity, "operator", &mut registry).await {
         Ok(both) => both,
         Err(e) => return fail(&e),
     };
@@ -261,7 +272,6 @@ async fn operator(args: OperatorArgs) -> ExitCode {
     info!(temporal_address = %temporal.address, temporal_namespace = %temporal.namespace,
         prefix = %settings.schedule_id_prefix, temporal_namespace_grants = ?settings.namespace_grants.describe(),
         "starting operator");
-    let mut registry = prometheus_client::registry::Registry::default();
     let metrics = Metrics::register(&mut registry);
     let collector = DurableJobCollector::default();
     registry.register_collector(Box::new(collector.clone()));
@@ -351,12 +361,12 @@ async fn runner(args: RunnerArgs) -> ExitCode {
         );
     }
     let identity = identity("runner");
-    let (temporal, client) = match connections(&args.temporal, &identity, "runner").await {
+    let mut registry = prometheus_client::registry::Registry::default();
+    let (temporal, client) = match connections(&args.temporal, &identity, "runner", &mut registry).await {
         Ok(both) => both,
         Err(e) => return fail(&e),
     };
     let ready = health::Readiness::default();
-    let mut registry = prometheus_client::registry::Registry::default();
     let metrics = durablejob::metrics::runner::RunnerMetrics::register(&mut registry);
     let server = health::serve(
         args.health_addr,

@@ -3,6 +3,7 @@
 //! Per-DurableJob series are read from the controller's cache at scrape time ([`resources`]),
 //! the way kube-state-metrics does it for CronJobs; the runner's are in [`runner`].
 
+pub mod kube_requests;
 pub mod resources;
 pub mod runner;
 

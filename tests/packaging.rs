@@ -248,11 +248,13 @@ fn value_sets_render_what_they_ask_for() {
             "temporal.workers.tlsSecretName=worker-mtls",
             "temporal.workers.apiKeySecretName=worker-key",
             "image.digest=sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+            "operator.runEvents=all",
         ],
     );
     // user workers are told the same connection, from Secrets of their own namespace
     let operator_args = args(&objects, "durablejob-operator");
     for a in [
+        "--run-events=all",
         "--worker-temporal-tls=true",
         "--worker-temporal-tls-secret=worker-mtls",
         "--worker-temporal-api-key-secret=worker-key:api-key",
@@ -377,6 +379,7 @@ fn bad_values_are_refused_with_the_field_named() {
         ("image.pullPolicy=Sometimes", "pullPolicy"),
         ("scheduleIdPrefix=a:b", "scheduleIdPrefix"),
         ("operator.maxConcurrentReconciles=0", "maxConcurrentReconciles"),
+        ("operator.runEvents=some", "runEvents"),
         ("temporal.namespaceGrants.Team_A={payments}", "namespaceGrants"),
         ("temporal.namespaceGrants.team-a=payments", "namespaceGrants"),
         ("temporal.namespaceGrants.team-a={a=b}", "namespaceGrants"),
@@ -545,6 +548,21 @@ fn temporal_namespace_grants_reach_the_operator_only_and_default_to_none() {
     );
 }
 
+/// Runs promtool in `dir`: whether it succeeded, and what it printed.
+fn promtool(dir: &std::path::Path, args: &[&str]) -> (bool, String) {
+    let out = Command::new(tool("promtool"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
 /// The chart's alerts under Prometheus's own rule engine: `promtool check rules` loads them, and
 /// `promtool test rules` runs tests/alerts/durablejob.test.yaml (each alert fires on the series
 /// that should fire it and stays silent on a healthy DurableJob). Every alert needs a case there.
@@ -569,22 +587,9 @@ fn every_alert_loads_and_passes_its_promtool_cases() {
             "alert {alert} has no case in tests/alerts/durablejob.test.yaml"
         );
     }
-    let promtool = |args: &[&str]| {
-        let out = Command::new(tool("promtool"))
-            .args(args)
-            .current_dir(&dir)
-            .output()
-            .unwrap();
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        (out.status.success(), text)
-    };
-    let (ok, out) = promtool(&["check", "rules", "rules.yaml"]);
+    let (ok, out) = promtool(&dir, &["check", "rules", "rules.yaml"]);
     assert!(ok && out.contains("SUCCESS: 6 rules found"), "{out}");
-    let (ok, out) = promtool(&["test", "rules", "durablejob.test.yaml"]);
+    let (ok, out) = promtool(&dir, &["test", "rules", "durablejob.test.yaml"]);
     assert!(ok, "promtool test rules:\n{out}");
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -658,18 +663,9 @@ fn the_dashboard_ships_opt_in_and_every_panel_query_parses() {
         serde_json::to_vec(&serde_json::json!({"groups": [{"name": "panels", "rules": rules}]})).unwrap(),
     )
     .unwrap();
-    let out = Command::new(tool("promtool"))
-        .args(["check", "rules"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (ok, text) = promtool(&dir, &["check", "rules", "panels.yaml"]);
     assert!(
-        out.status.success() && text.contains(&format!("SUCCESS: {} rules found", exprs.len())),
+        ok && text.contains(&format!("SUCCESS: {} rules found", exprs.len())),
         "a panel's query does not parse:\n{text}\n{exprs:#?}"
     );
     let _ = std::fs::remove_dir_all(&dir);

@@ -441,7 +441,12 @@ impl JobActivities {
                     Err(e) => return Err(classify(e, &format!("reading Job {name}"))),
                 },
             };
-            let pods = watched.pods(current.uid().as_deref().unwrap_or_default());
+            // the pods matter for a Job done by its pod, and for a step's result; a scan of the
+            // pod cache on every wake of every other Job would be wasted
+            let result_wanted = input.step.is_some() && input.item.is_none();
+            let pods = (by_pod || result_wanted)
+                .then(|| watched.pods(current.uid().as_deref().unwrap_or_default()))
+                .flatten();
             match job::state_with_pods(&current, pods.as_deref().unwrap_or_default(), by_pod) {
                 JobState::Succeeded => {
                     // a step's result; an item's is not kept (a fan-out records outcomes)

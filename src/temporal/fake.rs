@@ -246,7 +246,8 @@ impl Schedules for FakeSchedules {
             .get(&key(at))
             .into_iter()
             .flatten()
-            .filter(|t| **t >= start && **t <= end)
+            // strictly after start, at one-second resolution, as Temporal answers
+            .filter(|t| t.timestamp() > start.timestamp() && **t <= end)
             .copied()
             .collect())
     }

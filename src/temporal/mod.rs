@@ -235,8 +235,9 @@ pub trait Schedules:
         request_id: &str,
     ) -> impl Future<Output = Result<bool, TemporalError>> + Send;
 
-    /// The times in `[start, end]` the schedule's spec matches (exclusions applied, whether
-    /// or not a run started then).
+    /// The times in `(start, end]` the schedule's spec matches (exclusions applied, whether
+    /// or not a run started then): strictly after `start`, to the second, as Temporal's
+    /// `ListScheduleMatchingTimes` answers (ask from a second before to include `start`).
     fn matching_times(
         &self,
         at: &ScheduleLocation,

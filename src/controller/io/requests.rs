@@ -383,7 +383,9 @@ async fn backfill<S: Schedules>(
 }
 
 /// The schedule's slots in `[from, to]`, counted up to `limit + 1`: Temporal answers a page of
-/// matching times per call, so the count goes on after the last one until a call finds none.
+/// matching times per call, each after the time asked from, so the count starts a second
+/// before `from` (a slot at `from` is backfilled, so it counts) and goes on after the last time
+/// of each page until a call finds none.
 async fn count_slots<S: Schedules>(
     schedules: &S,
     at: &crate::desired::schedule::ScheduleLocation,
@@ -391,13 +393,13 @@ async fn count_slots<S: Schedules>(
     to: DateTime<Utc>,
     limit: u32,
 ) -> Result<usize, crate::temporal::TemporalError> {
-    let (mut count, mut start) = (0usize, from);
+    let (mut count, mut after) = (0usize, from - chrono::TimeDelta::seconds(1));
     // each call either finds at least one more slot or ends the count
-    while count <= limit as usize && start <= to {
-        let times = schedules.matching_times(at, start, to).await?;
+    while count <= limit as usize && after < to {
+        let times = schedules.matching_times(at, after, to).await?;
         let Some(last) = times.iter().max() else { break };
-        count += times.iter().filter(|t| **t >= start && **t <= to).count();
-        start = *last + chrono::TimeDelta::seconds(1);
+        count += times.iter().filter(|t| **t >= from && **t <= to).count();
+        after = *last;
     }
     Ok(count)
 }

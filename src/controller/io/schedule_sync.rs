@@ -337,8 +337,9 @@ async fn report_missed<S: Schedules>(
     // a slot of the last second may be starting right now: not a miss
     let to = now - chrono::TimeDelta::seconds(1);
     let matching = if from < to {
+        // the last check ended a second before `from`: this one includes `from` itself
         schedules
-            .matching_times(&desired.location, from, to)
+            .matching_times(&desired.location, from - chrono::TimeDelta::seconds(1), to)
             .await
             .unwrap_or_default()
     } else {

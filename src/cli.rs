@@ -51,6 +51,9 @@ pub enum Command {
     Status(Box<crate::control::args::ShowArgs>),
     /// The pod logs of a run's Jobs (every attempt, step and item), with your own credentials.
     Logs(Box<crate::control::args::LogsArgs>),
+    /// When a DurableJob will run, as Temporal computes it: the next runs, the times exclusions
+    /// skip, and a month grid; from a manifest (-f, offline) or an applied DurableJob.
+    Preview(Box<crate::control::args::PreviewArgs>),
     /// Send a signal to a run (Temporal credentials as the temporal CLI reads them).
     Signal(Box<crate::control::args::SignalArgs>),
     /// Query a run, e.g. `status` on a built-in run (Temporal credentials as the temporal CLI reads them).

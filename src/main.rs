@@ -125,6 +125,7 @@ async fn main() -> ExitCode {
         Command::Signal(a) => control(control::signal(&a)).await,
         Command::Query(a) => control(control::query(&a)).await,
         Command::Logs(a) => control(control::logs(&a)).await,
+        Command::Preview(a) => control(control::preview(&a, &mut std::io::stdin())).await,
         Command::Completion(a) => {
             use durablejob::cli::Shell;
             let shell = match a.shell {

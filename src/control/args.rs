@@ -215,6 +215,40 @@ pub struct LogsArgs {
     pub temporal_ui_url: String,
 }
 
+/// Arguments of `preview`.
+#[derive(Debug, Args)]
+pub struct PreviewArgs {
+    /// The DurableJob: an applied one, or with -f one of the files' (default: each of them).
+    pub name: Option<String>,
+    /// Manifests to preview instead of the cluster: DurableJobs and the DurableJobCalendars they
+    /// list, files or folders (repeat the flag; - reads stdin). Nothing is sent anywhere.
+    #[arg(short = 'f', long = "filename", value_name = "FILE")]
+    pub filename: Vec<PathBuf>,
+    /// Namespace: of the applied DurableJob, or for a manifest that names none (H depends on
+    /// it; default: the kubeconfig context's, or "default" for a manifest).
+    #[arg(short = 'n', long)]
+    pub namespace: Option<String>,
+    /// Path to the kubeconfig file (default: $KUBECONFIG, then ~/.kube/config, then in-cluster).
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context to use.
+    #[arg(long)]
+    pub context: Option<String>,
+    /// List the runs after this time (RFC 3339; default: now).
+    #[arg(long, value_name = "TIME", value_parser = parse_from)]
+    pub from: Option<chrono::DateTime<chrono::Utc>>,
+    /// How many runs to list.
+    #[arg(long, value_name = "N", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub count: u32,
+    /// Months of calendar grid from --from's month (default: through the last listed run's
+    /// month, at most 3; 0 leaves the grid out).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(0..=24))]
+    pub months: Option<u32>,
+    /// Output format (json or yaml give the times, skips and grid as data).
+    #[arg(short = 'o', long, value_enum)]
+    pub output: Option<Output>,
+}
+
 #[derive(Debug, Args)]
 pub struct SignalArgs {
     #[command(flatten)]

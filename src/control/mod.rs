@@ -1,4 +1,4 @@
-//! Run control: `durablejob trigger|backfill|cancel|resume|runs|status|signal|query NAME`, also
+//! Run control: `durablejob trigger|backfill|cancel|resume|runs|status|logs|preview|signal|query NAME`, also
 //! as the kubectl plugin `kubectl durablejob ...`. State changes are request annotations on the
 //! DurableJob (so RBAC on the resource is all a user needs, and audit logs and GitOps see them);
 //! the operator acts on each once and records it in `status.requests`. `runs` and `status` read
@@ -9,6 +9,8 @@ pub mod complete;
 mod live;
 pub mod logs;
 pub use logs::logs;
+pub mod preview;
+pub use preview::preview;
 pub mod render;
 
 use std::time::Duration;

@@ -223,20 +223,7 @@ pub(crate) fn desired(
             prefix: settings.schedule_id_prefix.clone(),
             resource: format!("{}/{}", resource.namespace, resource.name),
         },
-        calendar: Calendar {
-            cron: concrete_cron(&spec.cron, resource.namespace, resource.name),
-            intervals: spec.intervals.iter().copied().map(Interval::from).collect(),
-            time_zone: spec.time_zone.clone(),
-            jitter: spec.jitter,
-            start_at: spec.start_at,
-            end_at: spec.end_at,
-            exclude: spec
-                .exclude
-                .iter()
-                .cloned()
-                .chain(calendars.iter().flat_map(|c| c.matches.iter().cloned()))
-                .collect(),
-        },
+        calendar: calendar(resource.namespace, resource.name, spec, calendars),
         action: StartWorkflow {
             workflow_id: location.id.clone(),
             workflow_type,
@@ -263,6 +250,30 @@ pub(crate) fn desired(
     }
 }
 
+/// When runs start: the spec's times with `H` resolved for `namespace/name`, its exclusions,
+/// then each referenced calendar's.
+pub(crate) fn calendar(
+    namespace: &str,
+    name: &str,
+    spec: &ValidSpec,
+    calendars: &[ResolvedCalendar],
+) -> Calendar {
+    Calendar {
+        cron: concrete_cron(&spec.cron, namespace, name),
+        intervals: spec.intervals.iter().copied().map(Interval::from).collect(),
+        time_zone: spec.time_zone.clone(),
+        jitter: spec.jitter,
+        start_at: spec.start_at,
+        end_at: spec.end_at,
+        exclude: spec
+            .exclude
+            .iter()
+            .cloned()
+            .chain(calendars.iter().flat_map(|c| c.matches.iter().cloned()))
+            .collect(),
+    }
+}
+
 /// The cron entries with `H` replaced for this resource (validated entries expand).
 pub(crate) fn concrete_cron(entries: &[String], namespace: &str, name: &str) -> Vec<String> {
     entries
@@ -286,8 +297,15 @@ impl DesiredSchedule {
 
     /// One line for `status.schedule` and the printer column.
     pub fn summary(&self) -> String {
-        let mut parts: Vec<String> = self.calendar.cron.clone();
-        for iv in &self.calendar.intervals {
+        self.calendar.summary()
+    }
+}
+
+impl Calendar {
+    /// One line: the cron entries and intervals, and the time zone when it is not UTC.
+    pub fn summary(&self) -> String {
+        let mut parts: Vec<String> = self.cron.clone();
+        for iv in &self.intervals {
             let mut s = format!("every {}", duration::format(iv.every));
             if let Some(o) = iv.offset.filter(|o| !o.is_zero()) {
                 s.push_str(&format!(" +{}", duration::format(o)));
@@ -295,8 +313,8 @@ impl DesiredSchedule {
             parts.push(s);
         }
         let mut out = parts.join(", ");
-        if !self.calendar.cron.is_empty() && self.calendar.time_zone != "UTC" {
-            out.push_str(&format!(" ({})", self.calendar.time_zone));
+        if !self.cron.is_empty() && self.time_zone != "UTC" {
+            out.push_str(&format!(" ({})", self.time_zone));
         }
         out
     }

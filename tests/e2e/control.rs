@@ -60,7 +60,7 @@ impl Plugin {
     }
 
     /// Runs `kubectl durablejob ARGS`; whether it exited 0, and stdout and stderr.
-    fn run(&self, args: &[&str]) -> (bool, String) {
+    pub fn run(&self, args: &[&str]) -> (bool, String) {
         let kubectl = testsupport::Kubectl::find(&self.kubeconfig);
         let path = format!(
             "{}:{}",

@@ -24,6 +24,7 @@ mod handover;
 mod install;
 mod kubectl;
 mod operator;
+mod preview;
 mod procs;
 mod replay;
 mod runs;
@@ -65,6 +66,7 @@ const REGISTERED: &[(&str, &[(&str, Scenario)])] = &[
     ("versions", versions::SCENARIOS),
     ("steps", steps::SCENARIOS),
     ("dashboard", dashboard::SCENARIOS),
+    ("preview", preview::SCENARIOS),
 ];
 
 fn main() -> ExitCode {

@@ -154,6 +154,8 @@ durablejob playground is running (logs in $DIR/). In another shell:
   kubectl durablejob trigger nightly-report --wait   # run one now (an annotation the operator acts on)
   kubectl durablejob runs nightly-report  # recent runs: result, attempts, Job, Temporal UI link
   kubectl durablejob status nightly-report
+  kubectl durablejob preview nightly-report   # next runs, the days its calendar skips, a month grid
+  kubectl durablejob logs nightly-report --last   # the pod log of its newest run
   kubectl durablejob rollout status invoice-sync   # a versioned worker rolling out a new image
   kubectl get deploy -L durablejob.dev/build-id   # one Deployment per worker version
   kubectl durablejob query nightly-report --run <WORKFLOW ID from runs> status   # a running run

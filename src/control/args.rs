@@ -7,11 +7,9 @@ use clap::{Args, Subcommand, ValueEnum};
 use crate::api::OverlapPolicy;
 use crate::temporal::connect::TemporalArgs;
 
-/// Where the DurableJob is: kubectl's flags.
+/// Which cluster and namespace: kubectl's flags.
 #[derive(Debug, Clone, Args, Default, PartialEq, Eq)]
-pub struct Target {
-    /// The DurableJob.
-    pub name: String,
+pub struct Cluster {
     /// Namespace (default: the kubeconfig context's).
     #[arg(short = 'n', long)]
     pub namespace: Option<String>,
@@ -21,6 +19,15 @@ pub struct Target {
     /// The kubeconfig context to use.
     #[arg(long)]
     pub context: Option<String>,
+}
+
+/// Where the DurableJob is.
+#[derive(Debug, Clone, Args, Default, PartialEq, Eq)]
+pub struct Target {
+    /// The DurableJob.
+    pub name: String,
+    #[command(flatten)]
+    pub cluster: Cluster,
 }
 
 /// Output formats, as kubectl spells them.
@@ -224,16 +231,10 @@ pub struct PreviewArgs {
     /// list, files or folders (repeat the flag; - reads stdin). Nothing is sent anywhere.
     #[arg(short = 'f', long = "filename", value_name = "FILE")]
     pub filename: Vec<PathBuf>,
-    /// Namespace: of the applied DurableJob, or for a manifest that names none (H depends on
-    /// it; default: the kubeconfig context's, or "default" for a manifest).
-    #[arg(short = 'n', long)]
-    pub namespace: Option<String>,
-    /// Path to the kubeconfig file (default: $KUBECONFIG, then ~/.kube/config, then in-cluster).
-    #[arg(long, value_name = "FILE")]
-    pub kubeconfig: Option<PathBuf>,
-    /// The kubeconfig context to use.
-    #[arg(long)]
-    pub context: Option<String>,
+    /// The cluster of an applied DurableJob; with -f, `-n` is the namespace of a manifest that
+    /// names none (H depends on it; default "default").
+    #[command(flatten)]
+    pub cluster: Cluster,
     /// List the runs after this time (RFC 3339; default: now).
     #[arg(long, value_name = "TIME", value_parser = parse_from)]
     pub from: Option<chrono::DateTime<chrono::Utc>>,
@@ -333,8 +334,8 @@ mod tests {
         assert_eq!(
             (
                 t.target.name.as_str(),
-                t.target.namespace.as_deref(),
-                t.target.context.as_deref()
+                t.target.cluster.namespace.as_deref(),
+                t.target.cluster.context.as_deref()
             ),
             ("report", Some("team"), Some("prod"))
         );
@@ -366,7 +367,7 @@ mod tests {
             panic!("a retry");
         };
         assert_eq!(
-            (r.run.as_str(), r.target.namespace.as_deref(), r.wait.wait),
+            (r.run.as_str(), r.target.cluster.namespace.as_deref(), r.wait.wait),
             ("w-1", Some("apps"), true)
         );
         assert!(parse(&["retry", "r"]).is_err(), "retry needs --run");
@@ -391,7 +392,10 @@ mod tests {
                 | super::RolloutCommand::Resume(a) => a,
                 super::RolloutCommand::Status(_) => panic!("rollout {verb} is not status"),
             };
-            assert_eq!((a.target.namespace.as_deref(), a.wait.wait), (Some("apps"), true));
+            assert_eq!(
+                (a.target.cluster.namespace.as_deref(), a.wait.wait),
+                (Some("apps"), true)
+            );
         }
         assert!(matches!(
             parse(&["rollout", "status", "r", "-o", "json"]),

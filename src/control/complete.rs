@@ -41,12 +41,7 @@ pub fn next(root: &Command, words: &[String], plugin: bool) -> Next {
     };
     let mut command = root;
     let mut positionals = 0usize;
-    let mut target = Target {
-        name: String::new(),
-        namespace: None,
-        kubeconfig: None,
-        context: None,
-    };
+    let mut target = Target::default();
     let mut i = 0;
     let mut pending_flag: Option<&clap::Arg> = None;
     while i < done.len() {
@@ -146,7 +141,7 @@ pub fn render(candidates: &[String], directive: u8) -> String {
 
 async fn names(target: &Target) -> Vec<String> {
     use kube::{Api, api::ListParams};
-    let Ok((client, namespace)) = super::connect(target, "kubectl-durablejob/complete").await else {
+    let Ok((client, namespace)) = super::connect(&target.cluster, "kubectl-durablejob/complete").await else {
         return vec![];
     };
     let api: Api<crate::api::DurableJob> = Api::namespaced(client, &namespace);
@@ -285,9 +280,9 @@ fn flag_value(flag: &clap::Arg, typed: &str) -> Next {
 /// Keeps what the words say about where to look for names.
 fn remember(target: &mut Target, flag: &clap::Arg, value: &str) {
     match flag.get_long() {
-        Some("namespace") => target.namespace = Some(value.to_string()),
-        Some("kubeconfig") => target.kubeconfig = Some(value.into()),
-        Some("context") => target.context = Some(value.to_string()),
+        Some("namespace") => target.cluster.namespace = Some(value.to_string()),
+        Some("kubeconfig") => target.cluster.kubeconfig = Some(value.into()),
+        Some("context") => target.cluster.context = Some(value.to_string()),
         _ => {}
     }
 }
@@ -354,12 +349,12 @@ mod tests {
             panic!("names")
         };
         assert_eq!(prefix, "nig");
-        assert_eq!(target.namespace.as_deref(), Some("team"));
-        assert_eq!(target.context.as_deref(), Some("kind"));
+        assert_eq!(target.cluster.namespace.as_deref(), Some("team"));
+        assert_eq!(target.cluster.context.as_deref(), Some("kind"));
         let Next::Names { target, .. } = at("status --namespace=prod ") else {
             panic!("names")
         };
-        assert_eq!(target.namespace.as_deref(), Some("prod"));
+        assert_eq!(target.cluster.namespace.as_deref(), Some("prod"));
         assert!(matches!(at("rollout status "), Next::Names { .. }));
         assert_eq!(at("trigger report "), Next::Nothing, "one name only");
     }

@@ -129,7 +129,7 @@ fn container_of(pod: &Pod, wanted: Option<&str>) -> std::result::Result<String, 
 /// Prints the logs of the run's pods, one after another under a header each; with `-f`, a pod
 /// still running is followed until it ends.
 pub async fn logs(a: &LogsArgs) -> Result<String> {
-    let (client, namespace) = connect(&a.target, &super::user_agent()).await?;
+    let (client, namespace) = connect(&a.target.cluster, &super::user_agent()).await?;
     let dj = get(&client, &namespace, &a.target.name).await?;
     let run = pick_run(&dj, a.run.as_deref()).map_err(usage)?;
     let jobs_api: Api<Job> = Api::namespaced(client.clone(), &namespace);

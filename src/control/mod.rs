@@ -46,7 +46,7 @@ fn usage(e: impl std::fmt::Display) -> ControlError {
 }
 
 /// A client from `--kubeconfig`/`--context`, else the usual inference; and the namespace.
-pub async fn connect(target: &Target, user_agent: &str) -> Result<(Client, String)> {
+pub async fn connect(target: &args::Cluster, user_agent: &str) -> Result<(Client, String)> {
     let mut config = if target.kubeconfig.is_some() || target.context.is_some() {
         let kubeconfig = match &target.kubeconfig {
             Some(path) => Kubeconfig::read_from(path)
@@ -165,7 +165,7 @@ pub async fn request(
     params: RequestParams,
     wait: &args::Wait,
 ) -> Result<String> {
-    let (client, namespace) = connect(target, &user_agent()).await?;
+    let (client, namespace) = connect(&target.cluster, &user_agent()).await?;
     let dj = get(&client, &namespace, &target.name).await?;
     let request = Request {
         verb,
@@ -269,7 +269,7 @@ fn user_agent() -> String {
 
 /// `runs NAME`.
 pub async fn runs(a: &args::ShowArgs) -> Result<String> {
-    let (client, namespace) = connect(&a.target, &user_agent()).await?;
+    let (client, namespace) = connect(&a.target.cluster, &user_agent()).await?;
     let dj = get(&client, &namespace, &a.target.name).await?;
     let status = dj.status.clone().unwrap_or_default();
     match a.output {
@@ -286,7 +286,7 @@ pub async fn runs(a: &args::ShowArgs) -> Result<String> {
 
 /// `status NAME`.
 pub async fn status(a: &args::ShowArgs) -> Result<String> {
-    let (client, namespace) = connect(&a.target, &user_agent()).await?;
+    let (client, namespace) = connect(&a.target.cluster, &user_agent()).await?;
     let dj = get(&client, &namespace, &a.target.name).await?;
     let status = dj.status.clone().unwrap_or_default();
     match a.output {
@@ -298,7 +298,7 @@ pub async fn status(a: &args::ShowArgs) -> Result<String> {
 
 /// `rollout status NAME`: the worker lines of `status` and where the rollout stands.
 pub async fn rollout_status(a: &args::ShowArgs) -> Result<String> {
-    let (client, namespace) = connect(&a.target, &user_agent()).await?;
+    let (client, namespace) = connect(&a.target.cluster, &user_agent()).await?;
     let dj = get(&client, &namespace, &a.target.name).await?;
     let status = dj.status.clone().unwrap_or_default();
     let Some(worker) = status.worker.as_ref().filter(|w| w.deployment_name.is_some()) else {
@@ -316,7 +316,7 @@ pub async fn rollout_status(a: &args::ShowArgs) -> Result<String> {
 
 /// `signal NAME --run W SIGNAL`.
 pub async fn signal(a: &args::SignalArgs) -> Result<String> {
-    let (client, namespace) = connect(&a.target, &user_agent()).await?;
+    let (client, namespace) = connect(&a.target.cluster, &user_agent()).await?;
     let dj = get(&client, &namespace, &a.target.name).await?;
     let at = live::Run::of(&dj, &a.run)?;
     live::signal(&a.temporal, &at, &a.signal, a.input.as_ref()).await?;
@@ -325,7 +325,7 @@ pub async fn signal(a: &args::SignalArgs) -> Result<String> {
 
 /// `query NAME --run W QUERY`.
 pub async fn query(a: &args::QueryArgs) -> Result<String> {
-    let (client, namespace) = connect(&a.target, &user_agent()).await?;
+    let (client, namespace) = connect(&a.target.cluster, &user_agent()).await?;
     let dj = get(&client, &namespace, &a.target.name).await?;
     let at = live::Run::of(&dj, &a.run)?;
     let answer = live::query(&a.temporal, &at, &a.query, a.input.as_ref()).await?;

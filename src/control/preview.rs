@@ -13,7 +13,7 @@ use kube::{Api, ResourceExt};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::args::{Output, PreviewArgs, Target};
+use super::args::{Output, PreviewArgs};
 use super::{ControlError, Result, connect, get, serialize_json, serialize_yaml, usage, user_agent};
 use crate::api::{DurableJob, DurableJobCalendar};
 use crate::desired::schedule::{Calendar, ResolvedCalendar};
@@ -551,7 +551,7 @@ pub async fn preview(a: &PreviewArgs, stdin: &mut dyn Read) -> Result<String> {
                 "the files hold no DurableJob (kind: DurableJob, apiVersion: durablejob.dev/v1alpha1)"
             }));
         }
-        let namespace = a.namespace.clone().unwrap_or_else(|| "default".into());
+        let namespace = a.cluster.namespace.clone().unwrap_or_else(|| "default".into());
         jobs.iter().map(|j| subject(j, &namespace, &calendars)).collect()
     };
     let mut previews = Vec::new();
@@ -579,13 +579,7 @@ pub async fn preview(a: &PreviewArgs, stdin: &mut dyn Read) -> Result<String> {
 
 /// An applied DurableJob and its calendars, read with the caller's credentials.
 async fn applied(a: &PreviewArgs, name: &str) -> Result<Subject> {
-    let target = Target {
-        name: name.to_string(),
-        namespace: a.namespace.clone(),
-        kubeconfig: a.kubeconfig.clone(),
-        context: a.context.clone(),
-    };
-    let (client, namespace) = connect(&target, &user_agent()).await?;
+    let (client, namespace) = connect(&a.cluster, &user_agent()).await?;
     let dj = get(&client, &namespace, name).await?;
     let api: Api<DurableJobCalendar> = Api::namespaced(client, &namespace);
     let mut calendars = Vec::new();

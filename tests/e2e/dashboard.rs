@@ -143,30 +143,26 @@ async fn every_dashboard_panel_has_data_in_a_real_prometheus_scraping_the_operat
                 })
         })
         .collect();
-    let empty = wait_for(
-        "every panel's query to return data",
-        Duration::from_secs(120),
-        || async {
-            let mut empty = vec![];
-            for (title, q) in &queries {
-                if results(port, q).await.unwrap_or(0) == 0 {
-                    empty.push(format!("{title}: {q}"));
-                }
-            }
-            empty.is_empty().then_some(())
-        },
-    )
-    .await;
-    if empty.is_err() {
-        let mut left = vec![];
+    // the panels whose query returns no series yet
+    let empty = || async {
+        let mut empty = vec![];
         for (title, q) in &queries {
             if results(port, q).await.unwrap_or(0) == 0 {
-                left.push(format!("{title}: {q}"));
+                empty.push(format!("{title}: {q}"));
             }
         }
+        empty
+    };
+    let filled = wait_for(
+        "every panel's query to return data",
+        Duration::from_secs(120),
+        || async { empty().await.is_empty().then_some(()) },
+    )
+    .await;
+    if filled.is_err() {
         anyhow::bail!(
             "panels without data after 120s:\n{}\n--- runner ---\n{}",
-            left.join("\n"),
+            empty().await.join("\n"),
             runner.log_tail(10)
         );
     }

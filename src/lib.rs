@@ -22,6 +22,7 @@ pub mod get;
 pub mod handover;
 pub mod health;
 pub mod leader;
+pub(crate) mod manifests;
 pub mod metrics;
 pub mod migrate;
 pub mod operator;

@@ -9,7 +9,7 @@ pub mod schedule;
 
 use std::{
     io::{Read, Write},
-    path::{Path, PathBuf},
+    path::PathBuf,
 };
 
 use serde_json::Value;
@@ -40,93 +40,6 @@ pub struct Request {
     /// Write documents that are not CronJobs too (byte for byte) instead of skipping them.
     pub passthrough: bool,
     pub options: Options,
-}
-
-/// One input file (or stdin) and where its mirrored copy would go.
-struct Input {
-    display: String,
-    path: Option<PathBuf>,
-    /// Path relative to the input root, for `Output::Dir`.
-    relative: PathBuf,
-    text: Result<String, String>,
-}
-
-fn is_kustomization(p: &Path) -> bool {
-    matches!(
-        p.file_name().and_then(|n| n.to_str()),
-        Some("kustomization.yaml" | "kustomization.yml" | "Kustomization")
-    )
-}
-
-fn collect(root: &Path, dir: &Path, out: &mut Vec<(PathBuf, PathBuf)>) -> std::io::Result<()> {
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .collect();
-    entries.sort();
-    for e in entries {
-        let hidden = e
-            .file_name()
-            .and_then(|n| n.to_str())
-            .is_some_and(|n| n.starts_with('.'));
-        if hidden {
-            continue;
-        }
-        if e.is_dir() {
-            collect(root, &e, out)?;
-        } else if e.extension().is_some_and(|x| x == "yaml" || x == "yml") || is_kustomization(&e) {
-            out.push((e.clone(), e.strip_prefix(root).unwrap_or(&e).to_path_buf()));
-        }
-    }
-    Ok(())
-}
-
-fn read_inputs(paths: &[PathBuf], stdin: &mut dyn Read) -> Vec<Input> {
-    if paths.is_empty() || paths == [PathBuf::from("-")] {
-        let mut text = String::new();
-        let text = stdin
-            .read_to_string(&mut text)
-            .map(|_| text)
-            .map_err(|e| format!("cannot read stdin: {e}"));
-        return vec![Input {
-            display: "<stdin>".into(),
-            path: None,
-            relative: PathBuf::from("stdin.yaml"),
-            text,
-        }];
-    }
-    let mut inputs = vec![];
-    for p in paths {
-        let mut files = vec![];
-        match std::fs::metadata(p) {
-            Ok(m) if m.is_dir() => {
-                if let Err(e) = collect(p, p, &mut files) {
-                    inputs.push(Input {
-                        display: p.display().to_string(),
-                        path: None,
-                        relative: p.clone(),
-                        text: Err(format!("cannot read folder: {e}")),
-                    });
-                }
-            }
-            Ok(_) => files.push((p.clone(), PathBuf::from(p.file_name().unwrap_or(p.as_os_str())))),
-            Err(e) => inputs.push(Input {
-                display: p.display().to_string(),
-                path: None,
-                relative: p.clone(),
-                text: Err(format!("cannot read: {e}")),
-            }),
-        }
-        for (file, relative) in files {
-            let text = std::fs::read_to_string(&file).map_err(|e| format!("cannot read: {e}"));
-            inputs.push(Input {
-                display: file.display().to_string(),
-                path: Some(file),
-                relative,
-                text,
-            });
-        }
-    }
-    inputs
 }
 
 fn is_cronjob(v: &Value) -> bool {
@@ -297,7 +210,7 @@ pub fn run(req: &Request, stdin: &mut dyn Read, stdout: &mut dyn Write, report_o
             .push("--in-place needs files or folders, not stdin".into());
         return 1;
     }
-    let inputs = read_inputs(&req.paths, stdin);
+    let inputs = crate::manifests::read(&req.paths, stdin);
     let mut writes: Vec<(PathBuf, String)> = vec![];
     let mut combined = String::new();
     for input in &inputs {
@@ -308,7 +221,11 @@ pub fn run(req: &Request, stdin: &mut dyn Read, stdout: &mut dyn Write, report_o
                 continue;
             }
         };
-        if input.path.as_deref().is_some_and(is_kustomization) {
+        if input
+            .path
+            .as_deref()
+            .is_some_and(crate::manifests::is_kustomization)
+        {
             report_out.left_alone.push(input.display.clone());
             if req.passthrough
                 && let Output::Dir(d) = &req.output

@@ -24,42 +24,10 @@ use crate::api::{DurableJob, DurableJobCalendar};
 
 /// A manifest document as read: its kind and where it came from.
 fn documents(paths: &[PathBuf], stdin: &mut dyn Read) -> Result<Vec<(String, Value)>> {
-    let mut files: Vec<PathBuf> = Vec::new();
-    for p in paths {
-        if p.as_os_str() == "-" {
-            files.push(p.clone());
-            continue;
-        }
-        let meta =
-            std::fs::metadata(p).map_err(|e| usage(format!("-f {}: cannot read it: {e}", p.display())))?;
-        if meta.is_dir() {
-            let mut inner: Vec<PathBuf> = std::fs::read_dir(p)
-                .map_err(|e| usage(format!("-f {}: cannot read the folder: {e}", p.display())))?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|f| {
-                    f.extension()
-                        .is_some_and(|x| x == "yaml" || x == "yml" || x == "json")
-                })
-                .collect();
-            inner.sort();
-            files.extend(inner);
-        } else {
-            files.push(p.clone());
-        }
-    }
     let mut out = Vec::new();
-    for f in files {
-        let (display, text) = if f.as_os_str() == "-" {
-            let mut text = String::new();
-            stdin
-                .read_to_string(&mut text)
-                .map_err(|e| usage(format!("-f -: cannot read stdin: {e}")))?;
-            ("<stdin>".to_string(), text)
-        } else {
-            let text = std::fs::read_to_string(&f)
-                .map_err(|e| usage(format!("-f {}: cannot read it: {e}", f.display())))?;
-            (f.display().to_string(), text)
-        };
+    for file in crate::manifests::read(paths, stdin) {
+        let display = file.display;
+        let text = file.text.map_err(|e| usage(format!("-f {display}: {e}")))?;
         let docs: Vec<Value> =
             crate::yaml::documents(&text).map_err(|e| usage(format!("{display}: not YAML or JSON: {e}")))?;
         for (i, doc) in docs.into_iter().enumerate() {

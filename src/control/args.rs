@@ -174,14 +174,10 @@ pub enum RolloutCommand {
     Resume(ResumeArgs),
 }
 
-#[derive(Debug, Args)]
-pub struct ShowArgs {
-    #[command(flatten)]
-    pub target: Target,
-    /// Output format.
-    #[arg(short = 'o', long, value_enum)]
-    pub output: Option<Output>,
-    /// Base URL of the Temporal Web UI, for the links.
+/// Where the Temporal Web UI is, for the links to runs.
+#[derive(Debug, Clone, Args)]
+pub struct TemporalUi {
+    /// Base URL of the Temporal Web UI, for the links to runs.
     #[arg(
         long,
         env = "DURABLEJOB_TEMPORAL_UI_URL",
@@ -189,6 +185,17 @@ pub struct ShowArgs {
         value_name = "URL"
     )]
     pub temporal_ui_url: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    #[command(flatten)]
+    pub target: Target,
+    /// Output format.
+    #[arg(short = 'o', long, value_enum)]
+    pub output: Option<Output>,
+    #[command(flatten)]
+    pub ui: TemporalUi,
 }
 
 /// Arguments of `logs`.
@@ -212,14 +219,8 @@ pub struct LogsArgs {
     /// The container (default: the pod's default container, else its first).
     #[arg(short = 'c', long, value_name = "CONTAINER")]
     pub container: Option<String>,
-    /// Base URL of the Temporal Web UI, for the link to a run whose Jobs are gone.
-    #[arg(
-        long,
-        env = "DURABLEJOB_TEMPORAL_UI_URL",
-        default_value = "http://localhost:8233",
-        value_name = "URL"
-    )]
-    pub temporal_ui_url: String,
+    #[command(flatten)]
+    pub ui: TemporalUi,
 }
 
 /// Arguments of `preview`.
@@ -228,7 +229,8 @@ pub struct PreviewArgs {
     /// The DurableJob: an applied one, or with -f one of the files' (default: each of them).
     pub name: Option<String>,
     /// Manifests to preview instead of the cluster: DurableJobs and the DurableJobCalendars they
-    /// list, files or folders (repeat the flag; - reads stdin). Nothing is sent anywhere.
+    /// list, files or folders (read recursively; repeat the flag; - reads stdin). Nothing is sent
+    /// anywhere.
     #[arg(short = 'f', long = "filename", value_name = "FILE")]
     pub filename: Vec<PathBuf>,
     /// The cluster of an applied DurableJob; with -f, `-n` is the namespace of a manifest that

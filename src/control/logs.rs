@@ -1,7 +1,8 @@
 //! `logs NAME [--run W | --last] [--attempt N] [-f] [-c CONTAINER]`: the pod logs of a run's
 //! Jobs, read through the Kubernetes logs API with the caller's own credentials (as `kubectl
 //! logs` does). A run is found in the DurableJob's status; its Jobs by the DurableJob's label and
-//! the run's workflow id annotation the runner sets; each Job's pods by `job-name`. A run whose
+//! the run's workflow id annotation the runner sets; their pods by the same label (one list), each
+//! Job's by `job-name`. A run whose
 //! Jobs are gone says so and gives its Temporal UI link instead.
 
 use futures::{AsyncBufReadExt, TryStreamExt};
@@ -148,7 +149,7 @@ pub async fn logs(a: &LogsArgs) -> Result<String> {
     let status = dj.status.clone().unwrap_or_default();
     if of_run.is_empty() {
         let link = super::render::run_link(
-            &a.temporal_ui_url,
+            &a.ui.temporal_ui_url,
             status.temporal_namespace.as_deref().unwrap_or("default"),
             &run.workflow_id,
             &run.run_id,
@@ -170,15 +171,24 @@ pub async fn logs(a: &LogsArgs) -> Result<String> {
         )));
     }
     let pods_api: Api<Pod> = Api::namespaced(client, &namespace);
+    // one list for the pods of every Job of the run: they carry the DurableJob's label too
+    let all_pods = pods_api
+        .list(&ListParams::default().labels(&selector))
+        .await
+        .map_err(|e| {
+            usage(format!(
+                "cannot list the pods of DurableJob {}: {e}",
+                a.target.name
+            ))
+        })?
+        .items;
     let mut out = tokio::io::stdout();
     let mut printed_any = false;
     for job in of_run {
-        let selector = format!("batch.kubernetes.io/job-name={}", job.name_any());
-        let mut pods = pods_api
-            .list(&ListParams::default().labels(&selector))
-            .await
-            .map_err(|e| usage(format!("cannot list the pods of Job {}: {e}", job.name_any())))?
-            .items;
+        let mut pods: Vec<&Pod> = all_pods
+            .iter()
+            .filter(|p| p.labels().get("batch.kubernetes.io/job-name") == Some(&job.name_any()))
+            .collect();
         pods.sort_by_key(|p| (p.creation_timestamp(), p.name_any()));
         if pods.is_empty() {
             let line = format!("==> Job {}: no pod left <==\n", job.name_any());

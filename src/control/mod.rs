@@ -277,7 +277,7 @@ pub async fn runs(a: &args::ShowArgs) -> Result<String> {
         Some(Output::Yaml) => serialize_yaml(&status.recent_runs),
         o => Ok(render::runs(
             &dj,
-            &a.temporal_ui_url,
+            &a.ui.temporal_ui_url,
             chrono::Utc::now(),
             o == Some(Output::Wide),
         )),
@@ -292,7 +292,7 @@ pub async fn status(a: &args::ShowArgs) -> Result<String> {
     match a.output {
         Some(Output::Json) => serialize_json(&status),
         Some(Output::Yaml) => serialize_yaml(&status),
-        _ => Ok(render::status(&dj, &a.temporal_ui_url, chrono::Utc::now())),
+        _ => Ok(render::status(&dj, &a.ui.temporal_ui_url, chrono::Utc::now())),
     }
 }
 

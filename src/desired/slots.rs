@@ -376,8 +376,12 @@ impl Slots {
         if let Some(by) = self.excluded_by(t) {
             return Some(Slot::Excluded { at, by });
         }
+        // the window ends at the next time the spec gives, if that comes sooner (looked up only
+        // when there is jitter: it is the next slot's own search)
         let mut jitter = self.jitter;
-        if let Some(following) = self.raw_next(t) {
+        if jitter > TimeDelta::zero()
+            && let Some(following) = self.raw_next(t)
+        {
             jitter = jitter.min(TimeDelta::seconds(following - t));
         }
         Some(Slot::Run { at, jitter })

@@ -483,7 +483,7 @@ async fn preview_reads_a_manifest_offline_and_an_applied_durablejob_with_its_cal
     let file_s = file.to_string_lossy().to_string();
     let (ok, out, err) = offline(
         &[
-            "preview", "-f", &file_s, "--from", &from, "--count", "5", "-o", "json",
+            "preview", "-f", &file_s, "--from", &from, "--count", "5", "--months", "2", "-o", "json",
         ],
         None,
     )?;
@@ -515,14 +515,20 @@ async fn preview_reads_a_manifest_offline_and_an_applied_durablejob_with_its_cal
             && skipped[1].contains("spec.schedule.exclude.dates"),
         "skipped: {skipped:?}"
     );
-    let excluded_days: Vec<u32> = p["months"][0]["excludedDays"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|d| d.as_u64().map(|d| d as u32))
-        .collect();
-    if holiday.month() == today.month() {
-        ensure!(excluded_days.contains(&holiday.day()), "grid: {}", p["months"]);
+    // the grid marks both excluded days, in whichever of the two months they fall
+    for day in [holiday, excluded] {
+        let month = day.format("%Y-%m").to_string();
+        let marked = p["months"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|m| m["month"] == month.as_str())
+            .is_some_and(|m| {
+                m["excludedDays"]
+                    .as_array()
+                    .is_some_and(|d| d.contains(&json!(day.day())))
+            });
+        ensure!(marked, "the grid does not mark {day} excluded: {}", p["months"]);
     }
     // the text view draws the month, and stdin works as kubectl's -f - does
     let text = std::fs::read_to_string(&file)?;

@@ -104,14 +104,22 @@ pub struct DurableJobStatus {
 
 /// Enough to tell "in sync" without re-implementing Temporal's normalization: a hash of the
 /// schedule the operator built from the spec, and a fingerprint of Temporal's description
-/// taken right after the operator wrote it.
+/// taken after the operator wrote it (right after an update; at the first describe after a
+/// create, which until then is known by the conflict token Temporal answered it with).
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct SyncRecord {
     /// Hash of the desired schedule built from the spec.
     pub desired_hash: String,
-    /// Fingerprint of the schedule as Temporal described it after the last write.
+    /// Fingerprint of the schedule as Temporal described it after the last write; empty while
+    /// a schedule created since has not been described (see `createdConflictToken`).
     pub observed_fingerprint: String,
+    /// The conflict token (hex) Temporal answered the operator's create with, kept until the
+    /// first describe after it. Every write to a schedule moves its token, so a describe that
+    /// shows this token, and the paused state and notes the operator wrote, shows the schedule
+    /// as created; its fingerprint then becomes `observedFingerprint`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_conflict_token: Option<String>,
     /// Legacy: the last `durablejob.dev/resume` value an operator older than the request
     /// ledger (`status.requests`) acted on. Still read, and kept, so that value is not acted on
     /// again; no longer set.

@@ -31,6 +31,7 @@ use crate::temporal::Schedules;
 use crate::util::watch::resilient;
 
 pub(crate) mod build;
+pub(crate) mod created;
 pub(crate) mod io;
 pub(crate) mod missed;
 pub(crate) mod pause;

@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::api::DurableJobStatus;
+use crate::api::{DurableJobStatus, SyncRecord};
 use crate::controller::pause::PauseState;
 use crate::controller::streak;
 use crate::desired::schedule::{DesiredSchedule, Owner};
@@ -117,11 +117,13 @@ pub(crate) fn decide(input: &PlanInput<'_>) -> Decision {
     let resuming = resume && pause.after_failures();
     let failure_pause = pause.held && !resume;
     let spec_unchanged = previous_sync.is_some_and(|s| s.desired_hash == input.desired_hash);
-    let description_unchanged = previous_sync.is_some_and(|s| s.observed_fingerprint == obs.fingerprint);
+    let description_unchanged = previous_sync.is_some_and(|s| as_recorded(s, obs, d));
 
     if spec_unchanged && description_unchanged && !resuming {
+        // the first describe after a create: its fingerprint is the reference from now on
+        let first_look = previous_sync.is_some_and(|s| s.created_conflict_token.is_some());
         return Decision::InSync {
-            record_fingerprint: None,
+            record_fingerprint: first_look.then(|| obs.fingerprint.clone()),
         };
     }
     if spec_unchanged && failure_pause {
@@ -163,6 +165,23 @@ pub(crate) fn decide(input: &PlanInput<'_>) -> Decision {
         conflict_token: obs.conflict_token.clone(),
         reason,
     }
+}
+
+/// Whether Temporal's description is the one the record holds: the same fingerprint; or, for a
+/// schedule created and not described since, the conflict token the create was answered with
+/// (every write to a schedule moves it) and the paused state and notes the create wrote.
+fn as_recorded(record: &SyncRecord, obs: &ObservedSchedule, d: &DesiredSchedule) -> bool {
+    match &record.created_conflict_token {
+        Some(token) => {
+            *token == hex_token(&obs.conflict_token) && obs.paused == d.paused && obs.notes == notes(d)
+        }
+        None => record.observed_fingerprint == obs.fingerprint,
+    }
+}
+
+/// A conflict token as the sync record keeps it.
+pub(crate) fn hex_token(token: &[u8]) -> String {
+    token.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// No schedule in Temporal: create it (again), unless its end or run limit has passed.

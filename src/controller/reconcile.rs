@@ -279,7 +279,8 @@ pub(crate) struct Report {
 }
 
 /// The steps' Events, then a problem's Warning only when its message is new (a problem that
-/// persists is one Warning, not one per retry); the status only when it changed.
+/// persists is one Warning, not one per retry); the status only when it changed (a describe
+/// confirming a create alone waits for the next change).
 pub(crate) fn report(
     previous: &DurableJobStatus,
     new: &DurableJobStatus,
@@ -294,7 +295,8 @@ pub(crate) fn report(
     }
     Report {
         events,
-        write_status: new != previous,
+        write_status: new != previous
+            && !crate::controller::status::sync_record::only_confirmed(previous, new),
     }
 }
 
@@ -312,13 +314,21 @@ async fn finish<S: Schedules>(
         tracing::warn!(reason = p.reason.as_str(), message = %p.message, "reconcile step failed");
     }
     let report = report(previous, new, problem, notices);
-    for n in &report.events {
-        publish(&ctx.recorder, dj, n).await;
-    }
-    if report.write_status {
-        apply_status(&ctx.client, dj, new).await?;
-    }
-    Ok(())
+    // the Events (in order) and the status go out side by side: the status does not wait for
+    // the Events' round trips
+    let events = async {
+        for n in &report.events {
+            publish(&ctx.recorder, dj, n).await;
+        }
+    };
+    let status = async {
+        match report.write_status {
+            true => apply_status(&ctx.client, dj, new).await,
+            false => Ok(()),
+        }
+    };
+    let ((), written) = tokio::join!(events, status);
+    written
 }
 
 /// Where the schedule of this resource may be: where its id and namespace are derived to be

@@ -68,22 +68,86 @@ async fn a_new_resource_gets_its_schedule_then_an_unchanged_spec_means_one_descr
     let first = reconcile(&fake, &dj).await;
     assert_eq!(
         fake.calls(),
-        vec![Call::Create(id("report")), Call::Describe(id("report"))],
-        "a new resource creates without a describe first, and a new schedule has no runs to read from visibility"
+        vec![Call::Create(id("report"))],
+        "a new resource creates without a describe first, and what Temporal holds then is known without one"
     );
     assert_eq!(first.problem, None);
     assert_eq!(first.writes, vec![Reason::ScheduleCreated]);
     assert_eq!(condition(&first.status, "Ready"), ("True", "Synced"));
+    assert_eq!(
+        first.status.next_run_times.first().map(|t| t.to_rfc3339()),
+        Some("2026-06-02T09:00:00+00:00".to_string()),
+        "worked out from the spec: 09:00 UTC Monday to Friday, after Monday noon"
+    );
+    let location = crate::desired::schedule::ScheduleLocation {
+        namespace: "default".into(),
+        id: id("report"),
+    };
+    let stored = fake.get(&location).expect("created");
+    let record = first.status.sync.clone().expect("a record");
+    assert_eq!(
+        (record.observed_fingerprint.as_str(), record.listing.as_deref()),
+        ("", Some(stored.listing.as_str())),
+        "no fingerprint yet; the listing the create was answered with, for the sweep"
+    );
+    assert_eq!(
+        record.created_conflict_token,
+        Some(super::plan::hex_token(&stored.conflict_token))
+    );
+
+    // the first describe finds the schedule as created: no write, and its fingerprint is kept
+    fake.clear_calls();
+    let second = reconcile(&fake, &dj.clone().with_status(first.status.clone())).await;
+    assert_eq!(fake.calls(), vec![Call::Describe(id("report"))]);
+    assert_eq!(second.writes, vec![]);
+    assert!(second.notices.is_empty(), "{:?}", second.notices);
+    let record = second.status.sync.clone().expect("a record");
+    assert_eq!(record.observed_fingerprint, stored.fingerprint);
+    assert_eq!(record.created_conflict_token, None);
 
     fake.clear_calls();
-    let again = reconcile(&fake, &dj.clone().with_status(first.status.clone())).await;
+    let again = reconcile(&fake, &dj.clone().with_status(second.status.clone())).await;
     assert_eq!(describes(&fake), 1);
     assert_eq!(writes(&fake), vec![]);
     assert_eq!(
-        again.status, first.status,
+        again.status, second.status,
         "nothing to write to the status either"
     );
     assert!(again.notices.is_empty());
+}
+
+#[tokio::test]
+async fn a_pause_temporal_made_before_the_first_describe_is_respected_not_repaired() {
+    let fake = FakeSchedules::default();
+    let mut dj = DurableJob::test("report");
+    dj.spec.pause_on_failure = true;
+    let first = reconcile(&fake, &dj).await;
+    let location = crate::desired::schedule::ScheduleLocation {
+        namespace: "default".into(),
+        id: id("report"),
+    };
+    // Temporal paused it after a failed run (a write: the conflict token moves)
+    let mut o = fake.get(&location).expect("created");
+    o.paused = true;
+    o.notes = "paused due to workflow failure: durablejob:default/report-1: boom".into();
+    o.fingerprint = "paused".into();
+    o.conflict_token.push(1);
+    fake.insert(&location, o);
+    fake.clear_calls();
+    let out = reconcile(&fake, &dj.with_status(first.status)).await;
+    assert_eq!(writes(&fake), vec![], "no write unpauses it");
+    assert!(out.status.paused);
+    assert_eq!(
+        out.status
+            .sync
+            .map(|s| (s.observed_fingerprint, s.created_conflict_token)),
+        Some(("paused".to_string(), None))
+    );
+    assert!(
+        out.notices.iter().any(|n| n.reason == Reason::PausedAfterFailure),
+        "{:?}",
+        out.notices
+    );
 }
 
 #[tokio::test]
@@ -300,7 +364,9 @@ async fn visibility_is_read_only_when_the_description_shows_new_runs() {
     use crate::temporal::{RecentAction, RunRef};
     let fake = FakeSchedules::default();
     let dj = DurableJob::test("report");
-    let first = reconcile(&fake, &dj).await;
+    let created = reconcile(&fake, &dj).await;
+    // the first describe after the create keeps the schedule's fingerprint
+    let first = reconcile(&fake, &dj.clone().with_status(created.status)).await;
     let list_calls = |fake: &FakeSchedules| {
         fake.calls()
             .iter()

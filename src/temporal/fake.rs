@@ -8,7 +8,7 @@ use std::{collections::BTreeMap, sync::Mutex};
 use chrono::{DateTime, Utc};
 
 use super::worker_deployments::{Drainage, GateOutcome, ObservedWorkerDeployment, WorkerDeployments};
-use super::{ObservedSchedule, RunRecord, Schedules, TemporalError, WriteOptions};
+use super::{Created, ObservedSchedule, RunRecord, Schedules, TemporalError, WriteOptions};
 use crate::desired::schedule::{DesiredSchedule, ScheduleLocation};
 use crate::util::digest::hex_sha256;
 
@@ -124,6 +124,8 @@ impl FakeSchedules {
         if let Some(s) = st.schedules.get_mut(&key(at)) {
             s.fingerprint = hex_sha256(format!("{}-tampered", s.fingerprint).as_bytes());
             s.listing = hex_sha256(format!("{}-tampered", s.listing).as_bytes());
+            // every write to a schedule moves its conflict token
+            s.conflict_token.push(0);
         }
     }
 
@@ -184,14 +186,22 @@ impl Schedules for FakeSchedules {
         Ok(st.schedules.get(&key(at)).cloned())
     }
 
-    async fn create(&self, desired: &DesiredSchedule, options: &WriteOptions) -> Result<(), TemporalError> {
+    async fn create(
+        &self,
+        desired: &DesiredSchedule,
+        options: &WriteOptions,
+    ) -> Result<Created, TemporalError> {
         let mut st = self.enter(Call::Create(desired.location.id.clone()))?;
         if st.schedules.contains_key(&key(&desired.location)) {
             return Err(TemporalError::Conflict("schedule already exists (fake)".into()));
         }
         let s = Self::stored(&mut st, desired, options);
+        let created = Created {
+            conflict_token: s.conflict_token.clone(),
+            listing: s.listing.clone(),
+        };
         st.schedules.insert(key(&desired.location), s);
-        Ok(())
+        Ok(created)
     }
 
     async fn update(

@@ -155,6 +155,20 @@ pub struct SchedulePage {
     pub next_page_token: Vec<u8>,
 }
 
+/// What Temporal answered to a create: enough to record the new schedule without describing it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Created {
+    /// The conflict token Temporal gave the new schedule. Every later write to the schedule
+    /// (an update, a pause or unpause, a pause after a failed run, a run counted against
+    /// remaining actions) moves it, so a describe that still shows it shows the schedule as
+    /// created.
+    pub conflict_token: Vec<u8>,
+    /// The listing hash (see [`ObservedSchedule::listing`]) that `ListSchedules` shows for the
+    /// schedule as created, worked out from the request: a sweep that lists anything else wakes
+    /// the DurableJob, which then describes it.
+    pub listing: String,
+}
+
 /// How a write to a schedule is done.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WriteOptions {
@@ -183,7 +197,7 @@ pub trait Schedules:
         &self,
         desired: &DesiredSchedule,
         options: &WriteOptions,
-    ) -> impl Future<Output = Result<(), TemporalError>> + Send;
+    ) -> impl Future<Output = Result<Created, TemporalError>> + Send;
 
     /// Replaces the whole schedule, guarded by the conflict token from describe.
     fn update(

@@ -32,7 +32,7 @@ use temporalio_common::protos::{
 };
 
 use super::{
-    ListedSchedule, ObservedSchedule, RecentAction, RunRecord, RunRef, SchedulePage, Schedules,
+    Created, ListedSchedule, ObservedSchedule, RecentAction, RunRecord, RunRef, SchedulePage, Schedules,
     TemporalError, WriteOptions, connect::ClientPool,
 };
 use crate::api::{OverlapPolicy, RunResult};
@@ -188,12 +188,17 @@ impl Schedules for SdkSchedules {
         r
     }
 
-    async fn create(&self, desired: &DesiredSchedule, options: &WriteOptions) -> Result<(), TemporalError> {
+    async fn create(
+        &self,
+        desired: &DesiredSchedule,
+        options: &WriteOptions,
+    ) -> Result<Created, TemporalError> {
         let client = self.client(&desired.location.namespace).await?;
+        let schedule = schedule_proto(desired, options)?;
         let req = CreateScheduleRequest {
             namespace: client.namespace(),
             schedule_id: desired.location.id.clone(),
-            schedule: Some(schedule_proto(desired, options)?),
+            schedule: Some(schedule.clone()),
             initial_patch: None,
             identity: self.identity.clone(),
             request_id: request_id(),
@@ -212,7 +217,10 @@ impl Schedules for SdkSchedules {
                 async move { WorkflowService::create_schedule(&mut c, req.into_request()).await }
             })
             .await
-            .map(|_| ())
+            .map(|resp| Created {
+                conflict_token: resp.into_inner().conflict_token,
+                listing: created_listing(&schedule),
+            })
             .map_err(|s| classify(&desired.location.namespace, s));
         self.observe("create", &r);
         r
@@ -526,6 +534,28 @@ pub fn listing(
     hex_sha256(&canonical_json(&json))[..32].to_string()
 }
 
+/// How many entries of each spec list (calendars, intervals, exclusions) Temporal copies into
+/// the schedule's list info (its `SpecFieldLengthLimit`).
+const LISTED_SPEC_ENTRIES: usize = 10;
+
+/// The listing hash `ListSchedules` shows for a schedule created as `schedule`, before any run.
+/// Temporal stores the spec as it is sent when it is already canonical (structured calendars,
+/// intervals; see [`schedule_proto`]) and lists it without its time zone data and with at most
+/// [`LISTED_SPEC_ENTRIES`] entries per list. A server that lists it differently costs one
+/// describe, at the first sweep, and nothing else.
+pub fn created_listing(schedule: &Schedule) -> String {
+    let mut spec = schedule.spec.clone().unwrap_or_default();
+    spec.structured_calendar.truncate(LISTED_SPEC_ENTRIES);
+    spec.interval.truncate(LISTED_SPEC_ENTRIES);
+    spec.exclude_structured_calendar.truncate(LISTED_SPEC_ENTRIES);
+    let workflow_type = match schedule.action.as_ref().and_then(|a| a.action.as_ref()) {
+        Some(Action::StartWorkflow(w)) => w.workflow_type.as_ref().map(|t| t.name.as_str()),
+        _ => None,
+    };
+    let paused = schedule.state.as_ref().is_some_and(|s| s.paused);
+    listing(Some(&spec), workflow_type.unwrap_or(""), paused, &[])
+}
+
 fn listed(e: &ScheduleListEntry) -> ListedSchedule {
     let info = e.info.clone().unwrap_or_default();
     let workflow_type = info.workflow_type.as_ref().map(|t| t.name.as_str()).unwrap_or("");
@@ -662,7 +692,18 @@ fn retry_proto(r: &ValidRetry) -> Result<RetryPolicy, TemporalError> {
     })
 }
 
-/// An exclusion as Temporal's structured calendar.
+/// A cron entry as the structured calendar Temporal would parse it into: at second 0 of each
+/// minute it matches, every year, the entry itself as the comment (which the Temporal UI and
+/// `temporal schedule describe` show). Sent this way, the spec Temporal stores is the one sent.
+fn cron_calendar(entry: &str) -> Result<StructuredCalendarSpec, TemporalError> {
+    let mut m = crate::cron::ranges::cron(entry, entry.to_string())
+        .map_err(|e| TemporalError::Other(format!("cron entry {entry:?}: {e}")))?;
+    m.second = vec![crate::cron::ranges::Span { start: 0, end: 0 }];
+    m.year = vec![];
+    Ok(structured(&m))
+}
+
+/// A calendar match (a cron entry, or an exclusion) as Temporal's structured calendar.
 fn structured(m: &crate::cron::ranges::Match) -> StructuredCalendarSpec {
     let ranges = |spans: &[crate::cron::ranges::Span]| {
         spans
@@ -692,7 +733,11 @@ fn structured(m: &crate::cron::ranges::Match) -> StructuredCalendarSpec {
 pub fn schedule_proto(d: &DesiredSchedule, o: &WriteOptions) -> Result<Schedule, TemporalError> {
     let c = &d.calendar;
     let spec = ScheduleSpec {
-        cron_string: c.cron.clone(),
+        structured_calendar: c
+            .cron
+            .iter()
+            .map(|entry| cron_calendar(entry))
+            .collect::<Result<_, _>>()?,
         interval: c
             .intervals
             .iter()
@@ -997,7 +1042,37 @@ mod tests {
     fn the_proto_carries_every_field_of_the_desired_schedule() {
         let s = schedule_proto(&DurableJob::test_full("nightly").desired_schedule(), &options()).unwrap();
         let spec = s.spec.as_ref().unwrap();
-        assert_eq!(spec.cron_string, vec!["30 2 * * *", "@hourly"]);
+        assert!(
+            spec.cron_string.is_empty(),
+            "cron entries go as structured calendars"
+        );
+        // each cron entry: its comment, minute spans and hour spans
+        type Spans = Vec<(i32, i32)>;
+        let spans = |r: &[temporalio_common::protos::temporal::api::schedule::v1::Range]| -> Spans {
+            r.iter().map(|r| (r.start, r.end)).collect()
+        };
+        let calendars: Vec<(&str, Spans, Spans)> = spec
+            .structured_calendar
+            .iter()
+            .map(|c| (c.comment.as_str(), spans(&c.minute), spans(&c.hour)))
+            .collect();
+        assert_eq!(
+            calendars,
+            vec![
+                ("30 2 * * *", vec![(30, 30)], vec![(2, 2)]),
+                ("@hourly", vec![(0, 0)], vec![(0, 23)]),
+            ]
+        );
+        for c in &spec.structured_calendar {
+            assert_eq!(
+                (c.second.len(), c.second[0].start, c.second[0].end),
+                (1, 0, 0),
+                "second 0 of each minute"
+            );
+            assert!(c.year.is_empty(), "every year, as Temporal writes `*`");
+            assert_eq!((c.day_of_week[0].start, c.day_of_week[0].end), (0, 6));
+            assert!(c.minute.iter().chain(&c.hour).all(|r| r.step == 1));
+        }
         assert_eq!(spec.interval.len(), 1);
         assert_eq!(spec.interval[0].interval.as_ref().unwrap().seconds, 5400);
         assert_eq!(spec.interval[0].phase.as_ref().unwrap().seconds, 300);
@@ -1184,6 +1259,26 @@ mod tests {
         ))
         .unwrap();
         assert_eq!(o.owner, None);
+    }
+
+    #[test]
+    fn the_created_listing_is_the_listing_of_the_schedule_as_sent_before_any_run() {
+        let s = schedule_proto(&DurableJob::test_full("nightly").desired_schedule(), &options()).unwrap();
+        let spec = s.spec.clone().unwrap();
+        assert_eq!(
+            created_listing(&s),
+            listing(Some(&spec), "durablejob.run", true, &[]),
+            "the spec as sent, the workflow type, paused, no run yet"
+        );
+        // Temporal lists ten entries of each list at most
+        let mut long = s.clone();
+        let spec = long.spec.as_mut().unwrap();
+        let one = spec.structured_calendar[0].clone();
+        spec.structured_calendar = vec![one; 12];
+        let mut ten = long.clone();
+        ten.spec.as_mut().unwrap().structured_calendar.truncate(10);
+        assert_eq!(created_listing(&long), created_listing(&ten));
+        assert_ne!(created_listing(&long), created_listing(&s));
     }
 
     #[test]

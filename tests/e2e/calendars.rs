@@ -91,6 +91,15 @@ async fn an_excluded_weekday_and_date_have_no_future_runs_and_h_is_a_concrete_mi
         listed >= 2.0 && described == 0.0,
         "{listed} list pages, {described} describes in 7s"
     );
+    // never described at all: Ready, the next run times and the listing the sweep compares came
+    // from the create (its conflict token is what the first describe will be held to)
+    let record = env.djs.get("daily").await?.status.and_then(|s| s.sync);
+    ensure!(
+        record
+            .as_ref()
+            .is_some_and(|r| r.observed_fingerprint.is_empty() && r.created_conflict_token.is_some()),
+        "the record of a create no describe has confirmed yet: {record:?}"
+    );
     Ok(())
 }
 

@@ -287,6 +287,42 @@ fn schedule(id: &str, calendar: durablejob::desired::schedule::Calendar) -> Desi
     }
 }
 
+/// Creates the schedule the operator would send for `desired`, under `id`, with its cron
+/// entries as strings for Temporal to parse.
+async fn create_as_cron_strings(
+    address: &str,
+    desired: &DesiredSchedule,
+    options: &WriteOptions,
+    id: &str,
+) -> anyhow::Result<()> {
+    use std::str::FromStr;
+    use temporalio_client::{
+        Client, ClientOptions, Connection, ConnectionOptions, NamespacedClient, Url, grpc::WorkflowService,
+        tonic::IntoRequest,
+    };
+    use temporalio_common::protos::temporal::api::workflowservice::v1::CreateScheduleRequest;
+    let mut schedule = durablejob::temporal::sdk::schedule_proto(desired, options)?;
+    let spec = schedule.spec.as_mut().context("a spec")?;
+    spec.structured_calendar.clear();
+    spec.cron_string = desired.calendar.cron.clone();
+    let conn =
+        Connection::connect(ConnectionOptions::new(Url::from_str(&format!("http://{address}"))?).build())
+            .await?;
+    let mut client = Client::new(
+        conn,
+        ClientOptions::new(desired.location.namespace.clone()).build(),
+    )?;
+    let req = CreateScheduleRequest {
+        namespace: client.namespace(),
+        schedule_id: id.to_string(),
+        schedule: Some(schedule),
+        request_id: id.to_string(),
+        ..Default::default()
+    };
+    WorkflowService::create_schedule(&mut client, req.into_request()).await?;
+    Ok(())
+}
+
 /// What one case showed.
 enum Outcome {
     /// This many runs compared.
@@ -302,6 +338,7 @@ enum Outcome {
 /// equal without jitter, within the run's jitter window with it, and none left after the last.
 async fn check_case(
     temporal: &SdkSchedules,
+    address: &str,
     id: &str,
     dj: &Value,
     from: DateTime<Utc>,
@@ -343,6 +380,30 @@ async fn check_case(
         .context("list matching times");
     let _ = temporal.delete(&desired.location).await;
     let theirs = theirs?;
+    // the operator sends cron entries as the structured calendars it works out itself: the same
+    // entries sent as strings, parsed by Temporal, match the same times (jitter aside, which
+    // differs with the schedule id)
+    let jittered = subject.calendar.jitter.is_some_and(|j| !j.is_zero());
+    if !subject.calendar.cron.is_empty() && !jittered {
+        let twin = ScheduleLocation {
+            namespace: desired.location.namespace.clone(),
+            id: format!("{id}-cron"),
+        };
+        create_as_cron_strings(address, &desired, &options, &twin.id)
+            .await
+            .context("create with cron strings")?;
+        let parsed = temporal
+            .matching_times(&twin, from, end)
+            .await
+            .context("list matching times (cron strings)");
+        let _ = temporal.delete(&twin).await;
+        let parsed = parsed?;
+        ensure!(
+            parsed == theirs,
+            "Temporal's parse of {:?} matches other times than the calendars the operator sends:\n  parsed: {parsed:?}\n  sent:   {theirs:?}",
+            subject.calendar.cron
+        );
+    }
     let shown = |v: &[DateTime<Utc>]| v.iter().map(|t| t.to_rfc3339()).collect::<Vec<_>>().join(" ");
     let ours_times: Vec<DateTime<Utc>> = ours.iter().map(|(t, _)| *t).collect();
     let context = || {
@@ -391,7 +452,7 @@ async fn preview_times_are_temporals_matching_times_for_random_calendars(
     let (mut compared, mut all_excluded, mut failures) = (0usize, 0usize, Vec::new());
     for (i, (dj, from)) in cases.iter().enumerate() {
         let id = format!("e2e-preview-{seed}-{i}");
-        match check_case(&temporal, &id, dj, *from).await {
+        match check_case(&temporal, &shared.temporal, &id, dj, *from).await {
             Ok(Outcome::Compared(n)) => compared += n,
             Ok(Outcome::AllExcluded) => all_excluded += 1,
             Err(e) => failures.push(format!(

@@ -16,7 +16,7 @@ use crate::controller::status::{Problem, RECENT_RUNS};
 use crate::controller::{missed, streak};
 use crate::desired::schedule::{DesiredSchedule, Owner, ScheduleLocation};
 use crate::reason::Reason;
-use crate::temporal::{ObservedSchedule, RunRecord, Schedules, TemporalError, WriteOptions};
+use crate::temporal::{Created, ObservedSchedule, RunRecord, Schedules, TemporalError, WriteOptions};
 
 /// The problem a Temporal failure is, and whether only a person can fix it.
 pub(crate) fn problem_for(e: &TemporalError) -> Problem {
@@ -69,7 +69,8 @@ pub(crate) async fn sync<S: Schedules>(
     let resume_requested = r.resume;
     // A DurableJob that never recorded a write creates its schedule straight away; only when
     // Temporal answers that it exists (an earlier write whose status was lost, or someone
-    // else's) is it described and decided again. A new schedule costs a create and a describe.
+    // else's) is it described and decided again. A new schedule costs a create alone when what
+    // Temporal holds can be known without a describe (see `controller::created`).
     let optimistic = r.previous.sync.is_none() && r.previous.schedule_id.is_none();
     let observed = if optimistic {
         None
@@ -86,7 +87,7 @@ pub(crate) async fn sync<S: Schedules>(
         resume_requested,
         now,
     };
-    let (decision, written, observed) = decide_and_write(schedules, &planned, observed, optimistic)
+    let (decision, written, observed, created) = decide_and_write(schedules, &planned, observed, optimistic)
         .await
         .map_err(fail)?;
     out.sync.failure_streak = Some(kept_streak(desired, r.previous, counted, written, now));
@@ -94,6 +95,7 @@ pub(crate) async fn sync<S: Schedules>(
         Some(Reference {
             desired_hash: desired_hash.clone(),
             fingerprint: fp.to_string(),
+            created_token: None,
         })
     };
     match &decision {
@@ -101,6 +103,22 @@ pub(crate) async fn sync<S: Schedules>(
             let reason = written.expect("a create or update was written");
             out.writes.push(reason.reason());
             out.notices.push(announce(desired, reason, options));
+            let known = created.as_ref().and_then(|c| {
+                Some((
+                    c,
+                    crate::controller::created::as_created(desired, options, c, now)?,
+                ))
+            });
+            if let Some((c, o)) = known {
+                out.sync.reference = Some(Reference {
+                    desired_hash: desired_hash.clone(),
+                    fingerprint: String::new(),
+                    created_token: Some(plan::hex_token(&c.conflict_token)),
+                });
+                after_describe(schedules, desired, r.previous, &o, early, now, &mut out).await;
+                out.observed = Some(o);
+                return Ok(out);
+            }
             out.observed = schedules.describe(&desired.location).await.map_err(fail)?;
             match &out.observed {
                 Some(o) => out.sync.reference = reference(&o.fingerprint),
@@ -211,29 +229,40 @@ async fn count_streak<S: Schedules>(
 /// The runs read from visibility (`None`: keep the previous ones) and their digest.
 type RunsRead = (Option<Vec<RunRecord>>, Option<String>);
 
+/// What [`decide_and_write`] decided and did: the decision, the reason written (if any), the
+/// description it was decided on, and Temporal's answer to a create.
+type Written = (
+    Decision,
+    Option<WriteReason>,
+    Option<ObservedSchedule>,
+    Option<Created>,
+);
+
 /// Decides (`p` with each description in turn), and makes the write decided: a create
-/// Temporal refuses as existing (made earlier, its status lost) is described and decided again. Gives the decision, the reason written
-/// (if any) and the description it was decided on.
+/// Temporal refuses as existing (made earlier, its status lost) is described and decided again.
 async fn decide_and_write<S: Schedules>(
     schedules: &S,
     p: &PlanInput<'_>,
     mut observed: Option<ObservedSchedule>,
     mut optimistic: bool,
-) -> Result<(Decision, Option<WriteReason>, Option<ObservedSchedule>), TemporalError> {
+) -> Result<Written, TemporalError> {
     loop {
         let decision = plan::decide(&PlanInput {
             observed: observed.as_ref(),
             ..p.clone()
         });
         if !matches!(decision, Decision::Create { .. } | Decision::Update { .. }) {
-            return Ok((decision, None, observed));
+            return Ok((decision, None, observed, None));
         }
         match write(schedules, p.desired, &decision).await {
             Err(TemporalError::Conflict(_)) if optimistic => {
                 optimistic = false;
                 observed = schedules.describe(&p.desired.location).await?;
             }
-            done => return Ok((decision, Some(done?), observed)),
+            done => {
+                let (reason, created) = done?;
+                return Ok((decision, Some(reason), observed, created));
+            }
         }
     }
 }
@@ -376,16 +405,17 @@ pub(crate) fn runs_marker(o: &ObservedSchedule) -> String {
     crate::util::digest::hex_sha256(text.as_bytes())[..16].to_string()
 }
 
-/// Creates or updates the schedule as decided; the reason it was written.
+/// Creates or updates the schedule as decided; the reason it was written, and Temporal's
+/// answer to a create.
 async fn write<S: Schedules>(
     schedules: &S,
     desired: &DesiredSchedule,
     decision: &Decision,
-) -> Result<WriteReason, TemporalError> {
+) -> Result<(WriteReason, Option<Created>), TemporalError> {
     match decision {
         Decision::Create { options, reason } => {
-            schedules.create(desired, options).await?;
-            Ok(*reason)
+            let created = schedules.create(desired, options).await?;
+            Ok((*reason, Some(created)))
         }
         Decision::Update {
             options,
@@ -393,7 +423,7 @@ async fn write<S: Schedules>(
             reason,
         } => {
             schedules.update(desired, options, conflict_token).await?;
-            Ok(*reason)
+            Ok((*reason, None))
         }
         _ => unreachable!("only creates and updates are written"),
     }

@@ -545,6 +545,7 @@ mod tests {
                 reference: Some(sync_record::Reference {
                     desired_hash: "h".into(),
                     fingerprint: "fp".into(),
+                    created_token: None,
                 }),
                 listing: Some(obs.listing.clone()),
                 ..Default::default()

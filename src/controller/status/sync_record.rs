@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::api::{FailureStreak, SyncRecord};
+use crate::api::{DurableJobStatus, FailureStreak, SyncRecord};
 
 /// What one reconcile learned toward the sync record; each field left `None` keeps what the
 /// previous record says.
@@ -24,11 +24,14 @@ pub(crate) struct SyncFacts {
     pub listing: Option<String>,
 }
 
-/// The desired schedule's hash and the fingerprint of Temporal's description that matched it.
+/// The desired schedule's hash and what Temporal's description is held to: the fingerprint of
+/// the description that matched it, or, for a schedule created and not described since, the
+/// conflict token the create was answered with (the fingerprint then empty).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Reference {
     pub desired_hash: String,
     pub fingerprint: String,
+    pub created_token: Option<String>,
 }
 
 /// The record to keep: a new reference starts a record (the legacy handled resume carried),
@@ -39,6 +42,7 @@ pub(crate) fn next(previous: Option<&SyncRecord>, facts: &SyncFacts) -> Option<S
         (Some(r), _) => SyncRecord {
             desired_hash: r.desired_hash.clone(),
             observed_fingerprint: r.fingerprint.clone(),
+            created_conflict_token: r.created_token.clone(),
             handled_resume: previous.and_then(|p| p.handled_resume.clone()),
             ..Default::default()
         },
@@ -53,6 +57,25 @@ pub(crate) fn next(previous: Option<&SyncRecord>, facts: &SyncFacts) -> Option<S
     record.missed_checked_at = facts.missed_checked_at.or(before.missed_checked_at);
     record.listing = facts.listing.clone().or(record.listing);
     Some(record)
+}
+
+/// Whether `new` differs from `previous` only in that a describe has confirmed a create the
+/// record held by its conflict token (the fingerprint now in the token's place). That alone is
+/// not written: it goes out with the status's next change, and until then each describe
+/// confirms the create again, so a quiet DurableJob costs no status write for it.
+pub(crate) fn only_confirmed(previous: &DurableJobStatus, new: &DurableJobStatus) -> bool {
+    let (Some(before), Some(after)) = (&previous.sync, &new.sync) else {
+        return false;
+    };
+    if before.created_conflict_token.is_none() || after.created_conflict_token.is_some() {
+        return false;
+    }
+    let mut unconfirmed = new.clone();
+    if let Some(s) = unconfirmed.sync.as_mut() {
+        s.observed_fingerprint = before.observed_fingerprint.clone();
+        s.created_conflict_token = before.created_conflict_token.clone();
+    }
+    unconfirmed == *previous
 }
 
 #[cfg(test)]
@@ -75,6 +98,7 @@ mod tests {
         SyncRecord {
             desired_hash: "h1".into(),
             observed_fingerprint: "fp1".into(),
+            created_conflict_token: None,
             handled_resume: Some("legacy".into()),
             runs_marker: Some("m1".into()),
             listing: Some("l1".into()),
@@ -87,7 +111,55 @@ mod tests {
         Some(Reference {
             desired_hash: h.into(),
             fingerprint: fp.into(),
+            created_token: None,
         })
+    }
+
+    #[test]
+    fn a_confirmed_create_alone_is_not_a_change_worth_a_write() {
+        let created = DurableJobStatus {
+            schedule_id: Some("s".into()),
+            sync: Some(SyncRecord {
+                observed_fingerprint: String::new(),
+                created_conflict_token: Some("01".into()),
+                ..previous()
+            }),
+            ..Default::default()
+        };
+        let confirmed = DurableJobStatus {
+            sync: Some(SyncRecord {
+                observed_fingerprint: "fp2".into(),
+                created_conflict_token: None,
+                ..previous()
+            }),
+            ..created.clone()
+        };
+        assert!(only_confirmed(&created, &confirmed));
+        assert!(!only_confirmed(&confirmed, &confirmed), "nothing held by a token");
+        let listed_otherwise = DurableJobStatus {
+            sync: confirmed.sync.clone().map(|s| SyncRecord {
+                listing: Some("other".into()),
+                ..s
+            }),
+            ..confirmed.clone()
+        };
+        assert!(
+            !only_confirmed(&created, &listed_otherwise),
+            "a listing other than the one worked out at the create is recorded, or every sweep would wake it again"
+        );
+        let ran = DurableJobStatus {
+            action_count: 1,
+            ..confirmed.clone()
+        };
+        assert!(
+            !only_confirmed(&created, &ran),
+            "any other change is written, the confirmation with it"
+        );
+        let still_a_token = DurableJobStatus {
+            action_count: 1,
+            ..created.clone()
+        };
+        assert!(!only_confirmed(&created, &still_a_token));
     }
 
     #[test]
@@ -146,6 +218,47 @@ mod tests {
                     observed_fingerprint: "fp2".into(),
                     failure_streak: Some(streak(3)),
                     listing: Some("l2".into()),
+                    ..previous()
+                }),
+            ),
+            (
+                "a create recorded by its token keeps the runs digest and takes the listing worked out for it",
+                Some(previous()),
+                SyncFacts {
+                    reference: Some(Reference {
+                        desired_hash: "h2".into(),
+                        fingerprint: String::new(),
+                        created_token: Some("0000000000000001".into()),
+                    }),
+                    listing: Some("l2".into()),
+                    ..Default::default()
+                },
+                Some(SyncRecord {
+                    desired_hash: "h2".into(),
+                    observed_fingerprint: String::new(),
+                    created_conflict_token: Some("0000000000000001".into()),
+                    listing: Some("l2".into()),
+                    failure_streak: None,
+                    ..previous()
+                }),
+            ),
+            (
+                "the first describe after a create replaces its token with the fingerprint",
+                Some(SyncRecord {
+                    observed_fingerprint: String::new(),
+                    created_conflict_token: Some("0000000000000001".into()),
+                    ..previous()
+                }),
+                SyncFacts {
+                    reference: reference("h1", "fp2"),
+                    listing: Some("l2".into()),
+                    ..Default::default()
+                },
+                Some(SyncRecord {
+                    observed_fingerprint: "fp2".into(),
+                    created_conflict_token: None,
+                    listing: Some("l2".into()),
+                    failure_streak: None,
                     ..previous()
                 }),
             ),

@@ -4,9 +4,13 @@
 //! creates and prints:
 //! - the time until all are Ready, against an ideal controller on the same cluster and server
 //!   that does, per DurableJob, only what any operator must (the user's create, a finalizer patch,
-//!   CreateSchedule, a status patch) at the same concurrency with nothing read back: operator time
-//!   / ideal time is the figure of merit; beside it a raw client making only the N CreateSchedule
-//!   calls;
+//!   CreateSchedule, a status patch) at the same concurrency with nothing read back. Its
+//!   CreateSchedule and its status carry what the operator's do (read back from a probe
+//!   DurableJob the operator reconciled first); like any controller it keeps a watch of its
+//!   resources open, and both are timed by the same watch until every one is Ready. It runs
+//!   before and again after the operator (each run's leftover work waited out), so the mean of
+//!   its two runs faces the cluster and server the operator faced: operator time / that mean is
+//!   the figure of merit. Beside it, a raw client making only the N CreateSchedule calls;
 //! - the operator's Kubernetes requests per DurableJob while converging, by verb and resource
 //!   (the API server's audit log);
 //! - the operator's peak RSS (VmHWM);
@@ -31,6 +35,8 @@ mod procs;
 #[path = "../tests/e2e/temporal.rs"]
 mod temporal;
 
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::{env_or, rss_peak_kib};
@@ -164,6 +170,23 @@ const PROCESSES: &[&str] = &[
     "kwok",
 ];
 
+/// Waits until the processes above are idle together (under 15 % of one core in a second, twice
+/// in a row) or `max` has passed, and says how long that took. Temporal runs each new schedule's
+/// own workflow after CreateSchedule has answered, so a phase leaves work queued behind it;
+/// waiting it out keeps that work off the next phase's clock and CPU figures.
+async fn settle(max: Duration) -> Duration {
+    let started = Instant::now();
+    let total = || cpu_seconds(PROCESSES).iter().map(|(_, s)| s).sum::<f64>();
+    let (mut before, mut quiet) = (total(), 0);
+    while quiet < 2 && started.elapsed() < max {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let now = total();
+        quiet = if now - before < 0.15 { quiet + 1 } else { 0 };
+        before = now;
+    }
+    started.elapsed()
+}
+
 /// The operator's Temporal calls so far (all operations and outcomes).
 async fn temporal_calls(port: u16) -> f64 {
     operator::scrape(port)
@@ -193,11 +216,12 @@ async fn raw_baseline(
     namespace: &str,
     n: usize,
     concurrency: usize,
+    content: &Content,
 ) -> anyhow::Result<(Duration, usize)> {
     let client = raw_client(address, namespace).await?;
     Ok(timed(n, concurrency, |i| {
         let c = client.clone();
-        async move { create_schedule(c, &format!("raw-{i}")).await.is_ok() }
+        async move { create_schedule(c, &format!("raw-{i}"), content).await.is_ok() }
     })
     .await)
 }
@@ -222,44 +246,144 @@ async fn timed<F: std::future::Future<Output = bool>>(
 /// operator watches) only what any operator must do, `concurrency` at a time: the user's create, a
 /// finalizer patch, CreateSchedule in Temporal namespace `namespace`, a status patch (Ready), with
 /// nothing read back. Returns the time and the DurableJobs that failed a step.
+/// What the operator sent and wrote for one DurableJob (the probe), for the ideal controller
+/// to send and write the same: its CreateSchedule request's schedule and memo, and its status.
+struct Content {
+    schedule: temporalio_common::protos::temporal::api::schedule::v1::Schedule,
+    memo: Option<temporalio_common::protos::temporal::api::common::v1::Memo>,
+    status: serde_json::Value,
+}
+
+/// Reads back what the operator made for `name` in namespace `probe`: the schedule from a
+/// describe (Temporal stores the spec the operator sends), its memo, and the status.
+async fn probe_content(kube: &kube::Client, address: &str, name: &str) -> anyhow::Result<Content> {
+    use temporalio_client::{NamespacedClient, grpc::WorkflowService, tonic::IntoRequest};
+    use temporalio_common::protos::temporal::api::workflowservice::v1::DescribeScheduleRequest;
+    let djs: Api<DurableJob> = Api::namespaced(kube.clone(), "probe");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let dj = loop {
+        let dj = djs.get(name).await?;
+        if ready(&dj) {
+            break dj;
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the probe DurableJob is not Ready after 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let status = dj.status.clone().unwrap_or_default();
+    let id = status.schedule_id.clone().unwrap_or_default();
+    let mut c = raw_client(address, "bench").await?;
+    let req = DescribeScheduleRequest {
+        namespace: c.namespace(),
+        schedule_id: id,
+    };
+    let described = WorkflowService::describe_schedule(&mut c, req.into_request())
+        .await?
+        .into_inner();
+    Ok(Content {
+        schedule: described.schedule.unwrap_or_default(),
+        memo: described.memo,
+        status: serde_json::to_value(status)?,
+    })
+}
+
+/// The DurableJobs in `api` whose status says Ready for their generation, as a watch shows
+/// them (a polled list would load the API server the controllers need).
+fn watch_ready(api: Api<DurableJob>) -> (tokio::task::JoinHandle<()>, Arc<Mutex<BTreeSet<String>>>) {
+    let ready_names = Arc::new(Mutex::new(BTreeSet::<String>::new()));
+    let sink = ready_names.clone();
+    let watch = tokio::spawn(async move {
+        use kube::runtime::{WatchStreamExt, watcher};
+        let mut events = std::pin::pin!(watcher(api, watcher::Config::default()).applied_objects());
+        while let Some(Ok(dj)) = events.next().await {
+            if ready(&dj) {
+                sink.lock()
+                    .expect("ready")
+                    .insert(dj.metadata.name.clone().unwrap_or_default());
+            }
+        }
+    });
+    (watch, ready_names)
+}
+
+/// Waits until `count` names are in `ready_names`; the time since `started`.
+async fn all_ready(
+    ready_names: &Mutex<BTreeSet<String>>,
+    count: usize,
+    started: Instant,
+    dir: &std::path::Path,
+) -> anyhow::Result<Duration> {
+    let deadline = Instant::now() + Duration::from_secs(1800);
+    loop {
+        let ready_now = ready_names.lock().expect("ready").len();
+        if ready_now >= count {
+            return Ok(started.elapsed());
+        }
+        if Instant::now() > deadline {
+            anyhow::bail!(
+                "only {ready_now} of {count} Ready after 30 minutes; see {}",
+                dir.display()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The ideal controller: for each of `n` DurableJobs the user's create, a finalizer patch, the
+/// CreateSchedule the operator sends and a status patch writing the status the operator writes
+/// (both from the probe), `concurrency` at a time, nothing read back. Like any controller it
+/// keeps a watch of its resources open; it is timed as the operator is, until the measuring
+/// watch sees every one Ready.
 async fn ideal_baseline(
     kube: &kube::Client,
     address: &str,
     namespace: &str,
     n: usize,
     concurrency: usize,
+    content: &Content,
+    dir: &std::path::Path,
 ) -> anyhow::Result<(Duration, usize)> {
     use kube::api::{Patch, PatchParams};
     let temporal = raw_client(address, namespace).await?;
     let djs: Api<DurableJob> = Api::namespaced(kube.clone(), namespace);
-    Ok(timed(n, concurrency, |i| {
-            let (djs, temporal) = (djs.clone(), temporal.clone());
-            async move {
-                let name = format!("dj-{i:05}");
-                let steps = async {
-                    djs.create(&PostParams::default(), &manifest(&name)).await?;
-                    djs.patch(
-                        &name,
-                        &PatchParams::default(),
-                        &Patch::Merge(json!({"metadata": {"finalizers": ["durablejob.dev/schedule"]}})),
-                    )
-                    .await?;
-                    create_schedule(temporal, &format!("{namespace}-{name}")).await?;
-                    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-                    djs.patch_status(
-                        &name,
-                        &PatchParams::default(),
-                        &Patch::Merge(json!({"status": {"observedGeneration": 1, "scheduleId": format!("{namespace}-{name}"),
-                            "conditions": [{"type": "Ready", "status": "True", "reason": "ScheduleCreated", "message": "",
-                                            "lastTransitionTime": now, "observedGeneration": 1}]}})),
-                    )
-                    .await?;
-                    anyhow::Ok(())
-                };
-                steps.await.is_ok()
-            }
-        })
-    .await)
+    let (informer, _) = watch_ready(djs.clone());
+    let (measure, ready_names) = watch_ready(djs.clone());
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let started = Instant::now();
+    let (_, failed) = timed(n, concurrency, |i| {
+        let (djs, temporal) = (djs.clone(), temporal.clone());
+        async move {
+            let name = format!("dj-{i:05}");
+            let steps = async {
+                djs.create(&PostParams::default(), &manifest(&name)).await?;
+                djs.patch(
+                    &name,
+                    &PatchParams::default(),
+                    &Patch::Merge(json!({"metadata": {"finalizers": ["durablejob.dev/schedule"]}})),
+                )
+                .await?;
+                let id = format!("{namespace}-{name}");
+                create_schedule(temporal, &id, content).await?;
+                let mut status = content.status.clone();
+                status["scheduleId"] = json!(id);
+                djs.patch_status(
+                    &name,
+                    &PatchParams::default(),
+                    &Patch::Merge(json!({ "status": status })),
+                )
+                .await?;
+                anyhow::Ok(())
+            };
+            steps.await.is_ok()
+        }
+    })
+    .await;
+    let took = all_ready(&ready_names, n - failed, started, dir).await;
+    measure.abort();
+    informer.abort();
+    Ok((took?, failed))
 }
 
 type RawClient = temporalio_client::Client;
@@ -276,51 +400,22 @@ async fn raw_client(address: &str, namespace: &str) -> anyhow::Result<RawClient>
     )?)
 }
 
-/// One CreateSchedule call as the operator makes it for `manifest`: a 24-hour interval that runs
-/// the built-in runner's workflow.
-async fn create_schedule(mut c: RawClient, id: &str) -> anyhow::Result<()> {
+/// One CreateSchedule call carrying what the operator's carries (`content`, from the probe),
+/// under schedule and workflow id `id`.
+async fn create_schedule(mut c: RawClient, id: &str, content: &Content) -> anyhow::Result<()> {
     use temporalio_client::{NamespacedClient, grpc::WorkflowService, tonic::IntoRequest};
-    use temporalio_common::protos::{
-        coresdk::AsJsonPayloadExt,
-        temporal::api::{
-            common::v1::{Payloads, WorkflowType},
-            schedule::v1::{IntervalSpec, Schedule, ScheduleAction, ScheduleSpec, schedule_action::Action},
-            taskqueue::v1::TaskQueue,
-            workflow::v1::NewWorkflowExecutionInfo,
-            workflowservice::v1::CreateScheduleRequest,
-        },
+    use temporalio_common::protos::temporal::api::{
+        schedule::v1::schedule_action::Action, workflowservice::v1::CreateScheduleRequest,
     };
-    let input = json!({"namespace": "bench", "name": "x", "uid": "u", "jobTemplate": testsupport::job_template(json!({})),
-        "successfulRunsHistoryLimit": 3, "failedRunsHistoryLimit": 1});
+    let mut schedule = content.schedule.clone();
+    if let Some(Action::StartWorkflow(w)) = schedule.action.as_mut().and_then(|a| a.action.as_mut()) {
+        w.workflow_id = id.to_string();
+    }
     let req = CreateScheduleRequest {
         namespace: c.namespace(),
         schedule_id: id.to_string(),
-        schedule: Some(Schedule {
-            spec: Some(ScheduleSpec {
-                interval: vec![IntervalSpec {
-                    interval: Some(Duration::from_secs(86_400).try_into()?),
-                    phase: Some(Duration::from_secs(7 * 3600).try_into()?),
-                }],
-                ..Default::default()
-            }),
-            action: Some(ScheduleAction {
-                action: Some(Action::StartWorkflow(NewWorkflowExecutionInfo {
-                    workflow_id: id.to_string(),
-                    workflow_type: Some(WorkflowType {
-                        name: "durablejob.run".into(),
-                    }),
-                    task_queue: Some(TaskQueue {
-                        name: "durablejob-runner".into(),
-                        ..Default::default()
-                    }),
-                    input: Some(Payloads {
-                        payloads: vec![input.as_json_payload()?],
-                    }),
-                    ..Default::default()
-                })),
-            }),
-            ..Default::default()
-        }),
+        schedule: Some(schedule),
+        memo: content.memo.clone(),
         request_id: id.to_string(),
         ..Default::default()
     };
@@ -369,54 +464,60 @@ async fn run(n: usize, steady_secs: u64, concurrency: usize, fire: usize) -> any
     temporal::create_namespace(&address, "bench")?;
     temporal::create_namespace(&address, "raw")?;
     temporal::create_namespace(&address, "ideal")?;
+    temporal::create_namespace(&address, "ideal-after")?;
     let _ns = tokio::task::block_in_place(|| cluster.namespace("bench"))?;
     let _ideal_ns = tokio::task::block_in_place(|| cluster.namespace("ideal"))?;
+    let _probe_ns = tokio::task::block_in_place(|| cluster.namespace("probe"))?;
+    let _after_ns = tokio::task::block_in_place(|| cluster.namespace("ideal-after"))?;
     let client = cluster.client().await?;
     let djs: Api<DurableJob> = Api::namespaced(client.clone(), "bench");
     println!("durablejob-bench: N={n}, {concurrency} concurrent creates, Temporal dev server at {address}");
 
-    // the ideal controller first, on the fresh cluster and server (no operator runs yet)
+    let metrics_port = procs::free_port();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_durablejob"));
+    let extra = std::env::var("BENCH_OPERATOR_ARGS").unwrap_or_default();
+    cmd.args([
+        "operator",
+        "--log-format",
+        "json",
+        "--watch-namespaces",
+        "bench,probe",
+    ])
+    .args(extra.split_whitespace())
+    .arg("--metrics-addr")
+    .arg(format!("127.0.0.1:{metrics_port}"))
+    .arg("--health-addr")
+    .arg(format!("127.0.0.1:{}", procs::free_port()))
+    .env("KUBECONFIG", cluster.kubeconfig())
+    .env("TEMPORAL_ADDRESS", &address)
+    .env("TEMPORAL_NAMESPACE", "bench")
+    .env("RUST_LOG", "warn");
+    let operator = procs::Guarded::spawn(cmd, &dir.join("operator.log"))?;
+    let pid = operator.pid();
+    // the probe: one DurableJob of the benchmark's kind, whose CreateSchedule and status the
+    // ideal controller sends and writes in the same form
+    Api::<DurableJob>::namespaced(client.clone(), "probe")
+        .create(&PostParams::default(), &manifest("probe"))
+        .await?;
+    let content = probe_content(&client, &address, "probe").await?;
+    let calls_before_converge = temporal_calls(metrics_port).await;
+
+    // the ideal controller first, on the idle cluster and server; its CPU figures include the
+    // work it left queued, up to the point everything is idle again
+    settle(Duration::from_secs(120)).await;
     let cpu_before_ideal = cpu_seconds(PROCESSES);
-    let (ideal, ideal_errors) = ideal_baseline(&client, &address, "ideal", n, concurrency).await?;
+    let (ideal, ideal_errors) =
+        ideal_baseline(&client, &address, "ideal", n, concurrency, &content, &dir).await?;
+    let ideal_tail = settle(Duration::from_secs(300)).await;
     let cpu_ideal: Vec<String> = cpu_seconds(PROCESSES)
         .into_iter()
         .zip(cpu_before_ideal)
         .map(|((n, after), (_, before))| format!("{n} {:.1}", after - before))
         .collect();
 
-    let metrics_port = procs::free_port();
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_durablejob"));
-    let extra = std::env::var("BENCH_OPERATOR_ARGS").unwrap_or_default();
-    cmd.args(["operator", "--log-format", "json", "--watch-namespaces", "bench"])
-        .args(extra.split_whitespace())
-        .arg("--metrics-addr")
-        .arg(format!("127.0.0.1:{metrics_port}"))
-        .arg("--health-addr")
-        .arg(format!("127.0.0.1:{}", procs::free_port()))
-        .env("KUBECONFIG", cluster.kubeconfig())
-        .env("TEMPORAL_ADDRESS", &address)
-        .env("TEMPORAL_NAMESPACE", "bench")
-        .env("RUST_LOG", "warn");
-    let operator = procs::Guarded::spawn(cmd, &dir.join("operator.log"))?;
-    let pid = operator.pid();
-    tokio::time::sleep(Duration::from_secs(2)).await;
-
-    // converge: a watch (not a polled list, which would load the API server the operator needs)
-    // counts the DurableJobs whose status says Ready for their generation
-    let ready_names = std::sync::Arc::new(std::sync::Mutex::new(std::collections::BTreeSet::<String>::new()));
-    let sink = ready_names.clone();
-    let watching = djs.clone();
-    let watch = tokio::spawn(async move {
-        use kube::runtime::{WatchStreamExt, watcher};
-        let mut events = std::pin::pin!(watcher(watching, watcher::Config::default()).applied_objects());
-        while let Some(Ok(dj)) = events.next().await {
-            if ready(&dj) {
-                sink.lock()
-                    .expect("ready")
-                    .insert(dj.metadata.name.clone().unwrap_or_default());
-            }
-        }
-    });
+    // converge: timed by the same watch as the ideal controller
+    let (watch, ready_names) = watch_ready(djs.clone());
+    tokio::time::sleep(Duration::from_secs(1)).await;
     let cpu_before = cpu_seconds(PROCESSES);
     let operator_requests_before = cluster.audit().map(|a| operator_requests(&a));
     let started = Instant::now();
@@ -430,28 +531,16 @@ async fn run(n: usize, steady_secs: u64, concurrency: usize, fire: usize) -> any
     })
     .await;
     let created = n - refused;
-    let deadline = Instant::now() + Duration::from_secs(1800);
-    let converged = loop {
-        let ready_now = ready_names.lock().expect("ready").len();
-        if ready_now >= created {
-            break started.elapsed();
-        }
-        if Instant::now() > deadline {
-            anyhow::bail!(
-                "only {ready_now} of {created} Ready after 30 minutes; see {}",
-                dir.display()
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let converged = all_ready(&ready_names, created, started, &dir).await?;
     watch.abort();
+    let operator_tail = settle(Duration::from_secs(300)).await;
     let peak_after_converge = rss_peak_kib(pid).unwrap_or(0);
     let cpu_converge: Vec<(String, f64)> = cpu_seconds(PROCESSES)
         .into_iter()
         .zip(cpu_before)
         .map(|((n, after), (_, before))| (n, after - before))
         .collect();
-    let calls_converge = temporal_calls(metrics_port).await;
+    let calls_converge = temporal_calls(metrics_port).await - calls_before_converge;
     let operator_requests_converge: Vec<String> = match (operator_requests_before, cluster.audit()) {
         (Some(before), Some(audit)) => operator_requests(&audit)
             .into_iter()
@@ -461,6 +550,19 @@ async fn run(n: usize, steady_secs: u64, concurrency: usize, fire: usize) -> any
             .collect(),
         _ => vec![],
     };
+
+    // the ideal controller again, now that the cluster and the server hold the operator's
+    // DurableJobs too: the operator converged holding the ideal's first thousand, so the mean of
+    // the two ideal runs faces what it faced
+    let cpu_before_after = cpu_seconds(PROCESSES);
+    let (ideal_after, ideal_after_errors) =
+        ideal_baseline(&client, &address, "ideal-after", n, concurrency, &content, &dir).await?;
+    settle(Duration::from_secs(300)).await;
+    let cpu_ideal_after: Vec<String> = cpu_seconds(PROCESSES)
+        .into_iter()
+        .zip(cpu_before_after)
+        .map(|((n, after), (_, before))| format!("{n} {:.1}", after - before))
+        .collect();
 
     // steady state: the sweep lists the schedules every resync interval (5m)
     let by_op_before = temporal_calls_by_operation(metrics_port).await;
@@ -509,7 +611,7 @@ async fn run(n: usize, steady_secs: u64, concurrency: usize, fire: usize) -> any
     let peak = rss_peak_kib(pid).unwrap_or(0);
 
     // the raw client on the same server, same concurrency
-    let (raw, raw_errors) = raw_baseline(&address, "raw", n, concurrency).await?;
+    let (raw, raw_errors) = raw_baseline(&address, "raw", n, concurrency, &content).await?;
 
     let rate = |d: Duration| n as f64 / d.as_secs_f64();
     println!();
@@ -530,12 +632,24 @@ async fn run(n: usize, steady_secs: u64, concurrency: usize, fire: usize) -> any
         rate(ideal)
     );
     println!(
-        "| operator time / ideal time | {:.2} (target: at most 1.25) |",
-        converged.as_secs_f64() / ideal.as_secs_f64()
+        "| the ideal controller again, after the operator | {:.1} s ({:.0}/s), {ideal_after_errors} failed |",
+        ideal_after.as_secs_f64(),
+        rate(ideal_after)
     );
     println!(
-        "| CPU seconds while the ideal controller ran | {} |",
+        "| operator time / ideal time (the mean of the two ideal runs) | {:.2} (before: {:.2}, after: {:.2}; target: at most 1.25) |",
+        converged.as_secs_f64() / ((ideal + ideal_after).as_secs_f64() / 2.0),
+        converged.as_secs_f64() / ideal.as_secs_f64(),
+        converged.as_secs_f64() / ideal_after.as_secs_f64()
+    );
+    println!(
+        "| CPU seconds for the ideal controller's work, up to idle ({:.0} s after its last status patch) | {} |",
+        ideal_tail.as_secs_f64(),
         cpu_ideal.join(", ")
+    );
+    println!(
+        "| the same for the ideal controller's run after the operator | {} |",
+        cpu_ideal_after.join(", ")
     );
     println!(
         "| operator's Kubernetes requests per DurableJob while converging | {} |",
@@ -557,8 +671,8 @@ async fn run(n: usize, steady_secs: u64, concurrency: usize, fire: usize) -> any
     );
     let cpu: Vec<String> = cpu_converge.iter().map(|(n, s)| format!("{n} {s:.1}")).collect();
     println!(
-        "| CPU seconds while converging ({:.1} s × 2 cores available) | {} |",
-        converged.as_secs_f64(),
+        "| CPU seconds for converging, up to idle ({:.0} s after the last Ready) | {} |",
+        operator_tail.as_secs_f64(),
         cpu.join(", ")
     );
     println!(

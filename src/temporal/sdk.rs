@@ -541,7 +541,7 @@ const LISTED_SPEC_ENTRIES: usize = 10;
 /// The listing hash `ListSchedules` shows for a schedule created as `schedule`, before any run.
 /// Temporal stores the spec as it is sent when it is already canonical (structured calendars,
 /// intervals; see [`schedule_proto`]) and lists it without its time zone data and with at most
-/// [`LISTED_SPEC_ENTRIES`] entries per list. A server that lists it differently costs one
+/// ten entries per list (`LISTED_SPEC_ENTRIES`). A server that lists it differently costs one
 /// describe, at the first sweep, and nothing else.
 pub fn created_listing(schedule: &Schedule) -> String {
     let mut spec = schedule.spec.clone().unwrap_or_default();

@@ -178,25 +178,6 @@ impl DurableJobStatus {
 impl crate::temporal::ObservedSchedule {
     /// A schedule Temporal describes with nothing set; tests fill in what they need.
     pub(crate) fn test() -> Self {
-        Self {
-            fingerprint: String::new(),
-            owner: None,
-            action_count_base: 0,
-            created_hash: None,
-            paused: false,
-            notes: String::new(),
-            conflict_token: vec![],
-            action_count: 0,
-            missed_catchup_window: 0,
-            overlap_skipped: 0,
-            buffer_dropped: 0,
-            limited_actions: false,
-            remaining_actions: 0,
-            running: vec![],
-            recent_actions: vec![],
-            future_action_times: vec![],
-            end_at: None,
-            listing: String::new(),
-        }
+        Self::default()
     }
 }

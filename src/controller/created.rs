@@ -49,25 +49,18 @@ pub(crate) fn as_created(
         return None; // nothing left to run, or all of the walk excluded: Temporal tells
     }
     Some(ObservedSchedule {
-        // not known until described; the sync record holds the token instead
-        fingerprint: String::new(),
+        // no fingerprint until described; the sync record holds the token instead. No run,
+        // count or limit yet: those stay at their defaults
         owner: Some(desired.owner.clone()),
         action_count_base: options.action_count_base,
         created_hash: Some(desired.hash()),
         paused: options.paused,
         notes: options.notes.clone(),
         conflict_token: created.conflict_token.clone(),
-        action_count: 0,
-        missed_catchup_window: 0,
-        overlap_skipped: 0,
-        buffer_dropped: 0,
-        limited_actions: false,
-        remaining_actions: 0,
-        running: vec![],
-        recent_actions: vec![],
         future_action_times: future,
         end_at: c.end_at,
         listing: created.listing.clone(),
+        ..Default::default()
     })
 }
 

@@ -65,7 +65,7 @@ impl TemporalError {
 }
 
 /// A schedule as Temporal describes it, reduced to what the operator uses.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct ObservedSchedule {
     /// Hash of the schedule definition (spec, action, policies, paused state and notes), taken
     /// over a canonical form so two describes of an unchanged schedule give the same value.

@@ -2,6 +2,11 @@
 //! Temporal answers `ResourceExhausted` (its per-namespace rate limits, e.g. on visibility) every
 //! call waits out a shared cool-down that doubles while the answer repeats, and the call is
 //! retried, instead of failing the reconcile as if Temporal were down.
+//!
+//! One `ResourceExhausted` is about a single workflow, not the namespace: cause `BUSY_WORKFLOW`,
+//! e.g. "consistent query buffer is full" when a schedule is described while its scheduler
+//! workflow is busy (just created, or starting many runs in a fire storm). Only that call waits
+//! and is retried; the other calls go on.
 
 use std::{
     future::Future,
@@ -10,6 +15,10 @@ use std::{
 };
 
 use temporalio_client::tonic::{Code, Status};
+use temporalio_common::protos::{
+    temporal::api::{enums::v1::ResourceExhaustedCause, errordetails::v1::ResourceExhaustedFailure},
+    utilities::decode_status_detail,
+};
 use tokio::sync::Semaphore;
 
 /// First cool-down after a `ResourceExhausted`, and its cap.
@@ -24,6 +33,13 @@ pub fn next_cooldown(previous: Option<Duration>) -> Duration {
         None => FIRST_COOLDOWN,
         Some(d) => (d * 2).min(MAX_COOLDOWN),
     }
+}
+
+/// Whether a `ResourceExhausted` is about one busy workflow rather than the namespace's limits.
+pub fn is_busy_workflow(s: &Status) -> bool {
+    s.code() == Code::ResourceExhausted
+        && decode_status_detail::<ResourceExhaustedFailure>(s.details())
+            .is_some_and(|f| f.cause() == ResourceExhaustedCause::BusyWorkflow)
 }
 
 #[derive(Debug, Default)]
@@ -78,12 +94,20 @@ impl Limiter {
             .await
             .expect("the limiter is never closed");
         let mut tries = 0;
+        let mut busy: Option<Duration> = None;
         loop {
             if let Some(wait) = self.wait_time() {
                 tokio::time::sleep(wait).await;
             }
             tries += 1;
             match call().await {
+                Err(s) if is_busy_workflow(&s) && tries < TRIES => {
+                    let wait = next_cooldown(busy);
+                    tracing::debug!(message = s.message(), ?wait, "the workflow is busy; waiting");
+                    busy = Some(wait);
+                    tokio::time::sleep(wait).await;
+                }
+                Err(s) if is_busy_workflow(&s) => return Err(s),
                 Err(s) if s.code() == Code::ResourceExhausted && tries < TRIES => {
                     tracing::debug!(message = s.message(), "Temporal is rate limiting; waiting");
                     self.throttled();
@@ -164,5 +188,68 @@ mod tests {
             1,
             "only rate limits are retried here"
         );
+    }
+
+    fn busy_workflow() -> Status {
+        use temporalio_common::protos::{
+            google::rpc::Status as RpcStatus,
+            utilities::{encode_status_details, pack_any},
+        };
+        let failure = ResourceExhaustedFailure {
+            cause: ResourceExhaustedCause::BusyWorkflow as i32,
+            ..Default::default()
+        };
+        let any = pack_any(
+            "type.googleapis.com/temporal.api.errordetails.v1.ResourceExhaustedFailure".into(),
+            &failure,
+        )
+        .expect("encodes");
+        let message = "consistent query buffer is full";
+        let details = encode_status_details(&RpcStatus {
+            code: Code::ResourceExhausted as i32,
+            message: message.into(),
+            details: vec![any],
+        });
+        Status::with_details(Code::ResourceExhausted, message, details.into())
+    }
+
+    #[test]
+    fn only_the_busy_workflow_cause_is_about_one_workflow() {
+        assert!(is_busy_workflow(&busy_workflow()));
+        assert!(!is_busy_workflow(&Status::resource_exhausted(
+            "namespace rate limit exceeded"
+        )));
+        assert!(!is_busy_workflow(&Status::unavailable("down")));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_busy_workflow_delays_its_own_call_and_not_the_others() {
+        let limiter = Limiter::new(4);
+        let calls = AtomicU32::new(0);
+        let started = tokio::time::Instant::now();
+        let r = limiter
+            .call(|| {
+                let n = calls.fetch_add(1, Ordering::SeqCst);
+                async move { if n < 2 { Err(busy_workflow()) } else { Ok(n) } }
+            })
+            .await;
+        assert_eq!(r.unwrap(), 2);
+        assert!(started.elapsed() >= Duration::from_millis(1500), "500ms, then 1s");
+        assert_eq!(
+            limiter.wait_time(),
+            None,
+            "no shared cool-down for one busy workflow"
+        );
+        // a workflow busy for longer than the tries gives its error back
+        let calls = AtomicU32::new(0);
+        let r: Result<(), Status> = limiter
+            .call(|| {
+                calls.fetch_add(1, Ordering::SeqCst);
+                async { Err(busy_workflow()) }
+            })
+            .await;
+        assert!(is_busy_workflow(&r.unwrap_err()));
+        assert_eq!(calls.load(Ordering::SeqCst), TRIES);
+        assert_eq!(limiter.wait_time(), None);
     }
 }

@@ -604,6 +604,10 @@ pub(super) fn classify(namespace: &str, s: Status) -> TemporalError {
         Code::InvalidArgument => TemporalError::Rejected(msg),
         Code::AlreadyExists | Code::Aborted | Code::FailedPrecondition => TemporalError::Conflict(msg),
         Code::PermissionDenied | Code::Unauthenticated => TemporalError::PermissionDenied(msg),
+        Code::ResourceExhausted if super::limit::is_busy_workflow(&s) => TemporalError::Unavailable(format!(
+            "the workflow this call is about is busy in Temporal (ResourceExhausted BUSY_WORKFLOW after {} tries); it is retried: {msg}",
+            super::limit::TRIES
+        )),
         Code::ResourceExhausted => TemporalError::Unavailable(format!(
             "Temporal is rate limiting the operator (ResourceExhausted after {} tries with a shared back-off): {msg}",
             super::limit::TRIES

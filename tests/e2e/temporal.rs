@@ -152,21 +152,31 @@ pub fn create_namespace(address: &str, namespace: &str) -> anyhow::Result<()> {
 }
 
 /// `temporal schedule describe`, or `None` when the schedule does not exist.
+///
+/// A describe is a query on the schedule's workflow; while that workflow is busy (just created,
+/// or starting runs) Temporal answers BUSY_WORKFLOW ("consistent query buffer is full"), which
+/// the CLI does not retry. The operator waits that out (`temporal::limit`); so does this, for a
+/// bounded few seconds.
 pub fn describe(address: &str, namespace: &str, id: &str) -> anyhow::Result<Option<Value>> {
-    match cli_json(
-        address,
-        &[
-            "schedule",
-            "describe",
-            "--namespace",
-            namespace,
-            "--schedule-id",
-            id,
-        ],
-    ) {
-        Ok(v) => Ok(Some(v)),
-        Err(e) if e.to_string().to_lowercase().contains("not found") => Ok(None),
-        Err(e) => Err(e),
+    let args = [
+        "schedule",
+        "describe",
+        "--namespace",
+        namespace,
+        "--schedule-id",
+        id,
+    ];
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        match cli_json(address, &args) {
+            Ok(v) => return Ok(Some(v)),
+            Err(e) if e.to_string().to_lowercase().contains("not found") => return Ok(None),
+            Err(e) if tries < 20 && e.to_string().contains("query buffer is full") => {
+                std::thread::sleep(std::time::Duration::from_millis(250));
+            }
+            Err(e) => return Err(e),
+        }
     }
 }
 

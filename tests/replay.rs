@@ -1,9 +1,12 @@
 //! The runner's workflow stays compatible with histories recorded by earlier versions: recorded
 //! runs are replayed through today's code with no server. A one-Job run (three attempts: fail,
-//! fail, succeed), refreshed with
-//! `DURABLEJOB_RECORD_HISTORY=$PWD/tests/fixtures/run-history-three-attempts.json cargo test --test e2e -- fails_twice`,
-//! and a three-step run whose middle step fails twice, refreshed with
-//! `DURABLEJOB_RECORD_STEPS_HISTORY=$PWD/tests/fixtures/run-history-steps.json cargo test --test e2e -- a_three_step`.
+//! fail, succeed) recorded before the end-of-run cleanup was a local activity, the same run
+//! recorded after (its patch marker and the local activity's marker in the history), and a
+//! three-step run whose middle step fails twice. Each was recorded from the e2e suite, e.g.
+//! `DURABLEJOB_RECORD_HISTORY=$PWD/tests/fixtures/run-history-local-cleanup.json cargo test --test e2e -- fails_twice`
+//! and `DURABLEJOB_RECORD_STEPS_HISTORY=$PWD/tests/fixtures/run-history-steps.json cargo test --test e2e -- a_three_step`;
+//! a fixture recorded by an older version is kept, never refreshed, as long as runs it stands for
+//! may still be in flight.
 
 use durablejob::runner::workflow::DurableJobRun;
 use temporalio_common::protos::temporal::api::history::v1::{History, history_event::Attributes};
@@ -12,6 +15,25 @@ use temporalio_sdk::workflow_replayer::{WorkflowReplayer, WorkflowReplayerOption
 #[tokio::test]
 async fn a_recorded_three_attempt_run_replays_without_nondeterminism() {
     replays("run-history-three-attempts.json", 20).await;
+}
+
+#[tokio::test]
+async fn a_run_whose_cleanup_was_a_local_activity_replays_without_nondeterminism() {
+    let path = format!(
+        "{}/tests/fixtures/run-history-local-cleanup.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let history: History = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    let marker = |name: &str| {
+        history.events.iter().any(|e| {
+            matches!(&e.attributes, Some(Attributes::MarkerRecordedEventAttributes(m)) if m.marker_name == name)
+        })
+    };
+    assert!(
+        marker("core_patch") && marker("core_local_activity"),
+        "the fixture is a run recorded with the local cleanup"
+    );
+    replays("run-history-local-cleanup.json", 20).await;
 }
 
 #[tokio::test]

@@ -14,10 +14,12 @@
 //! first watch event that showed the Job's pod succeeded (a one-pod Job's run ends then, before
 //! the Job controller marks the Job Complete) and from the one that showed the Job Complete;
 //! runs Temporal did not start (the DurableJobs' missedRunsByCause), the runner's and
-//! operator's CPU seconds and peak RSS, and the runner's API requests per run (GETs and all) from
-//! the API server's audit log, counted up to the slot after the last measured one. `BENCH_N` (default 300) sets N; `BENCH_SIDES` (`both`, `cronjob`, `durablejob`) which sides
-//! run; `BENCH_TEMPORAL_CONFIG` passes the dev server dynamic config values (`KEY=VALUE`, separated by
-//! `;`), e.g. `worker.schedulerNamespaceStartWorkflowRPS=1000` (how many schedule actions Temporal
+//! operator's CPU seconds and peak RSS, the operator's reconciles and Temporal calls per run (from
+//! its /metrics), and the runner's API requests per run (GETs and all) from the API server's audit
+//! log, counted up to the slot after the last measured one. `BENCH_N` (default 300) sets N;
+//! `BENCH_SIDES` (`both`, `cronjob`, `durablejob`) which sides run; `BENCH_TEMPORAL_CONFIG` passes
+//! the dev server dynamic config values (`KEY=VALUE`, separated by `;`), e.g.
+//! `worker.schedulerNamespaceStartWorkflowRPS=1000` (how many schedule actions Temporal
 //! starts per second in a namespace, 30 by default).
 //!
 //! The cluster is one of the bench's own. Its kube-controller-manager runs with
@@ -344,6 +346,7 @@ async fn run(
     let applied = created.elapsed();
     sleep_until(first - chrono::Duration::seconds(2)).await;
     let (operator_cpu, runner_cpu) = (cpu_seconds(operator.pid()), cpu_seconds(runner_pid));
+    let operator_metrics = operator::scrape(operator.metrics_port).await;
     let idle_rss = rss_kib(runner_pid).unwrap_or(0);
     // the runner's resident size beside the runs waiting on a Job at that moment
     let mut most_waiting = (0usize, idle_rss);
@@ -367,6 +370,14 @@ async fn run(
         cpu_seconds(operator.pid()) - operator_cpu,
         cpu_seconds(runner_pid) - runner_cpu,
     );
+    // what the runs cost the operator: its reconciles and Temporal calls over the slots
+    let (before, after) = (operator_metrics, operator::scrape(operator.metrics_port).await);
+    let operator_reconciles = operator::reconciles_in(&after) - operator::reconciles_in(&before);
+    let mut operator_calls = operator::temporal_requests_by_operation(&after);
+    for (op, n) in operator::temporal_requests_by_operation(&before) {
+        *operator_calls.entry(op).or_default() -= n;
+    }
+    operator_calls.retain(|_, n| *n > 0.0);
 
     // Job done -> run closed, from the Job's Complete condition and from its pod's success
     let listed = runs(&address, "fire");
@@ -462,6 +473,19 @@ async fn run(
     println!("| runs Temporal started that have no Job (the window's last slot included) | {jobless} |");
     println!("| runner CPU over the slots | {runner_cpu:.1} s |");
     println!("| operator CPU over the slots | {operator_cpu:.1} s |");
+    let from = first - chrono::Duration::seconds(2);
+    let in_window = listed
+        .values()
+        .filter(|r| r.started.is_some_and(|t| t >= from && t <= end))
+        .count()
+        .max(1) as f64;
+    println!(
+        "| operator reconciles per run ({in_window} runs started while measured) | {:.2} |",
+        operator_reconciles / in_window
+    );
+    for (op, n) in &operator_calls {
+        println!("| operator Temporal calls per run: {op} | {:.2} |", n / in_window);
+    }
     println!(
         "| runner peak RSS | {:.0} MiB |",
         rss_peak_kib(runner_pid).map_or(f64::NAN, |k| k as f64 / 1024.0)

@@ -355,13 +355,19 @@ pub fn state_with_pods(
     }
 }
 
-/// A finished run: when its last Job finished, and its Jobs' names.
-type FinishedRun = (DateTime<Utc>, Vec<String>);
+/// A finished run: its slot (unix seconds) and when its newest Job was created, when its last Job
+/// finished, and its Jobs' names. Runs are ordered by the first, the newest last.
+type FinishedRun = ((Option<i64>, Option<i64>, DateTime<Utc>), Vec<String>);
 
 /// Jobs of finished runs beyond the history limits, to delete (oldest run first). The limits
 /// count runs: a run's Jobs (its attempts, steps and items, by the run annotations) are kept or
 /// deleted together, and a run counts as what its last finished Job did. Runs with a Job still
 /// running are left alone; a Job without the run annotations is a run of its own.
+///
+/// The newest runs are those of the latest slot (then of the latest created Job), as the
+/// CronJob controller keeps the latest started: when a Job finished is known only to the second
+/// and from two clocks (the Job controller marks a Job Complete a second or more after its pod
+/// ended, and a Job done by its pod has only the pod's time), so it only breaks ties.
 ///
 /// `pods` are the pods the runner's watch has (any Jobs'): a Job [`done_by_its_pod`] whose pod
 /// succeeded counts as succeeded, as the run that waited for it did, though the Job controller
@@ -439,9 +445,27 @@ pub fn beyond_history(jobs: &[Job], pods: &[Arc<Pod>], successful: i32, failed: 
         };
         let ok = state(last) == JobState::Succeeded;
         let when = finished_at(last).unwrap_or(DateTime::<Utc>::MIN_UTC);
+        let slot = run
+            .iter()
+            .filter_map(|j| {
+                j.metadata
+                    .labels
+                    .as_ref()?
+                    .get(LABEL_SCHEDULED_TIME)?
+                    .parse::<i64>()
+                    .ok()
+            })
+            .max();
+        let created = run
+            .iter()
+            .filter_map(|j| Some(j.metadata.creation_timestamp.as_ref()?.0.as_second()))
+            .max();
         let mut names: Vec<String> = run.iter().filter_map(|j| j.metadata.name.clone()).collect();
         names.sort();
-        by_kind.entry(ok).or_default().push((when, names));
+        by_kind
+            .entry(ok)
+            .or_default()
+            .push(((slot, created, when), names));
     }
     let mut out = vec![];
     for (ok, mut list) in by_kind {
@@ -802,6 +826,40 @@ mod tests {
         assert!(
             !beyond_history(&jobs, &pods, 0, 0).contains(&"many".to_string()),
             "a Job of more pods is done when the Job says so"
+        );
+    }
+
+    #[test]
+    fn the_newest_run_is_the_latest_slot_whoever_marked_its_job_finished_later() {
+        // the run of 03:10:00 was marked Complete late by the Job controller (03:10:09); the run
+        // of 03:10:05 is done by its pod, which ended in the same second or before
+        let of_slot = |name: &str, uid: &str, slot: i64, status: serde_json::Value| -> Job {
+            serde_json::from_value(json!({"metadata": {"name": name, "uid": uid,
+                "labels": {LABEL_SCHEDULED_TIME: slot.to_string()}},
+                "spec": {"template": {"spec": {"containers": []}}},
+                "status": status}))
+            .unwrap()
+        };
+        let base = 1_772_334_600; // 2026-03-01T03:10:00Z
+        let older = of_slot(
+            "h-older",
+            "u-older",
+            base,
+            json!({"completionTime": "2026-03-01T03:10:09Z", "conditions": [
+                {"type": "Complete", "status": "True", "lastTransitionTime": "2026-03-01T03:10:09Z"}]}),
+        );
+        let newer = of_slot("h-newer", "u-newer", base + 5, json!({"active": 1}));
+        let pod: Arc<Pod> = Arc::new(
+            serde_json::from_value(json!({"metadata": {"name": "p",
+                "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job", "name": "h-newer", "uid": "u-newer", "controller": true}]},
+                "status": {"phase": "Succeeded", "containerStatuses": [{"name": "c", "image": "i", "imageID": "", "ready": false,
+                    "restartCount": 0, "state": {"terminated": {"exitCode": 0, "finishedAt": "2026-03-01T03:10:07Z"}}}]}}))
+            .unwrap(),
+        );
+        assert_eq!(
+            beyond_history(&[newer, older], &[pod], 1, 1),
+            vec!["h-older"],
+            "the run of the later slot is kept"
         );
     }
 

@@ -90,12 +90,7 @@ impl Operator {
 
     /// Reconciles of the DurableJob controller so far.
     pub async fn reconciles(&self) -> f64 {
-        self.metrics()
-            .await
-            .lines()
-            .filter(|l| l.starts_with("controller_runtime_reconcile_total{controller=\"durablejob\""))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum::<f64>()
+        reconciles_in(&self.metrics().await)
     }
 
     /// Successful schedule writes (create, update, delete) the operator made.
@@ -124,6 +119,15 @@ impl Operator {
     pub fn log_tail(&self, lines: usize) -> String {
         self.proc.as_ref().map(|p| p.log_tail(lines)).unwrap_or_default()
     }
+}
+
+/// Reconciles of the DurableJob controller counted on a /metrics page.
+pub fn reconciles_in(metrics: &str) -> f64 {
+    metrics
+        .lines()
+        .filter(|l| l.starts_with("controller_runtime_reconcile_total{controller=\"durablejob\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>()
 }
 
 /// `durablejob_temporal_requests_total` summed by operation (any outcome) from a /metrics page.

@@ -18,6 +18,7 @@
 
 #[allow(dead_code)]
 mod common;
+#[allow(dead_code)]
 #[path = "common/processes.rs"]
 mod processes;
 #[allow(dead_code)]

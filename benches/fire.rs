@@ -17,7 +17,8 @@
 //! operator's CPU seconds and peak RSS, the operator's reconciles and Temporal calls per run (from
 //! its /metrics), and the runner's API requests per run (GETs and all) from the API server's audit
 //! log, counted up to the slot after the last measured one. `BENCH_N` (default 300) sets N;
-//! `BENCH_SIDES` (`both`, `cronjob`, `durablejob`) which sides run; `BENCH_TEMPORAL_CONFIG` passes
+//! `BENCH_SIDES` (`both`, `cronjob`, `durablejob`) which sides run; `BENCH_PAUSE_OPERATOR=1`
+//! stops the operator (SIGSTOP) over the slots; `BENCH_TEMPORAL_CONFIG` passes
 //! the dev server dynamic config values (`KEY=VALUE`, separated by `;`), e.g.
 //! `worker.schedulerNamespaceStartWorkflowRPS=1000` (how many schedule actions Temporal
 //! starts per second in a namespace, 30 by default).
@@ -347,6 +348,17 @@ async fn run(
     sleep_until(first - chrono::Duration::seconds(2)).await;
     let (operator_cpu, runner_cpu) = (cpu_seconds(operator.pid()), cpu_seconds(runner_pid));
     let operator_metrics = operator::scrape(operator.metrics_port).await;
+    // BENCH_PAUSE_OPERATOR=1: the operator is stopped (SIGSTOP) over the slots, to measure what
+    // its reconciles of the runs' Jobs cost the storm; it goes on (SIGCONT) before the figures
+    let paused = std::env::var("BENCH_PAUSE_OPERATOR").is_ok_and(|v| v == "1");
+    let signal = |sig: &str| {
+        let _ = std::process::Command::new("kill")
+            .args([sig, &operator.pid().to_string()])
+            .status();
+    };
+    if paused {
+        signal("-STOP");
+    }
     let idle_rss = rss_kib(runner_pid).unwrap_or(0);
     // the runner's resident size beside the runs waiting on a Job at that moment
     let mut most_waiting = (0usize, idle_rss);
@@ -366,6 +378,9 @@ async fn run(
     dj_watch.abort();
     pod_watch.abort();
     let total = report_slots("DurableJob", n, first, slots, &dj_jobs);
+    if paused {
+        signal("-CONT");
+    }
     let (operator_cpu, runner_cpu) = (
         cpu_seconds(operator.pid()) - operator_cpu,
         cpu_seconds(runner_pid) - runner_cpu,

@@ -146,6 +146,14 @@ fn watch_pods(client: &kube::Client, namespace: &str, jobs: Jobs) -> tokio::task
     })
 }
 
+/// "p50 s, p99 s, max s" of sorted `v`, with `digits` decimals.
+fn spread(v: &[f64], digits: usize) -> String {
+    let max = v.last().copied().unwrap_or(f64::NAN);
+    [percentile(v, 0.5), percentile(v, 0.99), max]
+        .map(|x| format!("{x:.digits$} s"))
+        .join(", ")
+}
+
 /// The first whole minute at least `lead` from now.
 fn next_minute(lead: Duration) -> DateTime<Utc> {
     let t = Utc::now() + chrono::Duration::from_std(lead).expect("lead");
@@ -410,10 +418,7 @@ async fn run(
         v
     };
     let closing = closing_after(|s| s.finished);
-    let closing_pod = closing_after(|s| match (s.pod_succeeded, s.finished) {
-        (Some(p), Some(f)) => Some(p.min(f)),
-        (p, f) => p.or(f),
-    });
+    let closing_pod = closing_after(|s| [s.pod_succeeded, s.finished].into_iter().flatten().min());
     // slot -> Temporal started the run -> the run's Job was created: where slot -> Job goes
     let (mut to_start, mut to_job): (Vec<f64>, Vec<f64>) = dj_jobs
         .lock()
@@ -458,30 +463,22 @@ async fn run(
         first.format("%H:%M:%S")
     );
     println!(
-        "| Job done (its pod succeeded, or the Job Complete if seen first) → run closed (p50, p99, max; {} runs) | {:.2} s, {:.2} s, {:.2} s |",
+        "| Job done (its pod succeeded, or the Job Complete if seen first) → run closed (p50, p99, max; {} runs) | {} |",
         closing_pod.len(),
-        percentile(&closing_pod, 0.5),
-        percentile(&closing_pod, 0.99),
-        closing_pod.last().copied().unwrap_or(f64::NAN)
+        spread(&closing_pod, 2)
     );
     println!(
-        "| Job Complete (the condition) → run closed (p50, p99, max; {} runs) | {:.2} s, {:.2} s, {:.2} s |",
+        "| Job Complete (the condition) → run closed (p50, p99, max; {} runs) | {} |",
         closing.len(),
-        percentile(&closing, 0.5),
-        percentile(&closing, 0.99),
-        closing.last().copied().unwrap_or(f64::NAN)
+        spread(&closing, 2)
     );
     println!(
-        "| slot → Temporal started the run (p50, p99, max) | {:.1} s, {:.1} s, {:.1} s |",
-        percentile(&to_start, 0.5),
-        percentile(&to_start, 0.99),
-        to_start.last().copied().unwrap_or(f64::NAN)
+        "| slot → Temporal started the run (p50, p99, max) | {} |",
+        spread(&to_start, 1)
     );
     println!(
-        "| run started → its Job created (p50, p99, max) | {:.1} s, {:.1} s, {:.1} s |",
-        percentile(&to_job, 0.5),
-        percentile(&to_job, 0.99),
-        to_job.last().copied().unwrap_or(f64::NAN)
+        "| run started → its Job created (p50, p99, max) | {} |",
+        spread(&to_job, 1)
     );
     println!("| runs Temporal did not start, by cause | {missed:?} |");
     println!("| runs Temporal started, by status at the end | {by_status:?} |");

@@ -19,11 +19,7 @@ async fn a_recorded_three_attempt_run_replays_without_nondeterminism() {
 
 #[tokio::test]
 async fn a_run_whose_cleanup_was_a_local_activity_replays_without_nondeterminism() {
-    let path = format!(
-        "{}/tests/fixtures/run-history-local-cleanup.json",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    let history: History = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    let history = fixture("run-history-local-cleanup.json");
     let marker = |name: &str| {
         history.events.iter().any(|e| {
             matches!(&e.attributes, Some(Attributes::MarkerRecordedEventAttributes(m)) if m.marker_name == name)
@@ -41,10 +37,15 @@ async fn a_recorded_three_step_run_replays_without_nondeterminism() {
     replays("run-history-steps.json", 60).await;
 }
 
-/// Replays the recorded history `fixture` (of more than `events` events) through today's code.
-async fn replays(fixture: &str, events: usize) {
-    let path = format!("{}/tests/fixtures/{fixture}", env!("CARGO_MANIFEST_DIR"));
-    let history: History = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+/// The recorded history in tests/fixtures/`name`.
+fn fixture(name: &str) -> History {
+    let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+/// Replays the recorded history `name` (of more than `events` events) through today's code.
+async fn replays(name: &str, events: usize) {
+    let history = fixture(name);
     assert!(history.events.len() > events, "a real recorded history");
     let replayer = WorkflowReplayer::new(
         WorkflowReplayerOptions::new()
@@ -63,12 +64,7 @@ async fn replays(fixture: &str, events: usize) {
 async fn a_history_from_different_workflow_code_is_refused() {
     // The same history with the attempts' activity renamed: replay must report the mismatch,
     // which is what makes the test above able to fail.
-    let bytes = std::fs::read(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/run-history-three-attempts.json"
-    ))
-    .unwrap();
-    let mut corrupted: History = serde_json::from_slice(&bytes).unwrap();
+    let mut corrupted = fixture("run-history-three-attempts.json");
     for e in corrupted.events.iter_mut() {
         if let Some(Attributes::ActivityTaskScheduledEventAttributes(a)) = e.attributes.as_mut() {
             a.activity_type.as_mut().unwrap().name = "somethingElse".into();

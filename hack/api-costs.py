@@ -103,6 +103,23 @@ def main():
         "PATCH", f"{djs}/{name(i)}/status?fieldManager=durablejob-operator&force=true",
         {"apiVersion": "durablejob.dev/v1alpha1", "kind": "DurableJob", "status": first_status(i)},
         "application/apply-patch+yaml"))
+    # the same first status on DurableJobs that have none yet, written three ways
+    for way, path, body, content_type in [
+        ("server-side apply", "?fieldManager=durablejob-operator&force=true",
+         lambda i: {"apiVersion": "durablejob.dev/v1alpha1", "kind": "DurableJob", "status": first_status(i)},
+         "application/apply-patch+yaml"),
+        ("merge patch", "?fieldManager=durablejob-operator",
+         lambda i: {"status": first_status(i)}, "application/merge-patch+json"),
+        ("JSON patch (add /status)", "?fieldManager=durablejob-operator",
+         lambda i: [{"op": "add", "path": "/status", "value": first_status(i)}], "application/json-patch+json"),
+    ]:
+        fresh = lambda i, way=way: f"{name(i)}-{way.split()[0].lower()}"
+        with ThreadPoolExecutor(CONCURRENCY) as pool:
+            list(pool.map(lambda i: request("POST", djs, {
+                "apiVersion": "durablejob.dev/v1alpha1", "kind": "DurableJob", "metadata": {"name": fresh(i)},
+                "spec": {"schedule": {"intervals": [{"every": "24h", "offset": "7h"}]}, "jobTemplate": template}}), range(N)))
+        measure(f"first status, {way}, on a DurableJob without one", lambda i, fresh=fresh, path=path, body=body, ct=content_type: request(
+            "PATCH", f"{djs}/{fresh(i)}/status{path}", body(i), ct))
     measure("dry-run Job create", lambda i: request("POST", f"/apis/batch/v1/namespaces/{NS}/jobs?dryRun=All", {
         "apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": f"{name(i)}-check"}, "spec": template["spec"]}))
     measure("Event create (events.k8s.io/v1)", lambda i: request("POST", f"/apis/events.k8s.io/v1/namespaces/{NS}/events", {

@@ -6,7 +6,7 @@
 
 use std::{collections::HashMap, sync::Arc, sync::Mutex, time::Duration};
 
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::{apps::v1::Deployment, batch::v1::Job};
 use kube::{
     Api, Client, Resource, ResourceExt,
@@ -32,6 +32,7 @@ use crate::util::watch::resilient;
 
 pub(crate) mod build;
 pub(crate) mod created;
+pub(crate) mod follow;
 pub(crate) mod io;
 pub(crate) mod missed;
 pub(crate) mod pause;
@@ -58,6 +59,8 @@ pub struct Context<S: Schedules> {
     workers: std::sync::RwLock<Vec<ScopedCache<Deployment>>>,
     /// The DurableJobCalendars, one cache per watched scope.
     calendars: std::sync::RwLock<Vec<ScopedCache<DurableJobCalendar>>>,
+    /// Why each DurableJob was woken, and which ones were looked at in full.
+    pub(crate) wakes: follow::Wakes,
 }
 
 impl<S: Schedules> std::ops::Deref for Context<S> {
@@ -146,6 +149,7 @@ impl<S: Schedules> Context<S> {
             failures: Mutex::new(HashMap::new()),
             workers: std::sync::RwLock::new(Vec::new()),
             calendars: std::sync::RwLock::new(Vec::new()),
+            wakes: follow::Wakes::default(),
         }
     }
 
@@ -304,6 +308,31 @@ fn changed_by_people(dj: &DeserializeGuard<DurableJob>) -> Option<u64> {
         .hash_property(dj)
 }
 
+/// What of a run's Job its DurableJob follows: whether it ended (a Complete or Failed
+/// condition). The first sight of a Job passes too, and a relist after a 410 passes only what
+/// changed meanwhile.
+fn job_ended(job: &Job) -> Option<u64> {
+    let ended = job
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|cs| {
+            cs.iter()
+                .any(|c| matches!(c.type_.as_str(), "Complete" | "Failed") && c.status == "True")
+        });
+    Some(u64::from(ended))
+}
+
+/// The DurableJobs that own `job` (its controller, normally one).
+fn owners(job: &Job) -> Vec<follow::Key> {
+    let namespace = job.namespace().unwrap_or_default();
+    job.owner_references()
+        .iter()
+        .filter(|o| o.kind == DurableJob::kind(&()) && o.api_version == DurableJob::api_version(&()))
+        .map(|o| ObjectRef::new(&o.name).within(&namespace))
+        .collect()
+}
+
 /// An Api over one namespace, or all.
 fn scoped<K>(client: &Client, namespace: Option<&str>) -> Api<K>
 where
@@ -410,7 +439,26 @@ pub async fn run<S: Schedules>(
         .touched_objects();
         // the sweep wakes the DurableJobs whose schedules the ListSchedules pages show changed
         let (wake, woken) = tokio::sync::mpsc::channel(1024);
-        let woken = futures::stream::unfold(woken, |mut rx| async move { rx.recv().await.map(|r| (r, rx)) });
+        let noted = ctx.clone();
+        let woken = futures::stream::unfold(woken, |mut rx| async move { rx.recv().await.map(|r| (r, rx)) })
+            .inspect(move |r: &follow::Key| noted.wakes.by_change(r.clone()));
+        // A run's Job wakes its DurableJob to follow the run twice: when it appears and when it
+        // ended, not at each of the Job controller's status updates between; such a wake alone
+        // reads the runs without describing the schedule (see `follow`).
+        let noted = ctx.clone();
+        let job_changes = resilient(watcher(
+            jobs,
+            watcher::Config::default()
+                .labels(crate::runner::job::LABEL_NAME)
+                .any_semantic(),
+        ))
+        .touched_objects()
+        .predicate_filter(job_ended, Default::default())
+        .inspect_ok(move |job| {
+            for owner in owners(job) {
+                noted.wakes.by_run(owner);
+            }
+        });
         let controller = Controller::for_stream(changes, reader)
             .reconcile_on(woken)
             .with_config(
@@ -420,12 +468,7 @@ pub async fn run<S: Schedules>(
             .watches_stream(calendar_changes, move |cal: DurableJobCalendar| {
                 calendar::users(&referencing, &cal)
             })
-            .owns(
-                jobs,
-                watcher::Config::default()
-                    .labels(crate::runner::job::LABEL_NAME)
-                    .any_semantic(),
-            );
+            .owns_stream(job_changes);
         let store = controller.store();
         collector.watch(store.clone());
         let calendars = calendar::run(ctx.core().clone(), scoped(&ctx.client, ns), store.clone());

@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use kube::{ResourceExt, runtime::controller::Action};
 
 use super::Context;
+use super::follow;
 use super::io::{self, Notice, k8s};
 use super::pause::PauseState;
 use super::run_events;
@@ -84,6 +85,9 @@ pub(crate) struct Outcome {
     pub notices: Vec<Notice>,
     pub writes: Vec<Reason>,
     pub requeue: Requeue,
+    /// Nothing is left to look at soon (no problem, no schedule gone right after its write, no
+    /// request waiting on Temporal): a run's Job may be followed without a full look next.
+    pub clean: bool,
 }
 
 /// The schedule step and the status, given what validate, build and the worker step gave.
@@ -175,6 +179,9 @@ pub(crate) async fn schedule_and_status<S: Schedules>(
             Requeue::After(after)
         }
     };
+    let clean = problem.is_none()
+        && !s.is_some_and(|s| s.vanished)
+        && requests.as_ref().is_none_or(|h| h.waiting == 0);
     let (notices, writes) = synced.map(|s| (s.notices, s.writes)).unwrap_or_default();
     Outcome {
         status,
@@ -182,7 +189,44 @@ pub(crate) async fn schedule_and_status<S: Schedules>(
         notices,
         writes,
         requeue,
+        clean,
     }
+}
+
+/// A reconcile that follows the runs alone ([`super::follow`]): the runs read from
+/// visibility, laid over the status, and the Events of the runs that ended. `None` when the
+/// schedule must be looked at in full after all: the runs cannot be read, one ended other
+/// than successfully, or the read shows nothing new and nothing in flight (a Job appeared for a
+/// run the visibility store does not show yet: the description lists it, and no requeue while
+/// in flight would look again).
+pub(crate) async fn follow_runs<S: Schedules>(
+    dj: &DurableJob,
+    schedules: &S,
+    settings: &Settings,
+    desired: &DesiredSchedule,
+    now: DateTime<Utc>,
+) -> Option<Outcome> {
+    let previous = dj.status.clone().unwrap_or_default();
+    let runs = schedules
+        .recent_runs(&desired.location, status::RECENT_RUNS)
+        .await
+        .ok()?;
+    if follow::needs_a_look(&previous, &runs) {
+        return None;
+    }
+    let status = status::follow_runs(&previous, &runs);
+    if status == previous && status.running_workflows.is_empty() {
+        return None;
+    }
+    let after = status::requeue_after(&status, now, settings.full_resync_interval);
+    Some(Outcome {
+        notices: run_events::notices(&previous, &runs, settings.run_events),
+        status,
+        problem: None,
+        writes: vec![],
+        requeue: Requeue::After(after),
+        clean: true,
+    })
 }
 
 /// The requests handled in this reconcile: the worker's rollout verbs, then the schedule's.
@@ -219,6 +263,7 @@ fn schedule_requests(
 /// Reconciles a DurableJob that is not being deleted: build → worker → schedule → status.
 pub(crate) async fn apply<S: Schedules>(dj: Arc<DurableJob>, ctx: Arc<Context<S>>) -> Result<Action, Error> {
     let now = Utc::now();
+    let wake = ctx.wakes.take(&dj);
     let found = k8s::calendars(&ctx, &dj).await;
     let built = match found.and_then(|found| build(&dj, &ctx.settings, &found)) {
         Ok(b) => io::dry_run::check_job(&ctx.client, &dj, &b.desired)
@@ -226,6 +271,16 @@ pub(crate) async fn apply<S: Schedules>(dj: Arc<DurableJob>, ctx: Arc<Context<S>
             .map(|()| b),
         Err(p) => Err(p),
     };
+    if let Ok(b) = &built {
+        let previous = dj.status.clone().unwrap_or_default();
+        let requests = !io::requests::pending(dj.annotations(), &previous).is_empty();
+        let looked = ctx.wakes.has_looked(&dj);
+        if follow::may_follow(wake, looked, &dj, &b.desired, requests)
+            && let Some(outcome) = follow_runs(&dj, &ctx.schedules, &ctx.settings, &b.desired, now).await
+        {
+            return conclude(&dj, &ctx, outcome, vec![]).await;
+        }
+    }
     let mut notices = vec![];
     let worker = match &built {
         Ok(b) => match &b.valid.executor {
@@ -236,7 +291,7 @@ pub(crate) async fn apply<S: Schedules>(dj: Arc<DurableJob>, ctx: Arc<Context<S>
         },
         Err(p) => Err(p.clone()),
     };
-    let mut outcome = schedule_and_status(
+    let outcome = schedule_and_status(
         &dj,
         &ctx.schedules,
         &ctx.settings,
@@ -245,25 +300,42 @@ pub(crate) async fn apply<S: Schedules>(dj: Arc<DurableJob>, ctx: Arc<Context<S>
         now,
     )
     .await;
+    conclude(&dj, &ctx, outcome, notices).await
+}
+
+/// Publishes and writes what a reconcile decided (the steps' Events before the outcome's),
+/// remembers whether it ended cleanly, and says when to look again.
+async fn conclude<S: Schedules>(
+    dj: &DurableJob,
+    ctx: &Context<S>,
+    mut outcome: Outcome,
+    mut notices: Vec<Notice>,
+) -> Result<Action, Error> {
     notices.append(&mut outcome.notices);
     for w in &outcome.writes {
         ctx.metrics.write(*w);
     }
     let previous = dj.status.clone().unwrap_or_default();
-    finish(
-        &dj,
-        &ctx,
+    let written = finish(
+        dj,
+        ctx,
         &previous,
         &outcome.status,
         outcome.problem.as_ref(),
         &notices,
     )
-    .await?;
+    .await;
+    // a status that was not written leaves the next reconcile to look in full
+    match outcome.clean && written.is_ok() {
+        true => ctx.wakes.looked(dj),
+        false => ctx.wakes.forget(dj),
+    }
+    written?;
     Ok(match outcome.requeue {
-        Requeue::Backoff => Action::requeue(ctx.next_backoff(&dj)),
+        Requeue::Backoff => Action::requeue(ctx.next_backoff(dj)),
         Requeue::After(d) => {
             if outcome.problem.is_none() {
-                ctx.reset_backoff(&dj);
+                ctx.reset_backoff(dj);
             }
             Action::requeue(d)
         }
@@ -368,6 +440,7 @@ pub(crate) async fn cleanup<S: Schedules>(
     dj: Arc<DurableJob>,
     ctx: Arc<Context<S>>,
 ) -> Result<Action, Error> {
+    ctx.wakes.forget(&dj);
     let uid = dj.uid().unwrap_or_default();
     let locations = schedule_locations(&dj, &ctx.settings);
     let Some(at) = locations.last() else {

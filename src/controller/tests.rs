@@ -647,3 +647,125 @@ async fn backoff_grows_per_resource_to_a_minute_and_a_success_resets_it() {
     ctx.reset_backoff(&a);
     assert_eq!(ctx.next_backoff(&a).as_secs(), 1);
 }
+
+fn visible_run(id: &str, result: crate::api::RunResult) -> crate::temporal::RunRecord {
+    crate::temporal::RunRecord {
+        run: crate::temporal::RunRef {
+            workflow_id: format!("wf-{id}"),
+            run_id: id.into(),
+        },
+        scheduled_time: Some(now()),
+        start_time: now(),
+        close_time: (result != crate::api::RunResult::Running).then(now),
+        result,
+        job_name: Some(format!("job-{id}")),
+        attempts: Some(1),
+        message: None,
+        build_id: None,
+        step: None,
+        progress: None,
+    }
+}
+
+#[tokio::test]
+async fn a_run_is_followed_from_visibility_alone_until_one_fails() {
+    use crate::api::RunResult;
+    let fake = FakeSchedules::default();
+    let dj = DurableJob::test("report");
+    let created = reconcile(&fake, &dj).await;
+    let looked = reconcile(&fake, &dj.clone().with_status(created.status)).await;
+    assert!(looked.clean, "a full look with nothing left to do");
+    let dj = dj.with_status(looked.status.clone());
+    let desired = dj.desired_schedule();
+    let settings = Settings::default();
+
+    fake.clear_calls();
+    fake.set_runs(&desired.location, vec![visible_run("r1", RunResult::Running)]);
+    let started = super::reconcile::follow_runs(&dj, &fake, &settings, &desired, now())
+        .await
+        .expect("followed");
+    assert_eq!(
+        fake.calls(),
+        vec![Call::RecentRuns(id("report"))],
+        "the runs are read; the schedule is not described"
+    );
+    let running: Vec<_> = started
+        .status
+        .running_workflows
+        .iter()
+        .map(|w| w.run_id.as_str())
+        .collect();
+    assert_eq!(running, vec!["r1"]);
+    assert_eq!(started.requeue, Requeue::After(std::time::Duration::from_secs(5)));
+    assert_eq!(
+        (
+            started.status.conditions.clone(),
+            started.status.next_run_times.clone()
+        ),
+        (
+            looked.status.conditions.clone(),
+            looked.status.next_run_times.clone()
+        )
+    );
+
+    let dj = dj.with_status(started.status.clone());
+    fake.set_runs(&desired.location, vec![visible_run("r1", RunResult::Succeeded)]);
+    let ended = super::reconcile::follow_runs(&dj, &fake, &settings, &desired, now())
+        .await
+        .expect("followed");
+    assert!(ended.status.running_workflows.is_empty());
+    assert_eq!(ended.status.recent_runs[0].result, RunResult::Succeeded);
+
+    let dj = dj.with_status(ended.status.clone());
+    let again = super::reconcile::follow_runs(&dj, &fake, &settings, &desired, now()).await;
+    assert!(
+        again.is_none(),
+        "nothing new and nothing in flight (a Job's run visibility does not show yet): described"
+    );
+
+    fake.set_runs(&desired.location, vec![visible_run("r2", RunResult::Failed)]);
+    let failed = super::reconcile::follow_runs(&dj, &fake, &settings, &desired, now()).await;
+    assert!(
+        failed.is_none(),
+        "a failed run may have paused the schedule: it is described"
+    );
+    fake.set_down(true);
+    let down = super::reconcile::follow_runs(&dj, &fake, &settings, &desired, now()).await;
+    assert!(
+        down.is_none(),
+        "runs that cannot be read leave it to the full look"
+    );
+}
+
+#[test]
+fn a_runs_job_wakes_its_durablejob_when_it_appears_and_when_it_ended() {
+    use k8s_openapi::api::batch::v1::Job;
+    let job = |conditions: serde_json::Value| -> Job {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "batch/v1", "kind": "Job",
+            "metadata": {"name": "nightly-1", "namespace": "apps", "ownerReferences": [
+                {"apiVersion": "durablejob.dev/v1alpha1", "kind": "DurableJob", "name": "nightly", "uid": "u", "controller": true},
+                {"apiVersion": "v1", "kind": "ConfigMap", "name": "other", "uid": "c"}
+            ]},
+            "status": {"active": 1, "conditions": conditions}
+        }))
+        .expect("a Job")
+    };
+    let running = super::job_ended(&job(serde_json::json!([])));
+    let progressed = super::job_ended(&job(
+        serde_json::json!([{"type": "SuccessCriteriaMet", "status": "True"}]),
+    ));
+    let complete = super::job_ended(&job(serde_json::json!([{"type": "Complete", "status": "True"}])));
+    let failed = super::job_ended(&job(serde_json::json!([{"type": "Failed", "status": "True"}])));
+    assert_eq!(
+        running, progressed,
+        "the Job controller's steps between do not wake it"
+    );
+    assert_ne!(running, complete);
+    assert_eq!(complete, failed, "ended either way");
+    assert_eq!(
+        super::owners(&job(serde_json::json!([]))),
+        vec![kube::runtime::reflector::ObjectRef::new("nightly").within("apps")],
+        "only the DurableJob owner, in the Job's namespace"
+    );
+}

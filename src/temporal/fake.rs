@@ -65,6 +65,8 @@ struct State {
     ended: BTreeMap<(String, String), crate::temporal::retries::EndedRun>,
     /// Retries started: (namespace, workflow id) to the input.
     retries: BTreeMap<(String, String), serde_json::Value>,
+    /// What visibility shows of each schedule's runs, newest first (none unless set).
+    runs: BTreeMap<(String, String), Vec<RunRecord>>,
 }
 
 #[derive(Default)]
@@ -90,6 +92,11 @@ impl FakeSchedules {
     }
 
     /// Every call so far, in order.
+    /// Sets what visibility shows of the runs of the schedule at `at`, newest first.
+    pub fn set_runs(&self, at: &ScheduleLocation, runs: Vec<RunRecord>) {
+        self.state.lock().expect("fake").runs.insert(key(at), runs);
+    }
+
     pub fn calls(&self) -> Vec<Call> {
         self.state.lock().expect("fake").calls.clone()
     }
@@ -240,8 +247,8 @@ impl Schedules for FakeSchedules {
         at: &ScheduleLocation,
         _limit: usize,
     ) -> Result<Vec<RunRecord>, TemporalError> {
-        drop(self.enter(Call::RecentRuns(at.id.clone()))?);
-        Ok(vec![])
+        let st = self.enter(Call::RecentRuns(at.id.clone()))?;
+        Ok(st.runs.get(&key(at)).cloned().unwrap_or_default())
     }
 
     async fn matching_times(

@@ -190,6 +190,9 @@ fn show_finished(s: &mut DurableJobStatus) {
 fn show_runs(s: &mut DurableJobStatus, runs: &[RunRecord]) {
     s.recent_runs = runs.iter().take(RECENT_RUNS).map(recent_run).collect();
     for run in runs {
+        if let Some(t) = run.scheduled_time {
+            s.last_schedule_time = s.last_schedule_time.max(Some(secs(t)));
+        }
         let Some(closed) = run.close_time.map(secs) else {
             continue;
         };
@@ -199,9 +202,6 @@ fn show_runs(s: &mut DurableJobStatus, runs: &[RunRecord]) {
                 s.last_failure_time = s.last_failure_time.max(Some(closed))
             }
             _ => {}
-        }
-        if let Some(t) = run.scheduled_time {
-            s.last_schedule_time = s.last_schedule_time.max(Some(secs(t)));
         }
     }
 }
@@ -412,6 +412,52 @@ fn running_workflows(o: &ObservedSchedule, runs: Option<&[RunRecord]>) -> Vec<Ru
             start_time: Some(secs(x.start_time)),
         });
     listed.chain(unlisted).collect()
+}
+
+/// The status after a reconcile that followed the runs alone ([`crate::controller::follow`]):
+/// the previous one with the runs laid over it. Runs in flight are the previous ones, less
+/// those the runs show closed, plus those the runs show running; what only the schedule's
+/// description says (pause, counts, next times, conditions) stays as the last full look left
+/// it.
+pub(crate) fn follow_runs(previous: &DurableJobStatus, runs: &[RunRecord]) -> DurableJobStatus {
+    let mut s = previous.clone();
+    show_runs(&mut s, runs);
+    let record = |run_id: &str| runs.iter().find(|x| x.run.run_id == run_id);
+    let still = previous
+        .running_workflows
+        .iter()
+        .filter(|w| record(&w.run_id).is_none_or(|x| x.result == RunResult::Running))
+        .map(|w| match record(&w.run_id) {
+            Some(x) => RunningWorkflow {
+                attempt: x.attempts.or(w.attempt),
+                job_name: x.job_name.clone().or_else(|| w.job_name.clone()),
+                step: x.step.clone().or_else(|| w.step.clone()),
+                progress: x.progress.clone().or_else(|| w.progress.clone()),
+                start_time: w.start_time.or(Some(secs(x.start_time))),
+                ..w.clone()
+            },
+            None => w.clone(),
+        });
+    let started = runs
+        .iter()
+        .filter(|x| x.result == RunResult::Running)
+        .filter(|x| {
+            !previous
+                .running_workflows
+                .iter()
+                .any(|w| w.run_id == x.run.run_id)
+        })
+        .map(|x| RunningWorkflow {
+            workflow_id: x.run.workflow_id.clone(),
+            run_id: x.run.run_id.clone(),
+            attempt: x.attempts,
+            job_name: x.job_name.clone(),
+            step: x.step.clone(),
+            progress: x.progress.clone(),
+            start_time: Some(secs(x.start_time)),
+        });
+    s.running_workflows = still.chain(started).collect();
+    s
 }
 
 /// A retry the operator started (within the hour) whose end `recentRuns` does not show yet:
@@ -896,5 +942,47 @@ mod tests {
             Duration::from_secs(5),
             "a run the visibility store still calls Running is looked at again soon"
         );
+    }
+
+    #[test]
+    fn following_the_runs_alone_moves_runs_in_and_out_of_flight_and_keeps_what_the_description_said() {
+        let d = DurableJob::test("x").desired_schedule();
+        let obs = observed(&["c"]);
+        let looked = build_status(&Observations {
+            desired: Some(&d),
+            observed: Some(&obs),
+            runs: Some(&[run("c", t(11, 0, 0), None, RunResult::Running)]),
+            ..Default::default()
+        });
+        // c's Job finished and the next slot's run d started: the runs alone show both
+        let runs = vec![
+            run("d", t(11, 20, 0), None, RunResult::Running),
+            run("c", t(11, 0, 0), Some(t(11, 21, 0)), RunResult::Succeeded),
+        ];
+        let s = follow_runs(&looked, &runs);
+        let running: Vec<(&str, Option<&str>)> = s
+            .running_workflows
+            .iter()
+            .map(|w| (w.run_id.as_str(), w.job_name.as_deref()))
+            .collect();
+        assert_eq!(running, vec![("d", Some("job-d"))]);
+        assert_eq!(s.recent_runs.len(), 2);
+        assert_eq!(s.last_successful_time, Some(t(11, 21, 0)));
+        assert_eq!(s.last_schedule_time, Some(t(11, 20, 0)));
+        assert_eq!(
+            (&s.next_run_times, s.action_count, &s.conditions, s.paused),
+            (
+                &looked.next_run_times,
+                looked.action_count,
+                &looked.conditions,
+                looked.paused
+            ),
+            "what only the description says stays as the full look left it"
+        );
+
+        // a run the read does not show (visibility lags, or it is beyond the recent ones) stays
+        let s = follow_runs(&looked, &[]);
+        assert_eq!(s.running_workflows, looked.running_workflows);
+        assert_eq!(follow_runs(&s, &[]), s, "nothing new: nothing to write");
     }
 }

@@ -82,17 +82,13 @@ impl Limiter {
         }
     }
 
-    /// Runs `call` within the limit; `ResourceExhausted` is waited out and retried.
+    /// Runs `call` within the limit; `ResourceExhausted` is waited out and retried. A call
+    /// holds its place among those in flight only while it is in flight, not while it waits.
     pub async fn call<T, F, Fut>(&self, mut call: F) -> Result<T, Status>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, Status>>,
     {
-        let _permit = self
-            .in_flight
-            .acquire()
-            .await
-            .expect("the limiter is never closed");
         let mut tries = 0;
         let mut busy: Option<Duration> = None;
         loop {
@@ -100,7 +96,15 @@ impl Limiter {
                 tokio::time::sleep(wait).await;
             }
             tries += 1;
-            match call().await {
+            let answer = {
+                let _permit = self
+                    .in_flight
+                    .acquire()
+                    .await
+                    .expect("the limiter is never closed");
+                call().await
+            };
+            match answer {
                 Err(s) if is_busy_workflow(&s) && tries < TRIES => {
                     let wait = next_cooldown(busy);
                     tracing::debug!(message = s.message(), ?wait, "the workflow is busy; waiting");
@@ -251,5 +255,34 @@ mod tests {
         assert!(is_busy_workflow(&r.unwrap_err()));
         assert_eq!(calls.load(Ordering::SeqCst), TRIES);
         assert_eq!(limiter.wait_time(), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_call_waiting_on_a_busy_workflow_leaves_its_place_to_another() {
+        let limiter = Limiter::new(1);
+        let calls = AtomicU32::new(0);
+        let waiting = limiter.call(|| {
+            let n = calls.fetch_add(1, Ordering::SeqCst);
+            async move {
+                if n < 1 {
+                    Err(busy_workflow())
+                } else {
+                    Ok("described")
+                }
+            }
+        });
+        let other = async {
+            // starts while the first waits out its 500 ms
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let started = tokio::time::Instant::now();
+            let r = limiter.call(|| async { Ok::<_, Status>("listed") }).await;
+            (r, started.elapsed())
+        };
+        let (first, (second, took)) = tokio::join!(waiting, other);
+        assert_eq!((first.unwrap(), second.unwrap()), ("described", "listed"));
+        assert!(
+            took < Duration::from_millis(100),
+            "the other call went ahead at once, not after the wait: {took:?}"
+        );
     }
 }

@@ -24,6 +24,8 @@
 # at its 30-second discovery sync: an object owned by a custom resource that is deleted
 # before that sync is collected up to about 40 seconds late (the owner's lookup fails and
 # is retried with growing backoff). CRDs installed first are known from the start.
+# DURABLEJOB_APISERVER_PROFILING=true serves the API server's /debug/pprof (to the admin user),
+# for a look at where its CPU goes in a benchmark.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -201,7 +203,7 @@ EOF
     --audit-log-maxsize 0 --audit-log-mode blocking \
     --watch-cache="$watch_cache" --etcd-compaction-interval "$compaction" \
     --kubelet-preferred-address-types InternalIP \
-    --profiling=false
+    --profiling="${DURABLEJOB_APISERVER_PROFILING:-false}"
   kubeconfig "$dir/kubeconfig" admin "$admin_token"
   kubeconfig "$dir/pki/kcm.kubeconfig" system:kube-controller-manager "$kcm_token"
   kubeconfig "$dir/pki/scheduler.kubeconfig" system:kube-scheduler "$sched_token"

@@ -402,16 +402,21 @@ fn running_workflows(o: &ObservedSchedule, runs: Option<&[RunRecord]>) -> Vec<Ru
         .flatten()
         .filter(|x| x.result == RunResult::Running)
         .filter(|x| !o.running.iter().any(|run| run.run_id == x.run.run_id))
-        .map(|x| RunningWorkflow {
-            workflow_id: x.run.workflow_id.clone(),
-            run_id: x.run.run_id.clone(),
-            attempt: x.attempts,
-            job_name: x.job_name.clone(),
-            step: x.step.clone(),
-            progress: x.progress.clone(),
-            start_time: Some(secs(x.start_time)),
-        });
+        .map(in_flight);
     listed.chain(unlisted).collect()
+}
+
+/// A run the runs read show running, as `runningWorkflows` lists it.
+fn in_flight(x: &RunRecord) -> RunningWorkflow {
+    RunningWorkflow {
+        workflow_id: x.run.workflow_id.clone(),
+        run_id: x.run.run_id.clone(),
+        attempt: x.attempts,
+        job_name: x.job_name.clone(),
+        step: x.step.clone(),
+        progress: x.progress.clone(),
+        start_time: Some(secs(x.start_time)),
+    }
 }
 
 /// The status after a reconcile that followed the runs alone ([`crate::controller::follow`]):
@@ -447,15 +452,7 @@ pub(crate) fn follow_runs(previous: &DurableJobStatus, runs: &[RunRecord]) -> Du
                 .iter()
                 .any(|w| w.run_id == x.run.run_id)
         })
-        .map(|x| RunningWorkflow {
-            workflow_id: x.run.workflow_id.clone(),
-            run_id: x.run.run_id.clone(),
-            attempt: x.attempts,
-            job_name: x.job_name.clone(),
-            step: x.step.clone(),
-            progress: x.progress.clone(),
-            start_time: Some(secs(x.start_time)),
-        });
+        .map(in_flight);
     s.running_workflows = still.chain(started).collect();
     s
 }

@@ -14,6 +14,7 @@ use std::{collections::HashMap, sync::Mutex};
 use kube::{ResourceExt, core::DeserializeGuard, runtime::reflector::ObjectRef};
 
 use crate::api::{DurableJob, DurableJobStatus, RunResult};
+use crate::controller::status::sync_record::written_from;
 use crate::desired::schedule::DesiredSchedule;
 use crate::temporal::RunRecord;
 
@@ -23,7 +24,8 @@ pub(crate) type Key = ObjectRef<DeserializeGuard<DurableJob>>;
 /// Why a DurableJob was woken, as far as it matters here.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Wake {
-    /// Only a run's Job changed (made, progressed, finished or deleted).
+    /// Only a run's Job changed: it appeared, or it ended (the Job watch passes nothing
+    /// between).
     Run,
     /// Anything else: a change to the resource, a calendar, the sweep seeing the schedule
     /// change in Temporal, a requeue. The schedule is described.
@@ -116,10 +118,7 @@ pub(crate) fn may_follow(
     let Some(previous) = dj.status.as_ref() else {
         return false;
     };
-    let written_from_this_spec = previous
-        .sync
-        .as_ref()
-        .is_some_and(|s| s.desired_hash == desired.hash());
+    let written_from_this_spec = written_from(Some(previous), &desired.hash());
     wake == Wake::Run
         && looked
         && dj.metadata.deletion_timestamp.is_none()

@@ -91,12 +91,12 @@ impl FakeSchedules {
         st.retries.get(&(namespace.into(), workflow_id.into())).cloned()
     }
 
-    /// Every call so far, in order.
     /// Sets what visibility shows of the runs of the schedule at `at`, newest first.
     pub fn set_runs(&self, at: &ScheduleLocation, runs: Vec<RunRecord>) {
         self.state.lock().expect("fake").runs.insert(key(at), runs);
     }
 
+    /// Every call so far, in order.
     pub fn calls(&self) -> Vec<Call> {
         self.state.lock().expect("fake").calls.clone()
     }

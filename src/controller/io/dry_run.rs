@@ -24,10 +24,7 @@ fn run_input(desired: &DesiredSchedule) -> Option<RunInput> {
 
 /// Whether this spec was already accepted: the schedule was written from exactly it.
 fn already_checked(dj: &DurableJob, desired: &DesiredSchedule) -> bool {
-    dj.status
-        .as_ref()
-        .and_then(|s| s.sync.as_ref())
-        .is_some_and(|sync| sync.desired_hash == desired.hash())
+    crate::controller::status::sync_record::written_from(dj.status.as_ref(), &desired.hash())
 }
 
 /// What the API server's refusal means for the DurableJob. Field paths in the server's

@@ -34,6 +34,14 @@ pub(crate) struct Reference {
     pub created_token: Option<String>,
 }
 
+/// Whether the status records that the schedule was last written from exactly the desired
+/// schedule whose hash is `desired_hash`.
+pub(crate) fn written_from(status: Option<&DurableJobStatus>, desired_hash: &str) -> bool {
+    status
+        .and_then(|s| s.sync.as_ref())
+        .is_some_and(|sync| sync.desired_hash == desired_hash)
+}
+
 /// The record to keep: a new reference starts a record (the legacy handled resume carried),
 /// otherwise the previous one is kept; then every fact learned is laid over it. No record
 /// before and no reference: none.

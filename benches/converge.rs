@@ -19,6 +19,14 @@
 //! - schedule fire → Job created through the built-in runner (`BENCH_FIRE` DurableJobs firing
 //!   every minute, two minutes; p50, p99, max), timed from the slot to the Job's ADDED event.
 //!
+//! - Temporal's own work per DurableJob in each phase (the dev server's `service_requests` and
+//!   `persistence_requests` by service and operation), where the operator's differs from the
+//!   ideal's.
+//!
+//! It prints the moment each phase starts. With `BENCH_PROFILE=DIR` (and the cluster started
+//! with `DURABLEJOB_APISERVER_PROFILING=true`) it takes the API server's CPU profile in 10 s
+//! windows throughout and files each under its phase (`DIR/operator-007.pb.gz`, ...).
+//!
 //! `BENCH_N` (default 1000), `BENCH_STEADY_SECS` (default 330, so that one sweep of the
 //! schedule lists falls inside), `BENCH_CONCURRENCY` (default 32), `BENCH_FIRE` (default 20)
 //! and `BENCH_OPERATOR_ARGS` (extra operator flags) tune it. Results and how they were taken: BENCHMARKS.md.
@@ -39,7 +47,7 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{env_or, rss_peak_kib};
+use common::{cpu_by_name, env_or, rss_peak_kib, server_work, work_between};
 
 use durablejob::api::DurableJob;
 use futures::StreamExt;
@@ -133,34 +141,6 @@ fn ready(dj: &DurableJob) -> bool {
     })
 }
 
-/// CPU seconds (user + system) used so far by every process whose command name starts with
-/// one of `names`, by name.
-fn cpu_seconds(names: &[&str]) -> Vec<(String, f64)> {
-    let ticks = 100.0; // USER_HZ on Linux
-    let mut out: Vec<(String, f64)> = names.iter().map(|n| (n.to_string(), 0.0)).collect();
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return out;
-    };
-    for entry in dir.flatten() {
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
-            continue;
-        };
-        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
-            continue;
-        };
-        let comm = &stat[open + 1..close];
-        let fields: Vec<&str> = stat[close + 2..].split_whitespace().collect();
-        let (Some(u), Some(s)) = (fields.get(11), fields.get(12)) else {
-            continue;
-        };
-        let secs = (u.parse::<f64>().unwrap_or(0.0) + s.parse::<f64>().unwrap_or(0.0)) / ticks;
-        if let Some(slot) = out.iter_mut().find(|(n, _)| comm.starts_with(n.as_str())) {
-            slot.1 += secs;
-        }
-    }
-    out
-}
-
 const PROCESSES: &[&str] = &[
     "durablejob",
     "kube-apiserver",
@@ -176,7 +156,7 @@ const PROCESSES: &[&str] = &[
 /// waiting it out keeps that work off the next phase's clock and CPU figures.
 async fn settle(max: Duration) -> Duration {
     let started = Instant::now();
-    let total = || cpu_seconds(PROCESSES).iter().map(|(_, s)| s).sum::<f64>();
+    let total = || cpu_by_name(PROCESSES).iter().map(|(_, s)| s).sum::<f64>();
     let (mut before, mut quiet) = (total(), 0);
     while quiet < 2 && started.elapsed() < max {
         tokio::time::sleep(Duration::from_secs(1)).await;
@@ -242,10 +222,6 @@ async fn timed<F: std::future::Future<Output = bool>>(
     (started.elapsed(), failed)
 }
 
-/// The ideal controller: for each of N DurableJobs in Kubernetes namespace `namespace` (which no
-/// operator watches) only what any operator must do, `concurrency` at a time: the user's create, a
-/// finalizer patch, CreateSchedule in Temporal namespace `namespace`, a status patch (Ready), with
-/// nothing read back. Returns the time and the DurableJobs that failed a step.
 /// What the operator sent and wrote for one DurableJob (the probe), for the ideal controller
 /// to send and write the same: its CreateSchedule request's schedule and memo, and its status.
 struct Content {
@@ -483,6 +459,89 @@ fn operator_requests(audit: &testsupport::AuditLog) -> std::collections::BTreeMa
     out
 }
 
+/// The rows of Temporal's work per DurableJob where the operator's phase differs from the
+/// ideal controller's runs (the mean of the two) by at least 0.05 calls per DurableJob, the
+/// largest difference first, as table rows: operation, ideal before, operator, ideal after.
+fn work_rows(
+    n: usize,
+    ideal: &std::collections::BTreeMap<String, f64>,
+    operator: &std::collections::BTreeMap<String, f64>,
+    ideal_after: &std::collections::BTreeMap<String, f64>,
+) -> Vec<String> {
+    let per =
+        |m: &std::collections::BTreeMap<String, f64>, k: &str| m.get(k).copied().unwrap_or(0.0) / n as f64;
+    let keys: BTreeSet<&String> = ideal
+        .keys()
+        .chain(operator.keys())
+        .chain(ideal_after.keys())
+        .collect();
+    let mut rows: Vec<(f64, String)> = keys
+        .into_iter()
+        .map(|k| {
+            let (a, o, b) = (per(ideal, k), per(operator, k), per(ideal_after, k));
+            (o - (a + b) / 2.0, format!("| {k} | {a:.2} | {o:.2} | {b:.2} |"))
+        })
+        .filter(|(d, _)| d.abs() >= 0.05)
+        .collect();
+    rows.sort_by(|x, y| y.0.abs().total_cmp(&x.0.abs()));
+    rows.into_iter().map(|(_, r)| r).collect()
+}
+
+/// With `BENCH_PROFILE` set to a directory, takes the API server's CPU profile in back-to-back
+/// 10 s windows for as long as the bench runs, each saved as `<phase>-<i>.pb.gz` under that
+/// directory when the whole window fell in one phase (`mixed-<i>.pb.gz` otherwise); the phase is
+/// what [`Phases::enter`] last set. Needs the cluster started with
+/// `DURABLEJOB_APISERVER_PROFILING=true`. Merge one phase's windows with
+/// `go tool pprof -proto DIR/operator-*.pb.gz > operator.pb.gz`.
+#[derive(Clone, Default)]
+struct Phases(Arc<Mutex<&'static str>>);
+
+impl Phases {
+    fn enter(&self, phase: &'static str) {
+        *self.0.lock().expect("phase") = phase;
+        println!(
+            "durablejob-bench: phase {phase} at {}",
+            chrono::Utc::now().format("%H:%M:%S%.3f")
+        );
+    }
+
+    fn now(&self) -> &'static str {
+        *self.0.lock().expect("phase")
+    }
+
+    fn profile_api_server(&self, kubeconfig: std::path::PathBuf) -> Option<tokio::task::JoinHandle<()>> {
+        let out = std::path::PathBuf::from(std::env::var_os("BENCH_PROFILE")?);
+        std::fs::create_dir_all(&out).ok()?;
+        println!("durablejob-bench: API server profiles in {}", out.display());
+        let phases = self.clone();
+        Some(tokio::task::spawn_blocking(move || {
+            for i in 0.. {
+                let before = phases.now();
+                let got = std::process::Command::new("kubectl")
+                    .arg("--kubeconfig")
+                    .arg(&kubeconfig)
+                    .args(["get", "--raw", "/debug/pprof/profile?seconds=10"])
+                    .output();
+                let Ok(got) = got.map_err(|e| eprintln!("durablejob-bench: kubectl: {e}")) else {
+                    return;
+                };
+                if !got.status.success() {
+                    eprintln!(
+                        "durablejob-bench: no API server profile (started without DURABLEJOB_APISERVER_PROFILING=true?): {}",
+                        String::from_utf8_lossy(&got.stderr).trim()
+                    );
+                    return;
+                }
+                let phase = if phases.now() == before { before } else { "mixed" };
+                let _ = std::fs::write(out.join(format!("{phase}-{i:03}.pb.gz")), got.stdout);
+                if phases.now() == "done" {
+                    return;
+                }
+            }
+        }))
+    }
+}
+
 fn main() -> anyhow::Result<()> {
     let n = env_or("BENCH_N", 1000);
     let steady_secs = env_or("BENCH_STEADY_SECS", 330) as u64;
@@ -499,7 +558,11 @@ async fn run(n: usize, steady_secs: u64, concurrency: usize, fire: usize) -> any
     let dir = std::env::temp_dir().join(format!("durablejob-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let cluster = tokio::task::block_in_place(testsupport::Cluster::shared);
-    let mut server = temporal::DevServer::start(dir.clone(), None).await?;
+    let temporal_metrics = procs::free_port();
+    let temporal_metrics_arg = temporal_metrics.to_string();
+    let mut server =
+        temporal::DevServer::start_with(dir.clone(), None, &["--metrics-port", &temporal_metrics_arg])
+            .await?;
     let address = server.address();
     temporal::create_namespace(&address, "bench")?;
     temporal::create_namespace(&address, "raw")?;
@@ -510,6 +573,9 @@ async fn run(n: usize, steady_secs: u64, concurrency: usize, fire: usize) -> any
     let _probe_ns = tokio::task::block_in_place(|| cluster.namespace("probe"))?;
     let _after_ns = tokio::task::block_in_place(|| cluster.namespace("ideal-after"))?;
     let client = cluster.client().await?;
+    let phases = Phases::default();
+    phases.enter("setup");
+    let profiler = phases.profile_api_server(cluster.kubeconfig().to_path_buf());
     let djs: Api<DurableJob> = Api::namespaced(client.clone(), "bench");
     println!("durablejob-bench: N={n}, {concurrency} concurrent creates, Temporal dev server at {address}");
 
@@ -546,7 +612,9 @@ async fn run(n: usize, steady_secs: u64, concurrency: usize, fire: usize) -> any
     // the ideal controller first, on the idle cluster and server; its CPU figures include the
     // work it left queued, up to the point everything is idle again
     settle(Duration::from_secs(120)).await;
-    let cpu_before_ideal = cpu_seconds(PROCESSES);
+    phases.enter("ideal");
+    let work_before_ideal = server_work(&operator::scrape(temporal_metrics).await);
+    let cpu_before_ideal = cpu_by_name(PROCESSES);
     let (ideal, ideal_errors) = ideal_baseline(
         &client,
         &address,
@@ -559,7 +627,12 @@ async fn run(n: usize, steady_secs: u64, concurrency: usize, fire: usize) -> any
     )
     .await?;
     let ideal_tail = settle(Duration::from_secs(300)).await;
-    let cpu_ideal: Vec<String> = cpu_seconds(PROCESSES)
+    let work_ideal = work_between(
+        &work_before_ideal,
+        &server_work(&operator::scrape(temporal_metrics).await),
+    );
+    phases.enter("between");
+    let cpu_ideal: Vec<String> = cpu_by_name(PROCESSES)
         .into_iter()
         .zip(cpu_before_ideal)
         .map(|((n, after), (_, before))| format!("{n} {:.1}", after - before))
@@ -568,7 +641,9 @@ async fn run(n: usize, steady_secs: u64, concurrency: usize, fire: usize) -> any
     // converge: timed by the same watch as the ideal controller
     let (watch, ready_names) = watch_ready(djs.clone());
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let cpu_before = cpu_seconds(PROCESSES);
+    phases.enter("operator");
+    let work_before_operator = server_work(&operator::scrape(temporal_metrics).await);
+    let cpu_before = cpu_by_name(PROCESSES);
     let operator_requests_before = cluster.audit().map(|a| operator_requests(&a));
     let started = Instant::now();
     let (applied, refused) = timed(n, concurrency, |i| {
@@ -584,8 +659,13 @@ async fn run(n: usize, steady_secs: u64, concurrency: usize, fire: usize) -> any
     let converged = all_ready(&ready_names, created, started, &dir).await?;
     watch.abort();
     let operator_tail = settle(Duration::from_secs(300)).await;
+    let work_operator = work_between(
+        &work_before_operator,
+        &server_work(&operator::scrape(temporal_metrics).await),
+    );
+    phases.enter("between");
     let peak_after_converge = rss_peak_kib(pid).unwrap_or(0);
-    let cpu_converge: Vec<(String, f64)> = cpu_seconds(PROCESSES)
+    let cpu_converge: Vec<(String, f64)> = cpu_by_name(PROCESSES)
         .into_iter()
         .zip(cpu_before)
         .map(|((n, after), (_, before))| (n, after - before))
@@ -604,7 +684,9 @@ async fn run(n: usize, steady_secs: u64, concurrency: usize, fire: usize) -> any
     // the ideal controller again, now that the cluster and the server hold the operator's
     // DurableJobs too: the operator converged holding the ideal's first thousand, so the mean of
     // the two ideal runs faces what it faced
-    let cpu_before_after = cpu_seconds(PROCESSES);
+    phases.enter("ideal-after");
+    let work_before_after = server_work(&operator::scrape(temporal_metrics).await);
+    let cpu_before_after = cpu_by_name(PROCESSES);
     let (ideal_after, ideal_after_errors) = ideal_baseline(
         &client,
         &address,
@@ -617,7 +699,12 @@ async fn run(n: usize, steady_secs: u64, concurrency: usize, fire: usize) -> any
     )
     .await?;
     settle(Duration::from_secs(300)).await;
-    let cpu_ideal_after: Vec<String> = cpu_seconds(PROCESSES)
+    let work_ideal_after = work_between(
+        &work_before_after,
+        &server_work(&operator::scrape(temporal_metrics).await),
+    );
+    phases.enter("steady");
+    let cpu_ideal_after: Vec<String> = cpu_by_name(PROCESSES)
         .into_iter()
         .zip(cpu_before_after)
         .map(|((n, after), (_, before))| format!("{n} {:.1}", after - before))
@@ -769,6 +856,20 @@ async fn run(n: usize, steady_secs: u64, concurrency: usize, fire: usize) -> any
         percentile(&fired, 0.99).as_millis(),
         fired.last().copied().unwrap_or_default().as_millis()
     );
+    println!();
+    println!(
+        "Temporal's own work per DurableJob where the operator's phase differs from the ideal's (the dev server's service_requests and persistence_requests, up to idle):"
+    );
+    println!();
+    println!("| Temporal service, operation | ideal before | operator | ideal after |");
+    println!("|---|---|---|---|");
+    for row in work_rows(n, &work_ideal, &work_operator, &work_ideal_after) {
+        println!("{row}");
+    }
+    phases.enter("done");
+    if let Some(profiler) = profiler {
+        let _ = tokio::time::timeout(Duration::from_secs(15), profiler).await;
+    }
     drop(operator);
     server.stop().await;
     let _ = std::fs::remove_dir_all(&dir);

@@ -14,7 +14,9 @@
 //! first watch event that showed the Job's pod succeeded (a one-pod Job's run ends then, before
 //! the Job controller marks the Job Complete) and from the one that showed the Job Complete;
 //! runs Temporal did not start (the DurableJobs' missedRunsByCause), the runner's and
-//! operator's CPU seconds and peak RSS, the operator's reconciles and Temporal calls per run (from
+//! operator's CPU seconds and peak RSS, every part's CPU over the slots on each side (API server,
+//! etcd, controller manager, scheduler, kwok, Temporal, ours), Temporal's own requests and
+//! persistence calls per Job (its /metrics), the operator's reconciles and Temporal calls per run (from
 //! its /metrics), and the runner's API requests per run (GETs and all) from the API server's audit
 //! log, counted up to the slot after the last measured one. `BENCH_N` (default 300) sets N;
 //! `BENCH_SIDES` (`both`, `cronjob`, `durablejob`) which sides run; `BENCH_PAUSE_OPERATOR=1`
@@ -51,7 +53,9 @@ use std::{
 };
 
 use chrono::{DateTime, Utc};
-use common::{cpu_seconds, env_or, percentile, rss_kib, rss_peak_kib};
+use common::{
+    cpu_by_name, cpu_seconds, env_or, percentile, rss_kib, rss_peak_kib, server_work, work_between,
+};
 use durablejob::api::DurableJob;
 use futures::StreamExt;
 use k8s_openapi::api::{
@@ -286,6 +290,12 @@ async fn run(
         .iter()
         .flat_map(|v| ["--dynamic-config-value", v.as_str()])
         .collect();
+    let temporal_metrics = procs::free_port();
+    let temporal_metrics_arg = temporal_metrics.to_string();
+    let server_args: Vec<&str> = server_args
+        .into_iter()
+        .chain(["--metrics-port", temporal_metrics_arg.as_str()])
+        .collect();
     let mut server = temporal::DevServer::start_with(dir.clone(), None, &server_args).await?;
     let address = server.address();
     temporal::create_namespace(&address, "fire")?;
@@ -312,10 +322,10 @@ async fn run(
     println!("|---|---|---|---|---|---|---|---|---|---|---|");
 
     // 1. CronJobs (skipped with BENCH_SIDES=durablejob)
-    let (cron_total, cron_job_controller) = if sides.cronjob {
+    let (cron_total, cron_job_controller, cron_cpu) = if sides.cronjob {
         cron_side(cluster, &client, n, slots, &pods).await?
     } else {
-        (0, BTreeMap::new())
+        (0, BTreeMap::new(), vec![])
     };
 
     // 2. DurableJobs, through the operator and the runner
@@ -355,6 +365,8 @@ async fn run(
     let applied = created.elapsed();
     sleep_until(first - chrono::Duration::seconds(2)).await;
     let (operator_cpu, runner_cpu) = (cpu_seconds(operator.pid()), cpu_seconds(runner_pid));
+    let cpu_before = cpu_by_name(PARTS);
+    let temporal_work = server_work(&operator::scrape(temporal_metrics).await);
     let operator_metrics = operator::scrape(operator.metrics_port).await;
     // BENCH_PAUSE_OPERATOR=1: the operator is stopped (SIGSTOP) over the slots, to measure what
     // its reconciles of the runs' Jobs cost the storm; it goes on (SIGCONT) before the figures
@@ -383,6 +395,11 @@ async fn run(
             most_waiting = (waiting, rss_kib(runner_pid).unwrap_or(0));
         }
     }
+    let dj_cpu = cpu_between(&cpu_before);
+    let temporal_work = work_between(
+        &temporal_work,
+        &server_work(&operator::scrape(temporal_metrics).await),
+    );
     dj_watch.abort();
     pod_watch.abort();
     let total = report_slots("DurableJob", n, first, slots, &dj_jobs);
@@ -484,6 +501,31 @@ async fn run(
     println!("| runs Temporal started, by status at the end | {by_status:?} |");
     println!("| runs Temporal started that have no Job (the window's last slot included) | {jobless} |");
     println!("| runner CPU over the slots | {runner_cpu:.1} s |");
+    for (side, cpu, jobs) in [("CronJob", &cron_cpu, cron_total), ("DurableJob", &dj_cpu, total)] {
+        if cpu.is_empty() {
+            continue;
+        }
+        let all: f64 = cpu.iter().map(|(_, s)| s).sum();
+        let parts: Vec<String> = cpu.iter().map(|(p, s)| format!("{p} {s:.1}")).collect();
+        println!(
+            "| CPU seconds over the slots, {side} side | {all:.1} s, {:.0} ms per Job: {} |",
+            all * 1000.0 / jobs.max(1) as f64,
+            parts.join(", ")
+        );
+    }
+    let mut work: Vec<(&String, &f64)> = temporal_work
+        .iter()
+        .filter(|(_, n)| **n / total.max(1) as f64 >= 0.2)
+        .collect();
+    work.sort_by(|a, b| b.1.total_cmp(a.1));
+    let work: Vec<String> = work
+        .into_iter()
+        .map(|(op, n)| format!("{op} {:.1}", n / total.max(1) as f64))
+        .collect();
+    println!(
+        "| Temporal's own work per Job over the slots (its service_requests and persistence_requests, 0.2 a Job or more) | {} |",
+        work.join(", ")
+    );
     println!("| operator CPU over the slots | {operator_cpu:.1} s |");
     let from = first - chrono::Duration::seconds(2);
     let in_window = listed
@@ -540,14 +582,15 @@ async fn run(
 }
 
 /// The CronJob side: N CronJobs (Forbid) firing every minute for `slots` slots; prints its rows
-/// and returns its Jobs and the Job controller's requests in the window.
+/// and returns its Jobs, the Job controller's requests in the window and the CPU seconds of each
+/// part of the system over the slots.
 async fn cron_side(
     cluster: &testsupport::PrivateCluster,
     client: &kube::Client,
     n: usize,
     slots: usize,
     pods: &Value,
-) -> anyhow::Result<(usize, BTreeMap<String, i64>)> {
+) -> anyhow::Result<(usize, BTreeMap<String, i64>, Vec<(String, f64)>)> {
     let cronjobs: Api<CronJob> = Api::namespaced(client.clone(), "fire-cron");
     let (cron_jobs, cron_watch) = watch_jobs(
         client,
@@ -565,7 +608,10 @@ async fn cron_side(
             .create(&PostParams::default(), &serde_json::from_value(cj)?)
             .await?;
     }
+    sleep_until(first - chrono::Duration::seconds(2)).await;
+    let cpu_before = cpu_by_name(PARTS);
     sleep_until(watched_until(first, slots)).await;
+    let cpu = cpu_between(&cpu_before);
     let _ = cronjobs
         .delete_collection(&DeleteParams::background(), &Default::default())
         .await;
@@ -575,7 +621,28 @@ async fn cron_side(
     Ok((
         total,
         job_controller_requests(&cluster.audit().events(), "fire-cron", window),
+        cpu,
     ))
+}
+
+/// The parts of the system whose CPU the bench reports per side, by command name.
+const PARTS: &[&str] = &[
+    "kube-apiserver",
+    "etcd",
+    "kube-controller",
+    "kube-scheduler",
+    "kwok",
+    "temporal",
+    "durablejob",
+];
+
+/// The CPU seconds each of [`PARTS`] used since `before` (a [`cpu_by_name`] of them).
+fn cpu_between(before: &[(String, f64)]) -> Vec<(String, f64)> {
+    cpu_by_name(PARTS)
+        .into_iter()
+        .zip(before)
+        .map(|((name, after), (_, before))| (name, after - before))
+        .collect()
 }
 
 /// Which sides run (`BENCH_SIDES`: `both`, the default, `cronjob` or `durablejob`).

@@ -17,6 +17,7 @@ use tracing::{info, warn};
 
 use super::authorize::{self, Claim, Evidence, Origin, Refusal, ScheduleFacts};
 use super::job::{self, JobState, failure};
+use super::progress::Report;
 use super::watch::{JobWatch, Seen, Subscription};
 use crate::api::DurableJob;
 use crate::desired::schedule::ScheduleLocation;
@@ -307,11 +308,12 @@ fn deleted(name: &str) -> ActivityError {
 
 impl JobActivities {
     /// Heartbeats (the SDK sends at most one per 0.8 heartbeat timeouts), then waits until the
-    /// watch shows a change of the Job, the run is cancelled, or `poll_interval` passed.
-    async fn wait(&self, ctx: &ActivityContext, watched: &mut Subscription, name: &str) {
+    /// watch shows a change of the Job, the run is cancelled, or `at_most` passed (the poll
+    /// interval, or sooner when a progress reading is held back until then).
+    async fn wait(&self, ctx: &ActivityContext, watched: &mut Subscription, name: &str, at_most: Duration) {
         let _ = ctx.record_heartbeat(name.to_string()).await;
         tokio::select! {
-            _ = watched.changed(self.poll_interval) => {}
+            _ = watched.changed(at_most) => {}
             _ = ctx.cancelled() => {}
         }
     }
@@ -414,6 +416,7 @@ impl JobActivities {
         let mut watched = self.watch.subscribe(&input.run.namespace, name);
         let mut shown = false;
         let since = tokio::time::Instant::now();
+        let following_since = chrono::Utc::now();
         loop {
             if ctx.is_cancelled() {
                 delete(jobs, name).await;
@@ -431,7 +434,7 @@ impl JobActivities {
                 Seen::Absent if shown => return Err(deleted(name)),
                 // just created, and the watch has not delivered it yet: wait for it
                 Seen::Absent if since.elapsed() < WATCH_GRACE => {
-                    self.wait(ctx, &mut watched, name).await;
+                    self.wait(ctx, &mut watched, name, self.poll_interval).await;
                     continue;
                 }
                 // the watch is not listing (yet), or has not shown the Job for a while: ask
@@ -478,14 +481,22 @@ impl JobActivities {
             }
             // an item's progress is not signalled: a fan-out of 1,000 would put thousands of
             // signals in the run's history (the status query counts the items)
+            let mut look_again = self.poll_interval;
             if let Some(reporter) = self.progress.as_ref().filter(|_| input.item.is_none()) {
                 let reading = super::progress::reading(&current, chrono::Utc::now());
-                if super::progress::worth_reporting(reported.as_ref(), &reading) {
-                    reporter.report(ctx, &reading).await;
-                    reported = Some(reading);
+                match super::progress::when_to_report(reported.as_ref(), &reading, following_since) {
+                    Report::Now => {
+                        reporter.report(ctx, &reading).await;
+                        reported = Some(reading);
+                    }
+                    Report::NotBefore(at) => {
+                        let wait = (at - reading.observed_at).to_std().unwrap_or_default();
+                        look_again = look_again.min(wait);
+                    }
+                    Report::Nothing => {}
                 }
             }
-            self.wait(ctx, &mut watched, name).await;
+            self.wait(ctx, &mut watched, name, look_again).await;
         }
     }
 }

@@ -2,6 +2,12 @@
 //! and signals the reading to its own workflow when something changed (and at least every
 //! [`REFRESH`], so the heartbeat time stays fresh), never on every poll: a week-long Job adds
 //! about two thousand signals to its history, far below Temporal's limits.
+//!
+//! Each signal costs the run a workflow task (and Temporal a history write and a dispatch), so
+//! the readings are also held to [`SETTLE`]: none in a Job's first seconds, none closer together
+//! than that. A Job that ends sooner reports through its run's end alone: a fleet of short Jobs
+//! firing at the top of the hour sends no progress at all, where each used to send three or four
+//! (pending, running, done) into the same storm of starts.
 
 use chrono::{DateTime, Utc};
 use k8s_openapi::api::batch::v1::Job;
@@ -51,16 +57,45 @@ pub fn reading(job: &Job, now: DateTime<Utc>) -> JobProgress {
     }
 }
 
-/// Whether a reading is news: anything but the time changed, or the last one is [`REFRESH`] old.
-pub fn worth_reporting(last: Option<&JobProgress>, new: &JobProgress) -> bool {
-    let Some(last) = last else {
-        return true;
-    };
-    let same = JobProgress {
-        observed_at: last.observed_at,
-        ..new.clone()
-    } == *last;
-    !same || new.observed_at - last.observed_at >= REFRESH
+/// How long a Job is followed before its first reading goes to the run, and the least time
+/// between two readings.
+pub const SETTLE: chrono::TimeDelta = chrono::TimeDelta::seconds(10);
+
+/// What to do with a reading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Report {
+    /// Send it.
+    Now,
+    /// It is news, but too soon: look again at this time (a reading taken then is sent).
+    NotBefore(DateTime<Utc>),
+    /// Nothing new.
+    Nothing,
+}
+
+/// Whether to send `new`, given the reading sent `last` and when the activity began following
+/// the Job: news (anything but the time changed, or the last one is [`REFRESH`] old) goes out
+/// once the Job has been followed for [`SETTLE`] and the last reading is that old.
+pub fn when_to_report(
+    last: Option<&JobProgress>,
+    new: &JobProgress,
+    following_since: DateTime<Utc>,
+) -> Report {
+    let news = last.is_none_or(|last| {
+        let same = JobProgress {
+            observed_at: last.observed_at,
+            ..new.clone()
+        } == *last;
+        !same || new.observed_at - last.observed_at >= REFRESH
+    });
+    if !news {
+        return Report::Nothing;
+    }
+    let earliest = (following_since + SETTLE).max(last.map_or(following_since, |l| l.observed_at + SETTLE));
+    if new.observed_at >= earliest {
+        Report::Now
+    } else {
+        Report::NotBefore(earliest)
+    }
 }
 
 /// Signals readings to the workflow that runs the activity.
@@ -139,16 +174,42 @@ mod tests {
 
     #[test]
     fn only_news_or_a_stale_reading_is_reported() {
+        let since = at(-60);
         let first = reading(&job(1, json!([])), at(0));
-        assert!(worth_reporting(None, &first));
-        assert!(!worth_reporting(
-            Some(&first),
-            &reading(&job(1, json!([])), at(5))
-        ));
-        assert!(worth_reporting(Some(&first), &reading(&job(0, json!([])), at(5))));
-        assert!(worth_reporting(
-            Some(&first),
-            &reading(&job(1, json!([])), at(300))
-        ));
+        assert_eq!(when_to_report(None, &first, since), Report::Now);
+        assert_eq!(
+            when_to_report(Some(&first), &reading(&job(1, json!([])), at(15)), since),
+            Report::Nothing
+        );
+        assert_eq!(
+            when_to_report(Some(&first), &reading(&job(0, json!([])), at(15)), since),
+            Report::Now
+        );
+        assert_eq!(
+            when_to_report(Some(&first), &reading(&job(1, json!([])), at(300)), since),
+            Report::Now
+        );
+    }
+
+    #[test]
+    fn a_short_job_sends_nothing_and_news_waits_out_the_settling_time() {
+        // the Job was followed from 0: its first seconds send nothing, and say when to look again
+        let early = reading(&job(1, json!([])), at(3));
+        assert_eq!(when_to_report(None, &early, at(0)), Report::NotBefore(at(10)));
+        assert_eq!(
+            when_to_report(None, &reading(&job(1, json!([])), at(10)), at(0)),
+            Report::Now
+        );
+        // news right after a reading waits until that reading is SETTLE old
+        let sent = reading(&job(1, json!([])), at(20));
+        assert_eq!(
+            when_to_report(Some(&sent), &reading(&job(0, json!([])), at(24)), at(0)),
+            Report::NotBefore(at(30))
+        );
+        // nothing new is not held for later
+        assert_eq!(
+            when_to_report(Some(&sent), &reading(&job(1, json!([])), at(24)), at(0)),
+            Report::Nothing
+        );
     }
 }
